@@ -1,0 +1,109 @@
+# Dexter build. `make` builds every service into build/bin/; `make test` runs
+# every test (C unit tests and services under ASan/UBSan, end-to-end tests);
+# `make run` starts the whole system. See README.md.
+
+CC       ?= gcc
+PKGS     := libczmq libzmq msgpack libmicrohttpd hiredis jansson libsodium libcurl libcrypto libxml-2.0
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+               -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+
+# Variants: release (build/bin) and asan (build/asan/bin, ASan + UBSan).
+# BUILDROOT lets several builds of one tree run side by side.
+BUILDROOT ?= build
+ifeq ($(VARIANT),asan)
+  OUT     := $(BUILDROOT)/asan
+  CFLAGS  := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer \
+             -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDFLAGS := -fsanitize=address,undefined
+else
+  VARIANT := release
+  OUT     := $(BUILDROOT)
+  CFLAGS  := $(CFLAGS_BASE) -O2 -g
+  LDFLAGS :=
+endif
+OBJ := $(BUILDROOT)/obj/$(VARIANT)
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o)
+LIBDEXTER  := $(OBJ)/libdexter.a
+
+# A service is a directory under services/ with a main.c; its binary is
+# dexter-<dir>. Directories without code yet are skipped.
+SERVICES := $(patsubst services/%/main.c,%,$(wildcard services/*/main.c))
+BINS     := $(SERVICES:%=$(OUT)/bin/dexter-%)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+
+PY := /usr/bin/python3
+
+.PHONY: all services unit deps run test test-unit test-e2e asan fuzz fuzz-run bench clean
+all: services
+
+services: $(BINS)
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBDEXTER): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+.SECONDEXPANSION:
+$(OUT)/bin/dexter-%: $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard services/$$*/*.c)) $(LIBDEXTER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(OUT)/tests/%: $(OBJ)/tests/unit/%.o $(LIBDEXTER)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory services
+	@exec scripts/run.sh
+
+# Everything under test: unit tests and services built with ASan/UBSan.
+asan:
+	@$(MAKE) --no-print-directory VARIANT=asan services unit
+
+test: deps
+	@$(MAKE) --no-print-directory services
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory test-unit test-e2e
+
+test-unit:
+	@scripts/run-unit-tests.sh $(BUILDROOT)/asan/tests
+
+test-e2e:
+	DEXTER_BIN_DIR=$(abspath $(BUILDROOT))/asan/bin $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+
+# libFuzzer target for the message decoder (clang). `make fuzz-run` runs it
+# for FUZZ_SECONDS (default 600) on tests/fuzz/corpus.
+FUZZ_SECONDS ?= 600
+fuzz: build/fuzz/fuzz_msg
+
+build/fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c common/dx_msg.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c \
+	  -o $@ $(LIBS)
+
+fuzz-run: fuzz
+	@mkdir -p build/fuzz/corpus
+	build/fuzz/fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  build/fuzz/corpus tests/fuzz/corpus
+
+bench: services
+	bench/api/run.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILDROOT)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,40 @@
+/*  dx_spec: validation and normalization of what users send (docs/api.md,
+    "Validation"). Pure functions: no I/O, no state.
+
+    `in` is a JSON object of the request's fields: from a form every value is a
+    string; from a JSON body values may be numbers, objects, etc. Each function
+    appends one {"field": ..., "message": ...} object to `errors` (a JSON array)
+    per fault, checking every field so that all faults are reported at once,
+    and returns the normalized object (caller owns) or NULL when errors were
+    added. Secret values go to `secrets` (a JSON object) instead of the result. */
+#ifndef DX_SPEC_H
+#define DX_SPEC_H
+
+#include <jansson.h>
+
+#define DX_NAME_MAX 16
+
+/*  1 if s matches ^[a-z][a-z0-9]{0,15}$. */
+int dx_spec_name_valid (const char *s);
+
+/*  POST /clusters: {name, provider, type}. */
+json_t *dx_spec_cluster (const json_t *in, json_t *errors);
+
+/*  PUT config. aws -> {master_type, masters, region, sshkey[, image]},
+    secrets {sshkeydata: PEM text}; azure -> {master_type, masters, location,
+    location_name, ssh_user[, image]}, secrets {ssh_password}. */
+json_t *dx_spec_config (const char *provider, const json_t *in,
+                        json_t *secrets, json_t *errors);
+
+/*  POST/PUT group -> {name, role, attributes, vars, instance_type, cpus, ram,
+    disk_size, customhwconf: {disks: [{size, type, device}]}, hosts,
+    instance: {vcpus, memory_gib}}. */
+json_t *dx_spec_group (const char *provider, const json_t *in, json_t *errors);
+
+/*  PUT deployment -> {command, parallelism}; secrets gets aws
+    {aws_access_key_id, aws_secret_access_key[, aws_session_token]} or azure
+    {clientId, clientSecret, tenantId, subscriptionId[, endpoint urls]}. */
+json_t *dx_spec_deployment (const char *provider, const json_t *in,
+                            json_t *secrets, json_t *errors);
+
+#endif

@@ -1,0 +1,122 @@
+/*  dx_util: time, ids, base64. */
+#include "dx_util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+int64_t
+dx_now_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+dx_mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *
+dx_time_iso (int64_t epoch_ms, char *buf, size_t size)
+{
+    time_t secs = (time_t) (epoch_ms / 1000);
+    struct tm tm;
+    gmtime_r (&secs, &tm);
+    char base [32];
+    strftime (base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf (buf, size, "%s.%03dZ", base, (int) (epoch_ms % 1000));
+    return buf;
+}
+
+char *
+dx_id_new (char *buf, size_t size)
+{
+    unsigned char raw [16];
+    if (sodium_init () < 0)
+        abort ();
+    randombytes_buf (raw, sizeof raw);
+    if (size < 33) {
+        if (size)
+            buf [0] = 0;
+        return buf;
+    }
+    sodium_bin2hex (buf, size, raw, sizeof raw);
+    return buf;
+}
+
+/*  Value of one base64 character in either alphabet, -1 if not one. */
+static int
+s_b64_value (unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+}
+
+unsigned char *
+dx_base64_decode (const char *in, size_t *len)
+{
+    size_t n = strlen (in);
+    unsigned char *out = malloc (n / 4 * 3 + 4);
+    if (!out)
+        return NULL;
+    size_t o = 0, pad = 0, digits = 0;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char) in [i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c == '=') {
+            pad++;
+            continue;
+        }
+        int v = s_b64_value (c);
+        if (v < 0 || pad) {             /* bad character, or data after '=' */
+            free (out);
+            return NULL;
+        }
+        acc = (acc << 6) | (uint32_t) v;
+        if (++digits % 4 == 0) {
+            out [o++] = (unsigned char) (acc >> 16);
+            out [o++] = (unsigned char) (acc >> 8);
+            out [o++] = (unsigned char) acc;
+            acc = 0;
+        }
+    }
+    size_t rest = digits % 4;
+    if (rest == 1 || pad > 2 || (pad && (rest + pad) % 4 != 0)) {
+        free (out);
+        return NULL;
+    }
+    if (rest == 2)
+        out [o++] = (unsigned char) (acc >> 4);
+    else
+    if (rest == 3) {
+        out [o++] = (unsigned char) (acc >> 10);
+        out [o++] = (unsigned char) (acc >> 2);
+    }
+    out [o] = 0;
+    *len = o;
+    return out;
+}
+
+char *
+dx_base64_encode (const unsigned char *data, size_t len)
+{
+    size_t size = sodium_base64_encoded_len (len, sodium_base64_VARIANT_ORIGINAL);
+    char *out = malloc (size);
+    if (out)
+        sodium_bin2base64 (out, size, data, len, sodium_base64_VARIANT_ORIGINAL);
+    return out;
+}

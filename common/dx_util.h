@@ -1,0 +1,31 @@
+/*  dx_util: small helpers every service uses: time, ids, base64. */
+#ifndef DX_UTIL_H
+#define DX_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*  Milliseconds since the Unix epoch (wall clock). */
+int64_t dx_now_ms (void);
+
+/*  Milliseconds of a monotonic clock, for deadlines and durations. */
+int64_t dx_mono_ms (void);
+
+/*  RFC 3339 UTC time with milliseconds, e.g. 2026-11-25T02:40:00.123Z,
+    written into buf (at least 25 bytes). Returns buf. */
+char *dx_time_iso (int64_t epoch_ms, char *buf, size_t size);
+
+/*  Fresh unique id: 32 lowercase hex characters from libsodium's RNG,
+    written into buf (at least 33 bytes). Returns buf. */
+char *dx_id_new (char *buf, size_t size);
+
+/*  Decodes base64 in either alphabet ('+/' or '-_'), padding optional,
+    ASCII white space (line breaks, spaces, tabs) skipped. Returns a new
+    NUL-terminated buffer (caller frees) and its length in *len, or NULL if
+    the input is not base64. */
+unsigned char *dx_base64_decode (const char *in, size_t *len);
+
+/*  Encodes len bytes as standard base64 with padding. Caller frees. */
+char *dx_base64_encode (const unsigned char *data, size_t len);
+
+#endif
