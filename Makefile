@@ -91,13 +91,13 @@ fuzz: build/fuzz/fuzz_msg
 
 build/fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c common/dx_msg.h
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c \
 	  -o $@ $(LIBS)
 
 fuzz-run: fuzz
 	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	build/fuzz/fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
 	  build/fuzz/corpus tests/fuzz/corpus
 
 bench: services

@@ -70,7 +70,8 @@ int dx_msg_send (zsock_t *sock, zframe_t *identity, const json_t *msg);
     (caller destroys). Returns the decoded message, or NULL with err set when
     the frames or the message are malformed; *raw_p, when non-NULL, receives
     the message frame for callers that want to answer malformed input
-    (caller destroys). */
+    (caller destroys). *identity_p and *raw_p are always set (NULL when
+    absent), on success and on failure, so the caller can destroy both. */
 json_t *dx_msg_recv (zsock_t *sock, zframe_t **identity_p, zframe_t **raw_p,
                      char *err, size_t errlen);
 
