@@ -51,8 +51,10 @@ $(LIBDEXTER): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# Objects are intermediate files of the chained rules below; keep them.
+.SECONDARY:
 .SECONDEXPANSION:
-$(OUT)/bin/dexter-%: $$(patsubst %.c,$(OBJ)/%.o,$$(wildcard services/$$*/*.c)) $(LIBDEXTER)
+$(OUT)/bin/dexter-%: $$(addprefix $(OBJ)/,$$(subst .c,.o,$$(wildcard services/$$*/*.c))) $(LIBDEXTER)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -101,7 +103,7 @@ fuzz-run: fuzz
 	  build/fuzz/corpus tests/fuzz/corpus
 
 bench: services
-	bench/api/run.sh
+	DEXTER_BIN_DIR=$(abspath $(OUT))/bin bench/api/run.sh
 
 clean:
 	rm -rf build
