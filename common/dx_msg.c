@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <msgpack.h>
+#include <sodium.h>
 
 #define DX_ENVELOPE_MAX 64      /* longest type or id, in bytes */
 
@@ -979,6 +980,7 @@ dx_msg_send (zsock_t *sock, zframe_t *identity, const json_t *msg)
                            ZMQ_SNDMORE);
     if (rc == 0)
         rc = s_send_frame (handle, buf, len, 0);
+    sodium_memzero (buf, len);          /* it may hold credentials */
     free (buf);
     return rc;
 }

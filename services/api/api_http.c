@@ -1,0 +1,567 @@
+/*  api_http: libmicrohttpd daemon, auth, body collection, JSON answers. */
+#include "api_http.h"
+#include "api_body.h"
+#include "api_route.h"
+#include "dx_log.h"
+#include "dx_util.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/*  A client that keeps sending after its body was refused is cut off once
+    this much more was thrown away (MHD cannot answer in the middle of an
+    upload, only at its end). */
+#define API_DROP_MAX    (8u * 1024u * 1024u)
+#define API_IDLE_S      30u         /* close connections idle this long */
+#define API_CONNECTIONS 1024u
+
+struct api_http_t {
+    struct MHD_Daemon *daemon;
+    char *token;                    /* NULL: no auth */
+    size_t token_len;
+    api_call_fn *call;
+    void *call_ctx;
+};
+
+/*  One request, from its request line to the end of its answer. */
+typedef struct {
+    int64_t started;                /* monotonic ms */
+    char *uri;                      /* raw path, as sent */
+    char *query;                    /* raw text after '?' (in uri), or NULL */
+    char method [16];               /* for the log line */
+    char path [160];
+    bool seen;                      /* the first access call happened */
+    api_match_t match;
+    api_query_t args;
+    api_body_type_t type;
+    bool too_large;                 /* body over API_BODY_MAX: 413 */
+    bool unwanted;                  /* a body where none is taken: 400 */
+    char *body;
+    size_t len, cap;
+    size_t dropped;
+    int status;                     /* answered with, 0 until then */
+    int refusal;                    /* a refusal held for the last call */
+    json_t *refusal_body;
+    bool refusal_challenge;
+} s_request_t;
+
+/*  Wipes and frees the body buffer: bodies carry credentials. */
+static void
+s_body_free (s_request_t *req)
+{
+    if (req->body) {
+        sodium_memzero (req->body, req->cap);
+        free (req->body);
+    }
+    req->body = NULL;
+    req->len = req->cap = 0;
+}
+
+/*  Copies text for the log: printable ASCII only, cut at size. */
+static void
+s_printable (char *dst, size_t size, const char *src)
+{
+    size_t i = 0;
+    for (; src && src [i] && i + 1 < size; i++)
+        dst [i] = src [i] > 0x20 && src [i] < 0x7f ? src [i] : '?';
+    dst [i] = 0;
+}
+
+/*  MHD calls this with the raw request line's URI before anything else;
+    it makes the request's context (freed in s_completed) and keeps the raw
+    query, which we parse ourselves to catch repeated parameters. */
+static void *
+s_uri_log (void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void) cls;
+    (void) conn;
+    s_request_t *req = calloc (1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->started = dx_mono_ms ();
+    if (!(req->uri = strdup (uri ? uri : ""))) {
+        free (req);
+        return NULL;
+    }
+    char *query = strchr (req->uri, '?');
+    if (query) {
+        *query = 0;
+        req->query = query + 1;
+    }
+    return req;
+}
+
+/*  MHD calls this when a request is over, answered or not: one log line,
+    then the context goes. Never logs bodies or query values. */
+static void
+s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    (void) cls;
+    (void) conn;
+    s_request_t *req = *req_cls;
+    if (!req)
+        return;
+    long long ms = (long long) (dx_mono_ms () - req->started);
+    if (req->seen && req->status)
+        dx_info ("%s %s %d %lldms", req->method, req->path, req->status, ms);
+    else
+    if (req->seen)
+        dx_info ("%s %s aborted (%s) %lldms", req->method, req->path,
+                 toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+               : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+               : "connection closed", ms);
+    else
+        dx_debug ("request refused by the HTTP layer before routing");
+    s_body_free (req);
+    json_decref (req->refusal_body);
+    free (req->uri);
+    free (req);
+    *req_cls = NULL;
+}
+
+/*  Routes MHD's own complaints into our log. */
+__attribute__ ((format (printf, 2, 0)))
+static void
+s_mhd_log (void *cls, const char *fmt, va_list ap)
+{
+    (void) cls;
+    char line [512];
+    vsnprintf (line, sizeof line, fmt, ap);
+    size_t len = strlen (line);
+    while (len > 0 && (line [len - 1] == '\n' || line [len - 1] == '\r'))
+        line [--len] = 0;
+    dx_warn ("http: %s", line);
+}
+
+/*  Queues the answer: status and a JSON body (stolen; NULL for none), plus
+    an Allow header and the Bearer challenge when asked. */
+static enum MHD_Result
+s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
+           json_t *body, const char *allow, bool challenge)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (body) {
+        size_t flags = JSON_INDENT (2) | JSON_ENCODE_ANY;
+        size_t n = json_dumpb (body, NULL, 0, flags);
+        if (n > 0 && (text = malloc (n + 1))
+        &&  json_dumpb (body, text, n, flags) == n) {
+            text [n] = '\n';
+            len = n + 1;
+        }
+        json_decref (body);
+    }
+    struct MHD_Response *response = len
+        ? MHD_create_response_from_buffer_with_free_callback (len, text, &free)
+        : MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
+    if (!response) {
+        free (text);
+        return MHD_NO;
+    }
+    if (!len)
+        free (text);
+    else
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                 "application/json");
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (allow && *allow)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
+    if (challenge)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                 "Bearer realm=\"dexter\"");
+    enum MHD_Result rc = MHD_queue_response (conn, (unsigned) status, response);
+    MHD_destroy_response (response);
+    req->status = status;
+    return rc;
+}
+
+/*  An error answer {code, message, field?}. */
+static enum MHD_Result
+s_fail (struct MHD_Connection *conn, s_request_t *req, int status,
+        const char *code, const char *field, const char *message)
+{
+    return s_respond (conn, req, status, api_error_body (code, field, message),
+                      NULL, status == 401);
+}
+
+/*  1 if the request announces a body (a length above 0, or chunks). */
+static bool
+s_has_body (struct MHD_Connection *conn)
+{
+    const char *length = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return (length && strspn (length, "0") != strlen (length))
+        || MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                        MHD_HTTP_HEADER_TRANSFER_ENCODING);
+}
+
+/*  Refuses a request on its first call. MHD must close the connection when
+    it answers before the body was read, so a request without a body gets
+    its answer on the last call instead, which keeps the connection alive;
+    one with a body is answered at once, without reading the body. */
+static enum MHD_Result
+s_refuse (struct MHD_Connection *conn, s_request_t *req, int status,
+          json_t *body, bool challenge)
+{
+    if (s_has_body (conn))
+        return s_respond (conn, req, status, body,
+                          status == 405 || status == 204 ? req->match.allow : NULL,
+                          challenge);
+    req->refusal = status;
+    req->refusal_body = body;
+    req->refusal_challenge = challenge;
+    return MHD_YES;
+}
+
+/*  1 if the request carries `Authorization: Bearer <our token>`. The
+    comparison takes the same time wherever the tokens differ. */
+static bool
+s_authorized (api_http_t *self, struct MHD_Connection *conn)
+{
+    if (!self->token)
+        return true;
+    const char *value = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!value)
+        return false;
+    while (*value == ' ')
+        value++;
+    if (strncasecmp (value, "Bearer", 6) != 0 || value [6] != ' ')
+        return false;
+    const char *token = value + 6;
+    while (*token == ' ')
+        token++;
+    size_t len = strlen (token);
+    while (len > 0 && (token [len - 1] == ' ' || token [len - 1] == '\t'))
+        len--;
+    return len == self->token_len
+        && sodium_memcmp (token, self->token, len) == 0;
+}
+
+/*  The first call, with the headers in: everything that can be decided
+    before the body is, so that a bad request is refused without reading it
+    (a 413 on a declared length, 401, 404, 405, 415, a bad query). */
+static enum MHD_Result
+s_begin (api_http_t *self, struct MHD_Connection *conn, s_request_t *req,
+         const char *method, const char *url)
+{
+    s_printable (req->method, sizeof req->method, method);
+    s_printable (req->path, sizeof req->path, url);
+    if (!s_authorized (self, conn))
+        return s_refuse (conn, req, 401, api_error_body ("UNAUTHORIZED", NULL,
+                         "this api needs the header 'Authorization: Bearer <token>' "
+                         "with the token it was started with (DEXTER_API_TOKEN)"), true);
+
+    /* MHD hands over the path %-decoded as a C string: an encoded NUL
+       would cut it short ("/clusters/a%00b" read as "/clusters/a"). */
+    if (strstr (req->uri, "%00"))
+        url = "(a path holding %00)";
+    api_route_match (method, url, &req->match);
+    if (req->match.status == 204)
+        return s_refuse (conn, req, 204, NULL, false);
+    if (req->match.status == 405)
+        return s_refuse (conn, req, 405, api_error_body ("METHOD_NOT_ALLOWED", NULL,
+                                                         req->match.message), false);
+    if (req->match.status != 200)
+        return s_refuse (conn, req, 404, api_error_body ("NOT_FOUND", NULL,
+                                                         req->match.message), false);
+
+    api_fault_t fault;
+    if (api_route_query (req->match.route, req->query, &req->args, &fault))
+        return s_refuse (conn, req, 400, api_error_body ("INVALID", fault.field,
+                                                         fault.message), false);
+
+    const char *length = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = 0;
+    if (length) {
+        char *end;
+        declared = strtoull (length, &end, 10);
+        if (*end || end == length)
+            declared = 0;       /* MHD refuses malformed lengths itself */
+    }
+    if (!req->match.route->body) {
+        if (declared > 0)
+            return s_fail (conn, req, 400, "INVALID", NULL,
+                           "this request takes no body (DELETE takes ?force=true "
+                           "in the query string)");
+        return MHD_YES;
+    }
+    const char *type = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_TYPE);
+    req->type = api_body_type (type);
+    if (req->type == API_BODY_UNSUPPORTED)
+        return s_refuse (conn, req, 415, api_error_body ("UNSUPPORTED_MEDIA_TYPE", NULL,
+                         "the body must be application/x-www-form-urlencoded "
+                         "(what curl -d sends) or application/json"), false);
+    if (declared > API_BODY_MAX)
+        return s_fail (conn, req, 413, "TOO_LARGE", NULL,
+                       "the body is larger than 1 MiB (1048576 bytes)");
+    req->cap = (size_t) declared;
+    return MHD_YES;
+}
+
+/*  Takes one piece of the body: kept while under the limit, otherwise the
+    whole body is dropped (wiped) and the rest only counted. */
+static enum MHD_Result
+s_collect (s_request_t *req, const char *data, size_t size)
+{
+    if (!req->match.route->body)
+        req->unwanted = true;
+    else
+    if (!req->too_large && req->len + size > API_BODY_MAX) {
+        req->too_large = true;
+        s_body_free (req);
+    }
+    if (req->unwanted || req->too_large) {
+        req->dropped += size;
+        return req->dropped > API_DROP_MAX ? MHD_NO : MHD_YES;
+    }
+    if (!req->body || req->len + size > req->cap) {
+        size_t cap = req->cap > req->len + size ? req->cap : req->len + size;
+        if (req->body && cap < 2 * req->cap)
+            cap = 2 * req->cap;
+        if (cap > API_BODY_MAX)
+            cap = API_BODY_MAX;
+        /* Grown by hand, not realloc, so the old copy can be wiped. */
+        char *body = malloc (cap);
+        if (!body)
+            return MHD_NO;
+        if (req->body)
+            memcpy (body, req->body, req->len);
+        size_t len = req->len;
+        s_body_free (req);
+        req->body = body;
+        req->len = len;
+        req->cap = cap;
+    }
+    memcpy (req->body + req->len, data, size);
+    req->len += size;
+    return MHD_YES;
+}
+
+/*  The last call, with the whole body in: parse, run, answer. */
+static enum MHD_Result
+s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
+{
+    if (req->too_large)
+        return s_fail (conn, req, 413, "TOO_LARGE", NULL,
+                       "the body is larger than 1 MiB (1048576 bytes)");
+    if (req->unwanted)
+        return s_fail (conn, req, 400, "INVALID", NULL,
+                       "this request takes no body (DELETE takes ?force=true "
+                       "in the query string)");
+    json_t *fields = NULL;
+    if (req->match.route->body) {
+        api_fault_t fault;
+        fields = api_body_parse (req->type, req->body ? req->body : "", req->len, &fault);
+        s_body_free (req);
+        if (!fields)
+            return s_fail (conn, req, 400, "INVALID", fault.field, fault.message);
+    }
+    api_answer_t answer;
+    api_handler_run (&req->match, &req->args, fields, self->call, self->call_ctx,
+                     &answer);
+    json_decref (fields);
+    return s_respond (conn, req, answer.status, answer.body, NULL, false);
+}
+
+/*  MHD's access handler: called once with the headers, once per piece of
+    body, and once more at the end. */
+static enum MHD_Result
+s_access (void *cls, struct MHD_Connection *conn, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **req_cls)
+{
+    (void) version;
+    api_http_t *self = cls;
+    s_request_t *req = *req_cls;
+    if (!req)
+        return MHD_NO;              /* out of memory in s_uri_log */
+    if (!req->seen) {
+        req->seen = true;
+        return s_begin (self, conn, req, method, url);
+    }
+    if (req->status) {              /* answered already: ignore the rest */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->refusal && !*upload_data_size) {
+        json_t *body = req->refusal_body;
+        req->refusal_body = NULL;
+        return s_respond (conn, req, req->refusal, body,
+                          req->refusal == 405 || req->refusal == 204
+                          ? req->match.allow : NULL, req->refusal_challenge);
+    }
+    if (req->refusal) {             /* a body after all: keep refusing */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        enum MHD_Result rc = s_collect (req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rc;
+    }
+    return s_finish (self, conn, req);
+}
+
+api_http_t *
+api_http_new (const api_http_config_t *config)
+{
+    api_http_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->call = config->call;
+    self->call_ctx = config->call_ctx;
+    if (config->token) {
+        self->token = strdup (config->token);
+        self->token_len = strlen (config->token);
+        if (!self->token) {
+            free (self);
+            return NULL;
+        }
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
+                   | MHD_USE_ERROR_LOG;
+    if (config->addr->sa_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    self->daemon = MHD_start_daemon (
+        flags, 0, NULL, NULL, &s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, config->addr,
+        MHD_OPTION_THREAD_POOL_SIZE, config->threads,
+        MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
+        MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
+        MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
+        MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+        MHD_OPTION_END);
+    if (!self->daemon) {
+        dx_error ("cannot listen on the address given (see the line above)");
+        api_http_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+api_http_destroy (api_http_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    api_http_t *self = *self_p;
+    if (self->daemon)
+        MHD_stop_daemon (self->daemon);
+    if (self->token) {
+        sodium_memzero (self->token, self->token_len);
+        free (self->token);
+    }
+    free (self);
+    *self_p = NULL;
+}
+
+unsigned
+api_http_port (api_http_t *self)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+int
+api_http_resolve (const char *text, struct sockaddr_storage *addr,
+                  socklen_t *addr_len, char *err, size_t errlen)
+{
+    char host [256];
+    const char *port;
+    if (text [0] == '[') {
+        const char *close = strchr (text, ']');
+        if (!close || close [1] != ':' || (size_t) (close - text - 1) >= sizeof host) {
+            snprintf (err, errlen, "'%s' is not [IPv6]:PORT", text);
+            return -1;
+        }
+        memcpy (host, text + 1, (size_t) (close - text - 1));
+        host [close - text - 1] = 0;
+        port = close + 2;
+    }
+    else {
+        const char *colon = strrchr (text, ':');
+        if (!colon || colon == text || (size_t) (colon - text) >= sizeof host) {
+            snprintf (err, errlen, "'%s' is not HOST:PORT", text);
+            return -1;
+        }
+        memcpy (host, text, (size_t) (colon - text));
+        host [colon - text] = 0;
+        port = colon + 1;
+    }
+    size_t digits = strspn (port, "0123456789");
+    if (digits == 0 || digits > 5 || port [digits] || atoi (port) > 65535) {
+        snprintf (err, errlen, "'%s': the port must be a number from 0 to 65535", text);
+        return -1;
+    }
+    struct addrinfo hints, *found = NULL;
+    memset (&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int rc = getaddrinfo (host, port, &hints, &found);
+    if (rc) {
+        snprintf (err, errlen, "cannot resolve '%s': %s", host, gai_strerror (rc));
+        return -1;
+    }
+    /* A name with both families (localhost) binds IPv4: what most clients
+       try first. */
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *ai = found; ai; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET || (ai->ai_family == AF_INET6 && !pick))
+            if (!pick || pick->ai_family != AF_INET)
+                pick = ai;
+    if (!pick || pick->ai_addrlen > sizeof *addr) {
+        freeaddrinfo (found);
+        snprintf (err, errlen, "'%s' has no IPv4 or IPv6 address", host);
+        return -1;
+    }
+    memcpy (addr, pick->ai_addr, pick->ai_addrlen);
+    *addr_len = pick->ai_addrlen;
+    freeaddrinfo (found);
+    return 0;
+}
+
+int
+api_http_is_loopback (const struct sockaddr *addr)
+{
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *) addr;
+        return (ntohl (in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *) addr)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK (in6)
+            || (IN6_IS_ADDR_V4MAPPED (in6) && in6->s6_addr [12] == 127);
+    }
+    return 0;
+}
+
+char *
+api_http_format (const struct sockaddr *addr, unsigned port, char *buf, size_t size)
+{
+    char host [INET6_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET)
+        inet_ntop (AF_INET, &((const struct sockaddr_in *) addr)->sin_addr,
+                   host, sizeof host);
+    else
+    if (addr->sa_family == AF_INET6)
+        inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) addr)->sin6_addr,
+                   host, sizeof host);
+    snprintf (buf, size, addr->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    return buf;
+}

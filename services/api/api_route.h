@@ -1,0 +1,70 @@
+/*  api_route: the route table of docs/api.md. A path pattern and a method
+    select the scheduler request to make and how to build it; this module only
+    matches (404, 405 with Allow, OPTIONS) and reads query strings. Pure
+    functions: no I/O, so tests run every route in-process. */
+#ifndef API_ROUTE_H
+#define API_ROUTE_H
+
+#include <stdbool.h>
+#include "api_body.h"
+#include "dx_spec.h"
+
+#define API_PREFIX "/api/v1.0"
+
+/*  How a route builds its scheduler request (api_handler.c). */
+typedef enum {
+    API_DO_PLAIN,       /* name/group from the path, force/after/count from the query */
+    API_DO_CREATE,      /* cluster.create: the body checked by dx_spec_cluster */
+    API_DO_CONFIG,      /* config.put: the cluster's provider, then dx_spec_config */
+    API_DO_GROUP,       /* group.upsert/update: provider, then dx_spec_group */
+    API_DO_DEPLOY       /* deployment.put: provider, then dx_spec_deployment */
+} api_do_t;
+
+/*  Which query parameters a route accepts; any other is a 400. */
+typedef enum {
+    API_QUERY_NONE,
+    API_QUERY_FORCE,    /* force=true|false */
+    API_QUERY_EVENTS    /* after=ID, count=1..1000 */
+} api_query_kind_t;
+
+typedef struct {
+    const char *pattern;        /* "/clusters/{name}/groups/{group}" */
+    const char *method;         /* "GET", "POST", "PUT", "DELETE" */
+    const char *type;           /* the scheduler request, e.g. "group.get" */
+    api_do_t action;
+    api_query_kind_t query;
+    bool body;                  /* takes a form or JSON body */
+} api_route_t;
+
+/*  The result of matching a request line. */
+typedef struct {
+    int status;                 /* 200 matched, 204 OPTIONS, 404, 405 */
+    const api_route_t *route;   /* when status is 200 */
+    char name [DX_NAME_MAX + 1];    /* cluster in the path, or "" */
+    char group [DX_NAME_MAX + 1];   /* group in the path, or "" */
+    char allow [64];            /* Allow header for 204 and 405 */
+    char message [200];         /* why, for 404 and 405 */
+} api_match_t;
+
+/*  The query parameters a matched route was given. */
+typedef struct {
+    int force;                  /* 0 unless force=true */
+    char after [48];            /* "" when absent */
+    int count;                  /* 0 when absent */
+} api_query_t;
+
+/*  Matches method and path (already %-decoded, without the query). HEAD is
+    read as GET; OPTIONS answers 204 with the Allow list of the path. A name
+    or group that fails dx_spec_name_valid is a 404: it cannot exist. */
+void api_route_match (const char *method, const char *path, api_match_t *match);
+
+/*  Parses the raw query string (the text after '?', may be NULL) for route.
+    0, or -1 with fault set: unknown parameter, bad value, given twice. */
+int api_route_query (const api_route_t *route, const char *raw,
+                     api_query_t *query, api_fault_t *fault);
+
+/*  For tests and docs: the number of routes and the i-th one. */
+size_t api_route_count (void);
+const api_route_t *api_route_at (size_t i);
+
+#endif

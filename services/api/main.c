@@ -1,0 +1,116 @@
+/*  dexter-api: the REST gateway (docs/api.md). Configuration, signals and
+    start-up; the work is in api_http.c (HTTP), api_route.c (the route table),
+    api_body.c (bodies), api_handler.c (requests to the scheduler and their
+    answers) and api_client.c (the ZeroMQ hop).
+
+    DEXTER_API_ADDR            HOST:PORT to listen on (127.0.0.1:5555)
+    DEXTER_API_TOKEN           bearer token every request must carry; required
+                               when the address is not loopback
+    DEXTER_API_THREADS         HTTP worker threads (4)
+    DEXTER_API_TIMEOUT_MS      how long to wait for the scheduler (5000)
+    DEXTER_SCHEDULER_ENDPOINT  the scheduler's ROUTER (tcp://127.0.0.1:5556) */
+#include "api_client.h"
+#include "api_http.h"
+#include "dx_config.h"
+#include "dx_log.h"
+
+#include <czmq.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdlib.h>
+
+/*  jansson's allocator for this process: frees wipe what they free, so the
+    credentials that pass through request bodies and messages do not linger
+    in freed memory. */
+static void *
+s_json_malloc (size_t size)
+{
+    return malloc (size);
+}
+
+static void
+s_json_free (void *ptr)
+{
+    if (ptr) {
+        sodium_memzero (ptr, malloc_usable_size (ptr));
+        free (ptr);
+    }
+}
+
+int
+main (void)
+{
+    dx_log_init ("api");
+    if (sodium_init () < 0) {
+        dx_error ("libsodium failed to initialize");
+        return 1;
+    }
+    json_set_alloc_funcs (s_json_malloc, s_json_free);
+    json_object_seed (0);
+
+    int bad = 0, ok;
+    const char *addr_text = dx_config_str ("API_ADDR", DX_DEFAULT_API_ADDR);
+    const char *token = dx_config_str ("API_TOKEN", NULL);
+    const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT",
+                                          DX_DEFAULT_SCHEDULER_ENDPOINT);
+    int64_t threads = dx_config_int ("API_THREADS", 4, 1, 256, &ok);
+    bad |= ok;
+    int64_t timeout = dx_config_int ("API_TIMEOUT_MS", DX_DEFAULT_API_TIMEOUT_MS,
+                                     1, 600000, &ok);
+    bad |= ok;
+    if (bad)
+        return 2;
+
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char err [300];
+    if (api_http_resolve (addr_text, &addr, &addr_len, err, sizeof err)) {
+        dx_error ("DEXTER_API_ADDR: %s", err);
+        return 2;
+    }
+    if (!token && !api_http_is_loopback ((struct sockaddr *) &addr)) {
+        dx_error ("refusing to listen on %s, which is not a loopback address, "
+                  "without DEXTER_API_TOKEN: set a token (clients then send "
+                  "'Authorization: Bearer <token>') or listen on 127.0.0.1",
+                  addr_text);
+        return 2;
+    }
+
+    /* SIGINT/SIGTERM are taken by sigwait below; every thread started from
+       here on (MHD's, ZeroMQ's) inherits the mask and never sees them. */
+    zsys_handler_set (NULL);
+    signal (SIGPIPE, SIG_IGN);
+    sigset_t stop;
+    sigemptyset (&stop);
+    sigaddset (&stop, SIGINT);
+    sigaddset (&stop, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &stop, NULL);
+
+    api_client_t *client = api_client_new (endpoint, (int) timeout);
+    api_http_config_t config = {
+        .addr = (struct sockaddr *) &addr, .token = token,
+        .threads = (unsigned) threads, .call = api_client_call, .call_ctx = client
+    };
+    api_http_t *http = client ? api_http_new (&config) : NULL;
+    if (!http) {
+        api_client_destroy (&client);
+        zsys_shutdown ();
+        return 1;
+    }
+    char where [80];
+    dx_info ("listening on http://%s", api_http_format ((struct sockaddr *) &addr,
+             api_http_port (http), where, sizeof where));
+    dx_info ("scheduler at %s, timeout %lld ms, %lld threads%s", endpoint,
+             (long long) timeout, (long long) threads,
+             token ? ", bearer token required" : "");
+
+    int sig = 0;
+    sigwait (&stop, &sig);
+    dx_info ("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    api_http_destroy (&http);
+    api_client_destroy (&client);
+    zsys_shutdown ();
+    dx_info ("stopped");
+    return 0;
+}
