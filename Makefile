@@ -84,7 +84,7 @@ test-unit:
 	@scripts/run-unit-tests.sh $(BUILDROOT)/asan/tests
 
 test-e2e:
-	DEXTER_BIN_DIR=$(abspath $(BUILDROOT))/asan/bin $(PY) -m pytest -q -p no:cacheprovider tests/e2e
+	DEXTER_BIN_DIR=$(abspath $(BUILDROOT))/asan/bin $(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/fakes
 
 # libFuzzer target for the message decoder (clang). `make fuzz-run` runs it
 # for FUZZ_SECONDS (default 600) on tests/fuzz/corpus.
