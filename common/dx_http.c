@@ -1,0 +1,233 @@
+/*  dx_http: a synchronous libcurl request with a fresh handle each time. */
+#include "dx_http.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+static CURLcode s_init_rc = CURLE_OK;
+
+static void
+s_global_init (void)
+{
+    s_init_rc = curl_global_init (CURL_GLOBAL_DEFAULT);
+}
+
+typedef struct {
+    dx_http_response_t *resp;
+    size_t cap;                 /* allocated bytes of resp->body */
+    size_t max;
+    int too_big;
+} s_sink_t;
+
+static size_t
+s_write (char *data, size_t size, size_t nmemb, void *arg)
+{
+    s_sink_t *sink = arg;
+    dx_http_response_t *resp = sink->resp;
+    size_t n = size * nmemb;
+    if (n > sink->max - resp->body_len) {
+        sink->too_big = 1;
+        return 0;               /* curl stops with CURLE_WRITE_ERROR */
+    }
+    if (resp->body_len + n + 1 > sink->cap) {
+        size_t cap = sink->cap ? sink->cap : 16384;
+        while (cap < resp->body_len + n + 1)
+            cap *= 2;
+        char *body = realloc (resp->body, cap);
+        if (!body)
+            return 0;
+        resp->body = body;
+        sink->cap = cap;
+    }
+    memcpy (resp->body + resp->body_len, data, n);
+    resp->body_len += n;
+    resp->body [resp->body_len] = 0;
+    return n;
+}
+
+/*  1 if a header list entry would make curl's SigV4 signature wrong: curl
+    signs "Name:" and "Name;" entries, which it does not send as signed,
+    and dates or signatures are curl's to add. */
+static int
+s_breaks_signature (const char *header)
+{
+    const char *colon = strchr (header, ':');
+    if (!colon)
+        return 1;
+    const char *value = colon + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t name = (size_t) (colon - header);
+    return *value == 0
+        || (name == 10 && strncasecmp (header, "x-amz-date", 10) == 0)
+        || (name == 13 && strncasecmp (header, "authorization", 13) == 0);
+}
+
+static void
+s_fail (dx_http_response_t *resp, int code, const char *text)
+{
+    resp->curl_code = code;
+    snprintf (resp->error, sizeof resp->error, "%s", text);
+}
+
+/*  Builds the header list into *list; -1 (resp says why) on a bad entry. */
+static int
+s_headers (const dx_http_request_t *req, dx_http_response_t *resp, struct curl_slist **list)
+{
+    for (const char *const *h = req->headers; h && *h; h++) {
+        if (req->aws_sigv4 && s_breaks_signature (*h)) {
+            s_fail (resp, CURLE_BAD_FUNCTION_ARGUMENT,
+                    "header entry without a value, or X-Amz-Date/Authorization, in a signed request");
+            return -1;
+        }
+        struct curl_slist *l = curl_slist_append (*list, *h);
+        if (!l)
+            return -1;
+        *list = l;
+    }
+    if (req->aws_sigv4 && req->aws_session_token && *req->aws_session_token) {
+        size_t len = strlen (req->aws_session_token) + 32;
+        char *line = malloc (len);
+        if (!line)
+            return -1;
+        snprintf (line, len, "X-Amz-Security-Token: %s", req->aws_session_token);
+        struct curl_slist *l = curl_slist_append (*list, line);
+        memset (line, 0, len);
+        free (line);
+        if (!l)
+            return -1;
+        *list = l;
+    }
+    /* "Expect:" (no value) stops curl's "Expect: 100-continue"; curl would
+       sign that empty entry, so signed requests go without it: curl sends
+       the Expect header only for bodies over 1 MiB, and unsigned. */
+    if (!req->aws_sigv4) {
+        struct curl_slist *l = curl_slist_append (*list, "Expect:");
+        if (!l)
+            return -1;
+        *list = l;
+    }
+    return 0;
+}
+
+dx_http_response_t *
+dx_http_request (const dx_http_request_t *req)
+{
+    dx_http_response_t *resp = calloc (1, sizeof *resp);
+    if (!resp)
+        return NULL;
+    pthread_once (&s_once, s_global_init);
+    CURL *curl = s_init_rc == CURLE_OK ? curl_easy_init () : NULL;
+    if (!curl) {
+        s_fail (resp, CURLE_FAILED_INIT, "curl initialisation failed");
+        return resp;
+    }
+    struct curl_slist *headers = NULL;
+    if (s_headers (req, resp, &headers)) {
+        if (!resp->curl_code)
+            s_fail (resp, CURLE_OUT_OF_MEMORY, "out of memory");
+        curl_slist_free_all (headers);
+        curl_easy_cleanup (curl);
+        return resp;
+    }
+    s_sink_t sink = { resp, 0, req->max_body ? req->max_body : DX_HTTP_MAX_BODY, 0 };
+    char errbuf [CURL_ERROR_SIZE] = "";
+    long timeout = req->timeout_ms > 0 ? req->timeout_ms : DX_HTTP_DEFAULT_TIMEOUT;
+
+    curl_easy_setopt (curl, CURLOPT_URL, req->url);
+    curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (curl, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (curl, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, timeout < 10000 ? timeout : 10000L);
+    curl_easy_setopt (curl, CURLOPT_USERAGENT, "dexter/1");
+    curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_write);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    if (req->body) {
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, req->body);
+    }
+    const char *method = req->method ? req->method : req->body ? "POST" : "GET";
+    if (strcmp (method, "GET") == 0 && !req->body)
+        curl_easy_setopt (curl, CURLOPT_HTTPGET, 1L);
+    else
+    if (strcmp (method, "HEAD") == 0)
+        curl_easy_setopt (curl, CURLOPT_NOBODY, 1L);
+    else
+    if (strcmp (method, "POST") != 0)
+        curl_easy_setopt (curl, CURLOPT_CUSTOMREQUEST, method);
+    if (req->aws_sigv4) {
+        curl_easy_setopt (curl, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+        curl_easy_setopt (curl, CURLOPT_USERNAME, req->aws_access_key ? req->aws_access_key : "");
+        curl_easy_setopt (curl, CURLOPT_PASSWORD, req->aws_secret_key ? req->aws_secret_key : "");
+    }
+
+    CURLcode rc = curl_easy_perform (curl);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &resp->status);
+        char *ctype = NULL;
+        if (curl_easy_getinfo (curl, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK && ctype)
+            resp->content_type = strdup (ctype);
+        if (!resp->body)
+            resp->body = calloc (1, 1);
+    }
+    else
+    if (sink.too_big)
+        s_fail (resp, rc, "response body over the size limit");
+    else
+        s_fail (resp, rc, *errbuf ? errbuf : curl_easy_strerror (rc));
+    if (rc != CURLE_OK) {
+        free (resp->body);
+        resp->body = NULL;
+        resp->body_len = 0;
+    }
+    curl_slist_free_all (headers);
+    curl_easy_cleanup (curl);
+    return resp;
+}
+
+void
+dx_http_response_destroy (dx_http_response_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free ((*self_p)->body);
+    free ((*self_p)->content_type);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+dx_retry_class_t
+dx_http_classify (const dx_http_response_t *self)
+{
+    switch (self->curl_code) {
+        case CURLE_OK:
+            break;
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+            return DX_RETRY_TRANSIENT;
+        default:
+            return DX_RETRY_NO;     /* bad URL, TLS verification, our own bugs */
+    }
+    if (self->status == 429)
+        return DX_RETRY_THROTTLED;
+    if (self->status == 500 || self->status == 502 || self->status == 503 || self->status == 504)
+        return DX_RETRY_TRANSIENT;
+    return DX_RETRY_NO;
+}

@@ -1,0 +1,57 @@
+/*  dx_http: one synchronous HTTP request over libcurl, for the cloud workers.
+
+    Every request gets a fresh curl handle (curl's SigV4 signer is exact only
+    then), HTTP/1.1, no redirects, http/https only, a total timeout and a
+    capped response body. Optional AWS Signature Version 4 is done by curl
+    (CURLOPT_AWS_SIGV4); docs/aws.md says which rules make it exact.
+    Nothing here logs: no URL, header, body or credential reaches a log. */
+#ifndef DX_HTTP_H
+#define DX_HTTP_H
+
+#include <stddef.h>
+#include "dx_retry.h"
+
+#define DX_HTTP_MAX_BODY        (64u * 1024u * 1024u)
+#define DX_HTTP_DEFAULT_TIMEOUT 30000
+#define DX_HTTP_ERROR_LEN       256
+
+typedef struct {
+    const char *method;         /* "GET", "POST", ...; NULL: POST with a body, else GET */
+    const char *url;
+    const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
+    const char *body;           /* sent as is (curl POSTFIELDS); may be NULL */
+    size_t body_len;
+    long timeout_ms;            /* whole request; 0: DX_HTTP_DEFAULT_TIMEOUT */
+    size_t max_body;            /* response cap; 0: DX_HTTP_MAX_BODY */
+    /* AWS SigV4; aws_sigv4 NULL: unsigned. */
+    const char *aws_sigv4;      /* "aws:amz:REGION:SERVICE", all four parts */
+    const char *aws_access_key;
+    const char *aws_secret_key;
+    const char *aws_session_token;  /* sent as X-Amz-Security-Token; may be NULL */
+} dx_http_request_t;
+
+typedef struct {
+    long status;                /* HTTP status; 0 when no answer came */
+    char *body;                 /* NUL-terminated (body_len excludes the NUL); NULL when no answer */
+    size_t body_len;
+    char *content_type;         /* NULL when the answer had none */
+    int curl_code;              /* CURLcode; 0 when the exchange completed */
+    char error [DX_HTTP_ERROR_LEN];  /* curl's error text when curl_code != 0 */
+} dx_http_response_t;
+
+/*  Performs req. Returns a new response (caller destroys), also when the
+    exchange failed (status 0, curl_code and error set); NULL only when out
+    of memory. A signed request whose header list holds an entry without a
+    value, or its own X-Amz-Date or Authorization, is refused unsent
+    (curl_code CURLE_BAD_FUNCTION_ARGUMENT): curl would sign it wrongly. */
+dx_http_response_t *dx_http_request (const dx_http_request_t *req);
+
+void dx_http_response_destroy (dx_http_response_t **self_p);
+
+/*  Retry class of an answer by HTTP alone: connection failures and
+    timeouts, 500, 502, 503 and 504 are transient, 429 is throttled,
+    everything else (including success) is DX_RETRY_NO. Providers refine
+    this with their error codes. */
+dx_retry_class_t dx_http_classify (const dx_http_response_t *self);
+
+#endif

@@ -1,0 +1,104 @@
+/*  dx_ratelimit: token buckets in a registry keyed by strings. */
+#include "dx_ratelimit.h"
+#include "dx_retry.h"
+#include "dx_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+dx_bucket_init (dx_bucket_t *self, double burst, double rate, int64_t now_ms)
+{
+    self->burst = burst < 1 ? 1 : burst;
+    self->rate = rate > 0 ? rate : 0;
+    self->tokens = self->burst;
+    self->last_ms = now_ms;
+}
+
+int64_t
+dx_bucket_take (dx_bucket_t *self, int64_t now_ms)
+{
+    if (self->rate <= 0)
+        return 0;                       /* no limit */
+    if (now_ms > self->last_ms) {       /* a clock that goes back refills nothing */
+        self->tokens += (double) (now_ms - self->last_ms) * self->rate / 1000.0;
+        if (self->tokens > self->burst)
+            self->tokens = self->burst;
+        self->last_ms = now_ms;
+    }
+    /* The tolerance absorbs rounding: a wait computed below always ends
+       with a whole token. */
+    if (self->tokens >= 1.0 - 1e-9) {
+        self->tokens -= 1.0;
+        return 0;
+    }
+    int64_t wait = (int64_t) ceil ((1.0 - self->tokens) * 1000.0 / self->rate);
+    return wait > 0 ? wait : 1;
+}
+
+//  The registry: a short list; a worker has a few accounts and regions.
+
+typedef struct s_entry {
+    struct s_entry *next;
+    dx_bucket_t bucket;
+    char key [];
+} s_entry_t;
+
+struct dx_ratelimit {
+    s_entry_t *head;
+};
+
+dx_ratelimit_t *
+dx_ratelimit_new (void)
+{
+    return calloc (1, sizeof (dx_ratelimit_t));
+}
+
+void
+dx_ratelimit_destroy (dx_ratelimit_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    s_entry_t *e = (*self_p)->head;
+    while (e) {
+        s_entry_t *next = e->next;
+        /* Keys may name an access key id: leave no copy behind. */
+        memset (e->key, 0, strlen (e->key));
+        free (e);
+        e = next;
+    }
+    free (*self_p);
+    *self_p = NULL;
+}
+
+dx_bucket_t *
+dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
+                     double burst, double rate, int64_t now_ms)
+{
+    for (s_entry_t *e = self->head; e; e = e->next)
+        if (strcmp (e->key, key) == 0)
+            return &e->bucket;
+    size_t len = strlen (key);
+    s_entry_t *e = malloc (sizeof *e + len + 1);
+    if (!e)
+        return NULL;
+    memcpy (e->key, key, len + 1);
+    dx_bucket_init (&e->bucket, burst, rate, now_ms);
+    e->next = self->head;
+    self->head = e;
+    return &e->bucket;
+}
+
+int64_t
+dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate)
+{
+    int64_t start = dx_mono_ms ();
+    dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, start);
+    if (!bucket)
+        return 0;
+    int64_t wait;
+    while ((wait = dx_bucket_take (bucket, dx_mono_ms ())) > 0)
+        dx_sleep_ms (wait);
+    return dx_mono_ms () - start;
+}

@@ -1,0 +1,45 @@
+/*  dx_ratelimit: client-side token buckets, so that a deployment stays
+    inside a provider's published request rates instead of being throttled.
+
+    A bucket holds at most `burst` tokens and gains `rate` tokens per second;
+    each request takes one. Buckets live in a registry keyed by whatever the
+    caller chooses (the aws worker uses "AKID|region|class") and last as
+    long as the registry, across jobs. Not thread-safe: one job loop uses it. */
+#ifndef DX_RATELIMIT_H
+#define DX_RATELIMIT_H
+
+#include <stdint.h>
+
+typedef struct {
+    double burst;           /* capacity, tokens */
+    double rate;            /* tokens gained per second */
+    double tokens;          /* tokens now (as of last_ms) */
+    int64_t last_ms;        /* time of the last refill */
+} dx_bucket_t;
+
+/*  A full bucket at now_ms. burst is at least 1; a rate <= 0 means no
+    limit (every take succeeds). */
+void dx_bucket_init (dx_bucket_t *self, double burst, double rate, int64_t now_ms);
+
+/*  Takes one token at now_ms (a monotonic clock, e.g. dx_mono_ms) and
+    returns 0, or takes nothing and returns the milliseconds until a token
+    will be there (the caller waits that long and asks again). */
+int64_t dx_bucket_take (dx_bucket_t *self, int64_t now_ms);
+
+typedef struct dx_ratelimit dx_ratelimit_t;
+
+dx_ratelimit_t *dx_ratelimit_new (void);
+void dx_ratelimit_destroy (dx_ratelimit_t **self_p);
+
+/*  The bucket for key, created full with burst and rate on first use
+    (later calls keep the first burst and rate). Borrowed: it lives as long
+    as the registry. NULL only when out of memory. */
+dx_bucket_t *dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
+                                  double burst, double rate, int64_t now_ms);
+
+/*  Takes one token from key's bucket, sleeping until there is one.
+    Returns the milliseconds slept. */
+int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key,
+                           double burst, double rate);
+
+#endif

@@ -1,0 +1,136 @@
+/*  aws_ec2: a small client for the EC2 Query API (version 2016-11-15).
+
+    aws_ec2_call (ec2, "DescribeVpcs", params, &err) POSTs the form body
+    Action=DescribeVpcs&Version=2016-11-15&<params>, signed with SigV4 by
+    dx_http, waits for a token of the account's client-side rate limit,
+    retries throttling, 5xx and connection failures with backoff (dx_retry),
+    and returns the XML answer as a libxml2 document, or NULL and an
+    aws_error_t carrying AWS's own code and message. docs/aws.md has the
+    details. Credentials are never logged. */
+#ifndef AWS_EC2_H
+#define AWS_EC2_H
+
+#include <stddef.h>
+#include <libxml/tree.h>
+#include "dx_ratelimit.h"
+#include "dx_retry.h"
+
+#define AWS_EC2_VERSION "2016-11-15"
+
+//  ---------------------------------------------------------------------
+//  Parameters: an ordered list of key/value pairs, EC2's flattened form
+
+typedef struct aws_params aws_params_t;
+
+aws_params_t *aws_params_new (void);
+void aws_params_destroy (aws_params_t **self_p);
+
+/*  Appends key=value (both copied). 0, or -1 when out of memory. */
+int aws_params_add (aws_params_t *self, const char *key, const char *value);
+
+/*  Same with a printf-formatted key: aws_params_addf (p, "vpc-1",
+    "Filter.%d.Value.1", n). */
+int aws_params_addf (aws_params_t *self, const char *value, const char *key_fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+
+/*  The next free index N of prefix.N (1 when there is none yet):
+    aws_params_next (p, "Filter") after Filter.1.Name is 2. */
+int aws_params_next (const aws_params_t *self, const char *prefix);
+
+/*  name.N=value for each value, N continuing after the ones there:
+    aws_params_list (p, "InstanceId", ids, 2) -> InstanceId.1, InstanceId.2. */
+int aws_params_list (aws_params_t *self, const char *name, const char *const *values, size_t count);
+
+/*  A filter: Filter.N.Name=name, Filter.N.Value.M=each value (NULL ends
+    the values; at least one, else -1 and nothing is added).
+    aws_params_filter (p, "tag:dexter:cluster", "c1", NULL). */
+int aws_params_filter (aws_params_t *self, const char *name, ...) __attribute__ ((sentinel));
+
+/*  A tag under prefix: prefix.Tag.N.Key / prefix.Tag.N.Value, or
+    Tag.N.Key / Tag.N.Value when prefix is NULL or "" (CreateTags). */
+int aws_params_tag (aws_params_t *self, const char *prefix, const char *key, const char *value);
+
+/*  The form body: Action=action&Version=2016-11-15&key=value..., every key
+    and value encoded as SigV4 asks (aws_uri_encode). Caller frees. */
+char *aws_params_encode (const aws_params_t *self, const char *action);
+
+/*  RFC 3986 encoding as SigV4 canonicalises: A-Z a-z 0-9 - _ . ~ stay,
+    every other byte becomes %XX (uppercase), so ' ' is %20, '+' %2B,
+    '/' %2F, and UTF-8 is encoded byte by byte. Caller frees. */
+char *aws_uri_encode (const char *text);
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+typedef struct {
+    char code [64];         /* AWS's code (AuthFailure, ...) or NetworkError/InvalidResponse */
+    char message [512];     /* AWS's message, or what went wrong */
+    long http_status;       /* 0 when no answer came */
+    int retryable;          /* 1 when a later try may succeed (throttling, 5xx, network) */
+    int attempts;           /* tries made */
+} aws_error_t;
+
+//  ---------------------------------------------------------------------
+//  The client
+
+typedef struct aws_ec2 aws_ec2_t;
+
+/*  A client of region's EC2 with these credentials (copied; session_token
+    may be NULL). The endpoint is AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL,
+    else https://ec2.REGION.amazonaws.com (.com.cn in cn- regions). NULL
+    when region is not a region name or memory is short. */
+aws_ec2_t *aws_ec2_new (const char *region, const char *access_key,
+                        const char *secret_key, const char *session_token);
+
+/*  Wipes the credentials and frees. Safe on NULL. */
+void aws_ec2_destroy (aws_ec2_t **self_p);
+
+/*  The endpoint used, e.g. "https://ec2.us-west-2.amazonaws.com". Borrowed. */
+const char *aws_ec2_endpoint (const aws_ec2_t *self);
+
+/*  Uses limits (borrowed; it must outlive self) for the client-side rate
+    limit, so that every client of one worker shares the account's buckets.
+    Without it a client has buckets of its own. */
+void aws_ec2_set_limits (aws_ec2_t *self, dx_ratelimit_t *limits);
+
+/*  Retry policy (copied); default: dx_retry's defaults. */
+void aws_ec2_set_retry (aws_ec2_t *self, const dx_retry_policy_t *policy);
+
+/*  Timeout of one try in ms (default 30000). */
+void aws_ec2_set_timeout (aws_ec2_t *self, long timeout_ms);
+
+/*  Calls action with params (may be NULL). Returns the answer (caller
+    frees with xmlFreeDoc) or NULL with *err filled (err may be NULL). */
+xmlDocPtr aws_ec2_call (aws_ec2_t *self, const char *action,
+                        const aws_params_t *params, aws_error_t *err);
+
+/*  Rate-limit class of an action and its bucket: "Describe" (Describe*:
+    burst 100, 20/s), "RunInstances" (burst 5, 2/s), "Other" (burst 200,
+    5/s): the rates AWS publishes. */
+const char *aws_ec2_action_class (const char *action, double *burst, double *rate);
+
+/*  Retry class of an EC2 error code with its HTTP status. */
+dx_retry_class_t aws_ec2_classify (const char *code, long http_status);
+
+//  ---------------------------------------------------------------------
+//  Reading answers (namespaces are ignored; names are element names)
+
+/*  The first element at path below node ("reservationSet/item"), or NULL. */
+xmlNodePtr aws_xml_child (xmlNodePtr node, const char *path);
+
+/*  The next sibling element with node's name (the next `item`), or NULL. */
+xmlNodePtr aws_xml_next (xmlNodePtr node);
+
+/*  Text of the element at path below node ("" when empty), or NULL when
+    there is none. Borrowed from the document. path NULL or "": node itself. */
+const char *aws_xml_text (xmlNodePtr node, const char *path);
+
+/*  Value of tag key in node's tagSet, or NULL. Borrowed. */
+const char *aws_xml_tag (xmlNodePtr node, const char *key);
+
+/*  Parses one EC2 answer (status and body) into a document, or NULL with
+    *err filled from <Response><Errors><Error> (or the HTTP status when the
+    body holds no EC2 error). Used by aws_ec2_call; public for tests. */
+xmlDocPtr aws_ec2_parse (long http_status, const char *body, size_t len, aws_error_t *err);
+
+#endif

@@ -1,0 +1,133 @@
+/*  Unit tests for common/dx_ratelimit.c: burst then rate, refill, waits,
+    clocks going back, and the registry of buckets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "dx_ratelimit.h"
+#include "dx_util.h"
+
+/*  A full bucket gives `burst` tokens at once, then one per 1/rate s. */
+static void
+test_burst_then_rate (void **state)
+{
+    (void) state;
+    dx_bucket_t b;
+    dx_bucket_init (&b, 5, 2, 1000);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (dx_bucket_take (&b, 1000), 0);
+    assert_int_equal (dx_bucket_take (&b, 1000), 500);     /* 2/s: 500 ms */
+    assert_int_equal (dx_bucket_take (&b, 1200), 300);     /* nothing taken while waiting */
+    assert_int_equal (dx_bucket_take (&b, 1500), 0);
+    assert_int_equal (dx_bucket_take (&b, 1500), 500);
+    assert_int_equal (dx_bucket_take (&b, 2000), 0);
+
+    /* the published classes: Describe 100 at 20/s, other 200 at 5/s */
+    dx_bucket_init (&b, 100, 20, 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal (dx_bucket_take (&b, 0), 0);
+    assert_int_equal (dx_bucket_take (&b, 0), 50);
+    int taken = 0;
+    for (int64_t t = 0; t <= 1000; t++)                    /* one second, ms by ms */
+        taken += dx_bucket_take (&b, t) == 0;
+    assert_int_equal (taken, 20);
+    dx_bucket_init (&b, 200, 5, 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal (dx_bucket_take (&b, 0), 0);
+    assert_int_equal (dx_bucket_take (&b, 0), 200);
+}
+
+/*  Idle time refills up to burst, never beyond. */
+static void
+test_refill_capped (void **state)
+{
+    (void) state;
+    dx_bucket_t b;
+    dx_bucket_init (&b, 3, 10, 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (dx_bucket_take (&b, 0), 0);
+    /* an hour later: only 3 tokens */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal (dx_bucket_take (&b, 3600000), 0);
+    assert_int_equal (dx_bucket_take (&b, 3600000), 100);
+    /* partial refill: 250 ms at 10/s is 2.5 tokens */
+    assert_int_equal (dx_bucket_take (&b, 3600250), 0);
+    assert_int_equal (dx_bucket_take (&b, 3600250), 0);
+    assert_int_equal (dx_bucket_take (&b, 3600250), 50);
+    /* a clock that goes back refills nothing and breaks nothing */
+    assert_int_equal (dx_bucket_take (&b, 100), 50);
+    assert_int_equal (dx_bucket_take (&b, 3600300), 0);
+}
+
+/*  Waiting exactly the returned time always gives a token, for odd rates. */
+static void
+test_wait_is_enough (void **state)
+{
+    (void) state;
+    const double rates [] = { 3, 7, 0.3, 13.7, 1000 };
+    for (size_t r = 0; r < sizeof rates / sizeof rates [0]; r++) {
+        dx_bucket_t b;
+        dx_bucket_init (&b, 1, rates [r], 0);
+        int64_t now = 0;
+        for (int i = 0; i < 200; i++) {
+            int64_t wait = dx_bucket_take (&b, now);
+            if (wait > 0) {
+                now += wait;
+                assert_int_equal (dx_bucket_take (&b, now), 0);
+            }
+        }
+    }
+    /* burst below 1 still lets one through; rate 0 means no limit */
+    dx_bucket_t b;
+    dx_bucket_init (&b, 0, 1, 0);
+    assert_int_equal (dx_bucket_take (&b, 0), 0);
+    dx_bucket_init (&b, 1, 0, 0);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal (dx_bucket_take (&b, 0), 0);
+}
+
+/*  One bucket per key, created on first use with the first burst and rate. */
+static void
+test_registry (void **state)
+{
+    (void) state;
+    dx_ratelimit_t *limits = dx_ratelimit_new ();
+    assert_non_null (limits);
+    dx_bucket_t *a = dx_ratelimit_bucket (limits, "AKID1|us-west-2|RunInstances", 5, 2, 0);
+    dx_bucket_t *b = dx_ratelimit_bucket (limits, "AKID1|us-east-1|RunInstances", 5, 2, 0);
+    dx_bucket_t *c = dx_ratelimit_bucket (limits, "AKID2|us-west-2|RunInstances", 5, 2, 0);
+    assert_non_null (a);
+    assert_true (a != b && a != c && b != c);
+    assert_ptr_equal (dx_ratelimit_bucket (limits, "AKID1|us-west-2|RunInstances", 99, 99, 0), a);
+    assert_true (a->burst == 5 && a->rate == 2);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal (dx_bucket_take (a, 0), 0);
+    assert_true (dx_bucket_take (a, 0) > 0);
+    assert_int_equal (dx_bucket_take (b, 0), 0);   /* other region: untouched */
+    assert_int_equal (dx_bucket_take (c, 0), 0);   /* other account: untouched */
+
+    /* dx_ratelimit_wait sleeps until a token is there: 4th of burst 3 at 20/s */
+    int64_t slept = 0;
+    for (int i = 0; i < 4; i++)
+        slept += dx_ratelimit_wait (limits, "k|r|c", 3, 20);
+    assert_true (slept >= 40 && slept < 1000);
+
+    dx_ratelimit_destroy (&limits);
+    assert_null (limits);
+    dx_ratelimit_destroy (&limits);
+    dx_ratelimit_destroy (NULL);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_burst_then_rate),
+        cmocka_unit_test (test_refill_capped),
+        cmocka_unit_test (test_wait_is_enough),
+        cmocka_unit_test (test_registry),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
