@@ -1,0 +1,77 @@
+/*  dexter-scheduler: configuration, signals and start-up; the work is in
+    sch_server (the loop), sch_store (Redis), sch_cluster and
+    sch_deployment (the handlers).
+
+    DEXTER_SCHEDULER_ENDPOINT  ROUTER endpoint (tcp://127.0.0.1:5556)
+    DEXTER_REDIS_URL           redis://[:password@]host:port[/db] or
+                               unix:///path/to.sock (redis://127.0.0.1:6379/0)
+    DEXTER_DATA_DIR            where master.key lives (./var)
+    DEXTER_MASTER_KEY[_FILE]   the master key itself, or its file
+    DEXTER_LOG_LEVEL           debug, info, warn, error (info)
+
+    Exits 0 after SIGTERM/SIGINT, 1 if it cannot start. */
+#include "sch_server.h"
+#include "sch_store.h"
+#include "dx_config.h"
+#include "dx_log.h"
+#include "dx_seal.h"
+
+#include <signal.h>
+#include <string.h>
+
+/*  SIGTERM/SIGINT: ask the loop to stop, exactly as czmq's own handler
+    does. Installed first thing, so a stop that comes during start-up (while
+    Redis is connected, say) still ends in a clean exit. */
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    zsys_interrupted = 1;
+}
+
+/*  Reads the configuration, starts the store, the seal and the server, and
+    serves until SIGTERM/SIGINT; everything is freed so ASan sees no leak. */
+int
+main (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGINT, &action, NULL);
+    //  A write to a Redis connection that just died must not kill us
+    signal (SIGPIPE, SIG_IGN);
+    dx_log_init ("scheduler");
+    zsys_init ();
+    zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */
+
+    const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT", DX_DEFAULT_SCHEDULER_ENDPOINT);
+    const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
+    const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
+
+    int rc = 1;
+    sch_store_t *store = NULL;
+    sch_server_t *server = NULL;
+    dx_seal_t *seal = dx_seal_new (data_dir);
+    if (!seal)
+        dx_error ("cannot start: no usable master key (see the error above)");
+    else
+    if (!(store = sch_store_new (redis_url)))
+        dx_error ("cannot start: DEXTER_REDIS_URL is malformed");
+    else
+    if (!(server = sch_server_new (endpoint, store, seal)))
+        dx_error ("cannot start: cannot bind %s", endpoint);
+    else {
+        dx_info ("scheduler serving on %s, redis at %s", sch_server_endpoint (server),
+                 sch_store_address (store));
+        sch_server_run (server, NULL);
+        dx_info ("scheduler stopping");
+        rc = 0;
+    }
+    sch_server_destroy (&server);
+    sch_store_destroy (&store);
+    dx_seal_destroy (&seal);
+    zsys_shutdown ();
+    return rc;
+}

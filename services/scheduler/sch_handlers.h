@@ -1,0 +1,61 @@
+/*  sch_handlers: one function per request type of proto/PROTOCOL.md.
+
+    A handler gets a decoded, schema-checked request and returns its reply
+    (caller owns; never NULL unless out of memory). It reads what it needs
+    with one sch_store_load, applies the state rules of docs/api.md, and
+    makes its change in one sch_store transaction. Reply bodies have exactly
+    the shapes of docs/api.md. Handlers never log or return a secret. */
+#ifndef SCH_HANDLERS_H
+#define SCH_HANDLERS_H
+
+#include <jansson.h>
+#include "dx_seal.h"
+#include "sch_store.h"
+
+typedef struct {
+    sch_store_t *store;         /* borrowed */
+    dx_seal_t *seal;            /* borrowed */
+} sch_ctx_t;
+
+typedef json_t *(sch_handler_fn) (sch_ctx_t *ctx, const json_t *request);
+
+/*  sch_cluster.c: clusters, their config and their groups. */
+json_t *sch_cluster_list (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_cluster_create (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_cluster_get (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_cluster_delete (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_config_get (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_config_put (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_config_delete (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_group_list (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_group_upsert (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_group_get (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_group_update (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_group_delete (sch_ctx_t *ctx, const json_t *request);
+
+/*  sch_deployment.c: the deployment record, its snapshots and events. */
+json_t *sch_deployment_get (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_deployment_put (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_deployment_delete (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_deployment_vpn (sch_ctx_t *ctx, const json_t *request);
+json_t *sch_deployment_events (sch_ctx_t *ctx, const json_t *request);
+
+/*  Shared by both files (sch_cluster.c). */
+
+/*  The current time as ISO 8601 UTC with milliseconds into buf (32 bytes). */
+char *sch_now (char *buf, size_t size);
+
+/*  Loads cluster `name` with `what` (SCH_LOAD_CLUSTER is always added).
+    Returns the loaded object, or NULL with *reply_p set to the reply to
+    send: NOT_FOUND naming the cluster, or the store's error. */
+json_t *sch_load_cluster (sch_ctx_t *ctx, const json_t *request, unsigned what,
+                          json_t **reply_p);
+
+/*  NULL if provider (from the request) matches the cluster's, else the
+    CONFLICT reply to send. */
+json_t *sch_check_provider (const json_t *request, const json_t *loaded);
+
+/*  The deployment object of docs/api.md built from a loaded record. */
+json_t *sch_deployment_object (const char *name, const json_t *record);
+
+#endif

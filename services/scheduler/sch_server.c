@@ -1,0 +1,315 @@
+/*  sch_server: the request loop and the dispatch table. See sch_server.h.
+
+    For each message on the ROUTER:
+      - undecodable: answered INVALID (with the decoder's sentence) when its
+        envelope still gives an id, else logged and dropped;
+      - past its deadline: dropped (the api has answered 503 already and
+        must not see the change happen later), logged at debug;
+      - otherwise validated (cluster and group names become Redis keys, so
+        they are checked here too), dispatched, answered, and logged at
+        debug with type, cluster, status and duration in microseconds.
+    Secret values the request carried are wiped from memory once handled. */
+#include "sch_server.h"
+#include "sch_handlers.h"
+#include "dx_log.h"
+#include "dx_msg.h"
+#include "dx_util.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+#define SCH_TICK_MS 1000
+
+struct sch_server {
+    zsock_t *router;
+    char *endpoint;             /* as bound */
+    sch_ctx_t ctx;              /* what handlers use */
+};
+
+/*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
+static const struct {
+    const char *type;
+    sch_handler_fn *handler;
+} s_server_handlers [] = {
+    { "cluster.list",      sch_cluster_list },
+    { "cluster.create",    sch_cluster_create },
+    { "cluster.get",       sch_cluster_get },
+    { "cluster.delete",    sch_cluster_delete },
+    { "config.get",        sch_config_get },
+    { "config.put",        sch_config_put },
+    { "config.delete",     sch_config_delete },
+    { "group.list",        sch_group_list },
+    { "group.upsert",      sch_group_upsert },
+    { "group.get",         sch_group_get },
+    { "group.update",      sch_group_update },
+    { "group.delete",      sch_group_delete },
+    { "deployment.get",    sch_deployment_get },
+    { "deployment.put",    sch_deployment_put },
+    { "deployment.delete", sch_deployment_delete },
+    { "deployment.vpn",    sch_deployment_vpn },
+    { "deployment.events", sch_deployment_events },
+};
+
+/*  ^[a-z][a-z0-9]{0,15}$: the names the api accepts. Checked again here
+    because they are spliced into Redis keys ({NAME} is a hash tag). */
+static int
+s_server_name_ok (const char *name)
+{
+    if (!name || !(*name >= 'a' && *name <= 'z'))
+        return 0;
+    size_t len = 1;
+    for (const char *p = name + 1; *p; p++, len++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return 0;
+    return len <= 16;
+}
+
+/*  INVALID reply if a name the request carries is not a valid name. */
+static json_t *
+s_server_check_names (const json_t *request)
+{
+    static const struct { const char *object, *field, *label; } names [] = {
+        { NULL, "name", "cluster name" },
+        { NULL, "group", "group name" },
+        { "cluster", "name", "cluster name" },
+        { "spec", "name", "group name" },
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names [0]; i++) {
+        const json_t *holder = names [i].object? json_object_get (request, names [i].object)
+                                               : request;
+        const json_t *value = json_object_get (holder, names [i].field);
+        if (!value)
+            continue;
+        if (!s_server_name_ok (json_string_value (value)))
+            return dx_reply_error (request, DX_INVALID, "name",
+                                   "%s must start with a lowercase letter and hold only "
+                                   "lowercase letters and digits, at most 16",
+                                   names [i].label);
+    }
+    //  Requests for one cluster must say which
+    const char *type = dx_msg_type (request);
+    if (strcmp (type, "cluster.list") && strcmp (type, "cluster.create")
+    &&  !json_is_string (json_object_get (request, "name")))
+        return dx_reply_error (request, DX_INVALID, "name", "the cluster name is missing");
+    return NULL;
+}
+
+/*  Wipes the secret strings a request carried (config secrets and
+    deployment credentials) before the request is freed. */
+static void
+s_server_wipe (json_t *request)
+{
+    const char *holders [] = { "secrets", "credentials" };
+    for (size_t i = 0; i < 2; i++) {
+        const char *key;
+        json_t *value;
+        json_object_foreach (json_object_get (request, holders [i]), key, value)
+            if (json_is_string (value))
+                sodium_memzero ((char *) json_string_value (value), json_string_length (value));
+    }
+}
+
+/*  Dispatches one decoded request through the table; never returns NULL,
+    so every request the loop accepts gets an answer. */
+json_t *
+sch_server_handle (sch_server_t *self, const json_t *request)
+{
+    const char *type = dx_msg_type (request);
+    sch_handler_fn *handler = NULL;
+    for (size_t i = 0; type && i < sizeof s_server_handlers / sizeof s_server_handlers [0]; i++)
+        if (strcmp (type, s_server_handlers [i].type) == 0)
+            handler = s_server_handlers [i].handler;
+    json_t *reply;
+    if (!handler)
+        reply = dx_reply_error (request, DX_INVALID, NULL,
+                                "the scheduler does not serve '%.64s' messages",
+                                type? type: "untyped");
+    else {
+        reply = s_server_check_names (request);
+        if (!reply)
+            reply = handler (&self->ctx, request);
+    }
+    if (!reply) {
+        dx_error ("no reply to %s (out of memory?)", type? type: "a message");
+        reply = dx_reply_error (request, DX_INTERNAL, NULL, "the scheduler could not "
+                                "build a reply");
+    }
+    return reply;
+}
+
+/*  Microseconds of a monotonic clock, for request durations. */
+static int64_t
+s_server_usecs (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/*  Answers a message the decoder refused, when its envelope yields an id. */
+static void
+s_server_refuse (sch_server_t *self, zframe_t *identity, zframe_t *raw, const char *err)
+{
+    json_t *envelope = raw? dx_msg_decode_envelope (zframe_data (raw), zframe_size (raw),
+                                                    NULL, 0): NULL;
+    const char *type = dx_msg_type (envelope);
+    if (envelope && identity && type && strcmp (type, "reply") != 0) {
+        json_t *reply = dx_reply_error (envelope, DX_INVALID, NULL, "%s", err);
+        if (!reply || dx_msg_send (self->router, identity, reply))
+            dx_warn ("cannot send the INVALID reply to a malformed %.64s", type);
+        json_decref (reply);
+        dx_debug ("request type=%.64s status=INVALID: %s", type, err);
+    }
+    else
+        dx_warn ("dropped an undecodable message: %s", err);
+    if (envelope)
+        s_server_wipe (envelope);
+    json_decref (envelope);
+}
+
+/*  Reads one message from the ROUTER and answers it. */
+static void
+s_server_receive (sch_server_t *self)
+{
+    zframe_t *identity = NULL, *raw = NULL;
+    char err [DX_ERR_LEN];
+    int64_t start = s_server_usecs ();
+    json_t *request = dx_msg_recv (self->router, &identity, &raw, err, sizeof err);
+    if (!request)
+        s_server_refuse (self, identity, raw, err);
+    else {
+        const char *type = dx_msg_type (request);
+        const char *name = dx_msg_str (request, "name");
+        json_int_t deadline = dx_msg_int (request, "deadline", 0);
+        int64_t now = dx_now_ms ();
+        if (strcmp (type, "reply") == 0)
+            dx_debug ("dropped a reply sent to the scheduler (id %s)", dx_msg_id (request));
+        else
+        if (deadline < now)
+            dx_debug ("request type=%s name=%s dropped: its deadline passed %lld ms ago",
+                      type, name? name: "-", (long long) (now - deadline));
+        else {
+            json_t *reply = sch_server_handle (self, request);
+            if (dx_msg_send (self->router, identity, reply))
+                dx_warn ("cannot send the reply to %s: %s", type, zmq_strerror (zmq_errno ()));
+            dx_debug ("request type=%s name=%s status=%s us=%lld", type,
+                      name? name: "-", dx_msg_str (reply, "status"),
+                      (long long) (s_server_usecs () - start));
+            json_decref (reply);
+        }
+        s_server_wipe (request);
+        json_decref (request);
+    }
+    if (raw)                            /* the wire bytes held secrets too */
+        sodium_memzero (zframe_data (raw), zframe_size (raw));
+    zframe_destroy (&raw);
+    zframe_destroy (&identity);
+}
+
+/*  Creates and binds the ROUTER. Linger 0 so a stop never waits on a gone
+    api; the size limit makes libzmq drop oversized frames before we see
+    them. */
+sch_server_t *
+sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
+{
+    if (!endpoint || !store || !seal)
+        return NULL;
+    sch_server_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->ctx.store = store;
+    self->ctx.seal = seal;
+    self->router = zsock_new (ZMQ_ROUTER);
+    if (!self->router) {
+        dx_error ("cannot create the ROUTER socket: %s", zmq_strerror (zmq_errno ()));
+        sch_server_destroy (&self);
+        return NULL;
+    }
+    zsock_set_linger (self->router, 0);
+    zsock_set_maxmsgsize (self->router, (int64_t) DX_MSG_MAX_BYTES);
+    zsock_set_sndtimeo (self->router, 0);
+    if (zsock_bind (self->router, "%s", endpoint) == -1) {
+        dx_error ("cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        sch_server_destroy (&self);
+        return NULL;
+    }
+    const char *bound = zsock_endpoint (self->router);
+    self->endpoint = strdup (bound? bound: endpoint);
+    if (!self->endpoint) {
+        sch_server_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+/*  Closes the socket and frees the server; safe on NULL. */
+void
+sch_server_destroy (sch_server_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sch_server_t *self = *self_p;
+    zsock_destroy (&self->router);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+/*  The endpoint as bound (an ephemeral port resolved), for logs and tests. */
+const char *
+sch_server_endpoint (sch_server_t *self)
+{
+    return self->endpoint;
+}
+
+/*  The loop: one request at a time, a cron tick every second, until a
+    signal or $TERM. */
+int
+sch_server_run (sch_server_t *self, zsock_t *pipe)
+{
+    zpoller_t *poller = zpoller_new (self->router, NULL);
+    if (pipe)
+        zpoller_add (poller, pipe);
+    int64_t next_tick = dx_mono_ms () + SCH_TICK_MS;
+    while (true) {
+        int64_t wait = next_tick - dx_mono_ms ();
+        void *which = zpoller_wait (poller, wait < 0? 0: (int) wait);
+        if (zpoller_terminated (poller)) {
+            //  A signal we do not stop for (EINTR) only interrupts the wait
+            if (zsys_interrupted || zmq_errno () != EINTR)
+                break;
+        }
+        else
+        if (which == self->router)
+            s_server_receive (self);
+        else
+        if (pipe && which == pipe) {
+            char *command = zstr_recv (pipe);
+            int stop = !command || strcmp (command, "$TERM") == 0;
+            zstr_free (&command);
+            if (stop)
+                break;
+        }
+        if (dx_mono_ms () >= next_tick) {
+            sch_store_tick (self->ctx.store);
+            next_tick = dx_mono_ms () + SCH_TICK_MS;
+        }
+    }
+    zpoller_destroy (&poller);
+    return 0;
+}
+
+/*  The server as a czmq actor, so tests can run it in-process. */
+void
+sch_server_actor (zsock_t *pipe, void *args)
+{
+    sch_server_args_t *config = (sch_server_args_t *) args;
+    sch_server_t *self = sch_server_new (config->endpoint, config->store, config->seal);
+    zsock_signal (pipe, self? 0: 1);
+    if (self) {
+        sch_server_run (self, pipe);
+        sch_server_destroy (&self);
+    }
+}

@@ -1,0 +1,45 @@
+/*  sch_server: the scheduler's request loop.
+
+    One ROUTER socket, one thread, one request at a time: each request is
+    read, checked, dispatched through a table of message type -> handler and
+    answered before the next is read, so concurrent api requests can never
+    lose an update. A cron tick every second reconnects Redis. */
+#ifndef SCH_SERVER_H
+#define SCH_SERVER_H
+
+#include <czmq.h>
+#include <jansson.h>
+#include "dx_seal.h"
+#include "sch_store.h"
+
+typedef struct sch_server sch_server_t;
+
+/*  Binds a ROUTER at endpoint. store and seal are borrowed and must outlive
+    the server. NULL if the endpoint cannot be bound (logged). */
+sch_server_t *sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal);
+
+void sch_server_destroy (sch_server_t **self_p);
+
+/*  The endpoint actually bound (with the port resolved). Borrowed. */
+const char *sch_server_endpoint (sch_server_t *self);
+
+/*  Serves requests until SIGINT/SIGTERM (zsys_interrupted) or, when pipe is
+    not NULL, until "$TERM" arrives on it. Returns 0. */
+int sch_server_run (sch_server_t *self, zsock_t *pipe);
+
+/*  Handles one decoded request in-process and returns its reply (caller
+    owns), exactly as the loop would answer it. For tests and tools. */
+json_t *sch_server_handle (sch_server_t *self, const json_t *request);
+
+/*  What the actor needs: the scheduler as a czmq actor, for tests.
+    zactor_new (sch_server_actor, &args) binds and serves until the actor is
+    destroyed; it signals 0 when ready and -1 if it cannot bind. */
+typedef struct {
+    const char *endpoint;
+    sch_store_t *store;
+    dx_seal_t *seal;
+} sch_server_args_t;
+
+void sch_server_actor (zsock_t *pipe, void *args);
+
+#endif
