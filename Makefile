@@ -6,7 +6,7 @@ CC       ?= gcc
 PKGS     := libczmq libzmq msgpack libmicrohttpd hiredis jansson libsodium libcurl libcrypto libxml-2.0
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LIBS     := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 # Variants: release (build/bin) and asan (build/asan/bin, ASan + UBSan).
 # BUILDROOT lets several builds of one tree run side by side.

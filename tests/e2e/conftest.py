@@ -159,6 +159,11 @@ class Stack:
         self.scheduler = Proc("scheduler", [os.path.join(BIN_DIR, "dexter-scheduler")], env,
                               os.path.join(self.dir, "scheduler.log")).start()
         self.procs.append(self.scheduler)
+        # Until its ROUTER accepts connections: a SIGTERM sent before main()
+        # installed its handler (ASan start-up is slow) would kill it instead.
+        wait_until(lambda: self._port_open(self.sched_port) or not self.scheduler.alive(), 10,
+                   "dexter-scheduler to bind")
+        assert self.scheduler.alive(), "dexter-scheduler exited:\n" + self.scheduler.log()[-3000:]
         return self.scheduler
 
     def start_api(self, extra_env=None):
