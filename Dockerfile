@@ -1,0 +1,63 @@
+# One Debian 12 image with every Dexter service. The command picks the
+# service: `api`, `scheduler`, `aws-worker`, … (or `dexter-api`, …), `run` for
+# the whole system in one container (scripts/run.sh), anything else is
+# executed as given. See docker-compose.yml.
+
+# ---- build: the packages of scripts/packages.txt, then `make services` ----
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/packages.txt scripts/install-deps.sh scripts/
+RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+COPY Makefile ./
+COPY common/ common/
+COPY proto/ proto/
+COPY services/ services/
+RUN make -j"$(nproc)" services
+# The runtime needs of what was built: the Debian package of every shared
+# library the binaries link against (the runtime halves of packages.txt's
+# -dev packages), plus packages.txt's non-build tools (redis, openssl, curl).
+RUN set -eu; \
+    for lib in $(ldd build/bin/dexter-* | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u); do \
+        dpkg -S "$lib" 2>/dev/null || dpkg -S "$(readlink -f "$lib")" 2>/dev/null \
+            || dpkg -S "${lib#/usr}" 2>/dev/null || dpkg -S "/usr$lib" \
+            || { echo "no package owns $lib" >&2; exit 1; }; \
+    done | cut -d: -f1 | sort -u > runtime-packages.txt; \
+    sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' scripts/packages.txt \
+        | grep -Ev -- '-dev$|^(gcc|make|pkg-config|python3.*)$' >> runtime-packages.txt; \
+    sort -u -o runtime-packages.txt runtime-packages.txt; \
+    cat runtime-packages.txt
+
+# ---- runtime ----
+FROM debian:12
+ENV DEBIAN_FRONTEND=noninteractive
+COPY --from=build /src/runtime-packages.txt /tmp/runtime-packages.txt
+# policy-rc.d: installing redis-server must not try to start a system Redis.
+RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \
+ && apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends ca-certificates tini $(cat /tmp/runtime-packages.txt) \
+ && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /tmp/runtime-packages.txt
+COPY --from=build /src/build/bin/ /opt/dexter/bin/
+COPY scripts/run.sh /opt/dexter/scripts/run.sh
+RUN printf '%s\n' \
+      '#!/bin/sh' \
+      '# Chooses the Dexter service by the first argument.' \
+      'case "${1:-}" in' \
+      '  "") echo "usage: api | scheduler | aws-worker | azure-worker | vpn | run | COMMAND [ARG...]" >&2; exit 64 ;;' \
+      '  run) shift; exec /opt/dexter/scripts/run.sh "$@" ;;' \
+      '  dexter-*) svc=${1#dexter-} ;;' \
+      '  *) svc=$1 ;;' \
+      'esac' \
+      'if [ -x "/opt/dexter/bin/dexter-$svc" ]; then shift; exec "/opt/dexter/bin/dexter-$svc" "$@"; fi' \
+      'exec "$@"' > /usr/local/bin/dexter-entrypoint \
+ && chmod 0755 /usr/local/bin/dexter-entrypoint \
+ && useradd --system --home-dir /var/lib/dexter --shell /usr/sbin/nologin dexter \
+ && mkdir -p /var/lib/dexter && chown dexter:dexter /var/lib/dexter && chmod 0700 /var/lib/dexter
+ENV PATH=/opt/dexter/bin:$PATH \
+    DEXTER_BIN_DIR=/opt/dexter/bin \
+    DEXTER_DATA_DIR=/var/lib/dexter
+USER dexter
+WORKDIR /var/lib/dexter
+VOLUME /var/lib/dexter
+EXPOSE 5555
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/dexter-entrypoint"]
+CMD ["run"]

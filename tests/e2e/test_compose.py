@@ -1,0 +1,269 @@
+"""docker-compose.yml and the Dockerfile against the Makefile and the sources.
+
+No Docker engine runs here, so these checks are static, and each one ties the
+deployment files to something the code or the build really does:
+- every service's command is a binary the Makefile builds
+  (build/bin/dexter-X from services/X/main.c);
+- every DEXTER_* variable compose sets is one the C code reads
+  (dx_config_str/dx_config_int("X") or getenv("DEXTER_X"));
+- the published port is DEXTER_API_ADDR's port; a non-loopback api gets a
+  mandatory DEXTER_API_TOKEN; the scheduler binds the endpoint the api
+  connects to; Redis is the compose service named in DEXTER_REDIS_URL;
+- the Dockerfile is Debian 12 based and installs from scripts/packages.txt,
+  copies only paths that exist, and its entrypoint picks the service.
+"""
+import glob
+import os
+import re
+import subprocess
+import tempfile
+from urllib.parse import urlparse
+
+import yaml
+
+from conftest import REPO
+
+COMPOSE = os.path.join(REPO, "docker-compose.yml")
+DOCKERFILE = os.path.join(REPO, "Dockerfile")
+DOCKERIGNORE = os.path.join(REPO, ".dockerignore")
+VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def compose():
+    with open(COMPOSE) as f:
+        return yaml.safe_load(f)
+
+
+def dockerfile_lines():
+    """Instructions with continuation lines joined, comments dropped."""
+    with open(DOCKERFILE) as f:
+        text = f.read()
+    out, cur = [], ""
+    for line in text.splitlines():
+        if not cur and line.strip().startswith("#"):
+            continue
+        if line.rstrip().endswith("\\"):
+            cur += line.rstrip()[:-1] + " "
+            continue
+        cur += line
+        if cur.strip():
+            out.append(cur.strip())
+        cur = ""
+    return out
+
+
+def env_of(service):
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return {k: (None if v is None else str(v)) for k, v in env.items()}
+
+
+def variables_read_by_code():
+    found = set()
+    files = glob.glob(os.path.join(REPO, "common", "*.c")) + glob.glob(os.path.join(REPO, "services", "*", "*.c"))
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            src = f.read()
+        found |= {"DEXTER_" + m for m in re.findall(r'dx_config_(?:str|int)\s*\(\s*"([A-Z0-9_]+)"', src)}
+        found |= set(re.findall(r'getenv\s*\(\s*"(DEXTER_[A-Z0-9_]+)"', src))
+    return found
+
+
+def built_services():
+    """X for every services/X/main.c: the Makefile's rule builds dexter-X."""
+    with open(os.path.join(REPO, "Makefile")) as f:
+        makefile = f.read()
+    assert "services/%/main.c" in makefile and "bin/dexter-%" in makefile, \
+        "the Makefile no longer builds bin/dexter-X from services/X/main.c; update this test"
+    return {os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(REPO, "services", "*", "main.c"))}
+
+
+def command_service(command):
+    """The Dexter service a compose command runs (via the image entrypoint)."""
+    argv = command if isinstance(command, list) else command.split()
+    first = argv[0]
+    return first[len("dexter-"):] if first.startswith("dexter-") else first
+
+
+def dexter_services(c):
+    """The compose services run from the Dockerfile's image."""
+    return {name: svc for name, svc in c["services"].items() if "build" in svc}
+
+
+def resolved(value):
+    """A ${VAR:-default} value with its default (or the value itself)."""
+    m = VAR_REF.fullmatch(value or "")
+    if m and m.group(2) == ":-":
+        return m.group(3)
+    return value
+
+
+# ------------------------------------------------------------------ tests --
+
+def test_compose_shape():
+    c = compose()
+    assert str(c.get("version")) == "3.8"
+    assert {"redis", "scheduler", "api"} <= set(c["services"])
+    for name in ("scheduler", "api"):
+        svc = c["services"][name]
+        assert svc.get("build") in (".", {"context": "."}), "%s does not use the Dockerfile image" % name
+    for name, svc in c["services"].items():
+        for dep in svc.get("depends_on") or []:
+            assert dep in c["services"], "%s depends on unknown %s" % (name, dep)
+
+
+def test_commands_name_built_binaries():
+    services = built_services()
+    for name, svc in dexter_services(compose()).items():
+        assert "command" in svc, "%s has no command: the image would not know which service to run" % name
+        svc_name = command_service(svc["command"])
+        assert svc_name in services, \
+            "%s runs dexter-%s, but the Makefile builds only %r" % (name, svc_name, sorted("dexter-" + s for s in services))
+    assert command_service(compose()["services"]["scheduler"]["command"]) == "scheduler"
+    assert command_service(compose()["services"]["api"]["command"]) == "api"
+
+
+def test_dexter_variables_are_read_by_the_code():
+    read = variables_read_by_code()
+    assert read, "no DEXTER_* variable found in the C sources"
+    for name, svc in compose()["services"].items():
+        for var in env_of(svc):
+            if var.startswith("DEXTER_"):
+                assert var in read, "%s sets %s, which no C source reads (read: %s)" % (name, var, sorted(read))
+
+
+def test_redis_service_and_url():
+    c = compose()
+    redis_svc = c["services"]["redis"]
+    command = redis_svc.get("command") or []
+    command = command if isinstance(command, list) else command.split()
+    assert "redis-server" in command[0] and "--appendonly" in command and \
+        command[command.index("--appendonly") + 1] == "yes", "redis must run with its AOF on: %r" % command
+    assert any(str(v).split(":")[-1] == "/data" for v in redis_svc.get("volumes", [])), "redis data not on a volume"
+    for name in ("scheduler",):
+        url = urlparse(env_of(c["services"][name])["DEXTER_REDIS_URL"])
+        assert url.scheme == "redis" and url.hostname in c["services"] and url.port == 6379, url
+    # The api never talks to Redis (DESIGN.md).
+    assert "DEXTER_REDIS_URL" not in env_of(c["services"]["api"])
+
+
+def test_api_port_and_token():
+    c = compose()
+    api = c["services"]["api"]
+    env = env_of(api)
+    addr = env["DEXTER_API_ADDR"]
+    host, port = addr.rsplit(":", 1)
+    published = [str(p) for p in api.get("ports", [])]
+    assert published, "the api publishes no port"
+    for p in published:
+        assert p.split(":")[-1] == port, "published %s does not reach DEXTER_API_ADDR's port %s" % (p, port)
+    assert "%s:%s" % (port, port) in published
+    if host not in ("127.0.0.1", "localhost", "::1", "[::1]"):
+        token = env.get("DEXTER_API_TOKEN") or ""
+        m = VAR_REF.fullmatch(token)
+        assert m and m.group(1) == "DEXTER_API_TOKEN" and m.group(2) == ":?", \
+            "a non-loopback api needs DEXTER_API_TOKEN, required from the environment (${DEXTER_API_TOKEN:?...}): %r" % token
+    with open(COMPOSE) as f:
+        assert "DEXTER_API_TOKEN" in "".join(l for l in f if l.lstrip().startswith("#")), \
+            "the compose file does not explain the token in a comment"
+
+
+def test_scheduler_endpoint_bind_vs_connect():
+    c = compose()
+    bind = urlparse(env_of(c["services"]["scheduler"])["DEXTER_SCHEDULER_ENDPOINT"])
+    connect = urlparse(env_of(c["services"]["api"])["DEXTER_SCHEDULER_ENDPOINT"])
+    assert bind.scheme == connect.scheme == "tcp"
+    assert bind.hostname in ("0.0.0.0", "*"), "the scheduler must bind every interface of its container: %r" % bind
+    assert connect.hostname == "scheduler" and connect.port == bind.port, (bind, connect)
+    # The scheduler really binds that variable (and the api connects to it).
+    for svc in ("scheduler", "api"):
+        text = ""
+        for path in glob.glob(os.path.join(REPO, "services", svc, "*.c")):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text += f.read()
+        assert re.search(r'dx_config_str\s*\(\s*"SCHEDULER_ENDPOINT"|getenv\s*\(\s*"DEXTER_SCHEDULER_ENDPOINT"', text), \
+            "services/%s does not read DEXTER_SCHEDULER_ENDPOINT" % svc
+
+
+def test_volumes():
+    c = compose()
+    declared = set((c.get("volumes") or {}).keys())
+
+    def named(svc):
+        return {str(v).split(":")[0]: str(v).split(":")[1] for v in svc.get("volumes", []) if ":" in str(v)}
+
+    redis_vols = named(c["services"]["redis"])
+    assert redis_vols and set(redis_vols) <= declared, redis_vols
+    sched = c["services"]["scheduler"]
+    data_dir = env_of(sched).get("DEXTER_DATA_DIR")
+    assert data_dir, "the scheduler's DEXTER_DATA_DIR (master key) is not set"
+    vols = named(sched)
+    assert data_dir in vols.values(), "DEXTER_DATA_DIR %s is not on a volume: %r" % (data_dir, vols)
+    assert {k for k, v in vols.items() if v == data_dir} <= declared
+
+
+def test_dockerfile_base_and_packages():
+    lines = dockerfile_lines()
+    froms = [l.split()[1] for l in lines if l.upper().startswith("FROM ")]
+    assert froms, "no FROM"
+    for image in froms:
+        assert re.fullmatch(r"debian:(12|bookworm)(-slim)?(@sha256:[0-9a-f]{64})?", image), \
+            "base image %s is not Debian 12" % image
+    text = "\n".join(lines)
+    assert "scripts/packages.txt" in text, "the Dockerfile does not install from scripts/packages.txt"
+    runs = [l for l in lines if l.upper().startswith("RUN ")]
+    assert any("install-deps.sh" in r or "packages.txt" in r for r in runs), \
+        "no RUN step reads scripts/packages.txt"
+    assert any("make" in r.split() and "services" in r for r in runs), "the image does not build the services"
+    # Every local COPY source exists in the repository.
+    for l in lines:
+        if l.upper().startswith("COPY ") and "--from" not in l:
+            args = [a for a in l.split()[1:] if not a.startswith("--")]
+            for src in args[:-1]:
+                assert glob.glob(os.path.join(REPO, src.rstrip("/"))), "COPY source %s does not exist" % src
+    assert any(l.upper().startswith("ENTRYPOINT ") for l in lines)
+    with open(DOCKERIGNORE) as f:
+        ignored = {l.strip().strip("/") for l in f if l.strip() and not l.startswith("#")}
+    assert {"build", ".git"} <= ignored, "build output or .git would be sent to the image build"
+
+
+def test_dockerfile_entrypoint_picks_the_service():
+    """Runs the entrypoint script the Dockerfile writes, against stub
+    binaries, for every command compose uses."""
+    lines = dockerfile_lines()
+    script_run = [l for l in lines if "dexter-entrypoint" in l and "printf" in l]
+    assert script_run, "the entrypoint is not written by a RUN printf step (update this test)"
+    m = re.search(r"printf '%s\\n' (.*?) > /usr/local/bin/dexter-entrypoint", script_run[0])
+    assert m, script_run[0]
+    with tempfile.TemporaryDirectory() as d:
+        quoted = m.group(1)
+        script = subprocess.run(["sh", "-c", "printf '%s\\n' " + quoted], capture_output=True,
+                                text=True, check=True, timeout=10).stdout
+        script = script.replace("/opt/dexter/bin", os.path.join(d, "bin")).replace(
+            "/opt/dexter/scripts/run.sh", os.path.join(d, "run.sh"))
+        os.makedirs(os.path.join(d, "bin"))
+        for svc in built_services() | {"scheduler", "api"}:
+            stub = os.path.join(d, "bin", "dexter-" + svc)
+            with open(stub, "w") as f:
+                f.write("#!/bin/sh\necho dexter-%s \"$@\"\n" % svc)
+            os.chmod(stub, 0o755)
+        with open(os.path.join(d, "run.sh"), "w") as f:
+            f.write("#!/bin/sh\necho run.sh \"$@\"\n")
+        os.chmod(os.path.join(d, "run.sh"), 0o755)
+        entry = os.path.join(d, "entrypoint")
+        with open(entry, "w") as f:
+            f.write(script)
+        os.chmod(entry, 0o755)
+
+        def run(*argv):
+            return subprocess.run([entry, *argv], capture_output=True, text=True, timeout=10)
+
+        for name, svc in dexter_services(compose()).items():
+            argv = svc["command"] if isinstance(svc["command"], list) else svc["command"].split()
+            out = run(*argv)
+            assert out.returncode == 0 and out.stdout.split()[0] == "dexter-" + command_service(argv), (name, out)
+        assert run("scheduler", "-x").stdout.split() == ["dexter-scheduler", "-x"]
+        assert run("run").stdout.split() == ["run.sh"]
+        assert run("echo", "hi").stdout.strip() == "hi"
+        assert run().returncode != 0
