@@ -561,6 +561,8 @@ typedef struct {
 } s_schema_t;
 
 static const char *const s_commands [] = { "deploy", "destroy", NULL };
+static const char *const s_services [] = { "aws", "azure", "vpn", NULL };
+static const char *const s_outcomes [] = { "done", "failed", "retry", NULL };
 static const char *const s_statuses [] = {
     DX_OK, DX_CREATED, DX_ACCEPTED, DX_INVALID, DX_NOT_FOUND, DX_CONFLICT,
     DX_UNAVAILABLE, DX_INTERNAL, NULL
@@ -573,6 +575,8 @@ static const char *const s_statuses [] = {
 #define REQ_ONE_OF(n, c) { n, S_STR, 1, 0, 0, c }
 #define DEADLINE         REQ_UINT ("deadline", 0, INT64_MAX)
 #define NAME             REQ ("name", S_STR)
+#define JOB              REQ ("job", S_STR), REQ_UINT ("attempt", 0, INT64_MAX)
+#define POSITIVE(n)      REQ_UINT (n, 1, INT64_MAX)
 
 /*  One row per message type of proto/PROTOCOL.md. Keep it in step with the
     document: its tables are the contract, this is their transcription. */
@@ -604,6 +608,20 @@ static const s_schema_t s_schemas [] = {
     { "reply",             { REQ_ONE_OF ("status", s_statuses), OPT ("body", S_ANY),
                              OPT ("message", S_STR), OPT ("field", S_STR),
                              OPT ("errors", S_ARRAY) } },
+    //  scheduler <-> workers
+    { "worker.ready",      { REQ_ONE_OF ("service", s_services), POSITIVE ("capacity"),
+                             REQ ("worker", S_STR), OPT ("active", S_ARRAY) } },
+    { "worker.welcome",    { POSITIVE ("heartbeat_ms"), POSITIVE ("lease_ms") } },
+    { "heartbeat",         { OPT ("active", S_ARRAY) } },
+    { "worker.reconnect",  { { 0 } } },
+    { "job.assign",        { JOB, REQ ("cluster", S_STR),
+                             REQ_UINT ("generation", 0, INT64_MAX), REQ ("step", S_MAP),
+                             REQ ("credentials", S_STRMAP), POSITIVE ("lease_ms") } },
+    { "job.renew",         { JOB } },
+    { "job.result",        { JOB, REQ_ONE_OF ("outcome", s_outcomes),
+                             REQ ("resources", S_ARRAY), OPT ("error", S_MAP) } },
+    { "job.cancel",        { JOB } },
+    { "worker.bye",        { { 0 } } },
 };
 
 /*  The envelope every message carries: v == 1, type and id strings of

@@ -114,6 +114,36 @@ VALID = {
 }
 
 
+def message(type_, **fields):
+    msg = {"v": 1, "type": type_, "id": "fedcba9876543210fedcba9876543210"}
+    msg.update(fields)
+    return msg
+
+
+#  scheduler <-> workers
+JOB = {"job": "job-0123", "attempt": 2}
+VALID.update({
+    "worker.ready": message("worker.ready", service="aws", capacity=8,
+                            worker="host1:4242", active=["job-0123"]),
+    "worker.welcome": message("worker.welcome", heartbeat_ms=1000, lease_ms=30000),
+    "heartbeat": message("heartbeat", active=["job-0123", "job-4567"]),
+    "worker.reconnect": message("worker.reconnect"),
+    "job.assign": message("job.assign", cluster="c1", generation=3,
+                          step={"kind": "instances", "group": "workers", "count": 4},
+                          credentials={"aws_access_key_id": "AKIAABCDEFGHIJKLMNOP",
+                                       "aws_secret_access_key": "abc/def+ghi="},
+                          lease_ms=30000, **JOB),
+    "job.renew": message("job.renew", **JOB),
+    "job.result-done": message("job.result", outcome="done", resources=[
+        {"kind": "vpc", "provider_id": "vpc-0123", "cidr": "10.0.0.0/16"}], **JOB),
+    "job.result-failed": message("job.result", outcome="failed", resources=[],
+                                 error={"code": "AuthFailure", "message": "bad keys",
+                                        "permanent": True}, **JOB),
+    "job.cancel": message("job.cancel", **JOB),
+    "worker.bye": message("worker.bye"),
+})
+
+
 def nested(depth):
     """{"x": {"x": ...}} with the deepest map at the given level."""
     value = {}
@@ -151,6 +181,9 @@ BAD = {
     "missing-field": pack(request("cluster.get")),
     "wrong-type": pack(request("cluster.delete", name="c1", force="yes")),
     "parallelism-range": pack(dict(VALID["deployment.put"], parallelism=101)),
+    "worker-service": pack(dict(VALID["worker.ready"], service="gcp")),
+    "job-outcome": pack(dict(VALID["job.result-done"], outcome="maybe")),
+    "job-credentials": pack(dict(VALID["job.assign"], credentials={"k": 1})),
     "huge-map-header": b"\xdf\xff\xff\xff\xff" + pack("v") + b"\x01",
     "huge-str-header": b"\x81" + pack("v") + b"\xdb\xff\xff\xff\xff",
     "byte-c1": b"\x81\xa1v\xc1",

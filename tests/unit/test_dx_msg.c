@@ -218,6 +218,112 @@ test_round_trip_replies (void **state)
     json_decref (request);
 }
 
+/*  A message of type with the given fields added (stolen), no deadline. */
+static json_t *
+s_message (const char *type, json_t *fields)
+{
+    json_t *msg = dx_msg_new (type, NULL);
+    assert_non_null (msg);
+    assert_non_null (fields);
+    assert_int_equal (json_object_update (msg, fields), 0);
+    json_decref (fields);
+    return msg;
+}
+
+/*  Every message between the scheduler and the workers. */
+static void
+test_round_trip_worker_messages (void **state)
+{
+    (void) state;
+    json_t *messages [] = {
+        s_message ("worker.ready", json_pack ("{s:s, s:i, s:s}", "service", "aws",
+                   "capacity", 8, "worker", "host1:4242")),
+        s_message ("worker.ready", json_pack ("{s:s, s:i, s:s, s:[s, s]}", "service", "vpn",
+                   "capacity", 1, "worker", "host1:4243", "active", "job-1", "job-2")),
+        s_message ("worker.welcome", json_pack ("{s:i, s:i}", "heartbeat_ms", 1000,
+                   "lease_ms", 30000)),
+        s_message ("heartbeat", json_object ()),
+        s_message ("heartbeat", json_pack ("{s:[s]}", "active", "job-1")),
+        s_message ("worker.reconnect", json_object ()),
+        s_message ("job.assign", json_pack ("{s:s, s:i, s:s, s:i, s:{s:s, s:s, s:i}, "
+                   "s:{s:s, s:s, s:s}, s:i}", "job", "job-1", "attempt", 1, "cluster", "c1",
+                   "generation", 3, "step", "kind", "instances", "group", "workers",
+                   "count", 4, "credentials", "aws_access_key_id", "AKIAABCDEFGHIJKLMNOP",
+                   "aws_secret_access_key", "abc/def+ghi=", "region", "us-west-2",
+                   "lease_ms", 30000)),
+        s_message ("job.renew", json_pack ("{s:s, s:i}", "job", "job-1", "attempt", 1)),
+        s_message ("job.result", json_pack ("{s:s, s:i, s:s, s:[{s:s, s:s, s:s}]}",
+                   "job", "job-1", "attempt", 1, "outcome", "done", "resources",
+                   "kind", "vpc", "provider_id", "vpc-0123", "cidr", "10.0.0.0/16")),
+        s_message ("job.result", json_pack ("{s:s, s:i, s:s, s:[], s:{s:s, s:s, s:b}}",
+                   "job", "job-1", "attempt", 2, "outcome", "failed", "resources",
+                   "error", "code", "AuthFailure", "message", "bad keys", "permanent", 1)),
+        s_message ("job.result", json_pack ("{s:s, s:i, s:s, s:[], s:{s:s, s:s, s:b}}",
+                   "job", "job-1", "attempt", 3, "outcome", "retry", "resources",
+                   "error", "code", "WORKER_BUSY", "message", "at capacity", "permanent", 0)),
+        s_message ("job.cancel", json_pack ("{s:s, s:i}", "job", "job-1", "attempt", 1)),
+        s_message ("worker.bye", json_object ()),
+    };
+    for (size_t i = 0; i < sizeof messages / sizeof messages [0]; i++) {
+        s_assert_round_trip (messages [i]);
+        json_decref (messages [i]);
+    }
+
+    //  Each table row checks its fields
+    struct {
+        const char *type;
+        json_t *fields;
+        const char *expected;
+    } cases [] = {
+        { "worker.ready", json_pack ("{s:s, s:i, s:s}", "service", "gcp", "capacity", 1,
+          "worker", "h:1"), "field 'service' of worker.ready must be one of aws, azure, vpn" },
+        { "worker.ready", json_pack ("{s:s, s:i, s:s}", "service", "aws", "capacity", 0,
+          "worker", "h:1"), "field 'capacity' of worker.ready must be an integer of at least 1" },
+        { "worker.ready", json_pack ("{s:s, s:i}", "service", "aws", "capacity", 1),
+          "field 'worker' of worker.ready is missing" },
+        { "worker.ready", json_pack ("{s:s, s:i, s:s, s:s}", "service", "aws", "capacity", 1,
+          "worker", "h:1", "active", "job-1"), "field 'active' of worker.ready must be an array" },
+        { "worker.welcome", json_pack ("{s:i}", "heartbeat_ms", 1000),
+          "field 'lease_ms' of worker.welcome is missing" },
+        { "worker.welcome", json_pack ("{s:i, s:i}", "heartbeat_ms", 0, "lease_ms", 1),
+          "field 'heartbeat_ms' of worker.welcome must be an integer of at least 1" },
+        { "heartbeat", json_pack ("{s:{}}", "active"),
+          "field 'active' of heartbeat must be an array" },
+        { "job.assign", json_pack ("{s:s, s:i, s:s, s:i, s:{}, s:{s:i}, s:i}", "job", "j",
+          "attempt", 1, "cluster", "c1", "generation", 1, "step", "credentials", "k", 1,
+          "lease_ms", 100), "field 'credentials' of job.assign must be a map of strings" },
+        { "job.assign", json_pack ("{s:s, s:i, s:s, s:i, s:[], s:{}, s:i}", "job", "j",
+          "attempt", 1, "cluster", "c1", "generation", 1, "step", "credentials",
+          "lease_ms", 100), "field 'step' of job.assign must be a map" },
+        { "job.assign", json_pack ("{s:s, s:i, s:s, s:i, s:{}, s:{}}", "job", "j",
+          "attempt", 1, "cluster", "c1", "generation", 1, "step", "credentials"),
+          "field 'lease_ms' of job.assign is missing" },
+        { "job.renew", json_pack ("{s:s, s:i}", "job", "j", "attempt", -1),
+          "field 'attempt' of job.renew must be an integer of at least 0" },
+        { "job.renew", json_pack ("{s:i, s:i}", "job", 7, "attempt", 1),
+          "field 'job' of job.renew must be a string" },
+        { "job.result", json_pack ("{s:s, s:i, s:s, s:[]}", "job", "j", "attempt", 1,
+          "outcome", "maybe", "resources"),
+          "field 'outcome' of job.result must be one of done, failed, retry" },
+        { "job.result", json_pack ("{s:s, s:i, s:s}", "job", "j", "attempt", 1,
+          "outcome", "done"), "field 'resources' of job.result is missing" },
+        { "job.result", json_pack ("{s:s, s:i, s:s, s:[], s:s}", "job", "j", "attempt", 1,
+          "outcome", "failed", "resources", "error", "boom"),
+          "field 'error' of job.result must be a map" },
+        { "job.cancel", json_pack ("{s:s}", "job", "j"),
+          "field 'attempt' of job.cancel is missing" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        json_t *msg = s_message (cases [i].type, cases [i].fields);
+        char *buf;
+        size_t len;
+        assert_int_equal (dx_msg_encode (msg, &buf, &len), 0);
+        s_expect_error (buf, len, cases [i].expected);
+        free (buf);
+        json_decref (msg);
+    }
+}
+
 /*  Floats: float64 stays exact; float32 on the wire becomes a real. */
 static void
 test_floats (void **state)
@@ -989,6 +1095,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_round_trip_every_request),
         cmocka_unit_test (test_round_trip_replies),
+        cmocka_unit_test (test_round_trip_worker_messages),
         cmocka_unit_test (test_floats),
         cmocka_unit_test (test_encode_rejects),
         cmocka_unit_test (test_encode_bytes),
