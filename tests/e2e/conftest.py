@@ -18,7 +18,12 @@ import requests
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("DEXTER_BIN_DIR", os.path.join(REPO, "build", "bin"))
-REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference", "dexter-cluster-api.txt")
+# The reference the curl lines are read from: the repo's copy, so the tests run
+# in any clone; test_reference.py checks it still equals ../shared's original
+# whenever that is beside the repo.
+REFERENCE = os.path.join(REPO, "docs", "reference", "dexter-cluster-api.txt")
+SHARED_REFERENCE = os.path.join(os.path.dirname(REPO), "shared", "reference",
+                                "dexter-cluster-api.txt")
 MASTER_KEY = "5a" * 32  # tests use a fixed master key; secrets tests search for plaintext
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",

@@ -25,7 +25,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import REFERENCE, wait_until
+from conftest import REFERENCE, SHARED_REFERENCE, wait_until
 
 SECTIONS = [
     "Cluster List API Requests",
@@ -696,3 +696,14 @@ def test_every_runnable_line_ran():
         pytest.skip("only part of the module ran: %s" % sorted(RUN_COUNT))
     assert RUN_COUNT == expected
     assert sum(RUN_COUNT.values()) >= MIN_RUNNABLE
+
+
+def test_reference_copy_matches_shared():
+    """The repo's copy of the reference is the shared original, byte for byte,
+    wherever the shared one is beside the repo (it is in CI)."""
+    with open(REFERENCE, "rb") as f:
+        ours = f.read()
+    assert ours.count(b"curl ") >= 46
+    if os.path.exists(SHARED_REFERENCE):
+        with open(SHARED_REFERENCE, "rb") as f:
+            assert f.read() == ours, "docs/reference/ is out of date: copy ../shared/reference/ again"
