@@ -20,6 +20,7 @@
 #   BENCH_SECONDS   seconds per wrk run (default 15)
 #   BENCH_DOC       the file to write (default docs/BENCHMARKS.md)
 #   BENCH_KEEP=1    keep the work dir (logs, wrk outputs, results.json)
+#   DEXTER_API_THREADS  passed on to dexter-api (its event loops; unset: its default)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -46,7 +47,9 @@ for exe in dexter-scheduler dexter-api; do
     [ -x "$BIN_DIR/$exe" ] || fail "$BIN_DIR/$exe is missing: run 'make services' (or set DEXTER_BIN_DIR)"
 done
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_SECONDS must be a whole number of seconds, not '$SECS'"
-# Only what this script sets reaches the services.
+# Only what this script sets reaches the services (and DEXTER_API_THREADS, to
+# compare event loop counts).
+API_THREADS=${DEXTER_API_THREADS:-}
 for v in $(compgen -e | grep '^DEXTER_' || true); do unset "$v"; done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dexter-bench.XXXXXX")
@@ -155,6 +158,7 @@ DEXTER_MASTER_KEY=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export DEXTER_MASTER_KEY
 export DEXTER_API_TIMEOUT_MS=5000
 export DEXTER_LOG_LEVEL=warn
+[ -z "$API_THREADS" ] || export DEXTER_API_THREADS=$API_THREADS
 
 start scheduler "$BIN_DIR/dexter-scheduler"
 start api "$BIN_DIR/dexter-api"

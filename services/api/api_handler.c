@@ -1,9 +1,51 @@
-/*  api_handler: a matched request -> scheduler request(s) -> HTTP answer. */
+/*  api_handler: a matched request -> scheduler request(s) -> HTTP answer,
+    one step per reply. */
 #include "api_handler.h"
 #include "dx_msg.h"
 #include "dx_spec.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+typedef enum {
+    S_START,            /* nothing sent yet */
+    S_PROVIDER,         /* waiting for cluster.get, to learn the provider */
+    S_FINAL,            /* waiting for the reply that is the answer */
+    S_OVER              /* answered */
+} s_state_t;
+
+struct api_job_t {
+    s_state_t state;
+    api_match_t match;
+    api_query_t query;
+    json_t *fields;     /* the body's fields, or NULL */
+};
+
+api_job_t *
+api_job_new (const api_match_t *match, const api_query_t *query, json_t **fields_p)
+{
+    api_job_t *self = calloc (1, sizeof *self);
+    if (self) {
+        self->match = *match;
+        if (query)
+            self->query = *query;
+        if (fields_p) {
+            self->fields = *fields_p;
+            *fields_p = NULL;
+        }
+    }
+    return self;
+}
+
+void
+api_job_destroy (api_job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    json_decref ((*self_p)->fields);
+    free (*self_p);
+    *self_p = NULL;
+}
 
 static const struct {
     const char *status;
@@ -67,42 +109,6 @@ api_handler_reply (const json_t *reply, api_answer_t *answer)
         json_object_set_new (answer->body, "errors", json_deep_copy (errors));
 }
 
-/*  Sends request (stolen) and maps the reply into answer when it is not
-    one of the success statuses the caller wants to look into. Returns the
-    reply on success (caller owns), else NULL with answer filled. */
-static json_t *
-s_call (json_t *request, api_call_fn *call, void *ctx, api_answer_t *answer)
-{
-    if (!request) {
-        s_fail (answer, 500, DX_INTERNAL, NULL, "out of memory");
-        return NULL;
-    }
-    json_t *reply = call (ctx, request);
-    json_decref (request);
-    if (!reply) {
-        s_fail (answer, 500, DX_INTERNAL, NULL, "out of memory");
-        return NULL;
-    }
-    const char *status = json_string_value (json_object_get (reply, "status"));
-    if (api_handler_http_status (status) >= 300 || !status) {
-        api_handler_reply (reply, answer);
-        json_decref (reply);
-        return NULL;
-    }
-    return reply;
-}
-
-/*  Sends request (stolen) and answers with whatever the scheduler said. */
-static void
-s_forward (json_t *request, api_call_fn *call, void *ctx, api_answer_t *answer)
-{
-    json_t *reply = s_call (request, call, ctx, answer);
-    if (reply) {
-        api_handler_reply (reply, answer);
-        json_decref (reply);
-    }
-}
-
 /*  A new request of type with the path's name and group. */
 static json_t *
 s_request (const api_match_t *match)
@@ -132,81 +138,30 @@ s_invalid (const json_t *errors, api_answer_t *answer)
         json_object_set_new (answer->body, "errors", json_deep_copy (errors));
 }
 
-/*  Asks the scheduler for the cluster's provider (cluster.get), into buf.
-    0, or -1 with answer filled (404 when there is no such cluster). */
-static int
-s_provider (const api_match_t *match, api_call_fn *call, void *ctx,
-            char *buf, size_t size, api_answer_t *answer)
+/*  PROVIDER -> FINAL: the write that needs the provider the cluster was
+    created with, which only the scheduler knows (config PUT, group POST/PUT,
+    deployment PUT). The scheduler answers CONFLICT should the cluster change
+    between the two requests. Returns the write, or NULL with answer filled
+    (400 when the body is not valid for this provider). */
+static json_t *
+s_provider_write (api_job_t *self, const char *provider, api_answer_t *answer)
 {
-    json_t *request = dx_msg_new ("cluster.get", NULL);
-    if (request)
-        json_object_set_new (request, "name", json_string (match->name));
-    json_t *reply = s_call (request, call, ctx, answer);
-    if (!reply)
-        return -1;
-    const char *provider = json_string_value (
-        json_object_get (json_object_get (reply, "body"), "provider"));
-    int rc = 0;
-    if (!provider || strlen (provider) >= size) {
-        s_fail (answer, 500, DX_INTERNAL, NULL,
-                "the scheduler's answer holds no provider for this cluster");
-        rc = -1;
-    }
-    else
-        strcpy (buf, provider);
-    json_decref (reply);
-    return rc;
-}
-
-/*  POST /clusters. */
-static void
-s_create (const api_match_t *match, const json_t *fields, api_call_fn *call,
-          void *ctx, api_answer_t *answer)
-{
-    json_t *errors = json_array ();
-    json_t *cluster = dx_spec_cluster (fields, errors);
-    if (!cluster)
-        s_invalid (errors, answer);
-    else {
-        json_t *request = s_request (match);
-        if (request)
-            json_object_set_new (request, "cluster", cluster);
-        else
-            json_decref (cluster);
-        s_forward (request, call, ctx, answer);
-    }
-    json_decref (errors);
-}
-
-/*  PUT config, POST/PUT group, PUT deployment: these need the provider the
-    cluster was created with, which only the scheduler knows. The scheduler
-    answers CONFLICT should the cluster change between the two requests. */
-static void
-s_provider_write (const api_match_t *match, const json_t *fields,
-                  api_call_fn *call, void *ctx, api_answer_t *answer)
-{
-    char provider [16];
-    if (s_provider (match, call, ctx, provider, sizeof provider, answer))
-        return;
     json_t *errors = json_array ();
     json_t *secrets = json_object ();
     json_t *valid = NULL;
-    api_do_t action = match->route->action;
+    api_do_t action = self->match.route->action;
     if (action == API_DO_CONFIG)
-        valid = dx_spec_config (provider, fields, secrets, errors);
+        valid = dx_spec_config (provider, self->fields, secrets, errors);
     else
     if (action == API_DO_GROUP)
-        valid = dx_spec_group (provider, fields, errors);
+        valid = dx_spec_group (provider, self->fields, errors);
     else
-        valid = dx_spec_deployment (provider, fields, secrets, errors);
-    if (!valid) {
+        valid = dx_spec_deployment (provider, self->fields, secrets, errors);
+    json_t *request = NULL;
+    if (!valid)
         s_invalid (errors, answer);
-        json_decref (errors);
-        json_decref (secrets);
-        return;
-    }
-    json_t *request = s_request (match);
-    if (request) {
+    else
+    if ((request = s_request (&self->match))) {
         json_object_set_new (request, "provider", json_string (provider));
         if (action == API_DO_CONFIG) {
             json_object_set (request, "config", valid);
@@ -221,46 +176,95 @@ s_provider_write (const api_match_t *match, const json_t *fields,
             json_object_set (request, "credentials", secrets);
         }
     }
-    s_forward (request, call, ctx, answer);
     json_decref (valid);
     json_decref (secrets);
     json_decref (errors);
+    return request;
 }
 
-void
-api_handler_run (const api_match_t *match, const api_query_t *query,
-                 const json_t *fields, api_call_fn *call, void *ctx,
-                 api_answer_t *answer)
+/*  START: the first request. POST /clusters is validated here; the writes
+    that need a provider first ask for the cluster. NULL with answer filled
+    when there is nothing to send. */
+static json_t *
+s_first (api_job_t *self, api_answer_t *answer)
 {
-    answer->status = 500;
-    answer->body = NULL;
-    const api_route_t *route = match->route;
-    if (!route) {
-        s_fail (answer, 500, DX_INTERNAL, NULL, "no route");
-        return;
+    const api_route_t *route = self->match.route;
+    json_t *request = NULL;
+    if (route->action == API_DO_CREATE) {
+        json_t *errors = json_array ();
+        json_t *cluster = dx_spec_cluster (self->fields, errors);
+        if (!cluster)
+            s_invalid (errors, answer);
+        else
+        if ((request = s_request (&self->match)))
+            json_object_set_new (request, "cluster", cluster);
+        else
+            json_decref (cluster);
+        json_decref (errors);
+        self->state = S_FINAL;
     }
-    json_t *empty = NULL;
-    if (route->body && !fields)
-        fields = empty = json_object ();
-
-    if (route->action == API_DO_CREATE)
-        s_create (match, fields, call, ctx, answer);
     else
-    if (route->action != API_DO_PLAIN)
-        s_provider_write (match, fields, call, ctx, answer);
+    if (route->action != API_DO_PLAIN) {
+        if ((request = dx_msg_new ("cluster.get", NULL)))
+            json_object_set_new (request, "name", json_string (self->match.name));
+        self->state = S_PROVIDER;
+    }
     else {
-        json_t *request = s_request (match);
-        if (request && route->query == API_QUERY_FORCE)
-            json_object_set_new (request, "force", json_boolean (query && query->force));
-        if (request && route->query == API_QUERY_EVENTS && query) {
-            if (query->after [0])
+        const api_query_t *query = &self->query;
+        if ((request = s_request (&self->match))) {
+            if (route->query == API_QUERY_FORCE)
+                json_object_set_new (request, "force", json_boolean (query->force));
+            if (route->query == API_QUERY_EVENTS && query->after [0])
                 json_object_set_new (request, "after", json_string (query->after));
-            if (query->count)
+            if (route->query == API_QUERY_EVENTS && query->count)
                 json_object_set_new (request, "count", json_integer (query->count));
         }
-        s_forward (request, call, ctx, answer);
+        self->state = S_FINAL;
     }
-    json_decref (empty);
+    return request;
+}
+
+/*  1 if reply has one of the success statuses. */
+static int
+s_success (const json_t *reply)
+{
+    const char *status = json_string_value (json_object_get (reply, "status"));
+    return status && api_handler_http_status (status) < 300;
+}
+
+api_step_t
+api_job_next (api_job_t *self, const json_t *reply, json_t **request,
+              api_answer_t *answer)
+{
+    *request = NULL;
+    answer->status = 500;
+    answer->body = NULL;
+    if (!self->match.route)
+        s_fail (answer, 500, DX_INTERNAL, NULL, "no route");
+    else
+    if (self->state == S_START) {
+        if (self->match.route->body && !self->fields)
+            self->fields = json_object ();
+        *request = s_first (self, answer);
+    }
+    else
+    if (self->state == S_PROVIDER && s_success (reply)) {
+        const char *provider = json_string_value (
+            json_object_get (json_object_get (reply, "body"), "provider"));
+        if (!provider || strlen (provider) >= 16)
+            s_fail (answer, 500, DX_INTERNAL, NULL,
+                    "the scheduler's answer holds no provider for this cluster");
+        else
+            *request = s_provider_write (self, provider, answer);
+        self->state = S_FINAL;
+    }
+    else
+    if (self->state == S_PROVIDER || self->state == S_FINAL)
+        api_handler_reply (reply, answer);
+    if (*request)
+        return API_STEP_SEND;
+    self->state = S_OVER;
     if (!answer->body)
         s_fail (answer, 500, DX_INTERNAL, NULL, "out of memory");
+    return API_STEP_DONE;
 }

@@ -1,19 +1,22 @@
-/*  api_handler: runs a matched request. It builds the scheduler request(s)
-    the route names, validates bodies with dx_spec first (so bad input is a
-    400 without asking the scheduler), and maps the reply to an HTTP status
-    and JSON body (proto/PROTOCOL.md, "Reply"). It knows nothing of MHD or
-    ZeroMQ: the scheduler is a function, so tests can put a fake behind it. */
+/*  api_handler: runs a matched request as a small state machine, one step
+    per scheduler reply. It builds the scheduler request(s) the route names,
+    validates bodies with dx_spec first (so bad input is a 400 without asking
+    the scheduler), and maps the reply to an HTTP status and JSON body
+    (proto/PROTOCOL.md, "Reply"). It knows nothing of MHD or ZeroMQ and never
+    waits: each step either hands back a request to send, or the answer.
+
+        start --(plain, create)------------------------------> FINAL
+        start --(config/group/deployment writes)--> PROVIDER --> FINAL
+        PROVIDER: the cluster.get reply gives the provider; validate the
+                  body for it (400 without a second request), build the write
+        FINAL:    the write's (or plain request's) reply is the answer
+
+    Any reply that is not a success ends the job with that reply mapped. */
 #ifndef API_HANDLER_H
 #define API_HANDLER_H
 
 #include <jansson.h>
 #include "api_route.h"
-
-/*  Sends request (borrowed; the callee may add fields such as `deadline`)
-    to the scheduler and returns its reply (caller owns): a real one, or one
-    made up with UNAVAILABLE when the scheduler did not answer in time.
-    NULL only when out of memory. */
-typedef json_t *(api_call_fn) (void *ctx, json_t *request);
 
 /*  What to answer: an HTTP status and a JSON body (owned; NULL for none). */
 typedef struct {
@@ -21,11 +24,31 @@ typedef struct {
     json_t *body;
 } api_answer_t;
 
-/*  Runs the route of match with its query and body fields (NULL when the
-    route takes no body; borrowed) and fills answer. */
-void api_handler_run (const api_match_t *match, const api_query_t *query,
-                      const json_t *fields, api_call_fn *call, void *ctx,
-                      api_answer_t *answer);
+/*  What a step produced. */
+typedef enum {
+    API_STEP_SEND,          /* *request is to be sent; call api_job_next with its reply */
+    API_STEP_DONE           /* *answer is filled; the job is over */
+} api_step_t;
+
+typedef struct api_job_t api_job_t;
+
+/*  A job for match with its query and body fields (NULL when the route
+    takes no body). match and query are copied; fields is stolen (it may
+    hold secrets: jansson's allocator wipes them when freed). NULL when out
+    of memory. */
+api_job_t *api_job_new (const api_match_t *match, const api_query_t *query,
+                        json_t **fields_p);
+
+/*  Frees the job. Safe on NULL; sets *self_p to NULL. */
+void api_job_destroy (api_job_t **self_p);
+
+/*  Runs the next step: the first with reply NULL, each later one with the
+    reply (borrowed) to the request the previous step handed out; a made-up
+    UNAVAILABLE reply stands for one that did not come in time. Sets either
+    *request (caller owns; without `deadline`, which the sender adds) or
+    *answer (caller owns its body). */
+api_step_t api_job_next (api_job_t *self, const json_t *reply,
+                         json_t **request, api_answer_t *answer);
 
 /*  An error body {"code", "message"[, "field"]}. field NULL or "" is left
     out. Caller owns. */

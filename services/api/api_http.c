@@ -1,11 +1,14 @@
-/*  api_http: libmicrohttpd daemon, auth, body collection, JSON answers. */
+/*  api_http: libmicrohttpd daemon, auth, body collection, suspended
+    connections waiting for their job, JSON answers. */
 #include "api_http.h"
 #include "api_body.h"
+#include "api_loop.h"
 #include "api_route.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /*  A client that keeps sending after its body was refused is cut off once
     this much more was thrown away (MHD cannot answer in the middle of an
@@ -23,17 +27,26 @@
 #define API_DROP_MAX    (8u * 1024u * 1024u)
 #define API_IDLE_S      30u         /* close connections idle this long */
 #define API_CONNECTIONS 1024u
+/*  After an answer this large, freed memory goes back to the system so
+    that the RSS drops again (a list of 10,000 clusters is 1.5 MB). */
+#define API_TRIM_BYTES  (256u * 1024u)
 
 struct api_http_t {
     struct MHD_Daemon *daemon;
+    api_loop_t *loop;
     char *token;                    /* NULL: no auth */
     size_t token_len;
-    api_call_fn *call;
-    void *call_ctx;
+    int epoll_fd;
+    int own_fd;                     /* the socket we bound, or -1 */
+    bool quiesced;
+    bool trim;                      /* a large answer was freed: trim */
+    bool resumed;                   /* a connection resumed: run at once */
 };
 
 /*  One request, from its request line to the end of its answer. */
 typedef struct {
+    api_http_t *http;
+    struct MHD_Connection *conn;
     int64_t started;                /* monotonic ms */
     char *uri;                      /* raw path, as sent */
     char *query;                    /* raw text after '?' (in uri), or NULL */
@@ -48,6 +61,11 @@ typedef struct {
     char *body;
     size_t len, cap;
     size_t dropped;
+    api_job_t *job;                 /* running: the connection is suspended */
+    char pending [80];              /* the id of the request it waits for */
+    bool ready;                     /* answer holds the job's answer */
+    api_answer_t answer;
+    size_t sent;                    /* bytes of the answer */
     int status;                     /* answered with, 0 until then */
     int refusal;                    /* a refusal held for the last call */
     json_t *refusal_body;
@@ -82,11 +100,11 @@ s_printable (char *dst, size_t size, const char *src)
 static void *
 s_uri_log (void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    (void) cls;
-    (void) conn;
     s_request_t *req = calloc (1, sizeof *req);
     if (!req)
         return NULL;
+    req->http = cls;
+    req->conn = conn;
     req->started = dx_mono_ms ();
     if (!(req->uri = strdup (uri ? uri : ""))) {
         free (req);
@@ -106,11 +124,15 @@ static void
 s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    (void) cls;
     (void) conn;
+    api_http_t *self = cls;
     s_request_t *req = *req_cls;
     if (!req)
         return;
+    if (req->pending [0])           /* only when closed while waiting */
+        api_loop_forget (self->loop, req->pending);
+    if (req->sent > API_TRIM_BYTES)
+        self->trim = true;
     long long ms = (long long) (dx_mono_ms () - req->started);
     if (req->seen && req->status)
         dx_info ("%s %s %d %lldms", req->method, req->path, req->status, ms);
@@ -124,6 +146,8 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
         dx_debug ("request refused by the HTTP layer before routing");
     s_body_free (req);
     json_decref (req->refusal_body);
+    json_decref (req->answer.body);
+    api_job_destroy (&req->job);
     free (req->uri);
     free (req);
     *req_cls = NULL;
@@ -149,28 +173,23 @@ static enum MHD_Result
 s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
            json_t *body, const char *allow, bool challenge)
 {
-    char *text = NULL;
-    size_t len = 0;
-    if (body) {
-        size_t flags = JSON_INDENT (2) | JSON_ENCODE_ANY;
-        size_t n = json_dumpb (body, NULL, 0, flags);
-        if (n > 0 && (text = malloc (n + 1))
-        &&  json_dumpb (body, text, n, flags) == n) {
-            text [n] = '\n';
-            len = n + 1;
-        }
-        json_decref (body);
-    }
+    /* Compact, dumped once: json_dumps's buffer is exactly the text and its
+       NUL, which becomes the trailing newline. jansson allocates with
+       malloc (main.c), so MHD frees it with free. */
+    char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    size_t len = text ? strlen (text) + 1 : 0;
+    if (text)
+        text [len - 1] = '\n';
+    json_decref (body);
     struct MHD_Response *response = len
-        ? MHD_create_response_from_buffer_with_free_callback (len, text, &free)
+        ? MHD_create_response_from_buffer (len, text, MHD_RESPMEM_MUST_FREE)
         : MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
     if (!response) {
         free (text);
         return MHD_NO;
     }
-    if (!len)
-        free (text);
-    else
+    req->sent = len;
+    if (len)
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
                                  "application/json");
     MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -192,6 +211,16 @@ s_fail (struct MHD_Connection *conn, s_request_t *req, int status,
 {
     return s_respond (conn, req, status, api_error_body (code, field, message),
                       NULL, status == 401);
+}
+
+/*  Queues the answer the job left in req. */
+static enum MHD_Result
+s_answer (struct MHD_Connection *conn, s_request_t *req)
+{
+    json_t *body = req->answer.body;
+    req->answer.body = NULL;
+    req->ready = false;
+    return s_respond (conn, req, req->answer.status, body, NULL, false);
 }
 
 /*  1 if the request announces a body (a length above 0, or chunks). */
@@ -350,7 +379,46 @@ s_collect (s_request_t *req, const char *data, size_t size)
     return MHD_YES;
 }
 
-/*  The last call, with the whole body in: parse, run, answer. */
+static void s_on_reply (void *ctx, const json_t *reply);
+
+/*  Runs the job's next step (reply NULL for the first). true when it sent
+    a request and waits for the reply; false when the answer is ready. */
+static bool
+s_step (s_request_t *req, const json_t *reply)
+{
+    json_t *request;
+    if (api_job_next (req->job, reply, &request, &req->answer) == API_STEP_SEND) {
+        const char *id = api_loop_send (req->http->loop, request, s_on_reply, req);
+        if (id && strlen (id) < sizeof req->pending) {
+            strcpy (req->pending, id);
+            return true;
+        }
+        if (id)
+            api_loop_forget (req->http->loop, id);
+        req->answer.status = 500;
+        req->answer.body = api_error_body ("INTERNAL", NULL, "out of memory");
+    }
+    api_job_destroy (&req->job);
+    req->ready = true;
+    return false;
+}
+
+/*  The loop's callback with the reply to the request a job waits for: the
+    next step, and when it is the last, the connection resumes and the
+    access handler is called again to answer. */
+static void
+s_on_reply (void *ctx, const json_t *reply)
+{
+    s_request_t *req = ctx;
+    req->pending [0] = 0;
+    if (!s_step (req, reply)) {
+        MHD_resume_connection (req->conn);
+        req->http->resumed = true;
+    }
+}
+
+/*  The last call, with the whole body in: parse, then start the job and
+    suspend the connection until it is over. */
 static enum MHD_Result
 s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
 {
@@ -361,6 +429,8 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
         return s_fail (conn, req, 400, "INVALID", NULL,
                        "this request takes no body (DELETE takes ?force=true "
                        "in the query string)");
+    if (api_loop_stopping (self->loop))
+        return MHD_NO;              /* stopping: no new work */
     json_t *fields = NULL;
     if (req->match.route->body) {
         api_fault_t fault;
@@ -369,11 +439,15 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
         if (!fields)
             return s_fail (conn, req, 400, "INVALID", fault.field, fault.message);
     }
-    api_answer_t answer;
-    api_handler_run (&req->match, &req->args, fields, self->call, self->call_ctx,
-                     &answer);
+    req->job = api_job_new (&req->match, &req->args, &fields);
     json_decref (fields);
-    return s_respond (conn, req, answer.status, answer.body, NULL, false);
+    if (!req->job)
+        return s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
+    if (s_step (req, NULL)) {
+        MHD_suspend_connection (conn);
+        return MHD_YES;
+    }
+    return s_answer (conn, req);
 }
 
 /*  MHD's access handler: called once with the headers, once per piece of
@@ -412,6 +486,10 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url,
         *upload_data_size = 0;
         return rc;
     }
+    if (req->ready)                 /* resumed: the job is over */
+        return s_answer (conn, req);
+    if (req->job)                   /* still waiting (not expected) */
+        return MHD_YES;
     return s_finish (self, conn, req);
 }
 
@@ -421,8 +499,8 @@ api_http_new (const api_http_config_t *config)
     api_http_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
-    self->call = config->call;
-    self->call_ctx = config->call_ctx;
+    self->loop = config->loop;
+    self->own_fd = -1;
     if (config->token) {
         self->token = strdup (config->token);
         self->token_len = strlen (config->token);
@@ -431,25 +509,40 @@ api_http_new (const api_http_config_t *config)
             return NULL;
         }
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
-                   | MHD_USE_ERROR_LOG;
+    /* No thread of its own: the loop polls the epoll fd and runs it. */
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (config->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, &s_access, self,
-        MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, config->addr,
-        MHD_OPTION_THREAD_POOL_SIZE, config->threads,
-        MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
-        MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
-        MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
-        MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
-        MHD_OPTION_END);
-    if (!self->daemon) {
+    if (config->listen_fd >= 0)
+        self->daemon = MHD_start_daemon (
+            flags, 0, NULL, NULL, &s_access, self,
+            MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
+            MHD_OPTION_LISTEN_SOCKET, (MHD_socket) config->listen_fd,
+            MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
+            MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
+            MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
+            MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+            MHD_OPTION_END);
+    else
+        self->daemon = MHD_start_daemon (
+            flags, 0, NULL, NULL, &s_access, self,
+            MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
+            MHD_OPTION_SOCK_ADDR, config->addr,
+            MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
+            MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
+            MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
+            MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+            MHD_OPTION_END);
+    const union MHD_DaemonInfo *info = self->daemon
+        ? MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
         dx_error ("cannot listen on the address given (see the line above)");
         api_http_destroy (&self);
         return NULL;
     }
+    self->epoll_fd = info->epoll_fd;
+    if (config->listen_fd < 0)
+        self->own_fd = api_http_listen_fd (self);
     return self;
 }
 
@@ -459,14 +552,66 @@ api_http_destroy (api_http_t **self_p)
     if (!self_p || !*self_p)
         return;
     api_http_t *self = *self_p;
-    if (self->daemon)
+    if (self->daemon) {
+        /* A quiesced daemon leaves the (maybe shared) socket open. */
+        api_http_quiesce (self);
         MHD_stop_daemon (self->daemon);
+    }
+    if (self->own_fd >= 0)
+        close (self->own_fd);
     if (self->token) {
         sodium_memzero (self->token, self->token_len);
         free (self->token);
     }
     free (self);
     *self_p = NULL;
+}
+
+int
+api_http_epoll_fd (api_http_t *self)
+{
+    return self->epoll_fd;
+}
+
+long
+api_http_timeout (api_http_t *self)
+{
+    /* MHD takes resumed connections up in its next run, and does not
+       count them in its timeout: that run must be now. */
+    if (self->resumed)
+        return 0;
+    MHD_UNSIGNED_LONG_LONG timeout;
+    if (MHD_get_timeout (self->daemon, &timeout) != MHD_YES)
+        return -1;
+    return timeout > 1000000 ? 1000000 : (long) timeout;
+}
+
+void
+api_http_run (api_http_t *self)
+{
+    self->resumed = false;
+    MHD_run (self->daemon);
+    if (self->trim) {
+        self->trim = false;
+        malloc_trim (0);
+    }
+}
+
+void
+api_http_quiesce (api_http_t *self)
+{
+    if (!self->quiesced) {
+        MHD_quiesce_daemon (self->daemon);
+        self->quiesced = true;
+    }
+}
+
+int
+api_http_listen_fd (api_http_t *self)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    return info ? (int) info->listen_fd : -1;
 }
 
 unsigned

@@ -1,7 +1,10 @@
-/*  api_http: the HTTP side of the api. A libmicrohttpd daemon with a pool of
-    threads; per request it checks the token, matches the route, reads the
-    query, collects the body (at most API_BODY_MAX), parses it, runs the
-    handler and writes the JSON answer, then logs one line. */
+/*  api_http: the HTTP side of the api. A libmicrohttpd daemon without a
+    thread of its own, run by its api_loop; per request it checks the token,
+    matches the route, reads the query, collects the body (at most
+    API_BODY_MAX), parses it and starts the handler's job. While the job
+    waits for the scheduler the connection is suspended and nothing blocks;
+    each reply runs the job's next step, and the last one resumes the
+    connection with the JSON answer. One log line per request. */
 #ifndef API_HTTP_H
 #define API_HTTP_H
 
@@ -9,21 +12,40 @@
 #include "api_handler.h"
 
 typedef struct api_http_t api_http_t;
+struct api_loop_t;
 
 typedef struct {
     const struct sockaddr *addr;    /* where to listen (IPv4 or IPv6) */
+    int listen_fd;                  /* or -1: share this bound socket instead */
     const char *token;              /* required bearer token, or NULL */
-    unsigned threads;               /* size of the thread pool */
-    api_call_fn *call;              /* the scheduler */
-    void *call_ctx;
+    struct api_loop_t *loop;        /* runs the daemon; sends to the scheduler */
 } api_http_config_t;
 
-/*  Binds and starts serving. NULL on failure (logged). */
+/*  Binds (or takes listen_fd) and makes the daemon. NULL on failure
+    (logged). */
 api_http_t *api_http_new (const api_http_config_t *config);
 
-/*  Stops serving: waits for the requests in flight, joins the threads.
-    Safe on NULL; sets *self_p to NULL. */
+/*  Closes every connection and the daemon; closes the listening socket if
+    it bound it. Call with no connection suspended (no job waiting). Safe
+    on NULL; sets *self_p to NULL. */
 void api_http_destroy (api_http_t **self_p);
+
+/*  The epoll fd to wait on before api_http_run. */
+int api_http_epoll_fd (api_http_t *self);
+
+/*  Milliseconds until the daemon must run even without I/O, -1 for no
+    limit. */
+long api_http_timeout (api_http_t *self);
+
+/*  Does the I/O that is ready without waiting, and gives memory back to the
+    system after a large answer. */
+void api_http_run (api_http_t *self);
+
+/*  Stops accepting connections (the listening socket stays open). */
+void api_http_quiesce (api_http_t *self);
+
+/*  The listening socket, to share with other daemons. */
+int api_http_listen_fd (api_http_t *self);
 
 /*  The port the daemon listens on (useful when asked for port 0). */
 unsigned api_http_port (api_http_t *self);

@@ -1,16 +1,16 @@
 /*  dexter-api: the REST gateway (docs/api.md). Configuration, signals and
-    start-up; the work is in api_http.c (HTTP), api_route.c (the route table),
-    api_body.c (bodies), api_handler.c (requests to the scheduler and their
-    answers) and api_client.c (the ZeroMQ hop).
+    start-up; the work is in api_loop.c (the event loops: HTTP and the ZeroMQ
+    hop), api_http.c (HTTP), api_route.c (the route table), api_body.c
+    (bodies) and api_handler.c (requests to the scheduler and their answers).
 
     DEXTER_API_ADDR            HOST:PORT to listen on (127.0.0.1:5555)
     DEXTER_API_TOKEN           bearer token every request must carry; required
                                when the address is not loopback
-    DEXTER_API_THREADS         HTTP worker threads (4)
+    DEXTER_API_THREADS         event loop threads (1)
     DEXTER_API_TIMEOUT_MS      how long to wait for the scheduler (5000)
     DEXTER_SCHEDULER_ENDPOINT  the scheduler's ROUTER (tcp://127.0.0.1:5556) */
-#include "api_client.h"
 #include "api_http.h"
+#include "api_loop.h"
 #include "dx_config.h"
 #include "dx_log.h"
 
@@ -46,6 +46,8 @@ main (void)
         dx_error ("libsodium failed to initialize");
         return 1;
     }
+    /* Few threads: few malloc arenas keep the RSS small. */
+    mallopt (M_ARENA_MAX, 2);
     json_set_alloc_funcs (s_json_malloc, s_json_free);
     json_object_seed (0);
 
@@ -54,7 +56,7 @@ main (void)
     const char *token = dx_config_str ("API_TOKEN", NULL);
     const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT",
                                           DX_DEFAULT_SCHEDULER_ENDPOINT);
-    int64_t threads = dx_config_int ("API_THREADS", 4, 1, 256, &ok);
+    int64_t threads = dx_config_int ("API_THREADS", 1, 1, 256, &ok);
     bad |= ok;
     int64_t timeout = dx_config_int ("API_TIMEOUT_MS", DX_DEFAULT_API_TIMEOUT_MS,
                                      1, 600000, &ok);
@@ -87,30 +89,37 @@ main (void)
     sigaddset (&stop, SIGTERM);
     pthread_sigmask (SIG_BLOCK, &stop, NULL);
 
-    api_client_t *client = api_client_new (endpoint, (int) timeout);
-    api_http_config_t config = {
-        .addr = (struct sockaddr *) &addr, .token = token,
-        .threads = (unsigned) threads, .call = api_client_call, .call_ctx = client
+    /* The first loop binds; the others share its socket. */
+    api_loop_t *loops [256] = { NULL };
+    api_loop_config_t config = {
+        .endpoint = endpoint, .timeout_ms = (int) timeout,
+        .http = { .addr = (struct sockaddr *) &addr, .listen_fd = -1, .token = token }
     };
-    api_http_t *http = client ? api_http_new (&config) : NULL;
-    if (!http) {
-        api_client_destroy (&client);
-        zsys_shutdown ();
-        return 1;
+    int started = 1;
+    for (int64_t i = 0; i < threads && started; i++) {
+        loops [i] = api_loop_new (&config);
+        started = loops [i] && api_loop_start (loops [i]) == 0;
+        if (started)
+            config.http.listen_fd = api_http_listen_fd (api_loop_http (loops [0]));
     }
-    char where [80];
-    dx_info ("listening on http://%s", api_http_format ((struct sockaddr *) &addr,
-             api_http_port (http), where, sizeof where));
-    dx_info ("scheduler at %s, timeout %lld ms, %lld threads%s", endpoint,
-             (long long) timeout, (long long) threads,
-             token ? ", bearer token required" : "");
-
-    int sig = 0;
-    sigwait (&stop, &sig);
-    dx_info ("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    api_http_destroy (&http);
-    api_client_destroy (&client);
+    if (started) {
+        char where [80];
+        dx_info ("listening on http://%s", api_http_format ((struct sockaddr *) &addr,
+                 api_http_port (api_loop_http (loops [0])), where, sizeof where));
+        dx_info ("scheduler at %s, timeout %lld ms, %lld threads%s", endpoint,
+                 (long long) timeout, (long long) threads,
+                 token ? ", bearer token required" : "");
+        int sig = 0;
+        sigwait (&stop, &sig);
+        dx_info ("stopping on %s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    for (int64_t i = 0; i < threads; i++)
+        api_loop_stop (loops [i]);
+    for (int64_t i = threads - 1; i >= 0; i--)
+        api_loop_destroy (&loops [i]);
     zsys_shutdown ();
+    if (!started)
+        return 1;
     dx_info ("stopped");
     return 0;
 }

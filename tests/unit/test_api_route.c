@@ -360,9 +360,26 @@ s_run (s_fake_t *fake, const char *method, const char *path, const char *query,
     json_t *fields = form ? api_body_parse_form (form, strlen (form), &fault) : NULL;
     if (form)
         assert_non_null (fields);
+    /* What api_http does, without waiting: each step's request goes to the
+       fake, whose reply drives the next step, until the answer. */
+    api_job_t *job = api_job_new (&match, &args, &fields);
+    assert_non_null (job);
+    assert_null (fields);
     api_answer_t answer;
-    api_handler_run (&match, &args, fields, s_fake_call, fake, &answer);
-    json_decref (fields);
+    json_t *request, *reply = NULL;
+    int steps = 0;
+    while (api_job_next (job, reply, &request, &answer) == API_STEP_SEND) {
+        assert_non_null (request);
+        assert_true (++steps <= 2);         /* at most cluster.get, then the write */
+        json_decref (reply);
+        reply = s_fake_call (fake, request);
+        json_decref (request);
+        assert_non_null (reply);
+    }
+    assert_null (request);
+    json_decref (reply);
+    api_job_destroy (&job);
+    assert_null (job);
     assert_non_null (answer.body);
     return answer;
 }
@@ -649,7 +666,7 @@ test_handler_reply_errors (void **state)
     json_decref (fake.sent);
 }
 
-/*  What api_client answers when the scheduler is silent: UNAVAILABLE. */
+/*  What api_loop makes up when the scheduler is silent: UNAVAILABLE. */
 static void
 test_handler_unavailable (void **state)
 {
@@ -662,6 +679,28 @@ test_handler_unavailable (void **state)
     assert_int_equal (json_array_size (fake.sent), 1);  /* stopped at cluster.get */
     json_decref (answer.body);
     json_decref (fake.sent);
+}
+
+/*  A job abandoned while it waits (the client went away, the api stops)
+    frees what it holds, the body's fields included. */
+static void
+test_handler_abandoned (void **state)
+{
+    (void) state;
+    api_match_t match;
+    api_route_match ("PUT", P "/clusters/c1/config", &match);
+    api_query_t args = { 0 };
+    api_fault_t fault;
+    json_t *fields = api_body_parse_form ("masters=3", 9, &fault);
+    api_job_t *job = api_job_new (&match, &args, &fields);
+    json_t *request;
+    api_answer_t answer;
+    assert_int_equal (api_job_next (job, NULL, &request, &answer), API_STEP_SEND);
+    assert_string_equal (dx_msg_type (request), "cluster.get");
+    json_decref (request);
+    api_job_destroy (&job);
+    api_job_destroy (&job);                 /* safe on NULL */
+    api_job_destroy (NULL);
 }
 
 static void
@@ -705,6 +744,7 @@ main (void)
         cmocka_unit_test (test_handler_reply_statuses),
         cmocka_unit_test (test_handler_reply_errors),
         cmocka_unit_test (test_handler_unavailable),
+        cmocka_unit_test (test_handler_abandoned),
         cmocka_unit_test (test_error_body),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,363 @@
+/*  api_loop: an event loop thread: HTTP daemon + DEALER + waiting requests. */
+#include "api_loop.h"
+#include "dx_log.h"
+#include "dx_msg.h"
+#include "dx_util.h"
+
+#include <czmq.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define API_LOOP_SNDHWM  1000   /* requests queued to the scheduler */
+#define API_LOOP_TICK_MS 100    /* longest sleep: how soon a stop is seen */
+#define API_LOOP_FLUSH   5      /* daemon runs after the last reply, on stop */
+
+/*  A request waiting for its reply. */
+typedef struct s_pending_t {
+    struct s_pending_t *prev, *next;    /* the wait queue, in deadline order */
+    json_t *request;                    /* owned; its id is the table's key */
+    int64_t deadline;                   /* monotonic ms */
+    bool sent;                          /* false: waits for the DEALER */
+    api_reply_fn *fn;
+    void *ctx;
+} s_pending_t;
+
+struct api_loop_t {
+    char *endpoint;
+    int timeout_ms;
+    api_http_t *http;
+    zsock_t *dealer;
+    void *handle;                       /* the DEALER's libzmq socket */
+    zhashx_t *pending;                  /* id -> s_pending_t (not owned) */
+    s_pending_t *head, *tail;           /* soonest deadline first */
+    size_t unsent;                      /* entries with sent false */
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;                   /* asked to stop (any thread) */
+    bool stopping;                      /* the loop has seen it */
+};
+
+api_loop_t *
+api_loop_new (const api_loop_config_t *config)
+{
+    api_loop_t *self = calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    atomic_init (&self->stop, false);
+    self->timeout_ms = config->timeout_ms;
+    self->endpoint = strdup (config->endpoint);
+    self->pending = zhashx_new ();
+    if (!self->endpoint || !self->pending)
+        goto fail;
+    /* Keys are the requests' ids, which live as long as their entries. */
+    zhashx_set_key_duplicator (self->pending, NULL);
+    zhashx_set_key_destructor (self->pending, NULL);
+
+    /* No linger (a request nobody waits for must not be delivered late),
+       immediate (never queue to a scheduler that is not connected: such a
+       request waits here and is answered 503 at its deadline, never carried
+       out later), sends that never block. */
+    self->dealer = zsock_new (ZMQ_DEALER);
+    if (!self->dealer)
+        goto fail;
+    zsock_set_linger (self->dealer, 0);
+    zsock_set_immediate (self->dealer, 1);
+    zsock_set_sndhwm (self->dealer, API_LOOP_SNDHWM);
+    zsock_set_sndtimeo (self->dealer, 0);
+    if (zsock_connect (self->dealer, "%s", self->endpoint)) {
+        dx_error ("cannot connect to the scheduler at %s", self->endpoint);
+        goto fail;
+    }
+    self->handle = zsock_resolve (self->dealer);
+
+    api_http_config_t http = config->http;
+    http.loop = self;
+    if (!(self->http = api_http_new (&http)))
+        goto fail;
+    return self;
+fail:
+    api_loop_destroy (&self);
+    return NULL;
+}
+
+/*  Takes p out of the queue and the table and frees it. */
+static void
+s_pending_free (api_loop_t *self, s_pending_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        self->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        self->tail = p->prev;
+    if (!p->sent)
+        self->unsent--;
+    zhashx_delete (self->pending, dx_msg_id (p->request));
+    json_decref (p->request);
+    free (p);
+}
+
+/*  Hands reply (stolen) to p's callback and forgets p. The entry goes
+    first: the callback may send again. */
+static void
+s_complete (api_loop_t *self, s_pending_t *p, json_t *reply)
+{
+    api_reply_fn *fn = p->fn;
+    void *ctx = p->ctx;
+    s_pending_free (self, p);
+    fn (ctx, reply);
+    json_decref (reply);
+}
+
+/*  Sends p if the DEALER takes it now. 0 sent, -1 not (yet). */
+static int
+s_send (api_loop_t *self, s_pending_t *p)
+{
+    if (dx_msg_send (self->dealer, NULL, p->request))
+        return -1;
+    p->sent = true;
+    self->unsent--;
+    return 0;
+}
+
+const char *
+api_loop_send (api_loop_t *self, json_t *request, api_reply_fn *fn, void *ctx)
+{
+    s_pending_t *p = request ? calloc (1, sizeof *p) : NULL;
+    const char *id = dx_msg_id (request);
+    if (!p || !id
+    ||  json_object_set_new (request, "deadline",
+                             json_integer (dx_now_ms () + self->timeout_ms))) {
+        free (p);
+        json_decref (request);
+        return NULL;
+    }
+    p->request = request;
+    p->deadline = dx_mono_ms () + self->timeout_ms;
+    p->fn = fn;
+    p->ctx = ctx;
+    p->prev = self->tail;
+    if (self->tail)
+        self->tail->next = p;
+    else
+        self->head = p;
+    self->tail = p;
+    self->unsent++;
+    zhashx_insert (self->pending, id, p);
+    if (self->unsent == 1)          /* else keep the order of those waiting */
+        s_send (self, p);
+    return id;
+}
+
+void
+api_loop_forget (api_loop_t *self, const char *id)
+{
+    s_pending_t *p = id ? zhashx_lookup (self->pending, id) : NULL;
+    if (p)
+        s_pending_free (self, p);
+}
+
+/*  Sends what waits for the DEALER, in order, as long as it takes them. */
+static void
+s_flush (api_loop_t *self)
+{
+    for (s_pending_t *p = self->head; p && self->unsent; p = p->next)
+        if (!p->sent && s_send (self, p))
+            break;
+}
+
+/*  The type of the request with id, for log lines. */
+static const char *
+s_type_of (s_pending_t *p)
+{
+    const char *type = p ? dx_msg_type (p->request) : NULL;
+    return type ? type : "?";
+}
+
+/*  Takes one message from the DEALER without waiting and hands it to the
+    request it answers. 0 took one, -1 none was there. */
+static int
+s_receive (api_loop_t *self)
+{
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    if (zmq_msg_recv (&msg, self->handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&msg);
+        return errno == EINTR ? 0 : -1;
+    }
+    char err [DX_ERR_LEN] = "";
+    json_t *reply = NULL;
+    if (zmq_msg_more (&msg)) {
+        snprintf (err, sizeof err, "expected 1 frame (message), got more");
+        do {
+            zmq_msg_close (&msg);
+            zmq_msg_init (&msg);
+        } while (zmq_msg_recv (&msg, self->handle, ZMQ_DONTWAIT) >= 0
+              && zmq_msg_more (&msg));
+    }
+    else
+        reply = dx_msg_decode (zmq_msg_data (&msg), zmq_msg_size (&msg),
+                               err, sizeof err);
+    if (reply) {
+        s_pending_t *p = dx_msg_id (reply)
+                       ? zhashx_lookup (self->pending, dx_msg_id (reply)) : NULL;
+        if (p)
+            s_complete (self, p, reply);
+        else {
+            dx_debug ("dropped a late reply to an abandoned request");
+            json_decref (reply);
+        }
+    }
+    else {
+        /* Malformed: if it answers one of ours at least, say so rather
+           than wait. */
+        json_t *envelope = err [0] && zmq_msg_size (&msg)
+            ? dx_msg_decode_envelope (zmq_msg_data (&msg), zmq_msg_size (&msg), NULL, 0)
+            : NULL;
+        const char *id = dx_msg_id (envelope);
+        s_pending_t *p = id ? zhashx_lookup (self->pending, id) : NULL;
+        dx_error ("malformed reply from the scheduler to %s: %s", s_type_of (p), err);
+        if (p)
+            s_complete (self, p, dx_reply_error (p->request, DX_INTERNAL, NULL,
+                        "the scheduler sent a malformed reply"));
+        json_decref (envelope);
+    }
+    zmq_msg_close (&msg);
+    return 0;
+}
+
+/*  Answers every request whose deadline has passed with a made-up
+    UNAVAILABLE reply: "not carried out" when it was never sent. */
+static void
+s_expire (api_loop_t *self, int64_t now)
+{
+    while (self->head && self->head->deadline <= now) {
+        s_pending_t *p = self->head;
+        json_t *reply;
+        if (!p->sent) {
+            dx_warn ("no scheduler to take %s within %d ms at %s",
+                     s_type_of (p), self->timeout_ms, self->endpoint);
+            reply = dx_reply_error (p->request, DX_UNAVAILABLE, NULL,
+                                    "the scheduler did not answer within %d ms (no "
+                                    "connection to it); the request was not carried out",
+                                    self->timeout_ms);
+        }
+        else {
+            dx_warn ("the scheduler did not answer %s within %d ms",
+                     s_type_of (p), self->timeout_ms);
+            reply = dx_reply_error (p->request, DX_UNAVAILABLE, NULL,
+                                    "the scheduler did not answer within %d ms; the "
+                                    "request may or may not have been carried out: "
+                                    "GET to check", self->timeout_ms);
+        }
+        s_complete (self, p, reply);
+    }
+}
+
+/*  How long the next poll may sleep: until the daemon's next timeout, the
+    soonest deadline, or a tick, whichever comes first. */
+static long
+s_timeout (api_loop_t *self, int64_t now)
+{
+    int64_t timeout = API_LOOP_TICK_MS;
+    if (self->head && self->head->deadline - now < timeout)
+        timeout = self->head->deadline - now;
+    long http = api_http_timeout (self->http);
+    if (http >= 0 && http < timeout)
+        timeout = http;
+    return timeout < 0 ? 0 : (long) timeout;
+}
+
+/*  One turn: wait for the DEALER or the daemon, run the daemon (which may
+    send many requests), then take every reply there is and expire. */
+static void
+s_turn (api_loop_t *self)
+{
+    zmq_pollitem_t items [2] = {
+        { self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0 },
+        { NULL, api_http_epoll_fd (self->http), ZMQ_POLLIN, 0 }
+    };
+    if (zmq_poll (items, 2, s_timeout (self, dx_mono_ms ())) < 0 && zmq_errno () != EINTR)
+        dx_warn ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+    api_http_run (self->http);
+    if (self->unsent)
+        s_flush (self);
+    while (s_receive (self) == 0)
+        ;
+    s_expire (self, dx_mono_ms ());
+}
+
+/*  The thread: turns until stopped and drained. On a stop it takes no new
+    connections and no new requests, but lets those in flight finish. */
+static void *
+s_run (void *arg)
+{
+    api_loop_t *self = arg;
+    while (!self->stopping || self->head) {
+        if (!self->stopping && atomic_load (&self->stop)) {
+            self->stopping = true;
+            api_http_quiesce (self->http);
+        }
+        s_turn (self);
+    }
+    for (int i = 0; i < API_LOOP_FLUSH; i++) {
+        zmq_pollitem_t item = { NULL, api_http_epoll_fd (self->http), ZMQ_POLLIN, 0 };
+        zmq_poll (&item, 1, 10);
+        api_http_run (self->http);
+    }
+    return NULL;
+}
+
+int
+api_loop_start (api_loop_t *self)
+{
+    if (pthread_create (&self->thread, NULL, s_run, self))
+        return -1;
+    self->started = true;
+    return 0;
+}
+
+void
+api_loop_stop (api_loop_t *self)
+{
+    if (self)
+        atomic_store (&self->stop, true);
+}
+
+void
+api_loop_destroy (api_loop_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    api_loop_t *self = *self_p;
+    if (self->started) {
+        api_loop_stop (self);
+        pthread_join (self->thread, NULL);
+    }
+    /* Drained when the thread ended; after a failed start only entries
+       nobody waits for can be left. */
+    api_http_destroy (&self->http);
+    while (self->head)
+        s_pending_free (self, self->head);
+    zsock_destroy (&self->dealer);
+    zhashx_destroy (&self->pending);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+api_http_t *
+api_loop_http (api_loop_t *self)
+{
+    return self->http;
+}
+
+bool
+api_loop_stopping (api_loop_t *self)
+{
+    return self->stopping;
+}

@@ -1,0 +1,66 @@
+/*  api_loop: one event loop thread of the api. It owns one HTTP daemon
+    (api_http, polled from here, no thread of its own), one DEALER to the
+    scheduler (proto/PROTOCOL.md, "Transport") and the table of requests
+    waiting for a reply. It never blocks but in zmq_poll, on the DEALER and
+    the daemon's epoll fd together: each wakeup runs the daemon (which may
+    send many requests) and then takes every reply that has arrived, so one
+    wakeup carries many messages.
+
+    A request is sent at once when the DEALER takes it, else kept in order
+    until it does (ZMQ_IMMEDIATE: nothing is queued to a scheduler that is
+    not connected). Each waits until its deadline, now plus the timeout, so
+    the wait queue in arrival order is the deadline order. At the deadline
+    its callback gets a made-up UNAVAILABLE reply saying whether it was sent
+    at all. Replies whose id is not waited for (late answers to requests that
+    already got a 503) are dropped. */
+#ifndef API_LOOP_H
+#define API_LOOP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include "api_http.h"
+
+typedef struct api_loop_t api_loop_t;   /* also named in api_http.h */
+
+/*  Called with the reply (borrowed) to a request sent with api_loop_send,
+    or with a made-up one at its deadline. It may send again. */
+typedef void (api_reply_fn) (void *ctx, const json_t *reply);
+
+typedef struct {
+    const char *endpoint;           /* the scheduler's ROUTER */
+    int timeout_ms;                 /* per request */
+    api_http_config_t http;         /* the daemon; its loop is set here */
+} api_loop_config_t;
+
+/*  Makes the loop: its daemon listens (or shares config->http.listen_fd),
+    its DEALER connects. No thread yet. NULL on failure (logged). */
+api_loop_t *api_loop_new (const api_loop_config_t *config);
+
+/*  Starts the loop's thread. 0/-1. */
+int api_loop_start (api_loop_t *self);
+
+/*  Asks the loop to stop (any thread): it stops taking connections, lets
+    the requests in flight finish (each within its deadline) and ends. */
+void api_loop_stop (api_loop_t *self);
+
+/*  Waits for the thread (if started), then closes the daemon and the
+    socket. Safe on NULL; sets *self_p to NULL. */
+void api_loop_destroy (api_loop_t **self_p);
+
+/*  The loop's daemon. */
+api_http_t *api_loop_http (api_loop_t *self);
+
+/*  From the loop's thread: sends request (stolen) with its `deadline`, and
+    calls fn (ctx) once with its reply. Returns the request's id for
+    api_loop_forget (borrowed until then), or NULL when out of memory (fn
+    is not called). */
+const char *api_loop_send (api_loop_t *self, json_t *request,
+                           api_reply_fn *fn, void *ctx);
+
+/*  From the loop's thread: forget the request with id (fn is not called). */
+void api_loop_forget (api_loop_t *self, const char *id);
+
+/*  true once the loop is stopping: start no new work. */
+bool api_loop_stopping (api_loop_t *self);
+
+#endif
