@@ -26,13 +26,12 @@ sch_now (char *buf, size_t size)
     return dx_time_iso (dx_now_ms (), buf, size);
 }
 
-/*  Loads a cluster or builds the reply that says why not (NOT_FOUND naming
-    it, or the store's error), so handlers start with one call. */
-json_t *
-sch_load_cluster (sch_ctx_t *ctx, const json_t *request, unsigned what, json_t **reply_p)
+/*  A loaded cluster, or NULL with the reply that says why not (NOT_FOUND
+    naming it, or the store's error). Takes loaded. */
+static json_t *
+s_cluster_found (sch_ctx_t *ctx, const json_t *request, json_t *loaded, json_t **reply_p)
 {
     const char *name = dx_msg_str (request, "name");
-    json_t *loaded = sch_store_load (ctx->store, name, what | SCH_LOAD_CLUSTER);
     if (!loaded) {
         *reply_p = sch_store_error_reply (ctx->store, request);
         return NULL;
@@ -45,6 +44,34 @@ sch_load_cluster (sch_ctx_t *ctx, const json_t *request, unsigned what, json_t *
     }
     *reply_p = NULL;
     return loaded;
+}
+
+/*  Loads a cluster or builds the reply that says why not, so handlers
+    start with one call. */
+json_t *
+sch_load_cluster (sch_ctx_t *ctx, const json_t *request, unsigned what, json_t **reply_p)
+{
+    json_t *loaded = sch_store_load (ctx->store, dx_msg_str (request, "name"),
+                                     what | SCH_LOAD_CLUSTER);
+    return s_cluster_found (ctx, request, loaded, reply_p);
+}
+
+/*  The first half of a read handler: queues the load of the request's
+    cluster with `what` (SCH_LOAD_CLUSTER added). */
+json_t *
+sch_queue_cluster (sch_ctx_t *ctx, const json_t *request, unsigned what, int *ticket)
+{
+    *ticket = sch_store_queue_load (ctx->store, dx_msg_str (request, "name"),
+                                    what | SCH_LOAD_CLUSTER);
+    return *ticket < 0? sch_store_error_reply (ctx->store, request): NULL;
+}
+
+/*  The second half: the loaded cluster of ticket, or NULL with the reply
+    that says why not, as sch_load_cluster. */
+json_t *
+sch_loaded_cluster (sch_ctx_t *ctx, const json_t *request, int ticket, json_t **reply_p)
+{
+    return s_cluster_found (ctx, request, sch_store_load_result (ctx->store, ticket), reply_p);
 }
 
 /*  A write validated for one provider must not land on a cluster of the
@@ -165,11 +192,19 @@ s_config_object (const json_t *stored)
 //  ---------------------------------------------------------------------
 //  Clusters
 
-/*  cluster.list: every cluster, sorted by name, from one pipelined read. */
+/*  cluster.list: every cluster, sorted by name: the index in the shared
+    round trip, then one HMGET per cluster in a second one. */
 json_t *
-sch_cluster_list (sch_ctx_t *ctx, const json_t *request)
+sch_cluster_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
 {
-    json_t *list = sch_store_cluster_list (ctx->store);
+    *ticket = sch_store_queue_list (ctx->store);
+    return *ticket < 0? sch_store_error_reply (ctx->store, request): NULL;
+}
+
+json_t *
+sch_cluster_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
+{
+    json_t *list = sch_store_list_result (ctx->store, ticket);
     if (!list)
         return sch_store_error_reply (ctx->store, request);
     size_t count = json_array_size (list);
@@ -222,11 +257,17 @@ sch_cluster_create (sch_ctx_t *ctx, const json_t *request)
 
 /*  cluster.get: the cluster object, from one pipelined read. */
 json_t *
-sch_cluster_get (sch_ctx_t *ctx, const json_t *request)
+sch_cluster_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_GROUPS
+                              | SCH_LOAD_DEPLOYMENT, ticket);
+}
+
+json_t *
+sch_cluster_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_GROUPS
-                                       | SCH_LOAD_DEPLOYMENT, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     reply = dx_reply_new (request, DX_OK, s_cluster_object (loaded));
@@ -271,11 +312,17 @@ sch_cluster_delete (sch_ctx_t *ctx, const json_t *request)
 
 /*  config.get: the config with secrets shown only as set + fingerprint. */
 json_t *
-sch_config_get (sch_ctx_t *ctx, const json_t *request)
+sch_config_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_CONFIG, ticket);
+}
+
+json_t *
+sch_config_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     const char *name = dx_msg_str (request, "name");
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     const json_t *config = json_object_get (loaded, "config");
@@ -393,10 +440,16 @@ sch_config_delete (sch_ctx_t *ctx, const json_t *request)
 
 /*  group.list: every group object, sorted by name. */
 json_t *
-sch_group_list (sch_ctx_t *ctx, const json_t *request)
+sch_group_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_GROUPS, ticket);
+}
+
+json_t *
+sch_group_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_GROUPS, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     const json_t *groups = json_object_get (loaded, "groups");
@@ -478,12 +531,18 @@ sch_group_upsert (sch_ctx_t *ctx, const json_t *request)
 
 /*  group.get: one group object, NOT_FOUND naming it if absent. */
 json_t *
-sch_group_get (sch_ctx_t *ctx, const json_t *request)
+sch_group_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_GROUPS, ticket);
+}
+
+json_t *
+sch_group_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     const char *name = dx_msg_str (request, "name");
     const char *group = dx_msg_str (request, "group");
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_GROUPS, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     json_t *record = json_object_get (json_object_get (loaded, "groups"), group);

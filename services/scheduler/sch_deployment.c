@@ -89,10 +89,16 @@ s_deploy_record (json_t *loaded)
 
 /*  deployment.get: the record, state init before any deploy. */
 json_t *
-sch_deployment_get (sch_ctx_t *ctx, const json_t *request)
+sch_deployment_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, ticket);
+}
+
+json_t *
+sch_deployment_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     reply = dx_reply_new (request, DX_OK,
@@ -279,11 +285,17 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
 /*  deployment.vpn: NOT_FOUND until an access node exists; the profile
     itself comes with the vpn service. */
 json_t *
-sch_deployment_vpn (sch_ctx_t *ctx, const json_t *request)
+sch_deployment_vpn_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
+{
+    return sch_queue_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, ticket);
+}
+
+json_t *
+sch_deployment_vpn_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     const char *name = dx_msg_str (request, "name");
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     const char *accessip = json_string_value (json_object_get (
@@ -323,9 +335,11 @@ s_deploy_stream_id (const char *text)
     return digits > 0 && digits <= 20 && text [i] == 0;
 }
 
-/*  deployment.events: the stream after `after` (exclusive), at most count. */
+/*  deployment.events: the stream after `after` (exclusive), at most count.
+    Queues two reads, the cluster (does it exist?) then its stream: the
+    stream's ticket is the next one. */
 json_t *
-sch_deployment_events (sch_ctx_t *ctx, const json_t *request)
+sch_deployment_events_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
 {
     const char *name = dx_msg_str (request, "name");
     const char *after = dx_msg_str (request, "after");
@@ -338,12 +352,21 @@ sch_deployment_events (sch_ctx_t *ctx, const json_t *request)
     if (count < 1 || count > 1000)
         return dx_reply_error (request, DX_INVALID, "count",
                                "count must be an integer from 1 to 1000");
+    json_t *reply = sch_queue_cluster (ctx, request, 0, ticket);
+    if (!reply && sch_store_queue_events (ctx->store, name, after, count) != *ticket + 1)
+        reply = sch_store_error_reply (ctx->store, request);
+    return reply;
+}
+
+json_t *
+sch_deployment_events_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
+{
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, 0, &reply);
+    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
     json_decref (loaded);
-    json_t *events = sch_store_events (ctx->store, name, after, count);
+    json_t *events = sch_store_events_result (ctx->store, ticket + 1);
     if (!events)
         return sch_store_error_reply (ctx->store, request);
     return dx_reply_new (request, DX_OK, json_pack ("{s:o}", "events", events));

@@ -1,5 +1,13 @@
 /*  sch_server: the request loop and the dispatch table. See sch_server.h.
 
+    The loop serves bursts: when the ROUTER is readable it takes every
+    message already waiting (up to SCH_BURST). Reads are queued and the
+    reads of consecutive read requests share one pipelined Redis round
+    trip; a change first flushes the reads queued before it, then runs
+    alone, read-modify-write, exactly as if requests came one at a time.
+    So Redis sees the effects in request order, and the loop sleeps once
+    per burst, not once per request.
+
     For each message on the ROUTER:
       - undecodable: answered INVALID (with the decoder's sentence) when its
         envelope still gives an id, else logged and dropped;
@@ -15,6 +23,7 @@
 #include "dx_msg.h"
 #include "dx_util.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <time.h>
@@ -22,34 +31,56 @@
 
 #define SCH_TICK_MS 1000
 
+#define SCH_BURST   256          /* most messages served per wakeup */
+
+/*  A row of the dispatch table: a change has a handler, a read the two
+    halves of sch_handlers.h. */
+typedef struct {
+    const char *type;
+    sch_handler_fn *handler;
+    sch_queue_fn *queue;
+    sch_reply_fn *reply;
+} s_handler_t;
+
+#define S_CHANGE(type, fn)  { type, fn, NULL, NULL }
+#define S_READ(type, fn)    { type, NULL, fn##_queue, fn##_reply }
+
+/*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
+static const s_handler_t s_server_handlers [] = {
+    S_READ   ("cluster.list",      sch_cluster_list),
+    S_CHANGE ("cluster.create",    sch_cluster_create),
+    S_READ   ("cluster.get",       sch_cluster_get),
+    S_CHANGE ("cluster.delete",    sch_cluster_delete),
+    S_READ   ("config.get",        sch_config_get),
+    S_CHANGE ("config.put",        sch_config_put),
+    S_CHANGE ("config.delete",     sch_config_delete),
+    S_READ   ("group.list",        sch_group_list),
+    S_CHANGE ("group.upsert",      sch_group_upsert),
+    S_READ   ("group.get",         sch_group_get),
+    S_CHANGE ("group.update",      sch_group_update),
+    S_CHANGE ("group.delete",      sch_group_delete),
+    S_READ   ("deployment.get",    sch_deployment_get),
+    S_CHANGE ("deployment.put",    sch_deployment_put),
+    S_CHANGE ("deployment.delete", sch_deployment_delete),
+    S_READ   ("deployment.vpn",    sch_deployment_vpn),
+    S_READ   ("deployment.events", sch_deployment_events),
+};
+
+/*  A read waiting for the flush of its burst; owns its message. */
+typedef struct {
+    zframe_t *identity, *raw;
+    json_t *request;
+    const s_handler_t *row;
+    int ticket;
+    int64_t start;              /* s_server_usecs when it was read */
+} s_pending_t;
+
 struct sch_server {
     zsock_t *router;
     char *endpoint;             /* as bound */
     sch_ctx_t ctx;              /* what handlers use */
-};
-
-/*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
-static const struct {
-    const char *type;
-    sch_handler_fn *handler;
-} s_server_handlers [] = {
-    { "cluster.list",      sch_cluster_list },
-    { "cluster.create",    sch_cluster_create },
-    { "cluster.get",       sch_cluster_get },
-    { "cluster.delete",    sch_cluster_delete },
-    { "config.get",        sch_config_get },
-    { "config.put",        sch_config_put },
-    { "config.delete",     sch_config_delete },
-    { "group.list",        sch_group_list },
-    { "group.upsert",      sch_group_upsert },
-    { "group.get",         sch_group_get },
-    { "group.update",      sch_group_update },
-    { "group.delete",      sch_group_delete },
-    { "deployment.get",    sch_deployment_get },
-    { "deployment.put",    sch_deployment_put },
-    { "deployment.delete", sch_deployment_delete },
-    { "deployment.vpn",    sch_deployment_vpn },
-    { "deployment.events", sch_deployment_events },
+    s_pending_t pending [SCH_BURST];
+    size_t npending;
 };
 
 /*  ^[a-z][a-z0-9]{0,15}$: the names the api accepts. Checked again here
@@ -111,32 +142,70 @@ s_server_wipe (json_t *request)
     }
 }
 
-/*  Dispatches one decoded request through the table; never returns NULL,
-    so every request the loop accepts gets an answer. */
-json_t *
-sch_server_handle (sch_server_t *self, const json_t *request)
+/*  The row of the dispatch table for type, NULL if there is none. */
+static const s_handler_t *
+s_server_lookup (const char *type)
 {
-    const char *type = dx_msg_type (request);
-    sch_handler_fn *handler = NULL;
     for (size_t i = 0; type && i < sizeof s_server_handlers / sizeof s_server_handlers [0]; i++)
         if (strcmp (type, s_server_handlers [i].type) == 0)
-            handler = s_server_handlers [i].handler;
-    json_t *reply;
-    if (!handler)
-        reply = dx_reply_error (request, DX_INVALID, NULL,
-                                "the scheduler does not serve '%.64s' messages",
-                                type? type: "untyped");
-    else {
-        reply = s_server_check_names (request);
-        if (!reply)
-            reply = handler (&self->ctx, request);
-    }
+            return &s_server_handlers [i];
+    return NULL;
+}
+
+/*  First step of every request: the reply when it is known without Redis
+    (unknown type, bad name, a read's own check), else NULL with *row_p
+    set and, for a read, its reads queued under *ticket. */
+static json_t *
+s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **row_p,
+                int *ticket)
+{
+    const char *type = dx_msg_type (request);
+    const s_handler_t *row = s_server_lookup (type);
+    *row_p = row;
+    *ticket = -1;
+    if (!row)
+        return dx_reply_error (request, DX_INVALID, NULL,
+                               "the scheduler does not serve '%.64s' messages",
+                               type? type: "untyped");
+    json_t *reply = s_server_check_names (request);
+    if (!reply && row->queue)
+        reply = row->queue (&self->ctx, request, ticket);
+    return reply;
+}
+
+/*  A reply for sure: NULL (out of memory) becomes INTERNAL. */
+static json_t *
+s_server_sure (const json_t *request, json_t *reply)
+{
     if (!reply) {
+        const char *type = dx_msg_type (request);
         dx_error ("no reply to %s (out of memory?)", type? type: "a message");
         reply = dx_reply_error (request, DX_INTERNAL, NULL, "the scheduler could not "
                                 "build a reply");
     }
     return reply;
+}
+
+/*  Dispatches one decoded request through the table and answers it alone
+    (a read is queued, flushed and built at once); never returns NULL, so
+    every request gets an answer. */
+json_t *
+sch_server_handle (sch_server_t *self, const json_t *request)
+{
+    const s_handler_t *row;
+    int ticket;
+    json_t *reply = s_server_start (self, request, &row, &ticket);
+    if (!reply && row->handler)
+        reply = row->handler (&self->ctx, request);
+    else
+    if (!reply) {
+        if (sch_store_read_flush (self->ctx.store))
+            reply = sch_store_error_reply (self->ctx.store, request);
+        else
+            reply = row->reply (&self->ctx, request, ticket);
+        sch_store_read_reset (self->ctx.store);
+    }
+    return s_server_sure (request, reply);
 }
 
 /*  Microseconds of a monotonic clock, for request durations. */
@@ -169,7 +238,60 @@ s_server_refuse (sch_server_t *self, zframe_t *identity, zframe_t *raw, const ch
     json_decref (envelope);
 }
 
-/*  Reads one message from the ROUTER and answers it. */
+/*  Sends reply (taken) to identity and logs the request at debug. */
+static void
+s_server_answer (sch_server_t *self, zframe_t *identity, const json_t *request,
+                 json_t *reply, int64_t start)
+{
+    const char *type = dx_msg_type (request);
+    const char *name = dx_msg_str (request, "name");
+    reply = s_server_sure (request, reply);
+    if (dx_msg_send (self->router, identity, reply))
+        dx_warn ("cannot send the reply to %s: %s", type, zmq_strerror (zmq_errno ()));
+    dx_debug ("request type=%s name=%s status=%s us=%lld", type,
+              name? name: "-", dx_msg_str (reply, "status"),
+              (long long) (s_server_usecs () - start));
+    json_decref (reply);
+}
+
+/*  Frees what one message held, wiping its secrets first. */
+static void
+s_server_release (zframe_t **identity_p, zframe_t **raw_p, json_t **request_p)
+{
+    if (*request_p) {
+        s_server_wipe (*request_p);
+        json_decref (*request_p);
+        *request_p = NULL;
+    }
+    if (*raw_p)                         /* the wire bytes held secrets too */
+        sodium_memzero (zframe_data (*raw_p), zframe_size (*raw_p));
+    zframe_destroy (raw_p);
+    zframe_destroy (identity_p);
+}
+
+/*  Serves the queued reads: one round trip for all of them, then each
+    reply built and sent. Redis down: every one gets the store's error. */
+static void
+s_server_flush (sch_server_t *self)
+{
+    if (self->npending == 0)
+        return;
+    sch_store_t *store = self->ctx.store;
+    int failed = sch_store_read_flush (store);
+    for (size_t i = 0; i < self->npending; i++) {
+        s_pending_t *read = &self->pending [i];
+        json_t *reply = failed? sch_store_error_reply (store, read->request)
+                              : read->row->reply (&self->ctx, read->request, read->ticket);
+        s_server_answer (self, read->identity, read->request, reply, read->start);
+        s_server_release (&read->identity, &read->raw, &read->request);
+    }
+    self->npending = 0;
+    sch_store_read_reset (store);
+}
+
+/*  Reads one message from the ROUTER and answers it, or queues it when it
+    is a read (answered by the next s_server_flush). A change first
+    flushes the reads queued before it, then runs alone. */
 static void
 s_server_receive (sch_server_t *self)
 {
@@ -191,21 +313,43 @@ s_server_receive (sch_server_t *self)
             dx_debug ("request type=%s name=%s dropped: its deadline passed %lld ms ago",
                       type, name? name: "-", (long long) (now - deadline));
         else {
-            json_t *reply = sch_server_handle (self, request);
-            if (dx_msg_send (self->router, identity, reply))
-                dx_warn ("cannot send the reply to %s: %s", type, zmq_strerror (zmq_errno ()));
-            dx_debug ("request type=%s name=%s status=%s us=%lld", type,
-                      name? name: "-", dx_msg_str (reply, "status"),
-                      (long long) (s_server_usecs () - start));
-            json_decref (reply);
+            const s_handler_t *row;
+            int ticket;
+            json_t *reply = s_server_start (self, request, &row, &ticket);
+            if (!reply && row->queue) {
+                //  A read: kept until the flush, which owns it from now on
+                assert (self->npending < SCH_BURST);
+                s_pending_t *read = &self->pending [self->npending++];
+                read->identity = identity;
+                read->raw = raw;
+                read->request = request;
+                read->row = row;
+                read->ticket = ticket;
+                read->start = start;
+                return;
+            }
+            if (!reply) {
+                s_server_flush (self);
+                reply = row->handler (&self->ctx, request);
+            }
+            s_server_answer (self, identity, request, reply, start);
         }
-        s_server_wipe (request);
-        json_decref (request);
     }
-    if (raw)                            /* the wire bytes held secrets too */
-        sodium_memzero (zframe_data (raw), zframe_size (raw));
-    zframe_destroy (&raw);
-    zframe_destroy (&identity);
+    s_server_release (&identity, &raw, &request);
+}
+
+/*  Serves a burst: every message already waiting on the ROUTER, up to
+    SCH_BURST, so that consecutive reads share one Redis round trip and the
+    loop sleeps once per burst rather than once per request. */
+static void
+s_server_burst (sch_server_t *self)
+{
+    for (int n = 0; n < SCH_BURST; n++) {
+        if (n > 0 && !(zsock_events (self->router) & ZMQ_POLLIN))
+            break;
+        s_server_receive (self);
+    }
+    s_server_flush (self);
 }
 
 /*  Creates and binds the ROUTER. Linger 0 so a stop never waits on a gone
@@ -283,7 +427,7 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         }
         else
         if (which == self->router)
-            s_server_receive (self);
+            s_server_burst (self);
         else
         if (pipe && which == pipe) {
             char *command = zstr_recv (pipe);

@@ -1,9 +1,11 @@
 /*  sch_server: the scheduler's request loop.
 
-    One ROUTER socket, one thread, one request at a time: each request is
-    read, checked, dispatched through a table of message type -> handler and
-    answered before the next is read, so concurrent api requests can never
-    lose an update. A cron tick every second reconnects Redis. */
+    One ROUTER socket, one thread: each request is read, checked and
+    dispatched through a table of message type -> handler. Changes run one
+    at a time, in the order they came, each after every request before it
+    has been served, so concurrent api requests can never lose an update;
+    the reads of a burst of requests share one Redis round trip. A cron
+    tick every second reconnects Redis. */
 #ifndef SCH_SERVER_H
 #define SCH_SERVER_H
 

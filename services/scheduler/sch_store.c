@@ -4,8 +4,11 @@
     Commands are built in a batch (a list of argv vectors, binary-safe) and
     sent with hiredis' pipelining (redisAppendCommandArgv, then one
     redisGetReply per command), either as they are (reads) or wrapped in
-    MULTI/EXEC (changes). A connection error frees the context; the next
-    request or the cron tick connects again. */
+    MULTI/EXEC (changes). The store also keeps one read batch: the reads
+    queued by many requests (sch_store_queue_*), sent together by
+    sch_store_read_flush, each request's replies found again by its ticket.
+    A connection error frees the context; the next request or the cron tick
+    connects again. */
 #include "sch_store.h"
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -26,6 +29,31 @@
 #define SCH_RECONNECT_GAP_MS    100     /* least time between two attempts */
 #define SCH_DOWN_WARNING_MS     30000   /* "still unavailable" at most this often */
 
+/*  A batch is its commands already in the Redis protocol (RESP): the
+    arguments of all commands as "$len\r\nbytes\r\n" in one buffer, and per
+    command where its arguments start and how many there are. Sending
+    writes each "*argc\r\n" header before its arguments into one buffer
+    handed to hiredis at once: with 20,000 commands (the list of 10,000
+    clusters) this is several times cheaper than redisAppendCommandArgv
+    per command. */
+typedef struct {
+    char *data;                 /* the arguments, RESP-encoded */
+    size_t len, cap;
+    size_t *starts;             /* per command: offset of its first argument */
+    size_t *argcs;              /* per command: number of arguments */
+    size_t count, cmd_cap;
+    int oom;                    /* an allocation failed: the batch is void */
+} s_batch_t;
+
+/*  A queued read: where its replies start in the read batch, how many
+    commands it sent, what it is. */
+typedef struct {
+    size_t first, count;
+    unsigned what;              /* for SCH_READ_LOAD */
+    int kind;
+    char name [24];             /* the cluster (names are at most 16) */
+} s_ticket_t;
+
 struct sch_store {
     char *host;                 /* TCP host, or NULL with path */
     int port;
@@ -40,6 +68,11 @@ struct sch_store {
     int ever_failed;            /* to log "connected again" once */
     const char *status;         /* DX_UNAVAILABLE / DX_INTERNAL of last failure */
     char error [512];
+    s_batch_t reads;            /* the read batch: commands queued, not sent */
+    s_ticket_t *tickets;        /* one per queued read */
+    size_t ntickets, tickets_cap;
+    redisReply **replies;       /* after sch_store_read_flush: reads.count */
+    size_t nreplies;
 };
 
 /*  The per-cluster key parts. Every key a cluster owns is listed here, so
@@ -409,6 +442,8 @@ sch_store_destroy (sch_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     sch_store_t *self = *self_p;
+    sch_store_read_reset (self);
+    free (self->tickets);
     if (self->ctx)
         redisFree (self->ctx);
     free (self->host);
@@ -463,21 +498,6 @@ sch_store_key (char *buf, size_t size, const char *name, const char *part)
 //  ---------------------------------------------------------------------
 //  Batches of commands
 
-/*  A batch is its commands already in the Redis protocol (RESP): the
-    arguments of all commands as "$len\r\nbytes\r\n" in one buffer, and per
-    command where its arguments start and how many there are. Sending
-    writes each "*argc\r\n" header before its arguments into one buffer
-    handed to hiredis at once: with 20,000 commands (the list of 10,000
-    clusters) this is several times cheaper than redisAppendCommandArgv
-    per command. */
-typedef struct {
-    char *data;                 /* the arguments, RESP-encoded */
-    size_t len, cap;
-    size_t *starts;             /* per command: offset of its first argument */
-    size_t *argcs;              /* per command: number of arguments */
-    size_t count, cmd_cap;
-    int oom;                    /* an allocation failed: the batch is void */
-} s_batch_t;
 
 /*  Frees a batch's buffers; the batch can be reused after. */
 static void
@@ -801,10 +821,23 @@ s_batch_fields (s_batch_t *batch, const json_t *obj)
     }
 }
 
-/*  The fields of a fresh deployment record (state init). */
+/*  Mirrors the deployment state into the cluster hash, so the list reads
+    one hash per cluster. Every change of the state goes through here, in
+    the transaction that changes the record. */
+static void
+s_batch_state (s_batch_t *batch, const char *name, const char *state)
+{
+    s_batch_cmd (batch, "HSET", NULL);
+    s_batch_key (batch, name, "cluster");
+    s_batch_arg (batch, "state");
+    s_batch_arg (batch, state);
+}
+
+/*  The fields of a fresh deployment record (state init), mirrored. */
 static void
 s_batch_deployment_init (s_batch_t *batch, const char *name, const char *now)
 {
+    s_batch_state (batch, name, "init");
     s_batch_cmd (batch, "HSET", NULL);
     s_batch_key (batch, name, "deployment");
     const char *init [] = {
@@ -873,32 +906,35 @@ s_store_reply_ok (sch_store_t *self, const redisReply *reply, const char *what)
     return 0;
 }
 
-/*  One pipelined HGETALL per part asked for, decoded into one object. */
-json_t *
-sch_store_load (sch_store_t *self, const char *name, unsigned what)
-{
-    static const struct { unsigned flag; const char *part; } parts [] = {
-        { SCH_LOAD_CLUSTER, "cluster" }, { SCH_LOAD_CONFIG, "config" },
-        { SCH_LOAD_SECRETS, "secrets" }, { SCH_LOAD_GROUPS, "groups" },
-        { SCH_LOAD_DEPLOYMENT, "deployment" } };
-    const size_t nparts = sizeof parts / sizeof parts [0];
-    s_batch_t batch = { 0 };
-    for (size_t i = 0; i < nparts; i++)
-        if (what & parts [i].flag) {
-            s_batch_cmd (&batch, "HGETALL", NULL);
-            s_batch_key (&batch, name, parts [i].part);
-        }
-    redisReply **replies;
-    int rc = s_store_pipeline (self, &batch, &replies);
-    size_t count = batch.count;
-    s_batch_free (&batch);
-    if (rc)
-        return NULL;
+/*  The parts sch_store_load reads, in the order their replies come. */
+static const struct { unsigned flag; const char *part; } s_load_parts [] = {
+    { SCH_LOAD_CLUSTER, "cluster" }, { SCH_LOAD_CONFIG, "config" },
+    { SCH_LOAD_SECRETS, "secrets" }, { SCH_LOAD_GROUPS, "groups" },
+    { SCH_LOAD_DEPLOYMENT, "deployment" } };
+#define S_LOAD_NPARTS (sizeof s_load_parts / sizeof s_load_parts [0])
 
+/*  Appends one HGETALL per part asked for. */
+static void
+s_batch_load (s_batch_t *batch, const char *name, unsigned what)
+{
+    for (size_t i = 0; i < S_LOAD_NPARTS; i++)
+        if (what & s_load_parts [i].flag) {
+            s_batch_cmd (batch, "HGETALL", NULL);
+            s_batch_key (batch, name, s_load_parts [i].part);
+        }
+}
+
+/*  Decodes the replies of s_batch_load (one per part asked for) into the
+    object sch_store_load returns. The state mirrored in the cluster hash
+    is the store's, not the spec's: it is not part of the cluster object. */
+static json_t *
+s_store_decode_load (sch_store_t *self, redisReply **replies, const char *name,
+                     unsigned what)
+{
     json_t *result = json_object ();
     size_t r = 0;
-    for (size_t i = 0; i < nparts && result; i++) {
-        if (!(what & parts [i].flag))
+    for (size_t i = 0; i < S_LOAD_NPARTS && result; i++) {
+        if (!(what & s_load_parts [i].flag))
             continue;
         redisReply *reply = replies [r++];
         if (s_store_reply_ok (self, reply, "a read")) {
@@ -907,9 +943,10 @@ sch_store_load (sch_store_t *self, const char *name, unsigned what)
             break;
         }
         json_t *value = NULL;
-        switch (parts [i].flag) {
+        switch (s_load_parts [i].flag) {
             case SCH_LOAD_CLUSTER:
                 value = s_store_hash (reply, NULL, 0);
+                json_object_del (value, "state");
                 break;
             case SCH_LOAD_CONFIG:
                 value = s_store_hash (reply, s_config_numbers, 0);
@@ -942,14 +979,119 @@ sch_store_load (sch_store_t *self, const char *name, unsigned what)
                 break;
         }
         if (result)
-            json_object_set_new (result, parts [i].part, value? value: json_null ());
+            json_object_set_new (result, s_load_parts [i].part, value? value: json_null ());
     }
+    return result;
+}
+
+/*  One pipelined HGETALL per part asked for, decoded into one object. */
+json_t *
+sch_store_load (sch_store_t *self, const char *name, unsigned what)
+{
+    s_batch_t batch = { 0 };
+    s_batch_load (&batch, name, what);
+    redisReply **replies;
+    int rc = s_store_pipeline (self, &batch, &replies);
+    size_t count = batch.count;
+    s_batch_free (&batch);
+    if (rc)
+        return NULL;
+    json_t *result = s_store_decode_load (self, replies, name, what);
     s_replies_free (replies, count);
     return result;
 }
 
-/*  ZRANGE of the index, then every cluster's HMGET and state in one
-    pipelined round trip (two commands per cluster, 20,000 for 10,000). */
+/*  The fields of the cluster hash the list shows, state (the mirror of the
+    deployment's) last. */
+static const char *s_list_fields [] = { "provider", "type", "created_at", "state", NULL };
+
+/*  The list from the ZRANGE reply of the index: one HMGET of the cluster
+    hash per cluster, all in one pipelined round trip. A cluster written
+    before the state was mirrored there (no state field) costs one more
+    round trip for the HGETs of those deployment states. */
+static json_t *
+s_store_decode_list (sch_store_t *self, redisReply *names)
+{
+    if (s_store_reply_ok (self, names, "the cluster list"))
+        return NULL;
+    if (names->type != REDIS_REPLY_ARRAY) {
+        s_store_fail (self, DX_INTERNAL, "%s is not a sorted set", SCH_STORE_INDEX);
+        return NULL;
+    }
+    if (names->elements == 0)
+        return json_array ();
+    s_batch_t batch = { 0 };
+    for (size_t i = 0; i < names->elements; i++) {
+        s_batch_cmd (&batch, "HMGET", NULL);
+        s_batch_key (&batch, names->element [i]->str, "cluster");
+        for (int f = 0; s_list_fields [f]; f++)
+            s_batch_arg (&batch, s_list_fields [f]);
+    }
+    redisReply **details = NULL;
+    int rc = s_store_pipeline (self, &batch, &details);
+    s_batch_free (&batch);
+    if (rc)
+        return NULL;
+    //  Which clusters lack the mirror: read their deployment state instead
+    size_t *missing = NULL, nmissing = 0;
+    redisReply **states = NULL;
+    for (size_t i = 0; i < names->elements; i++) {
+        redisReply *fields = details [i];
+        if (s_store_reply_ok (self, fields, "the cluster list")) {
+            rc = -1;
+            break;
+        }
+        if (fields->type == REDIS_REPLY_ARRAY && fields->elements == 4
+        &&  fields->element [0]->type == REDIS_REPLY_STRING
+        &&  fields->element [3]->type != REDIS_REPLY_STRING) {
+            if (!missing && !(missing = calloc (names->elements, sizeof *missing))) {
+                s_store_fail (self, DX_INTERNAL, "out of memory listing clusters");
+                rc = -1;
+                break;
+            }
+            missing [nmissing++] = i;
+            s_batch_cmd (&batch, "HGET", NULL);
+            s_batch_key (&batch, names->element [i]->str, "deployment");
+            s_batch_arg (&batch, "state");
+        }
+    }
+    if (rc == 0 && nmissing)
+        rc = s_store_pipeline (self, &batch, &states);
+    s_batch_free (&batch);
+    json_t *list = rc? NULL: json_array ();
+    for (size_t i = 0, m = 0; list && i < names->elements; i++) {
+        redisReply *fields = details [i];
+        if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 4
+        ||  fields->element [0]->type != REDIS_REPLY_STRING)
+            continue;                   /* index member without a cluster: skip */
+        const char *state = fields->element [3]->str;
+        if (m < nmissing && missing [m] == i) {
+            redisReply *reply = states [m++];
+            if (s_store_reply_ok (self, reply, "the cluster list")) {
+                json_decref (list);
+                list = NULL;
+                break;
+            }
+            state = reply->str;
+        }
+        json_t *entry = json_object ();
+        json_object_set_new (entry, "name", json_string (names->element [i]->str));
+        json_object_set_new (entry, "provider", json_string (fields->element [0]->str));
+        json_object_set_new (entry, "type", fields->element [1]->str
+                             ? json_string (fields->element [1]->str): json_null ());
+        json_object_set_new (entry, "state", json_string (state? state: "init"));
+        json_object_set_new (entry, "created_at", fields->element [2]->str
+                             ? json_string (fields->element [2]->str): json_null ());
+        json_array_append_new (list, entry);
+    }
+    s_replies_free (states, nmissing);
+    s_replies_free (details, names->elements);
+    free (missing);
+    return list;
+}
+
+/*  ZRANGE of the index, then every cluster's HMGET in one pipelined round
+    trip (one command per cluster, 10,000 for 10,000). */
 json_t *
 sch_store_cluster_list (sch_store_t *self)
 {
@@ -960,57 +1102,7 @@ sch_store_cluster_list (sch_store_t *self)
     s_batch_free (&batch);
     if (rc)
         return NULL;
-    redisReply *names = replies [0];
-    if (s_store_reply_ok (self, names, "the cluster list")
-    ||  names->type != REDIS_REPLY_ARRAY) {
-        if (names->type != REDIS_REPLY_ARRAY && names->type != REDIS_REPLY_ERROR)
-            s_store_fail (self, DX_INTERNAL, "%s is not a sorted set", SCH_STORE_INDEX);
-        s_replies_free (replies, 1);
-        return NULL;
-    }
-    //  Two reads per cluster, all in one round trip
-    for (size_t i = 0; i < names->elements; i++) {
-        const char *name = names->element [i]->str;
-        s_batch_cmd (&batch, "HMGET", NULL);
-        s_batch_key (&batch, name, "cluster");
-        s_batch_arg (&batch, "provider");
-        s_batch_arg (&batch, "type");
-        s_batch_arg (&batch, "created_at");
-        s_batch_cmd (&batch, "HGET", NULL);
-        s_batch_key (&batch, name, "deployment");
-        s_batch_arg (&batch, "state");
-    }
-    json_t *list = NULL;
-    redisReply **details = NULL;
-    if (names->elements == 0)
-        list = json_array ();
-    else
-    if (s_store_pipeline (self, &batch, &details) == 0) {
-        list = json_array ();
-        for (size_t i = 0; i < names->elements && list; i++) {
-            redisReply *fields = details [2 * i], *state = details [2 * i + 1];
-            if (s_store_reply_ok (self, fields, "the cluster list")
-            ||  s_store_reply_ok (self, state, "the cluster list")) {
-                json_decref (list);
-                list = NULL;
-                break;
-            }
-            if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 3
-            ||  fields->element [0]->type != REDIS_REPLY_STRING)
-                continue;               /* index member without a cluster: skip */
-            json_t *entry = json_object ();
-            json_object_set_new (entry, "name", json_string (names->element [i]->str));
-            json_object_set_new (entry, "provider", json_string (fields->element [0]->str));
-            json_object_set_new (entry, "type", fields->element [1]->str
-                                 ? json_string (fields->element [1]->str): json_null ());
-            json_object_set_new (entry, "state", json_string (state->str? state->str: "init"));
-            json_object_set_new (entry, "created_at", fields->element [2]->str
-                                 ? json_string (fields->element [2]->str): json_null ());
-            json_array_append_new (list, entry);
-        }
-        s_replies_free (details, batch.count);
-    }
-    s_batch_free (&batch);
+    json_t *list = s_store_decode_list (self, replies [0]);
     s_replies_free (replies, 1);
     return list;
 }
@@ -1073,22 +1165,26 @@ sch_store_credentials (sch_store_t *self, const char *name)
     return sealed;
 }
 
-/*  XRANGE from an exclusive start ('(' + id), as event objects. */
-json_t *
-sch_store_events (sch_store_t *self, const char *name, const char *after, int64_t count)
+/*  Appends the XRANGE of events after `after` (exclusive, '(' + id). */
+static void
+s_batch_events (s_batch_t *batch, const char *name, const char *after, int64_t count)
 {
-    s_batch_t batch = { 0 };
-    s_batch_cmd (&batch, "XRANGE", NULL);
-    s_batch_key (&batch, name, "events");
+    s_batch_cmd (batch, "XRANGE", NULL);
+    s_batch_key (batch, name, "events");
     if (after)
-        s_batch_argf (&batch, "(%s", after);
+        s_batch_argf (batch, "(%s", after);
     else
-        s_batch_arg (&batch, "-");
-    s_batch_arg (&batch, "+");
-    s_batch_arg (&batch, "COUNT");
-    s_batch_argf (&batch, "%lld", (long long) count);
-    redisReply *reply = s_store_read_one (self, &batch, "an events read");
-    if (!reply)
+        s_batch_arg (batch, "-");
+    s_batch_arg (batch, "+");
+    s_batch_arg (batch, "COUNT");
+    s_batch_argf (batch, "%lld", (long long) count);
+}
+
+/*  An XRANGE reply as event objects; NULL (error set) for an error reply. */
+static json_t *
+s_store_decode_events (sch_store_t *self, const redisReply *reply)
+{
+    if (s_store_reply_ok (self, reply, "an events read"))
         return NULL;
     json_t *events = json_array ();
     for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
@@ -1109,8 +1205,148 @@ sch_store_events (sch_store_t *self, const char *name, const char *after, int64_
         }
         json_array_append_new (events, event);
     }
-    freeReplyObject (reply);
     return events;
+}
+
+/*  XRANGE from an exclusive start ('(' + id), as event objects. */
+json_t *
+sch_store_events (sch_store_t *self, const char *name, const char *after, int64_t count)
+{
+    s_batch_t batch = { 0 };
+    s_batch_events (&batch, name, after, count);
+    redisReply **replies;
+    int rc = s_store_pipeline (self, &batch, &replies);
+    s_batch_free (&batch);
+    if (rc)
+        return NULL;
+    json_t *events = s_store_decode_events (self, replies [0]);
+    s_replies_free (replies, 1);
+    return events;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Read batches
+
+enum { S_READ_LOAD, S_READ_LIST, S_READ_EVENTS };
+
+/*  Records a read just appended to the read batch (its commands start at
+    first) and returns its ticket; -1 if the batch ran out of memory. */
+static int
+s_store_ticket (sch_store_t *self, int kind, const char *name, unsigned what, size_t first)
+{
+    if (self->reads.oom || self->replies) {
+        s_store_fail (self, DX_INTERNAL, self->replies? "a read was queued into a sent batch"
+                                                      : "out of memory queueing a read");
+        return -1;
+    }
+    if (self->ntickets == self->tickets_cap) {
+        size_t cap = self->tickets_cap? self->tickets_cap * 2: 64;
+        s_ticket_t *grown = realloc (self->tickets, cap * sizeof *grown);
+        if (!grown) {
+            s_store_fail (self, DX_INTERNAL, "out of memory queueing a read");
+            return -1;
+        }
+        self->tickets = grown;
+        self->tickets_cap = cap;
+    }
+    s_ticket_t *ticket = &self->tickets [self->ntickets];
+    ticket->first = first;
+    ticket->count = self->reads.count - first;
+    ticket->what = what;
+    ticket->kind = kind;
+    snprintf (ticket->name, sizeof ticket->name, "%s", name? name: "");
+    return (int) self->ntickets++;
+}
+
+/*  The replies of a ticket after a flush, or NULL (error set). */
+static redisReply **
+s_store_ticket_replies (sch_store_t *self, int ticket, int kind)
+{
+    if (!self->replies) {
+        if (!self->error [0])
+            s_store_fail (self, DX_INTERNAL, "the read batch was not sent");
+        return NULL;
+    }
+    if (ticket < 0 || (size_t) ticket >= self->ntickets
+    ||  self->tickets [ticket].kind != kind) {
+        s_store_fail (self, DX_INTERNAL, "no such read in the batch");
+        return NULL;
+    }
+    return self->replies + self->tickets [ticket].first;
+}
+
+int
+sch_store_queue_load (sch_store_t *self, const char *name, unsigned what)
+{
+    size_t first = self->reads.count;
+    s_batch_load (&self->reads, name, what);
+    return s_store_ticket (self, S_READ_LOAD, name, what, first);
+}
+
+int
+sch_store_queue_list (sch_store_t *self)
+{
+    size_t first = self->reads.count;
+    s_batch_cmd (&self->reads, "ZRANGE", SCH_STORE_INDEX, "0", "-1", NULL);
+    return s_store_ticket (self, S_READ_LIST, NULL, 0, first);
+}
+
+int
+sch_store_queue_events (sch_store_t *self, const char *name, const char *after,
+                        int64_t count)
+{
+    size_t first = self->reads.count;
+    s_batch_events (&self->reads, name, after, count);
+    return s_store_ticket (self, S_READ_EVENTS, name, 0, first);
+}
+
+/*  Sends every queued read in one write and reads all their replies. */
+int
+sch_store_read_flush (sch_store_t *self)
+{
+    if (self->replies || self->reads.count == 0)
+        return 0;
+    int rc = s_store_pipeline (self, &self->reads, &self->replies);
+    if (rc == 0)
+        self->nreplies = self->reads.count;
+    s_batch_free (&self->reads);
+    return rc;
+}
+
+json_t *
+sch_store_load_result (sch_store_t *self, int ticket)
+{
+    redisReply **replies = s_store_ticket_replies (self, ticket, S_READ_LOAD);
+    if (!replies)
+        return NULL;
+    s_ticket_t *t = &self->tickets [ticket];
+    return s_store_decode_load (self, replies, t->name, t->what);
+}
+
+json_t *
+sch_store_list_result (sch_store_t *self, int ticket)
+{
+    redisReply **replies = s_store_ticket_replies (self, ticket, S_READ_LIST);
+    return replies? s_store_decode_list (self, replies [0]): NULL;
+}
+
+json_t *
+sch_store_events_result (sch_store_t *self, int ticket)
+{
+    redisReply **replies = s_store_ticket_replies (self, ticket, S_READ_EVENTS);
+    return replies? s_store_decode_events (self, replies [0]): NULL;
+}
+
+/*  Forgets the batch: queued reads, tickets and replies. */
+void
+sch_store_read_reset (sch_store_t *self)
+{
+    s_batch_free (&self->reads);
+    s_replies_free (self->replies, self->nreplies);
+    self->replies = NULL;
+    self->nreplies = 0;
+    self->ntickets = 0;
 }
 
 
@@ -1327,6 +1563,9 @@ sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generat
     }
     s_batch_arg (&batch, "updated_at");
     s_batch_arg (&batch, now);
+    const char *state = json_string_value (json_object_get (deployment, "state"));
+    if (state)
+        s_batch_state (&batch, name, state);
     json_t *fields = json_pack ("{s:O?, s:I, s:O?}",
                                 "command", json_object_get (deployment, "command"),
                                 "generation", (json_int_t) generation,

@@ -4,7 +4,8 @@
     Every key of a cluster carries its name as a hash tag, dexter:{NAME}:...,
     so one cluster lives in one Redis Cluster slot; the index of clusters is
     the sorted set dexter:clusters. Reads of one request are one pipelined
-    round trip; every change is one MULTI/EXEC transaction that also appends
+    round trip, and the reads of many requests can share one (read
+    batches, below); every change is one MULTI/EXEC transaction that also appends
     its event to the cluster's stream. The scheduler is the only writer and
     handles one request at a time, so a read followed by a transaction is a
     safe read-modify-write.
@@ -78,8 +79,9 @@ json_t *sch_store_error_reply (sch_store_t *self, const json_t *request);
 json_t *sch_store_load (sch_store_t *self, const char *name, unsigned what);
 
 /*  Every cluster, sorted by name, as [{name, provider, type, state,
-    created_at}] (caller owns). One ZRANGE, then one pipelined round trip
-    for all the clusters. NULL on failure. */
+    created_at}] (caller owns). One ZRANGE, then one pipelined HMGET of the
+    cluster hash per cluster (it mirrors the deployment state). NULL on
+    failure. */
 json_t *sch_store_cluster_list (sch_store_t *self);
 
 /*  One generation's snapshot of the spec, as stored (caller owns). NULL with
@@ -95,6 +97,36 @@ char *sch_store_credentials (sch_store_t *self, const char *name);
     owns). NULL on failure. */
 json_t *sch_store_events (sch_store_t *self, const char *name, const char *after,
                           int64_t count);
+
+
+//  ---------------------------------------------------------------------
+//  Read batches: the reads of many requests in one round trip
+//
+//  sch_store_queue_* appends a read to the store's batch and returns its
+//  ticket (>= 0, consecutive in queue order; -1 with the error set when out
+//  of memory); nothing is sent.
+//  sch_store_read_flush sends every queued read in one pipelined write and
+//  reads all the replies (-1 with the error set, UNAVAILABLE when Redis is
+//  down: every read of the batch failed). sch_store_*_result then decodes
+//  one ticket's replies exactly as the one-shot read above would (caller
+//  owns; NULL with the error set on failure), and sch_store_read_reset
+//  forgets the batch. Reads have no effect, so the order within a batch is
+//  free; the caller flushes before any change so that a read sees every
+//  change requested before it.
+
+int sch_store_queue_load (sch_store_t *self, const char *name, unsigned what);
+int sch_store_queue_list (sch_store_t *self);
+int sch_store_queue_events (sch_store_t *self, const char *name, const char *after,
+                            int64_t count);
+
+int sch_store_read_flush (sch_store_t *self);
+
+json_t *sch_store_load_result (sch_store_t *self, int ticket);
+/*  The list needs the names first: its HMGETs are a second round trip. */
+json_t *sch_store_list_result (sch_store_t *self, int ticket);
+json_t *sch_store_events_result (sch_store_t *self, int ticket);
+
+void sch_store_read_reset (sch_store_t *self);
 
 
 //  ---------------------------------------------------------------------
