@@ -1552,6 +1552,155 @@ test_list_10000 (void **state)
                    best_wall, best_cpu);
 }
 
+/*  Waits (at most 5 s) until the server's ROUTER has a message waiting,
+    then a little more for the rest of a burst to arrive. */
+static void
+s_wait_burst (sch_server_t *server)
+{
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (!(zsock_events (server->router) & ZMQ_POLLIN) && dx_mono_ms () < deadline)
+        usleep (5000);
+    usleep (200000);
+}
+
+/*  One burst of mixed reads and changes from several DEALERs, served by one
+    s_server_burst: every reply is right, and a read that follows a change
+    of the same client sees it. Then the same burst with Redis down: every
+    request gets UNAVAILABLE. */
+static void
+test_burst (void **state)
+{
+    (void) state;
+    enum { CLIENTS = 4, STEPS = 10 };
+    s_create ("burst", "aws");
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
+    assert_non_null (server);
+    //  Per client: its step's request and the status (and hosts) expected
+    zsock_t *dealers [CLIENTS];
+    const char *expect [CLIENTS][STEPS];
+    int hosts [CLIENTS][STEPS];
+    for (int c = 0; c < CLIENTS; c++) {
+        dealers [c] = s_dealer (sch_server_endpoint (server), 5000);
+        char group [16];
+        snprintf (group, sizeof group, "g%d", c);
+        struct { const char *status; int hosts; json_t *req; } steps [STEPS] = {
+            { DX_CREATED, 1, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst",
+                                    "provider", "aws", "spec", s_group_spec (group, 1)) },
+            { DX_OK, 1, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
+            { DX_OK, 0, s_req ("cluster.get", "{s:s}", "name", "burst") },
+            { DX_OK, 2, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst",
+                               "provider", "aws", "spec", s_group_spec (group, 2)) },
+            { DX_OK, 2, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
+            { DX_OK, 0, s_req ("deployment.events", "{s:s}", "name", "burst") },
+            { DX_OK, 0, s_req ("cluster.list", NULL) },
+            { DX_OK, 0, s_req ("group.delete", "{s:s, s:s, s:s}", "name", "burst",
+                               "provider", "aws", "group", group) },
+            { DX_NOT_FOUND, 0, s_req ("group.get", "{s:s, s:s}", "name", "burst",
+                                      "group", group) },
+            { DX_NOT_FOUND, 0, s_req ("config.get", "{s:s}", "name", "burst") },
+        };
+        for (int i = 0; i < STEPS; i++) {
+            expect [c][i] = steps [i].status;
+            hosts [c][i] = steps [i].hosts;
+            char id [32];
+            snprintf (id, sizeof id, "b%d-%d", c, i);
+            json_object_set_new (steps [i].req, "id", json_string (id));
+            assert_int_equal (dx_msg_send (dealers [c], NULL, steps [i].req), 0);
+            json_decref (steps [i].req);
+        }
+    }
+    s_wait_burst (server);
+    s_server_burst (server);
+    char err [DX_ERR_LEN];
+    for (int c = 0; c < CLIENTS; c++)
+        for (int i = 0; i < STEPS; i++) {
+            json_t *reply = dx_msg_recv (dealers [c], NULL, NULL, err, sizeof err);
+            if (!reply)
+                fail_msg ("client %d: reply %d missing: %s", c, i, err);
+            int rc, step;
+            assert_int_equal (sscanf (dx_msg_id (reply), "b%d-%d", &rc, &step), 2);
+            assert_int_equal (rc, c);
+            const char *status = dx_msg_str (reply, "status");
+            if (strcmp (status, expect [c][step]))
+                fail_msg ("client %d step %d: expected %s, got %s (%s)", c, step,
+                          expect [c][step], status, dx_msg_str (reply, "message"));
+            const json_t *body = json_object_get (reply, "body");
+            if (hosts [c][step])
+                assert_int_equal (json_integer_value (json_object_get (body, "hosts")),
+                                  hosts [c][step]);
+            if (step == 6)
+                assert_int_equal (json_integer_value (json_object_get (body, "count")), 1);
+            json_decref (reply);
+        }
+    //  Effects in request order: every change and its event happened once
+    assert_int_equal (s_raw_int ("HLEN dexter:{burst}:groups"), 0);
+    assert_int_equal (s_raw_int ("XLEN dexter:{burst}:events"), 1 + 3 * CLIENTS);
+    sch_server_destroy (&server);
+
+    //  Redis down: every request of the burst, read or change, UNAVAILABLE
+    char url [64];
+    snprintf (url, sizeof url, "redis://127.0.0.1:%d", s_free_port ());
+    sch_store_t *down = sch_store_new (url);
+    assert_non_null (down);
+    server = sch_server_new ("tcp://127.0.0.1:*", down, T.seal);
+    assert_non_null (server);
+    zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
+    json_t *reqs [] = {
+        s_req ("cluster.get", "{s:s}", "name", "burst"),
+        s_req ("cluster.list", NULL),
+        s_req ("deployment.events", "{s:s}", "name", "burst"),
+        s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst", "provider", "aws",
+               "spec", s_group_spec ("gx", 1)),
+        s_req ("group.list", "{s:s}", "name", "burst"),
+    };
+    const size_t nreqs = sizeof reqs / sizeof reqs [0];
+    for (size_t i = 0; i < nreqs; i++) {
+        assert_int_equal (dx_msg_send (dealer, NULL, reqs [i]), 0);
+        json_decref (reqs [i]);
+    }
+    s_wait_burst (server);
+    s_server_burst (server);
+    for (size_t i = 0; i < nreqs; i++) {
+        json_t *reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
+        if (!reply)
+            fail_msg ("reply %zu missing with redis down: %s", i, err);
+        assert_string_equal (dx_msg_str (reply, "status"), DX_UNAVAILABLE);
+        json_decref (reply);
+    }
+    zsock_destroy (&dealer);
+    sch_server_destroy (&server);
+    sch_store_destroy (&down);
+    for (int c = 0; c < CLIENTS; c++)
+        zsock_destroy (&dealers [c]);
+}
+
+/*  The list reads the state mirrored in the cluster hash, and still reads
+    the deployment record of a cluster written before the mirror. */
+static void
+test_list_state_mirror (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_create ("c2", "azure");
+    freeReplyObject (s_raw ("HSET dexter:{c1}:deployment state deployed"));
+    freeReplyObject (s_raw ("HSET dexter:{c2}:deployment state destroyed"));
+    freeReplyObject (s_raw ("HDEL dexter:{c2}:cluster state"));
+    json_t *reply = s_call (DX_OK, s_req ("cluster.list", NULL));
+    const json_t *list = json_object_get (s_body (reply), "clusters");
+    assert_int_equal (json_array_size (list), 2);
+    //  c1 is listed from its mirror (init; the record was edited behind the
+    //  store's back), c2 has none: its record says destroyed
+    assert_string_equal (json_string_value (json_object_get (json_array_get (list, 0), "state")),
+                         "init");
+    assert_string_equal (json_string_value (json_object_get (json_array_get (list, 1), "state")),
+                         "destroyed");
+    json_decref (reply);
+    //  The mirror is not part of the cluster as loaded
+    json_t *loaded = sch_store_load (T.store, "c1", SCH_LOAD_CLUSTER);
+    assert_null (json_object_get (json_object_get (loaded, "cluster"), "state"));
+    json_decref (loaded);
+}
+
 int
 main (void)
 {
@@ -1573,6 +1722,8 @@ main (void)
         cmocka_unit_test_setup (test_logs_hold_no_secret, s_setup),
         cmocka_unit_test_setup (test_redis_down_and_back, s_setup),
         cmocka_unit_test_setup (test_list_10000, s_setup),
+        cmocka_unit_test_setup (test_burst, s_setup),
+        cmocka_unit_test_setup (test_list_state_mirror, s_setup),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
     zsys_shutdown ();
