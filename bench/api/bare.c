@@ -2,12 +2,14 @@
  *
  * A bare libmicrohttpd server that answers every GET with a fixed small JSON
  * body (about the size of a cluster object) and does nothing else: no routing,
- * no parsing, no ZeroMQ round trip. It runs with the same daemon flags as
- * dexter-api (services/api), so the ratio dexter-api / bare measures what the
- * api and the scheduler add on top of HTTP itself. Its flags and options are
- * those of api_http_new() in services/api/api_http.c: an internal polling
- * thread with epoll, a pool of 4 threads (DEXTER_API_THREADS' default), 1024
- * connections at most, 30 s idle timeout.
+ * no parsing, no ZeroMQ round trip. It uses libmicrohttpd the fastest way
+ * measured on this machine: an internal polling thread with epoll and a pool
+ * of 4 threads, 1024 connections at most, 30 s idle timeout. dexter-api runs
+ * libmicrohttpd differently (its own event loop, one by default: see
+ * services/api/api_loop.c), because every answer waits on the scheduler; a
+ * bare server run that way would be slower and flatter the ratio. So the
+ * ratio dexter-api / bare compares the api with the best HTTP server this
+ * library gives here.
  *
  * Usage: bare PORT   (binds 127.0.0.1:PORT, stops on SIGTERM/SIGINT)
  */

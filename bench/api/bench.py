@@ -399,7 +399,8 @@ Measured by `bench/api/run.sh` (`make bench`) on {date}.{short}
   production: every write is fsynced before it is acknowledged), its data on
   {fs}; dexter-scheduler and dexter-api release builds (`{bindir}`) with
   `DEXTER_LOG_LEVEL=warn` (no per-request log line); the bare ceiling server
-  `bench/api/bare.c` (same libmicrohttpd flags as dexter-api). Everything on
+  `bench/api/bare.c` (libmicrohttpd's fastest setup here: a 4-thread pool with
+  epoll; dexter-api runs one event loop of its own). Everything on
   loopback, wrk on the same {nproc} cores as the servers, so each figure
   includes the load generator's share of the CPU.
 - Load: wrk, {conns} connections, {threads} threads, {secs} s per run.
