@@ -1,8 +1,9 @@
 /*  dexter-scheduler: configuration, signals and start-up; the work is in
-    sch_server (the loop), sch_store (Redis), sch_cluster and
-    sch_deployment (the handlers).
+    sch_server (the loop), sch_broker (the workers), sch_store (Redis),
+    sch_cluster and sch_deployment (the handlers).
 
     DEXTER_SCHEDULER_ENDPOINT  ROUTER endpoint (tcp://127.0.0.1:5556)
+    DEXTER_WORKER_ENDPOINT     the workers' ROUTER endpoint (tcp://127.0.0.1:5557)
     DEXTER_REDIS_URL           redis://[:password@]host:port[/db] or
                                unix:///path/to.sock (redis://127.0.0.1:6379/0)
     DEXTER_DATA_DIR            where master.key lives (./var)
@@ -12,6 +13,8 @@
     Exits 0 after SIGTERM/SIGINT, 1 if it cannot start. */
 #include "sch_server.h"
 #include "sch_store.h"
+#include "sch_broker.h"
+#include "dx_worker.h"
 #include "dx_config.h"
 #include "dx_log.h"
 #include "dx_seal.h"
@@ -49,10 +52,12 @@ main (void)
     const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT", DX_DEFAULT_SCHEDULER_ENDPOINT);
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
     const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
+    const char *worker_endpoint = dx_config_str ("WORKER_ENDPOINT", DX_WORKER_DEFAULT_ENDPOINT);
 
     int rc = 1;
     sch_store_t *store = NULL;
     sch_server_t *server = NULL;
+    sch_broker_t *broker = NULL;
     dx_seal_t *seal = dx_seal_new (data_dir);
     if (!seal)
         dx_error ("cannot start: no usable master key (see the error above)");
@@ -62,14 +67,21 @@ main (void)
     else
     if (!(server = sch_server_new (endpoint, store, seal)))
         dx_error ("cannot start: cannot bind %s", endpoint);
+    else
+    if (!(broker = sch_broker_new (worker_endpoint, 0, 0)))
+        dx_error ("cannot start: cannot bind the workers' endpoint %s "
+                  "(DEXTER_WORKER_ENDPOINT)", worker_endpoint);
     else {
-        dx_info ("scheduler serving on %s, redis at %s", sch_server_endpoint (server),
+        sch_server_set_broker (server, broker);
+        dx_info ("scheduler serving on %s, workers on %s, redis at %s",
+                 sch_server_endpoint (server), sch_broker_endpoint (broker),
                  sch_store_address (store));
         sch_server_run (server, NULL);
         dx_info ("scheduler stopping");
         rc = 0;
     }
     sch_server_destroy (&server);
+    sch_broker_destroy (&broker);
     sch_store_destroy (&store);
     dx_seal_destroy (&seal);
     zsys_shutdown ();

@@ -2,8 +2,9 @@
     (state, generation, progress), the deploy/destroy request that snapshots
     the spec, forgetting it, its VPN profile and its event stream.
 
-    No worker exists yet: a requested deployment waits in deploying or
-    destroying with `waiting` saying why nothing runs. */
+    No step runs yet: a requested deployment waits in deploying or
+    destroying with `waiting` saying why nothing runs, computed when it is
+    read from the workers the broker knows. */
 #include "sch_handlers.h"
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -87,7 +88,22 @@ s_deploy_record (json_t *loaded)
     return record;
 }
 
-/*  deployment.get: the record, state init before any deploy. */
+/*  The `waiting` sentence of a running deployment of a provider's cluster,
+    from the live workers (the stored one was true when it was written):
+    none connected, or connected while the steps are yet to be written. */
+static json_t *
+s_deploy_waiting (sch_broker_t *broker, const char *provider)
+{
+    size_t workers = sch_broker_workers (broker, provider, NULL);
+    if (workers == 0)
+        return json_sprintf ("no %s worker is connected; the deployment starts when "
+                             "one registers", provider);
+    return json_sprintf ("%zu %s worker(s) connected; deployment steps are not "
+                         "implemented yet (issue 3)", workers, provider);
+}
+
+/*  deployment.get: the record, state init before any deploy; a running
+    deployment says what it waits for now. */
 json_t *
 sch_deployment_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
 {
@@ -101,9 +117,14 @@ sch_deployment_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
     json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
     if (!loaded)
         return reply;
-    reply = dx_reply_new (request, DX_OK,
-                          sch_deployment_object (dx_msg_str (request, "name"),
-                                                 s_deploy_record (loaded)));
+    json_t *object = sch_deployment_object (dx_msg_str (request, "name"),
+                                            s_deploy_record (loaded));
+    const char *provider = json_string_value (json_object_get (json_object_get (loaded, "cluster"),
+                                                               "provider"));
+    const char *state = json_string_value (json_object_get (object, "state"));
+    if (object && ctx->broker && provider && state && s_deploy_state_in (state, s_deploy_running))
+        json_object_set_new (object, "waiting", s_deploy_waiting (ctx->broker, provider));
+    reply = dx_reply_new (request, DX_OK, object);
     json_decref (loaded);
     return reply;
 }

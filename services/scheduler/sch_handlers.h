@@ -11,10 +11,12 @@
 #include <jansson.h>
 #include "dx_seal.h"
 #include "sch_store.h"
+#include "sch_broker.h"
 
 typedef struct {
     sch_store_t *store;         /* borrowed */
     dx_seal_t *seal;            /* borrowed */
+    sch_broker_t *broker;       /* borrowed; NULL: no worker endpoint (tests) */
 } sch_ctx_t;
 
 typedef json_t *(sch_handler_fn) (sch_ctx_t *ctx, const json_t *request);

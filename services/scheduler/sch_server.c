@@ -401,6 +401,13 @@ sch_server_destroy (sch_server_t **self_p)
     *self_p = NULL;
 }
 
+/*  Attaches the worker broker (borrowed), polled and ticked by the loop. */
+void
+sch_server_set_broker (sch_server_t *self, sch_broker_t *broker)
+{
+    self->ctx.broker = broker;
+}
+
 /*  The endpoint as bound (an ephemeral port resolved), for logs and tests. */
 const char *
 sch_server_endpoint (sch_server_t *self)
@@ -408,17 +415,22 @@ sch_server_endpoint (sch_server_t *self)
     return self->endpoint;
 }
 
-/*  The loop: one request at a time, a cron tick every second, until a
-    signal or $TERM. */
+/*  The loop: one request at a time, a cron tick every second, the
+    broker's workers served and ticked when due, until a signal or $TERM. */
 int
 sch_server_run (sch_server_t *self, zsock_t *pipe)
 {
+    sch_broker_t *broker = self->ctx.broker;
     zpoller_t *poller = zpoller_new (self->router, NULL);
     if (pipe)
         zpoller_add (poller, pipe);
+    if (broker)
+        zpoller_add (poller, sch_broker_socket (broker));
     int64_t next_tick = dx_mono_ms () + SCH_TICK_MS;
+    int64_t next_broker = broker? sch_broker_tick (broker): next_tick;
     while (true) {
-        int64_t wait = next_tick - dx_mono_ms ();
+        int64_t wakeup = next_broker < next_tick? next_broker: next_tick;
+        int64_t wait = wakeup - dx_mono_ms ();
         void *which = zpoller_wait (poller, wait < 0? 0: (int) wait);
         if (zpoller_terminated (poller)) {
             //  A signal we do not stop for (EINTR) only interrupts the wait
@@ -428,6 +440,9 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         else
         if (which == self->router)
             s_server_burst (self);
+        else
+        if (broker && which == sch_broker_socket (broker))
+            sch_broker_receive (broker);
         else
         if (pipe && which == pipe) {
             char *command = zstr_recv (pipe);
@@ -440,6 +455,8 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
             sch_store_tick (self->ctx.store);
             next_tick = dx_mono_ms () + SCH_TICK_MS;
         }
+        if (broker && dx_mono_ms () >= next_broker)
+            next_broker = sch_broker_tick (broker);
     }
     zpoller_destroy (&poller);
     return 0;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include "dx_seal.h"
 #include "sch_store.h"
+#include "sch_broker.h"
 
 typedef struct sch_server sch_server_t;
 
@@ -21,6 +22,11 @@ typedef struct sch_server sch_server_t;
 sch_server_t *sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal);
 
 void sch_server_destroy (sch_server_t **self_p);
+
+/*  Serves workers too: the loop polls broker's ROUTER and ticks it, and
+    handlers read its registry. broker is borrowed and must outlive the
+    server; NULL (the default) serves the api only. */
+void sch_server_set_broker (sch_server_t *self, sch_broker_t *broker);
 
 /*  The endpoint actually bound (with the port resolved). Borrowed. */
 const char *sch_server_endpoint (sch_server_t *self);

@@ -108,6 +108,7 @@ class Stack:
         self.dir = workdir
         self.redis_port = free_port()
         self.sched_port = free_port()
+        self.worker_port = free_port()  # the scheduler's workers' ROUTER
         self.api_port = free_port()
         self.api_env = api_env or {}
         self.sched_env = sched_env or {}
@@ -120,6 +121,7 @@ class Stack:
         env.update({
             "DEXTER_REDIS_URL": "redis://127.0.0.1:%d/0" % self.redis_port,
             "DEXTER_SCHEDULER_ENDPOINT": "tcp://127.0.0.1:%d" % self.sched_port,
+            "DEXTER_WORKER_ENDPOINT": "tcp://127.0.0.1:%d" % self.worker_port,
             "DEXTER_API_ADDR": "127.0.0.1:%d" % self.api_port,
             "DEXTER_DATA_DIR": os.path.join(self.dir, "data"),
             "DEXTER_MASTER_KEY": MASTER_KEY,

@@ -92,6 +92,7 @@ class Run:
             "DEXTER_REDIS_PORT": str(self.redis_port),
             "DEXTER_API_ADDR": "127.0.0.1:%d" % self.api_port,
             "DEXTER_SCHEDULER_ENDPOINT": "tcp://127.0.0.1:%d" % self.sched_port,
+            "DEXTER_WORKER_ENDPOINT": "tcp://127.0.0.1:%d" % free_port(),
             "DEXTER_BIN_DIR": BIN_DIR,
             "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../services/scheduler/sch_broker.c"
 #include "../../services/scheduler/sch_store.c"
 #include "../../services/scheduler/sch_cluster.c"
 #include "../../services/scheduler/sch_deployment.c"
