@@ -257,13 +257,6 @@ sch_cluster_create (sch_ctx_t *ctx, const json_t *request)
 
 /*  cluster.get: the cluster object, from one pipelined read. */
 json_t *
-sch_cluster_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_GROUPS
-                              | SCH_LOAD_DEPLOYMENT, ticket);
-}
-
-json_t *
 sch_cluster_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
@@ -311,12 +304,6 @@ sch_cluster_delete (sch_ctx_t *ctx, const json_t *request)
 //  Config
 
 /*  config.get: the config with secrets shown only as set + fingerprint. */
-json_t *
-sch_config_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_CONFIG, ticket);
-}
-
 json_t *
 sch_config_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
@@ -440,12 +427,6 @@ sch_config_delete (sch_ctx_t *ctx, const json_t *request)
 
 /*  group.list: every group object, sorted by name. */
 json_t *
-sch_group_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_GROUPS, ticket);
-}
-
-json_t *
 sch_group_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
@@ -530,12 +511,6 @@ sch_group_upsert (sch_ctx_t *ctx, const json_t *request)
 }
 
 /*  group.get: one group object, NOT_FOUND naming it if absent. */
-json_t *
-sch_group_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_GROUPS, ticket);
-}
-
 json_t *
 sch_group_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {

@@ -105,12 +105,6 @@ s_deploy_waiting (sch_broker_t *broker, const char *provider)
 /*  deployment.get: the record, state init before any deploy; a running
     deployment says what it waits for now. */
 json_t *
-sch_deployment_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, ticket);
-}
-
-json_t *
 sch_deployment_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {
     json_t *reply;
@@ -305,12 +299,6 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
 
 /*  deployment.vpn: NOT_FOUND until an access node exists; the profile
     itself comes with the vpn service. */
-json_t *
-sch_deployment_vpn_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    return sch_queue_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, ticket);
-}
-
 json_t *
 sch_deployment_vpn_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
 {

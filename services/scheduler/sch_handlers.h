@@ -26,7 +26,9 @@ typedef json_t *(sch_handler_fn) (sch_ctx_t *ctx, const json_t *request);
     queue appends the request's reads to the store's read batch and sets
     *ticket, or returns the reply at once when no read is needed (an
     invalid request, say); after the flush, reply builds the reply from the
-    results of that ticket. Neither may change anything. */
+    results of that ticket. Neither may change anything. A read that only
+    loads its cluster has no queue half: its row in sch_server.c names what
+    to load, and the loop queues that with sch_queue_cluster. */
 typedef json_t *(sch_queue_fn) (sch_ctx_t *ctx, const json_t *request, int *ticket);
 typedef json_t *(sch_reply_fn) (sch_ctx_t *ctx, const json_t *request, int ticket);
 
@@ -34,27 +36,21 @@ typedef json_t *(sch_reply_fn) (sch_ctx_t *ctx, const json_t *request, int ticke
 json_t *sch_cluster_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_cluster_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_cluster_create (sch_ctx_t *ctx, const json_t *request);
-json_t *sch_cluster_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_cluster_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_cluster_delete (sch_ctx_t *ctx, const json_t *request);
-json_t *sch_config_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_config_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_config_put (sch_ctx_t *ctx, const json_t *request);
 json_t *sch_config_delete (sch_ctx_t *ctx, const json_t *request);
-json_t *sch_group_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_group_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_group_upsert (sch_ctx_t *ctx, const json_t *request);
-json_t *sch_group_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_group_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_group_update (sch_ctx_t *ctx, const json_t *request);
 json_t *sch_group_delete (sch_ctx_t *ctx, const json_t *request);
 
 /*  sch_deployment.c: the deployment record, its snapshots and events. */
-json_t *sch_deployment_get_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_deployment_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_deployment_put (sch_ctx_t *ctx, const json_t *request);
 json_t *sch_deployment_delete (sch_ctx_t *ctx, const json_t *request);
-json_t *sch_deployment_vpn_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_deployment_vpn_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
 json_t *sch_deployment_events_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
 json_t *sch_deployment_events_reply (sch_ctx_t *ctx, const json_t *request, int ticket);

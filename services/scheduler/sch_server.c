@@ -34,35 +34,39 @@
 #define SCH_BURST   256          /* most messages served per wakeup */
 
 /*  A row of the dispatch table: a change has a handler, a read the two
-    halves of sch_handlers.h. */
+    halves of sch_handlers.h, or only the reply half and the parts of its
+    cluster to load (SCH_LOAD_*). */
 typedef struct {
     const char *type;
     sch_handler_fn *handler;
     sch_queue_fn *queue;
     sch_reply_fn *reply;
+    unsigned load;
 } s_handler_t;
 
-#define S_CHANGE(type, fn)  { type, fn, NULL, NULL }
-#define S_READ(type, fn)    { type, NULL, fn##_queue, fn##_reply }
+#define S_CHANGE(type, fn)        { type, fn, NULL, NULL, 0 }
+#define S_READ(type, fn)          { type, NULL, fn##_queue, fn##_reply, 0 }
+#define S_LOAD(type, fn, what)    { type, NULL, NULL, fn##_reply, what }
 
 /*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
 static const s_handler_t s_server_handlers [] = {
     S_READ   ("cluster.list",      sch_cluster_list),
     S_CHANGE ("cluster.create",    sch_cluster_create),
-    S_READ   ("cluster.get",       sch_cluster_get),
+    S_LOAD   ("cluster.get",       sch_cluster_get,
+              SCH_LOAD_CONFIG | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT),
     S_CHANGE ("cluster.delete",    sch_cluster_delete),
-    S_READ   ("config.get",        sch_config_get),
+    S_LOAD   ("config.get",        sch_config_get,        SCH_LOAD_CONFIG),
     S_CHANGE ("config.put",        sch_config_put),
     S_CHANGE ("config.delete",     sch_config_delete),
-    S_READ   ("group.list",        sch_group_list),
+    S_LOAD   ("group.list",        sch_group_list,        SCH_LOAD_GROUPS),
     S_CHANGE ("group.upsert",      sch_group_upsert),
-    S_READ   ("group.get",         sch_group_get),
+    S_LOAD   ("group.get",         sch_group_get,         SCH_LOAD_GROUPS),
     S_CHANGE ("group.update",      sch_group_update),
     S_CHANGE ("group.delete",      sch_group_delete),
-    S_READ   ("deployment.get",    sch_deployment_get),
+    S_LOAD   ("deployment.get",    sch_deployment_get,    SCH_LOAD_DEPLOYMENT),
     S_CHANGE ("deployment.put",    sch_deployment_put),
     S_CHANGE ("deployment.delete", sch_deployment_delete),
-    S_READ   ("deployment.vpn",    sch_deployment_vpn),
+    S_LOAD   ("deployment.vpn",    sch_deployment_vpn,    SCH_LOAD_DEPLOYMENT),
     S_READ   ("deployment.events", sch_deployment_events),
 };
 
@@ -168,8 +172,9 @@ s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **r
                                "the scheduler does not serve '%.64s' messages",
                                type? type: "untyped");
     json_t *reply = s_server_check_names (request);
-    if (!reply && row->queue)
-        reply = row->queue (&self->ctx, request, ticket);
+    if (!reply && row->reply)
+        reply = row->queue? row->queue (&self->ctx, request, ticket)
+                          : sch_queue_cluster (&self->ctx, request, row->load, ticket);
     return reply;
 }
 
@@ -316,7 +321,7 @@ s_server_receive (sch_server_t *self)
             const s_handler_t *row;
             int ticket;
             json_t *reply = s_server_start (self, request, &row, &ticket);
-            if (!reply && row->queue) {
+            if (!reply && row->reply) {
                 //  A read: kept until the flush, which owns it from now on
                 assert (self->npending < SCH_BURST);
                 s_pending_t *read = &self->pending [self->npending++];
