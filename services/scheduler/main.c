@@ -8,12 +8,15 @@
                                unix:///path/to.sock (redis://127.0.0.1:6379/0)
     DEXTER_DATA_DIR            where master.key lives (./var)
     DEXTER_MASTER_KEY[_FILE]   the master key itself, or its file
+    DEXTER_HEARTBEAT_MS        heartbeat interval told to workers (1000)
+    DEXTER_LEASE_MS            lease of a job told to workers (30000)
     DEXTER_LOG_LEVEL           debug, info, warn, error (info)
 
     Exits 0 after SIGTERM/SIGINT, 1 if it cannot start. */
 #include "sch_server.h"
 #include "sch_store.h"
 #include "sch_broker.h"
+#include "sch_engine.h"
 #include "dx_worker.h"
 #include "dx_config.h"
 #include "dx_log.h"
@@ -53,11 +56,17 @@ main (void)
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
     const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
     const char *worker_endpoint = dx_config_str ("WORKER_ENDPOINT", DX_WORKER_DEFAULT_ENDPOINT);
+    int heartbeat_ok = 1, lease_ok = 1;
+    int64_t heartbeat_ms = dx_config_int ("HEARTBEAT_MS", SCH_BROKER_HEARTBEAT_MS, 10,
+                                          600000, &heartbeat_ok);
+    int64_t lease_ms = dx_config_int ("LEASE_MS", SCH_BROKER_LEASE_MS, 100, 86400000,
+                                      &lease_ok);
 
     int rc = 1;
     sch_store_t *store = NULL;
     sch_server_t *server = NULL;
     sch_broker_t *broker = NULL;
+    sch_engine_t *engine = NULL;
     dx_seal_t *seal = dx_seal_new (data_dir);
     if (!seal)
         dx_error ("cannot start: no usable master key (see the error above)");
@@ -68,11 +77,19 @@ main (void)
     if (!(server = sch_server_new (endpoint, store, seal)))
         dx_error ("cannot start: cannot bind %s", endpoint);
     else
-    if (!(broker = sch_broker_new (worker_endpoint, 0, 0)))
+    if (!heartbeat_ok || !lease_ok)
+        dx_error ("cannot start: DEXTER_HEARTBEAT_MS must be 10 to 600000 and "
+                  "DEXTER_LEASE_MS 100 to 86400000 (milliseconds)");
+    else
+    if (!(broker = sch_broker_new (worker_endpoint, heartbeat_ms, lease_ms)))
         dx_error ("cannot start: cannot bind the workers' endpoint %s "
                   "(DEXTER_WORKER_ENDPOINT)", worker_endpoint);
+    else
+    if (!(engine = sch_engine_new (store, seal, broker, lease_ms)))
+        dx_error ("cannot start: out of memory");
     else {
         sch_server_set_broker (server, broker);
+        sch_server_set_engine (server, engine);
         dx_info ("scheduler serving on %s, workers on %s, redis at %s",
                  sch_server_endpoint (server), sch_broker_endpoint (broker),
                  sch_store_address (store));
@@ -81,6 +98,7 @@ main (void)
         rc = 0;
     }
     sch_server_destroy (&server);
+    sch_engine_destroy (&engine);
     sch_broker_destroy (&broker);
     sch_store_destroy (&store);
     dx_seal_destroy (&seal);

@@ -31,6 +31,7 @@ typedef struct {
     char *name;                         /* host:pid, for humans */
     size_t capacity;                    /* jobs at once */
     size_t active;                      /* jobs it says it runs */
+    size_t assigned;                    /* jobs the engine gave it, not yet back */
     int64_t expiry;                     /* dx_mono_ms when it is dead */
 } s_worker_t;
 
@@ -40,6 +41,8 @@ struct sch_broker {
     int64_t heartbeat_ms, lease_ms;
     int64_t next_heartbeat;             /* dx_mono_ms */
     zhashx_t *workers;                  /* identity hex -> s_worker_t */
+    sch_broker_events_t events;         /* the engine's callbacks, or zeros */
+    void *events_arg;
 };
 
 typedef void (s_broker_fn) (sch_broker_t *self, s_worker_t *worker, const json_t *msg);
@@ -123,6 +126,8 @@ s_broker_ready (sch_broker_t *self, zframe_t *identity, const char *key, s_worke
         json_object_set_new (welcome, "lease_ms", json_integer (self->lease_ms));
     }
     s_broker_send (self, identity, welcome);
+    if (self->events.ready)
+        self->events.ready (self->events_arg, key, worker->name, msg);
 }
 
 /*  heartbeat: being heard is the point; it also says which jobs run. */
@@ -133,8 +138,8 @@ s_broker_heartbeat (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
     worker->active = s_broker_active (msg);
 }
 
-/*  worker.bye: a clean shutdown; the worker is forgotten at once. (When
-    jobs exist, its jobs go back to the queue here.) */
+/*  worker.bye: a clean shutdown; its jobs go back to the queue and the
+    worker is forgotten at once. */
 static void
 s_broker_bye (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
 {
@@ -142,21 +147,26 @@ s_broker_bye (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
     dx_info ("worker left service=%s worker=%s capacity=%zu", worker->service,
              worker->name, worker->capacity);
     char *key = zframe_strhex (worker->identity);
+    if (key && self->events.gone)
+        self->events.gone (self->events_arg, key, worker->name);
     if (key)
         zhashx_delete (self->workers, key);
     free (key);
 }
 
-/*  job.result and job.renew: no job is ever assigned yet (the deployment
-    engine comes with the dispatch step of issue 3), so whatever a worker
-    says about a job is stale by definition: logged and ignored. */
+/*  job.result and job.renew: the engine's to judge (stale attempts are
+    ignored there). */
 static void
 s_broker_job (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
 {
-    (void) self;
-    dx_debug ("broker: ignoring %s of job %s attempt %lld from worker %s (no such job)",
-              dx_msg_type (msg), dx_msg_str (msg, "job"),
-              (long long) dx_msg_int (msg, "attempt", 0), worker->name);
+    char *key = zframe_strhex (worker->identity);
+    if (key && self->events.job)
+        self->events.job (self->events_arg, key, worker->name, msg);
+    else
+        dx_debug ("broker: ignoring %s of job %s attempt %lld from worker %s (no engine)",
+                  dx_msg_type (msg), dx_msg_str (msg, "job"),
+                  (long long) dx_msg_int (msg, "attempt", 0), worker->name);
+    free (key);
 }
 
 /*  The dispatch table: what a registered worker may say, besides
@@ -331,6 +341,9 @@ sch_broker_tick (sch_broker_t *self)
     //  Deleted after the walk: the keys are the registry's own
     for (char *key = dead? (char *) zlist_pop (dead): NULL; key;
          key = (char *) zlist_pop (dead)) {
+        s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, key);
+        if (worker && self->events.gone)
+            self->events.gone (self->events_arg, key, worker->name);
         zhashx_delete (self->workers, key);
         free (key);
     }
@@ -353,4 +366,74 @@ sch_broker_workers (sch_broker_t *self, const char *service, size_t *capacity)
     if (capacity)
         *capacity = total;
     return count;
+}
+
+void
+sch_broker_set_events (sch_broker_t *self, const sch_broker_events_t *events, void *arg)
+{
+    if (events)
+        self->events = *events;
+    else
+        memset (&self->events, 0, sizeof self->events);
+    self->events_arg = arg;
+}
+
+/*  The least loaded live worker of service with room for one more job. */
+const char *
+sch_broker_pick (sch_broker_t *self, const char *service)
+{
+    const char *best = NULL;
+    size_t best_room = 0;
+    int64_t now = dx_mono_ms ();
+    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
+         worker = (s_worker_t *) zhashx_next (self->workers)) {
+        if (now >= worker->expiry || strcmp (worker->service, service) != 0
+        ||  worker->assigned >= worker->capacity)
+            continue;
+        size_t room = worker->capacity - worker->assigned;
+        if (room > best_room) {
+            best_room = room;
+            best = (const char *) zhashx_cursor (self->workers);
+        }
+    }
+    return best;
+}
+
+int
+sch_broker_send_to (sch_broker_t *self, const char *key, json_t *msg, int job)
+{
+    s_worker_t *worker = key? (s_worker_t *) zhashx_lookup (self->workers, key): NULL;
+    if (!worker || !msg || dx_msg_send (self->router, worker->identity, msg)) {
+        dx_debug ("broker: cannot send %s to worker %s", msg? dx_msg_type (msg): "a message",
+                  worker? worker->name: key? key: "(none)");
+        json_decref (msg);
+        return -1;
+    }
+    json_decref (msg);
+    if (job)
+        worker->assigned++;
+    return 0;
+}
+
+void
+sch_broker_release (sch_broker_t *self, const char *key)
+{
+    s_worker_t *worker = key? (s_worker_t *) zhashx_lookup (self->workers, key): NULL;
+    if (worker && worker->assigned > 0)
+        worker->assigned--;
+}
+
+void
+sch_broker_adopt (sch_broker_t *self, const char *key)
+{
+    s_worker_t *worker = key? (s_worker_t *) zhashx_lookup (self->workers, key): NULL;
+    if (worker)
+        worker->assigned++;
+}
+
+const char *
+sch_broker_name (sch_broker_t *self, const char *key)
+{
+    s_worker_t *worker = key? (s_worker_t *) zhashx_lookup (self->workers, key): NULL;
+    return worker? worker->name: NULL;
 }

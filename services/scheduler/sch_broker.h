@@ -12,14 +12,17 @@
     It is not a thread: the scheduler's loop polls sch_broker_socket and
     calls sch_broker_receive when it is readable, and sch_broker_tick at
     least by the time the previous tick asked for. Jobs are not dispatched
-    yet (the deployment engine of issue 3 is to come): the registry is what
-    the rest of the scheduler reads, through sch_broker_workers. */
+    by the broker itself: the deployment engine (sch_engine) picks a worker
+    with sch_broker_pick, sends the job with sch_broker_assign, and hears
+    about results, renewals, announcements and lost workers through the
+    callbacks it sets with sch_broker_set_events. */
 #ifndef SCH_BROKER_H
 #define SCH_BROKER_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <czmq.h>
+#include <jansson.h>
 
 #define SCH_BROKER_HEARTBEAT_MS 1000
 #define SCH_BROKER_LEASE_MS     30000
@@ -53,5 +56,38 @@ int64_t sch_broker_tick (sch_broker_t *self);
 /*  The number of live workers of service (aws, azure, vpn); when capacity
     is not NULL, *capacity is set to the sum of their capacities. */
 size_t sch_broker_workers (sch_broker_t *self, const char *service, size_t *capacity);
+
+/*  What the broker tells the engine. worker is the worker's registry key
+    (hex of its routing identity) and name its host:pid. msg is borrowed. */
+typedef struct {
+    /*  job.result or job.renew from a registered worker. */
+    void (*job) (void *arg, const char *worker, const char *name, const json_t *msg);
+    /*  worker.ready: msg's `active` lists the jobs it runs now. */
+    void (*ready) (void *arg, const char *worker, const char *name, const json_t *msg);
+    /*  The worker is gone (expired or said worker.bye): every job it held
+        must go back to the queue. Called before it is forgotten. */
+    void (*gone) (void *arg, const char *worker, const char *name);
+} sch_broker_events_t;
+
+void sch_broker_set_events (sch_broker_t *self, const sch_broker_events_t *events, void *arg);
+
+/*  The live worker of service with the most free room (capacity minus the
+    jobs assigned to it), or NULL when every one is full or there is none.
+    The key returned is borrowed until the next broker call. */
+const char *sch_broker_pick (sch_broker_t *self, const char *service);
+
+/*  Sends msg (taken) to worker. With job set, counts one more job assigned
+    to it (until sch_broker_release). 0, or -1 when the worker is unknown
+    or the send failed (the message is dropped). */
+int sch_broker_send_to (sch_broker_t *self, const char *worker, json_t *msg, int job);
+
+/*  One job fewer assigned to worker (its result came, or it was taken away);
+    counts one more when adopt is set (a restarted scheduler learns it runs
+    a job). Unknown workers are ignored. */
+void sch_broker_release (sch_broker_t *self, const char *worker);
+void sch_broker_adopt (sch_broker_t *self, const char *worker);
+
+/*  The host:pid name of worker, or NULL. Borrowed. */
+const char *sch_broker_name (sch_broker_t *self, const char *worker);
 
 #endif

@@ -291,6 +291,8 @@ sch_cluster_delete (sch_ctx_t *ctx, const json_t *request)
                                name, state, name);
     if (sch_store_cluster_delete (ctx->store, name))
         return sch_store_error_reply (ctx->store, request);
+    if (ctx->engine)
+        sch_engine_forget (ctx->engine, name);
     if (busy)
         dx_warn ("cluster deleted with force name=%s state=%s: its cloud resources, if any, "
                  "are no longer tracked", name, state);

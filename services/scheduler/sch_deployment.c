@@ -6,6 +6,7 @@
     destroying with `waiting` saying why nothing runs, computed when it is
     read from the workers the broker knows. */
 #include "sch_handlers.h"
+#include "sch_plan.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_util.h"
@@ -54,6 +55,11 @@ sch_deployment_object (const char *name, const json_t *record)
     json_int_t observed = json_integer_value (json_object_get (record, "observed_generation"));
     json_int_t done = json_integer_value (json_object_get (record, "steps_done"));
     json_int_t total = json_integer_value (json_object_get (record, "steps_total"));
+    //  last_error is stored as JSON ({step, code, message})
+    const char *error_text = json_string_value (json_object_get (record, "last_error"));
+    json_t *last_error = error_text? json_loads (error_text, 0, NULL): NULL;
+    if (error_text && !last_error)
+        last_error = json_pack ("{s:n, s:n, s:s}", "step", "code", "message", error_text);
     return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, s:o}",
                       "cluster", name,
                       "state", state? state: "init",
@@ -64,7 +70,7 @@ sch_deployment_object (const char *name, const json_t *record)
                       "progress", "steps_done", done, "steps_total", total,
                                   "current", s_deploy_field (record, "current"),
                       "waiting", s_deploy_field (record, "waiting"),
-                      "last_error", s_deploy_field (record, "last_error"),
+                      "last_error", last_error? last_error: json_null (),
                       "created_at", s_deploy_field (record, "created_at"),
                       "updated_at", s_deploy_field (record, "updated_at"),
                       "_accessip", s_deploy_field (record, "accessip"));
@@ -90,16 +96,15 @@ s_deploy_record (json_t *loaded)
 
 /*  The `waiting` sentence of a running deployment of a provider's cluster,
     from the live workers (the stored one was true when it was written):
-    none connected, or connected while the steps are yet to be written. */
+    none connected, or null when some are. */
 static json_t *
 s_deploy_waiting (sch_broker_t *broker, const char *provider)
 {
     size_t workers = sch_broker_workers (broker, provider, NULL);
     if (workers == 0)
-        return json_sprintf ("no %s worker is connected; the deployment starts when "
+        return json_sprintf ("no %s worker is connected; the deployment goes on when "
                              "one registers", provider);
-    return json_sprintf ("%zu %s worker(s) connected; deployment steps are not "
-                         "implemented yet (issue 3)", workers, provider);
+    return json_null ();
 }
 
 /*  deployment.get: the record, state init before any deploy; a running
@@ -173,7 +178,8 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
 
     json_t *reply;
     json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_SECRETS
-                                       | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT, &reply);
+                                       | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT
+                                       | SCH_LOAD_RESOURCES, &reply);
     if (!loaded)
         return reply;
     reply = sch_check_provider (request, loaded);
@@ -205,6 +211,20 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         reply = dx_reply_error (request, DX_CONFLICT, "command",
                                 "cluster %s has nothing deployed (state %s); there is "
                                 "nothing to destroy", name, state);
+    if (!reply && !deploy && !json_is_object (config)) {
+        //  The config was deleted since: destroy where the last generation was
+        json_t *last = sch_store_snapshot (ctx->store, name, generation);
+        config = json_object_get (last, "config");
+        if (json_is_object (config))
+            json_object_set (loaded, "config", (json_t *) config);
+        else
+            reply = dx_reply_error (request, DX_CONFLICT, "command",
+                                    "cluster %s has no config, which names the region to "
+                                    "destroy in; put it back with PUT /clusters/%s/config",
+                                    name, name);
+        json_decref (last);
+        config = json_object_get (loaded, "config");
+    }
     if (reply) {
         json_decref (loaded);
         return reply;
@@ -228,17 +248,38 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         return dx_reply_error (request, DX_INTERNAL, NULL,
                                "cannot snapshot the spec or seal the credentials");
     }
-    char waiting [160];
-    snprintf (waiting, sizeof waiting, "no %s worker is connected; the deployment starts "
-              "when one registers", provider);
-    json_t *changes = json_pack ("{s:s, s:s, s:I, s:I, s:i, s:i, s:n, s:s, s:n}",
+    char err [256];
+    json_t *plan = sch_plan_build (snapshot, json_object_get (loaded, "resources"),
+                                   err, sizeof err);
+    if (!plan) {
+        json_decref (snapshot);
+        free (sealed);
+        json_decref (loaded);
+        return dx_reply_error (request, DX_CONFLICT, "command", "%s", err);
+    }
+    //  The job records: the plan's jobs, pending, with their place in it
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job) {
+        json_object_set_new (job, "order", json_integer ((json_int_t) i));
+        json_object_set_new (job, "status", json_string ("pending"));
+        json_object_set_new (job, "attempt", json_integer (1));
+    }
+    char waiting [160] = "";
+    if (!ctx->broker || sch_broker_workers (ctx->broker, provider, NULL) == 0)
+        snprintf (waiting, sizeof waiting, "no %s worker is connected; the deployment "
+                  "goes on when one registers", provider);
+    json_t *changes = json_pack ("{s:s, s:s, s:I, s:I, s:i, s:I, s:n, s:o, s:n}",
                                  "state", deploy? "deploying": "destroying",
                                  "command", command, "generation", next,
                                  "parallelism", parallelism, "steps_done", 0,
-                                 "steps_total", 0, "current", "waiting", waiting,
+                                 "steps_total", (json_int_t) json_array_size (plan),
+                                 "current",
+                                 "waiting", *waiting? json_string (waiting): json_null (),
                                  "last_error");
     int rc = sch_store_deployment_start (ctx->store, name, next, snapshot, sealed,
-                                         changes, now);
+                                         changes, plan, now);
+    json_decref (plan);
     json_decref (snapshot);
     free (sealed);
     if (rc)
@@ -247,6 +288,8 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         dx_info ("deployment requested name=%s command=%s generation=%" JSON_INTEGER_FORMAT
                  " state %s -> %s", name, command, next, state,
                  deploy? "deploying": "destroying");
+        if (ctx->engine)
+            sch_engine_start (ctx->engine, name);
         json_t *updated = json_deep_copy (record);
         json_object_update (updated, changes);
         json_object_set_new (updated, "updated_at", json_string (now));

@@ -12,11 +12,13 @@
 #include "dx_seal.h"
 #include "sch_store.h"
 #include "sch_broker.h"
+#include "sch_engine.h"
 
 typedef struct {
     sch_store_t *store;         /* borrowed */
     dx_seal_t *seal;            /* borrowed */
     sch_broker_t *broker;       /* borrowed; NULL: no worker endpoint (tests) */
+    sch_engine_t *engine;       /* borrowed; NULL: deployments never run (tests) */
 } sch_ctx_t;
 
 typedef json_t *(sch_handler_fn) (sch_ctx_t *ctx, const json_t *request);

@@ -413,6 +413,13 @@ sch_server_set_broker (sch_server_t *self, sch_broker_t *broker)
     self->ctx.broker = broker;
 }
 
+/*  Attaches the deployment engine (borrowed), ticked by the loop. */
+void
+sch_server_set_engine (sch_server_t *self, sch_engine_t *engine)
+{
+    self->ctx.engine = engine;
+}
+
 /*  The endpoint as bound (an ephemeral port resolved), for logs and tests. */
 const char *
 sch_server_endpoint (sch_server_t *self)
@@ -421,11 +428,17 @@ sch_server_endpoint (sch_server_t *self)
 }
 
 /*  The loop: one request at a time, a cron tick every second, the
-    broker's workers served and ticked when due, until a signal or $TERM. */
+    broker's workers served and ticked when due, the engine ticked after
+    what workers say and when it asked to be, until a signal or $TERM. The
+    deployments in progress are loaded first (retried every cron tick while
+    Redis cannot be read). */
 int
 sch_server_run (sch_server_t *self, zsock_t *pipe)
 {
     sch_broker_t *broker = self->ctx.broker;
+    sch_engine_t *engine = self->ctx.engine;
+    int recovered = engine? sch_engine_recover (engine) == 0: 1;
+    int64_t next_engine = engine? sch_engine_tick (engine): INT64_MAX;
     zpoller_t *poller = zpoller_new (self->router, NULL);
     if (pipe)
         zpoller_add (poller, pipe);
@@ -435,6 +448,8 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
     int64_t next_broker = broker? sch_broker_tick (broker): next_tick;
     while (true) {
         int64_t wakeup = next_broker < next_tick? next_broker: next_tick;
+        if (next_engine < wakeup)
+            wakeup = next_engine;
         int64_t wait = wakeup - dx_mono_ms ();
         void *which = zpoller_wait (poller, wait < 0? 0: (int) wait);
         if (zpoller_terminated (poller)) {
@@ -446,8 +461,10 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         if (which == self->router)
             s_server_burst (self);
         else
-        if (broker && which == sch_broker_socket (broker))
+        if (broker && which == sch_broker_socket (broker)) {
             sch_broker_receive (broker);
+            next_engine = 0;            /* results free room, workers join */
+        }
         else
         if (pipe && which == pipe) {
             char *command = zstr_recv (pipe);
@@ -458,10 +475,14 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         }
         if (dx_mono_ms () >= next_tick) {
             sch_store_tick (self->ctx.store);
+            if (!recovered)
+                recovered = sch_engine_recover (engine) == 0;
             next_tick = dx_mono_ms () + SCH_TICK_MS;
         }
         if (broker && dx_mono_ms () >= next_broker)
             next_broker = sch_broker_tick (broker);
+        if (engine && recovered && dx_mono_ms () >= next_engine)
+            next_engine = sch_engine_tick (engine);
     }
     zpoller_destroy (&poller);
     return 0;

@@ -14,6 +14,7 @@
 #include "dx_seal.h"
 #include "sch_store.h"
 #include "sch_broker.h"
+#include "sch_engine.h"
 
 typedef struct sch_server sch_server_t;
 
@@ -27,6 +28,10 @@ void sch_server_destroy (sch_server_t **self_p);
     handlers read its registry. broker is borrowed and must outlive the
     server; NULL (the default) serves the api only. */
 void sch_server_set_broker (sch_server_t *self, sch_broker_t *broker);
+
+/*  Attaches the deployment engine (borrowed; NULL: deployments are
+    recorded but never run, as unit tests of the handlers want). */
+void sch_server_set_engine (sch_server_t *self, sch_engine_t *engine);
 
 /*  The endpoint actually bound (with the port resolved). Borrowed. */
 const char *sch_server_endpoint (sch_server_t *self);

@@ -80,7 +80,7 @@ struct sch_store {
     of them in one DEL. */
 const char *sch_store_parts [] = {
     "cluster", "config", "secrets", "groups", "deployment", "specs",
-    "credentials", "events", NULL
+    "credentials", "events", "jobs", "resources", NULL
 };
 
 /*  Config fields that are numbers in the API; Redis holds them as decimal
@@ -910,7 +910,8 @@ s_store_reply_ok (sch_store_t *self, const redisReply *reply, const char *what)
 static const struct { unsigned flag; const char *part; } s_load_parts [] = {
     { SCH_LOAD_CLUSTER, "cluster" }, { SCH_LOAD_CONFIG, "config" },
     { SCH_LOAD_SECRETS, "secrets" }, { SCH_LOAD_GROUPS, "groups" },
-    { SCH_LOAD_DEPLOYMENT, "deployment" } };
+    { SCH_LOAD_DEPLOYMENT, "deployment" }, { SCH_LOAD_JOBS, "jobs" },
+    { SCH_LOAD_RESOURCES, "resources" } };
 #define S_LOAD_NPARTS (sizeof s_load_parts / sizeof s_load_parts [0])
 
 /*  Appends one HGETALL per part asked for. */
@@ -960,14 +961,17 @@ s_store_decode_load (sch_store_t *self, redisReply **replies, const char *name,
                 value = s_store_hash (reply, s_deployment_numbers, 1);
                 break;
             case SCH_LOAD_GROUPS:
+            case SCH_LOAD_JOBS:
+            case SCH_LOAD_RESOURCES:
                 value = json_object ();
                 for (size_t e = 0; e + 1 < reply->elements; e += 2) {
                     json_error_t jerr;
                     json_t *group = json_loads (reply->element [e + 1]->str, 0, &jerr);
                     if (!json_is_object (group)) {
                         json_decref (group);
-                        s_store_fail (self, DX_INTERNAL, "group %s of cluster %s holds "
-                                      "malformed JSON in redis", reply->element [e]->str, name);
+                        s_store_fail (self, DX_INTERNAL, "%s %s of cluster %s holds "
+                                      "malformed JSON in redis", s_load_parts [i].part,
+                                      reply->element [e]->str, name);
                         dx_error ("%s", self->error);
                         json_decref (value);
                         json_decref (result);
@@ -1527,7 +1531,8 @@ sch_store_group_delete (sch_store_t *self, const char *name, const char *group,
 int
 sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generation,
                             const json_t *snapshot, const char *sealed_credentials,
-                            const json_t *deployment, const char *now)
+                            const json_t *deployment, const json_t *jobs,
+                            const char *now)
 {
     char *text = json_dumps (snapshot, JSON_COMPACT);
     if (!text) {
@@ -1566,6 +1571,24 @@ sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generat
     const char *state = json_string_value (json_object_get (deployment, "state"));
     if (state)
         s_batch_state (&batch, name, state);
+    s_batch_cmd (&batch, "DEL", NULL);
+    s_batch_key (&batch, name, "jobs");
+    if (json_array_size (jobs)) {
+        s_batch_cmd (&batch, "HSET", NULL);
+        s_batch_key (&batch, name, "jobs");
+        size_t i;
+        json_t *job;
+        json_array_foreach (jobs, i, job) {
+            char *job_text = json_dumps (job, JSON_COMPACT);
+            if (!job_text) {
+                batch.oom = 1;
+                break;
+            }
+            s_batch_arg (&batch, json_string_value (json_object_get (job, "id")));
+            s_batch_arg (&batch, job_text);
+            free (job_text);
+        }
+    }
     json_t *fields = json_pack ("{s:O?, s:I, s:O?}",
                                 "command", json_object_get (deployment, "command"),
                                 "generation", (json_int_t) generation,
@@ -1586,9 +1609,88 @@ sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now
     s_batch_key (&batch, name, "deployment");
     s_batch_key (&batch, name, "specs");
     s_batch_key (&batch, name, "credentials");
+    s_batch_key (&batch, name, "jobs");
+    s_batch_key (&batch, name, "resources");
     s_batch_deployment_init (&batch, name, now);
     s_batch_event (&batch, name, "deployment.deleted", now, NULL);
     int rc = s_store_transact (self, &batch, "deployment delete");
+    s_batch_free (&batch);
+    return rc;
+}
+
+/*  Appends HSET key field JSON... for every member of obj (values as
+    compact JSON); nothing when obj is empty. */
+static void
+s_batch_json_hash (s_batch_t *batch, const char *name, const char *part, const json_t *obj)
+{
+    if (!json_object_size (obj))
+        return;
+    s_batch_cmd (batch, "HSET", NULL);
+    s_batch_key (batch, name, part);
+    const char *key;
+    json_t *value;
+    json_object_foreach ((json_t *) obj, key, value) {
+        char *text = json_dumps (value, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!text) {
+            batch->oom = 1;
+            return;
+        }
+        s_batch_arg (batch, key);
+        s_batch_arg (batch, text);
+        free (text);
+    }
+}
+
+/*  One transition of a running deployment in one transaction. */
+int
+sch_store_deployment_change (sch_store_t *self, const char *name,
+                             const sch_store_change_t *change, const char *now)
+{
+    s_batch_t batch = { 0 };
+    if (json_object_size (change->deployment)) {
+        s_batch_cmd (&batch, "HSET", NULL);
+        s_batch_key (&batch, name, "deployment");
+        const char *key;
+        json_t *value;
+        json_object_foreach ((json_t *) change->deployment, key, value) {
+            char *text = json_is_null (value)? strdup (""): s_store_text (value);
+            if (!text) {
+                batch.oom = 1;
+                break;
+            }
+            s_batch_arg (&batch, key);
+            s_batch_arg (&batch, text);
+            free (text);
+        }
+        s_batch_arg (&batch, "updated_at");
+        s_batch_arg (&batch, now);
+        const char *state = json_string_value (json_object_get (change->deployment, "state"));
+        if (state)
+            s_batch_state (&batch, name, state);
+    }
+    s_batch_json_hash (&batch, name, "jobs", change->jobs);
+    if (change->drop_resources) {
+        s_batch_cmd (&batch, "DEL", NULL);
+        s_batch_key (&batch, name, "resources");
+    }
+    else {
+        if (json_array_size (change->resources_del)) {
+            s_batch_cmd (&batch, "HDEL", NULL);
+            s_batch_key (&batch, name, "resources");
+            size_t i;
+            json_t *key;
+            json_array_foreach (change->resources_del, i, key)
+                s_batch_arg (&batch, json_string_value (key));
+        }
+        s_batch_json_hash (&batch, name, "resources", change->resources_set);
+    }
+    if (change->drop_credentials) {
+        s_batch_cmd (&batch, "DEL", NULL);
+        s_batch_key (&batch, name, "credentials");
+    }
+    if (change->event_type)
+        s_batch_event (&batch, name, change->event_type, now, change->event);
+    int rc = batch.count? s_store_transact (self, &batch, "deployment change"): 0;
     s_batch_free (&batch);
     return rc;
 }

@@ -62,7 +62,9 @@ json_t *sch_store_error_reply (sch_store_t *self, const json_t *request);
 #define SCH_LOAD_SECRETS     0x04
 #define SCH_LOAD_GROUPS      0x08
 #define SCH_LOAD_DEPLOYMENT  0x10
-#define SCH_LOAD_ALL         0x1f
+#define SCH_LOAD_JOBS        0x20
+#define SCH_LOAD_RESOURCES   0x40
+#define SCH_LOAD_ALL         0x7f
 
 /*  Reads the parts of cluster name that `what` asks for, in one round trip,
     into a new object (caller owns) with these members:
@@ -75,6 +77,8 @@ json_t *sch_store_error_reply (sch_store_t *self, const json_t *request);
                   parallelism, steps_done, steps_total, current, waiting,
                   last_error, created_at, updated_at, accessip}, numbers as
                   numbers, "" as null; null if there is no record
+      jobs:       {step id: job record} of the current plan
+      resources:  {resource key: resource} as the workers reported them
     Members not asked for are absent. NULL on failure. */
 json_t *sch_store_load (sch_store_t *self, const char *name, unsigned what);
 
@@ -161,13 +165,41 @@ int sch_store_group_delete (sch_store_t *self, const char *name, const char *gro
 
 /*  Starts a deployment: stores snapshot (a JSON object, no plaintext) as
     generation, the sealed credentials, and the deployment record fields of
-    deployment (merged into the hash); event deployment.requested. */
+    deployment (merged into the hash), and the plan: jobs (array of job
+    records with `id`) replaces the previous plan; event
+    deployment.requested. */
 int sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generation,
                                 const json_t *snapshot, const char *sealed_credentials,
-                                const json_t *deployment, const char *now);
+                                const json_t *deployment, const json_t *jobs,
+                                const char *now);
 
-/*  Forgets the deployment: record back to init (created_at = now), specs
-    and credentials deleted; event deployment.deleted. */
+/*  What one transition of a running deployment changes (sch_engine), all
+    in one transaction. Every member may be NULL (nothing of that kind):
+      deployment:    fields of the record to set (null written as ""); its
+                     `state`, when present, is mirrored into the cluster
+      jobs:          {step id: job record} to set
+      resources_set: {key: resource} to set; resources_del: [key] to delete
+      drop_credentials: delete the sealed credentials (the deployment ended)
+      drop_resources:   delete every resource record (all destroyed)
+      event_type, event: one event appended to the stream (string and
+                     integer members of event become its fields) */
+typedef struct {
+    const json_t *deployment;
+    const json_t *jobs;
+    const json_t *resources_set;
+    const json_t *resources_del;
+    int drop_credentials;
+    int drop_resources;
+    const char *event_type;
+    const json_t *event;
+} sch_store_change_t;
+
+int sch_store_deployment_change (sch_store_t *self, const char *name,
+                                 const sch_store_change_t *change, const char *now);
+
+/*  Forgets the deployment: record back to init (created_at = now), specs,
+    credentials, the plan and the recorded resources deleted; event
+    deployment.deleted. */
 int sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now);
 
 

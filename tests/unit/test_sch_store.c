@@ -35,6 +35,8 @@
 
 #include "../../services/scheduler/sch_broker.c"
 #include "../../services/scheduler/sch_store.c"
+#include "../../services/scheduler/sch_plan.c"
+#include "../../services/scheduler/sch_engine.c"
 #include "../../services/scheduler/sch_cluster.c"
 #include "../../services/scheduler/sch_deployment.c"
 #include "../../services/scheduler/sch_server.c"
@@ -867,7 +869,7 @@ test_deployment (void **state)
     assert_int_equal (json_integer_value (json_object_get (body, "observed_generation")), 0);
     assert_int_equal (json_integer_value (json_object_get (body, "parallelism")), 7);
     assert_string_equal (json_string_value (json_object_get (body, "waiting")),
-                         "no aws worker is connected; the deployment starts when one registers");
+                         "no aws worker is connected; the deployment goes on when one registers");
     assert_int_equal (json_object_size (body), 12);
     json_t *accepted = json_deep_copy (body);
     json_decref (reply);

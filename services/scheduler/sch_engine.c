@@ -1,0 +1,888 @@
+/*  sch_engine: the deployments in progress, their jobs, leases and
+    results. See sch_engine.h, proto/PROTOCOL.md ("Transport: scheduler ⇄
+    workers", "Steps") and docs/redis.md (jobs, resources, events). */
+#include "sch_engine.h"
+#include "sch_plan.h"
+#include "dx_log.h"
+#include "dx_msg.h"
+#include "dx_util.h"
+#include "dx_worker.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#define S_IDLE_MS       1000            /* a tick at least this often */
+#define S_BACKOFF_MS    1000            /* first retry delay; doubles, capped */
+#define S_BACKOFF_MAX   30000
+
+typedef enum { S_PENDING, S_RUNNING, S_DONE, S_FAILED } s_status_t;
+
+static const char *s_status_names [] = { "pending", "running", "done", "failed" };
+
+/*  One job of a plan. */
+typedef struct {
+    char id [64];                       /* the step id */
+    json_t *record;                     /* the stored job record (owned) */
+    s_status_t status;
+    int64_t attempt;
+    int failures, retries, requeues;
+    char *worker;                       /* broker key while running; NULL: unknown */
+    char *worker_name;                  /* host:pid, for events */
+    int64_t lease_expiry;               /* dx_mono_ms */
+    int64_t not_before;                 /* dx_mono_ms */
+} s_job_t;
+
+/*  One deployment in progress. */
+typedef struct {
+    char name [32];
+    char provider [16];
+    int64_t generation;
+    int destroy;
+    int parallelism;
+    int masters;
+    s_job_t *jobs;
+    size_t njobs, running, done;
+    json_t *resources;                  /* key -> resource */
+    char *credentials;                  /* sealed */
+    char *sshkeydata;                   /* sealed, from the snapshot; may be NULL */
+    int failing;                        /* a job failed for good */
+    json_t *last_error;                 /* {step, code, message} or NULL */
+} s_deploy_t;
+
+struct sch_engine {
+    sch_store_t *store;
+    dx_seal_t *seal;
+    sch_broker_t *broker;
+    int64_t lease_ms;
+    zhashx_t *deploys;                  /* name -> s_deploy_t */
+};
+
+
+//  ---------------------------------------------------------------------
+//  Deployments in memory
+
+static void
+s_deploy_destroy (void **item_p)
+{
+    s_deploy_t *d = (s_deploy_t *) *item_p;
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->njobs; i++) {
+        json_decref (d->jobs [i].record);
+        free (d->jobs [i].worker);
+        free (d->jobs [i].worker_name);
+    }
+    free (d->jobs);
+    json_decref (d->resources);
+    json_decref (d->last_error);
+    free (d->credentials);
+    free (d->sshkeydata);
+    free (d);
+    *item_p = NULL;
+}
+
+static s_job_t *
+s_deploy_job (s_deploy_t *d, const char *id)
+{
+    for (size_t i = 0; i < d->njobs; i++)
+        if (strcmp (d->jobs [i].id, id) == 0)
+            return &d->jobs [i];
+    return NULL;
+}
+
+static void
+s_job_set_worker (s_job_t *job, const char *worker, const char *name)
+{
+    free (job->worker);
+    free (job->worker_name);
+    job->worker = worker? strdup (worker): NULL;
+    job->worker_name = name? strdup (name): NULL;
+}
+
+/*  The job's record brought up to date with its in-memory state. */
+static json_t *
+s_job_record (s_job_t *job)
+{
+    json_object_set_new (job->record, "status", json_string (s_status_names [job->status]));
+    json_object_set_new (job->record, "attempt", json_integer (job->attempt));
+    json_object_set_new (job->record, "failures", json_integer (job->failures));
+    json_object_set_new (job->record, "retries", json_integer (job->retries));
+    json_object_set_new (job->record, "requeues", json_integer (job->requeues));
+    json_object_set_new (job->record, "worker",
+                         job->worker_name? json_string (job->worker_name): json_null ());
+    return job->record;
+}
+
+/*  `current`: the steps running now, the first few by name. */
+static json_t *
+s_deploy_current (s_deploy_t *d)
+{
+    char text [256] = "";
+    size_t shown = 0, more = 0;
+    for (size_t i = 0; i < d->njobs; i++) {
+        if (d->jobs [i].status != S_RUNNING)
+            continue;
+        size_t len = strlen (text);
+        if (shown < 4 && len + strlen (d->jobs [i].id) + 3 < sizeof text) {
+            snprintf (text + len, sizeof text - len, "%s%s", shown? ", ": "", d->jobs [i].id);
+            shown++;
+        }
+        else
+            more++;
+    }
+    if (more) {
+        size_t len = strlen (text);
+        snprintf (text + len, sizeof text - len, " and %zu more", more);
+    }
+    return json_string (text);
+}
+
+/*  Writes one transition: the job's record (job may be NULL), progress,
+    extra deployment fields (fields, taken, may be NULL), resources and
+    the event (taken, may be NULL). A failed write is logged: the memory
+    stays ahead and the end of the deployment writes everything again. */
+static void
+s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
+                json_t *resources_set, json_t *resources_del, const char *event_type,
+                json_t *event)
+{
+    json_t *jobs = json_object ();
+    if (job)
+        json_object_set (jobs, job->id, s_job_record (job));
+    if (!fields)
+        fields = json_object ();
+    json_object_set_new (fields, "steps_done", json_integer ((json_int_t) d->done));
+    json_object_set_new (fields, "steps_total", json_integer ((json_int_t) d->njobs));
+    json_object_set_new (fields, "current", s_deploy_current (d));
+    sch_store_change_t change = {
+        .deployment = fields, .jobs = jobs,
+        .resources_set = resources_set, .resources_del = resources_del,
+        .event_type = event_type, .event = event
+    };
+    char now [32];
+    if (sch_store_deployment_change (self->store, d->name, &change,
+                                     dx_time_iso (dx_now_ms (), now, sizeof now)))
+        dx_error ("deployment %s: cannot record %s: %s", d->name,
+                  event_type? event_type: "progress", sch_store_error (self->store));
+    json_decref (jobs);
+    json_decref (fields);
+    json_decref (event);
+}
+
+/*  The sealed value of a secret of the snapshot, or NULL. */
+static char *
+s_snapshot_secret (const json_t *snapshot, const char *name)
+{
+    const char *sealed = json_string_value (json_object_get (json_object_get (snapshot, "secrets"),
+                                                             name));
+    return sealed? strdup (sealed): NULL;
+}
+
+/*  Builds the in-memory deployment from what sch_store_load read. */
+static s_deploy_t *
+s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
+{
+    const json_t *record = json_object_get (loaded, "deployment");
+    const json_t *jobs = json_object_get (loaded, "jobs");
+    const char *state = json_string_value (json_object_get (record, "state"));
+    const char *command = json_string_value (json_object_get (record, "command"));
+    const char *provider = json_string_value (json_object_get (json_object_get (loaded, "cluster"),
+                                                               "provider"));
+    if (!state || !command || !provider || !json_is_object (jobs)
+    ||  (strcmp (state, "deploying") && strcmp (state, "destroying")))
+        return NULL;
+    s_deploy_t *d = (s_deploy_t *) calloc (1, sizeof *d);
+    if (!d)
+        return NULL;
+    snprintf (d->name, sizeof d->name, "%s", name);
+    snprintf (d->provider, sizeof d->provider, "%s", provider);
+    d->generation = json_integer_value (json_object_get (record, "generation"));
+    d->destroy = strcmp (command, "destroy") == 0;
+    d->parallelism = (int) json_integer_value (json_object_get (record, "parallelism"));
+    if (d->parallelism < 1)
+        d->parallelism = 5;
+    d->resources = json_incref (json_object_get (loaded, "resources"));
+    if (!d->resources)
+        d->resources = json_object ();
+    d->credentials = sch_store_credentials (self->store, name);
+    json_t *snapshot = sch_store_snapshot (self->store, name, d->generation);
+    d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
+    d->masters = (int) json_integer_value (json_object_get (json_object_get (snapshot, "config"),
+                                                            "masters"));
+    json_decref (snapshot);
+
+    //  The jobs in plan order: each record says where it was in the plan
+    d->njobs = json_object_size (jobs);
+    d->jobs = (s_job_t *) calloc (d->njobs? d->njobs: 1, sizeof *d->jobs);
+    if (!d->jobs) {
+        void *item = d;
+        s_deploy_destroy (&item);
+        return NULL;
+    }
+    const char *id;
+    json_t *job_record;
+    json_object_foreach ((json_t *) jobs, id, job_record) {
+        json_int_t at = json_integer_value (json_object_get (job_record, "order"));
+        if (at < 0 || (size_t) at >= d->njobs || d->jobs [at].record) {
+            dx_error ("deployment %s: job %s has no place in the plan; ignoring the plan",
+                      name, id);
+            void *item = d;
+            s_deploy_destroy (&item);
+            return NULL;
+        }
+        s_job_t *job = &d->jobs [at];
+        snprintf (job->id, sizeof job->id, "%s", id);
+        job->record = json_deep_copy (job_record);
+        const char *status = json_string_value (json_object_get (job_record, "status"));
+        job->status = S_PENDING;
+        for (int s = 0; status && s < 4; s++)
+            if (strcmp (status, s_status_names [s]) == 0)
+                job->status = (s_status_t) s;
+        job->attempt = json_integer_value (json_object_get (job_record, "attempt"));
+        if (job->attempt < 1)
+            job->attempt = 1;
+        job->failures = (int) json_integer_value (json_object_get (job_record, "failures"));
+        job->retries = (int) json_integer_value (json_object_get (job_record, "retries"));
+        job->requeues = (int) json_integer_value (json_object_get (job_record, "requeues"));
+        if (job->status == S_RUNNING) {
+            //  Its worker tells us it still runs it (renewal, worker.ready),
+            //  or the lease runs out and it runs again
+            job->lease_expiry = dx_mono_ms () + self->lease_ms;
+            const char *worker = json_string_value (json_object_get (job_record, "worker"));
+            job->worker_name = worker? strdup (worker): NULL;
+            d->running++;
+        }
+        if (job->status == S_DONE)
+            d->done++;
+        if (job->status == S_FAILED)
+            d->failing = 1;
+    }
+    const char *last_error = json_string_value (json_object_get (record, "last_error"));
+    if (d->failing && last_error)
+        d->last_error = json_loads (last_error, 0, NULL);
+    return d;
+}
+
+/*  Loads cluster name's deployment if it is in progress. */
+static int
+s_engine_load (sch_engine_t *self, const char *name)
+{
+    json_t *loaded = sch_store_load (self->store, name, SCH_LOAD_DEPLOYMENT | SCH_LOAD_JOBS
+                                     | SCH_LOAD_RESOURCES);
+    if (!loaded)
+        return -1;
+    s_deploy_t *d = s_deploy_new (self, name, loaded);
+    json_decref (loaded);
+    if (!d)
+        return 0;
+    zhashx_update (self->deploys, name, d);
+    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done, %zu running",
+             name, d->generation, d->destroy? "destroying": "deploying", d->done, d->njobs,
+             d->running);
+    return 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Dispatch
+
+/*  What earlier steps recorded, as the step's context: resource key ->
+    provider id, hosts and addresses left out, and the masters' IPs. */
+static json_t *
+s_deploy_context (s_deploy_t *d)
+{
+    json_t *context = json_object ();
+    const char *key;
+    json_t *resource;
+    json_object_foreach (d->resources, key, resource) {
+        if (strncmp (key, "host.", 5) == 0 || strncmp (key, "eip.", 4) == 0)
+            continue;
+        const char *id = json_string_value (json_object_get (resource, "provider_id"));
+        if (id)
+            json_object_set_new (context, key, json_string (id));
+    }
+    char *ips = sch_plan_masters_ips (d->masters);
+    if (ips)
+        json_object_set_new (context, "masters_ips", json_string (ips));
+    free (ips);
+    return context;
+}
+
+/*  The job's credentials, opened: the deployment's, plus the ssh key for
+    the keypair step. NULL when they cannot be opened. */
+static json_t *
+s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind)
+{
+    if (!d->credentials)
+        return NULL;
+    size_t len = 0;
+    char *plain = dx_seal_open (self->seal, d->credentials, &len);
+    if (!plain)
+        return NULL;
+    json_t *credentials = json_loadb (plain, len, 0, NULL);
+    dx_seal_free (plain, len);
+    if (!json_is_object (credentials)) {
+        json_decref (credentials);
+        return NULL;
+    }
+    if (strcmp (kind, "keypair") == 0 && d->sshkeydata) {
+        char *key = dx_seal_open (self->seal, d->sshkeydata, &len);
+        if (key) {
+            json_object_set_new (credentials, "sshkeydata", json_stringn (key, len));
+            dx_seal_free (key, len);
+        }
+    }
+    return credentials;
+}
+
+/*  1 when every job that job needs is done. */
+static int
+s_job_ready (s_deploy_t *d, s_job_t *job, int64_t now)
+{
+    if (job->status != S_PENDING || job->not_before > now)
+        return 0;
+    size_t i;
+    json_t *need;
+    json_array_foreach (json_object_get (job->record, "needs"), i, need) {
+        s_job_t *other = s_deploy_job (d, json_string_value (need));
+        if (other && other->status != S_DONE)
+            return 0;
+    }
+    return 1;
+}
+
+/*  Sends job to worker. 0, or -1 if it could not be sent. */
+static int
+s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker)
+{
+    const char *kind = json_string_value (json_object_get (job->record, "kind"));
+    json_t *credentials = s_deploy_credentials (self, d, kind? kind: "");
+    if (!credentials) {
+        dx_error ("deployment %s: the credentials cannot be opened", d->name);
+        return -1;
+    }
+    char job_id [128];
+    snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+    json_t *step = json_deep_copy (json_object_get (job->record, "step"));
+    json_object_set_new (step, "context", s_deploy_context (d));
+    json_t *msg = dx_msg_new ("job.assign", NULL);
+    json_object_set_new (msg, "job", json_string (job_id));
+    json_object_set_new (msg, "attempt", json_integer (job->attempt));
+    json_object_set_new (msg, "cluster", json_string (d->name));
+    json_object_set_new (msg, "generation", json_integer (d->generation));
+    json_object_set_new (msg, "step", step);
+    json_object_set_new (msg, "credentials", credentials);
+    json_object_set_new (msg, "lease_ms", json_integer (self->lease_ms));
+    json_incref (msg);                  /* to wipe it after the send */
+    int rc = sch_broker_send_to (self->broker, worker, msg, 1);
+    dx_worker_wipe_credentials (msg);
+    json_decref (msg);
+    return rc;
+}
+
+/*  Starts what may start of one deployment. */
+static void
+s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
+{
+    if (!self->broker || d->failing)
+        return;
+    for (size_t i = 0; i < d->njobs && d->running < (size_t) d->parallelism; i++) {
+        s_job_t *job = &d->jobs [i];
+        if (!s_job_ready (d, job, now))
+            continue;
+        const char *worker = sch_broker_pick (self->broker, d->provider);
+        if (!worker)
+            return;
+        char *key = strdup (worker);
+        if (!key || s_engine_assign (self, d, job, key)) {
+            free (key);
+            return;
+        }
+        s_job_set_worker (job, key, sch_broker_name (self->broker, key));
+        free (key);
+        job->status = S_RUNNING;
+        job->lease_expiry = now + self->lease_ms;
+        d->running++;
+        char started [32];
+        json_object_set_new (job->record, "started_at",
+                             json_string (dx_time_iso (dx_now_ms (), started, sizeof started)));
+        dx_info ("deployment %s: step %s attempt %" PRId64 " -> worker %s", d->name, job->id,
+                 job->attempt, job->worker_name? job->worker_name: "?");
+        json_t *event = json_pack ("{s:s, s:O, s:I, s:s}", "step", job->id,
+                                   "kind", json_object_get (job->record, "kind"),
+                                   "attempt", (json_int_t) job->attempt,
+                                   "worker", job->worker_name? job->worker_name: "");
+        s_engine_write (self, d, job, json_pack ("{s:s}", "waiting", ""), NULL, NULL,
+                        "step.started", event);
+    }
+}
+
+
+//  ---------------------------------------------------------------------
+//  Ends and requeues
+
+/*  Ends the deployment when nothing runs and either everything is done or
+    a job failed for good. Returns 1 if it ended (d is freed). */
+static int
+s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
+{
+    if (d->running > 0 || (!d->failing && d->done < d->njobs))
+        return 0;
+    const char *state = d->failing? (d->destroy? "destroy_failed": "deploy_failed")
+                                  : (d->destroy? "destroyed": "deployed");
+    json_t *fields = json_pack ("{s:s, s:s}", "state", state, "waiting", "");
+    json_t *event = json_pack ("{s:s, s:I}", "state", state,
+                               "generation", (json_int_t) d->generation);
+    if (d->failing) {
+        char *text = d->last_error? json_dumps (d->last_error, JSON_COMPACT): NULL;
+        json_object_set_new (fields, "last_error", text? json_string (text): json_null ());
+        free (text);
+        json_object_set (event, "code", json_object_get (d->last_error, "code"));
+        json_object_set (event, "message", json_object_get (d->last_error, "message"));
+    }
+    else {
+        json_object_set_new (fields, "observed_generation", json_integer (d->generation));
+        json_object_set_new (fields, "last_error", json_null ());
+    }
+    if (!d->failing && d->destroy)
+        json_object_set_new (fields, "accessip", json_string (""));
+    //  Everything once more, so a write lost on the way is made good
+    json_t *jobs = json_object ();
+    for (size_t i = 0; i < d->njobs; i++)
+        json_object_set (jobs, d->jobs [i].id, s_job_record (&d->jobs [i]));
+    json_object_set_new (fields, "steps_done", json_integer ((json_int_t) d->done));
+    json_object_set_new (fields, "steps_total", json_integer ((json_int_t) d->njobs));
+    json_object_set_new (fields, "current", json_string (""));
+    sch_store_change_t change = {
+        .deployment = fields, .jobs = jobs,
+        .resources_set = d->resources,
+        .drop_credentials = 1,
+        .drop_resources = !d->failing && d->destroy,
+        .event_type = "deployment.finished", .event = event
+    };
+    char now [32];
+    if (sch_store_deployment_change (self->store, d->name, &change,
+                                     dx_time_iso (dx_now_ms (), now, sizeof now)))
+        dx_error ("deployment %s: cannot record its end (%s): %s", d->name, state,
+                  sch_store_error (self->store));
+    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
+             d->generation, state, d->done, d->njobs);
+    json_decref (jobs);
+    json_decref (fields);
+    json_decref (event);
+    zhashx_delete (self->deploys, d->name);
+    return 1;
+}
+
+/*  The job failed for good: the deployment starts nothing more. */
+static void
+s_engine_fail (s_deploy_t *d, s_job_t *job, const char *code, const char *message)
+{
+    job->status = S_FAILED;
+    if (!d->failing) {
+        d->failing = 1;
+        json_decref (d->last_error);
+        d->last_error = json_pack ("{s:s, s:s, s:s}", "step", job->id,
+                                   "code", code? code: "Unknown",
+                                   "message", message? message: "");
+    }
+}
+
+/*  Takes a running job back to the queue with attempt + 1, telling its
+    worker (if alive) to stop. Returns 1 if the deployment ended. */
+static int
+s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *reason,
+                  int tell_worker)
+{
+    if (job->worker) {
+        if (tell_worker) {
+            json_t *cancel = dx_msg_new ("job.cancel", NULL);
+            char job_id [128];
+            snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation,
+                      job->id);
+            json_object_set_new (cancel, "job", json_string (job_id));
+            json_object_set_new (cancel, "attempt", json_integer (job->attempt));
+            sch_broker_send_to (self->broker, job->worker, cancel, 0);
+            sch_broker_release (self->broker, job->worker);
+        }
+    }
+    d->running--;
+    job->attempt++;
+    job->requeues++;
+    s_job_set_worker (job, NULL, NULL);
+    dx_warn ("deployment %s: step %s runs again as attempt %" PRId64 ": %s", d->name, job->id,
+             job->attempt, reason);
+    if (job->requeues > SCH_ENGINE_MAX_REQUEUES)
+        s_engine_fail (d, job, "Requeued", "the step lost its worker or its lease too often");
+    else
+        job->status = S_PENDING;
+    json_t *event = json_pack ("{s:s, s:I, s:s}", "step", job->id,
+                               "attempt", (json_int_t) job->attempt, "reason", reason);
+    s_engine_write (self, d, job, NULL, NULL, NULL, "step.requeued", event);
+    return s_engine_maybe_finish (self, d);
+}
+
+
+//  ---------------------------------------------------------------------
+//  What workers say
+
+/*  Splits a job id NAME:GENERATION:STEP. 0, or -1 if malformed. */
+static int
+s_job_id_parse (const char *job_id, char *name, size_t name_size, int64_t *generation,
+                const char **step)
+{
+    const char *colon = job_id? strchr (job_id, ':'): NULL;
+    if (!colon || (size_t) (colon - job_id) >= name_size)
+        return -1;
+    snprintf (name, name_size, "%.*s", (int) (colon - job_id), job_id);
+    char *end;
+    long long gen = strtoll (colon + 1, &end, 10);
+    if (end == colon + 1 || *end != ':')
+        return -1;
+    *generation = gen;
+    *step = end + 1;
+    return 0;
+}
+
+/*  The deployment and running job a message is about, or NULL (stale). */
+static s_job_t *
+s_engine_find (sch_engine_t *self, const json_t *msg, s_deploy_t **d_p)
+{
+    char name [32];
+    int64_t generation;
+    const char *step;
+    if (s_job_id_parse (dx_msg_str (msg, "job"), name, sizeof name, &generation, &step))
+        return NULL;
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+    if (!d || d->generation != generation)
+        return NULL;
+    s_job_t *job = s_deploy_job (d, step);
+    if (!job || job->status != S_RUNNING || job->attempt != dx_msg_int (msg, "attempt", -1))
+        return NULL;
+    *d_p = d;
+    return job;
+}
+
+/*  Records the resources of a result: kept, or forgotten when gone. */
+static void
+s_engine_resources (s_deploy_t *d, const json_t *resources, json_t *set, json_t *del,
+                    json_t *fields)
+{
+    size_t i;
+    json_t *resource;
+    json_array_foreach (resources, i, resource) {
+        const char *key = json_string_value (json_object_get (resource, "key"));
+        if (!key || !*key)
+            continue;
+        const char *state = json_string_value (json_object_get (resource, "state"));
+        if (state && (strcmp (state, "terminated") == 0 || strcmp (state, "deleted") == 0)) {
+            json_object_del (d->resources, key);
+            json_array_append_new (del, json_string (key));
+            continue;
+        }
+        json_object_set (d->resources, key, resource);
+        json_object_set (set, key, resource);
+        const char *ip = json_string_value (json_object_get (resource, "public_ip"));
+        if (strcmp (key, "eip.access") == 0 && ip && *ip)
+            json_object_set_new (fields, "accessip", json_string (ip));
+    }
+}
+
+/*  The delay before a job's next try after n tries. */
+static int64_t
+s_backoff_ms (int n)
+{
+    int64_t delay = S_BACKOFF_MS;
+    for (int i = 1; i < n && delay < S_BACKOFF_MAX; i++)
+        delay *= 2;
+    return delay < S_BACKOFF_MAX? delay: S_BACKOFF_MAX;
+}
+
+static void
+s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker,
+                 const char *worker_name, const json_t *msg)
+{
+    const char *outcome = dx_msg_str (msg, "outcome");
+    const json_t *error = json_object_get (msg, "error");
+    const char *code = json_string_value (json_object_get (error, "code"));
+    const char *message = json_string_value (json_object_get (error, "message"));
+    int permanent = json_is_true (json_object_get (error, "permanent"));
+    sch_broker_release (self->broker, job->worker? job->worker: worker);
+    s_job_set_worker (job, worker, worker_name);
+    d->running--;
+
+    json_t *fields = json_object ();
+    json_t *set = json_object (), *del = json_array ();
+    s_engine_resources (d, json_object_get (msg, "resources"), set, del, fields);
+    const char *type;
+    json_t *event = json_pack ("{s:s, s:I, s:s}", "step", job->id,
+                               "attempt", (json_int_t) job->attempt,
+                               "worker", worker_name? worker_name: "");
+    if (strcmp (outcome, "done") == 0) {
+        job->status = S_DONE;
+        d->done++;
+        type = "step.done";
+    }
+    else
+    if (strcmp (outcome, "failed") == 0 && permanent) {
+        s_engine_fail (d, job, code, message);
+        type = "step.failed";
+    }
+    else {
+        int failed = strcmp (outcome, "failed") == 0;
+        int tries = failed? ++job->failures: ++job->retries;
+        if (tries >= (failed? SCH_ENGINE_MAX_FAILURES: SCH_ENGINE_MAX_RETRIES)) {
+            s_engine_fail (d, job, code, message);
+            type = "step.failed";
+        }
+        else {
+            job->status = S_PENDING;
+            job->attempt++;
+            job->not_before = dx_mono_ms () + s_backoff_ms (tries);
+            type = "step.retry";
+            json_object_set_new (event, "next_attempt", json_integer (job->attempt));
+        }
+    }
+    if (code)
+        json_object_set_new (event, "code", json_string (code));
+    if (message)
+        json_object_set_new (event, "message", json_string (message));
+    if (strcmp (type, "step.failed") == 0)
+        json_object_set_new (event, "permanent", json_string (permanent? "true": "false"));
+    json_object_set_new (job->record, "error", error? json_deep_copy (error): json_null ());
+    dx_info ("deployment %s: step %s attempt %lld %s%s%s%s%s", d->name, job->id,
+             (long long) dx_msg_int (msg, "attempt", 0), outcome, code? " code=": "", code? code: "",
+             message? ": ": "", message? message: "");
+    s_engine_write (self, d, job, fields, set, del, type, event);
+    json_decref (set);
+    json_decref (del);
+    s_engine_maybe_finish (self, d);
+}
+
+/*  The broker's job callback: job.result or job.renew. */
+static void
+s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *msg)
+{
+    sch_engine_t *self = (sch_engine_t *) arg;
+    s_deploy_t *d = NULL;
+    s_job_t *job = s_engine_find (self, msg, &d);
+    int renew = strcmp (dx_msg_type (msg), "job.renew") == 0;
+    if (!job) {
+        dx_debug ("engine: stale %s of job %s attempt %lld from worker %s", dx_msg_type (msg),
+                  dx_msg_str (msg, "job"), (long long) dx_msg_int (msg, "attempt", 0), name);
+        if (renew) {
+            //  That attempt runs for nothing: stop it
+            json_t *cancel = dx_msg_new ("job.cancel", NULL);
+            json_object_set_new (cancel, "job", json_string (dx_msg_str (msg, "job")));
+            json_object_set_new (cancel, "attempt",
+                                 json_integer (dx_msg_int (msg, "attempt", 0)));
+            sch_broker_send_to (self->broker, worker, cancel, 0);
+        }
+        return;
+    }
+    if (renew) {
+        job->lease_expiry = dx_mono_ms () + self->lease_ms;
+        if (!job->worker || strcmp (job->worker, worker)) {
+            //  A restarted scheduler learns who runs it
+            if (job->worker)
+                sch_broker_release (self->broker, job->worker);
+            s_job_set_worker (job, worker, name);
+            sch_broker_adopt (self->broker, worker);
+        }
+        return;
+    }
+    s_engine_result (self, d, job, worker, name, msg);
+}
+
+/*  worker.ready: jobs it says it runs whose worker we do not know (after a
+    restart, or it came back under a new identity) are its. */
+static void
+s_engine_on_ready (void *arg, const char *worker, const char *name, const json_t *msg)
+{
+    sch_engine_t *self = (sch_engine_t *) arg;
+    size_t i;
+    json_t *active;
+    json_array_foreach (json_object_get (msg, "active"), i, active) {
+        char dname [32];
+        int64_t generation;
+        const char *step;
+        if (s_job_id_parse (json_string_value (active), dname, sizeof dname, &generation, &step))
+            continue;
+        s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, dname);
+        s_job_t *job = d && d->generation == generation? s_deploy_job (d, step): NULL;
+        if (!job || job->status != S_RUNNING)
+            continue;
+        if (job->worker && sch_broker_name (self->broker, job->worker))
+            continue;                   /* held by a live worker: not this one's */
+        s_job_set_worker (job, worker, name);
+        sch_broker_adopt (self->broker, worker);
+        job->lease_expiry = dx_mono_ms () + self->lease_ms;
+        dx_info ("deployment %s: step %s is run by worker %s", dname, job->id, name);
+    }
+}
+
+/*  The worker is gone: its jobs go back to the queue. */
+static void
+s_engine_on_gone (void *arg, const char *worker, const char *name)
+{
+    sch_engine_t *self = (sch_engine_t *) arg;
+    zlistx_t *names = zhashx_keys (self->deploys);
+    for (char *dname = names? (char *) zlistx_first (names): NULL; dname;
+         dname = (char *) zlistx_next (names)) {
+        s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, dname);
+        for (size_t i = 0; d && i < d->njobs; i++) {
+            s_job_t *job = &d->jobs [i];
+            if (job->status == S_RUNNING && job->worker && strcmp (job->worker, worker) == 0) {
+                char reason [160];
+                snprintf (reason, sizeof reason, "worker %s is gone", name? name: worker);
+                if (s_engine_requeue (self, d, job, reason, 0))
+                    d = NULL;           /* it ended */
+            }
+        }
+    }
+    zlistx_destroy (&names);
+}
+
+
+//  ---------------------------------------------------------------------
+//  The engine
+
+sch_engine_t *
+sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64_t lease_ms)
+{
+    sch_engine_t *self = (sch_engine_t *) calloc (1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->store = store;
+    self->seal = seal;
+    self->broker = broker;
+    self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
+    self->deploys = zhashx_new ();
+    if (!self->deploys) {
+        free (self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->deploys, s_deploy_destroy);
+    if (broker) {
+        sch_broker_events_t events = {
+            .job = s_engine_on_job, .ready = s_engine_on_ready, .gone = s_engine_on_gone
+        };
+        sch_broker_set_events (broker, &events, self);
+    }
+    return self;
+}
+
+void
+sch_engine_destroy (sch_engine_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sch_engine_t *self = *self_p;
+    if (self->broker)
+        sch_broker_set_events (self->broker, NULL, NULL);
+    zhashx_destroy (&self->deploys);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+sch_engine_recover (sch_engine_t *self)
+{
+    json_t *clusters = sch_store_cluster_list (self->store);
+    if (!clusters)
+        return -1;
+    int rc = 0;
+    size_t i;
+    json_t *cluster;
+    json_array_foreach (clusters, i, cluster) {
+        const char *state = json_string_value (json_object_get (cluster, "state"));
+        const char *name = json_string_value (json_object_get (cluster, "name"));
+        if (!state) {
+            json_t *deployment = json_object_get (cluster, "deployment");
+            state = json_string_value (json_object_get (deployment, "state"));
+        }
+        if (name && state && (!strcmp (state, "deploying") || !strcmp (state, "destroying"))
+        &&  s_engine_load (self, name))
+            rc = -1;
+    }
+    json_decref (clusters);
+    return rc;
+}
+
+int
+sch_engine_start (sch_engine_t *self, const char *name)
+{
+    zhashx_delete (self->deploys, name);
+    if (s_engine_load (self, name)) {
+        dx_error ("deployment %s: cannot load it to run it: %s", name,
+                  sch_store_error (self->store));
+        return -1;
+    }
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+    if (d && !s_engine_maybe_finish (self, d))  /* an empty plan ends at once */
+        s_engine_dispatch (self, d, dx_mono_ms ());
+    return 0;
+}
+
+void
+sch_engine_forget (sch_engine_t *self, const char *name)
+{
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->njobs; i++) {
+        s_job_t *job = &d->jobs [i];
+        if (job->status != S_RUNNING || !job->worker)
+            continue;
+        json_t *cancel = dx_msg_new ("job.cancel", NULL);
+        char job_id [128];
+        snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+        json_object_set_new (cancel, "job", json_string (job_id));
+        json_object_set_new (cancel, "attempt", json_integer (job->attempt));
+        sch_broker_send_to (self->broker, job->worker, cancel, 0);
+        sch_broker_release (self->broker, job->worker);
+    }
+    dx_warn ("deployment %s forgotten while %s: its running steps were cancelled", name,
+             d->destroy? "destroying": "deploying");
+    zhashx_delete (self->deploys, name);
+}
+
+int64_t
+sch_engine_tick (sch_engine_t *self)
+{
+    int64_t now = dx_mono_ms ();
+    int64_t next = now + S_IDLE_MS;
+    zlistx_t *names = zhashx_keys (self->deploys);
+    for (char *name = names? (char *) zlistx_first (names): NULL; name;
+         name = (char *) zlistx_next (names)) {
+        s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+        //  Leases first: what they free may be dispatched at once
+        for (size_t i = 0; d && i < d->njobs; i++) {
+            s_job_t *job = &d->jobs [i];
+            if (job->status == S_RUNNING && job->lease_expiry <= now
+            &&  s_engine_requeue (self, d, job, "its lease expired", 1))
+                d = NULL;
+        }
+        if (!d)
+            continue;
+        s_engine_dispatch (self, d, now);
+        for (size_t i = 0; i < d->njobs; i++) {
+            s_job_t *job = &d->jobs [i];
+            if (job->status == S_RUNNING && job->lease_expiry < next)
+                next = job->lease_expiry;
+            if (job->status == S_PENDING && job->not_before > now && job->not_before < next)
+                next = job->not_before;
+        }
+    }
+    zlistx_destroy (&names);
+    return next;
+}
+
+size_t
+sch_engine_size (sch_engine_t *self)
+{
+    return zhashx_size (self->deploys);
+}

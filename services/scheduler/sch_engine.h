@@ -1,0 +1,67 @@
+/*  sch_engine: runs deployments. It holds every deployment in progress
+    (state deploying or destroying) in memory, with its plan (sch_plan) as
+    jobs, and moves them along:
+
+      - dispatch: a pending job whose needs are all done is sent to the
+        least loaded live worker of the cluster's provider (job.assign), at
+        most `parallelism` jobs of one deployment at once;
+      - results: job.result of the job's current attempt records the
+        resources it reports, then marks the job done; failed for good
+        (a permanent error, or too many tries) stops the deployment from
+        starting more jobs and ends it failed once the running ones are
+        back; failed for now, or `retry`, runs it again later with
+        attempt + 1 after a backoff;
+      - leases: a running job whose lease runs out (no job.renew), or whose
+        worker is gone (expired or worker.bye), goes back to the queue with
+        attempt + 1; results and renewals of any other attempt are stale
+        and ignored (a stale renewal is answered with job.cancel);
+      - the end: every job done gives deployed (or destroyed), a failure
+        deploy_failed (destroy_failed), and the credentials are deleted.
+
+    Every transition is one sch_store transaction: the job's record, the
+    deployment's progress and the event (docs/redis.md). The in-memory
+    state is rebuilt from Redis when the scheduler starts
+    (sch_engine_recover): a job that was running keeps running; the worker
+    that runs it is learnt from its renewals or its worker.ready, and if
+    none comes within the lease it is run again. Every step is idempotent,
+    so a job run twice converges to the same resources. */
+#ifndef SCH_ENGINE_H
+#define SCH_ENGINE_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "dx_seal.h"
+#include "sch_store.h"
+#include "sch_broker.h"
+
+#define SCH_ENGINE_MAX_FAILURES 5       /* non-permanent failures before giving up */
+#define SCH_ENGINE_MAX_RETRIES  30      /* `retry` outcomes before giving up */
+#define SCH_ENGINE_MAX_REQUEUES 50      /* lost workers and expired leases */
+
+typedef struct sch_engine sch_engine_t;
+
+/*  An engine on store, seal and broker (all borrowed; broker may be NULL,
+    then nothing is dispatched). Sets the broker's event callbacks. */
+sch_engine_t *sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker,
+                              int64_t lease_ms);
+void sch_engine_destroy (sch_engine_t **self_p);
+
+/*  Loads every deployment in progress from Redis (at start). 0, or -1 when
+    Redis could not be read (call again later). */
+int sch_engine_recover (sch_engine_t *self);
+
+/*  A deployment of cluster name was just requested (its plan is stored):
+    loads it and starts running it. 0, or -1 on failure (logged). */
+int sch_engine_start (sch_engine_t *self, const char *name);
+
+/*  The cluster was deleted: forgets its deployment, cancelling its jobs. */
+void sch_engine_forget (sch_engine_t *self, const char *name);
+
+/*  Dispatches what can run and expires leases. Returns the monotonic time
+    (dx_mono_ms) by which it wants to be called again. */
+int64_t sch_engine_tick (sch_engine_t *self);
+
+/*  The number of deployments in progress (for tests and logs). */
+size_t sch_engine_size (sch_engine_t *self);
+
+#endif

@@ -1,0 +1,55 @@
+/*  sch_plan: turns a spec snapshot (one generation) and the recorded actual
+    resources into the steps of a deployment, in dependency order. A pure
+    function of its inputs: no Redis, no clock, no randomness, so the same
+    inputs always give the same plan, and tests call it directly.
+
+    The steps and what each asks a worker to do are proto/PROTOCOL.md,
+    "Steps: what a job asks a worker to do". A plan is a JSON array of jobs:
+
+        {"id": "host.g1.3", "kind": "host", "needs": ["network", ...],
+         "step": { the step map of PROTOCOL.md, without `context` }}
+
+    in an order where every job comes after the jobs it needs.
+
+    Deploy: network; security (needs network); image; keypair; the access
+    node, every master and every host of every group (each needs network,
+    security, image and keypair); and a `remove` for every recorded host
+    that is no longer wanted: a group that shrank loses its highest slots
+    (its newest hosts), a deleted group all of them. A group of n hosts
+    keeps its n lowest recorded slots and fills up with the lowest free
+    slot numbers, so a host whose step ran but whose result was lost is
+    found again (by its host name tag) rather than duplicated.
+    Destroy: destroy.instances, destroy.addresses, destroy.security,
+    destroy.network, each after the one before. */
+#ifndef SCH_PLAN_H
+#define SCH_PLAN_H
+
+#include <jansson.h>
+
+/*  Private addresses of the network plan (PROTOCOL.md "Network plan"). */
+#define SCH_PLAN_ACCESS_IP      "10.0.0.10"
+#define SCH_PLAN_MASTER_IP_BASE 11      /* master i is 10.0.0.(11 + i) */
+
+/*  Defaults for the hosts the spec does not describe. */
+#define SCH_PLAN_ACCESS_TYPE_AWS   "t3.small"
+#define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1"
+#define SCH_PLAN_ACCESS_DISK       20
+#define SCH_PLAN_MASTER_DISK       50
+
+/*  The plan for snapshot (the JSON of dexter:{NAME}:specs, see
+    docs/redis.md) given resources (object: resource key -> resource, as
+    recorded from job results; NULL for none). Returns a new array, or NULL
+    with err (size errlen) saying why: a snapshot without a config cannot
+    be deployed. */
+json_t *sch_plan_build (const json_t *snapshot, const json_t *resources,
+                        char *err, size_t errlen);
+
+/*  The cluster's incarnation id (12 hex digits into buf of 13 bytes):
+    BLAKE2b of its name and creation time, so a cluster created again
+    under the same name never reuses the old one's client tokens. */
+char *sch_plan_uid (const char *name, const char *created_at, char *buf);
+
+/*  The private IPs of `masters` masters, comma-separated. Caller frees. */
+char *sch_plan_masters_ips (int masters);
+
+#endif
