@@ -42,7 +42,7 @@ typedef struct {
     int64_t generation;
     int destroy;
     int parallelism;
-    int masters;
+    char *masters_ips;                  /* the masters' private IPs, comma-separated */
     s_job_t *jobs;
     size_t njobs, running, done;
     json_t *resources;                  /* key -> resource */
@@ -80,6 +80,7 @@ s_deploy_destroy (void **item_p)
     json_decref (d->last_error);
     free (d->credentials);
     free (d->sshkeydata);
+    free (d->masters_ips);
     free (d);
     *item_p = NULL;
 }
@@ -210,8 +211,6 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
     d->credentials = sch_store_credentials (self->store, name);
     json_t *snapshot = sch_store_snapshot (self->store, name, d->generation);
     d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
-    d->masters = (int) json_integer_value (json_object_get (json_object_get (snapshot, "config"),
-                                                            "masters"));
     json_decref (snapshot);
 
     //  The jobs in plan order: each record says where it was in the plan
@@ -260,6 +259,17 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
         if (job->status == S_FAILED)
             d->failing = 1;
     }
+    //  The masters' addresses, as the plan gave them, for every host's context
+    d->masters_ips = (char *) calloc (1, d->njobs * 16 + 1);
+    for (size_t i = 0; d->masters_ips && i < d->njobs; i++) {
+        const json_t *step = json_object_get (d->jobs [i].record, "step");
+        const char *ip = json_string_value (json_object_get (step, "private_ip"));
+        const char *role = json_string_value (json_object_get (step, "role"));
+        if (ip && role && strcmp (role, "master") == 0 && strlen (ip) < 16) {
+            size_t len = strlen (d->masters_ips);
+            sprintf (d->masters_ips + len, "%s%s", len? ",": "", ip);
+        }
+    }
     const char *last_error = json_string_value (json_object_get (record, "last_error"));
     if (d->failing && last_error)
         d->last_error = json_loads (last_error, 0, NULL);
@@ -270,14 +280,16 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
 static int
 s_engine_load (sch_engine_t *self, const char *name)
 {
-    json_t *loaded = sch_store_load (self->store, name, SCH_LOAD_DEPLOYMENT | SCH_LOAD_JOBS
-                                     | SCH_LOAD_RESOURCES);
+    json_t *loaded = sch_store_load (self->store, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
+                                     | SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
     if (!loaded)
         return -1;
     s_deploy_t *d = s_deploy_new (self, name, loaded);
     json_decref (loaded);
-    if (!d)
+    if (!d) {
+        dx_debug ("deployment %s is not in progress, or its plan is unreadable", name);
         return 0;
+    }
     zhashx_update (self->deploys, name, d);
     dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done, %zu running",
              name, d->generation, d->destroy? "destroying": "deploying", d->done, d->njobs,
@@ -304,10 +316,8 @@ s_deploy_context (s_deploy_t *d)
         if (id)
             json_object_set_new (context, key, json_string (id));
     }
-    char *ips = sch_plan_masters_ips (d->masters);
-    if (ips)
-        json_object_set_new (context, "masters_ips", json_string (ips));
-    free (ips);
+    json_object_set_new (context, "masters_ips",
+                         json_string (d->masters_ips? d->masters_ips: ""));
     return context;
 }
 

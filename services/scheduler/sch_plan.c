@@ -34,19 +34,6 @@ sch_plan_uid (const char *name, const char *created_at, char *buf)
     return buf;
 }
 
-char *
-sch_plan_masters_ips (int masters)
-{
-    size_t size = (size_t) (masters > 0? masters: 0) * 16 + 1;
-    char *ips = (char *) calloc (1, size);
-    for (int i = 0; ips && i < masters; i++) {
-        size_t len = strlen (ips);
-        snprintf (ips + len, size - len, "%s10.0.0.%d", i? ",": "",
-                  SCH_PLAN_MASTER_IP_BASE + i);
-    }
-    return ips;
-}
-
 /*  A new step map of kind with the cluster-wide fields. */
 static json_t *
 s_plan_step (const s_plan_t *plan, const char *kind, const char *id)

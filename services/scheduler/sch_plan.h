@@ -49,7 +49,4 @@ json_t *sch_plan_build (const json_t *snapshot, const json_t *resources,
     under the same name never reuses the old one's client tokens. */
 char *sch_plan_uid (const char *name, const char *created_at, char *buf);
 
-/*  The private IPs of `masters` masters, comma-separated. Caller frees. */
-char *sch_plan_masters_ips (int masters);
-
 #endif

@@ -1,0 +1,777 @@
+/*  Tests of services/scheduler/sch_engine.c: deployments run through the
+    real broker to real dx_worker peers (actors on loopback TCP) whose
+    handlers follow a script, with a real redis-server started here on a
+    free port. Raw DEALERs play workers that misbehave (go silent, never
+    renew, send stale results). Nothing is skipped: without redis-server
+    the test fails.
+
+    Covered: a deployment runs every step once, in dependency order, never
+    more than `parallelism` at once, records resources, the access IP,
+    progress and events, and deletes its credentials at the end; a
+    permanent failure ends it deploy_failed with the provider's code and
+    starts nothing more; `retry` runs a step again with attempt + 1; a
+    worker that leaves (worker.bye) or falls silent loses its jobs to
+    another worker; a lease that runs out sends the job elsewhere and
+    cancels it where it was; stale results are ignored; a restarted
+    engine (a new one on the same Redis) picks up a running job from the
+    worker's renewals; destroy drops the recorded resources. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../services/scheduler/sch_broker.c"
+#include "../../services/scheduler/sch_store.c"
+#include "../../services/scheduler/sch_plan.c"
+#include "../../services/scheduler/sch_engine.c"
+#include "../../services/scheduler/sch_cluster.c"
+#include "../../services/scheduler/sch_deployment.c"
+
+#include "dx_seal.h"
+#include "dx_msg.h"
+#include "dx_log.h"
+#include "dx_util.h"
+#include "dx_worker.h"
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+#define SECRET_PEM   "-----BEGIN RSA PRIVATE KEY-----\nENGINEPEMMARKER\n-----END RSA PRIVATE KEY-----\n"
+#define HEARTBEAT_MS 50
+#define LEASE_MS     600
+
+static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x02 };
+
+static struct {
+    char dir [64];
+    int port;
+    pid_t redis;
+    redisContext *raw;
+    sch_store_t *store;
+    dx_seal_t *seal;
+    sch_broker_t *broker;
+    sch_engine_t *engine;
+    sch_ctx_t ctx;
+} T;
+
+//  What the scripted workers did, shared with their job threads
+static struct {
+    pthread_mutex_t lock;
+    char log [8192];                    /* "step@attempt:worker " per start */
+    int running, peak;                  /* jobs running at once, most seen */
+    char fail [64];                     /* this step fails for good */
+    char retry_once [64];               /* this step answers retry on attempt 1 */
+    char hang [64];                     /* this step waits until cancelled */
+    int hang_release;                   /* set: a hanging step finishes */
+    int saw_sshkey;                     /* the keypair step got sshkeydata */
+    int order_ok;                       /* no host started before network was done */
+    int network_done;
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .order_ok = 1 };
+
+
+//  ---------------------------------------------------------------------
+//  redis-server
+
+static int
+s_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
+    ||  getsockname (fd, (struct sockaddr *) &addr, &len)) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return ntohs (addr.sin_port);
+}
+
+static int
+s_redis_start (void)
+{
+    char port [16];
+    snprintf (port, sizeof port, "%d", T.port);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int null = open ("/dev/null", O_RDWR);
+        dup2 (null, 0);
+        dup2 (null, 1);
+        dup2 (null, 2);
+        execl (REDIS_SERVER, REDIS_SERVER, "--bind", "127.0.0.1", "--port", port,
+               "--save", "", "--appendonly", "no", "--dir", T.dir, (char *) NULL);
+        _exit (127);
+    }
+    T.redis = pid;
+    for (int i = 0; i < 500; i++) {
+        struct timeval tv = { 0, 200000 };
+        redisContext *c = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
+        int ok = c && !c->err;
+        if (c)
+            redisFree (c);
+        if (ok)
+            return 0;
+        usleep (20000);
+    }
+    return -1;
+}
+
+static redisReply *
+s_raw (const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    redisReply *reply = redisvCommand (T.raw, fmt, args);
+    va_end (args);
+    assert_non_null (reply);
+    return reply;
+}
+
+static char *
+s_raw_str (const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    redisReply *reply = redisvCommand (T.raw, fmt, args);
+    va_end (args);
+    assert_non_null (reply);
+    char *text = reply->type == REDIS_REPLY_STRING? strdup (reply->str): NULL;
+    freeReplyObject (reply);
+    return text;
+}
+
+
+//  ---------------------------------------------------------------------
+//  The scripted worker
+
+static void
+s_script_reset (void)
+{
+    pthread_mutex_lock (&S.lock);
+    S.log [0] = 0;
+    S.running = S.peak = 0;
+    S.fail [0] = S.retry_once [0] = S.hang [0] = 0;
+    S.hang_release = 0;
+    S.saw_sshkey = 0;
+    S.order_ok = 1;
+    S.network_done = 0;
+    pthread_mutex_unlock (&S.lock);
+}
+
+static int
+s_log_count (const char *needle)
+{
+    pthread_mutex_lock (&S.lock);
+    int count = 0;
+    for (const char *at = strstr (S.log, needle); at; at = strstr (at + 1, needle))
+        count++;
+    pthread_mutex_unlock (&S.lock);
+    return count;
+}
+
+/*  The resources a step reports, as PROTOCOL.md's Steps table says. */
+static void
+s_report (dx_worker_job_t *job, const char *kind, const char *id)
+{
+    if (strcmp (kind, "host") == 0) {
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s}", "key", id,
+                                                    "kind", "instance", "provider_id", "i-1",
+                                                    "state", "running"));
+        if (strcmp (id, "host.access") == 0)
+            dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s}",
+                                                        "key", "eip.access", "kind", "address",
+                                                        "provider_id", "eipalloc-1",
+                                                        "public_ip", "203.0.113.7"));
+    }
+    else
+    if (strcmp (kind, "remove") == 0) {
+        char key [64];
+        snprintf (key, sizeof key, "host.%s", id + strlen ("remove."));
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s}", "key", key,
+                                                    "kind", "instance", "provider_id", "i-1",
+                                                    "state", "terminated"));
+    }
+    else
+    if (strncmp (kind, "destroy.", 8) != 0)
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s}", "key", id, "kind", kind,
+                                                    "provider_id", "x-1"));
+}
+
+static void
+s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
+{
+    const char *name = (const char *) arg;
+    const json_t *step = json_object_get (assign, "step");
+    const char *kind = json_string_value (json_object_get (step, "kind"));
+    const char *id = json_string_value (json_object_get (step, "id"));
+    json_int_t attempt = json_integer_value (json_object_get (assign, "attempt"));
+    pthread_mutex_lock (&S.lock);
+    size_t len = strlen (S.log);
+    snprintf (S.log + len, sizeof S.log - len, "%s@%lld:%s ", id, (long long) attempt, name);
+    if (++S.running > S.peak)
+        S.peak = S.running;
+    if (strcmp (kind, "host") == 0 && !S.network_done)
+        S.order_ok = 0;
+    if (strcmp (kind, "keypair") == 0
+    &&  json_object_get (json_object_get (assign, "credentials"), "sshkeydata"))
+        S.saw_sshkey = 1;
+    int fail = strcmp (S.fail, id) == 0;
+    int retry = strcmp (S.retry_once, id) == 0 && attempt == 1;
+    int hang = strcmp (S.hang, id) == 0;
+    pthread_mutex_unlock (&S.lock);
+
+    usleep (20000);                     /* long enough for overlaps to show */
+    while (hang && !dx_worker_job_cancelled (job)) {
+        pthread_mutex_lock (&S.lock);
+        int release = S.hang_release;
+        pthread_mutex_unlock (&S.lock);
+        if (release)
+            break;
+        usleep (5000);
+    }
+    if (fail)
+        dx_worker_job_fail (job, 1, "AuthFailure", "AWS was not able to validate the "
+                            "provided access credentials");
+    else
+    if (retry)
+        dx_worker_job_retry (job, "RequestLimitExceeded", "Request limit exceeded.");
+    else
+        s_report (job, kind, id);
+    pthread_mutex_lock (&S.lock);
+    S.running--;
+    if (strcmp (kind, "network") == 0 && !fail && !retry)
+        S.network_done = 1;
+    pthread_mutex_unlock (&S.lock);
+}
+
+static zactor_t *
+s_worker (const char *name, int capacity, int64_t drain_ms)
+{
+    dx_worker_args_t args = { "aws", capacity, sch_broker_endpoint (T.broker), s_handler,
+                              (void *) name, drain_ms };
+    zactor_t *worker = zactor_new (dx_worker_actor, &args);
+    assert_non_null (worker);
+    return worker;
+}
+
+
+//  ---------------------------------------------------------------------
+//  The scheduler's loop, in this thread
+
+static void
+s_pump (int64_t ms)
+{
+    int64_t deadline = dx_mono_ms () + ms;
+    zpoller_t *poller = zpoller_new (sch_broker_socket (T.broker), NULL);
+    int64_t next_broker = sch_broker_tick (T.broker);
+    int64_t next_engine = T.engine? sch_engine_tick (T.engine): deadline;
+    while (dx_mono_ms () < deadline) {
+        int64_t wakeup = next_broker < next_engine? next_broker: next_engine;
+        if (wakeup > deadline)
+            wakeup = deadline;
+        int64_t wait = wakeup - dx_mono_ms ();
+        if (zpoller_wait (poller, wait < 0? 0: (int) wait)) {
+            sch_broker_receive (T.broker);
+            next_engine = 0;
+        }
+        if (dx_mono_ms () >= next_broker)
+            next_broker = sch_broker_tick (T.broker);
+        if (T.engine && dx_mono_ms () >= next_engine)
+            next_engine = sch_engine_tick (T.engine);
+    }
+    zpoller_destroy (&poller);
+}
+
+/*  The deployment's state, pumping until it is one of the final ones or
+    timeout_ms passed. Caller frees. */
+static char *
+s_wait_final (const char *name, int64_t timeout_ms)
+{
+    int64_t deadline = dx_mono_ms () + timeout_ms;
+    char *state = NULL;
+    while (dx_mono_ms () < deadline) {
+        s_pump (20);
+        free (state);
+        state = s_raw_str ("HGET dexter:{%s}:deployment state", name);
+        if (state && strcmp (state, "deploying") && strcmp (state, "destroying"))
+            break;
+    }
+    return state;
+}
+
+static void
+s_wait_workers (size_t want)
+{
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (sch_broker_workers (T.broker, "aws", NULL) != want && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (sch_broker_workers (T.broker, "aws", NULL), want);
+}
+
+
+//  ---------------------------------------------------------------------
+//  Requests, handled as the server would
+
+static json_t *
+s_req (const char *type, const char *fmt, ...)
+{
+    json_t *msg = dx_msg_new (type, NULL);
+    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
+    va_list args;
+    va_start (args, fmt);
+    json_t *extra = json_vpack_ex (NULL, 0, fmt, args);
+    va_end (args);
+    assert_non_null (extra);
+    json_object_update (msg, extra);
+    json_decref (extra);
+    return msg;
+}
+
+static void
+s_expect (sch_handler_fn *handler, const char *status, json_t *req)
+{
+    json_t *reply = handler (&T.ctx, req);
+    if (strcmp (dx_msg_str (reply, "status"), status)) {
+        char *text = json_dumps (reply, 0);
+        fail_msg ("%s: expected %s, got %s", dx_msg_type (req), status, text);
+    }
+    json_decref (reply);
+    json_decref (req);
+}
+
+/*  Cluster name with 1 master and one group of `hosts` hosts. */
+static void
+s_cluster (const char *name, int hosts)
+{
+    s_expect (sch_cluster_create, DX_CREATED,
+              s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
+                     "provider", "aws", "type", "mesos"));
+    s_expect (sch_config_put, DX_OK,
+              s_req ("config.put", "{s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:s}}",
+                     "name", name, "provider", "aws",
+                     "config", "master_type", "m3.large", "masters", 1, "region", "us-west-2",
+                     "sshkey", "reference", "secrets", "sshkeydata", SECRET_PEM));
+    s_expect (sch_group_upsert, DX_CREATED,
+              s_req ("group.upsert", "{s:s, s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
+                     "s:i, s:{s:[]}, s:i}}", "name", name, "provider", "aws",
+                     "spec", "name", "g1", "role", "role1", "attributes", "vars",
+                     "instance_type", "r3.xlarge", "cpus", 4, "ram", 8, "disk_size", 50,
+                     "customhwconf", "disks", "hosts", hosts));
+}
+
+static void
+s_deploy (const char *name, const char *command, int parallelism)
+{
+    s_expect (sch_deployment_put, DX_ACCEPTED,
+              s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:{s:s, s:s}}", "name", name,
+                     "provider", "aws", "command", command, "parallelism", parallelism,
+                     "credentials", "aws_access_key_id", "AKIDENGINE",
+                     "aws_secret_access_key", "engine-secret"));
+}
+
+/*  Number of events of type in the cluster's stream. */
+static int
+s_events (const char *name, const char *type)
+{
+    redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
+    int count = 0;
+    for (size_t i = 0; i < reply->elements; i++) {
+        redisReply *fields = reply->element [i]->element [1];
+        for (size_t f = 0; f + 1 < fields->elements; f += 2)
+            if (strcmp (fields->element [f]->str, "type") == 0
+            &&  strcmp (fields->element [f + 1]->str, type) == 0)
+                count++;
+    }
+    freeReplyObject (reply);
+    return count;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Fixtures
+
+static int
+s_setup (void **state)
+{
+    (void) state;
+    signal (SIGPIPE, SIG_IGN);
+    snprintf (T.dir, sizeof T.dir, "/tmp/dx-engine-test-XXXXXX");
+    if (!mkdtemp (T.dir))
+        return -1;
+    T.port = s_free_port ();
+    if (T.port <= 0 || s_redis_start ())
+        return -1;
+    char url [64];
+    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", T.port);
+    struct timeval tv = { 2, 0 };
+    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
+    T.seal = dx_seal_new_key (s_master);
+    T.store = sch_store_new (url);
+    return T.raw && !T.raw->err && T.seal && T.store? 0: -1;
+}
+
+static int
+s_teardown (void **state)
+{
+    (void) state;
+    sch_store_destroy (&T.store);
+    dx_seal_destroy (&T.seal);
+    redisFree (T.raw);
+    if (T.redis > 0) {
+        kill (T.redis, SIGTERM);
+        waitpid (T.redis, NULL, 0);
+    }
+    char cmd [128];
+    snprintf (cmd, sizeof cmd, "rm -rf %s", T.dir);
+    return system (cmd) == 0? 0: -1;
+}
+
+/*  Each test: an empty Redis, a broker and an engine, a clean script. */
+static int
+s_test_setup (void **state)
+{
+    (void) state;
+    freeReplyObject (s_raw ("FLUSHALL"));
+    s_script_reset ();
+    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
+    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    T.ctx = (sch_ctx_t) { .store = T.store, .seal = T.seal, .broker = T.broker,
+                          .engine = T.engine };
+    return T.broker && T.engine? 0: -1;
+}
+
+static int
+s_test_teardown (void **state)
+{
+    (void) state;
+    sch_engine_destroy (&T.engine);
+    sch_broker_destroy (&T.broker);
+    return 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Tests
+
+static void
+test_deploy_runs_every_step (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 2, 1000);
+    zactor_t *b = s_worker ("b", 2, 1000);
+    s_wait_workers (2);
+    s_cluster ("c1", 4);
+    s_deploy ("c1", "deploy", 3);
+    char *final = s_wait_final ("c1", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+
+    //  network, security, image, keypair, access, 1 master, 4 hosts: once each
+    const char *steps [] = { "network@", "security@", "image@", "keypair@", "host.access@",
+                             "host.masters.0@", "host.g1.0@", "host.g1.3@", NULL };
+    for (int i = 0; steps [i]; i++)
+        assert_int_equal (s_log_count (steps [i]), 1);
+    assert_true (S.peak <= 3);          /* parallelism */
+    assert_true (S.peak >= 2);          /* and things did run side by side */
+    assert_true (S.order_ok);           /* no host before the network was done */
+    assert_true (S.saw_sshkey);         /* the keypair step got the key */
+    assert_true (s_log_count (":a ") > 0 && s_log_count (":b ") > 0);
+
+    char *done = s_raw_str ("HGET dexter:{c1}:deployment steps_done");
+    char *total = s_raw_str ("HGET dexter:{c1}:deployment steps_total");
+    char *ip = s_raw_str ("HGET dexter:{c1}:deployment accessip");
+    char *observed = s_raw_str ("HGET dexter:{c1}:deployment observed_generation");
+    char *mirror = s_raw_str ("HGET dexter:{c1}:cluster state");
+    assert_string_equal (done, "10");
+    assert_string_equal (total, "10");
+    assert_string_equal (ip, "203.0.113.7");
+    assert_string_equal (observed, "1");
+    assert_string_equal (mirror, "deployed");
+    free (done), free (total), free (ip), free (observed), free (mirror);
+    redisReply *r = s_raw ("EXISTS dexter:{c1}:credentials");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    r = s_raw ("HLEN dexter:{c1}:resources");
+    assert_int_equal (r->integer, 4 + 2 + 1 + 4);  /* access: host and eip */
+    freeReplyObject (r);
+    assert_int_equal (s_events ("c1", "step.started"), 10);
+    assert_int_equal (s_events ("c1", "step.done"), 10);
+    assert_int_equal (s_events ("c1", "deployment.finished"), 1);
+    assert_int_equal (sch_engine_size (T.engine), 0);
+
+    //  Scale down to 2: the two newest hosts go, nothing else is created
+    s_script_reset ();
+    freeReplyObject (s_raw ("HSET dexter:{c1}:groups g1 %s",
+                            "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},\"vars\":{},"
+                            "\"instance_type\":\"r3.xlarge\",\"cpus\":4,\"ram\":8,"
+                            "\"disk_size\":50,\"customhwconf\":{\"disks\":[]},\"hosts\":2}"));
+    s_deploy ("c1", "deploy", 5);
+    final = s_wait_final ("c1", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("remove.g1.3@"), 1);
+    assert_int_equal (s_log_count ("remove.g1.2@"), 1);
+    assert_int_equal (s_log_count ("remove.g1.1@"), 0);
+    r = s_raw ("HEXISTS dexter:{c1}:resources host.g1.3");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+
+    //  Destroy: four steps in order, every resource record gone
+    s_script_reset ();
+    s_deploy ("c1", "destroy", 5);
+    final = s_wait_final ("c1", 15000);
+    assert_string_equal (final, "destroyed");
+    free (final);
+    assert_non_null (strstr (S.log, "destroy.instances@1"));
+    assert_true (strstr (S.log, "destroy.instances") < strstr (S.log, "destroy.network"));
+    r = s_raw ("EXISTS dexter:{c1}:resources");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    char *accessip = s_raw_str ("HGET dexter:{c1}:deployment accessip");
+    assert_string_equal (accessip, "");
+    free (accessip);
+    zactor_destroy (&a);
+    zactor_destroy (&b);
+}
+
+static void
+test_permanent_failure (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 4, 1000);
+    s_wait_workers (1);
+    s_cluster ("c2", 2);
+    snprintf (S.fail, sizeof S.fail, "keypair");
+    s_deploy ("c2", "deploy", 5);
+    char *final = s_wait_final ("c2", 15000);
+    assert_string_equal (final, "deploy_failed");
+    free (final);
+    char *error = s_raw_str ("HGET dexter:{c2}:deployment last_error");
+    json_t *last = json_loads (error, 0, NULL);
+    assert_string_equal (json_string_value (json_object_get (last, "code")), "AuthFailure");
+    assert_string_equal (json_string_value (json_object_get (last, "step")), "keypair");
+    json_decref (last);
+    free (error);
+    assert_int_equal (s_log_count ("host."), 0);    /* nothing needing the key ran */
+    assert_int_equal (s_log_count ("keypair@"), 1);  /* not retried */
+    assert_int_equal (s_events ("c2", "step.failed"), 1);
+    redisReply *r = s_raw ("EXISTS dexter:{c2}:credentials");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    zactor_destroy (&a);
+}
+
+static void
+test_retry_runs_again (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 4, 1000);
+    s_wait_workers (1);
+    s_cluster ("c3", 1);
+    snprintf (S.retry_once, sizeof S.retry_once, "image");
+    s_deploy ("c3", "deploy", 5);
+    char *final = s_wait_final ("c3", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("image@1:"), 1);
+    assert_int_equal (s_log_count ("image@2:"), 1);
+    assert_int_equal (s_events ("c3", "step.retry"), 1);
+    zactor_destroy (&a);
+}
+
+/*  A worker that leaves with a job: the job goes to the other worker as
+    attempt 2; the attempt it abandoned never counts. */
+static void
+test_worker_leaves (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 8, 0);     /* abandons at once when stopped */
+    s_wait_workers (1);
+    s_cluster ("c4", 1);
+    snprintf (S.hang, sizeof S.hang, "host.g1.0");
+    s_deploy ("c4", "deploy", 5);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (s_log_count ("host.g1.0@1:a") == 0 && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (s_log_count ("host.g1.0@1:a"), 1);
+    zactor_t *b = s_worker ("b", 8, 1000);
+    s_wait_workers (2);
+    pthread_mutex_lock (&S.lock);
+    S.hang [0] = 0;                      /* attempt 2 runs normally */
+    pthread_mutex_unlock (&S.lock);
+    zactor_destroy (&a);                 /* worker.bye with the job running */
+    char *final = s_wait_final ("c4", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("host.g1.0@2:b"), 1);
+    assert_true (s_events ("c4", "step.requeued") >= 1);
+    zactor_destroy (&b);
+}
+
+/*  A raw DEALER that registers as a worker, for misbehaving. */
+static zsock_t *
+s_raw_worker (void)
+{
+    zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    json_t *ready = dx_msg_new ("worker.ready", NULL);
+    json_object_set_new (ready, "service", json_string ("aws"));
+    json_object_set_new (ready, "capacity", json_integer (100));
+    json_object_set_new (ready, "worker", json_string ("raw:1"));
+    assert_int_equal (dx_msg_send (dealer, NULL, ready), 0);
+    json_decref (ready);
+    return dealer;
+}
+
+/*  The next message of type the raw DEALER receives (pumping meanwhile),
+    or NULL after timeout_ms. */
+static json_t *
+s_raw_hear (zsock_t *dealer, const char *type, int64_t timeout_ms)
+{
+    int64_t deadline = dx_mono_ms () + timeout_ms;
+    while (dx_mono_ms () < deadline) {
+        s_pump (5);
+        while (zsock_events (dealer) & ZMQ_POLLIN) {
+            char err [DX_ERR_LEN];
+            json_t *msg = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
+            if (msg && strcmp (dx_msg_type (msg), type) == 0)
+                return msg;
+            json_decref (msg);
+        }
+    }
+    return NULL;
+}
+
+/*  A worker that takes jobs and never renews: each lease runs out, the
+    job is cancelled there and given to a real worker; a late result of
+    the old attempt changes nothing. */
+static void
+test_lease_expires (void **state)
+{
+    (void) state;
+    zsock_t *raw = s_raw_worker ();
+    s_wait_workers (1);
+    s_cluster ("c5", 1);
+    s_deploy ("c5", "deploy", 5);
+    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
+    assert_non_null (assign);
+    assert_string_equal (dx_msg_str (assign, "job"), "c5:1:network");
+    assert_int_equal (dx_msg_int (assign, "attempt", 0), 1);
+    assert_int_equal (dx_msg_int (assign, "lease_ms", 0), LEASE_MS);
+    //  The credentials travel with the job; the key only to the keypair step
+    const json_t *credentials = json_object_get (assign, "credentials");
+    assert_string_equal (json_string_value (json_object_get (credentials, "aws_access_key_id")),
+                         "AKIDENGINE");
+    assert_null (json_object_get (credentials, "sshkeydata"));
+    const json_t *context = json_object_get (json_object_get (assign, "step"), "context");
+    assert_string_equal (json_string_value (json_object_get (context, "masters_ips")),
+                         "10.0.0.11");
+
+    //  Keep heartbeating (so only the lease can expire) until it is cancelled
+    json_t *cancel = NULL;
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (!cancel && dx_mono_ms () < deadline) {
+        json_t *beat = dx_msg_new ("heartbeat", NULL);
+        json_object_set_new (beat, "active", json_pack ("[s]", "c5:1:network"));
+        dx_msg_send (raw, NULL, beat);
+        json_decref (beat);
+        cancel = s_raw_hear (raw, "job.cancel", HEARTBEAT_MS);
+    }
+    assert_non_null (cancel);
+    assert_string_equal (dx_msg_str (cancel, "job"), "c5:1:network");
+    assert_int_equal (dx_msg_int (cancel, "attempt", 0), 1);
+    json_decref (cancel);
+
+    //  The stale attempt reports: ignored
+    json_t *result = dx_msg_new ("job.result", NULL);
+    json_object_set_new (result, "job", json_string ("c5:1:network"));
+    json_object_set_new (result, "attempt", json_integer (1));
+    json_object_set_new (result, "outcome", json_string ("done"));
+    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+                                                         "kind", "vpc", "provider_id", "vpc-stale"));
+    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
+    json_decref (result);
+    s_pump (100);
+    redisReply *r = s_raw ("HEXISTS dexter:{c5}:resources vpc");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+
+    //  Go silent; a real worker finishes the deployment with attempt 2
+    zactor_t *b = s_worker ("b", 8, 1000);
+    char *final = s_wait_final ("c5", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_true (s_log_count ("network@") >= 1);
+    assert_int_equal (s_log_count ("network@1:"), 0);
+    char *vpc = s_raw_str ("HGET dexter:{c5}:resources network");
+    assert_non_null (vpc);
+    assert_null (strstr (vpc, "stale"));
+    free (vpc);
+    assert_true (s_events ("c5", "step.requeued") >= 1);
+    json_decref (assign);
+    zsock_destroy (&raw);
+    zactor_destroy (&b);
+}
+
+/*  A new engine on the same Redis (a scheduler restart) knows the
+    deployment, learns from the renewals who runs the hanging step, and
+    finishes without running it twice. */
+static void
+test_engine_restart (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_cluster ("c6", 1);
+    snprintf (S.hang, sizeof S.hang, "host.g1.0");
+    s_deploy ("c6", "deploy", 5);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (s_log_count ("host.g1.0@1:a") == 0 && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (s_log_count ("host.g1.0@1:a"), 1);
+    s_pump (50);
+
+    sch_engine_destroy (&T.engine);     /* the crash: memory gone, Redis stays */
+    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    T.ctx.engine = T.engine;
+    assert_int_equal (sch_engine_recover (T.engine), 0);
+    assert_int_equal (sch_engine_size (T.engine), 1);
+    s_pump (LEASE_MS / 2);              /* a renewal comes meanwhile */
+    pthread_mutex_lock (&S.lock);
+    S.hang_release = 1;
+    pthread_mutex_unlock (&S.lock);
+    char *final = s_wait_final ("c6", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("host.g1.0@"), 1);   /* never run twice */
+    zactor_destroy (&a);
+}
+
+int
+main (void)
+{
+    dx_log_init ("test_sch_engine");
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup_teardown (test_deploy_runs_every_step, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_permanent_failure, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_retry_runs_again, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_worker_leaves, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_lease_expires, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_engine_restart, s_test_setup, s_test_teardown),
+    };
+    return cmocka_run_group_tests (tests, s_setup, s_teardown);
+}

@@ -1,0 +1,315 @@
+/*  Tests of services/scheduler/sch_plan.c: the steps a spec snapshot and
+    the recorded resources give, in dependency order. The planner is a pure
+    function, so these are plain calls with hand-written snapshots. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../../services/scheduler/sch_plan.c"
+
+/*  A snapshot of cluster c1 (aws, mesos) with 3 masters and groups given
+    as "name:hosts:role" strings, NULL-terminated. */
+static json_t *
+s_snapshot (const char *command, int generation, ...)
+{
+    json_t *groups = json_array ();
+    va_list args;
+    va_start (args, generation);
+    for (const char *spec = va_arg (args, const char *); spec; spec = va_arg (args, const char *)) {
+        char name [32], role [32];
+        int hosts;
+        assert_int_equal (sscanf (spec, "%31[^:]:%d:%31s", name, &hosts, role), 3);
+        json_array_append_new (groups, json_pack (
+            "{s:s, s:s, s:{s:s}, s:{s:s}, s:s, s:i, s:i, s:i, s:{s:[{s:i, s:s, s:s}]}, s:i}",
+            "name", name, "role", role, "attributes", "foo", "bar", "vars", "x", "1",
+            "instance_type", "r3.xlarge", "cpus", 10, "ram", 64, "disk_size", 50,
+            "customhwconf", "disks", "size", 100, "type", "gp2", "device", "xvdf",
+            "hosts", hosts));
+    }
+    va_end (args);
+    return json_pack ("{s:i, s:s, s:{s:s, s:s, s:s, s:s}, s:{s:s, s:i, s:s, s:s, s:s, s:s}, "
+                      "s:{s:s}, s:o}",
+                      "generation", generation, "command", command,
+                      "cluster", "name", "c1", "provider", "aws", "type", "mesos",
+                      "created_at", "2026-12-03T08:00:00.000Z",
+                      "config", "master_type", "m3.large", "masters", 3, "region", "us-west-2",
+                      "sshkey", "reference", "sshkeydata_fingerprint", "0123456789abcdef",
+                      "updated_at", "2026-12-03T08:00:00.000Z",
+                      "secrets", "sshkeydata", "dx1:sealed",
+                      "groups", groups);
+}
+
+/*  The ids of a plan, space-separated, into buf. */
+static const char *
+s_ids (const json_t *plan, char *buf, size_t size)
+{
+    buf [0] = 0;
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job) {
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%s", i? " ": "",
+                  json_string_value (json_object_get (job, "id")));
+    }
+    return buf;
+}
+
+static json_t *
+s_job (const json_t *plan, const char *id)
+{
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job)
+        if (strcmp (json_string_value (json_object_get (job, "id")), id) == 0)
+            return job;
+    return NULL;
+}
+
+/*  Every job comes after each job it needs, ids are unique, every step map
+    carries the cluster-wide fields and no secret or bookkeeping. */
+static void
+s_check_order (const json_t *plan)
+{
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job) {
+        const char *id = json_string_value (json_object_get (job, "id"));
+        for (size_t j = i + 1; j < json_array_size (plan); j++)
+            assert_string_not_equal (id, json_string_value (json_object_get (
+                                         json_array_get (plan, j), "id")));
+        size_t n;
+        json_t *need;
+        json_array_foreach (json_object_get (job, "needs"), n, need) {
+            int before = 0;
+            for (size_t j = 0; j < i; j++)
+                if (strcmp (json_string_value (need), json_string_value (json_object_get (
+                                json_array_get (plan, j), "id"))) == 0)
+                    before = 1;
+            assert_true (before);
+        }
+        const json_t *step = json_object_get (job, "step");
+        assert_string_equal (json_string_value (json_object_get (step, "id")), id);
+        assert_string_equal (json_string_value (json_object_get (step, "provider")), "aws");
+        assert_string_equal (json_string_value (json_object_get (step, "cluster_type")), "mesos");
+        assert_int_equal (strlen (json_string_value (json_object_get (step, "uid"))), 12);
+        const json_t *config = json_object_get (step, "config");
+        assert_string_equal (json_string_value (json_object_get (config, "region")), "us-west-2");
+        assert_null (json_object_get (config, "sshkeydata_fingerprint"));
+        assert_null (json_object_get (config, "updated_at"));
+        assert_null (json_object_get (step, "secrets"));
+        char *text = json_dumps (job, 0);
+        assert_null (strstr (text, "dx1:"));
+        free (text);
+    }
+}
+
+static json_t *
+s_host (const char *state)
+{
+    return json_pack ("{s:s, s:s, s:s}", "kind", "instance", "provider_id", "i-0123",
+                      "state", state);
+}
+
+static void
+test_fresh_deploy (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 1, "g1:3:role1", "pub:2:slave_public", NULL);
+    char err [256], ids [2048];
+    json_t *plan = sch_plan_build (snapshot, NULL, err, sizeof err);
+    assert_non_null (plan);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair host.access "
+                         "host.masters.0 host.masters.1 host.masters.2 "
+                         "host.g1.0 host.g1.1 host.g1.2 host.pub.0 host.pub.1");
+    s_check_order (plan);
+
+    const json_t *access = json_object_get (s_job (plan, "host.access"), "step");
+    assert_string_equal (json_string_value (json_object_get (access, "role")), "access");
+    assert_string_equal (json_string_value (json_object_get (access, "private_ip")), "10.0.0.10");
+    assert_string_equal (json_string_value (json_object_get (access, "hostname")), "c1-access");
+    assert_string_equal (json_string_value (json_object_get (access, "instance_type")),
+                         SCH_PLAN_ACCESS_TYPE_AWS);
+    const json_t *master = json_object_get (s_job (plan, "host.masters.2"), "step");
+    assert_string_equal (json_string_value (json_object_get (master, "private_ip")), "10.0.0.13");
+    assert_string_equal (json_string_value (json_object_get (master, "instance_type")), "m3.large");
+    assert_string_equal (json_string_value (json_object_get (master, "hostname")), "c1-master-2");
+    const json_t *agent = json_object_get (s_job (plan, "host.g1.1"), "step");
+    assert_string_equal (json_string_value (json_object_get (agent, "hostname")), "c1-g1-1");
+    assert_null (json_object_get (agent, "private_ip"));
+    assert_int_equal (json_integer_value (json_object_get (agent, "disk_size")), 50);
+    assert_int_equal (json_array_size (json_object_get (agent, "disks")), 1);
+    assert_string_equal (json_string_value (json_object_get (agent, "group_role")), "role1");
+    assert_false (json_is_true (json_object_get (agent, "public")));
+    assert_true (json_is_true (json_object_get (json_object_get (s_job (plan, "host.pub.0"),
+                                                                 "step"), "public")));
+    assert_string_equal (json_string_value (json_object_get (json_object_get (agent, "attributes"),
+                                                             "foo")), "bar");
+    //  Hosts need the network, security, image and key pair; security the network
+    assert_int_equal (json_array_size (json_object_get (s_job (plan, "host.g1.1"), "needs")), 4);
+    assert_int_equal (json_array_size (json_object_get (s_job (plan, "security"), "needs")), 1);
+    assert_int_equal (json_array_size (json_object_get (s_job (plan, "image"), "needs")), 0);
+
+    //  Client tokens: unique, at most 64 characters, and new in a new generation
+    json_t *tokens = json_object ();
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job) {
+        const char *token = json_string_value (json_object_get (json_object_get (job, "step"),
+                                                                "client_token"));
+        if (!token)
+            continue;
+        assert_true (strlen (token) <= 64);
+        assert_null (json_object_get (tokens, token));
+        json_object_set_new (tokens, token, json_true ());
+    }
+    assert_int_equal (json_object_size (tokens), 9);
+    json_t *again = s_snapshot ("deploy", 2, "g1:3:role1", "pub:2:slave_public", NULL);
+    json_t *plan2 = sch_plan_build (again, NULL, err, sizeof err);
+    const char *token2 = json_string_value (json_object_get (json_object_get (
+                             s_job (plan2, "host.g1.0"), "step"), "client_token"));
+    assert_null (json_object_get (tokens, token2));
+    json_decref (plan2);
+    json_decref (again);
+    json_decref (tokens);
+    json_decref (plan);
+    json_decref (snapshot);
+}
+
+static void
+test_scale_down_removes_newest (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 2, "g1:3:role1", NULL);
+    json_t *resources = json_object ();
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", slot);
+        json_object_set_new (resources, key, s_host ("running"));
+    }
+    char err [256], ids [2048];
+    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair host.access "
+                         "host.masters.0 host.masters.1 host.masters.2 "
+                         "host.g1.0 host.g1.1 host.g1.2 remove.g1.3 remove.g1.4");
+    s_check_order (plan);
+    const json_t *remove = json_object_get (s_job (plan, "remove.g1.4"), "step");
+    assert_string_equal (json_string_value (json_object_get (remove, "kind")), "remove");
+    assert_string_equal (json_string_value (json_object_get (remove, "hostname")), "c1-g1-4");
+    assert_int_equal (json_array_size (json_object_get (s_job (plan, "remove.g1.4"), "needs")), 0);
+    json_decref (plan);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+static void
+test_scale_up_fills_gaps (void **state)
+{
+    (void) state;
+    //  Slot 1 was terminated, slot 3 recorded: 4 hosts wanted -> 0 1 2 3
+    json_t *snapshot = s_snapshot ("deploy", 3, "g1:4:role1", NULL);
+    json_t *resources = json_pack ("{s:o, s:o, s:o}", "host.g1.0", s_host ("running"),
+                                   "host.g1.1", s_host ("terminated"),
+                                   "host.g1.3", s_host ("pending"));
+    char err [256], ids [2048];
+    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids),
+                             "host.g1.0 host.g1.1 host.g1.2 host.g1.3"));
+    assert_null (strstr (ids, "remove"));
+    json_decref (plan);
+    json_decref (snapshot);
+
+    //  2 wanted of recorded 0 and 3: both kept (they exist), none added
+    snapshot = s_snapshot ("deploy", 4, "g1:2:role1", NULL);
+    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.g1.0 host.g1.3"));
+    assert_null (strstr (ids, "host.g1.1"));
+    assert_null (strstr (ids, "remove"));
+    json_decref (plan);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+static void
+test_deleted_group_and_masters (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 2, "keep:1:role1", NULL);
+    json_t *resources = json_pack ("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                                   "host.keep.0", s_host ("running"),
+                                   "host.old.0", s_host ("running"),
+                                   "host.old.1", s_host ("running"),
+                                   "host.access", s_host ("running"),
+                                   "host.masters.3", s_host ("running"),
+                                   "host.masters.4", s_host ("running"),
+                                   "vpc", json_pack ("{s:s, s:s}", "kind", "vpc",
+                                                     "provider_id", "vpc-1"));
+    char err [256], ids [2048];
+    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    //  Masters 3 and 4 recorded: they are the ones kept (they exist), and
+    //  the third is the lowest free slot
+    s_ids (plan, ids, sizeof ids);
+    assert_non_null (strstr (ids, "host.masters.0 host.masters.3 host.masters.4 "));
+    assert_non_null (strstr (ids, "host.keep.0 remove.old.0 remove.old.1"));
+    assert_null (strstr (ids, "remove.access"));
+    assert_null (strstr (ids, "remove.masters"));
+    s_check_order (plan);
+    json_decref (plan);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+static void
+test_destroy_and_errors (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("destroy", 5, "g1:3:role1", NULL);
+    char err [256], ids [2048];
+    json_t *plan = sch_plan_build (snapshot, NULL, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "destroy.instances destroy.addresses destroy.security destroy.network");
+    s_check_order (plan);
+    assert_string_equal (json_string_value (json_array_get (json_object_get (
+                             s_job (plan, "destroy.network"), "needs"), 0)), "destroy.security");
+    json_decref (plan);
+
+    json_object_set_new (snapshot, "config", json_null ());
+    assert_null (sch_plan_build (snapshot, NULL, err, sizeof err));
+    assert_non_null (strstr (err, "no config"));
+    json_object_del (snapshot, "cluster");
+    assert_null (sch_plan_build (snapshot, NULL, err, sizeof err));
+    json_decref (snapshot);
+}
+
+static void
+test_uid (void **state)
+{
+    (void) state;
+    char a [13], b [13], c [13];
+    sch_plan_uid ("c1", "2026-12-03T08:00:00.000Z", a);
+    sch_plan_uid ("c1", "2026-12-03T08:00:00.001Z", b);
+    sch_plan_uid ("c1", "2026-12-03T08:00:00.000Z", c);
+    assert_int_equal (strlen (a), 12);
+    assert_string_not_equal (a, b);
+    assert_string_equal (a, c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_fresh_deploy),
+        cmocka_unit_test (test_scale_down_removes_newest),
+        cmocka_unit_test (test_scale_up_fills_gaps),
+        cmocka_unit_test (test_deleted_group_and_masters),
+        cmocka_unit_test (test_destroy_and_errors),
+        cmocka_unit_test (test_uid),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
