@@ -169,6 +169,30 @@ def test_api_port_and_token():
             "the compose file does not explain the token in a comment"
 
 
+def test_every_built_service_runs():
+    """Every binary the Makefile builds has a compose service running it."""
+    run = {command_service(svc["command"]) for svc in compose()["services"].values() if "command" in svc}
+    missing = built_services() - run
+    assert not missing, "no compose service runs dexter-%s" % ", dexter-".join(sorted(missing))
+
+
+def test_worker_endpoint_bind_vs_connect():
+    """The scheduler binds the workers' endpoint on every interface; every
+    worker service connects to it by the scheduler's service name."""
+    c = compose()
+    bind = urlparse(env_of(c["services"]["scheduler"])["DEXTER_WORKER_ENDPOINT"])
+    assert bind.scheme == "tcp" and bind.hostname in ("0.0.0.0", "*"), bind
+    workers = [name for name, svc in c["services"].items()
+               if command_service(svc.get("command", [""])) in ("aws-worker", "azure-worker", "vpn")]
+    assert workers, "no worker service in compose"
+    for name in workers:
+        connect = urlparse(env_of(c["services"][name])["DEXTER_WORKER_ENDPOINT"])
+        assert connect.hostname == "scheduler" and connect.port == bind.port, (name, bind, connect)
+    with open(os.path.join(REPO, "common", "dx_worker.c"), encoding="utf-8") as f:
+        assert re.search(r'"WORKER_ENDPOINT"|"DEXTER_WORKER_ENDPOINT"', f.read()), \
+            "dx_worker.c no longer reads DEXTER_WORKER_ENDPOINT"
+
+
 def test_scheduler_endpoint_bind_vs_connect():
     c = compose()
     bind = urlparse(env_of(c["services"]["scheduler"])["DEXTER_SCHEDULER_ENDPOINT"])
