@@ -56,11 +56,11 @@ main (void)
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
     const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
     const char *worker_endpoint = dx_config_str ("WORKER_ENDPOINT", DX_WORKER_DEFAULT_ENDPOINT);
-    int heartbeat_ok = 1, lease_ok = 1;
+    int heartbeat_bad, lease_bad;      /* -1 when malformed or out of range */
     int64_t heartbeat_ms = dx_config_int ("HEARTBEAT_MS", SCH_BROKER_HEARTBEAT_MS, 10,
-                                          600000, &heartbeat_ok);
+                                          600000, &heartbeat_bad);
     int64_t lease_ms = dx_config_int ("LEASE_MS", SCH_BROKER_LEASE_MS, 100, 86400000,
-                                      &lease_ok);
+                                      &lease_bad);
 
     int rc = 1;
     sch_store_t *store = NULL;
@@ -77,7 +77,7 @@ main (void)
     if (!(server = sch_server_new (endpoint, store, seal)))
         dx_error ("cannot start: cannot bind %s", endpoint);
     else
-    if (!heartbeat_ok || !lease_ok)
+    if (heartbeat_bad || lease_bad)
         dx_error ("cannot start: DEXTER_HEARTBEAT_MS must be 10 to 600000 and "
                   "DEXTER_LEASE_MS 100 to 86400000 (milliseconds)");
     else
