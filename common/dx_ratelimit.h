@@ -4,7 +4,9 @@
     A bucket holds at most `burst` tokens and gains `rate` tokens per second;
     each request takes one. Buckets live in a registry keyed by whatever the
     caller chooses (the aws worker uses "AKID|region|class") and last as
-    long as the registry, across jobs. Not thread-safe: one job loop uses it. */
+    long as the registry, across jobs. Not thread-safe: a caller that shares
+    a registry between threads serializes every call (aws_ec2 holds one
+    process-wide lock around them, and sleeps outside it). */
 #ifndef DX_RATELIMIT_H
 #define DX_RATELIMIT_H
 

@@ -480,6 +480,29 @@ aws_ec2_action_class (const char *action, double *burst, double *rate)
     return "Other";
 }
 
+/*  Takes one token of key's bucket, sleeping until there is one. A
+    registry is shared by the job threads of a worker (aws_ec2_set_limits)
+    and dx_ratelimit is not thread-safe, so every bucket access of this
+    process holds one lock; the sleeps happen outside it. */
+static pthread_mutex_t s_limits_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t
+s_limit_wait (dx_ratelimit_t *limits, const char *key, double burst, double rate)
+{
+    int64_t start = dx_mono_ms ();
+    while (1) {
+        pthread_mutex_lock (&s_limits_lock);
+        int64_t now = dx_mono_ms ();
+        dx_bucket_t *bucket = dx_ratelimit_bucket (limits, key, burst, rate, now);
+        int64_t wait = bucket ? dx_bucket_take (bucket, now) : 0;
+        pthread_mutex_unlock (&s_limits_lock);
+        if (wait <= 0)
+            break;
+        dx_sleep_ms (wait);
+    }
+    return dx_mono_ms () - start;
+}
+
 /*  One try: the document, or NULL with *err and *cls set. */
 static xmlDocPtr
 s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cls)
@@ -535,7 +558,7 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
     dx_retry_init (&retry, &self->retry);
     xmlDocPtr doc = NULL;
     while (1) {
-        int64_t waited = dx_ratelimit_wait (self->limits, key, burst, rate);
+        int64_t waited = s_limit_wait (self->limits, key, burst, rate);
         if (waited > 0)
             dx_debug ("ec2 %s waited %lld ms for the %s rate limit", action, (long long) waited, class);
         int64_t start = dx_mono_ms ();
@@ -548,8 +571,15 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
         }
         int64_t wait = dx_retry_next (&retry, cls);
         if (wait < 0) {
-            dx_warn ("ec2 %s failed: %s (HTTP %ld) after %d tries: %s",
-                     action, err->code, err->http_status, err->attempts, err->message);
+            /* An answer no retry can change is the caller's to judge (a
+               step expects NotFound or DependencyViolation at times and
+               logs its own outcome); exhausted retries are worth a warning. */
+            if (cls == DX_RETRY_NO)
+                dx_debug ("ec2 %s: %s (HTTP %ld): %s",
+                          action, err->code, err->http_status, err->message);
+            else
+                dx_warn ("ec2 %s failed: %s (HTTP %ld) after %d tries: %s",
+                         action, err->code, err->http_status, err->attempts, err->message);
             break;
         }
         dx_info ("ec2 %s: %s (HTTP %ld, %s), try %d of %d, again in %lld ms",

@@ -498,7 +498,7 @@ INSTANCE_STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "termi
                         "stopping": 64, "stopped": 80}
 
 # Families RunInstances accepts (all also in the model's InstanceType enum).
-ACCEPTED_FAMILIES = set("""t2 t3 t3a t4g m4 m5 m5a m5ad m5d m5dn m5n m5zn m6a m6g m6gd m6i m6id
+ACCEPTED_FAMILIES = set("""m3 r3 t2 t3 t3a t4g m4 m5 m5a m5ad m5d m5dn m5n m5zn m6a m6g m6gd m6i m6id
     c4 c5 c5a c5ad c5d c5n c6a c6g c6gd c6gn c6i c6id c7g r4 r5 r5a r5ad r5b r5d r5dn r5n r6a r6g
     r6gd r6i r6id i3 i3en i4i d3 g4dn g5 p3 p4d x2idn z1d""".split())
 ARM_FAMILIES = set("a1 t4g m6g m6gd c6g c6gd c6gn c7g r6g r6gd x2gd im4gn is4gen g5g".split())
@@ -1679,16 +1679,32 @@ def run_instances(st, p, ctx):
         raise ApiError("InstanceLimitExceeded", "You have requested more instances (%d) than your current "
                        "instance limit of %d allows for the specified instance type."
                        % (p["MinCount"], st.config["instance_limit"]))
-    if subnet.next_host + count > subnet.size - 1:
+    net = ipaddress.ip_network(subnet.cidr)
+    used = {i.private_ip for i in st.live_instances() if i.subnet_id == subnet.id}
+    nics = p.get("NetworkInterfaces", [])
+    wanted = nics[0].get("PrivateIpAddress") if nics else p.get("PrivateIpAddress")
+    if wanted is not None:
+        if count != 1:
+            raise invalid("A private IP address can be given for one instance only")
+        try:
+            addr = ipaddress.ip_address(wanted)
+        except ValueError:
+            raise invalid("Invalid IPv4 address: %s" % wanted) from None
+        if addr not in net or int(addr) - int(net.network_address) < 4 or addr == net.broadcast_address:
+            raise invalid("Address %s does not fall within the subnet's address range" % wanted)
+        if wanted in used:
+            raise ApiError("InvalidIPAddress.InUse", "Address %s is in use." % wanted)
+    free = [] if wanted is not None else [
+        str(net.network_address + h) for h in range(4, subnet.size - 1)
+        if str(net.network_address + h) not in used][:count]
+    if wanted is None and len(free) < count:
         raise ApiError("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet "
                        "'%s' to satisfy the requested number of instances." % subnet.id)
     now = st.now()
     rid = st.new_id("r")
     instances = []
     for n in range(count):
-        net = ipaddress.ip_network(subnet.cidr)
-        private_ip = str(net.network_address + subnet.next_host)
-        subnet.next_host += 1
+        private_ip = wanted if wanted is not None else free[n]
         inst = st.add(Res("instance", st.new_id("i"), reservation_id=rid, image_id=image.id,
                           instance_type=itype, key_name=key_name, launch_time=now, launch_index=n,
                           state="pending", ready_at=now + st.config["pending_ms"] / 1000.0, gone_at=None,

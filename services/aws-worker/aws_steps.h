@@ -1,0 +1,86 @@
+/*  aws_steps: one job of the aws-worker, i.e. one step of
+    proto/PROTOCOL.md ("Steps: what a job asks a worker to do"), turned
+    into idempotent EC2 calls.
+
+        aws_steps_config_t config = AWS_STEPS_CONFIG_DEFAULT;
+        config.limits = limits;                 // one registry per process
+        aws_step_out_t out;
+        aws_step_out_init (&out, cancelled_fn, job);
+        aws_step_run (&config, assign, &out);   // the job.assign message
+        ... out.outcome, out.code, out.message, out.permanent, out.resources
+        aws_step_out_fini (&out);
+
+    aws_step_run needs no ZeroMQ: main.c bridges the outcome to dx_worker,
+    tests call it directly against tests/fakes/fake_ec2.py. Every step
+    first looks for what it would create by its tags (dexter:cluster and
+    the step's own), creates only what is missing, tags at creation
+    (TagSpecification), and reports what it found or made, whatever the
+    outcome. docs/aws.md describes each step's calls, waits and errors. */
+#ifndef AWS_STEPS_H
+#define AWS_STEPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "dx_ratelimit.h"
+#include "dx_retry.h"
+
+typedef enum {
+    AWS_STEP_DONE,          /* the step succeeded */
+    AWS_STEP_FAILED,        /* it did not: permanent says whether a retry can help */
+    AWS_STEP_RETRY          /* run it again later (attempt + 1) */
+} aws_step_outcome_t;
+
+/*  Returns non-zero once the job is cancelled; polled between cloud calls
+    and while waiting. */
+typedef int (aws_step_cancel_fn) (void *arg);
+
+typedef struct {
+    aws_step_outcome_t outcome;
+    int permanent;          /* with AWS_STEP_FAILED */
+    char code [64];         /* AWS's code, or one of ours (docs/aws.md); "" when done */
+    char message [512];     /* AWS's message, or ours; never a secret */
+    json_t *resources;      /* array of {key, kind, provider_id, attributes...}; owned */
+    aws_step_cancel_fn *cancelled;      /* may be NULL */
+    void *cancel_arg;
+} aws_step_out_t;
+
+/*  Empty result (done, no resources), with an optional cancel check. */
+void aws_step_out_init (aws_step_out_t *self, aws_step_cancel_fn *cancelled, void *arg);
+
+/*  Frees the resources; the result is empty again. */
+void aws_step_out_reset (aws_step_out_t *self);
+
+/*  Frees the resources (the result is unusable until init again). */
+void aws_step_out_fini (aws_step_out_t *self);
+
+/*  "done", "failed" or "retry": the outcome's name in job.result. */
+const char *aws_step_outcome_name (aws_step_outcome_t outcome);
+
+/*  What the process gives every step. */
+typedef struct {
+    dx_ratelimit_t *limits;             /* shared by all jobs (borrowed); NULL: per client */
+    int64_t poll_ms;                    /* DescribeInstances period while waiting */
+    int64_t wait_ms;                    /* longest wait for one state (running, terminated, ...) */
+    const dx_retry_policy_t *retry;     /* aws_ec2's retries; NULL: dx_retry's defaults */
+} aws_steps_config_t;
+
+#define AWS_STEPS_DEFAULT_POLL_MS 1000
+#define AWS_STEPS_DEFAULT_WAIT_MS (15 * 60 * 1000)
+#define AWS_STEPS_CONFIG_DEFAULT \
+    { NULL, AWS_STEPS_DEFAULT_POLL_MS, AWS_STEPS_DEFAULT_WAIT_MS, NULL }
+
+/*  Runs the step of assign (job.assign: cluster, step, credentials, job,
+    attempt) and fills out. Returns 0 when the outcome is done, else -1.
+    The credentials are read, copied into the EC2 client only, and wiped
+    from it when the step ends. */
+int aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_out_t *out);
+
+/*  The public half of a private key, as an OpenSSH public key line
+    ("ssh-rsa AAAA... dexter" or "ssh-ed25519 AAAA... dexter"): from a PEM
+    key OpenSSL reads (RSA or Ed25519), or from an unencrypted OpenSSH
+    private key (whose public key is stored in the clear). Caller frees;
+    NULL with a sentence in err (never quoting the key) otherwise. */
+char *aws_sshkey_public (const char *private_key, char *err, size_t errlen);
+
+#endif

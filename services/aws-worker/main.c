@@ -1,0 +1,150 @@
+/*  dexter-aws-worker: configuration, signals and start-up; the job loop is
+    common/dx_worker, the steps are aws_steps.c, the EC2 client aws_ec2.c.
+
+    DEXTER_WORKER_ENDPOINT    the scheduler's workers ROUTER (tcp://127.0.0.1:5557)
+    DEXTER_WORKER_CAPACITY    jobs at once, 1..1024 (16)
+    DEXTER_WORKER_DRAIN_MS    how long a stop waits for running jobs (30000)
+    DEXTER_AWS_POLL_MS        DescribeInstances period while waiting, 10..60000 (1000)
+    DEXTER_AWS_WAIT_MS        longest wait for one state, 1000..86400000 (900000)
+    DEXTER_LOG_LEVEL          debug, info, warn, error (info)
+    AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL   EC2 endpoint override (tests)
+
+    Exits 0 after SIGTERM/SIGINT, 1 if it cannot start. */
+#include "aws_steps.h"
+#include "dx_config.h"
+#include "dx_log.h"
+#include "dx_util.h"
+#include "dx_worker.h"
+
+#include <czmq.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sodium.h>
+#include <string.h>
+#include <libxml/parser.h>
+
+/*  What every job gets; static, so it outlives jobs abandoned at stop. */
+static aws_steps_config_t s_config = AWS_STEPS_CONFIG_DEFAULT;
+
+static void
+s_on_signal (int signum)
+{
+    (void) signum;
+    zsys_interrupted = 1;
+}
+
+/*  jansson's allocator: frees wipe what they free, so the credentials of
+    job.assign do not linger in freed memory (as services/api/main.c). */
+static void *
+s_json_malloc (size_t size)
+{
+    return malloc (size);
+}
+
+static void
+s_json_free (void *ptr)
+{
+    if (ptr) {
+        sodium_memzero (ptr, malloc_usable_size (ptr));
+        free (ptr);
+    }
+}
+
+static int
+s_cancelled (void *arg)
+{
+    return dx_worker_job_cancelled ((dx_worker_job_t *) arg);
+}
+
+/*  One job: runs its step and hands the outcome and resources to the loop.
+    Logs one line at the start and one at the end; never the credentials. */
+static void
+s_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
+{
+    const aws_steps_config_t *config = arg;
+    const char *id = json_string_value (json_object_get (assign, "job"));
+    const char *kind = json_string_value (json_object_get (json_object_get (assign, "step"), "kind"));
+    long long attempt = (long long) json_integer_value (json_object_get (assign, "attempt"));
+    id = id? id: "?";
+    kind = kind? kind: "?";
+    dx_info ("job %s attempt %lld: step %s starts", id, attempt, kind);
+    int64_t start = dx_mono_ms ();
+
+    aws_step_out_t out;
+    aws_step_out_init (&out, s_cancelled, job);
+    aws_step_run (config, assign, &out);
+    size_t i;
+    json_t *resource;
+    //  Copies: the loop's thread sends them, nothing is shared between threads
+    json_array_foreach (out.resources, i, resource)
+        dx_worker_job_add_resource (job, json_deep_copy (resource));
+    if (out.outcome == AWS_STEP_FAILED)
+        dx_worker_job_fail (job, out.permanent, out.code, "%s", out.message);
+    else
+    if (out.outcome == AWS_STEP_RETRY)
+        dx_worker_job_retry (job, out.code, "%s", out.message);
+
+    if (out.outcome == AWS_STEP_DONE)
+        dx_info ("job %s attempt %lld: step %s done in %lld ms, %zu resources", id, attempt,
+                 kind, (long long) (dx_mono_ms () - start), json_array_size (out.resources));
+    else
+        dx_warn ("job %s attempt %lld: step %s %s%s code=%s in %lld ms: %s", id, attempt,
+                 kind, aws_step_outcome_name (out.outcome), out.permanent? " (permanent)": "",
+                 out.code, (long long) (dx_mono_ms () - start), out.message);
+    aws_step_out_fini (&out);
+}
+
+int
+main (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = s_on_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGINT, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    dx_log_init ("aws-worker");
+    if (sodium_init () < 0) {
+        dx_error ("cannot start: libsodium failed to initialize");
+        return 1;
+    }
+    json_set_alloc_funcs (s_json_malloc, s_json_free);
+    xmlInitParser ();
+    zsys_init ();
+    zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */
+
+    int ok = 0, bad = 0;
+    int64_t capacity = dx_config_int ("WORKER_CAPACITY", 16, 1, DX_WORKER_MAX_CAPACITY, &ok);
+    bad |= ok;
+    s_config.poll_ms = dx_config_int ("AWS_POLL_MS", AWS_STEPS_DEFAULT_POLL_MS, 10, 60000, &ok);
+    bad |= ok;
+    s_config.wait_ms = dx_config_int ("AWS_WAIT_MS", AWS_STEPS_DEFAULT_WAIT_MS, 1000,
+                                      86400000, &ok);
+    bad |= ok;
+    dx_ratelimit_t *limits = dx_ratelimit_new ();
+    s_config.limits = limits;
+
+    int rc = 1;
+    dx_worker_t *worker = NULL;
+    if (bad)
+        dx_error ("cannot start: bad configuration (see above)");
+    else
+    if (!limits)
+        dx_error ("cannot start: out of memory");
+    else
+    if (!(worker = dx_worker_new ("aws", (int) capacity, NULL, s_handle, &s_config)))
+        dx_error ("cannot start: the job loop could not be made (see above)");
+    else {
+        dx_info ("aws-worker: capacity %lld, poll %lld ms, wait at most %lld ms",
+                 (long long) capacity, (long long) s_config.poll_ms,
+                 (long long) s_config.wait_ms);
+        rc = dx_worker_run (worker) == 0? 0: 1;
+        dx_info ("aws-worker stopping");
+    }
+    dx_worker_destroy (&worker);
+    //  The limits are not freed: a job abandoned at stop may still be
+    //  finishing a call; s_config keeps them reachable until exit.
+    zsys_shutdown ();
+    return rc;
+}

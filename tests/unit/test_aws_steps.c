@@ -1,0 +1,1049 @@
+/*  Tests of services/aws-worker/aws_steps.c (and aws_sshkey.c), against
+    tests/fakes/fake_ec2.py started here on a free loopback port: every
+    request is decoded by botocore's EC2 model and its signature checked
+    by botocore's signer inside the fake, which also enforces AWS's
+    dependency rules (tests/fakes/README.md).
+
+    The steps run in the order the scheduler runs them (network, security,
+    image, keypair, hosts; every step again, which must create nothing;
+    a remove; destroy.* in order, twice), with the context built from the
+    reported resources exactly as the scheduler builds it. Then: errors
+    (AuthFailure, a wrong secret, an unknown instance type, a missing key
+    pair, a missing image) are failed and permanent with AWS's own code;
+    a lost RunInstances reply still gives one instance (ClientToken);
+    throttling is absorbed, or ends in `retry` once the budget is spent;
+    DependencyViolation is waited out inside destroy.security, and ends in
+    `retry` once it outlives the wait; a spent client token (its instance
+    terminated) gives a new instance; a cancelled job stops. Public keys derived from PEM and OpenSSH private keys equal
+    what ssh-keygen and openssl say.
+
+    aws_ec2.c, aws_sshkey.c and aws_steps.c are compiled in directly (unit
+    tests link only libdexter.a). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "../../services/aws-worker/aws_ec2.c"
+#include "../../services/aws-worker/aws_sshkey.c"
+#include "../../services/aws-worker/aws_steps.c"
+
+#include "dx_http.h"
+#include "dx_log.h"
+#include "dx_util.h"
+
+#define PYTHON  "/usr/bin/python3"
+#define AKID    "AKIDDEXTERSTEPS1"
+#define SECRET  "steps/Secret+Key=Marker77"
+#define REGION  "us-west-2"
+#define AMI     "ami-0c1f0a2b3c4d50003"     /* the fake's newest Canonical jammy amd64 */
+
+static struct {
+    char dir [64];
+    char endpoint [64];
+    pid_t fake;
+    char pem [8192];                        /* an RSA private key, PEM */
+} T;
+
+static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
+static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
+
+//  ---------------------------------------------------------------------
+//  The fake EC2 (as tests/unit/test_aws_ec2.c starts it)
+
+static int
+s_find_fake (char *path, size_t size)
+{
+    char starts [2][PATH_MAX] = { "", "" };
+    const char *src = getenv ("DEXTER_SOURCE_DIR");
+    if (src && *src) {
+        snprintf (path, size, "%s/tests/fakes/fake_ec2.py", src);
+        return access (path, R_OK);
+    }
+    if (!getcwd (starts [0], sizeof starts [0]))
+        starts [0][0] = 0;
+    ssize_t n = readlink ("/proc/self/exe", starts [1], sizeof starts [1] - 1);
+    starts [1][n > 0 ? n : 0] = 0;
+    for (int s = 0; s < 2; s++) {
+        char dir [PATH_MAX];
+        memcpy (dir, starts [s], sizeof dir);
+        while (*dir) {
+            int len = snprintf (path, size, "%s/tests/fakes/fake_ec2.py", dir);
+            if (len > 0 && (size_t) len < size && access (path, R_OK) == 0)
+                return 0;
+            char *slash = strrchr (dir, '/');
+            if (!slash)
+                break;
+            *slash = 0;
+        }
+    }
+    return -1;
+}
+
+static int
+s_fake_start (void)
+{
+    char fake [PATH_MAX], port_file [128], log [128];
+    if (s_find_fake (fake, sizeof fake)) {
+        fprintf (stderr, "tests/fakes/fake_ec2.py not found (run from the source tree "
+                 "or set DEXTER_SOURCE_DIR)\n");
+        return -1;
+    }
+    snprintf (port_file, sizeof port_file, "%s/port", T.dir);
+    snprintf (log, sizeof log, "%s/fake_ec2.log", T.dir);
+    char *argv [] = {
+        PYTHON, fake, "--port", "0", "--port-file", port_file, "--region", "any",
+        "--seed", "11", "--pending-ms", "60", "--shutdown-ms", "60",
+        "--access-key", AKID, "--secret-key", SECRET, NULL
+    };
+    pid_t parent = getpid ();
+    T.fake = fork ();
+    if (T.fake < 0) {
+        T.fake = 0;
+        return -1;
+    }
+    if (T.fake == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid () != parent)
+            _exit (1);
+        int in = open ("/dev/null", O_RDONLY);
+        int out = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0)
+            _exit (127);
+        dup2 (in, 0);
+        dup2 (out, 1);
+        dup2 (out, 2);
+        execv (PYTHON, argv);
+        _exit (127);
+    }
+    int64_t deadline = dx_mono_ms () + 30000;
+    while (dx_mono_ms () < deadline) {
+        FILE *f = fopen (port_file, "r");
+        int port = 0;
+        if (f) {
+            if (fscanf (f, "%d", &port) != 1)
+                port = 0;
+            fclose (f);
+        }
+        if (port > 0) {
+            snprintf (T.endpoint, sizeof T.endpoint, "http://127.0.0.1:%d", port);
+            return 0;
+        }
+        int status;
+        if (waitpid (T.fake, &status, WNOHANG) == T.fake) {
+            T.fake = 0;
+            fprintf (stderr, "fake_ec2 exited at start (see %s)\n", log);
+            return -1;
+        }
+        usleep (20000);
+    }
+    fprintf (stderr, "fake_ec2 did not listen within 30 s (see %s)\n", log);
+    return -1;
+}
+
+static void
+s_fake_stop (void)
+{
+    if (T.fake <= 0)
+        return;
+    kill (T.fake, SIGTERM);
+    int64_t deadline = dx_mono_ms () + 5000;
+    int status;
+    while (waitpid (T.fake, &status, WNOHANG) == 0) {
+        if (dx_mono_ms () > deadline) {
+            kill (T.fake, SIGKILL);
+            waitpid (T.fake, &status, 0);
+            break;
+        }
+        usleep (10000);
+    }
+    T.fake = 0;
+}
+
+/*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
+static json_t *
+s_side (const char *method, const char *what, const char *json)
+{
+    char url [128];
+    snprintf (url, sizeof url, "%s/_fake/%s", T.endpoint, what);
+    const char *headers [] = { "Content-Type: application/json", NULL };
+    dx_http_request_t req = { .method = method, .url = url, .headers = headers,
+                              .body = json, .body_len = json ? strlen (json) : 0,
+                              .timeout_ms = 10000 };
+    dx_http_response_t *resp = dx_http_request (&req);
+    assert_non_null (resp);
+    if (resp->status != 200)
+        print_error ("fake %s %s: %ld %s\n", method, what, resp->status,
+                     resp->body ? resp->body : "");
+    assert_int_equal (resp->status, 200);
+    json_t *out = json_loadb (resp->body, resp->body_len, 0, NULL);
+    dx_http_response_destroy (&resp);
+    assert_non_null (out);
+    return out;
+}
+
+static long
+s_calls (const char *group, const char *key)
+{
+    json_t *calls = s_side ("GET", "calls", NULL);
+    long n = (long) json_integer_value (json_object_get (json_object_get (calls, group), key));
+    json_decref (calls);
+    return n;
+}
+
+/*  Resources of state list `list` whose tag `tag` is `value` (tag NULL:
+    all), instances only when not terminated. */
+static size_t
+s_count (const json_t *state, const char *list, const char *tag, const char *value)
+{
+    size_t n = 0, i;
+    json_t *r;
+    json_array_foreach (json_object_get (state, list), i, r) {
+        const char *st = json_string_value (json_object_get (r, "state"));
+        if (strcmp (list, "instances") == 0 && st && strcmp (st, "terminated") == 0)
+            continue;
+        const char *v = tag? json_string_value (json_object_get (json_object_get (r, "tags"), tag)): "";
+        if (v && (!tag || strcmp (v, value) == 0))
+            n++;
+    }
+    return n;
+}
+
+/*  The first resource of list whose tag is value, borrowed from state. */
+static json_t *
+s_find (const json_t *state, const char *list, const char *tag, const char *value)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach (json_object_get (state, list), i, r) {
+        const char *v = json_string_value (json_object_get (json_object_get (r, "tags"), tag));
+        const char *st = json_string_value (json_object_get (r, "state"));
+        if (v && strcmp (v, value) == 0 && !(st && strcmp (st, "terminated") == 0))
+            return r;
+    }
+    return NULL;
+}
+
+static const char *const s_lists [] = {
+    "vpcs", "subnets", "internet_gateways", "route_tables", "security_groups",
+    "key_pairs", "instances", "volumes", "addresses", NULL
+};
+
+/*  Everything tagged dexter:cluster=name, over every list. */
+static size_t
+s_owned_count (const char *name)
+{
+    json_t *state = s_side ("GET", "state", NULL);
+    size_t n = 0;
+    for (int i = 0; s_lists [i]; i++)
+        n += s_count (state, s_lists [i], "dexter:cluster", name);
+    json_decref (state);
+    return n;
+}
+
+//  ---------------------------------------------------------------------
+//  Jobs as the scheduler makes them
+
+typedef struct {
+    const char *name;
+    json_t *context;                    /* as sch_engine's s_deploy_context */
+    json_t *config;
+    char akid [64], secret [64];
+    const char *sshkeydata;
+} s_cluster_t;
+
+static void
+s_cluster_init (s_cluster_t *c, const char *name)
+{
+    memset (c, 0, sizeof *c);
+    c->name = name;
+    c->context = json_pack ("{s:s}", "masters_ips", "10.0.0.11");
+    c->config = json_pack ("{s:s, s:s, s:s, s:i}", "region", REGION, "sshkey", "dexter-test",
+                           "master_type", "m5.large", "masters", 1);
+    snprintf (c->akid, sizeof c->akid, "%s", AKID);
+    snprintf (c->secret, sizeof c->secret, "%s", SECRET);
+    c->sshkeydata = T.pem;
+}
+
+static void
+s_cluster_fini (s_cluster_t *c)
+{
+    json_decref (c->context);
+    json_decref (c->config);
+}
+
+/*  A job.assign for a step of kind with extra fields (taken; may be NULL). */
+static json_t *
+s_assign (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
+{
+    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}",
+        "kind", kind, "id", id, "provider", "aws", "cluster_type", "mesos",
+        "uid", "0123456789ab", "config", c->config, "context", c->context);
+    if (extra)
+        json_object_update (step, extra);
+    json_decref (extra);
+    json_t *credentials = json_pack ("{s:s, s:s}", "aws_access_key_id", c->akid,
+                                     "aws_secret_access_key", c->secret);
+    if (strcmp (kind, "keypair") == 0 && c->sshkeydata)
+        json_object_set_new (credentials, "sshkeydata", json_string (c->sshkeydata));
+    char job [128];
+    snprintf (job, sizeof job, "%s:1:%s", c->name, id);
+    return json_pack ("{s:s, s:i, s:s, s:i, s:o, s:o, s:i}", "job", job, "attempt", 1,
+                      "cluster", c->name, "generation", 1, "step", step,
+                      "credentials", credentials, "lease_ms", 30000);
+}
+
+/*  Runs a step; its result into out (caller finis). Records resources in
+    the cluster's context as the scheduler does. */
+static void
+s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, aws_step_out_t *out)
+{
+    json_t *assign = s_assign (c, kind, id, extra);
+    aws_step_out_init (out, NULL, NULL);
+    aws_step_run (&s_config, assign, out);
+    json_decref (assign);
+    size_t i;
+    json_t *r;
+    json_array_foreach (out->resources, i, r) {
+        const char *key = json_string_value (json_object_get (r, "key"));
+        const char *pid = json_string_value (json_object_get (r, "provider_id"));
+        assert_non_null (key);
+        assert_non_null (pid);
+        assert_non_null (json_string_value (json_object_get (r, "kind")));
+        if (strncmp (key, "host.", 5) == 0 || strncmp (key, "eip.", 4) == 0)
+            continue;
+        const char *state = json_string_value (json_object_get (r, "state"));
+        if (state && strcmp (state, "deleted") == 0)
+            json_object_del (c->context, key);
+        else
+            json_object_set_new (c->context, key, json_string (pid));
+    }
+}
+
+/*  A step that must be done; returns its resources (caller decrefs). */
+static json_t *
+s_done (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
+{
+    aws_step_out_t out;
+    s_run (c, kind, id, extra, &out);
+    if (out.outcome != AWS_STEP_DONE)
+        print_error ("step %s: %s %s: %s\n", id, aws_step_outcome_name (out.outcome),
+                     out.code, out.message);
+    assert_int_equal (out.outcome, AWS_STEP_DONE);
+    assert_string_equal (out.code, "");
+    json_t *resources = json_incref (out.resources);
+    aws_step_out_fini (&out);
+    return resources;
+}
+
+/*  A step that must fail or retry with code, permanent as given. */
+static void
+s_fails (s_cluster_t *c, const char *kind, const char *id, json_t *extra,
+         aws_step_outcome_t outcome, int permanent, const char *code)
+{
+    aws_step_out_t out;
+    s_run (c, kind, id, extra, &out);
+    if (out.outcome != outcome || strcmp (out.code, code) != 0)
+        print_error ("step %s: %s %s: %s (wanted %s %s)\n", id,
+                     aws_step_outcome_name (out.outcome), out.code, out.message,
+                     aws_step_outcome_name (outcome), code);
+    assert_int_equal (out.outcome, outcome);
+    assert_int_equal (out.permanent, permanent);
+    assert_string_equal (out.code, code);
+    assert_true (strlen (out.message) > 0);
+    aws_step_out_fini (&out);
+}
+
+/*  The resource of key in resources, borrowed. */
+static json_t *
+s_res (const json_t *resources, const char *key)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach (resources, i, r)
+        if (strcmp (json_string_value (json_object_get (r, "key")), key) == 0)
+            return r;
+    print_error ("no resource %s\n", key);
+    fail ();
+    return NULL;
+}
+
+static const char *
+s_attr_of (const json_t *resources, const char *key, const char *attr)
+{
+    const char *v = json_string_value (json_object_get (s_res (resources, key), attr));
+    assert_non_null (v);
+    return v;
+}
+
+/*  Host step fields as sch_plan makes them. */
+static json_t *
+s_host (const char *role, const char *group, int slot, const char *hostname,
+        const char *type, const char *token, bool public, json_t *disks)
+{
+    json_t *step = json_pack ("{s:s, s:s, s:i, s:s, s:s, s:i, s:o, s:b, s:s, s:o, s:o, s:s}",
+        "role", role, "group", group, "slot", slot, "hostname", hostname,
+        "instance_type", type, "disk_size", strcmp (role, "agent") == 0? 30: 20,
+        "disks", disks? disks: json_array (), "public", public,
+        "group_role", public? "slave_public": "", "attributes",
+        json_pack ("{s:s}", "rack", "r1 $(id)"), "vars", json_object (),
+        "client_token", token);
+    if (strcmp (role, "master") == 0)
+        json_object_set_new (step, "private_ip", json_string ("10.0.0.11"));
+    if (strcmp (role, "access") == 0)
+        json_object_set_new (step, "private_ip", json_string ("10.0.0.10"));
+    return step;
+}
+
+//  ---------------------------------------------------------------------
+//  Setup
+
+/*  Makes an RSA key (PEM) with ssh-keygen into T.pem. */
+static int
+s_make_key (void)
+{
+    char path [128], cmd [256];
+    snprintf (path, sizeof path, "%s/rsa", T.dir);
+    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s >/dev/null", path);
+    if (system (cmd) != 0)
+        return -1;
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread (T.pem, 1, sizeof T.pem - 1, f);
+    T.pem [n] = 0;
+    fclose (f);
+    return n > 0? 0: -1;
+}
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    snprintf (T.dir, sizeof T.dir, "/tmp/dx-aws-steps-XXXXXX");
+    if (!mkdtemp (T.dir) || s_make_key () || s_fake_start ())
+        return -1;
+    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
+    unsetenv ("AWS_ENDPOINT_URL");
+    json_decref (s_side ("POST", "config", "{\"terminated_ttl_ms\": 300}"));
+    return 0;
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    s_fake_stop ();
+    return 0;
+}
+
+static void
+s_cleanup (int failed)
+{
+    if (!*T.dir)
+        return;
+    if (failed) {
+        fprintf (stderr, "fake_ec2's log is kept in %s/fake_ec2.log\n", T.dir);
+        return;
+    }
+    const char *files [] = { "port", "fake_ec2.log", "rsa", "rsa.pub", "ed", "ed.pub", "edpem" };
+    char path [128];
+    for (size_t i = 0; i < sizeof files / sizeof files [0]; i++) {
+        snprintf (path, sizeof path, "%s/%s", T.dir, files [i]);
+        unlink (path);
+    }
+    rmdir (T.dir);
+}
+
+//  ---------------------------------------------------------------------
+//  Public keys
+
+/*  Output of a shell command (first line), into buf. */
+static void
+s_shell (const char *cmd, char *buf, size_t size)
+{
+    FILE *p = popen (cmd, "r");
+    assert_non_null (p);
+    if (!fgets (buf, (int) size, p))
+        *buf = 0;
+    pclose (p);
+    buf [strcspn (buf, "\n")] = 0;
+}
+
+static char *
+s_read (const char *path)
+{
+    FILE *f = fopen (path, "r");
+    assert_non_null (f);
+    static char text [8192];
+    size_t n = fread (text, 1, sizeof text - 1, f);
+    text [n] = 0;
+    fclose (f);
+    return text;
+}
+
+/*  The first two fields of an OpenSSH public key line are equal. */
+static void
+s_same_key (const char *ours, const char *theirs)
+{
+    char a [4096], b [4096];
+    snprintf (a, sizeof a, "%s", ours);
+    snprintf (b, sizeof b, "%s", theirs);
+    char *sp = strchr (a, ' ');
+    sp = sp? strchr (sp + 1, ' '): NULL;
+    if (sp)
+        *sp = 0;
+    sp = strchr (b, ' ');
+    sp = sp? strchr (sp + 1, ' '): NULL;
+    if (sp)
+        *sp = 0;
+    assert_string_equal (a, b);
+}
+
+static void
+test_sshkey (void **state)
+{
+    (void) state;
+    char err [256], cmd [512], expected [4096], path [128];
+    //  RSA PEM: as ssh-keygen -y
+    char *line = aws_sshkey_public (T.pem, err, sizeof err);
+    assert_non_null (line);
+    assert_true (strncmp (line, "ssh-rsa AAAAB3NzaC1yc2E", 23) == 0);
+    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s/rsa", T.dir);
+    s_shell (cmd, expected, sizeof expected);
+    s_same_key (line, expected);
+    free (line);
+
+    //  Ed25519 in OpenSSH's own format: as ssh-keygen -y
+    snprintf (path, sizeof path, "%s/ed", T.dir);
+    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t ed25519 -N '' -f %s >/dev/null", path);
+    assert_int_equal (system (cmd), 0);
+    line = aws_sshkey_public (s_read (path), err, sizeof err);
+    if (!line)
+        print_error ("%s\n", err);
+    assert_non_null (line);
+    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s", path);
+    s_shell (cmd, expected, sizeof expected);
+    s_same_key (line, expected);
+    free (line);
+
+    //  Ed25519 PEM (PKCS#8): the blob holds the 32 bytes openssl reports
+    snprintf (path, sizeof path, "%s/edpem", T.dir);
+    snprintf (cmd, sizeof cmd, "openssl genpkey -algorithm ed25519 -out %s 2>/dev/null", path);
+    assert_int_equal (system (cmd), 0);
+    line = aws_sshkey_public (s_read (path), err, sizeof err);
+    assert_non_null (line);
+    assert_true (strncmp (line, "ssh-ed25519 ", 12) == 0);
+    snprintf (cmd, sizeof cmd, "openssl pkey -in %s -pubout -outform DER 2>/dev/null | "
+              "tail -c 32 | base64 -w0", path);
+    s_shell (cmd, expected, sizeof expected);
+    size_t raw_len = 0, blob_len = 0;
+    unsigned char *raw = dx_base64_decode (expected, &raw_len);
+    char *b64 = strndup (line + 12, strcspn (line + 12, " "));
+    unsigned char *blob = dx_base64_decode (b64, &blob_len);
+    assert_int_equal (raw_len, 32);
+    assert_int_equal (blob_len, 4 + 11 + 4 + 32);
+    assert_memory_equal (blob, "\0\0\0\x0bssh-ed25519\0\0\0\x20", 19);
+    assert_memory_equal (blob + 19, raw, 32);
+    free (raw);
+    free (blob);
+    free (b64);
+    free (line);
+
+    //  Refusals, never quoting the key
+    assert_null (aws_sshkey_public ("not a key", err, sizeof err));
+    assert_null (strstr (err, "not a key"));
+    assert_null (aws_sshkey_public ("", err, sizeof err));
+    assert_null (aws_sshkey_public ("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
+                                    "-----END OPENSSH PRIVATE KEY-----\n", err, sizeof err));
+}
+
+//  ---------------------------------------------------------------------
+//  The whole life of a cluster
+
+/*  Counts of what the fake holds for c1, per list, as one JSON object. */
+static json_t *
+s_census (const char *name)
+{
+    json_t *state = s_side ("GET", "state", NULL);
+    json_t *census = json_object ();
+    for (int i = 0; s_lists [i]; i++)
+        json_object_set_new (census, s_lists [i],
+                             json_integer ((json_int_t) s_count (state, s_lists [i],
+                                                                 "dexter:cluster", name)));
+    json_object_set_new (census, "key_pairs_imported",
+                         json_integer ((json_int_t) s_count (state, "key_pairs",
+                                                             "dexter:imported-by", name)));
+    json_decref (state);
+    return census;
+}
+
+static void
+s_deploy (s_cluster_t *c)
+{
+    json_decref (s_done (c, "network", "network", NULL));
+    json_decref (s_done (c, "security", "security", NULL));
+    json_decref (s_done (c, "image", "image", NULL));
+    json_decref (s_done (c, "keypair", "keypair", NULL));
+    json_decref (s_done (c, "host", "host.access",
+                         s_host ("access", "access", 0, "c1-access", "t3.small", "0123456789ab-1-access-0", false, NULL)));
+    json_decref (s_done (c, "host", "host.masters.0",
+                         s_host ("master", "masters", 0, "c1-master-0", "m5.large", "0123456789ab-1-masters-0", false, NULL)));
+    json_decref (s_done (c, "host", "host.g1.0",
+                         s_host ("agent", "g1", 0, "c1-g1-0", "m5.xlarge", "0123456789ab-1-g1-0", false,
+                                 json_pack ("[{s:i, s:s, s:s}, {s:i, s:s, s:s}]",
+                                            "size", 100, "type", "gp2", "device", "xvdf",
+                                            "size", 20, "type", "io1", "device", "xvdg"))));
+    json_decref (s_done (c, "host", "host.pub.0",
+                         s_host ("agent", "pub", 0, "c1-pub-0", "m5.large", "0123456789ab-1-pub-0", true, NULL)));
+}
+
+static void
+test_cluster_life (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c1");
+
+    //  network: VPC, two subnets (fixed addresses, agents), gateway, route table
+    json_t *res = s_done (&c, "network", "network", NULL);
+    assert_int_equal (json_array_size (res), 5);
+    assert_true (strncmp (s_attr_of (res, "vpc", "provider_id"), "vpc-", 4) == 0);
+    assert_true (strncmp (s_attr_of (res, "subnet", "provider_id"), "subnet-", 7) == 0);
+    assert_string_equal (s_attr_of (res, "subnet", "zone"), REGION "a");
+    assert_string_equal (s_attr_of (res, "subnet", "cidr"), "10.0.0.0/24");
+    assert_string_equal (s_attr_of (res, "subnet.agents", "cidr"), "10.0.16.0/20");
+    assert_string_not_equal (s_attr_of (res, "subnet", "provider_id"),
+                             s_attr_of (res, "subnet.agents", "provider_id"));
+    assert_string_equal (s_attr_of (res, "igw", "kind"), "internet_gateway");
+    assert_string_equal (s_attr_of (res, "rtb", "kind"), "route_table");
+    json_decref (res);
+    json_t *st = s_side ("GET", "state", NULL);
+    json_t *vpc = s_find (st, "vpcs", "dexter:cluster", "c1");
+    assert_non_null (vpc);
+    assert_true (json_is_true (json_object_get (vpc, "enable_dns_hostnames")));
+    assert_string_equal (json_string_value (json_object_get (json_object_get (vpc, "tags"), "Name")), "c1-vpc");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (vpc, "tags"), "dexter:uid")), "0123456789ab");
+    json_t *rtb = s_find (st, "route_tables", "dexter:cluster", "c1");
+    assert_int_equal (json_array_size (json_object_get (rtb, "routes")), 1);
+    assert_int_equal (json_array_size (json_object_get (rtb, "associations")), 2);
+    json_t *igw = s_find (st, "internet_gateways", "dexter:cluster", "c1");
+    assert_string_equal (json_string_value (json_object_get (igw, "vpc_id")),
+                         json_string_value (json_object_get (c.context, "vpc")));
+    json_decref (st);
+
+    //  security: three groups with their rules
+    res = s_done (&c, "security", "security", NULL);
+    assert_int_equal (json_array_size (res), 3);
+    json_decref (res);
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "security_groups", "dexter:cluster", "c1"), 3);
+    size_t i;
+    json_t *g;
+    json_array_foreach (json_object_get (st, "security_groups"), i, g) {
+        const char *name = json_string_value (json_object_get (g, "name"));
+        size_t rules = json_array_size (json_object_get (g, "ingress"));
+        if (strcmp (name, "c1-sg-cluster") == 0)
+            assert_int_equal (rules, 1);
+        if (strcmp (name, "c1-sg-access") == 0)
+            assert_int_equal (rules, 2);
+        if (strcmp (name, "c1-sg-public") == 0)
+            assert_int_equal (rules, 3);
+    }
+    json_decref (st);
+
+    //  image: Canonical's newest jammy amd64 server image, not the traps
+    res = s_done (&c, "image", "image", NULL);
+    assert_string_equal (s_attr_of (res, "image", "provider_id"), AMI);
+    json_decref (res);
+    //  keypair: imported from the PEM, tagged as imported, not owned
+    res = s_done (&c, "keypair", "keypair", NULL);
+    assert_string_equal (s_attr_of (res, "keypair", "provider_id"), "dexter-test");
+    assert_string_equal (s_attr_of (res, "keypair", "kind"), "key_pair");
+    json_decref (res);
+    st = s_side ("GET", "state", NULL);
+    json_t *key = s_find (st, "key_pairs", "dexter:imported-by", "c1");
+    assert_non_null (key);
+    assert_string_equal (json_string_value (json_object_get (key, "name")), "dexter-test");
+    char cmd [256], expected [4096];
+    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s/rsa", T.dir);
+    s_shell (cmd, expected, sizeof expected);
+    s_same_key (json_string_value (json_object_get (key, "public_key")), expected);
+    json_decref (st);
+
+    //  hosts
+    res = s_done (&c, "host", "host.access",
+                  s_host ("access", "access", 0, "c1-access", "t3.small", "0123456789ab-1-access-0", false, NULL));
+    assert_string_equal (s_attr_of (res, "host.access", "state"), "running");
+    assert_string_equal (s_attr_of (res, "host.access", "hostname"), "c1-access");
+    assert_string_equal (s_attr_of (res, "host.access", "role"), "access");
+    assert_string_equal (s_attr_of (res, "host.access", "public_ip"),
+                         s_attr_of (res, "eip.access", "public_ip"));
+    assert_true (strncmp (s_attr_of (res, "eip.access", "provider_id"), "eipalloc-", 9) == 0);
+    assert_true (strlen (s_attr_of (res, "host.access", "private_ip")) > 0);
+    json_decref (res);
+    res = s_done (&c, "host", "host.masters.0",
+                  s_host ("master", "masters", 0, "c1-master-0", "m5.large", "0123456789ab-1-masters-0", false, NULL));
+    assert_int_equal (json_integer_value (json_object_get (s_res (res, "host.masters.0"), "slot")), 0);
+    json_decref (res);
+    res = s_done (&c, "host", "host.g1.0",
+                  s_host ("agent", "g1", 0, "c1-g1-0", "m5.xlarge", "0123456789ab-1-g1-0", false,
+                          json_pack ("[{s:i, s:s, s:s}, {s:i, s:s, s:s}]",
+                                     "size", 100, "type", "gp2", "device", "xvdf",
+                                     "size", 20, "type", "io1", "device", "xvdg")));
+    assert_string_equal (s_attr_of (res, "host.g1.0", "public_ip"), "");
+    json_decref (res);
+    res = s_done (&c, "host", "host.pub.0",
+                  s_host ("agent", "pub", 0, "c1-pub-0", "m5.large", "0123456789ab-1-pub-0", true, NULL));
+    assert_true (strlen (s_attr_of (res, "host.pub.0", "public_ip")) > 0);
+    json_decref (res);
+
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:cluster", "c1"), 4);
+    //  Root volumes and the agent's two disks, tagged with their host
+    assert_int_equal (s_count (st, "volumes", "dexter:cluster", "c1"), 6);
+    assert_int_equal (s_count (st, "volumes", "dexter:host", "c1-g1-0"), 3);
+    json_t *agent = s_find (st, "instances", "dexter:host", "c1-g1-0");
+    assert_non_null (agent);
+    assert_string_equal (json_string_value (json_object_get (agent, "state")), "running");
+    assert_string_equal (json_string_value (json_object_get (agent, "key_name")), "dexter-test");
+    assert_string_equal (json_string_value (json_object_get (agent, "client_token")), "0123456789ab-1-g1-0");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (agent, "tags"), "dexter:group")), "g1");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (agent, "tags"), "dexter:role")), "agent");
+    const char *user_data = json_string_value (json_object_get (agent, "user_data"));
+    assert_non_null (user_data);
+    assert_non_null (strstr (user_data, "hostnamectl set-hostname 'c1-g1-0'"));
+    assert_non_null (strstr (user_data, "dx_disk xvdf\ndx_disk xvdg\n"));
+    assert_non_null (strstr (user_data, "\"r1 $(id)\""));
+    json_t *sgs = json_object_get (agent, "sg_ids");
+    assert_int_equal (json_array_size (sgs), 1);
+    assert_string_equal (json_string_value (json_array_get (sgs, 0)),
+                         json_string_value (json_object_get (c.context, "sg.cluster")));
+    json_array_foreach (json_object_get (st, "volumes"), i, g) {
+        json_t *att = json_object_get (g, "attachment");
+        if (!att || strcmp (json_string_value (json_object_get (att, "instance_id")),
+                            json_string_value (json_object_get (agent, "id"))) != 0)
+            continue;
+        const char *dev = json_string_value (json_object_get (att, "device"));
+        long size = (long) json_integer_value (json_object_get (g, "size"));
+        assert_true (json_is_true (json_object_get (att, "delete_on_termination")));
+        if (strcmp (dev, "/dev/sda1") == 0)
+            assert_int_equal (size, 30);
+        else
+        if (strcmp (dev, "/dev/xvdf") == 0)
+            assert_int_equal (size, 100);
+        else {
+            assert_string_equal (dev, "/dev/xvdg");
+            assert_string_equal (json_string_value (json_object_get (g, "volume_type")), "io1");
+        }
+    }
+    json_t *access = s_find (st, "instances", "dexter:host", "c1-access");
+    assert_int_equal (json_array_size (json_object_get (access, "sg_ids")), 2);
+    json_t *pub = s_find (st, "instances", "dexter:host", "c1-pub-0");
+    assert_int_equal (json_array_size (json_object_get (pub, "sg_ids")), 2);
+    assert_non_null (json_string_value (json_object_get (pub, "public_ip")));
+    json_t *eip = s_find (st, "addresses", "dexter:cluster", "c1");
+    assert_string_equal (json_string_value (json_object_get (eip, "instance_id")),
+                         json_string_value (json_object_get (access, "id")));
+    json_decref (st);
+
+    //  Every step again: nothing new, nothing created
+    json_t *before = s_census ("c1");
+    long creates = s_calls ("by_action_ok", "RunInstances") + s_calls ("by_action_ok", "CreateVpc")
+                 + s_calls ("by_action_ok", "AllocateAddress") + s_calls ("by_action_ok", "ImportKeyPair");
+    s_deploy (&c);
+    json_t *after = s_census ("c1");
+    assert_true (json_equal (before, after));
+    assert_int_equal (s_calls ("by_action_ok", "RunInstances") + s_calls ("by_action_ok", "CreateVpc")
+                      + s_calls ("by_action_ok", "AllocateAddress") + s_calls ("by_action_ok", "ImportKeyPair"),
+                      creates);
+    assert_int_equal (s_calls ("by_action", "CreateSubnet"), 2);
+    assert_int_equal (s_calls ("by_action", "CreateSecurityGroup"), 3);
+    assert_int_equal (s_calls ("by_action", "AuthorizeSecurityGroupIngress"), 3);
+    json_decref (before);
+    json_decref (after);
+
+    //  An unknown instance type: permanent, AWS's code, nothing made
+    s_fails (&c, "host", "host.bad.0",
+             s_host ("agent", "bad", 0, "c1-bad-0", "m9.huge", "0123456789ab-1-bad-0", false, NULL),
+             AWS_STEP_FAILED, 1, "InvalidParameterValue");
+    assert_int_equal (s_owned_count ("c1"), 5 + 6 + 1 + 4 + 3);
+
+    //  A lost RunInstances reply: the retry with the same token gives the same instance
+    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": \"InternalError\", "
+                                           "\"status\": 500, \"after\": true, \"count\": 1}"));
+    long runs = s_calls ("by_action", "RunInstances");
+    json_decref (s_done (&c, "host", "host.g1.1",
+                         s_host ("agent", "g1", 1, "c1-g1-1", "m5.large", "0123456789ab-1-g1-1", false, NULL)));
+    assert_int_equal (s_calls ("by_action", "RunInstances"), runs + 2);
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:host", "c1-g1-1"), 1);
+    json_decref (st);
+
+    //  Throttling, then a remove of one agent
+    json_decref (s_side ("POST", "faults", "{\"action\": \"*\", \"code\": \"RequestLimitExceeded\", "
+                                           "\"status\": 503, \"count\": 3}"));
+    res = s_done (&c, "remove", "remove.g1.1",
+                  json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1"));
+    assert_int_equal (json_array_size (res), 1);
+    assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "terminated");
+    assert_true (strncmp (s_attr_of (res, "host.g1.1", "provider_id"), "i-", 2) == 0);
+    json_decref (res);
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:host", "c1-g1-1"), 0);
+    assert_int_equal (s_count (st, "instances", "dexter:cluster", "c1"), 4);
+    json_decref (st);
+    //  The same host again with its spent client token (its instance is
+    //  terminated): a new instance, under a token derived from the dead one
+    res = s_done (&c, "host", "host.g1.1",
+                  s_host ("agent", "g1", 1, "c1-g1-1", "m5.large", "0123456789ab-1-g1-1", false, NULL));
+    assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "running");
+    json_decref (res);
+    st = s_side ("GET", "state", NULL);
+    json_t *again = s_find (st, "instances", "dexter:host", "c1-g1-1");
+    assert_non_null (again);
+    assert_true (strncmp (json_string_value (json_object_get (again, "client_token")),
+                          "0123456789ab-1-g1-1-", 20) == 0);
+    json_decref (st);
+    json_decref (s_done (&c, "remove", "remove.g1.1",
+                         json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1")));
+    //  Removing it again: already gone, still reported so it is forgotten
+    res = s_done (&c, "remove", "remove.g1.1",
+                  json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1"));
+    assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "terminated");
+    json_decref (res);
+
+    //  Destroy, in order; then once more: nothing left, nothing fails
+    for (int round = 0; round < 2; round++) {
+        res = s_done (&c, "destroy.instances", "destroy.instances", NULL);
+        assert_int_equal (json_array_size (res), round? 0: 4);
+        if (!round) {
+            assert_string_equal (s_attr_of (res, "host.access", "state"), "deleted");
+            assert_string_equal (s_attr_of (res, "host.masters.0", "state"), "deleted");
+            assert_string_equal (s_attr_of (res, "host.g1.0", "state"), "deleted");
+            assert_string_equal (s_attr_of (res, "host.pub.0", "state"), "deleted");
+        }
+        json_decref (res);
+        res = s_done (&c, "destroy.addresses", "destroy.addresses", NULL);
+        assert_int_equal (json_array_size (res), round? 0: 1);
+        if (!round)
+            assert_string_equal (s_attr_of (res, "eip.access", "state"), "deleted");
+        json_decref (res);
+        res = s_done (&c, "destroy.security", "destroy.security", NULL);
+        assert_int_equal (json_array_size (res), round? 0: 3);
+        if (!round)
+            assert_string_equal (s_attr_of (res, "sg.public", "state"), "deleted");
+        json_decref (res);
+        res = s_done (&c, "destroy.network", "destroy.network", NULL);
+        assert_int_equal (json_array_size (res), round? 0: 5);   /* vpc, 2 subnets, igw, rtb */
+        json_decref (res);
+    }
+    usleep (400 * 1000);                /* terminated instances drop out (ttl 300 ms) */
+    assert_int_equal (s_owned_count ("c1"), 0);
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "key_pairs", "dexter:imported-by", "c1"), 1);
+    assert_int_equal (s_count (st, "vpcs", NULL, NULL), 0);
+    assert_int_equal (s_count (st, "volumes", NULL, NULL), 0);
+    json_decref (st);
+    assert_int_equal (json_object_size (c.context), 3);    /* masters_ips, image, keypair */
+    s_cluster_fini (&c);
+}
+
+//  ---------------------------------------------------------------------
+//  Errors
+
+static void
+test_errors (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c2");
+    //  Unknown key: AuthFailure; wrong secret: the fake's SignatureDoesNotMatch
+    snprintf (c.akid, sizeof c.akid, "AKIDNOBODYKNOWS1");
+    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "AuthFailure");
+    snprintf (c.akid, sizeof c.akid, "%s", AKID);
+    snprintf (c.secret, sizeof c.secret, "wrong/secret");
+    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "SignatureDoesNotMatch");
+    snprintf (c.secret, sizeof c.secret, "%s", SECRET);
+    //  No credentials at all; a bad region; an unknown step
+    c.akid [0] = 0;
+    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "AuthFailure");
+    snprintf (c.akid, sizeof c.akid, "%s", AKID);
+    json_object_set_new (c.config, "region", json_string ("Mars 1"));
+    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "InvalidParameterValue");
+    json_object_set_new (c.config, "region", json_string (REGION));
+    s_fails (&c, "teleport", "teleport", NULL, AWS_STEP_FAILED, 1, "InvalidStep");
+    //  security without the network's context
+    s_fails (&c, "security", "security", NULL, AWS_STEP_FAILED, 1, "InvalidStep");
+
+    //  A key pair that does not exist, without key data
+    c.sshkeydata = NULL;
+    json_object_set_new (c.config, "sshkey", json_string ("nobody-key"));
+    s_fails (&c, "keypair", "keypair", NULL, AWS_STEP_FAILED, 1, "InvalidKeyPair.NotFound");
+    c.sshkeydata = "-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n";
+    s_fails (&c, "keypair", "keypair", NULL, AWS_STEP_FAILED, 1, "InvalidKey.Format");
+    //  An image that does not exist
+    json_object_set_new (c.config, "image", json_string ("ami-0123456789abcdef0"));
+    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "InvalidAMIID.NotFound");
+    json_object_set_new (c.config, "image", json_string (AMI));
+    json_decref (s_done (&c, "image", "image", NULL));
+
+    //  Throttling past the retry budget: retry, with AWS's code
+    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeImages\", \"code\": "
+                                           "\"RequestLimitExceeded\", \"status\": 503, \"count\": 6}"));
+    s_fails (&c, "image", "image", NULL, AWS_STEP_RETRY, 0, "RequestLimitExceeded");
+    //  A limit exceeded: permanent
+    json_decref (s_side ("POST", "config", "{\"vpc_limit\": 0}"));
+    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "VpcLimitExceeded");
+    json_decref (s_side ("POST", "config", "{\"vpc_limit\": 5}"));
+    assert_int_equal (s_owned_count ("c2"), 0);
+    s_cluster_fini (&c);
+}
+
+static int
+s_always (void *arg)
+{
+    (void) arg;
+    return 1;
+}
+
+static void
+test_cancel (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c4");
+    json_t *assign = s_assign (&c, "network", "network", NULL);
+    aws_step_out_t out;
+    aws_step_out_init (&out, s_always, NULL);
+    long before = s_calls ("by_action", "CreateVpc");
+    assert_int_equal (aws_step_run (&s_config, assign, &out), -1);
+    assert_int_equal (out.outcome, AWS_STEP_RETRY);
+    assert_string_equal (out.code, "CANCELLED");
+    assert_int_equal (s_calls ("by_action", "CreateVpc"), before);
+    aws_step_out_fini (&out);
+    json_decref (assign);
+    s_cluster_fini (&c);
+}
+
+/*  destroy.security while an instance is still shutting down: AWS says
+    DependencyViolation until it is terminated; the step waits it out. */
+static void
+test_dependency_wait (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c3");
+    c.sshkeydata = T.pem;
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_done (&c, "security", "security", NULL));
+    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    json_t *res = s_done (&c, "host", "host.g1.0",
+                          s_host ("agent", "g1", 0, "c3-g1-0", "t3.small", "c3-1-g1-0", false, NULL));
+    char id [64];
+    snprintf (id, sizeof id, "%s", s_attr_of (res, "host.g1.0", "provider_id"));
+    json_decref (res);
+
+    //  A dependency that outlives the step's wait: retry, AWS's code (the
+    //  instance still uses the subnet)
+    s_config.wait_ms = 150;
+    s_fails (&c, "destroy.network", "destroy.network", NULL, AWS_STEP_RETRY, 0,
+             "DependencyViolation");
+    s_config.wait_ms = 20000;
+
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "InstanceId.1", id);
+    aws_error_t err;
+    xmlDocPtr doc = aws_ec2_call (ec2, "TerminateInstances", p, &err);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+
+    long violations = s_calls ("by_error_code", "DependencyViolation");
+    int64_t start = dx_mono_ms ();
+    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    assert_true (dx_mono_ms () - start >= 300);
+    assert_true (s_calls ("by_error_code", "DependencyViolation") > violations);
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    usleep (400 * 1000);
+    assert_int_equal (s_owned_count ("c3"), 0);
+    s_cluster_fini (&c);
+}
+
+/*  No secret reaches a log, even at debug level. */
+static void
+test_no_secrets_in_logs (void **state)
+{
+    (void) state;
+    char path [128];
+    snprintf (path, sizeof path, "%s/stderr.log", T.dir);
+    fflush (stderr);
+    int saved = dup (2);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true (fd >= 0);
+    dup2 (fd, 2);
+    close (fd);
+    setenv ("DEXTER_LOG_LEVEL", "debug", 1);
+    dx_log_init ("test");
+    s_cluster_t c;
+    s_cluster_init (&c, "c5");
+    json_object_set_new (c.config, "sshkey", json_string ("c5-key"));
+    json_decref (s_side ("POST", "faults", "{\"action\": \"*\", \"code\": \"InternalError\", "
+                                           "\"status\": 500, \"count\": 2}"));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    snprintf (c.secret, sizeof c.secret, "wrong/Secret+Marker");
+    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "SignatureDoesNotMatch");
+    s_cluster_fini (&c);
+    fflush (stderr);
+    dup2 (saved, 2);
+    close (saved);
+    setenv ("DEXTER_LOG_LEVEL", "info", 1);
+    dx_log_init ("test");
+    char *text = s_read (path);
+    unlink (path);
+    assert_non_null (strstr (text, "InternalError"));       /* the log was captured */
+    const char *never [] = { SECRET, "Secret+Marker", "PRIVATE KEY", AKID };
+    for (size_t i = 0; i < sizeof never / sizeof never [0]; i++)
+        if (strstr (text, never [i])) {
+            print_error ("log holds %s:\n%s\n", never [i], text);
+            fail ();
+        }
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_sshkey),
+        cmocka_unit_test (test_cluster_life),
+        cmocka_unit_test (test_errors),
+        cmocka_unit_test (test_cancel),
+        cmocka_unit_test (test_dependency_wait),
+        cmocka_unit_test (test_no_secrets_in_logs),
+    };
+    int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+    s_cleanup (rc != 0);
+    xmlCleanupParser ();
+    return rc;
+}
