@@ -5,6 +5,7 @@
 #include "sch_plan.h"
 #include "dx_log.h"
 #include "dx_msg.h"
+#include "dx_ratelimit.h"
 #include "dx_util.h"
 #include "dx_worker.h"
 
@@ -17,6 +18,21 @@
 #define S_IDLE_MS       1000            /* a tick at least this often */
 #define S_BACKOFF_MS    1000            /* first retry delay; doubles, capped */
 #define S_BACKOFF_MAX   30000
+
+/*  Steps that each start one machine are paced per account and region, so
+    that however many workers run them, the provider's published rate of
+    instance launches holds (AWS: RunInstances, burst 5, 2 per second, as
+    each worker's own bucket; docs/aws.md). */
+static const struct {
+    const char *provider;
+    const char *kind;
+    const char *identity;               /* the credential naming the account */
+    const char *region;                 /* the config field naming the region */
+    double burst, rate;
+} s_pacing [] = {
+    { "aws", "host", "aws_access_key_id", "region", 5, 2 },
+};
+#define S_PACING (sizeof s_pacing / sizeof s_pacing [0])
 
 typedef enum { S_PENDING, S_RUNNING, S_DONE, S_FAILED } s_status_t;
 
@@ -50,6 +66,10 @@ typedef struct {
     char *sshkeydata;                   /* sealed, from the snapshot; may be NULL */
     int failing;                        /* a job failed for good */
     json_t *last_error;                 /* {step, code, message} or NULL */
+    char *pace_key;                     /* its s_pacing bucket, or NULL */
+    const char *pace_kind;              /* the kind paced */
+    double pace_burst, pace_rate;
+    int64_t paced_until;                /* dx_mono_ms: no paced step before */
 } s_deploy_t;
 
 struct sch_engine {
@@ -58,6 +78,7 @@ struct sch_engine {
     sch_broker_t *broker;
     int64_t lease_ms;
     zhashx_t *deploys;                  /* name -> s_deploy_t */
+    dx_ratelimit_t *pacing;             /* s_pacing's buckets */
 };
 
 
@@ -81,6 +102,7 @@ s_deploy_destroy (void **item_p)
     free (d->credentials);
     free (d->sshkeydata);
     free (d->masters_ips);
+    free (d->pace_key);
     free (d);
     *item_p = NULL;
 }
@@ -182,6 +204,36 @@ s_snapshot_secret (const json_t *snapshot, const char *name)
     return sealed? strdup (sealed): NULL;
 }
 
+/*  The pacing bucket of the deployment's account and region, if its
+    provider has one. The key holds the account's id (not a secret) and
+    lives in memory only. */
+static void
+s_deploy_pacing (sch_engine_t *self, s_deploy_t *d, const json_t *config)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < S_PACING; i++) {
+        if (strcmp (s_pacing [i].provider, d->provider) || !d->credentials)
+            continue;
+        char *plain = dx_seal_open (self->seal, d->credentials, &len);
+        json_t *credentials = plain? json_loadb (plain, len, 0, NULL): NULL;
+        if (plain)
+            dx_seal_free (plain, len);
+        const char *account = json_string_value (json_object_get (credentials,
+                                                                  s_pacing [i].identity));
+        const char *region = json_string_value (json_object_get (config, s_pacing [i].region));
+        if (account && region) {
+            d->pace_key = (char *) malloc (strlen (account) + strlen (region) + 64);
+            if (d->pace_key)
+                sprintf (d->pace_key, "%s|%s|%s|%s", s_pacing [i].provider, account, region,
+                         s_pacing [i].kind);
+            d->pace_kind = s_pacing [i].kind;
+            d->pace_burst = s_pacing [i].burst;
+            d->pace_rate = s_pacing [i].rate;
+        }
+        json_decref (credentials);
+    }
+}
+
 /*  Builds the in-memory deployment from what sch_store_load read. */
 static s_deploy_t *
 s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
@@ -210,6 +262,7 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
         d->resources = json_object ();
     d->credentials = sch_store_credentials (self->store, name);
     json_t *snapshot = sch_store_snapshot (self->store, name, d->generation);
+    s_deploy_pacing (self, d, json_object_get (snapshot, "config"));
     d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
     json_decref (snapshot);
 
@@ -399,13 +452,28 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
 {
     if (!self->broker || d->failing)
         return;
+    int paced = 0;                      /* no more paced steps this time */
     for (size_t i = 0; i < d->njobs && d->running < (size_t) d->parallelism; i++) {
         s_job_t *job = &d->jobs [i];
         if (!s_job_ready (d, job, now))
             continue;
+        const char *kind = json_string_value (json_object_get (job->record, "kind"));
+        int pace = d->pace_key && kind && strcmp (kind, d->pace_kind) == 0;
+        if (pace && (paced || d->paced_until > now))
+            continue;
         const char *worker = sch_broker_pick (self->broker, d->provider);
         if (!worker)
             return;
+        if (pace) {
+            dx_bucket_t *bucket = dx_ratelimit_bucket (self->pacing, d->pace_key,
+                                                       d->pace_burst, d->pace_rate, now);
+            int64_t wait = bucket? dx_bucket_take (bucket, now): 0;
+            if (wait > 0) {
+                d->paced_until = now + wait;
+                paced = 1;
+                continue;
+            }
+        }
         char *key = strdup (worker);
         if (!key || s_engine_assign (self, d, job, key)) {
             free (key);
@@ -771,7 +839,10 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     self->broker = broker;
     self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
     self->deploys = zhashx_new ();
-    if (!self->deploys) {
+    self->pacing = dx_ratelimit_new ();
+    if (!self->deploys || !self->pacing) {
+        zhashx_destroy (&self->deploys);
+        dx_ratelimit_destroy (&self->pacing);
         free (self);
         return NULL;
     }
@@ -794,6 +865,7 @@ sch_engine_destroy (sch_engine_t **self_p)
     if (self->broker)
         sch_broker_set_events (self->broker, NULL, NULL);
     zhashx_destroy (&self->deploys);
+    dx_ratelimit_destroy (&self->pacing);
     free (self);
     *self_p = NULL;
 }
@@ -886,6 +958,8 @@ sch_engine_tick (sch_engine_t *self)
             if (job->status == S_PENDING && job->not_before > now && job->not_before < next)
                 next = job->not_before;
         }
+        if (d->paced_until > now && d->paced_until < next)
+            next = d->paced_until;
     }
     zlistx_destroy (&names);
     return next;

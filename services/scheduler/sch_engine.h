@@ -4,7 +4,9 @@
 
       - dispatch: a pending job whose needs are all done is sent to the
         least loaded live worker of the cluster's provider (job.assign), at
-        most `parallelism` jobs of one deployment at once;
+        most `parallelism` jobs of one deployment at once, and steps that
+        launch a machine no faster than the provider's launch rate per
+        account and region (so adding workers never breaks it);
       - results: job.result of the job's current attempt records the
         resources it reports, then marks the job done; failed for good
         (a permanent error, or too many tries) stops the deployment from

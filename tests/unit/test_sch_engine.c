@@ -76,6 +76,8 @@ static struct {
     int saw_sshkey;                     /* the keypair step got sshkeydata */
     int order_ok;                       /* no host started before network was done */
     int network_done;
+    int64_t host_starts [64];           /* dx_mono_ms of each host step's start */
+    int hosts;
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .order_ok = 1 };
 
 
@@ -168,6 +170,7 @@ s_script_reset (void)
     S.saw_sshkey = 0;
     S.order_ok = 1;
     S.network_done = 0;
+    S.hosts = 0;
     pthread_mutex_unlock (&S.lock);
 }
 
@@ -225,6 +228,8 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
         S.peak = S.running;
     if (strcmp (kind, "host") == 0 && !S.network_done)
         S.order_ok = 0;
+    if (strcmp (kind, "host") == 0 && S.hosts < 64)
+        S.host_starts [S.hosts++] = dx_mono_ms ();
     if (strcmp (kind, "keypair") == 0
     &&  json_object_get (json_object_get (assign, "credentials"), "sshkeydata"))
         S.saw_sshkey = 1;
@@ -761,6 +766,35 @@ test_engine_restart (void **state)
     zactor_destroy (&a);
 }
 
+/*  Instance launches are paced per account and region however many
+    workers there are: burst 5, then 2 per second. */
+static void
+test_host_pacing (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 16, 1000);
+    zactor_t *b = s_worker ("b", 16, 1000);
+    s_wait_workers (2);
+    s_cluster ("c7", 7);                /* access + 1 master + 7 agents = 9 hosts */
+    s_deploy ("c7", "deploy", 20);
+    char *final = s_wait_final ("c7", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (S.hosts, 9);
+    int64_t first = S.host_starts [0], last = S.host_starts [0];
+    for (int i = 0; i < S.hosts; i++) {
+        if (S.host_starts [i] < first)
+            first = S.host_starts [i];
+        if (S.host_starts [i] > last)
+            last = S.host_starts [i];
+    }
+    //  5 at once, then 4 more at 2 per second: the last at least ~2 s later
+    assert_true (last - first >= 1800);
+    assert_true (s_log_count (":a ") > 0 && s_log_count (":b ") > 0);
+    zactor_destroy (&a);
+    zactor_destroy (&b);
+}
+
 int
 main (void)
 {
@@ -772,6 +806,7 @@ main (void)
         cmocka_unit_test_setup_teardown (test_worker_leaves, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_lease_expires, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_engine_restart, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_host_pacing, s_test_setup, s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
