@@ -29,6 +29,13 @@ MASTER_KEY = "5a" * 32  # tests use a fixed master key; secrets tests search for
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                      "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
+# The fake EC2 (tests/fakes/README.md) and the credentials it accepts in the
+# AWS tests. The key matches the api's ^[A-Z0-9]{16,128}$; the secret has '/'
+# and '+' (curl -d sends '+' unencoded, the api reads the space back as '+').
+FAKE_EC2 = os.path.join(REPO, "tests", "fakes", "fake_ec2.py")
+FAKE_KEY_ID = "AKIADEXTERE2ETEST001"
+FAKE_SECRET = "dexterE2E/fake+Secret0123456789abcdefABCD"
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -101,6 +108,18 @@ class Proc:
             assert marker not in text, "%s log has a sanitizer report:\n%s" % (self.name, text[-6000:])
 
 
+class WorkerProc(Proc):
+    """A worker process; remembers whether the test killed it on purpose."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.killed_by_test = False
+
+    def kill(self):
+        self.killed_by_test = True
+        super().kill()
+
+
 class Stack:
     """redis + scheduler + api, each restartable on the same ports."""
 
@@ -114,6 +133,12 @@ class Stack:
         self.sched_env = sched_env or {}
         self.redis = self.scheduler = self.api = None
         self.procs = []  # every Proc ever started, for log checks
+        self.fake_ec2 = None      # the fake EC2 Proc (not in procs: no sanitizer check)
+        self.fake_ec2_url = None  # http://127.0.0.1:<port>
+        self.aws_workers = []     # every aws-worker Proc ever started
+        # Contract checks that failed without stopping the test (aws_helpers.defer):
+        # the test asserts them at its end, and stop() reports any left.
+        self.deferred = []
 
     # -- environment -------------------------------------------------------
     def env(self, extra=None):
@@ -214,11 +239,29 @@ class Stack:
     def stop(self):
         """Stops everything by pid; services must exit 0 with no sanitizer report."""
         problems = []
-        for proc in (self.api, self.scheduler):
+        for proc in (self.api,):
             if proc is not None and proc.alive():
                 rc = proc.stop()
                 if rc != 0:
                     problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
+        # Workers go before the scheduler (they drain and say worker.bye), and
+        # each must exit 0 unless the test killed it on purpose.
+        for proc in self.aws_workers:
+            try:
+                rc = proc.stop()
+            except AssertionError as e:
+                problems.append(str(e) + ":\n" + proc.log()[-4000:])
+                continue
+            if not proc.killed_by_test and rc != 0:
+                problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
+        for proc in (self.scheduler,):
+            if proc is not None and proc.alive():
+                rc = proc.stop()
+                if rc != 0:
+                    problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
+        if self.fake_ec2 is not None:
+            self.fake_ec2.stop()
+        problems += ["deferred check failed: " + d for d in self.deferred]
         if self.redis is not None:
             self.redis.stop()
         for proc in self.procs:
@@ -228,6 +271,98 @@ class Stack:
                 except AssertionError as e:
                     problems.append(str(e))
         assert not problems, "\n".join(problems)
+
+    # -- the fake EC2 and aws-workers -----------------------------------------
+    def start_fake_ec2(self, **options):
+        """Starts tests/fakes/fake_ec2.py on a free port (it picks one, and
+        says which in --port-file). Options are its command-line flags:
+        latency_ms=50 -> --latency-ms 50; True -> the bare flag; None/False ->
+        left out. Defaults: the FAKE_KEY_ID/FAKE_SECRET credential, any region,
+        pending and shutting-down 200 ms, quiet."""
+        assert self.fake_ec2 is None or not self.fake_ec2.alive(), "one fake EC2 per stack"
+        opts = {"access_key": FAKE_KEY_ID, "secret_key": FAKE_SECRET, "region": "any",
+                "pending_ms": 200, "shutdown_ms": 200, "quiet": True}
+        opts.update(options)
+        port_file = os.path.join(self.dir, "fake-ec2.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        argv = ["/usr/bin/python3", FAKE_EC2, "--port", "0", "--port-file", port_file]
+        # --access-key must come first: --secret-key belongs to the key before it
+        for key in ["access_key", "secret_key"] + sorted(k for k in opts if k not in ("access_key", "secret_key")):
+            value = opts.get(key)
+            if value is None or value is False:
+                continue
+            argv.append("--" + key.replace("_", "-"))
+            if value is not True:
+                argv.append(str(value))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
+        self.fake_ec2 = Proc("fake-ec2", argv, env, os.path.join(self.dir, "fake-ec2.log")).start()
+        wait_until(lambda: os.path.exists(port_file) or not self.fake_ec2.alive(), 30,
+                   "the fake EC2 to write its port file")
+        assert self.fake_ec2.alive(), "fake_ec2.py exited:\n" + self.fake_ec2.log()[-3000:]
+        with open(port_file) as f:
+            self.fake_ec2_url = "http://127.0.0.1:%d" % int(f.read().strip())
+
+        def healthy():
+            try:
+                return self.fake("GET", "/_fake/health") == {"ok": True}
+            except (requests.RequestException, AssertionError):
+                return False
+        wait_until(healthy, 10, "the fake EC2 to answer /_fake/health")
+        return self.fake_ec2
+
+    def fake(self, method, path, body=None):
+        """One request to the fake's side channel (/_fake/...): its JSON."""
+        assert self.fake_ec2_url, "no fake EC2 started"
+        with requests.Session() as s:
+            s.trust_env = False  # never through a proxy
+            r = s.request(method, self.fake_ec2_url + path, json=body, timeout=30)
+        assert r.status_code == 200, "%s %s: %d %s" % (method, path, r.status_code, r.text[:500])
+        return r.json()
+
+    def fake_state(self):
+        """GET /_fake/state: every resource with its tags and state."""
+        return self.fake("GET", "/_fake/state")
+
+    def fake_calls(self):
+        """GET /_fake/calls: counts by action (attempts and successes), errors, log."""
+        return self.fake("GET", "/_fake/calls")
+
+    def fake_config(self, **changes):
+        """POST /_fake/config (GET with no changes)."""
+        return self.fake("POST", "/_fake/config", changes) if changes else self.fake("GET", "/_fake/config")
+
+    def start_aws_worker(self, extra_env=None):
+        """Starts one more dexter-aws-worker (aws-worker-1, -2, ...) connected
+        to this stack's scheduler and pointed at the fake EC2."""
+        exe = os.path.join(BIN_DIR, "dexter-aws-worker")
+        assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
+        n = len(self.aws_workers) + 1
+        extra = {"DEXTER_AWS_POLL_MS": "50", "DEXTER_WORKER_DRAIN_MS": "5000"}
+        extra.update(extra_env or {})
+        env = {k: v for k, v in self.env(extra).items()
+               if not k.startswith("AWS_") and k.lower() not in
+               ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        if self.fake_ec2_url:
+            env["AWS_ENDPOINT_URL_EC2"] = self.fake_ec2_url
+        env.update({k: v for k, v in (extra_env or {}).items() if k.startswith("AWS_")})
+        proc = WorkerProc("aws-worker-%d" % n, [exe], env,
+                          os.path.join(self.dir, "aws-worker-%d.log" % n)).start()
+        self.aws_workers.append(proc)
+        self.procs.append(proc)
+        # Until it has logged something (it installed its signal handlers by
+        # then, so a SIGTERM is a clean stop), or for at most 10 s.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.alive() and not proc.log().strip():
+            time.sleep(0.05)
+        assert proc.alive(), "%s exited at once:\n%s" % (proc.name, proc.log()[-3000:])
+        return proc
+
+    @staticmethod
+    def worker_name(proc):
+        """The name a worker gives itself (worker.ready `worker`, events): host:pid."""
+        return "%s:%d" % (socket.gethostname(), proc.pid)
 
     def redis_client(self):
         import redis

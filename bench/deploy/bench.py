@@ -1,0 +1,600 @@
+#!/usr/bin/python3
+"""bench/deploy/bench.py: how long a 104-instance AWS deployment takes, beside
+the lower bound that the plan's critical path and the EC2 token buckets allow.
+
+Starts, on free loopback ports: redis-server (appendonly yes, appendfsync
+always, as in production), dexter-scheduler, dexter-api, the fake EC2
+(tests/fakes/fake_ec2.py: 50 ms per call, 5 s from pending to running) and
+the aws-workers, all from DEXTER_BIN_DIR (default build/bin). Creates cluster
+`benchdeploy` (3 m5.large masters; 5 groups of 20 agents = 100 agents; with
+the access node 104 instances), then for each parallelism (5, 20, 100):
+deploys (PUT → deployed), destroys (PUT → destroyed), and records
+
+  * the wall time of each, as the client sees it (PUT sent → GET shows the
+    end state, polled every 50 ms) and as the scheduler's events tell it
+    (deployment.requested → deployment.finished);
+  * CPU seconds (utime + stime from /proc/PID/stat) of the scheduler and of
+    the workers over the deploy + destroy, and their peak RSS (VmHWM, reset
+    through /proc/PID/clear_refs before each run where the kernel allows);
+  * the fake's call counts (by action, errors), so a run that hit limits shows it.
+
+It prints a table and writes it into docs/BENCHMARKS.md between
+<!-- bench:deploy:start --> and <!-- bench:deploy:end --> (BENCH_DOC), leaving
+the rest of the file alone. Not part of `make test`. Exit status: 0 when
+measured (a missed target is printed as MISSED), 1 when the measurement is
+invalid (a process died, a deployment failed or timed out).
+
+Environment (defaults in brackets):
+  DEXTER_BIN_DIR          binaries [build/bin, the release build]
+  BENCH_PARALLELISM       comma-separated parallelisms [5,20,100]
+  BENCH_WORKERS           aws-worker processes [1]
+  BENCH_WORKER_CAPACITY   DEXTER_WORKER_CAPACITY of each [100]
+  BENCH_POLL_MS           DEXTER_AWS_POLL_MS of the workers [unset: the worker's default, 1000]
+  BENCH_LATENCY_MS        fake EC2 latency per call [50]
+  BENCH_PENDING_MS        fake EC2 pending → running [5000]
+  BENCH_SHUTDOWN_MS       fake EC2 shutting-down → terminated [1000]
+  BENCH_TIMEOUT           seconds allowed per deploy or destroy [900]
+  BENCH_STALL             fail when no step ends for this many seconds [120]
+  BENCH_DOC               the file to write [docs/BENCHMARKS.md]
+  BENCH_KEEP=1            keep the work directory (logs, results.json)
+
+`bench.py --report RESULTS.json` rewrites the section from a kept results.json.
+
+The lower bound (see bench/README.md for the reasoning):
+
+  deploy(p) = C·L + max( (N − B)/R + 2L + P,   ceil(N/p)·(P + 2L),
+                         (D − W·Bd)/(W·Rd) )
+  destroy   = K·L + S
+
+  L latency per call, P pending time, S shutting-down time, N = 104 instances,
+  W workers, RunInstances bucket B = 5 / R = 2 per s (one per account and
+  region: the scheduler paces host steps with it, however many workers),
+  Describe bucket Bd = 100 / Rd = 20 per s (each worker has its own),
+  C = 16 calls on the chain before the first host can start (network: CreateVpc,
+  ModifyVpcAttribute, 2 × CreateSubnet, CreateInternetGateway,
+  AttachInternetGateway, CreateRouteTable, CreateRoute, 2 × AssociateRouteTable;
+  then security: 3 × CreateSecurityGroup, 3 × AuthorizeSecurityGroupIngress),
+  D = 2N Describe calls (each host step's look-up and the DescribeInstances
+  that sees it running), K = 12 calls on the destroy chain (TerminateInstances,
+  DisassociateAddress, ReleaseAddress, 3 × DeleteSecurityGroup,
+  DisassociateRouteTable, DeleteRouteTable, DeleteSubnet,
+  DetachInternetGateway, DeleteInternetGateway, DeleteVpc).
+"""
+import base64
+import datetime
+import http.client
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+START, END = "<!-- bench:deploy:start -->", "<!-- bench:deploy:end -->"
+HEADER = """# Benchmarks
+
+Figures measured on one machine by the scripts under `bench/` (see
+`bench/README.md`). Each section is rewritten by the script that measures it;
+the date, machine and commit of each run are in its section.
+
+"""
+KEY_ID, SECRET = "AKIADEXTERBENCH00001", "dexterBench/fake+Secret0123456789abcdefAB"
+CLUSTER = "benchdeploy"
+MASTERS, MASTER_TYPE = 3, "m5.large"
+# 5 groups of 20 agents each (hosts = max(ceil(cpus/vCPUs), ceil(ram/GiB)))
+GROUPS = [
+    {"name": "web", "instance_type": "m5.large", "cpus": 40, "ram": 8},       # 2 vCPU, 8 GiB
+    {"name": "app", "instance_type": "m5.xlarge", "cpus": 80, "ram": 16},     # 4 vCPU, 16 GiB
+    {"name": "batch", "instance_type": "c5.large", "cpus": 40, "ram": 4},     # 2 vCPU, 4 GiB
+    {"name": "cache", "instance_type": "r5.large", "cpus": 40, "ram": 16},    # 2 vCPU, 16 GiB
+    {"name": "edge", "instance_type": "t3.medium", "cpus": 40, "ram": 4,      # 2 vCPU, 4 GiB
+     "customhwconf": {"disks": [{"size": 100}]}},
+]
+AGENTS = 100
+INSTANCES = 1 + MASTERS + AGENTS
+# token buckets of services/aws-worker/aws_ec2.c (aws_ec2_action_class)
+RUN_BURST, RUN_RATE = 5, 2.0
+DESCRIBE_BURST, DESCRIBE_RATE = 100, 20.0
+DEPLOY_CHAIN_CALLS = 10 + 6
+DESTROY_CHAIN_CALLS = 12
+TARGET_RATIO = 1.3
+STALL_S = int(os.environ.get("BENCH_STALL") or 120)   # no step done for this long: fail
+FAKE_URL = None    # for stall_errors()
+
+
+def say(msg):
+    print("bench: " + msg, flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+def env_int(name, default):
+    v = os.environ.get(name, "")
+    return int(v) if v.strip() else default
+
+
+# -- processes --------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Procs:
+    """Every process started here, stopped in reverse order (SIGTERM, then
+    SIGKILL after 10 s) by its pid."""
+
+    def __init__(self, work):
+        self.work, self.items = work, []
+
+    def start(self, name, argv, env):
+        log = open(os.path.join(self.work, name + ".log"), "ab")
+        p = subprocess.Popen(argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                             start_new_session=True)
+        log.close()
+        self.items.append((name, p))
+        return p
+
+    def check(self):
+        for name, p in self.items:
+            if p.poll() is not None:
+                raise Failed("%s exited with %s; its log: %s" % (name, p.returncode,
+                                                                 os.path.join(self.work, name + ".log")))
+
+    def stop(self):
+        for name, p in reversed(self.items):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    say("%s (pid %d) ignored SIGTERM for 10 s: SIGKILL" % (name, p.pid))
+                    p.kill()
+                    p.wait(5)
+
+
+def wait_for(pred, seconds, what, procs=None):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        if procs:
+            procs.check()
+        time.sleep(0.05)
+    raise Failed("timed out after %ss waiting for %s" % (seconds, what))
+
+
+# -- HTTP ---------------------------------------------------------------------------
+
+def request(method, url, body=None, ctype=None, timeout=30):
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        path = u.path + ("?" + u.query if u.query else "")
+        headers = {"Content-Type": ctype} if ctype else {}
+        c.request(method, path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        return r.status, (json.loads(data) if data else None)
+    finally:
+        c.close()
+
+
+def api(base, method, path, expect, form=None, js=None):
+    body, ctype = None, None
+    if form is not None:
+        body, ctype = urllib.parse.urlencode(form), "application/x-www-form-urlencoded"
+    elif js is not None:
+        body, ctype = json.dumps(js), "application/json"
+    status, out = request(method, base + path, body, ctype)
+    if status != expect:
+        raise Failed("%s %s answered %d (expected %d): %s" % (method, path, status, expect, out))
+    return out
+
+
+def up(url):
+    try:
+        return request("GET", url, timeout=2)[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+# -- /proc --------------------------------------------------------------------------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # after "(comm)": state is field 3, utime 14, stime 15 (1-based in proc(5))
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def vm(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_hwm(pid):
+    """Resets VmHWM to the current RSS (Linux ≥ 4.0); False if not allowed."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+# -- the bound ----------------------------------------------------------------------
+
+def deploy_bound(p, workers, latency, pending):
+    L, P = latency / 1000.0, pending / 1000.0
+    chain = DEPLOY_CHAIN_CALLS * L
+    # one RunInstances bucket per account and region: the scheduler paces host steps
+    run_bucket = max(0.0, (INSTANCES - RUN_BURST) / RUN_RATE) + 2 * L + P
+    waves = math.ceil(INSTANCES / p) * (P + 2 * L)
+    describes = max(0.0, (2 * INSTANCES - workers * DESCRIBE_BURST) / (workers * DESCRIBE_RATE))
+    terms = {"token bucket (RunInstances)": run_bucket, "parallelism waves": waves,
+             "token bucket (Describe)": describes}
+    binding = max(terms, key=terms.get)
+    return chain + terms[binding], binding, terms
+
+
+def destroy_bound(latency, shutdown):
+    return DESTROY_CHAIN_CALLS * latency / 1000.0 + shutdown / 1000.0
+
+
+# -- one run --------------------------------------------------------------------------
+
+def events(base, after=None):
+    out = []
+    while True:
+        q = "?count=1000" + ("&after=" + urllib.parse.quote(after) if after else "")
+        page = api(base, "GET", "/clusters/%s/deployment/events%s" % (CLUSTER, q), 200)["events"]
+        out += page
+        if len(page) < 1000:
+            return out
+        after = page[-1]["id"]
+
+
+def iso_seconds(t):
+    """Seconds since the epoch of an ISO 8601 UTC time with milliseconds."""
+    return datetime.datetime.strptime(t.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+def run_command(base, command, parallelism, timeout, procs):
+    form = {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "command": command,
+            "parallelism": str(parallelism)}
+    t0 = time.monotonic()
+    d = api(base, "PUT", "/clusters/%s/deployment" % CLUSTER, 202, form=form)
+    gen = d["generation"]
+    want, bad = {"deploy": ("deployed", "deploy_failed"), "destroy": ("destroyed", "destroy_failed")}[command]
+    deadline = t0 + timeout
+    progress, progress_at = None, t0
+    while True:
+        d = api(base, "GET", "/clusters/%s/deployment" % CLUSTER, 200)
+        if d["generation"] == gen and d["state"] in (want, bad):
+            break
+        now = time.monotonic()
+        if d["progress"] != progress:
+            progress, progress_at = d["progress"], now
+        if now > deadline or now - progress_at > STALL_S:
+            raise Failed("%s (parallelism %d) %s: %s; the fake's errors: %s" % (
+                command, parallelism, "did not end within %d s" % timeout if now > deadline else
+                "made no progress for %d s" % STALL_S, json.dumps(d), stall_errors()))
+        procs.check()
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    if d["state"] == bad:
+        raise Failed("%s (parallelism %d) ended %s: %s" % (command, parallelism, d["state"], d["last_error"]))
+    evs = events(base)
+    req = [e for e in evs if e["type"] == "deployment.requested" and int(e["generation"]) == gen]
+    fin = [e for e in evs if e["type"] == "deployment.finished" and int(e["generation"]) == gen]
+    server = iso_seconds(fin[-1]["time"]) - iso_seconds(req[-1]["time"]) if req and fin else None
+    mine = evs[evs.index(req[-1]):] if req else []
+    steps = len([e for e in mine if e["type"] == "step.done"])
+    retries = len([e for e in mine if e["type"] in ("step.retry", "step.requeued")])
+    say("%s, parallelism %d: %.1f s (events: %s s), %d steps done, %d retried/re-queued"
+        % (command, parallelism, wall, "%.1f" % server if server is not None else "?", steps, retries))
+    return {"wall": wall, "server": server, "steps": steps, "retries": retries, "generation": gen}
+
+
+def stall_errors():
+    try:
+        return fake(FAKE_URL, "GET", "/_fake/calls")["by_error_code"]
+    except (Failed, OSError, http.client.HTTPException) as e:
+        return "unknown (%s)" % e
+
+
+def fake(fake_url, method, path, body=None):
+    status, out = request(method, fake_url + path, json.dumps(body) if body is not None else None,
+                       "application/json" if body is not None else None)
+    if status != 200:
+        raise Failed("fake EC2 %s %s: %d %s" % (method, path, status, out))
+    return out
+
+
+def measure(base, fake_url, parallelism, timeout, procs, services):
+    for _, pid in services:
+        reset_hwm(pid)
+    cpu0 = {name: cpu_seconds(pid) for name, pid in services}
+    dep = run_command(base, "deploy", parallelism, timeout, procs)
+    st = fake(fake_url, "GET", "/_fake/state")
+    live = [i for i in st["instances"] if i["state"] != "terminated"]
+    if len(live) != INSTANCES:
+        raise Failed("deployed with %d live instances, want %d" % (len(live), INSTANCES))
+    calls_deploy = fake(fake_url, "GET", "/_fake/calls")
+    des = run_command(base, "destroy", parallelism, timeout, procs)
+    st = fake(fake_url, "GET", "/_fake/state")
+    if [i for i in st["instances"] if i["state"] != "terminated"] or st["vpcs"]:
+        raise Failed("destroyed, but instances or VPCs are left")
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in services}
+    hwm = {name: vm(pid, "VmHWM") for name, pid in services}
+    calls = fake(fake_url, "GET", "/_fake/calls")
+    fake(fake_url, "POST", "/_fake/reset")   # the next run starts from an empty account and zero counts
+    return {"parallelism": parallelism, "deploy": dep, "destroy": des, "cpu": cpu, "hwm_kb": hwm,
+            "calls_deploy": {"total": calls_deploy["total"], "by_action": calls_deploy["by_action"],
+                             "errors": calls_deploy["by_error_code"]},
+            "calls": {"total": calls["total"], "errors": calls["by_error_code"]}}
+
+
+# -- report -------------------------------------------------------------------------
+
+def report(r, doc):
+    rows, missed = [], []
+    for run in r["runs"]:
+        p = run["parallelism"]
+        bound, binding, _ = deploy_bound(p, r["workers"], r["latency_ms"], r["pending_ms"])
+        ratio = run["deploy"]["wall"] / bound
+        target = "≤ %.1f×" % TARGET_RATIO if p == 100 else ""
+        verdict = ""
+        if p == 100:
+            verdict = "pass" if ratio <= TARGET_RATIO else "**MISSED**"
+            if ratio > TARGET_RATIO:
+                missed.append("parallelism 100: %.2f× the bound" % ratio)
+        dbound = destroy_bound(r["latency_ms"], r["shutdown_ms"])
+        wcpu = sum(v for k, v in run["cpu"].items() if k.startswith("aws-worker"))
+        whwm = max(v for k, v in run["hwm_kb"].items() if k.startswith("aws-worker"))
+        errors = run["calls"]["errors"]
+        rows.append(["%d" % p, "%.1f s" % run["deploy"]["wall"],
+                     "%.1f s (%s)" % (bound, binding), "%.2f×" % ratio, target or "—", verdict or "—",
+                     "%.1f s (bound %.1f s)" % (run["destroy"]["wall"], dbound),
+                     "%.2f / %.2f" % (run["cpu"]["scheduler"], wcpu),
+                     "%.1f / %.1f" % (run["hwm_kb"]["scheduler"] / 1024.0, whwm / 1024.0),
+                     "%d (%d RunInstances, %d Describe*)%s" % (
+                         run["calls_deploy"]["total"], run["calls_deploy"]["by_action"].get("RunInstances", 0),
+                         sum(v for k, v in run["calls_deploy"]["by_action"].items() if k.startswith("Describe")),
+                         ("; errors " + ", ".join("%s %d" % kv for kv in sorted(errors.items()))) if errors else "")])
+    head = ["parallelism", "deploy (PUT → deployed)", "lower bound (binding term)", "deploy / bound", "target",
+            "result", "destroy (PUT → destroyed)", "CPU s: scheduler / workers", "peak RSS MB: scheduler / worker",
+            "EC2 calls in the deploy"]
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(row) + " |" for row in rows]
+    text = "\n".join(md)
+    print()
+    print("Dexter deployment benchmark — %s, %s, commit %s" % (r["date"], r["machine"], r["commit"]))
+    for row in rows:
+        print("  " + "  ".join(x.replace("*", "") for x in row))
+    print("\nMISSED: " + "; ".join(missed) if missed else "\nAll targets met.")
+    L, P = r["latency_ms"], r["pending_ms"]
+    section = """{start}
+## Deployments on AWS (fake EC2)
+
+Measured by `bench/deploy/bench.py` on {date}.
+
+- Machine: {machine}; load average {loadavg} when the run began
+- Commit: `{commit}`{dirty}
+- Binaries: `{bindir}`; {workers} aws-worker process(es), `DEXTER_WORKER_CAPACITY={capacity}`,
+  `DEXTER_AWS_POLL_MS={poll}`; scheduler and workers at `DEXTER_LOG_LEVEL=info`
+- Cluster: 3 × {master_type} masters, 5 groups of 20 agents (m5.large, m5.xlarge,
+  c5.large, r5.large, t3.medium with one extra 100 GB EBS volume), the access
+  node with an Elastic IP: {n} instances.
+- Fake EC2 (`tests/fakes/fake_ec2.py`, on the same cores): {L} ms per call,
+  {P} ms pending → running, {S} ms shutting-down → terminated; reset between runs.
+- Each parallelism: deploy, then destroy, from an empty account. Times are as the
+  client sees them (PUT sent → GET shows `deployed`/`destroyed`, polled every 50 ms).
+  CPU seconds cover the deploy and the destroy; peak RSS is VmHWM over them{hwm_note}.
+
+{table}
+
+{verdict}
+
+Lower bound: `C·L + max((N − B)/R + 2L + P, ceil(N/p)·(P + 2L), (2N − W·Bd)/(W·Rd))`
+with L = {L} ms, P = {P} ms, N = {n} instances, W = {workers} worker(s), the RunInstances
+bucket B = 5, R = 2/s (one per account and region, kept by the scheduler), the Describe
+bucket Bd = 100, Rd = 20/s (one per worker), C = 16 calls that must follow one another
+before the first host can be launched (the network step's 10 creating calls, then the
+security step's 6). Destroy: the 12 calls of its chain × L + the shutting-down time.
+Look-ups (Describe* before each create) are not counted, so the bound is optimistic:
+no implementation of this plan can beat it. See `bench/README.md`.
+
+Command: `{command}`
+{end}""".format(start=START, end=END, date=r["date"], machine=r["machine"], loadavg=r["loadavg"],
+                commit=r["commit"], dirty=" plus uncommitted changes" if r.get("dirty") else "",
+                bindir=r["bin_dir"], workers=r["workers"], capacity=r["capacity"], poll=r["poll_ms"],
+                master_type=MASTER_TYPE, n=INSTANCES, L=L, P=P, S=r["shutdown_ms"],
+                hwm_note="" if r.get("hwm_reset") else " (could not reset VmHWM: peaks are since start)",
+                table=text, verdict=("**MISSED:** " + "; ".join(missed)) if missed else "All targets met.",
+                command=r.get("command", "bench/deploy/bench.py"))
+    try:
+        with open(doc) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = HEADER
+    if START in old and END in old and old.index(START) < old.index(END):
+        a, b = old.index(START), old.index(END) + len(END)
+        new = old[:a] + section + old[b:]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    tmp = doc + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(new)
+    os.replace(tmp, doc)
+    say("wrote %s" % doc)
+
+
+# -- main ---------------------------------------------------------------------------
+
+def git(*args):
+    try:
+        return subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, GIT_OPTIONAL_LOCKS="0")).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--report":
+        # rewrite the section from a kept results.json (BENCH_KEEP=1), without measuring
+        with open(sys.argv[2]) as f:
+            report(json.load(f), os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+        return 0
+    bin_dir = os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
+    doc = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    pars = [int(x) for x in (os.environ.get("BENCH_PARALLELISM") or "5,20,100").split(",")]
+    workers = env_int("BENCH_WORKERS", 1)
+    capacity = env_int("BENCH_WORKER_CAPACITY", 100)
+    latency = env_int("BENCH_LATENCY_MS", 50)
+    pending = env_int("BENCH_PENDING_MS", 5000)
+    shutdown = env_int("BENCH_SHUTDOWN_MS", 1000)
+    timeout = env_int("BENCH_TIMEOUT", 900)
+    poll = os.environ.get("BENCH_POLL_MS", "").strip()
+    for exe in ("dexter-scheduler", "dexter-api", "dexter-aws-worker"):
+        if not os.access(os.path.join(bin_dir, exe), os.X_OK):
+            sys.exit("bench: %s/%s is missing: run 'make services' (or set DEXTER_BIN_DIR)" % (bin_dir, exe))
+    if workers * capacity < max(pars):
+        sys.exit("bench: %d worker(s) × capacity %d cannot run %d jobs at once" % (workers, capacity, max(pars)))
+
+    def interrupted(signum, frame):
+        raise Failed("interrupted by signal %d" % signum)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    work = tempfile.mkdtemp(prefix="dexter-bench-deploy.")
+    procs = Procs(work)
+    ok = False
+    try:
+        redis_port, sched_port, worker_port, api_port = (free_port() for _ in range(4))
+        os.makedirs(os.path.join(work, "redis"))
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
+        procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                              "--dir", os.path.join(work, "redis"), "--appendonly", "yes",
+                              "--appendfsync", "always", "--save", "", "--protected-mode", "yes"], base_env)
+
+        def redis_up():
+            try:
+                with socket.create_connection(("127.0.0.1", redis_port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    return s.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+        wait_for(redis_up, 10, "redis-server", procs)
+        env = dict(base_env, DEXTER_REDIS_URL="redis://127.0.0.1:%d/0" % redis_port,
+                   DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
+                   DEXTER_WORKER_ENDPOINT="tcp://127.0.0.1:%d" % worker_port,
+                   DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
+                   DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="5000",
+                   DEXTER_LOG_LEVEL="info")
+        port_file = os.path.join(work, "fake-ec2.port")
+        fake_argv = ["/usr/bin/python3", os.path.join(ROOT, "tests", "fakes", "fake_ec2.py"), "--port", "0",
+                     "--port-file", port_file, "--access-key", KEY_ID, "--secret-key", SECRET, "--region", "any",
+                     "--latency-ms", str(latency), "--pending-ms", str(pending), "--shutdown-ms", str(shutdown),
+                     "--instance-limit", "1000", "--seed", "1", "--quiet"]
+        procs.start("fake-ec2", fake_argv, base_env)
+        procs.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], env)
+        procs.start("api", [os.path.join(bin_dir, "dexter-api")], env)
+        wait_for(lambda: os.path.exists(port_file), 30, "the fake EC2's port file", procs)
+        with open(port_file) as f:
+            fake_url = "http://127.0.0.1:%d" % int(f.read())
+        global FAKE_URL
+        FAKE_URL = fake_url
+        base = "http://127.0.0.1:%d/api/v1.0" % api_port
+        wait_for(lambda: up(base + "/clusters"), 20, "the api", procs)
+        wait_for(lambda: up(fake_url + "/_fake/health"), 10, "the fake EC2", procs)
+        wenv = dict(env, AWS_ENDPOINT_URL_EC2=fake_url, DEXTER_WORKER_CAPACITY=str(capacity), NO_PROXY="127.0.0.1")
+        if poll:
+            wenv["DEXTER_AWS_POLL_MS"] = poll
+        for n in range(workers):
+            procs.start("aws-worker-%d" % (n + 1), [os.path.join(bin_dir, "dexter-aws-worker")], wenv)
+        say("work dir %s; api :%d, fake EC2 %s, %d worker(s)" % (work, api_port, fake_url, workers))
+
+        # the cluster
+        pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True, check=True,
+                             timeout=120).stdout
+        api(base, "POST", "/clusters", 201, form={"name": CLUSTER, "provider": "aws", "type": "mesos"})
+        api(base, "PUT", "/clusters/%s/config" % CLUSTER, 200,
+            form={"master_type": MASTER_TYPE, "masters": str(MASTERS), "region": "us-west-2",
+                  "sshkey": "bench", "sshkeydata": base64.b64encode(pem).decode()})
+        total = 0
+        for g in GROUPS:
+            body = dict({"role": "*", "attributes": {}, "vars": {}, "disk_size": 20}, **g)
+            total += api(base, "POST", "/clusters/%s/groups" % CLUSTER, 201, js=body)["hosts"]
+        if total != AGENTS:
+            raise Failed("the groups have %d hosts, not %d" % (total, AGENTS))
+        # until the scheduler knows the workers
+        wait_for(lambda: not api(base, "GET", "/clusters/%s/deployment" % CLUSTER, 200).get("waiting"), 20,
+                 "the aws-workers to register", procs)
+
+        services = [(name, p.pid) for name, p in procs.items
+                    if name == "scheduler" or name.startswith("aws-worker")]
+        hwm_reset = all(reset_hwm(pid) for _, pid in services)
+        r = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+             "machine": "%d cores, %s, Linux %s" % (os.cpu_count(), cpu_model(), os.uname().release),
+             "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
+             "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+             "dirty": bool(git("status", "--porcelain", "--", "Makefile", "common", "services", "proto")),
+             "bin_dir": (os.path.relpath(bin_dir, ROOT) if os.path.abspath(bin_dir).startswith(ROOT + os.sep)
+                         else bin_dir), "workers": workers, "capacity": capacity,
+             "poll_ms": poll or "1000 (default)", "latency_ms": latency, "pending_ms": pending,
+             "shutdown_ms": shutdown, "hwm_reset": hwm_reset, "runs": [],
+             "command": " ".join(["DEXTER_BIN_DIR=" + bin_dir] +
+                                 ["%s=%s" % (k, os.environ[k]) for k in sorted(os.environ)
+                                  if k.startswith("BENCH_") and k not in ("BENCH_DOC", "BENCH_KEEP")] +
+                                 ["bench/deploy/bench.py"])}
+        for p in pars:
+            bound, binding, _ = deploy_bound(p, workers, latency, pending)
+            say("parallelism %d: lower bound %.1f s (%s)" % (p, bound, binding))
+            r["runs"].append(measure(base, fake_url, p, timeout, procs, services))
+            with open(os.path.join(work, "results.json"), "w") as f:
+                json.dump(r, f, indent=1)
+        report(r, doc)
+        ok = True
+    except Failed as e:
+        print("\nbench: FAILED: %s" % e, file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        procs.stop()
+        if ok and os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            say("logs and results kept in %s" % work)
+    return 0 if ok else 1
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
