@@ -1037,6 +1037,48 @@ s_run_params (s_run_t *run, const char *token)
     return p;
 }
 
+/*  Who holds the host's fixed private address in its subnet, when
+    RunInstances says InvalidIPAddress.InUse: 1 to wait (an instance of
+    this cluster shutting down, say a replaced master, or none seen yet:
+    AWS's lists lag), 0 when a live instance holds it, with the outcome
+    set (failed and permanent: no wait frees it; the message names the
+    holder), -1 when the lookup failed (outcome set). */
+static int
+s_address_free_soon (s_run_t *run)
+{
+    const char *role = s_str (run->step, "role"), *ip = s_str (run->step, "private_ip");
+    const char *subnet = s_str (run->context, strcmp (role, "agent") == 0? "subnet.agents": "subnet");
+    aws_params_t *p = aws_params_new ();
+    aws_params_filter (p, "subnet-id", subnet? subnet: "", NULL);
+    aws_params_filter (p, "private-ip-address", ip? ip: "", NULL);
+    xmlDocPtr doc = s_call (run, "DescribeInstances", p, NULL);
+    aws_params_destroy (&p);
+    if (!doc)
+        return s_fail_call (run, "DescribeInstances");
+    char holder [64] = "", state [32] = "", owner [128] = "";
+    S_FOREACH_INSTANCE (doc, inst) {
+        const char *st = aws_xml_text (inst, "instanceState/name");
+        if (!st || strcmp (st, "terminated") == 0 || strcmp (st, "shutting-down") == 0)
+            continue;
+        const char *text = aws_xml_text (inst, "instanceId");
+        snprintf (holder, sizeof holder, "%s", text? text: "?");
+        snprintf (state, sizeof state, "%s", st);
+        for (xmlNodePtr tag = aws_xml_child (inst, "tagSet/item"); tag; tag = aws_xml_next (tag)) {
+            const char *k = aws_xml_text (tag, "key"), *v = aws_xml_text (tag, "value");
+            if (k && v && strcmp (k, "dexter:cluster") == 0)
+                snprintf (owner, sizeof owner, "%s", v);
+        }
+    }
+    xmlFreeDoc (doc);
+    if (!*holder)
+        return 1;
+    return s_outcome (run, AWS_STEP_FAILED, 1, "InvalidIPAddress.InUse",
+                      "host %s needs the private address %s, which instance %s (%s%s%s) "
+                      "holds; terminate that instance or free the address, then deploy again",
+                      s_str (run->step, "hostname"), ip? ip: "", holder, state,
+                      *owner? ", of cluster ": ", not Dexter's", owner), 0;
+}
+
 /*  Runs the instance with the step's client token. A token whose instance
     is already gone (terminated by hand, say) gives the same dead
     reservation forever, so then it runs once more with a token derived
@@ -1056,9 +1098,26 @@ s_run_instance (s_run_t *run, char *id, size_t size)
         if (!p)
             return -1;
         //  A fixed private address may still be held by an instance that
-        //  is shutting down (a replaced master): wait until it is free
-        const char *const waits [] = { "*.NotFound", "InvalidIPAddress.InUse", NULL };
-        xmlDocPtr doc = s_call (run, "RunInstances", p, waits);
+        //  is shutting down (a replaced master): wait until it is free; a
+        //  live holder fails the step at once
+        int64_t deadline = dx_mono_ms () + run->config->wait_ms;
+        int waits = 0;
+        xmlDocPtr doc;
+        while (!(doc = s_call (run, "RunInstances", p, s_not_found))
+        &&  s_code_is (run, "InvalidIPAddress.InUse") && dx_mono_ms () < deadline
+        &&  !s_cancelled (run)) {
+            aws_error_t in_use = run->err;
+            int wait = s_address_free_soon (run);
+            if (wait <= 0) {
+                aws_params_destroy (&p);
+                return -1;
+            }
+            run->err = in_use;
+            dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "host %s: address %s is still held "
+                    "by an instance shutting down; waiting", s_str (run->step, "hostname"),
+                    s_str (run->step, "private_ip"));
+            dx_sleep_ms (run->config->poll_ms);
+        }
         aws_params_destroy (&p);
         if (!doc)
             return s_fail_call (run, "RunInstances");

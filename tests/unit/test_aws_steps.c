@@ -14,7 +14,9 @@
     throttling is absorbed, or ends in `retry` once the budget is spent;
     DependencyViolation is waited out inside destroy.security, and ends in
     `retry` once it outlives the wait; a spent client token (its instance
-    terminated) gives a new instance; a cancelled job stops. Public keys derived from PEM and OpenSSH private keys equal
+    terminated) gives a new instance; a cancelled job stops; a fixed
+    address held by a live instance fails the host step at once, one held
+    by an instance shutting down is waited out. Public keys derived from PEM and OpenSSH private keys equal
     what ssh-keygen and openssl say.
 
     aws_ec2.c, aws_sshkey.c and aws_steps.c are compiled in directly (unit
@@ -991,6 +993,106 @@ test_dependency_wait (void **state)
     s_cluster_fini (&c);
 }
 
+/*  Runs a bare instance at private address ip in
+    subnet, as someone might start one by hand (no Dexter tags); its id
+    into id. */
+static char *
+s_hand_run (const char *subnet, const char *ip, char *id, size_t size)
+{
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "ImageId", AMI);
+    aws_params_add (p, "InstanceType", "t3.small");
+    aws_params_add (p, "MinCount", "1");
+    aws_params_add (p, "MaxCount", "1");
+    aws_params_add (p, "SubnetId", subnet);
+    aws_params_add (p, "PrivateIpAddress", ip);
+    aws_error_t err;
+    xmlDocPtr doc = aws_ec2_call (ec2, "RunInstances", p, &err);
+    if (!doc)
+        print_error ("RunInstances by hand: %s %s\n", err.code, err.message);
+    assert_non_null (doc);
+    const char *text = aws_xml_text (aws_xml_child (xmlDocGetRootElement (doc), "instancesSet/item"),
+                                     "instanceId");
+    assert_non_null (text);
+    snprintf (id, size, "%s", text);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+    return id;
+}
+
+static void
+s_hand_terminate (const char *id)
+{
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "InstanceId.1", id);
+    aws_error_t err;
+    xmlDocPtr doc = aws_ec2_call (ec2, "TerminateInstances", p, &err);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+}
+
+/*  A master's fixed address (10.0.0.11) held by an instance that is not
+    this host: while it runs, the host step fails at once, permanent, with
+    AWS's InvalidIPAddress.InUse and the holder named (no 15-minute wait
+    for something no wait frees); while it shuts down, the step waits and
+    then runs the master at its address. */
+static void
+test_fixed_address_held (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c5");
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_done (&c, "security", "security", NULL));
+    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    char holder [64];
+    s_hand_run (json_string_value (json_object_get (c.context, "subnet")), "10.0.0.11",
+                holder, sizeof holder);
+
+    //  A live holder: failed at once, the holder named
+    aws_step_out_t out;
+    int64_t start = dx_mono_ms ();
+    s_run (&c, "host", "host.masters.0",
+           s_host ("master", "masters", 0, "c5-master-0", "m5.large", "c5-1-masters-0", false, NULL),
+           &out);
+    assert_int_equal (out.outcome, AWS_STEP_FAILED);
+    assert_int_equal (out.permanent, 1);
+    assert_string_equal (out.code, "InvalidIPAddress.InUse");
+    assert_non_null (strstr (out.message, holder));
+    assert_non_null (strstr (out.message, "10.0.0.11"));
+    assert_true (dx_mono_ms () - start < s_config.wait_ms / 2);
+    aws_step_out_fini (&out);
+    json_t *st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:cluster", "c5"), 0);
+    json_decref (st);
+
+    //  A holder shutting down: waited out
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
+    s_hand_terminate (holder);
+    long in_use = s_calls ("by_error_code", "InvalidIPAddress.InUse");
+    json_t *res = s_done (&c, "host", "host.masters.0",
+                          s_host ("master", "masters", 0, "c5-master-0", "m5.large",
+                                  "c5-1-masters-0", false, NULL));
+    assert_true (s_calls ("by_error_code", "InvalidIPAddress.InUse") > in_use);
+    assert_string_equal (s_attr_of (res, "host.masters.0", "private_ip"), "10.0.0.11");
+    json_decref (res);
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
+
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    usleep (400 * 1000);
+    assert_int_equal (s_owned_count ("c5"), 0);
+    s_cluster_fini (&c);
+}
+
 /*  No secret reaches a log, even at debug level. */
 static void
 test_no_secrets_in_logs (void **state)
@@ -1040,6 +1142,7 @@ main (void)
         cmocka_unit_test (test_errors),
         cmocka_unit_test (test_cancel),
         cmocka_unit_test (test_dependency_wait),
+        cmocka_unit_test (test_fixed_address_held),
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
