@@ -60,7 +60,8 @@ sch_deployment_object (const char *name, const json_t *record)
     json_t *last_error = error_text? json_loads (error_text, 0, NULL): NULL;
     if (error_text && !last_error)
         last_error = json_pack ("{s:n, s:n, s:s}", "step", "code", "message", error_text);
-    return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, s:o}",
+    return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, "
+                      "s:o, s:o, s:o}",
                       "cluster", name,
                       "state", state? state: "init",
                       "command", s_deploy_field (record, "command"),
@@ -73,6 +74,8 @@ sch_deployment_object (const char *name, const json_t *record)
                       "last_error", last_error? last_error: json_null (),
                       "created_at", s_deploy_field (record, "created_at"),
                       "updated_at", s_deploy_field (record, "updated_at"),
+                      "started_at", s_deploy_field (record, "started_at"),
+                      "finished_at", s_deploy_field (record, "finished_at"),
                       "_accessip", s_deploy_field (record, "accessip"));
 }
 
@@ -269,14 +272,14 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
     if (!ctx->broker || sch_broker_workers (ctx->broker, provider, NULL) == 0)
         snprintf (waiting, sizeof waiting, "no %s worker is connected; the deployment "
                   "goes on when one registers", provider);
-    json_t *changes = json_pack ("{s:s, s:s, s:I, s:I, s:i, s:I, s:n, s:o, s:n}",
+    json_t *changes = json_pack ("{s:s, s:s, s:I, s:I, s:i, s:I, s:n, s:o, s:n, s:s, s:n}",
                                  "state", deploy? "deploying": "destroying",
                                  "command", command, "generation", next,
                                  "parallelism", parallelism, "steps_done", 0,
                                  "steps_total", (json_int_t) json_array_size (plan),
                                  "current",
                                  "waiting", *waiting? json_string (waiting): json_null (),
-                                 "last_error");
+                                 "last_error", "started_at", now, "finished_at");
     int rc = sch_store_deployment_start (ctx->store, name, next, snapshot, sealed,
                                          changes, plan, now);
     json_decref (plan);

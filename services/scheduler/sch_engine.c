@@ -511,7 +511,10 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
         return 0;
     const char *state = d->failing? (d->destroy? "destroy_failed": "deploy_failed")
                                   : (d->destroy? "destroyed": "deployed");
-    json_t *fields = json_pack ("{s:s, s:s}", "state", state, "waiting", "");
+    char now [32];
+    dx_time_iso (dx_now_ms (), now, sizeof now);
+    json_t *fields = json_pack ("{s:s, s:s, s:s}", "state", state, "waiting", "",
+                                "finished_at", now);
     json_t *event = json_pack ("{s:s, s:I}", "state", state,
                                "generation", (json_int_t) d->generation);
     if (d->failing) {
@@ -541,9 +544,7 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
         .drop_resources = !d->failing && d->destroy,
         .event_type = "deployment.finished", .event = event
     };
-    char now [32];
-    if (sch_store_deployment_change (self->store, d->name, &change,
-                                     dx_time_iso (dx_now_ms (), now, sizeof now)))
+    if (sch_store_deployment_change (self->store, d->name, &change, now))
         dx_error ("deployment %s: cannot record its end (%s): %s", d->name, state,
                   sch_store_error (self->store));
     dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,

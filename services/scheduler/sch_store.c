@@ -96,7 +96,7 @@ static const char *s_deployment_numbers [] = {
 static const char *s_deployment_fields [] = {
     "state", "command", "generation", "observed_generation", "parallelism",
     "steps_done", "steps_total", "current", "waiting", "last_error",
-    "created_at", "updated_at", "accessip", NULL
+    "created_at", "updated_at", "started_at", "finished_at", "accessip", NULL
 };
 
 
@@ -844,7 +844,7 @@ s_batch_deployment_init (s_batch_t *batch, const char *name, const char *now)
         "state", "init", "command", "", "generation", "0", "observed_generation", "0",
         "parallelism", "", "steps_done", "0", "steps_total", "0", "current", "",
         "waiting", "", "last_error", "", "created_at", now, "updated_at", now,
-        "accessip", "", NULL
+        "started_at", "", "finished_at", "", "accessip", "", NULL
     };
     for (int i = 0; init [i]; i++)
         s_batch_arg (batch, init [i]);

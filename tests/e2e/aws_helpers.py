@@ -99,6 +99,8 @@ def put_deployment(stack, name, command="deploy", parallelism=None, key_id=FAKE_
     if parallelism is not None:
         data["parallelism"] = str(parallelism)
     _, body = api(stack, "PUT", "/clusters/%s/deployment" % name, expect, data=data)
+    if expect == 202:
+        assert body["started_at"] and body["finished_at"] is None, body
     return body
 
 
@@ -174,6 +176,7 @@ def wait_deployment(stack, name, generation, command="deploy", timeout=90, allow
         d = get_deployment(stack, name)
         assert d["generation"] >= generation, d
         if d["generation"] == generation and d["state"] in (want, failed):
+            assert d["started_at"] and d["finished_at"] and d["started_at"] <= d["finished_at"], d
             if d["state"] == failed and not allow_failure:
                 raise AssertionError("generation %d of %s ended %s:\n%s" % (
                     generation, name, d["state"], diagnose(stack, name)))

@@ -475,8 +475,9 @@ def test_deployment_lifecycle(shared_stack, pem):
     d = ok(call(shared_stack, "GET", "/clusters/%s/deployment" % name), 200)
     assert set(d) >= {"cluster", "state", "command", "generation", "observed_generation",
                       "parallelism", "progress", "waiting", "last_error", "created_at",
-                      "updated_at", "_accessip"}, d
+                      "updated_at", "started_at", "finished_at", "_accessip"}, d
     assert (d["cluster"], d["state"], d["generation"]) == (name, "init", 0), d
+    assert d["started_at"] is None and d["finished_at"] is None, d
     assert set(d["progress"]) >= {"steps_done", "steps_total", "current"}, d
     # No config yet: a deploy is a conflict; nothing ever deployed: so is a destroy.
     b = err(deploy(shared_stack, name), 409)
@@ -492,6 +493,7 @@ def test_deployment_lifecycle(shared_stack, pem):
     d = ok(deploy(shared_stack, name, parallelism="7"), 202)
     assert (d["cluster"], d["state"], d["command"], d["generation"], d["parallelism"]) == \
         (name, "deploying", "deploy", 1, 7), d
+    assert d["started_at"] and d["finished_at"] is None, d
     assert AWS_SECRET not in json.dumps(d) and AWS_KEY_ID not in json.dumps(d)
     d = wait_waiting(shared_stack, name)
     assert (d["state"], d["generation"]) == ("deploying", 1), d

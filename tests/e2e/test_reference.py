@@ -491,7 +491,7 @@ def check_cluster_hosts(stack, name):
 def check_deployment_shape(d, name):
     assert set(d) >= {"cluster", "state", "command", "generation", "observed_generation",
                       "parallelism", "progress", "waiting", "last_error", "created_at",
-                      "updated_at", "_accessip"}, d
+                      "updated_at", "started_at", "finished_at", "_accessip"}, d
     assert d["cluster"] == name, d
     assert set(d["progress"]) >= {"steps_done", "steps_total", "current"}, d
 
