@@ -831,11 +831,14 @@ test_deployment (void **state)
     const json_t *body = s_body (reply);
     const char *members [] = { "cluster", "state", "command", "generation",
                                "observed_generation", "parallelism", "progress", "waiting",
-                               "last_error", "created_at", "updated_at", "_accessip", NULL };
+                               "last_error", "created_at", "updated_at", "started_at",
+                               "finished_at", "_accessip", NULL };
     for (int i = 0; members [i]; i++)
         if (!json_object_get (body, members [i]))
             fail_msg ("deployment object lacks %s", members [i]);
-    assert_int_equal (json_object_size (body), 12);
+    assert_int_equal (json_object_size (body), 14);
+    assert_true (json_is_null (json_object_get (body, "started_at")));
+    assert_true (json_is_null (json_object_get (body, "finished_at")));
     assert_string_equal (json_string_value (json_object_get (body, "cluster")), "c1");
     assert_string_equal (json_string_value (json_object_get (body, "state")), "init");
     assert_int_equal (json_integer_value (json_object_get (body, "generation")), 0);
@@ -870,7 +873,9 @@ test_deployment (void **state)
     assert_int_equal (json_integer_value (json_object_get (body, "parallelism")), 7);
     assert_string_equal (json_string_value (json_object_get (body, "waiting")),
                          "no aws worker is connected; the deployment goes on when one registers");
-    assert_int_equal (json_object_size (body), 12);
+    assert_int_equal (json_object_size (body), 14);
+    assert_non_null (json_string_value (json_object_get (body, "started_at")));
+    assert_true (json_is_null (json_object_get (body, "finished_at")));
     json_t *accepted = json_deep_copy (body);
     json_decref (reply);
     reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
