@@ -1184,6 +1184,30 @@ s_batch_events (s_batch_t *batch, const char *name, const char *after, int64_t c
     s_batch_argf (batch, "%lld", (long long) count);
 }
 
+/*  Event fields that are numbers, and that are booleans: a stream keeps
+    text, the API answers them typed (docs/redis.md, "events"). */
+static const char *s_event_numbers [] = {
+    "generation", "attempt", "next_attempt", "parallelism", NULL
+};
+static const char *s_event_booleans [] = { "permanent", NULL };
+
+/*  The JSON value of an event field as the stream holds it. */
+static json_t *
+s_store_event_value (const char *field, const char *text, size_t len)
+{
+    if (s_store_listed (s_event_numbers, field)) {
+        char *end;
+        errno = 0;
+        long long n = strtoll (text, &end, 10);
+        if (len && end == text + len && errno == 0)
+            return json_integer (n);
+    }
+    if (s_store_listed (s_event_booleans, field)
+    &&  (strcmp (text, "true") == 0 || strcmp (text, "false") == 0))
+        return json_boolean (strcmp (text, "true") == 0);
+    return json_stringn (text, len);
+}
+
 /*  An XRANGE reply as event objects; NULL (error set) for an error reply. */
 static json_t *
 s_store_decode_events (sch_store_t *self, const redisReply *reply)
@@ -1200,9 +1224,10 @@ s_store_decode_events (sch_store_t *self, const redisReply *reply)
         json_object_set_new (event, "id", json_string (entry->element [0]->str));
         redisReply *fields = entry->element [1];
         for (size_t f = 0; fields->type == REDIS_REPLY_ARRAY && f + 1 < fields->elements; f += 2) {
-            json_t *value = json_stringn (fields->element [f + 1]->str,
-                                          fields->element [f + 1]->len);
-            if (fields->element [f]->str && value && strcmp (fields->element [f]->str, "id"))
+            const char *field = fields->element [f]->str;
+            json_t *value = field? s_store_event_value (field, fields->element [f + 1]->str,
+                                                        fields->element [f + 1]->len): NULL;
+            if (field && value && strcmp (field, "id"))
                 json_object_set_new (event, fields->element [f]->str, value);
             else
                 json_decref (value);

@@ -216,16 +216,16 @@ def check_events(evs, generation, state, expected_steps=(), command="deploy"):
     step that started at last done; `expected_steps` all done."""
     req = evs[0]
     assert req["type"] == "deployment.requested" and req["command"] == command, req
-    assert int(req["generation"]) == generation, req
+    assert req["generation"] == generation and isinstance(req["parallelism"], int), req
     fin = [e for e in evs if e["type"] == "deployment.finished"]
     assert len(fin) == 1, "one deployment.finished per generation:\n" + short(evs)
-    assert fin[0]["state"] == state and int(fin[0]["generation"]) == generation, fin
+    assert fin[0]["state"] == state and fin[0]["generation"] == generation, fin
     started = [e for e in evs if e["type"] == "step.started"]
     done = [e for e in evs if e["type"] == "step.done"]
     for e in started:
         assert e.get("step") and e.get("kind") and e.get("worker"), e
         assert re.fullmatch(r".+:\d+", e["worker"]), "worker is host:pid: %r" % e
-        assert int(e["attempt"]) >= 1, e
+        assert isinstance(e["attempt"], int) and e["attempt"] >= 1, e
     for e in done:
         assert e.get("step") and e.get("worker"), e
     done_steps = {e["step"] for e in done}
