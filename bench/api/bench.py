@@ -28,6 +28,9 @@ import threading
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchdoc  # noqa: E402  (bench/benchdoc.py)
+
 
 def die(msg):
     sys.stderr.write("bench: " + msg + "\n")
@@ -298,14 +301,7 @@ def cmd_set(results, key, value):
 
 # -- report -----------------------------------------------------------------------
 
-START, END = "<!-- bench:api:start -->", "<!-- bench:api:end -->"
-HEADER = """# Benchmarks
-
-Figures measured on one machine by the scripts under `bench/` (see
-`bench/README.md`). Each section is rewritten by the script that measures it;
-the date, machine and commit of each run are in its section.
-
-"""
+START, END = benchdoc.markers("api")
 
 
 def mb(kb):
@@ -434,20 +430,7 @@ Commands (ports as in this run):
                 short=("\n**A %s s trial run (BENCH_SECONDS): not a figure to compare.**" % r.get("seconds")
                        if int(r.get("seconds", "15")) < 15 else ""))
 
-    try:
-        with open(doc) as f:
-            text = f.read()
-    except FileNotFoundError:
-        text = HEADER
-    if START in text and END in text and text.index(START) < text.index(END):
-        a, b = text.index(START), text.index(END) + len(END)
-        text = text[:a] + section + text[b:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = doc + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, doc)
+    benchdoc.write_section(doc, "api", section)
     print("bench: wrote %s" % doc)
 
 

@@ -75,15 +75,11 @@ import tempfile
 import time
 import urllib.parse
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import benchdoc  # noqa: E402  (bench/benchdoc.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-START, END = "<!-- bench:deploy:start -->", "<!-- bench:deploy:end -->"
-HEADER = """# Benchmarks
-
-Figures measured on one machine by the scripts under `bench/` (see
-`bench/README.md`). Each section is rewritten by the script that measures it;
-the date, machine and commit of each run are in its section.
-
-"""
+START, END = benchdoc.markers("deploy")
 KEY_ID, SECRET = "AKIADEXTERBENCH00001", "dexterBench/fake+Secret0123456789abcdefAB"
 CLUSTER = "benchdeploy"
 MASTERS, MASTER_TYPE = 3, "m5.large"
@@ -430,20 +426,7 @@ Command: `{command}`
                 hwm_note="" if r.get("hwm_reset") else " (could not reset VmHWM: peaks are since start)",
                 table=text, verdict=("**MISSED:** " + "; ".join(missed)) if missed else "All targets met.",
                 command=r.get("command", "bench/deploy/bench.py"))
-    try:
-        with open(doc) as f:
-            old = f.read()
-    except FileNotFoundError:
-        old = HEADER
-    if START in old and END in old and old.index(START) < old.index(END):
-        a, b = old.index(START), old.index(END) + len(END)
-        new = old[:a] + section + old[b:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = doc + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, doc)
+    benchdoc.write_section(doc, "deploy", section)
     say("wrote %s" % doc)
 
 
@@ -463,6 +446,10 @@ def main():
         with open(sys.argv[2]) as f:
             report(json.load(f), os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md"))
         return 0
+    if len(sys.argv) > 1:
+        # -h, --help, or anything it does not know: the usage, nothing run
+        print(__doc__.strip())
+        return 0 if sys.argv[1] in ("-h", "--help") else 2
     bin_dir = os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
     doc = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
     pars = [int(x) for x in (os.environ.get("BENCH_PARALLELISM") or "5,20,100").split(",")]

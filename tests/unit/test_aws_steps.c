@@ -942,57 +942,6 @@ test_cancel (void **state)
     s_cluster_fini (&c);
 }
 
-/*  destroy.security while an instance is still shutting down: AWS says
-    DependencyViolation until it is terminated; the step waits it out. */
-static void
-test_dependency_wait (void **state)
-{
-    (void) state;
-    s_cluster_t c;
-    s_cluster_init (&c, "c3");
-    c.sshkeydata = T.pem;
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_done (&c, "security", "security", NULL));
-    json_decref (s_done (&c, "image", "image", NULL));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
-    json_t *res = s_done (&c, "host", "host.g1.0",
-                          s_host ("agent", "g1", 0, "c3-g1-0", "t3.small", "c3-1-g1-0", false, NULL));
-    char id [64];
-    snprintf (id, sizeof id, "%s", s_attr_of (res, "host.g1.0", "provider_id"));
-    json_decref (res);
-
-    //  A dependency that outlives the step's wait: retry, AWS's code (the
-    //  instance still uses the subnet)
-    s_config.wait_ms = 150;
-    s_fails (&c, "destroy.network", "destroy.network", NULL, AWS_STEP_RETRY, 0,
-             "DependencyViolation");
-    s_config.wait_ms = 20000;
-
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
-    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
-    aws_params_t *p = aws_params_new ();
-    aws_params_add (p, "InstanceId.1", id);
-    aws_error_t err;
-    xmlDocPtr doc = aws_ec2_call (ec2, "TerminateInstances", p, &err);
-    assert_non_null (doc);
-    xmlFreeDoc (doc);
-    aws_params_destroy (&p);
-    aws_ec2_destroy (&ec2);
-
-    long violations = s_calls ("by_error_code", "DependencyViolation");
-    int64_t start = dx_mono_ms ();
-    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
-    assert_true (dx_mono_ms () - start >= 300);
-    assert_true (s_calls ("by_error_code", "DependencyViolation") > violations);
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
-    usleep (400 * 1000);
-    assert_int_equal (s_owned_count ("c3"), 0);
-    s_cluster_fini (&c);
-}
-
 /*  Runs a bare instance at private address ip in
     subnet, as someone might start one by hand (no Dexter tags); its id
     into id. */
@@ -1034,6 +983,49 @@ s_hand_terminate (const char *id)
     xmlFreeDoc (doc);
     aws_params_destroy (&p);
     aws_ec2_destroy (&ec2);
+}
+
+/*  destroy.security while an instance is still shutting down: AWS says
+    DependencyViolation until it is terminated; the step waits it out. */
+static void
+test_dependency_wait (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c3");
+    c.sshkeydata = T.pem;
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_done (&c, "security", "security", NULL));
+    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    json_t *res = s_done (&c, "host", "host.g1.0",
+                          s_host ("agent", "g1", 0, "c3-g1-0", "t3.small", "c3-1-g1-0", false, NULL));
+    char id [64];
+    snprintf (id, sizeof id, "%s", s_attr_of (res, "host.g1.0", "provider_id"));
+    json_decref (res);
+
+    //  A dependency that outlives the step's wait: retry, AWS's code (the
+    //  instance still uses the subnet)
+    s_config.wait_ms = 150;
+    s_fails (&c, "destroy.network", "destroy.network", NULL, AWS_STEP_RETRY, 0,
+             "DependencyViolation");
+    s_config.wait_ms = 20000;
+
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
+    s_hand_terminate (id);
+
+    long violations = s_calls ("by_error_code", "DependencyViolation");
+    int64_t start = dx_mono_ms ();
+    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    assert_true (dx_mono_ms () - start >= 300);
+    assert_true (s_calls ("by_error_code", "DependencyViolation") > violations);
+    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    usleep (400 * 1000);
+    assert_int_equal (s_owned_count ("c3"), 0);
+    s_cluster_fini (&c);
 }
 
 /*  A master's fixed address (10.0.0.11) held by an instance that is not
