@@ -2,6 +2,7 @@
     deployment. See sch_plan.h and proto/PROTOCOL.md, "Steps". */
 #include "sch_plan.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,26 +94,55 @@ s_plan_recorded (const json_t *resources, const char *group, unsigned char *slot
     return count;
 }
 
-/*  Decides the slots of a group that wants n hosts: keeps the n lowest
-    recorded ones and fills up with the lowest free numbers (want), and
-    removes the recorded ones above them (drop). */
+/*  The recorded launch time of a group's host ("" when not known). */
+static const char *
+s_plan_launched (const json_t *resources, const char *group, int slot)
+{
+    char key [64];
+    snprintf (key, sizeof key, "host.%s.%d", group, slot);
+    const char *at = json_string_value (json_object_get (json_object_get (resources, key),
+                                                         "launched_at"));
+    return at? at: "";
+}
+
+/*  1 if host a of group is newer than host b: launched later, or at the
+    same time (or neither known) with the higher slot. */
+static int
+s_plan_newer (const json_t *resources, const char *group, int a, int b)
+{
+    int cmp = strcmp (s_plan_launched (resources, group, a),
+                      s_plan_launched (resources, group, b));
+    return cmp? cmp > 0: a > b;
+}
+
+/*  Decides the slots of a group that wants n hosts: drops the newest of
+    the recorded ones beyond n (drop), keeps the others, and fills up with
+    the lowest free numbers (want). Newest is by recorded launch time, then
+    by slot; the masters go by slot alone, as their fixed addresses
+    (10.0.0.11 + slot) must stay the first n. */
 static void
 s_plan_slots (const json_t *resources, const char *group, int n,
               unsigned char *want, unsigned char *drop)
 {
     unsigned char recorded [S_MAX_SLOTS];
-    s_plan_recorded (resources, group, recorded);
+    int count = s_plan_recorded (resources, group, recorded);
     memset (want, 0, S_MAX_SLOTS);
     memset (drop, 0, S_MAX_SLOTS);
+    bool by_slot = strcmp (group, "masters") == 0;
+    for (; count > n; count--) {
+        int newest = -1;
+        for (int slot = 0; slot < S_MAX_SLOTS; slot++)
+            if (recorded [slot] && !drop [slot]
+            &&  (newest < 0 || (by_slot? slot > newest
+                                       : s_plan_newer (resources, group, slot, newest))))
+                newest = slot;
+        drop [newest] = 1;
+    }
     int kept = 0;
     for (int slot = 0; slot < S_MAX_SLOTS; slot++)
-        if (recorded [slot]) {
-            if (kept < n) {
-                want [slot] = 1;
-                kept++;
-            }
-            else
-                drop [slot] = 1;
+        if (recorded [slot] && !drop [slot]) {
+            want [slot] = 1;
+            kept++;
         }
     for (int slot = 0; slot < S_MAX_SLOTS && kept < n; slot++)
         if (!want [slot] && !drop [slot]) {

@@ -374,3 +374,52 @@ def test_masters_grow_and_shrink_group_deleted(stack_factory, tmp_path):
     by_group, st = check_cluster(stack, name, 1, {}, master_type="m5.large", deployment=d)
     assert {i["id"] for i in live_instances(st, name)} == keep
     assert_deferred(stack)
+
+
+def test_shrink_removes_the_newest_host_even_a_replacement(stack_factory, tmp_path):
+    """Scaling down removes the newest hosts by launch time, not merely the
+    highest slots: a host terminated by hand is launched anew by the next
+    deploy (same slot, a new instance); shrinking the group by one then
+    removes that replacement and keeps the two original hosts."""
+    import botocore.session
+    stack = stack_factory()
+    stack.start_fake_ec2()
+    stack.start_aws_worker({"DEXTER_AWS_WAIT_MS": "5000"})
+    pem = pem_key(str(tmp_path / "k.pem"))
+    name = "replaced"
+    group = {"name": "g1", "instance_type": "m5.large", "cpus": 6, "ram": 8}
+    assert make_aws_cluster(stack, name, pem, [group]) == {"g1": 3}
+    deploy(stack, name, parallelism=10, timeout=60)
+
+    def g1_live():
+        st = stack.fake("GET", "/_fake/state")
+        return {i["tags"]["dexter:host"]: i for i in live_instances(st, name)
+                if i["tags"].get("dexter:group") == "g1"}
+    first = g1_live()
+    assert sorted(first) == ["replaced-g1-0", "replaced-g1-1", "replaced-g1-2"], first
+
+    # Someone terminates slot 0's instance behind Dexter's back
+    ec2 = botocore.session.get_session().create_client(
+        "ec2", region_name="us-west-2", endpoint_url=stack.fake_ec2_url,
+        aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET)
+    ec2.terminate_instances(InstanceIds=[first["replaced-g1-0"]["id"]])
+    d, evs = deploy(stack, name, parallelism=10, timeout=60)
+    second = g1_live()
+    assert sorted(second) == sorted(first), second
+    replacement = second["replaced-g1-0"]
+    assert replacement["id"] != first["replaced-g1-0"]["id"], replacement
+    assert replacement["launch_time"] > max(i["launch_time"] for i in second.values()
+                                            if i is not replacement)
+
+    # One host fewer: the replacement goes, slots 1 and 2 stay
+    group["cpus"] = 4
+    _, out = api(stack, "POST", "/clusters/%s/groups" % name, 200, json={
+        "name": "g1", "role": "*", "attributes": {}, "vars": {}, "instance_type": "m5.large",
+        "cpus": 4, "ram": 8, "disk_size": 20})
+    assert out["hosts"] == 2, out
+    d, evs = deploy(stack, name, parallelism=10, timeout=60)
+    removed = [e["step"] for e in evs if e["type"] == "step.done" and e["step"].startswith("remove.")]
+    assert removed == ["remove.g1.0"], short(evs)
+    third = g1_live()
+    assert {h: i["id"] for h, i in third.items()} == \
+        {h: first[h]["id"] for h in ("replaced-g1-1", "replaced-g1-2")}, third

@@ -204,6 +204,54 @@ test_scale_down_removes_newest (void **state)
     assert_string_equal (json_string_value (json_object_get (remove, "hostname")), "c1-g1-4");
     assert_int_equal (json_array_size (json_object_get (s_job (plan, "remove.g1.4"), "needs")), 0);
     json_decref (plan);
+
+    //  With launch times: slot 1 was replaced last, slot 3 is the oldest;
+    //  the two newest (1, then 4 of the rest) go, whatever their slots
+    const char *launched [] = { "2026-12-01T10:00:00.000Z", "2026-12-03T09:00:00.000Z",
+                                "2026-12-01T10:00:00.000Z", "2026-11-30T08:00:00.000Z",
+                                "2026-12-01T10:00:01.000Z" };
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", slot);
+        json_object_set_new (json_object_get (resources, key), "launched_at",
+                             json_string (launched [slot]));
+    }
+    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair host.access "
+                         "host.masters.0 host.masters.1 host.masters.2 "
+                         "host.g1.0 host.g1.2 host.g1.3 remove.g1.1 remove.g1.4");
+    json_decref (plan);
+    //  Equal launch times: the higher slot counts as newer (0 and 2 above)
+    json_decref (snapshot);
+    snapshot = s_snapshot ("deploy", 2, "g1:4:role1", NULL);
+    json_object_set_new (json_object_get (resources, "host.g1.1"), "launched_at",
+                         json_string ("2026-11-29T00:00:00.000Z"));
+    json_object_set_new (json_object_get (resources, "host.g1.4"), "launched_at",
+                         json_string ("2026-11-29T00:00:00.000Z"));
+    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.g1.0 host.g1.1 host.g1.3 "
+                             "host.g1.4 remove.g1.2"));
+    json_decref (plan);
+    json_decref (resources);
+    json_decref (snapshot);
+
+    //  Masters go by slot alone, launch times or not: their addresses
+    //  (10.0.0.11 + slot) must stay the first ones
+    snapshot = s_snapshot ("deploy", 2, NULL);
+    resources = json_object ();
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.masters.%d", slot);
+        json_t *host = s_host ("running");
+        json_object_set_new (host, "launched_at", json_string (slot == 0? "2026-12-03T00:00:00.000Z"
+                                                                         : "2026-12-01T00:00:00.000Z"));
+        json_object_set_new (resources, key, host);
+    }
+    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.masters.0 host.masters.1 "
+                             "host.masters.2 remove.masters.3 remove.masters.4"));
+    json_decref (plan);
     json_decref (resources);
     json_decref (snapshot);
 }
