@@ -276,6 +276,27 @@ s_check_name (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     return json_string (text);
 }
 
+/*  Group names the hosts Dexter adds itself use: a group of that name
+    would share their resource keys (host.masters.N), host names
+    (NAME-master-N) or group tag (access). */
+static const char *const s_reserved_groups [] = { "access", "master", "masters", NULL };
+
+/*  A group name: a name (s_check_name) that is not reserved. */
+static json_t *
+s_check_group_name (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
+{
+    json_t *name = s_check_name (ctx, field, value);
+    if (name && s_find (s_reserved_groups, json_string_value (name)) >= 0) {
+        char list [64];
+        s_fail (ctx, field->name, "%s %s is reserved: the access node and the masters "
+                "use it; choose another (not %s)", field->name, json_string_value (name),
+                s_join (s_reserved_groups, list, sizeof list));
+        json_decref (name);
+        return NULL;
+    }
+    return name;
+}
+
 /*  One of a fixed list of words (field->choices). */
 static json_t *
 s_check_choice (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
@@ -1199,7 +1220,7 @@ static const s_field_t s_config_fields [] = {
 };
 
 static const s_field_t s_group_fields [] = {
-    { .name = "name",       .on = S_BOTH, .required = S_BOTH, .check = s_check_name },
+    { .name = "name",       .on = S_BOTH, .required = S_BOTH, .check = s_check_group_name },
     { .name = "role",       .on = S_BOTH, .required = S_BOTH, .check = s_check_role },
     { .name = "attributes", .on = S_BOTH, .required = S_BOTH, .check = s_check_attributes,
       .max = 16 * 1024, .max_len = 64 * 1024 },

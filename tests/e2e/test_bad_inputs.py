@@ -180,6 +180,10 @@ CASES = [
     # -- groups
     ("group-name-upper", "POST", AWS_GRP, grp(name="G2"), None, 400, "name"),
     ("group-name-long", "POST", AWS_GRP, grp(name="g" * 17), None, 400, "name"),
+    ("group-name-masters", "POST", AWS_GRP, grp(name="masters"), None, 400, "name"),
+    ("group-name-master", "POST", AZ_GRP, azgrp(name="master"), None, 400, "name"),
+    ("group-name-access", "POST", AWS_GRP, grp(name="access"), None, 400, "name"),
+    ("group-rename-masters", "PUT", AWS_GRP + "/g1", grp(name="masters"), None, 400, "name"),
     ("role-space", "POST", AWS_GRP, grp(role="bad role"), None, 400, "role"),
     ("role-dot", "POST", AWS_GRP, grp(role="."), None, 400, "role"),
     ("role-dotdot", "POST", AWS_GRP, grp(role=".."), None, 400, "role"),

@@ -755,6 +755,9 @@ static const s_bad_t s_bad [] = {
       "masters,location,ssh_user,ssh_password" },
     /*  group, aws */
     { S_GROUP, "aws", "{\"name\": \"Group1\"}", "name" },
+    { S_GROUP, "aws", "{\"name\": \"masters\"}", "name" },
+    { S_GROUP, "aws", "{\"name\": \"master\"}", "name" },
+    { S_GROUP, "azure", "{\"name\": \"access\"}", "name" },
     { S_GROUP, "aws", "{\"role\": \"\"}", "role" },
     { S_GROUP, "aws", "{\"role\": \".\"}", "role" },
     { S_GROUP, "aws", "{\"role\": \"..\"}", "role" },
