@@ -1237,7 +1237,7 @@ s_step_host (s_run_t *run)
     doc = s_wait_running (run, id);
     if (!doc)
         return -1;
-    char private_ip [64] = "", public_ip [64] = "", launched [64] = "";
+    char private_ip [64] = "", public_ip [64] = "", launched [64] = "", type [64] = "";
     S_FOREACH_INSTANCE (doc, inst) {
         const char *text = aws_xml_text (inst, "privateIpAddress");
         snprintf (private_ip, sizeof private_ip, "%s", text? text: "");
@@ -1245,12 +1245,15 @@ s_step_host (s_run_t *run)
         snprintf (public_ip, sizeof public_ip, "%s", text? text: "");
         text = aws_xml_text (inst, "launchTime");
         snprintf (launched, sizeof launched, "%s", text? text: "");
+        text = aws_xml_text (inst, "instanceType");
+        snprintf (type, sizeof type, "%s", text? text: "");
     }
     xmlFreeDoc (doc);
     s_attr (res, "state", "running");
     s_attr (res, "private_ip", private_ip);
     s_attr (res, "public_ip", public_ip);
     s_attr (res, "launched_at", launched);
+    s_attr (res, "instance_type", type);
     if (access) {
         if (s_access_address (run, id, public_ip, sizeof public_ip))
             return -1;

@@ -680,6 +680,35 @@ s_backoff_ms (int n)
     return delay < S_BACKOFF_MAX? delay: S_BACKOFF_MAX;
 }
 
+/*  A host step done on a host that existed already with another instance
+    type than the spec's: existing hosts are not rebuilt, so say so. The
+    warning (caller frees), or NULL. */
+static char *
+s_host_drift (const s_job_t *job, const json_t *resources)
+{
+    const json_t *step = json_object_get (job->record, "step");
+    const char *wanted = json_string_value (json_object_get (step, "instance_type"));
+    if (!wanted || strcmp (json_string_value (json_object_get (step, "kind")), "host") != 0)
+        return NULL;
+    size_t i;
+    json_t *resource;
+    json_array_foreach (resources, i, resource) {
+        const char *key = json_string_value (json_object_get (resource, "key"));
+        const char *actual = json_string_value (json_object_get (resource, "instance_type"));
+        if (key && strcmp (key, job->id) == 0 && actual && *actual && strcmp (actual, wanted)) {
+            char *text = NULL;
+            if (asprintf (&text, "host %s runs %s, the spec now says %s: a deploy does not "
+                          "rebuild existing hosts; the change applies to hosts added from now "
+                          "on (scale the group down and up again to replace them)",
+                          json_string_value (json_object_get (step, "hostname")),
+                          actual, wanted) < 0)
+                return NULL;
+            return text;
+        }
+    }
+    return NULL;
+}
+
 static void
 s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker,
                  const char *worker_name, const json_t *msg)
@@ -704,6 +733,12 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
         job->status = S_DONE;
         d->done++;
         type = "step.done";
+        char *warning = s_host_drift (job, json_object_get (msg, "resources"));
+        if (warning) {
+            dx_warn ("deployment %s: %s", d->name, warning);
+            json_object_set_new (event, "warning", json_string (warning));
+            free (warning);
+        }
     }
     else
     if (strcmp (outcome, "failed") == 0 && permanent) {

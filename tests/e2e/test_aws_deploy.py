@@ -380,7 +380,8 @@ def test_shrink_removes_the_newest_host_even_a_replacement(stack_factory, tmp_pa
     """Scaling down removes the newest hosts by launch time, not merely the
     highest slots: a host terminated by hand is launched anew by the next
     deploy (same slot, a new instance); shrinking the group by one then
-    removes that replacement and keeps the two original hosts."""
+    removes that replacement and keeps the two original hosts. A changed
+    instance type rebuilds nothing and is reported in step.done."""
     import botocore.session
     stack = stack_factory()
     stack.start_fake_ec2()
@@ -423,3 +424,15 @@ def test_shrink_removes_the_newest_host_even_a_replacement(stack_factory, tmp_pa
     third = g1_live()
     assert {h: i["id"] for h, i in third.items()} == \
         {h: first[h]["id"] for h in ("replaced-g1-1", "replaced-g1-2")}, third
+
+    # Another instance type for the same 2 hosts: nothing is rebuilt, and
+    # each host's step.done says so
+    _, out = api(stack, "POST", "/clusters/%s/groups" % name, 200, json={
+        "name": "g1", "role": "*", "attributes": {}, "vars": {}, "instance_type": "m5.xlarge",
+        "cpus": 8, "ram": 8, "disk_size": 20})
+    assert out["hosts"] == 2, out
+    d, evs = deploy(stack, name, parallelism=10, timeout=60)
+    assert {h: i["id"] for h, i in g1_live().items()} == {h: i["id"] for h, i in third.items()}
+    warned = {e["step"]: e["warning"] for e in evs if e["type"] == "step.done" and "warning" in e}
+    assert sorted(warned) == ["host.g1.1", "host.g1.2"], short(evs)
+    assert all("m5.large" in w and "m5.xlarge" in w for w in warned.values()), warned

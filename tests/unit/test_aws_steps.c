@@ -698,6 +698,7 @@ test_cluster_life (void **state)
     assert_true (strncmp (s_attr_of (res, "eip.access", "provider_id"), "eipalloc-", 9) == 0);
     assert_true (strlen (s_attr_of (res, "host.access", "private_ip")) > 0);
     assert_int_equal (strlen (s_attr_of (res, "host.access", "launched_at")), 24);  /* ISO 8601, ms */
+    assert_true (strlen (s_attr_of (res, "host.access", "instance_type")) > 0);
     json_decref (res);
     res = s_done (&c, "host", "host.masters.0",
                   s_host ("master", "masters", 0, "c1-master-0", "m5.large", "0123456789ab-1-masters-0", false, NULL));
