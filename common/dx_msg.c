@@ -7,7 +7,7 @@
          remaining bytes could hold. After it, msgpack-c's unpacker can only
          allocate memory proportional to the input and never runs out of
          its fixed nesting stack (MSGPACK_EMBED_STACK_SIZE, also 32).
-      2. msgpack_unpack_next (in s_decode) builds msgpack objects; strings
+      2. msgpack_unpack (in s_decode) builds msgpack objects; strings
          point into the input buffer, nothing is copied.
       3. s_to_json converts them into jansson values, checking what the
          scan does not: string keys, no duplicate keys, UTF-8 without NUL,
@@ -109,19 +109,42 @@ s_utf8_valid (const unsigned char *s, size_t len)
 //  ---------------------------------------------------------------------
 //  Encoding
 
-/*  The packer writes through this: an sbuffer that refuses to grow past
-    DX_MSG_MAX_BYTES, so an oversized message fails early. */
+/*  The packer writes through this: a buffer that starts small (a request
+    or a reply is a few hundred bytes; msgpack's sbuffer would take 8 KiB
+    each time), refuses to grow past DX_MSG_MAX_BYTES so that an oversized
+    message fails early, and wipes what it outgrows: messages carry
+    credentials. */
+#define S_WRITER_START 512
+
 typedef struct {
-    msgpack_sbuffer sbuf;
+    char *data;
+    size_t size, cap;
 } s_writer_t;
 
 static int
-s_writer_write (void *data, const char *buf, size_t len)
+s_writer_write (void *arg, const char *buf, size_t len)
 {
-    s_writer_t *writer = (s_writer_t *) data;
-    if (len > DX_MSG_MAX_BYTES - writer->sbuf.size)
+    s_writer_t *writer = (s_writer_t *) arg;
+    if (len > DX_MSG_MAX_BYTES - writer->size)
         return -1;
-    return msgpack_sbuffer_write (&writer->sbuf, buf, len);
+    if (writer->size + len > writer->cap) {
+        size_t cap = writer->cap? writer->cap: S_WRITER_START;
+        while (cap < writer->size + len)
+            cap *= 2;
+        char *data = malloc (cap);
+        if (!data)
+            return -1;
+        if (writer->data) {
+            memcpy (data, writer->data, writer->size);
+            sodium_memzero (writer->data, writer->cap);
+            free (writer->data);
+        }
+        writer->data = data;
+        writer->cap = cap;
+    }
+    memcpy (writer->data + writer->size, buf, len);
+    writer->size += len;
+    return 0;
 }
 
 /*  Packs one JSON value at nesting level depth (the top map is level 1).
@@ -185,16 +208,17 @@ dx_msg_encode (const json_t *msg, char **buf, size_t *len)
 {
     if (!json_is_object (msg) || !buf || !len)
         return -1;
-    s_writer_t writer;
-    msgpack_sbuffer_init (&writer.sbuf);
+    s_writer_t writer = { NULL, 0, 0 };
     msgpack_packer pk;
     msgpack_packer_init (&pk, &writer, s_writer_write);
     if (s_pack (&pk, msg, 1)) {
-        msgpack_sbuffer_destroy (&writer.sbuf);
+        if (writer.data)
+            sodium_memzero (writer.data, writer.cap);
+        free (writer.data);
         return -1;
     }
-    *len = writer.sbuf.size;
-    *buf = msgpack_sbuffer_release (&writer.sbuf);
+    *len = writer.size;
+    *buf = writer.data;
     return 0;
 }
 
@@ -757,6 +781,10 @@ s_check_schema (const json_t *msg, char *err, size_t errlen)
     return 0;
 }
 
+/*  The unpacker's zone grows by chunks of this size: under 1 KiB, so that
+    malloc serves them from its small bins. */
+#define S_ZONE_CHUNK 896
+
 /*  All four passes; the schema only when with_schema is set. */
 static json_t *
 s_decode (const void *data, size_t len, int with_schema, char *err, size_t errlen)
@@ -774,10 +802,16 @@ s_decode (const void *data, size_t len, int with_schema, char *err, size_t errle
     if (s_scan ((const unsigned char *) data, len, err, errlen))
         return NULL;
 
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init (&unpacked);
+    //  Our own zone, in small chunks: msgpack_unpack_next would allocate
+    //  8 KiB for every message, however small
+    msgpack_zone zone;
+    if (!msgpack_zone_init (&zone, S_ZONE_CHUNK)) {
+        s_set_err (err, errlen, "out of memory while unpacking the message");
+        return NULL;
+    }
+    msgpack_object object;
     size_t offset = 0;
-    msgpack_unpack_return rc = msgpack_unpack_next (&unpacked, data, len, &offset);
+    msgpack_unpack_return rc = msgpack_unpack (data, len, &offset, &zone, &object);
     json_t *msg = NULL;
     if (rc != MSGPACK_UNPACK_SUCCESS || offset != len) {
         //  Cannot happen after s_scan, short of running out of memory
@@ -787,9 +821,9 @@ s_decode (const void *data, size_t len, int with_schema, char *err, size_t errle
     }
     else {
         s_conv_t conv = { .err = err, .errlen = errlen };
-        msg = s_to_json (&conv, &unpacked.data);
+        msg = s_to_json (&conv, &object);
     }
-    msgpack_unpacked_destroy (&unpacked);
+    msgpack_zone_destroy (&zone);
 
     if (msg && (s_check_envelope (msg, err, errlen)
             || (with_schema && s_check_schema (msg, err, errlen)))) {
@@ -1019,7 +1053,9 @@ dx_msg_recv (zsock_t *sock, zframe_t **identity_p, zframe_t **raw_p,
 
     zmsg_t *zmsg = sock? zmsg_recv (sock): NULL;
     if (!zmsg) {
+        int saved = errno;
         s_set_err (err, errlen, "no message received (interrupted or timed out)");
+        errno = saved;
         return NULL;
     }
     size_t frames = zmsg_size (zmsg);

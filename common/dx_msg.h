@@ -71,7 +71,10 @@ int dx_msg_send (zsock_t *sock, zframe_t *identity, const json_t *msg);
     the frames or the message are malformed; *raw_p, when non-NULL, receives
     the message frame for callers that want to answer malformed input
     (caller destroys). *identity_p and *raw_p are always set (NULL when
-    absent), on success and on failure, so the caller can destroy both. */
+    absent), on success and on failure, so the caller can destroy both.
+    When no message came at all (a receive timeout, e.g. ZMQ_RCVTIMEO 0 on
+    an empty socket, or a signal), both are NULL and errno is libzmq's
+    (EAGAIN, EINTR). */
 json_t *dx_msg_recv (zsock_t *sock, zframe_t **identity_p, zframe_t **raw_p,
                      char *err, size_t errlen);
 

@@ -15,9 +15,13 @@ int64_t dx_mono_ms (void);
     written into buf (at least 25 bytes). Returns buf. */
 char *dx_time_iso (int64_t epoch_ms, char *buf, size_t size);
 
-/*  Fresh unique id: 32 lowercase hex characters from libsodium's RNG,
-    written into buf (at least 33 bytes). Returns buf. */
+/*  Fresh unique id: 32 lowercase hex characters, unpredictable (a
+    per-thread ChaCha20 stream keyed from libsodium's RNG), written into
+    buf (at least 33 bytes). Returns buf. */
 char *dx_id_new (char *buf, size_t size);
+
+/*  Tunes malloc for a service's request loop; main calls it first. */
+void dx_malloc_init (void);
 
 /*  Decodes base64 in either alphabet ('+/' or '-_'), padding optional,
     ASCII white space (line breaks, spaces, tabs) skipped. Returns a new

@@ -13,6 +13,7 @@
 #include "api_loop.h"
 #include "dx_config.h"
 #include "dx_log.h"
+#include "dx_util.h"
 
 #include <czmq.h>
 #include <malloc.h>
@@ -46,8 +47,7 @@ main (void)
         dx_error ("libsodium failed to initialize");
         return 1;
     }
-    /* Few threads: few malloc arenas keep the RSS small. */
-    mallopt (M_ARENA_MAX, 2);
+    dx_malloc_init ();
     json_set_alloc_funcs (s_json_malloc, s_json_free);
     json_object_seed (0);
 

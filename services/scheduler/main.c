@@ -21,6 +21,7 @@
 #include "dx_config.h"
 #include "dx_log.h"
 #include "dx_seal.h"
+#include "dx_util.h"
 
 #include <signal.h>
 #include <string.h>
@@ -49,6 +50,7 @@ main (void)
     //  A write to a Redis connection that just died must not kill us
     signal (SIGPIPE, SIG_IGN);
     dx_log_init ("scheduler");
+    dx_malloc_init ();
     zsys_init ();
     zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */
 

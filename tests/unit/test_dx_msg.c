@@ -191,6 +191,45 @@ test_round_trip_every_request (void **state)
     json_decref (group);
 }
 
+/*  A reply far larger than the encoder's first buffer and the decoder's
+    zone chunks: a list of 5,000 clusters (about 300 kB packed, tens of
+    thousands of objects) and one string of 200 kB come back intact. */
+static void
+test_round_trip_large (void **state)
+{
+    (void) state;
+    json_t *clusters = json_array ();
+    for (int i = 0; i < 5000; i++) {
+        char name [16];
+        snprintf (name, sizeof name, "c%d", i);
+        json_array_append_new (clusters, json_pack ("{s:s, s:s, s:s, s:i}", "name", name,
+                               "provider", i % 2? "aws": "azure", "state", "init",
+                               "generation", i));
+    }
+    size_t blob_len = 200 * 1024;
+    char *blob = malloc (blob_len);
+    assert_non_null (blob);
+    for (size_t i = 0; i < blob_len; i++)
+        blob [i] = (char) ('a' + i % 26);
+    json_t *request = dx_msg_new ("cluster.list", NULL);
+    json_t *reply = dx_reply_new (request, DX_OK, json_pack ("{s:o, s:s%}", "clusters",
+                                  clusters, "note", blob, blob_len));
+    free (blob);
+    assert_non_null (reply);
+    char *buf;
+    size_t len;
+    assert_int_equal (dx_msg_encode (reply, &buf, &len), 0);
+    assert_true (len > 400 * 1024);
+    char err [DX_ERR_LEN];
+    json_t *back = dx_msg_decode (buf, len, err, sizeof err);
+    assert_non_null (back);
+    assert_true (json_equal (back, reply));
+    free (buf);
+    json_decref (back);
+    json_decref (reply);
+    json_decref (request);
+}
+
 static void
 test_round_trip_replies (void **state)
 {
@@ -1095,6 +1134,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_round_trip_every_request),
         cmocka_unit_test (test_round_trip_replies),
+        cmocka_unit_test (test_round_trip_large),
         cmocka_unit_test (test_round_trip_worker_messages),
         cmocka_unit_test (test_floats),
         cmocka_unit_test (test_encode_rejects),

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,48 @@ test_ids (void **state)
     assert_int_equal (strlen (big), 32);
 }
 
+static int
+s_cmp_ids (const void *a, const void *b)
+{
+    return strcmp ((const char *) a, (const char *) b);
+}
+
+#define S_IDS 20000
+
+/*  Ids of one thread for s_ids_thread. */
+static void *
+s_ids_thread (void *arg)
+{
+    char (*ids) [33] = arg;
+    for (int i = 0; i < S_IDS; i++)
+        dx_id_new (ids [i], sizeof ids [i]);
+    return NULL;
+}
+
+/*  Every id differs: many from one thread, and those of two threads (each
+    has its own key) from each other. */
+static void
+test_ids_unique (void **state)
+{
+    (void) state;
+    char (*ids) [33] = calloc (3 * S_IDS, sizeof *ids);
+    assert_non_null (ids);
+    s_ids_thread (ids);
+    pthread_t threads [2];
+    for (int t = 0; t < 2; t++)
+        assert_int_equal (pthread_create (&threads [t], NULL, s_ids_thread,
+                                          ids + (t + 1) * S_IDS), 0);
+    for (int t = 0; t < 2; t++)
+        pthread_join (threads [t], NULL);
+    qsort (ids, 3 * S_IDS, sizeof *ids, s_cmp_ids);
+    for (int i = 0; i < 3 * S_IDS; i++) {
+        assert_int_equal (strspn (ids [i], "0123456789abcdef"), 32);
+        if (i > 0)
+            assert_string_not_equal (ids [i - 1], ids [i]);
+    }
+    free (ids);
+}
+
 static void
 test_time (void **state)
 {
@@ -186,6 +229,7 @@ main (void)
         cmocka_unit_test (test_base64_rejects),
         cmocka_unit_test (test_base64_round_trip),
         cmocka_unit_test (test_ids),
+        cmocka_unit_test (test_ids_unique),
         cmocka_unit_test (test_time),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
