@@ -79,6 +79,7 @@ struct sch_engine {
     int64_t lease_ms;
     zhashx_t *deploys;                  /* name -> s_deploy_t */
     dx_ratelimit_t *pacing;             /* s_pacing's buckets */
+    int unloaded;                       /* a deployment could not be loaded: recover */
 };
 
 
@@ -139,7 +140,7 @@ s_job_record (s_job_t *job)
     return job->record;
 }
 
-/*  `current`: the steps running now, the first few by name. */
+/*  `current`: the steps running now, the first few in plan order. */
 static json_t *
 s_deploy_current (s_deploy_t *d)
 {
@@ -417,16 +418,17 @@ s_job_ready (s_deploy_t *d, s_job_t *job, int64_t now)
     return 1;
 }
 
-/*  Sends job to worker. 0, or -1 if it could not be sent. */
+#define S_NO_CREDENTIALS (-2)
+
+/*  Sends job to worker. 0, -1 if it could not be sent, or S_NO_CREDENTIALS
+    when the deployment's credentials cannot be opened. */
 static int
 s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker)
 {
     const char *kind = json_string_value (json_object_get (job->record, "kind"));
     json_t *credentials = s_deploy_credentials (self, d, kind? kind: "");
-    if (!credentials) {
-        dx_error ("deployment %s: the credentials cannot be opened", d->name);
-        return -1;
-    }
+    if (!credentials)
+        return S_NO_CREDENTIALS;
     char job_id [128];
     snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
     json_t *step = json_deep_copy (json_object_get (job->record, "step"));
@@ -446,7 +448,46 @@ s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     return rc;
 }
 
-/*  Starts what may start of one deployment. */
+static void s_engine_fail (s_deploy_t *d, s_job_t *job, const char *code, const char *message);
+static int s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d);
+
+/*  The credentials cannot be opened. They are read again (a read that
+    failed when the deployment was loaded left none); while Redis cannot be
+    read the next tick tries again, as with any Redis failure. Missing, or
+    sealed with another master key, no retry can help: job fails for good,
+    with a message saying what to do, and the deployment ends once nothing
+    runs. Returns 1 if the deployment ended (d is freed). */
+static int
+s_engine_no_credentials (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
+{
+    char *sealed = sch_store_credentials (self->store, d->name);
+    if (!sealed && *sch_store_error (self->store)) {
+        dx_error ("deployment %s: cannot read its credentials, trying again: %s", d->name,
+                  sch_store_error (self->store));
+        return 0;
+    }
+    if (sealed && (!d->credentials || strcmp (sealed, d->credentials))) {
+        free (d->credentials);
+        d->credentials = sealed;        /* the next dispatch tries them */
+        return 0;
+    }
+    free (sealed);
+    const char *message = "the deployment's credentials cannot be opened: they are missing, "
+                          "or were sealed with another master key (DEXTER_MASTER_KEY or the "
+                          "data directory changed); PUT the deployment again with its "
+                          "credentials";
+    dx_error ("deployment %s: step %s: %s", d->name, job->id, message);
+    s_engine_fail (d, job, "CredentialsUnreadable", message);
+    json_t *event = json_pack ("{s:s, s:I, s:s, s:s, s:s}", "step", job->id,
+                               "attempt", (json_int_t) job->attempt,
+                               "code", "CredentialsUnreadable", "message", message,
+                               "permanent", "true");
+    s_engine_write (self, d, job, NULL, NULL, NULL, "step.failed", event);
+    return s_engine_maybe_finish (self, d);
+}
+
+/*  Starts what may start of one deployment. It may end it (its
+    credentials cannot be opened): d is then freed. */
 static void
 s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
 {
@@ -475,8 +516,11 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
             }
         }
         char *key = strdup (worker);
-        if (!key || s_engine_assign (self, d, job, key)) {
+        int rc = key? s_engine_assign (self, d, job, key): -1;
+        if (rc) {
             free (key);
+            if (rc == S_NO_CREDENTIALS)
+                s_engine_no_credentials (self, d, job);
             return;
         }
         s_job_set_worker (job, key, sch_broker_name (self->broker, key));
@@ -544,14 +588,19 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
         .drop_resources = !d->failing && d->destroy,
         .event_type = "deployment.finished", .event = event
     };
-    if (sch_store_deployment_change (self->store, d->name, &change, now))
-        dx_error ("deployment %s: cannot record its end (%s): %s", d->name, state,
-                  sch_store_error (self->store));
-    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
-             d->generation, state, d->done, d->njobs);
+    int failed = sch_store_deployment_change (self->store, d->name, &change, now);
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
+    if (failed) {
+        //  Kept: the next tick tries again; forgotten, Redis would say
+        //  deploying for good and refuse every new PUT
+        dx_error ("deployment %s: cannot record its end (%s), trying again in a "
+                  "second: %s", d->name, state, sch_store_error (self->store));
+        return 0;
+    }
+    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
+             d->generation, state, d->done, d->njobs);
     zhashx_delete (self->deploys, d->name);
     return 1;
 }
@@ -776,6 +825,83 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     s_engine_maybe_finish (self, d);
 }
 
+/*  A result of an attempt that no longer counts (its lease ran out, its
+    worker left, or the deployment ended since) still says what it made:
+    a resource that no record knows of is recorded, so that a destroy or a
+    shrink finds it (PROTOCOL.md: a half-done step is still recorded).
+    Records that exist are left as they are (a later attempt knows
+    better), and only a deploy of the same generation adopts: a destroy's
+    leftovers are gone by definition, another generation's plan differs. */
+static void
+s_engine_late_result (sch_engine_t *self, const json_t *msg)
+{
+    char name [32];
+    int64_t generation;
+    const char *step;
+    const json_t *resources = json_object_get (msg, "resources");
+    if (!json_array_size (resources)
+    ||  s_job_id_parse (dx_msg_str (msg, "job"), name, sizeof name, &generation, &step))
+        return;
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+    json_t *loaded = NULL;
+    const json_t *known;
+    if (d) {
+        if (d->generation != generation || d->destroy)
+            return;
+        known = d->resources;
+    }
+    else {
+        loaded = sch_store_load (self->store, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
+                                 | SCH_LOAD_RESOURCES);
+        const json_t *record = json_object_get (loaded, "deployment");
+        const char *command = json_string_value (json_object_get (record, "command"));
+        if (!json_is_object (json_object_get (loaded, "cluster"))
+        ||  json_integer_value (json_object_get (record, "generation")) != generation
+        ||  !command || strcmp (command, "deploy")) {
+            json_decref (loaded);
+            return;
+        }
+        known = json_object_get (loaded, "resources");
+    }
+    json_t *set = json_object ();
+    char keys [512] = "";               /* comma-separated, for the event */
+    size_t i;
+    json_t *resource;
+    json_array_foreach (resources, i, resource) {
+        const char *key = json_string_value (json_object_get (resource, "key"));
+        const char *state = json_string_value (json_object_get (resource, "state"));
+        if (!key || !*key || json_object_get (known, key)
+        ||  (state && (!strcmp (state, "terminated") || !strcmp (state, "deleted"))))
+            continue;
+        json_object_set (set, key, resource);
+        size_t len = strlen (keys);
+        snprintf (keys + len, sizeof keys - len, "%s%s", len? ",": "", key);
+        if (d)
+            json_object_set (d->resources, key, resource);
+    }
+    if (json_object_size (set)) {
+        dx_warn ("deployment %s: a late result of step %s attempt %lld recorded %s",
+                 name, step, (long long) dx_msg_int (msg, "attempt", 0), keys);
+        json_t *fields = json_object ();
+        json_t *event = json_pack ("{s:s, s:I, s:s}", "step", step,
+                                   "attempt", (json_int_t) dx_msg_int (msg, "attempt", 0),
+                                   "resources", keys);
+        sch_store_change_t change = {
+            .deployment = fields, .resources_set = set,
+            .event_type = "step.late", .event = event
+        };
+        char now [32];
+        if (sch_store_deployment_change (self->store, name, &change,
+                                         dx_time_iso (dx_now_ms (), now, sizeof now)))
+            dx_error ("deployment %s: cannot record a late result: %s", name,
+                      sch_store_error (self->store));
+        json_decref (fields);
+        json_decref (event);
+    }
+    json_decref (set);
+    json_decref (loaded);
+}
+
 /*  The broker's job callback: job.result or job.renew. */
 static void
 s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *msg)
@@ -795,6 +921,8 @@ s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *
                                  json_integer (dx_msg_int (msg, "attempt", 0)));
             sch_broker_send_to (self->broker, worker, cancel, 0);
         }
+        else
+            s_engine_late_result (self, msg);
         return;
     }
     if (renew) {
@@ -922,8 +1050,9 @@ sch_engine_recover (sch_engine_t *self)
             json_t *deployment = json_object_get (cluster, "deployment");
             state = json_string_value (json_object_get (deployment, "state"));
         }
+        //  One in memory is ahead of Redis (and holds its workers): kept
         if (name && state && (!strcmp (state, "deploying") || !strcmp (state, "destroying"))
-        &&  s_engine_load (self, name))
+        &&  !zhashx_lookup (self->deploys, name) && s_engine_load (self, name))
             rc = -1;
     }
     json_decref (clusters);
@@ -935,8 +1064,9 @@ sch_engine_start (sch_engine_t *self, const char *name)
 {
     zhashx_delete (self->deploys, name);
     if (s_engine_load (self, name)) {
-        dx_error ("deployment %s: cannot load it to run it: %s", name,
-                  sch_store_error (self->store));
+        dx_error ("deployment %s: cannot load it to run it, trying again every second: %s",
+                  name, sch_store_error (self->store));
+        self->unloaded = 1;
         return -1;
     }
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
@@ -971,12 +1101,17 @@ sch_engine_forget (sch_engine_t *self, const char *name)
 int64_t
 sch_engine_tick (sch_engine_t *self)
 {
+    if (self->unloaded && sch_engine_recover (self) == 0)
+        self->unloaded = 0;
     int64_t now = dx_mono_ms ();
     int64_t next = now + S_IDLE_MS;
     zlistx_t *names = zhashx_keys (self->deploys);
     for (char *name = names? (char *) zlistx_first (names): NULL; name;
          name = (char *) zlistx_next (names)) {
         s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+        //  Over already: its end was not recorded, or it was recovered so
+        if (d && s_engine_maybe_finish (self, d))
+            continue;
         //  Leases first: what they free may be dispatched at once
         for (size_t i = 0; d && i < d->njobs; i++) {
             s_job_t *job = &d->jobs [i];
@@ -987,6 +1122,8 @@ sch_engine_tick (sch_engine_t *self)
         if (!d)
             continue;
         s_engine_dispatch (self, d, now);
+        if (!(d = (s_deploy_t *) zhashx_lookup (self->deploys, name)))
+            continue;                   /* it ended */
         for (size_t i = 0; i < d->njobs; i++) {
             s_job_t *job = &d->jobs [i];
             if (job->status == S_RUNNING && job->lease_expiry < next)

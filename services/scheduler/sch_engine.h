@@ -16,9 +16,15 @@
       - leases: a running job whose lease runs out (no job.renew), or whose
         worker is gone (expired or worker.bye), goes back to the queue with
         attempt + 1; results and renewals of any other attempt are stale
-        and ignored (a stale renewal is answered with job.cancel);
+        (a stale renewal is answered with job.cancel; a stale result
+        changes no job, but the resources it reports that no record knows
+        of are recorded, even after the deployment ended);
+      - credentials that cannot be opened (the master key changed) fail
+        the job for good (CredentialsUnreadable);
       - the end: every job done gives deployed (or destroyed), a failure
         deploy_failed (destroy_failed), and the credentials are deleted.
+        An end that cannot be recorded is tried again every tick; so is
+        the end of a recovered deployment whose jobs are all over.
 
     Every transition is one sch_store transaction: the job's record, the
     deployment's progress and the event (docs/redis.md). The in-memory
@@ -48,12 +54,14 @@ sch_engine_t *sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t 
                               int64_t lease_ms);
 void sch_engine_destroy (sch_engine_t **self_p);
 
-/*  Loads every deployment in progress from Redis (at start). 0, or -1 when
-    Redis could not be read (call again later). */
+/*  Loads every deployment in progress from Redis that is not in memory
+    already (at start). 0, or -1 when Redis could not be read (call again
+    later). */
 int sch_engine_recover (sch_engine_t *self);
 
 /*  A deployment of cluster name was just requested (its plan is stored):
-    loads it and starts running it. 0, or -1 on failure (logged). */
+    loads it and starts running it. 0, or -1 on failure (logged; the ticks
+    then recover until it loads). */
 int sch_engine_start (sch_engine_t *self, const char *name);
 
 /*  The cluster was deleted: forgets its deployment, cancelling its jobs. */

@@ -12,9 +12,12 @@
     starts nothing more; `retry` runs a step again with attempt + 1; a
     worker that leaves (worker.bye) or falls silent loses its jobs to
     another worker; a lease that runs out sends the job elsewhere and
-    cancels it where it was; stale results are ignored; a restarted
+    cancels it where it was; a stale result changes no step but records
+    what it made that no record knows of, even after the end; a restarted
     engine (a new one on the same Redis) picks up a running job from the
-    worker's renewals; destroy drops the recorded resources. */
+    worker's renewals; destroy drops the recorded resources; a recovered
+    deployment whose steps are all done ends; credentials that cannot be
+    opened fail it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -701,7 +704,8 @@ test_lease_expires (void **state)
     assert_int_equal (dx_msg_int (cancel, "attempt", 0), 1);
     json_decref (cancel);
 
-    //  The stale attempt reports: ignored
+    //  The stale attempt reports: its outcome counts for nothing, but what
+    //  it made and no record knows of is recorded (a destroy must find it)
     json_t *result = dx_msg_new ("job.result", NULL);
     json_object_set_new (result, "job", json_string ("c5:1:network"));
     json_object_set_new (result, "attempt", json_integer (1));
@@ -711,9 +715,14 @@ test_lease_expires (void **state)
     assert_int_equal (dx_msg_send (raw, NULL, result), 0);
     json_decref (result);
     s_pump (100);
-    redisReply *r = s_raw ("HEXISTS dexter:{c5}:resources vpc");
-    assert_int_equal (r->integer, 0);
-    freeReplyObject (r);
+    char *late = s_raw_str ("HGET dexter:{c5}:resources vpc");
+    assert_non_null (late);
+    assert_non_null (strstr (late, "vpc-stale"));
+    free (late);
+    assert_int_equal (s_events ("c5", "step.late"), 1);
+    char *dstate = s_raw_str ("HGET dexter:{c5}:deployment state");
+    assert_string_equal (dstate, "deploying");
+    free (dstate);
 
     //  Go silent; a real worker finishes the deployment with attempt 2
     zactor_t *b = s_worker ("b", 8, 1000);
@@ -727,6 +736,50 @@ test_lease_expires (void **state)
     assert_null (strstr (vpc, "stale"));
     free (vpc);
     assert_true (s_events ("c5", "step.requeued") >= 1);
+
+    //  Once the deployment is over, a late result (from a worker that is
+    //  still there: this one registers again) still records what no record
+    //  knows of, and leaves alone what one does
+    zsock_destroy (&raw);
+    raw = s_raw_worker ();
+    s_wait_workers (2);
+    result = dx_msg_new ("job.result", NULL);
+    json_object_set_new (result, "job", json_string ("c5:1:host.g1.0"));
+    json_object_set_new (result, "attempt", json_integer (1));
+    json_object_set_new (result, "outcome", json_string ("failed"));
+    json_object_set_new (result, "resources",
+                         json_pack ("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]",
+                                    "key", "network", "kind", "network",
+                                    "provider_id", "x-stale", "state", "available",
+                                    "key", "host.g1.9", "kind", "instance",
+                                    "provider_id", "i-late", "state", "running"));
+    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
+    json_decref (result);
+    s_pump (100);
+    vpc = s_raw_str ("HGET dexter:{c5}:resources network");
+    assert_null (strstr (vpc, "stale"));
+    free (vpc);
+    late = s_raw_str ("HGET dexter:{c5}:resources host.g1.9");
+    assert_non_null (late);
+    assert_non_null (strstr (late, "i-late"));
+    free (late);
+    assert_int_equal (s_events ("c5", "step.late"), 2);
+    dstate = s_raw_str ("HGET dexter:{c5}:deployment state");
+    assert_string_equal (dstate, "deployed");
+    free (dstate);
+    //  Another generation's leftovers are not this one's
+    result = dx_msg_new ("job.result", NULL);
+    json_object_set_new (result, "job", json_string ("c5:7:host.g1.0"));
+    json_object_set_new (result, "attempt", json_integer (1));
+    json_object_set_new (result, "outcome", json_string ("done"));
+    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "host.g1.8",
+                                                         "kind", "instance", "provider_id", "i-x"));
+    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
+    json_decref (result);
+    s_pump (100);
+    redisReply *r = s_raw ("HEXISTS dexter:{c5}:resources host.g1.8");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
     json_decref (assign);
     zsock_destroy (&raw);
     zactor_destroy (&b);
@@ -763,6 +816,70 @@ test_engine_restart (void **state)
     assert_string_equal (final, "deployed");
     free (final);
     assert_int_equal (s_log_count ("host.g1.0@"), 1);   /* never run twice */
+    zactor_destroy (&a);
+}
+
+/*  A deployment whose every step is done but whose end was never recorded
+    (the scheduler died between the two writes, or Redis refused the last
+    one) ends at the first tick after recovery instead of staying
+    "deploying" for good. */
+static void
+test_recovered_deployment_ends (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_cluster ("c9", 1);
+    s_deploy ("c9", "deploy", 5);
+    char *final = s_wait_final ("c9", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    //  As if the end had been lost (the cluster hash mirrors the state)
+    freeReplyObject (s_raw ("HSET dexter:{c9}:deployment state deploying"));
+    freeReplyObject (s_raw ("HSET dexter:{c9}:cluster state deploying"));
+    sch_engine_destroy (&T.engine);
+    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    T.ctx.engine = T.engine;
+    assert_int_equal (sch_engine_recover (T.engine), 0);
+    assert_int_equal (sch_engine_size (T.engine), 1);
+    final = s_wait_final ("c9", 5000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (sch_engine_size (T.engine), 0);
+    assert_int_equal (s_events ("c9", "deployment.finished"), 2);
+    zactor_destroy (&a);
+}
+
+/*  Credentials that cannot be opened (sealed with another master key)
+    end the deployment deploy_failed with a message saying what to do,
+    rather than trying again every second for ever. */
+static void
+test_unreadable_credentials (void **state)
+{
+    (void) state;
+    s_cluster ("c10", 1);
+    s_deploy ("c10", "deploy", 5);
+    //  Sealed by another key, as after a change of DEXTER_MASTER_KEY
+    static const unsigned char other [32] = { 0x01, 0x02 };
+    dx_seal_t *seal = dx_seal_new_key (other);
+    char *sealed = dx_seal_seal (seal, "{}", 2);
+    assert_non_null (sealed);
+    freeReplyObject (s_raw ("SET dexter:{c10}:credentials %s", sealed));
+    free (sealed);
+    dx_seal_destroy (&seal);
+    sch_engine_destroy (&T.engine);
+    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    T.ctx.engine = T.engine;
+    assert_int_equal (sch_engine_recover (T.engine), 0);
+    zactor_t *a = s_worker ("a", 8, 1000);
+    char *final = s_wait_final ("c10", 5000);
+    assert_string_equal (final, "deploy_failed");
+    free (final);
+    char *error = s_raw_str ("HGET dexter:{c10}:deployment last_error");
+    assert_non_null (strstr (error, "CredentialsUnreadable"));
+    assert_non_null (strstr (error, "PUT the deployment again"));
+    free (error);
+    assert_int_equal (s_log_count ("@"), 0);          /* no step ran */
     zactor_destroy (&a);
 }
 
@@ -807,6 +924,10 @@ main (void)
         cmocka_unit_test_setup_teardown (test_lease_expires, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_engine_restart, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_host_pacing, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_recovered_deployment_ends, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_unreadable_credentials, s_test_setup,
+                                         s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
