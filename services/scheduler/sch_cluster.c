@@ -325,6 +325,49 @@ sch_config_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
     return reply;
 }
 
+/*  The config field that says where a provider's resources are. */
+static const char *
+s_config_placement (const char *provider)
+{
+    return provider && strcmp (provider, "azure") == 0? "location": "region";
+}
+
+/*  CONFLICT when config would move a cluster whose resources may exist to
+    another region (location): every later step, the destroy's too, would
+    look for them there, and a destroy would end "destroyed" with all of
+    them still running, untracked. Where they are is the current config's
+    region or, the config deleted since, the last generation's (where a
+    destroy without a config looks). NULL when it may. */
+static json_t *
+s_config_moves (sch_ctx_t *ctx, const json_t *request, const json_t *loaded,
+                const json_t *config)
+{
+    const char *name = dx_msg_str (request, "name");
+    const char *state = s_cluster_state (loaded);
+    if (!s_cluster_state_in (state, s_cluster_busy_states))
+        return NULL;
+    const char *field = s_config_placement (dx_msg_str (request, "provider"));
+    json_t *last = NULL;
+    const json_t *current = json_object_get (loaded, "config");
+    if (!json_is_object (current)) {
+        json_int_t generation = json_integer_value (json_object_get (
+                                    json_object_get (loaded, "deployment"), "generation"));
+        last = sch_store_snapshot (ctx->store, name, generation);
+        current = json_object_get (last, "config");
+    }
+    const char *was = json_string_value (json_object_get (current, field));
+    const char *now = json_string_value (json_object_get (config, field));
+    json_t *reply = NULL;
+    if (was && (!now || strcmp (was, now)))
+        reply = dx_reply_error (request, DX_CONFLICT, field,
+                                "cluster %s has deployment state %s, so cloud resources may "
+                                "exist in %s %s: destroy it first (PUT /clusters/%s/deployment "
+                                "command=destroy), then change the %s", name, state, field,
+                                was, name, field);
+    json_decref (last);
+    return reply;
+}
+
 /*  config.put: seals the secrets and replaces the whole config in one
     transaction, so no field of an older config survives. */
 json_t *
@@ -349,10 +392,13 @@ sch_config_put (sch_ctx_t *ctx, const json_t *request)
                                    "secrets must map names to strings");
 
     json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, 0, &reply);
+    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_DEPLOYMENT,
+                                       &reply);
     if (!loaded)
         return reply;
     reply = sch_check_provider (request, loaded);
+    if (!reply)
+        reply = s_config_moves (ctx, request, loaded, config);
     json_decref (loaded);
     if (reply)
         return reply;

@@ -601,6 +601,75 @@ test_cluster_delete (void **state)
 //  ---------------------------------------------------------------------
 //  Config
 
+static json_t *s_deploy_req (const char *name, const char *command);
+
+/*  While resources may exist, the config may change but not move the
+    cluster to another region (location on Azure), nor go: the destroy
+    looks for the resources where the config says. */
+static void
+test_config_stays_while_resources_exist (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_configure ("c1");
+    json_t *moved = s_aws_config ();
+    json_object_set_new (moved, "region", json_string ("us-east-1"));
+    const char *busy [] = { "deploying", "deployed", "deploy_failed", "destroying",
+                            "destroy_failed", NULL };
+    for (int i = 0; busy [i]; i++) {
+        s_set_state ("c1", busy [i]);
+        json_t *reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}",
+                                                    "name", "c1", "provider", "aws",
+                                                    "config", moved,
+                                                    "secrets", "sshkeydata", SECRET_PEM));
+        assert_string_equal (dx_msg_str (reply, "field"), "region");
+        s_assert_message (reply, "us-west-2");
+        s_assert_message (reply, "destroy");
+        json_decref (reply);
+        //  The same region: a change like any other
+        s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", "c1",
+                               "provider", "aws", "config", s_aws_config (),
+                               "secrets", "sshkeydata", SECRET_PEM));
+    }
+    json_t *reply = s_call (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
+    assert_string_equal (json_string_value (json_object_get (s_body (reply), "region")),
+                         "us-west-2");
+    json_decref (reply);
+    //  Deleted, then put back elsewhere: the region of the last generation
+    //  (where a destroy without a config looks) still holds
+    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
+                                "provider", "aws", "spec", s_group_spec ("g1", 1)));
+    s_set_state ("c1", "init");
+    s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
+    s_set_state ("c1", "deployed");
+    s_check (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
+    reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}",
+                                        "name", "c1", "provider", "aws", "config", moved,
+                                        "secrets", "sshkeydata", SECRET_PEM));
+    s_assert_message (reply, "us-west-2");
+    json_decref (reply);
+    s_configure ("c1");
+    //  Nothing can exist: it may move
+    s_set_state ("c1", "destroyed");
+    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}", "name", "c1",
+                           "provider", "aws", "config", moved,
+                           "secrets", "sshkeydata", SECRET_PEM));
+    json_decref (moved);
+
+    //  Azure: the location
+    s_create ("c2", "azure");
+    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i}, s:{s:s}}", "name", "c2",
+                           "provider", "azure", "config", "location", "centralus",
+                           "masters", 1, "secrets", "ssh_password", SECRET_PASS));
+    s_set_state ("c2", "deployed");
+    reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i}, s:{s:s}}",
+                                        "name", "c2", "provider", "azure", "config",
+                                        "location", "westeurope", "masters", 1,
+                                        "secrets", "ssh_password", SECRET_PASS));
+    assert_string_equal (dx_msg_str (reply, "field"), "location");
+    json_decref (reply);
+}
+
 static void
 test_config (void **state)
 {
@@ -1723,6 +1792,7 @@ main (void)
         cmocka_unit_test_setup (test_cluster_create_get_list, s_setup),
         cmocka_unit_test_setup (test_cluster_errors, s_setup),
         cmocka_unit_test_setup (test_cluster_delete, s_setup),
+        cmocka_unit_test_setup (test_config_stays_while_resources_exist, s_setup),
         cmocka_unit_test_setup (test_config, s_setup),
         cmocka_unit_test_setup (test_groups, s_setup),
         cmocka_unit_test_setup (test_deployment, s_setup),
