@@ -308,6 +308,17 @@ def mb(kb):
     return kb * 1024 / 1e6
 
 
+def cpu_per_request(text, requests, hz):
+    """{process: µs of CPU per request} from 'name=ticks ...' over a run."""
+    if not text or not requests:
+        return {}
+    spent = {}
+    for item in text.split():
+        name, _, ticks = item.partition("=")
+        spent[name] = int(ticks) * 1e6 / hz / requests
+    return spent
+
+
 def build_table(r):
     """Rows: measure, figure, target, verdict ('' for figures without a target)."""
     rows = []
@@ -325,6 +336,14 @@ def build_table(r):
     rows.append(("GET end to end, p50", "%.2f ms" % api["p50"], "", ""))
     rows.append(("GET end to end, p99", "%.2f ms" % api["p99"], "< 5 ms", verdict(api["p99"] < 5.0)))
     rows.append(("GET ceiling, p50 / p99", "%.2f / %.2f ms" % (bare["p50"], bare["p99"]), "", ""))
+    hz = int(r.get("clk_tck", "100"))
+    for key, label, names in (("get_api", "CPU per GET end to end", ("api", "scheduler", "redis", "wrk")),
+                              ("get_bare", "CPU per GET on the ceiling", ("bare", "wrk"))):
+        spent = cpu_per_request(r.get(key + "_cpu", ""), r[key].get("requests", 0), hz)
+        if spent:
+            rows.append((label + ": " + " / ".join(names) + " (total)",
+                         " / ".join("%.0f" % spent.get(n, 0) for n in names)
+                         + " µs (%.0f µs)" % sum(spent.get(n, 0) for n in names), "", ""))
     c = cyc.get("cycle", {})
     rows.append(("create/delete cycle (appendfsync always)",
                  "%.0f req/s (%d created, %d deleted)" % (cyc["rps"], c.get("created", 0), c.get("deleted", 0)),
@@ -405,7 +424,10 @@ Measured by `bench/api/run.sh` (`make bench`) on {date}.{short}
 
 {verdict}
 
-Notes: MB are 10^6 bytes. VmRSS is read once the 10,000 clusters are created
+Notes: MB are 10^6 bytes. "CPU per GET" is the user and system time each
+process spent during the measured run (from /proc, in clock ticks), divided by
+the requests wrk counted; on {nproc} cores the throughput can be no more than
+{nproc} s of CPU over the total. VmRSS is read once the 10,000 clusters are created
 ("created") and again after the five lists ("listed"); the target is judged on
 the larger; "peak" is VmHWM over the whole run, the wrk runs included. wrk
 keeps every connection busy (a closed loop), so the mean latency is about

@@ -184,6 +184,7 @@ mem=$(awk '/^MemTotal/ {printf "%.0f GB RAM", $2 / 1048576}' /proc/meminfo)
 helper set "$RESULTS" date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 helper set "$RESULTS" machine "$(nproc) cores, ${cpu:-unknown CPU}, $mem, Linux $(uname -r)"
 helper set "$RESULTS" nproc "$(nproc)"
+helper set "$RESULTS" clk_tck "$(getconf CLK_TCK)"
 helper set "$RESULTS" loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 helper set "$RESULTS" commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 # uncommitted or untracked changes in what is measured (read-only: no index refresh)
@@ -221,8 +222,40 @@ wrk_run() {  # wrk_run KEY [strict] -- WRK-ARGS... [-- SCRIPT-ARGS]: a 1 s warm-
     local cmd=(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency "${args[@]}")
     record_cmd "${cmd[@]}"
     say "${cmd[*]}"
+    local before after wrk_before wrk_spent
+    before=$(cpu_ticks)
+    children_ticks; wrk_before=$CHILD_TICKS
     in_step "$WORK/wrk-$key.txt" "${cmd[@]}" || { cat "$WORK/wrk-$key.txt" >&2; fail "wrk failed ($key)"; }
+    children_ticks; wrk_spent=$((CHILD_TICKS - wrk_before))
+    after=$(cpu_ticks)
+    helper set "$RESULTS" "${key}_cpu" "$(cpu_spent "$before" "$after") wrk=$wrk_spent"
     helper wrk "$RESULTS" "$key" "$WORK/wrk-$key.txt" $mode
+}
+
+# CPU time (user + system, clock ticks) of each process over a measured run,
+# so the report can say where a request's time goes; wrk's from this shell's
+# children (it is the only child that ends during a measured run).
+CPU_OF="api scheduler redis bare"
+cpu_ticks() {  # NAME=TICKS for each of CPU_OF
+    local name
+    for name in $CPU_OF; do
+        printf '%s=%s ' "$name" "$(awk '{print $14 + $15}' "/proc/$(pid_of "$name")/stat")"
+    done
+}
+cpu_spent() {  # cpu_spent BEFORE AFTER: NAME=TICKS spent in between
+    local b a out="" name
+    declare -A start
+    for b in $1; do start[${b%%=*}]=${b#*=}; done
+    for a in $2; do name=${a%%=*}; out+="$name=$(( ${a#*=} - ${start[$name]} )) "; done
+    printf '%s' "${out% }"
+}
+children_ticks() {  # CHILD_TICKS: user + system ticks of every child this shell
+                   # has waited for (times runs here: in a subshell it would see
+                   # only the subshell's children)
+    times >"$WORK/times.txt"
+    CHILD_TICKS=$(awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+        split($1, u, /[ms]/); split($2, s, /[ms]/)
+        printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$WORK/times.txt")
 }
 
 wrk_run get_api strict -- "$API/clusters/bench1"
