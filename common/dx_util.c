@@ -73,16 +73,26 @@ dx_id_new (char *buf, size_t size)
 }
 
 /*  Malloc for a long-running service: at most two arenas (few threads,
-    small RSS), and neither the heap's top given back nor a block mapped
-    on its own below 1 MiB, so that the buffers of each request (msgpack,
-    hiredis, answers) are reused instead of costing a brk() and page faults
-    every time. Larger blocks (a long cluster list) still come and go. */
+    small RSS); freed memory is not given back at each free(), nor is a
+    block below 8 MiB mapped on its own, so that the buffers of requests
+    (msgpack, hiredis, a long cluster list's) are reused instead of costing
+    brk() or mmap() and a page fault per page every time: in a VM a fault
+    costs more than the work on the page. dx_malloc_release gives the
+    memory back once the service is idle. */
 void
 dx_malloc_init (void)
 {
     mallopt (M_ARENA_MAX, 2);
-    mallopt (M_TRIM_THRESHOLD, 1024 * 1024);
-    mallopt (M_MMAP_THRESHOLD, 1024 * 1024);
+    mallopt (M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+    mallopt (M_MMAP_THRESHOLD, 8 * 1024 * 1024);
+}
+
+void
+dx_malloc_release (void)
+{
+    struct mallinfo2 info = mallinfo2 ();
+    if (info.fordblks > DX_MALLOC_KEEP)
+        malloc_trim (0);
 }
 
 /*  Value of one base64 character in either alphabet, -1 if not one. */

@@ -23,6 +23,15 @@ char *dx_id_new (char *buf, size_t size);
 /*  Tunes malloc for a service's request loop; main calls it first. */
 void dx_malloc_init (void);
 
+/*  Free memory the heap may keep between requests. */
+#define DX_MALLOC_KEEP (2u * 1024u * 1024u)
+
+/*  Gives the heap's free memory back to the system when more than
+    DX_MALLOC_KEEP of it lies unused. Called when idle (a service's tick,
+    a while after a large answer): back-to-back large answers reuse the
+    heap, and the RSS drops once they are over. */
+void dx_malloc_release (void);
+
 /*  Decodes base64 in either alphabet ('+/' or '-_'), padding optional,
     ASCII white space (line breaks, spaces, tabs) skipped. Returns a new
     NUL-terminated buffer (caller frees) and its length in *len, or NULL if

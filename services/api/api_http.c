@@ -8,7 +8,6 @@
 #include "dx_util.h"
 
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,8 +27,11 @@
 #define API_IDLE_S      30u         /* close connections idle this long */
 #define API_CONNECTIONS 1024u
 /*  After an answer this large, freed memory goes back to the system so
-    that the RSS drops again (a list of 10,000 clusters is 1.5 MB). */
+    that the RSS drops again (a list of 10,000 clusters is 1 MB), once no
+    large answer came for API_TRIM_MS: back-to-back lists reuse the heap
+    (dx_malloc_release). */
 #define API_TRIM_BYTES  (256u * 1024u)
+#define API_TRIM_MS     300
 
 struct api_http_t {
     struct MHD_Daemon *daemon;
@@ -39,7 +41,7 @@ struct api_http_t {
     int epoll_fd;
     int own_fd;                     /* the socket we bound, or -1 */
     bool quiesced;
-    bool trim;                      /* a large answer was freed: trim */
+    int64_t trim_at;                /* monotonic ms to trim at, 0: none */
     bool resumed;                   /* a connection resumed: run at once */
 };
 
@@ -132,7 +134,7 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
     if (req->pending [0])           /* only when closed while waiting */
         api_loop_forget (self->loop, req->pending);
     if (req->sent > API_TRIM_BYTES)
-        self->trim = true;
+        self->trim_at = dx_mono_ms () + API_TRIM_MS;
     long long ms = (long long) (dx_mono_ms () - req->started);
     if (req->seen && req->status)
         dx_info ("%s %s %d %lldms", req->method, req->path, req->status, ms);
@@ -591,9 +593,9 @@ api_http_run (api_http_t *self)
 {
     self->resumed = false;
     MHD_run (self->daemon);
-    if (self->trim) {
-        self->trim = false;
-        malloc_trim (0);
+    if (self->trim_at && dx_mono_ms () >= self->trim_at) {
+        self->trim_at = 0;
+        dx_malloc_release ();
     }
 }
 

@@ -480,6 +480,7 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         }
         if (dx_mono_ms () >= next_tick) {
             sch_store_tick (self->ctx.store);
+            dx_malloc_release ();       /* what a long list left free */
             if (!recovered)
                 recovered = sch_engine_recover (engine) == 0;
             next_tick = dx_mono_ms () + SCH_TICK_MS;
