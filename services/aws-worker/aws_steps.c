@@ -808,6 +808,39 @@ s_find_instances (s_run_t *run, const char *host, bool with_shutting_down)
         for (xmlNodePtr inst = aws_xml_child (s_r_, "instancesSet/item"); inst; \
              inst = aws_xml_next (inst))
 
+/*  Instance ids per call: a filter takes at most 200 values
+    (FilterLimitExceeded beyond), and a destroy of a big cluster has more
+    instances than that. */
+#define S_IDS_PER_CALL 100
+
+/*  Instances of ids[0..count) not terminated yet, asked S_IDS_PER_CALL at a
+    time; -1 with the outcome set when a call fails. */
+static long
+s_count_alive (s_run_t *run, const char *const *ids, size_t count)
+{
+    long alive = 0;
+    for (size_t from = 0; from < count; from += S_IDS_PER_CALL) {
+        aws_params_t *p = aws_params_new ();
+        int n = aws_params_next (p, "Filter");
+        aws_params_addf (p, "instance-id", "Filter.%d.Name", n);
+        for (size_t i = from; i < count && i < from + S_IDS_PER_CALL; i++)
+            aws_params_addf (p, ids [i], "Filter.%d.Value.%zu", n, i - from + 1);
+        xmlDocPtr doc = s_call (run, "DescribeInstances", p, NULL);
+        aws_params_destroy (&p);
+        if (!doc) {
+            s_fail_call (run, "DescribeInstances");
+            return -1;
+        }
+        S_FOREACH_INSTANCE (doc, inst) {
+            const char *state = aws_xml_text (inst, "instanceState/name");
+            if (state && strcmp (state, "terminated") != 0)
+                alive++;
+        }
+        xmlFreeDoc (doc);
+    }
+    return alive;
+}
+
 /*  Waits until every instance of ids is terminated (or gone). 0, or -1
     with the outcome set. */
 static int
@@ -816,58 +849,36 @@ s_wait_terminated (s_run_t *run, const char *const *ids, size_t count)
     if (count == 0)
         return 0;
     int64_t deadline = dx_mono_ms () + run->config->wait_ms;
-    aws_params_t *p = aws_params_new ();
-    int n = aws_params_next (p, "Filter");
-    aws_params_addf (p, "instance-id", "Filter.%d.Name", n);
-    for (size_t i = 0; i < count; i++)
-        aws_params_addf (p, ids [i], "Filter.%d.Value.%zu", n, i + 1);
-    int rc = -1;
     while (1) {
-        xmlDocPtr doc = s_call (run, "DescribeInstances", p, NULL);
-        if (!doc) {
-            s_fail_call (run, "DescribeInstances");
-            break;
-        }
-        size_t alive = 0;
-        S_FOREACH_INSTANCE (doc, inst) {
-            const char *state = aws_xml_text (inst, "instanceState/name");
-            if (state && strcmp (state, "terminated") != 0)
-                alive++;
-        }
-        xmlFreeDoc (doc);
-        if (alive == 0) {
-            rc = 0;
-            break;
-        }
-        if (s_cancelled (run)) {
-            s_outcome (run, AWS_STEP_RETRY, 0, "CANCELLED", "the job was cancelled while "
-                       "waiting for %zu instance(s) to terminate", alive);
-            break;
-        }
-        if (dx_mono_ms () >= deadline) {
-            s_outcome (run, AWS_STEP_RETRY, 0, "WaitTimeout", "%zu instance(s) still not "
-                       "terminated after %lld ms", alive, (long long) run->config->wait_ms);
-            break;
-        }
+        long alive = s_count_alive (run, ids, count);
+        if (alive <= 0)
+            return alive < 0? -1: 0;
+        if (s_cancelled (run))
+            return s_outcome (run, AWS_STEP_RETRY, 0, "CANCELLED", "the job was cancelled "
+                              "while waiting for %ld instance(s) to terminate", alive);
+        if (dx_mono_ms () >= deadline)
+            return s_outcome (run, AWS_STEP_RETRY, 0, "WaitTimeout", "%ld instance(s) still "
+                              "not terminated after %lld ms", alive,
+                              (long long) run->config->wait_ms);
         dx_sleep_ms (run->config->poll_ms);
     }
-    aws_params_destroy (&p);
-    return rc;
 }
 
-/*  Terminates ids and waits until they are terminated. */
+/*  Terminates ids, S_IDS_PER_CALL at a time, and waits until they are
+    terminated. */
 static int
 s_terminate (s_run_t *run, const char *const *ids, size_t count)
 {
-    if (count == 0)
-        return 0;
-    aws_params_t *p = aws_params_new ();
-    aws_params_list (p, "InstanceId", ids, count);
-    xmlDocPtr doc = s_call (run, "TerminateInstances", p, NULL);
-    aws_params_destroy (&p);
-    if (!doc && !s_code_is (run, "InvalidInstanceID.NotFound"))
-        return s_fail_call (run, "TerminateInstances");
-    xmlFreeDoc (doc);
+    for (size_t from = 0; from < count; from += S_IDS_PER_CALL) {
+        size_t n = count - from < S_IDS_PER_CALL? count - from: S_IDS_PER_CALL;
+        aws_params_t *p = aws_params_new ();
+        aws_params_list (p, "InstanceId", ids + from, n);
+        xmlDocPtr doc = s_call (run, "TerminateInstances", p, NULL);
+        aws_params_destroy (&p);
+        if (!doc && !s_code_is (run, "InvalidInstanceID.NotFound"))
+            return s_fail_call (run, "TerminateInstances");
+        xmlFreeDoc (doc);
+    }
     return s_wait_terminated (run, ids, count);
 }
 

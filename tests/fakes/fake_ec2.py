@@ -726,6 +726,12 @@ def _wildcard(pattern):
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z")
 
 
+# EC2 refuses a call whose filter has more values than this (error code
+# FilterLimitExceeded, in EC2's published error codes; the number is the one
+# its message gives).
+MAX_FILTER_VALUES = 200
+
+
 def filtered(items, filters, table):
     """AWS filter semantics: values of one filter OR'ed (with * and ?
     wildcards), filters AND'ed; tag:KEY, tag-key and tag-value everywhere."""
@@ -736,6 +742,9 @@ def filtered(items, filters, table):
             raise ApiError("MissingParameter", "The request must contain the parameter Filter.N.Name")
         if not values:
             raise invalid("The filter '%s' requires at least one value" % name)
+        if len(values) > MAX_FILTER_VALUES:
+            raise ApiError("FilterLimitExceeded", "The maximum number of filter values specified "
+                           "on a single call is %d" % MAX_FILTER_VALUES)
         if name.startswith("tag:"):
             key = name[4:]
             get = (lambda key: lambda r: [r.tags[key]] if key in r.tags else [])(key)

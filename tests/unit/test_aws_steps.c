@@ -1087,6 +1087,62 @@ test_fixed_address_held (void **state)
     s_cluster_fini (&c);
 }
 
+/*  A destroy of more instances than a filter takes values (200): asked and
+    terminated 100 at a time, every one is gone. The fake refuses a filter
+    of 201 values with FilterLimitExceeded, as EC2 does. */
+static void
+test_destroy_many (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c6");
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_side ("POST", "config", "{\"instance_limit\": 300, \"shutdown_ms\": 10}"));
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "ImageId", AMI);
+    aws_params_add (p, "InstanceType", "t3.small");
+    aws_params_add (p, "MinCount", "250");
+    aws_params_add (p, "MaxCount", "250");
+    aws_params_add (p, "SubnetId", json_string_value (json_object_get (c.context, "subnet")));
+    aws_params_add (p, "TagSpecification.1.ResourceType", "instance");
+    aws_params_add (p, "TagSpecification.1.Tag.1.Key", "dexter:cluster");
+    aws_params_add (p, "TagSpecification.1.Tag.1.Value", "c6");
+    aws_error_t err;
+    xmlDocPtr doc = aws_ec2_call (ec2, "RunInstances", p, &err);
+    if (!doc)
+        print_error ("RunInstances by hand: %s %s\n", err.code, err.message);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    json_t *st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:cluster", "c6"), 250);
+    json_decref (st);
+
+    //  The limit, as EC2 has it
+    p = aws_params_new ();
+    aws_params_add (p, "Filter.1.Name", "instance-id");
+    for (int i = 1; i <= 201; i++) {
+        char id [32];
+        snprintf (id, sizeof id, "i-%017d", i);
+        aws_params_addf (p, id, "Filter.1.Value.%d", i);
+    }
+    assert_null (aws_ec2_call (ec2, "DescribeInstances", p, &err));
+    assert_string_equal (err.code, "FilterLimitExceeded");
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+
+    long refused = s_calls ("by_error_code", "FilterLimitExceeded");
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    assert_int_equal (s_calls ("by_error_code", "FilterLimitExceeded"), refused);
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:cluster", "c6"), 0);
+    json_decref (st);
+    json_decref (s_side ("POST", "config", "{\"instance_limit\": 64, \"shutdown_ms\": 60}"));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_cluster_fini (&c);
+}
+
 /*  No secret reaches a log, even at debug level. */
 static void
 test_no_secrets_in_logs (void **state)
@@ -1137,6 +1193,7 @@ main (void)
         cmocka_unit_test (test_cancel),
         cmocka_unit_test (test_dependency_wait),
         cmocka_unit_test (test_fixed_address_held),
+        cmocka_unit_test (test_destroy_many),
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
