@@ -1206,6 +1206,32 @@ s_access_address (s_run_t *run, const char *instance, char *ip, size_t size)
     return 0;
 }
 
+/*  A host has one instance. Twins (an attempt of an earlier generation
+    that launched after this one looked, say) are billed for nothing: all
+    but keep are terminated, without waiting (a destroy finds any that
+    linger by their tags). A failure is logged, not fatal to the step. */
+static void
+s_terminate_twins (s_run_t *run, xmlDocPtr doc, const char *host, const char *keep)
+{
+    const char *twins [16];
+    size_t count = 0;
+    S_FOREACH_INSTANCE (doc, inst) {
+        const char *text = aws_xml_text (inst, "instanceId");
+        if (text && strcmp (text, keep) && count < sizeof twins / sizeof twins [0])
+            twins [count++] = text;
+    }
+    if (count == 0)
+        return;
+    aws_params_t *p = aws_params_new ();
+    aws_params_list (p, "InstanceId", twins, count);
+    xmlDocPtr done = s_call (run, "TerminateInstances", p, NULL);
+    aws_params_destroy (&p);
+    for (size_t i = 0; i < count; i++)
+        dx_warn ("cluster %s: host %s runs as %s; its twin %s %s", run->cluster, host, keep,
+                 twins [i], done? "is terminated": "could not be terminated (a destroy will)");
+    xmlFreeDoc (done);
+}
+
 static int
 s_step_host (s_run_t *run)
 {
@@ -1235,6 +1261,7 @@ s_step_host (s_run_t *run)
         if (text && (!*id || strcmp (text, id) < 0))    /* twins: the same one every time */
             snprintf (id, sizeof id, "%s", text);
     }
+    s_terminate_twins (run, doc, host, id);
     xmlFreeDoc (doc);
     if (!*id && s_run_instance (run, id, sizeof id))
         return -1;

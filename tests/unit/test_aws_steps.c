@@ -1143,6 +1143,74 @@ test_destroy_many (void **state)
     s_cluster_fini (&c);
 }
 
+/*  A host found twice (a twin launched by a stale attempt) keeps one
+    instance, the same one every time; the twin is terminated. */
+static void
+test_twin_terminated (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c7");
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_done (&c, "security", "security", NULL));
+    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    json_t *res = s_done (&c, "host", "host.g1.0",
+                          s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0",
+                                  false, NULL));
+    char first [64];
+    snprintf (first, sizeof first, "%s", s_attr_of (res, "host.g1.0", "provider_id"));
+    json_decref (res);
+
+    //  The twin, tagged as the host
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "ImageId", AMI);
+    aws_params_add (p, "InstanceType", "t3.small");
+    aws_params_add (p, "MinCount", "1");
+    aws_params_add (p, "MaxCount", "1");
+    aws_params_add (p, "SubnetId", json_string_value (json_object_get (c.context,
+                                                                         "subnet.agents")));
+    aws_params_add (p, "TagSpecification.1.ResourceType", "instance");
+    aws_params_add (p, "TagSpecification.1.Tag.1.Key", "dexter:cluster");
+    aws_params_add (p, "TagSpecification.1.Tag.1.Value", "c7");
+    aws_params_add (p, "TagSpecification.1.Tag.2.Key", "dexter:host");
+    aws_params_add (p, "TagSpecification.1.Tag.2.Value", "c7-g1-0");
+    aws_error_t err;
+    xmlDocPtr doc = aws_ec2_call (ec2, "RunInstances", p, &err);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+    json_t *st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:host", "c7-g1-0"), 2);
+    json_decref (st);
+
+    long terminations = s_calls ("by_action", "TerminateInstances");
+    res = s_done (&c, "host", "host.g1.0",
+                  s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0", false, NULL));
+    const char *kept = s_attr_of (res, "host.g1.0", "provider_id");
+    assert_true (s_calls ("by_action", "TerminateInstances") == terminations + 1);
+    usleep (300 * 1000);                /* the fake's shutting-down -> terminated */
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "instances", "dexter:host", "c7-g1-0"), 1);
+    json_decref (st);
+    //  The same one every time
+    json_t *again = s_done (&c, "host", "host.g1.0",
+                            s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0",
+                                    false, NULL));
+    assert_string_equal (s_attr_of (again, "host.g1.0", "provider_id"), kept);
+    assert_true (strcmp (kept, first) == 0 || strcmp (kept, first) < 0);
+    json_decref (again);
+    json_decref (res);
+
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_cluster_fini (&c);
+}
+
 /*  No secret reaches a log, even at debug level. */
 static void
 test_no_secrets_in_logs (void **state)
@@ -1194,6 +1262,7 @@ main (void)
         cmocka_unit_test (test_dependency_wait),
         cmocka_unit_test (test_fixed_address_held),
         cmocka_unit_test (test_destroy_many),
+        cmocka_unit_test (test_twin_terminated),
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
