@@ -16,7 +16,9 @@
     `retry` once it outlives the wait; a spent client token (its instance
     terminated) gives a new instance; a cancelled job stops; a fixed
     address held by a live instance fails the host step at once, one held
-    by an instance shutting down is waited out. Public keys derived from PEM and OpenSSH private keys equal
+    by an instance shutting down is waited out; a destroy of 250 instances
+    stays within EC2's 200 filter values; a host's twin is terminated.
+    Public keys derived from PEM and OpenSSH private keys equal
     what ssh-keygen and openssl say.
 
     aws_ec2.c, aws_sshkey.c and aws_steps.c are compiled in directly (unit
