@@ -305,8 +305,10 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
 }
 
 /*  deployment.delete: forgets the record, snapshots and credentials (back
-    to init); refused while running, and without force while cloud
-    resources may exist. */
+    to init, keeping the generation number: the next deploy's client
+    tokens must not be those of an earlier one, which EC2 remembers);
+    refused while running, and without force while cloud resources may
+    exist. */
 json_t *
 sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
 {
@@ -320,6 +322,8 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
                                                               "state"));
     char state [32];
     snprintf (state, sizeof state, "%s", current? current: "init");
+    json_int_t generation = json_integer_value (json_object_get (s_deploy_record (loaded),
+                                                                 "generation"));
     json_decref (loaded);
     if (s_deploy_state_in (state, s_deploy_running))
         return dx_reply_error (request, DX_CONFLICT, NULL,
@@ -333,7 +337,8 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
                                "command=destroy) or delete with force=true",
                                name, state, name);
     char now [32];
-    if (sch_store_deployment_reset (ctx->store, name, sch_now (now, sizeof now)))
+    if (sch_store_deployment_reset (ctx->store, name, sch_now (now, sizeof now),
+                                    (long long) generation))
         return sch_store_error_reply (ctx->store, request);
     if (resources)
         dx_warn ("deployment forgotten with force name=%s state %s -> init: its cloud "

@@ -833,15 +833,21 @@ s_batch_state (s_batch_t *batch, const char *name, const char *state)
     s_batch_arg (batch, state);
 }
 
-/*  The fields of a fresh deployment record (state init), mirrored. */
+/*  The fields of a fresh deployment record (state init), mirrored, at
+    generation (0 for a new cluster; a forgotten deployment keeps its
+    number, so that no later generation repeats it: the client tokens and
+    job ids of a generation are made from it). */
 static void
-s_batch_deployment_init (s_batch_t *batch, const char *name, const char *now)
+s_batch_deployment_init (s_batch_t *batch, const char *name, const char *now,
+                         long long generation)
 {
+    char gen [24];
+    snprintf (gen, sizeof gen, "%lld", generation);
     s_batch_state (batch, name, "init");
     s_batch_cmd (batch, "HSET", NULL);
     s_batch_key (batch, name, "deployment");
     const char *init [] = {
-        "state", "init", "command", "", "generation", "0", "observed_generation", "0",
+        "state", "init", "command", "", "generation", gen, "observed_generation", "0",
         "parallelism", "", "steps_done", "0", "steps_total", "0", "current", "",
         "waiting", "", "last_error", "", "created_at", now, "updated_at", now,
         "started_at", "", "finished_at", "", "accessip", "", NULL
@@ -1405,7 +1411,7 @@ sch_store_cluster_create (sch_store_t *self, const json_t *cluster, const char *
                               "created_at", now, "updated_at", now, NULL };
     for (int i = 0; fields [i]; i++)
         s_batch_arg (&batch, fields [i]);
-    s_batch_deployment_init (&batch, name, now);
+    s_batch_deployment_init (&batch, name, now, 0);
     s_batch_cmd (&batch, "ZADD", SCH_STORE_INDEX, "0", name, NULL);
     json_t *event = json_pack ("{s:s, s:s}", "provider", provider, "cluster_type", type);
     s_batch_event (&batch, name, "cluster.created", now, event);
@@ -1627,7 +1633,8 @@ sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generat
 
 /*  Back to a fresh init record; snapshots and credentials deleted. */
 int
-sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now)
+sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now,
+                            long long generation)
 {
     s_batch_t batch = { 0 };
     s_batch_cmd (&batch, "DEL", NULL);
@@ -1636,7 +1643,7 @@ sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now
     s_batch_key (&batch, name, "credentials");
     s_batch_key (&batch, name, "jobs");
     s_batch_key (&batch, name, "resources");
-    s_batch_deployment_init (&batch, name, now);
+    s_batch_deployment_init (&batch, name, now, generation);
     s_batch_event (&batch, name, "deployment.deleted", now, NULL);
     int rc = s_store_transact (self, &batch, "deployment delete");
     s_batch_free (&batch);

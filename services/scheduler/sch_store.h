@@ -197,10 +197,12 @@ typedef struct {
 int sch_store_deployment_change (sch_store_t *self, const char *name,
                                  const sch_store_change_t *change, const char *now);
 
-/*  Forgets the deployment: record back to init (created_at = now), specs,
-    credentials, the plan and the recorded resources deleted; event
+/*  Forgets the deployment: record back to init (created_at = now) but at
+    generation, the last one requested (numbers are never used twice),
+    specs, credentials, the plan and the recorded resources deleted; event
     deployment.deleted. */
-int sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now);
+int sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now,
+                                long long generation);
 
 
 //  ---------------------------------------------------------------------

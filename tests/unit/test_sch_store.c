@@ -1017,13 +1017,17 @@ test_deployment (void **state)
                          "deployment");
     json_decref (reply);
     assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:specs dexter:{c1}:credentials"), 0);
+    //  The number is kept: a generation is never used twice (EC2 remembers
+    //  the client tokens made from it)
     reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "state")), "init");
-    assert_int_equal (json_integer_value (json_object_get (s_body (reply), "generation")), 0);
+    assert_int_equal (json_integer_value (json_object_get (s_body (reply), "generation")), 3);
     json_decref (reply);
 
     //  Forced forget of a deployed cluster
-    s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
+    reply = s_call (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
+    assert_int_equal (json_integer_value (json_object_get (s_body (reply), "generation")), 4);
+    json_decref (reply);
     s_set_state ("c1", "destroy_failed");
     s_check (DX_CONFLICT, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 0));
     s_check (DX_OK, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 1));
