@@ -289,8 +289,16 @@ sch_cluster_delete (sch_ctx_t *ctx, const json_t *request)
                                "exist: destroy it first (PUT /clusters/%s/deployment "
                                "command=destroy) or delete with force=true",
                                name, state, name);
-    if (sch_store_cluster_delete (ctx->store, name))
+    if (sch_store_cluster_delete (ctx->store, name)) {
+        //  It may have run with only its answer lost: a deployment left
+        //  running would write the keys of a cluster that is gone. Stopped
+        //  here; if the cluster is still there, the engine loads it again.
+        if (busy && ctx->engine) {
+            sch_engine_forget (ctx->engine, name);
+            sch_engine_recheck (ctx->engine);
+        }
         return sch_store_error_reply (ctx->store, request);
+    }
     if (ctx->engine)
         sch_engine_forget (ctx->engine, name);
     if (busy)

@@ -285,8 +285,13 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
     json_decref (plan);
     json_decref (snapshot);
     free (sealed);
-    if (rc)
+    if (rc) {
         reply = sch_store_error_reply (ctx->store, request);
+        //  The transaction may have run with only its answer lost: then
+        //  Redis says deploying and the engine must find out
+        if (ctx->engine)
+            sch_engine_recheck (ctx->engine);
+    }
     else {
         dx_info ("deployment requested name=%s command=%s generation=%" JSON_INTEGER_FORMAT
                  " state %s -> %s", name, command, next, state,

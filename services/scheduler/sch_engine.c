@@ -1076,6 +1076,12 @@ sch_engine_start (sch_engine_t *self, const char *name)
 }
 
 void
+sch_engine_recheck (sch_engine_t *self)
+{
+    self->unloaded = 1;
+}
+
+void
 sch_engine_forget (sch_engine_t *self, const char *name)
 {
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);

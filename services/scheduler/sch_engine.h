@@ -64,6 +64,11 @@ int sch_engine_recover (sch_engine_t *self);
     then recover until it loads). */
 int sch_engine_start (sch_engine_t *self, const char *name);
 
+/*  Redis may hold a deployment in progress that memory does not know of (a
+    write whose answer was lost may have run): the next ticks load what
+    Redis says runs and memory lacks. */
+void sch_engine_recheck (sch_engine_t *self);
+
 /*  The cluster was deleted: forgets its deployment, cancelling its jobs. */
 void sch_engine_forget (sch_engine_t *self, const char *name);
 

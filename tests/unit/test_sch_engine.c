@@ -850,6 +850,28 @@ test_recovered_deployment_ends (void **state)
     zactor_destroy (&a);
 }
 
+/*  A deployment Redis says runs but memory does not know (its request's
+    transaction ran, its answer was lost): after sch_engine_recheck the
+    ticks load and run it. */
+static void
+test_recheck_loads_unknown (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_cluster ("c11", 1);
+    T.ctx.engine = NULL;                /* the request is recorded, the engine not told */
+    s_deploy ("c11", "deploy", 5);
+    T.ctx.engine = T.engine;
+    s_pump (300);
+    assert_int_equal (sch_engine_size (T.engine), 0);
+    sch_engine_recheck (T.engine);
+    char *final = s_wait_final ("c11", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    zactor_destroy (&a);
+}
+
 /*  Credentials that cannot be opened (sealed with another master key)
     end the deployment deploy_failed with a message saying what to do,
     rather than trying again every second for ever. */
@@ -927,6 +949,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_recovered_deployment_ends, s_test_setup,
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_unreadable_credentials, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_recheck_loads_unknown, s_test_setup,
                                          s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
