@@ -513,6 +513,12 @@ s_check_ssh_password (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     if (control)
         return s_fail (ctx, field->name, "%s must not contain control characters",
                        field->name);
+    //  A '+' sent by curl -d arrives as a space (form encoding): refused,
+    //  rather than a password the user did not type
+    if (strchr (text, ' '))
+        return s_fail (ctx, field->name, "%s must not contain spaces; a '+' sent with "
+                       "curl -d arrives as a space: send it as %%2B (or use curl "
+                       "--data-urlencode)", field->name);
     if (chars < field->min || chars > field->max
     ||  lower + upper + digit + other < 3)
         return s_fail (ctx, field->name, "%s must be %ld to %ld characters with at "

@@ -168,6 +168,10 @@ CASES = [
     ("ssh-password-weak", "PUT", AZ_CFG, az_cfg(ssh_password="password"), None, 400, "ssh_password"),
     ("ssh-password-short", "PUT", AZ_CFG, az_cfg(ssh_password="Ab1.x"), None, 400, "ssh_password"),
     ("ssh-password-long", "PUT", AZ_CFG, az_cfg(ssh_password="Ab1." * 19), None, 400, "ssh_password"),
+    # curl -d "ssh_password=Dexter+2024" sends a '+', which form encoding reads as a space
+    ("ssh-password-plus-as-space", "PUT", AZ_CFG,
+     b"location=Central US&masters=3&ssh_user=dexter&ssh_password=Dexter+2024", FORM, 400,
+     "ssh_password"),
     ("azure-image-three-parts", "PUT", AZ_CFG, az_cfg(image="Canonical:UbuntuServer:16.04-LTS"),
      None, 400, "image"),
     ("azure-image-ami", "PUT", AZ_CFG, az_cfg(image="ami-0123456789abcdef0"), None, 400, "image"),

@@ -742,6 +742,7 @@ static const s_bad_t s_bad [] = {
     { S_CONFIG, "azure", "{\"ssh_password\": \"P@ssw0rd\"}", "ssh_password" },
     { S_CONFIG, "azure", "{\"ssh_password\": \"@rep:73:A\"}", "ssh_password" },
     { S_CONFIG, "azure", "{\"ssh_password\": \"Ab1\\ncdefg\"}", "ssh_password" },
+    { S_CONFIG, "azure", "{\"ssh_password\": \"Dexter 2024\"}", "ssh_password" },
     { S_CONFIG, "azure", "{\"region\": \"us-west-2\"}", "region" },
     { S_CONFIG, "azure", "{\"sshkeydata\": \"@b64:x\", \"sshkey\": \"k\"}",
       "sshkey,sshkeydata" },
