@@ -260,6 +260,14 @@ test_json_refused (void **state)
     assert_null (api_body_parse_json ("[1]", 3, &fault));
     assert_non_null (strstr (fault.message, "object"));
     assert_null (api_body_parse (API_BODY_UNSUPPORTED, "{}", 2, &fault));
+    //  What the parser stopped at is not quoted back: it may be a secret
+    const char *broken = "{\"aws_secret_access_key\": \"wJalrXUtnFEMI\nK7MDENG\"}";
+    assert_null (api_body_parse_json (broken, strlen (broken), &fault));
+    assert_null (strstr (fault.message, "wJalr"));
+    assert_non_null (strstr (fault.message, "line 1"));
+    broken = "{\"aws_secret_access_key\": wJalrXUtnFEMI}";
+    assert_null (api_body_parse_json (broken, strlen (broken), &fault));
+    assert_null (strstr (fault.message, "wJalr"));
 }
 
 /*  Nesting: API_BODY_MAX_DEPTH levels are fine, one more is not. */
