@@ -361,6 +361,8 @@ s_config_moves (sch_ctx_t *ctx, const json_t *request, const json_t *loaded,
         json_int_t generation = json_integer_value (json_object_get (
                                     json_object_get (loaded, "deployment"), "generation"));
         last = sch_store_snapshot (ctx->store, name, generation);
+        if (!last && *sch_store_error (ctx->store))
+            return sch_store_error_reply (ctx->store, request);
         current = json_object_get (last, "config");
     }
     const char *was = json_string_value (json_object_get (current, field));

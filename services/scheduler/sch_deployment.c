@@ -218,6 +218,9 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         //  The config was deleted since: destroy where the last generation was
         json_t *last = sch_store_snapshot (ctx->store, name, generation);
         config = json_object_get (last, "config");
+        if (!last && *sch_store_error (ctx->store))
+            reply = sch_store_error_reply (ctx->store, request);
+        else
         if (json_is_object (config))
             json_object_set (loaded, "config", (json_t *) config);
         else
