@@ -633,14 +633,18 @@ s_receive (dx_worker_t *self)
     }
     else
     if (streq (type, "job.cancel")) {
+        //  That attempt, and any older one, no longer counts; a newer
+        //  attempt of the same job (it may run here too) goes on
         const char *id = dx_msg_str (msg, "job");
+        json_int_t attempt = dx_msg_int (msg, "attempt", 0);
         int found = 0;
         for (dx_worker_job_t *job = self->jobs; job; job = job->next)
-            if (streq (job->id, id)) {
+            if (streq (job->id, id) && job->attempt <= attempt) {
                 atomic_store (&job->cancelled, 1);
                 found = 1;
             }
-        dx_info ("worker: job %s cancelled%s", id, found? "": " (not running here)");
+        dx_info ("worker: job %s attempt %" JSON_INTEGER_FORMAT " cancelled%s", id, attempt,
+                 found? "": " (not running here)");
     }
     else
         dx_warn ("worker: ignoring a %s message, which is not for workers", type);

@@ -535,6 +535,30 @@ test_cancel (void **state)
     s_stop (&fake, &worker);
 }
 
+/*  job.cancel of an attempt stops that attempt, not a newer one of the same
+    job running on the same worker (after a reconnect the scheduler may
+    have sent it here). */
+static void
+test_cancel_attempt (void **state)
+{
+    (void) state;
+    fake_t fake = { 0 };
+    zactor_t *worker = s_start (&fake, 3, 1000);
+    s_assign (&fake, "job-e", 1, "hold");
+    s_assign (&fake, "job-e", 2, "hold");
+    assert_true (s_wait_for (&s_ctl.started, 2));
+    s_job_message (&fake, "job.cancel", "job-e", 1);
+    json_t *result = s_result (&fake, "job-e", 1, "failed");
+    assert_string_equal (dx_msg_str (json_object_get (result, "error"), "code"),
+                         "CANCELLED");
+    json_decref (result);
+    assert_int_equal (atomic_load (&s_ctl.cancel_seen), 1);
+    assert_int_equal (atomic_load (&s_ctl.running), 1);
+    atomic_store (&s_ctl.release, 1);
+    json_decref (s_result (&fake, "job-e", 2, "done"));
+    s_stop (&fake, &worker);
+}
+
 /*  Stopping waits for a running job, sends its result, then worker.bye. */
 static void
 test_stop_drains (void **state)
@@ -756,6 +780,7 @@ main (void)
         cmocka_unit_test (test_reconnect_after_silence),
         cmocka_unit_test (test_worker_reconnect),
         cmocka_unit_test (test_cancel),
+        cmocka_unit_test (test_cancel_attempt),
         cmocka_unit_test (test_stop_drains),
         cmocka_unit_test (test_stop_abandons),
         cmocka_unit_test (test_refusals),
