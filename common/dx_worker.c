@@ -78,7 +78,7 @@ struct dx_worker {
     dx_worker_handler_fn *handler;
     void *arg;
     int64_t drain_ms;
-    char name [300];                    /* host:pid */
+    char name [300];                    /* host:pid[.serial] */
     char inproc [64];
     zsock_t *dealer;
     zsock_t *pull;
@@ -256,13 +256,19 @@ dx_worker_new (const char *service, int capacity, const char *endpoint,
     if (gethostname (host, sizeof host) != 0)
         snprintf (host, sizeof host, "unknown");
     host [sizeof host - 1] = 0;
-    snprintf (self->name, sizeof self->name, "%s:%d", host, (int) getpid ());
     //  A name never used before in this process: a closed socket's inproc
     //  name stays taken until libzmq reaps it, so a new worker at the old
     //  one's address must not reuse it
     static atomic_uint s_serial;
-    snprintf (self->inproc, sizeof self->inproc, "inproc://dx-worker-%u",
-              atomic_fetch_add (&s_serial, 1));
+    unsigned serial = atomic_fetch_add (&s_serial, 1);
+    snprintf (self->inproc, sizeof self->inproc, "inproc://dx-worker-%u", serial);
+    //  host:pid, and a serial for any further worker of the process: the
+    //  scheduler takes a second identity of one name for the same worker
+    //  reconnecting
+    if (serial == 0)
+        snprintf (self->name, sizeof self->name, "%s:%d", host, (int) getpid ());
+    else
+        snprintf (self->name, sizeof self->name, "%s:%d.%u", host, (int) getpid (), serial);
     if (!self->service || !self->endpoint)
         dx_worker_destroy (&self);
     return self;

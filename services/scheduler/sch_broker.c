@@ -79,6 +79,32 @@ s_broker_active (const json_t *msg)
     return json_array_size (json_object_get (msg, "active"));
 }
 
+/*  A worker that reconnects (it heard nothing from us for 3 intervals, as
+    after a stall of ours) comes back under a new identity, while the old
+    one may still look alive from heartbeats queued before. The old one is
+    the same process (same worker name and service): it is retired at once
+    and silently, so that the jobs the new one lists are its own (the
+    engine adopts jobs whose holder is gone) instead of going back to the
+    queue when the old identity expires, to run twice at once. */
+static void
+s_broker_retire_twin (sch_broker_t *self, const s_worker_t *fresh)
+{
+    char *old = NULL;
+    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
+         worker = (s_worker_t *) zhashx_next (self->workers))
+        if (strcmp (worker->name, fresh->name) == 0
+        &&  strcmp (worker->service, fresh->service) == 0) {
+            old = strdup ((const char *) zhashx_cursor (self->workers));
+            break;
+        }
+    if (old) {
+        dx_info ("worker %s reconnected under a new identity; the old one is retired",
+                 fresh->name);
+        zhashx_delete (self->workers, old);
+        free (old);
+    }
+}
+
 /*  worker.ready: registers the identity, or refreshes what it said before,
     and welcomes it with the intervals both sides use. worker is NULL for
     an identity not registered yet; key is its registry key. */
@@ -113,6 +139,7 @@ s_broker_ready (sch_broker_t *self, zframe_t *identity, const char *key, s_worke
     worker->active = s_broker_active (msg);
     worker->expiry = dx_mono_ms () + SCH_BROKER_LIVENESS * self->heartbeat_ms;
     if (fresh) {
+        s_broker_retire_twin (self, worker);
         zhashx_insert (self->workers, key, worker);
         dx_info ("worker joined service=%s worker=%s capacity=%zu active=%zu",
                  worker->service, worker->name, worker->capacity, worker->active);

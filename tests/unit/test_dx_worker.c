@@ -143,6 +143,16 @@ s_our_name (void)
     return name;
 }
 
+/*  A name of one of this process's workers: host:pid, or host:pid.N for
+    the ones after the first. */
+static int
+s_is_ours (const char *name)
+{
+    size_t len = strlen (s_our_name ());
+    return name && strncmp (name, s_our_name (), len) == 0
+        && (name [len] == 0 || name [len] == '.');
+}
+
 static void
 s_fake_bind (fake_t *fake, const char *endpoint)
 {
@@ -197,7 +207,8 @@ s_expect (fake_t *fake, const char *type, int timeout_ms)
         //  same time may have a worker connected to a port we reuse. A new
         //  connection of ours starts with worker.ready naming our pid.
         if (msg && streq (dx_msg_type (msg), "worker.ready")
-        &&  streq (dx_msg_str (msg, "worker"), *fake->worker? fake->worker: s_our_name ())) {
+        &&  (*fake->worker? streq (dx_msg_str (msg, "worker"), fake->worker)
+                           : s_is_ours (dx_msg_str (msg, "worker")))) {
             zframe_destroy (&fake->identity);
             fake->identity = identity;
             identity = NULL;

@@ -785,6 +785,64 @@ test_lease_expires (void **state)
     zactor_destroy (&b);
 }
 
+/*  A worker that reconnects under a new identity (it heard nothing from
+    a stalled scheduler) while the old identity still looks alive: the jobs
+    it lists stay its own, and are not run a second time when the old
+    identity expires. */
+static void
+test_reconnected_worker_keeps_its_jobs (void **state)
+{
+    (void) state;
+    zsock_t *old = s_raw_worker ();
+    s_wait_workers (1);
+    s_cluster ("c12", 1);
+    s_deploy ("c12", "deploy", 5);
+    json_t *assign = s_raw_hear (old, "job.assign", 3000);
+    assert_non_null (assign);
+    assert_string_equal (dx_msg_str (assign, "job"), "c12:1:network");
+    json_decref (assign);
+
+    //  The same worker (name raw:1) on a new connection, listing the job
+    zsock_t *fresh = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    assert_non_null (fresh);
+    zsock_set_linger (fresh, 0);
+    json_t *ready = dx_msg_new ("worker.ready", NULL);
+    json_object_set_new (ready, "service", json_string ("aws"));
+    json_object_set_new (ready, "capacity", json_integer (100));
+    json_object_set_new (ready, "worker", json_string ("raw:1"));
+    json_object_set_new (ready, "active", json_pack ("[s]", "c12:1:network"));
+    assert_int_equal (dx_msg_send (fresh, NULL, ready), 0);
+    json_decref (ready);
+    //  Well past the old identity's expiry, the new one beating and renewing
+    int64_t deadline = dx_mono_ms () + 6 * HEARTBEAT_MS;
+    while (dx_mono_ms () < deadline) {
+        json_t *beat = dx_msg_new ("heartbeat", NULL);
+        json_object_set_new (beat, "active", json_pack ("[s]", "c12:1:network"));
+        dx_msg_send (fresh, NULL, beat);
+        json_decref (beat);
+        json_t *renew = dx_msg_new ("job.renew", NULL);
+        json_object_set_new (renew, "job", json_string ("c12:1:network"));
+        json_object_set_new (renew, "attempt", json_integer (1));
+        dx_msg_send (fresh, NULL, renew);
+        json_decref (renew);
+        s_pump (HEARTBEAT_MS / 2);
+    }
+    assert_int_equal (sch_broker_workers (T.broker, "aws", NULL), 1);
+    assert_int_equal (s_events ("c12", "step.requeued"), 0);
+    //  Its result counts
+    json_t *result = dx_msg_new ("job.result", NULL);
+    json_object_set_new (result, "job", json_string ("c12:1:network"));
+    json_object_set_new (result, "attempt", json_integer (1));
+    json_object_set_new (result, "outcome", json_string ("done"));
+    json_object_set_new (result, "resources", json_array ());
+    assert_int_equal (dx_msg_send (fresh, NULL, result), 0);
+    json_decref (result);
+    s_pump (100);
+    assert_int_equal (s_events ("c12", "step.done"), 1);
+    zsock_destroy (&fresh);
+    zsock_destroy (&old);
+}
+
 /*  A new engine on the same Redis (a scheduler restart) knows the
     deployment, learns from the renewals who runs the hanging step, and
     finishes without running it twice. */
@@ -951,6 +1009,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_unreadable_credentials, s_test_setup,
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_recheck_loads_unknown, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_reconnected_worker_keeps_its_jobs, s_test_setup,
                                          s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
