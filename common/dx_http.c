@@ -204,6 +204,22 @@ dx_http_response_destroy (dx_http_response_t **self_p)
     *self_p = NULL;
 }
 
+int
+dx_http_maybe_done (const dx_http_response_t *self)
+{
+    switch (self->curl_code) {
+        case CURLE_OK:
+            return self->status >= 500;
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_SSL_CONNECT_ERROR:
+            return 0;
+        default:
+            return 1;
+    }
+}
+
 dx_retry_class_t
 dx_http_classify (const dx_http_response_t *self)
 {

@@ -54,4 +54,9 @@ void dx_http_response_destroy (dx_http_response_t **self_p);
     this with their error codes. */
 dx_retry_class_t dx_http_classify (const dx_http_response_t *self);
 
+/*  1 when a request that failed may still have been carried out by the
+    server: it was sent (or may have been) and no answer came, or the
+    answer was a 5xx. 0 when it never left (no connection) or a 4xx. */
+int dx_http_maybe_done (const dx_http_response_t *self);
+
 #endif

@@ -527,14 +527,27 @@ s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cl
         *cls = dx_http_classify (resp);
         s_error (err, "NetworkError", 0, "%s", resp->error);
         err->retryable = *cls != DX_RETRY_NO;
+        err->maybe_done = dx_http_maybe_done (resp);
     }
     else {
         doc = aws_ec2_parse (resp->status, resp->body, resp->body_len, err);
         *cls = doc ? DX_RETRY_NO : aws_ec2_classify (err->code, resp->status);
+        err->maybe_done = !doc && *cls == DX_RETRY_TRANSIENT && dx_http_maybe_done (resp);
     }
     dx_http_response_destroy (&resp);
     return doc;
 }
+
+/*  Creates that take no ClientToken. A try of one whose outcome is unknown
+    (err->maybe_done) is not repeated here, where a second try could make a
+    second VPC or Elastic IP: the error goes back to the step (retryable),
+    which runs again later and looks for what it would create by its tags
+    first. Everything else is repeated safely: reads, deletes, and
+    RunInstances with its ClientToken. */
+static const char *const s_unrepeatable [] = {
+    "AllocateAddress", "CreateInternetGateway", "CreateRouteTable", "CreateSecurityGroup",
+    "CreateSubnet", "CreateVpc", "ImportKeyPair", NULL
+};
 
 xmlDocPtr
 aws_ec2_call (aws_ec2_t *self, const char *action,
@@ -570,6 +583,12 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
             break;
         }
         int64_t wait = dx_retry_next (&retry, cls);
+        if (wait >= 0 && err->maybe_done && s_listed (s_unrepeatable, action)) {
+            dx_warn ("ec2 %s: %s (HTTP %ld): it may have been carried out, so it is not "
+                     "repeated; the step looks for the resource again when it runs again",
+                     action, err->code, err->http_status);
+            break;
+        }
         if (wait < 0) {
             /* An answer no retry can change is the caller's to judge (a
                step expects NotFound or DependencyViolation at times and

@@ -68,6 +68,9 @@ typedef struct {
     long http_status;       /* 0 when no answer came */
     int retryable;          /* 1 when a later try may succeed (throttling, 5xx, network) */
     int attempts;           /* tries made */
+    int maybe_done;         /* 1 when EC2 may have carried the call out (no answer
+                               came, or a 5xx): a create without a ClientToken is
+                               then not tried again by aws_ec2_call */
 } aws_error_t;
 
 //  ---------------------------------------------------------------------

@@ -1213,6 +1213,51 @@ test_twin_terminated (void **state)
     s_cluster_fini (&c);
 }
 
+/*  A create without a ClientToken that EC2 carried out but answered with a
+    500 is not repeated inside the call (it would make a second VPC, a
+    second Elastic IP): the step ends `retry`, and run again it finds what
+    the first try made by its tags. */
+static void
+test_unrepeatable_creates (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c8");
+    json_decref (s_side ("POST", "faults", "{\"action\": \"CreateVpc\", \"code\": "
+                                           "\"InternalError\", \"status\": 500, \"after\": true, "
+                                           "\"count\": 1}"));
+    long creates = s_calls ("by_action", "CreateVpc");
+    s_fails (&c, "network", "network", NULL, AWS_STEP_RETRY, 0, "InternalError");
+    assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
+    json_decref (s_done (&c, "network", "network", NULL));
+    assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
+    json_t *st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "vpcs", "dexter:cluster", "c8"), 1);
+    json_decref (st);
+    json_decref (s_done (&c, "security", "security", NULL));
+    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (s_done (&c, "keypair", "keypair", NULL));
+
+    //  The access node's Elastic IP
+    json_decref (s_side ("POST", "faults", "{\"action\": \"AllocateAddress\", \"code\": "
+                                           "\"InternalError\", \"status\": 500, \"after\": true, "
+                                           "\"count\": 1}"));
+    json_t *host = s_host ("access", "access", 0, "c8-access", "t3.small", "c8tok-1-access-0",
+                           false, NULL);
+    s_fails (&c, "host", "host.access", json_incref (host), AWS_STEP_RETRY, 0,
+             "InternalError");
+    json_decref (s_done (&c, "host", "host.access", host));
+    st = s_side ("GET", "state", NULL);
+    assert_int_equal (s_count (st, "addresses", "dexter:cluster", "c8"), 1);
+    json_decref (st);
+
+    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_cluster_fini (&c);
+}
+
 /*  No secret reaches a log, even at debug level. */
 static void
 test_no_secrets_in_logs (void **state)
@@ -1265,6 +1310,7 @@ main (void)
         cmocka_unit_test (test_fixed_address_held),
         cmocka_unit_test (test_destroy_many),
         cmocka_unit_test (test_twin_terminated),
+        cmocka_unit_test (test_unrepeatable_creates),
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
