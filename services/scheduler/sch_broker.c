@@ -224,6 +224,10 @@ s_broker_handle (sch_broker_t *self, zframe_t *identity, const char *key, const 
             dx_debug ("broker: worker.bye from unknown identity %s", key);
         else {
             dx_debug ("broker: %s from unknown identity %s; asking it to reconnect", type, key);
+            //  A result queued before a restart of ours still counts: the
+            //  engine matches it by job and attempt, whoever brings it
+            if (strcmp (type, "job.result") == 0 && self->events.job)
+                self->events.job (self->events_arg, key, NULL, msg);
             s_broker_send (self, identity, dx_msg_new ("worker.reconnect", NULL));
         }
         return;

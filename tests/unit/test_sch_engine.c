@@ -843,6 +843,41 @@ test_reconnected_worker_keeps_its_jobs (void **state)
     zsock_destroy (&old);
 }
 
+/*  A result that reaches a restarted scheduler from a connection it does
+    not know yet (queued while it was down) still counts. */
+static void
+test_result_from_unknown_identity (void **state)
+{
+    (void) state;
+    zsock_t *raw = s_raw_worker ();
+    s_wait_workers (1);
+    s_cluster ("c13", 1);
+    s_deploy ("c13", "deploy", 5);
+    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
+    assert_non_null (assign);
+    json_decref (assign);
+    zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    assert_non_null (stranger);
+    zsock_set_linger (stranger, 0);
+    json_t *result = dx_msg_new ("job.result", NULL);
+    json_object_set_new (result, "job", json_string ("c13:1:network"));
+    json_object_set_new (result, "attempt", json_integer (1));
+    json_object_set_new (result, "outcome", json_string ("done"));
+    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+                                                         "kind", "vpc", "provider_id", "vpc-1"));
+    assert_int_equal (dx_msg_send (stranger, NULL, result), 0);
+    json_decref (result);
+    json_t *reconnect = s_raw_hear (stranger, "worker.reconnect", 2000);
+    assert_non_null (reconnect);
+    json_decref (reconnect);
+    assert_int_equal (s_events ("c13", "step.done"), 1);
+    char *vpc = s_raw_str ("HGET dexter:{c13}:resources vpc");
+    assert_non_null (vpc);
+    free (vpc);
+    zsock_destroy (&stranger);
+    zsock_destroy (&raw);
+}
+
 /*  A new engine on the same Redis (a scheduler restart) knows the
     deployment, learns from the renewals who runs the hanging step, and
     finishes without running it twice. */
@@ -1011,6 +1046,8 @@ main (void)
         cmocka_unit_test_setup_teardown (test_recheck_loads_unknown, s_test_setup,
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_reconnected_worker_keeps_its_jobs, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_result_from_unknown_identity, s_test_setup,
                                          s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
