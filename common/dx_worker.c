@@ -661,6 +661,9 @@ s_receive (dx_worker_t *self)
 static void
 s_tick (dx_worker_t *self)
 {
+    //  The job threads' wake-up is only quicker: one that could not be
+    //  sent (no sockets left) must not leave a finished job renewed for ever
+    s_collect (self, 0);
     int64_t now = dx_mono_ms ();
     if (now - self->last_heard >= S_SILENT_BEATS * self->heartbeat_ms) {
         if (!self->outage_logged)
