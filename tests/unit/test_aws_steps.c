@@ -372,6 +372,26 @@ s_fails (s_cluster_t *c, const char *kind, const char *id, json_t *extra,
     aws_step_out_fini (&out);
 }
 
+/*  The steps before the hosts, in the scheduler's order. */
+static void
+s_before_hosts (s_cluster_t *c)
+{
+    json_decref (s_done (c, "network", "network", NULL));
+    json_decref (s_done (c, "security", "security", NULL));
+    json_decref (s_done (c, "image", "image", NULL));
+    json_decref (s_done (c, "keypair", "keypair", NULL));
+}
+
+/*  The destroy steps, in the scheduler's order. */
+static void
+s_destroy_all (s_cluster_t *c)
+{
+    json_decref (s_done (c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (c, "destroy.security", "destroy.security", NULL));
+    json_decref (s_done (c, "destroy.network", "destroy.network", NULL));
+}
+
 /*  The resource of key in resources, borrowed. */
 static json_t *
 s_res (const json_t *resources, const char *key)
@@ -998,10 +1018,7 @@ test_dependency_wait (void **state)
     s_cluster_t c;
     s_cluster_init (&c, "c3");
     c.sshkeydata = T.pem;
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_done (&c, "security", "security", NULL));
-    json_decref (s_done (&c, "image", "image", NULL));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    s_before_hosts (&c);
     json_t *res = s_done (&c, "host", "host.g1.0",
                           s_host ("agent", "g1", 0, "c3-g1-0", "t3.small", "c3-1-g1-0", false, NULL));
     char id [64];
@@ -1043,10 +1060,7 @@ test_fixed_address_held (void **state)
     (void) state;
     s_cluster_t c;
     s_cluster_init (&c, "c5");
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_done (&c, "security", "security", NULL));
-    json_decref (s_done (&c, "image", "image", NULL));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    s_before_hosts (&c);
     char holder [64];
     s_hand_run (json_string_value (json_object_get (c.context, "subnet")), "10.0.0.11",
                 holder, sizeof holder);
@@ -1080,10 +1094,7 @@ test_fixed_address_held (void **state)
     json_decref (res);
     json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
 
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_destroy_all (&c);
     usleep (400 * 1000);
     assert_int_equal (s_owned_count ("c5"), 0);
     s_cluster_fini (&c);
@@ -1153,10 +1164,7 @@ test_twin_terminated (void **state)
     (void) state;
     s_cluster_t c;
     s_cluster_init (&c, "c7");
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_done (&c, "security", "security", NULL));
-    json_decref (s_done (&c, "image", "image", NULL));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    s_before_hosts (&c);
     json_t *res = s_done (&c, "host", "host.g1.0",
                           s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0",
                                   false, NULL));
@@ -1206,10 +1214,7 @@ test_twin_terminated (void **state)
     json_decref (again);
     json_decref (res);
 
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_destroy_all (&c);
     s_cluster_fini (&c);
 }
 
@@ -1251,10 +1256,7 @@ test_unrepeatable_creates (void **state)
     assert_int_equal (s_count (st, "addresses", "dexter:cluster", "c8"), 1);
     json_decref (st);
 
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_destroy_all (&c);
     s_cluster_fini (&c);
 }
 

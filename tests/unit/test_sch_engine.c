@@ -664,9 +664,36 @@ s_raw_hear (zsock_t *dealer, const char *type, int64_t timeout_ms)
     return NULL;
 }
 
+/*  Sends what a worker says of one job: job.result (outcome, resources
+    taken; NULL for none) or, outcome NULL, job.renew. */
+static void
+s_raw_job (zsock_t *dealer, const char *job, int attempt, const char *outcome,
+           json_t *resources)
+{
+    json_t *msg = dx_msg_new (outcome? "job.result": "job.renew", NULL);
+    json_object_set_new (msg, "job", json_string (job));
+    json_object_set_new (msg, "attempt", json_integer (attempt));
+    if (outcome) {
+        json_object_set_new (msg, "outcome", json_string (outcome));
+        json_object_set_new (msg, "resources", resources? resources: json_array ());
+    }
+    assert_int_equal (dx_msg_send (dealer, NULL, msg), 0);
+    json_decref (msg);
+}
+
+/*  A heartbeat listing one running job. */
+static void
+s_raw_beat (zsock_t *dealer, const char *job)
+{
+    json_t *beat = dx_msg_new ("heartbeat", NULL);
+    json_object_set_new (beat, "active", json_pack ("[s]", job));
+    dx_msg_send (dealer, NULL, beat);
+    json_decref (beat);
+}
+
 /*  A worker that takes jobs and never renews: each lease runs out, the
     job is cancelled there and given to a real worker; a late result of
-    the old attempt changes nothing. */
+    the old attempt changes no step, and records only what no record knows. */
 static void
 test_lease_expires (void **state)
 {
@@ -693,10 +720,7 @@ test_lease_expires (void **state)
     json_t *cancel = NULL;
     int64_t deadline = dx_mono_ms () + 5000;
     while (!cancel && dx_mono_ms () < deadline) {
-        json_t *beat = dx_msg_new ("heartbeat", NULL);
-        json_object_set_new (beat, "active", json_pack ("[s]", "c5:1:network"));
-        dx_msg_send (raw, NULL, beat);
-        json_decref (beat);
+        s_raw_beat (raw, "c5:1:network");
         cancel = s_raw_hear (raw, "job.cancel", HEARTBEAT_MS);
     }
     assert_non_null (cancel);
@@ -706,14 +730,9 @@ test_lease_expires (void **state)
 
     //  The stale attempt reports: its outcome counts for nothing, but what
     //  it made and no record knows of is recorded (a destroy must find it)
-    json_t *result = dx_msg_new ("job.result", NULL);
-    json_object_set_new (result, "job", json_string ("c5:1:network"));
-    json_object_set_new (result, "attempt", json_integer (1));
-    json_object_set_new (result, "outcome", json_string ("done"));
-    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
-                                                         "kind", "vpc", "provider_id", "vpc-stale"));
-    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
-    json_decref (result);
+    s_raw_job (raw, "c5:1:network", 1, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+                                                          "kind", "vpc", "provider_id",
+                                                          "vpc-stale"));
     s_pump (100);
     char *late = s_raw_str ("HGET dexter:{c5}:resources vpc");
     assert_non_null (late);
@@ -743,18 +762,12 @@ test_lease_expires (void **state)
     zsock_destroy (&raw);
     raw = s_raw_worker ();
     s_wait_workers (2);
-    result = dx_msg_new ("job.result", NULL);
-    json_object_set_new (result, "job", json_string ("c5:1:host.g1.0"));
-    json_object_set_new (result, "attempt", json_integer (1));
-    json_object_set_new (result, "outcome", json_string ("failed"));
-    json_object_set_new (result, "resources",
-                         json_pack ("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]",
-                                    "key", "network", "kind", "network",
-                                    "provider_id", "x-stale", "state", "available",
-                                    "key", "host.g1.9", "kind", "instance",
-                                    "provider_id", "i-late", "state", "running"));
-    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
-    json_decref (result);
+    s_raw_job (raw, "c5:1:host.g1.0", 1, "failed",
+               json_pack ("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]",
+                          "key", "network", "kind", "network",
+                          "provider_id", "x-stale", "state", "available",
+                          "key", "host.g1.9", "kind", "instance",
+                          "provider_id", "i-late", "state", "running"));
     s_pump (100);
     vpc = s_raw_str ("HGET dexter:{c5}:resources network");
     assert_null (strstr (vpc, "stale"));
@@ -768,14 +781,8 @@ test_lease_expires (void **state)
     assert_string_equal (dstate, "deployed");
     free (dstate);
     //  Another generation's leftovers are not this one's
-    result = dx_msg_new ("job.result", NULL);
-    json_object_set_new (result, "job", json_string ("c5:7:host.g1.0"));
-    json_object_set_new (result, "attempt", json_integer (1));
-    json_object_set_new (result, "outcome", json_string ("done"));
-    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "host.g1.8",
-                                                         "kind", "instance", "provider_id", "i-x"));
-    assert_int_equal (dx_msg_send (raw, NULL, result), 0);
-    json_decref (result);
+    s_raw_job (raw, "c5:7:host.g1.0", 1, "done", json_pack ("[{s:s, s:s, s:s}]",
+               "key", "host.g1.8", "kind", "instance", "provider_id", "i-x"));
     s_pump (100);
     redisReply *r = s_raw ("HEXISTS dexter:{c5}:resources host.g1.8");
     assert_int_equal (r->integer, 0);
@@ -816,27 +823,14 @@ test_reconnected_worker_keeps_its_jobs (void **state)
     //  Well past the old identity's expiry, the new one beating and renewing
     int64_t deadline = dx_mono_ms () + 6 * HEARTBEAT_MS;
     while (dx_mono_ms () < deadline) {
-        json_t *beat = dx_msg_new ("heartbeat", NULL);
-        json_object_set_new (beat, "active", json_pack ("[s]", "c12:1:network"));
-        dx_msg_send (fresh, NULL, beat);
-        json_decref (beat);
-        json_t *renew = dx_msg_new ("job.renew", NULL);
-        json_object_set_new (renew, "job", json_string ("c12:1:network"));
-        json_object_set_new (renew, "attempt", json_integer (1));
-        dx_msg_send (fresh, NULL, renew);
-        json_decref (renew);
+        s_raw_beat (fresh, "c12:1:network");
+        s_raw_job (fresh, "c12:1:network", 1, NULL, NULL);
         s_pump (HEARTBEAT_MS / 2);
     }
     assert_int_equal (sch_broker_workers (T.broker, "aws", NULL), 1);
     assert_int_equal (s_events ("c12", "step.requeued"), 0);
     //  Its result counts
-    json_t *result = dx_msg_new ("job.result", NULL);
-    json_object_set_new (result, "job", json_string ("c12:1:network"));
-    json_object_set_new (result, "attempt", json_integer (1));
-    json_object_set_new (result, "outcome", json_string ("done"));
-    json_object_set_new (result, "resources", json_array ());
-    assert_int_equal (dx_msg_send (fresh, NULL, result), 0);
-    json_decref (result);
+    s_raw_job (fresh, "c12:1:network", 1, "done", NULL);
     s_pump (100);
     assert_int_equal (s_events ("c12", "step.done"), 1);
     zsock_destroy (&fresh);
@@ -859,14 +853,8 @@ test_result_from_unknown_identity (void **state)
     zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.broker));
     assert_non_null (stranger);
     zsock_set_linger (stranger, 0);
-    json_t *result = dx_msg_new ("job.result", NULL);
-    json_object_set_new (result, "job", json_string ("c13:1:network"));
-    json_object_set_new (result, "attempt", json_integer (1));
-    json_object_set_new (result, "outcome", json_string ("done"));
-    json_object_set_new (result, "resources", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
-                                                         "kind", "vpc", "provider_id", "vpc-1"));
-    assert_int_equal (dx_msg_send (stranger, NULL, result), 0);
-    json_decref (result);
+    s_raw_job (stranger, "c13:1:network", 1, "done", json_pack ("[{s:s, s:s, s:s}]",
+               "key", "vpc", "kind", "vpc", "provider_id", "vpc-1"));
     json_t *reconnect = s_raw_hear (stranger, "worker.reconnect", 2000);
     assert_non_null (reconnect);
     json_decref (reconnect);
