@@ -520,6 +520,7 @@ s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cl
     xmlDocPtr doc = NULL;
     if (!resp) {
         s_error (err, "OutOfMemory", 0, "out of memory");
+        err->maybe_done = 0;
         *cls = DX_RETRY_NO;
     }
     else
