@@ -357,6 +357,8 @@ struct aws_ec2 {
     dx_ratelimit_t *own_limits;
     dx_retry_policy_t retry;
     long timeout_ms;
+    aws_ec2_cancel_fn *cancel;          /* may be NULL */
+    void *cancel_arg;
 };
 
 static int
@@ -457,6 +459,34 @@ void
 aws_ec2_set_retry (aws_ec2_t *self, const dx_retry_policy_t *policy)
 {
     self->retry = *policy;
+}
+
+void
+aws_ec2_set_cancel (aws_ec2_t *self, aws_ec2_cancel_fn *fn, void *arg)
+{
+    self->cancel = fn;
+    self->cancel_arg = arg;
+}
+
+/*  1 when the job's cancel flag is up. */
+static int
+s_ec2_cancelled (aws_ec2_t *self)
+{
+    return self->cancel && self->cancel (self->cancel_arg);
+}
+
+/*  Sleeps ms, looking at the cancel flag every 100 ms. 0, or -1 when it
+    came up. */
+static int
+s_ec2_pause (aws_ec2_t *self, int64_t ms)
+{
+    int64_t until = dx_mono_ms () + ms;
+    for (int64_t left = ms; left > 0; left = until - dx_mono_ms ()) {
+        if (s_ec2_cancelled (self))
+            return -1;
+        dx_sleep_ms (left < 100? left: 100);
+    }
+    return s_ec2_cancelled (self)? -1: 0;
 }
 
 void
@@ -605,7 +635,11 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
         dx_info ("ec2 %s: %s (HTTP %ld, %s), try %d of %d, again in %lld ms",
                  action, err->code, err->http_status, dx_retry_class_name (cls),
                  err->attempts, retry.policy.max_attempts, (long long) wait);
-        dx_sleep_ms (wait);
+        if (s_ec2_pause (self, wait)) {
+            s_error (err, "CANCELLED", 0, "the job was cancelled while %s was retried", action);
+            err->retryable = 0;
+            break;
+        }
     }
     memset (key, 0, sizeof key);
     free (body);

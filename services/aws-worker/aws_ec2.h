@@ -102,6 +102,12 @@ void aws_ec2_set_retry (aws_ec2_t *self, const dx_retry_policy_t *policy);
 /*  Timeout of one try in ms (default 30000). */
 void aws_ec2_set_timeout (aws_ec2_t *self, long timeout_ms);
 
+/*  A job's cancel flag: raised, a call tries no more (it is looked at
+    before each retry and while waiting for it) and fails with code
+    CANCELLED. fn NULL: none. */
+typedef int (aws_ec2_cancel_fn) (void *arg);
+void aws_ec2_set_cancel (aws_ec2_t *self, aws_ec2_cancel_fn *fn, void *arg);
+
 /*  Calls action with params (may be NULL). Returns the answer (caller
     frees with xmlFreeDoc) or NULL with *err filled (err may be NULL). */
 xmlDocPtr aws_ec2_call (aws_ec2_t *self, const char *action,

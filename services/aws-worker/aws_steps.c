@@ -1648,6 +1648,7 @@ aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_o
     aws_ec2_set_limits (run.ec2, run.config->limits);
     if (run.config->retry)
         aws_ec2_set_retry (run.ec2, run.config->retry);
+    aws_ec2_set_cancel (run.ec2, out->cancelled, out->cancel_arg);
     fn (&run);
     aws_ec2_destroy (&run.ec2);
     sodium_memzero (&run.err, sizeof run.err);

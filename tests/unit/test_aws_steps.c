@@ -966,6 +966,46 @@ test_cancel (void **state)
     s_cluster_fini (&c);
 }
 
+static int64_t s_cancel_at;
+
+static int
+s_cancel_later (void *arg)
+{
+    (void) arg;
+    return dx_mono_ms () >= s_cancel_at;
+}
+
+/*  A cancel raised while a call is being retried stops the retries: the
+    step does not wait out the whole retry budget. */
+static void
+test_cancel_during_retries (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "c9");
+    static const dx_retry_policy_t slow = { 400, 400, 8, 1 };
+    const dx_retry_policy_t *fast = s_config.retry;
+    s_config.retry = &slow;
+    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": "
+                                           "\"InternalError\", \"status\": 500, \"count\": 6}"));
+    long before = s_calls ("by_action", "DescribeVpcs");
+    json_t *assign = s_assign (&c, "network", "network", NULL);
+    aws_step_out_t out;
+    aws_step_out_init (&out, s_cancel_later, NULL);
+    s_cancel_at = dx_mono_ms () + 150;
+    assert_int_equal (aws_step_run (&s_config, assign, &out), -1);
+    assert_int_equal (out.outcome, AWS_STEP_RETRY);
+    assert_string_equal (out.code, "CANCELLED");
+    assert_true (s_calls ("by_action", "DescribeVpcs") - before <= 2);
+    aws_step_out_fini (&out);
+    json_decref (assign);
+    //  Without the cancel the step takes the rest of the faults in its stride
+    s_config.retry = fast;
+    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    s_cluster_fini (&c);
+}
+
 /*  Runs a bare instance at private address ip in
     subnet, as someone might start one by hand (no Dexter tags); its id
     into id. */
@@ -1308,6 +1348,7 @@ main (void)
         cmocka_unit_test (test_cluster_life),
         cmocka_unit_test (test_errors),
         cmocka_unit_test (test_cancel),
+        cmocka_unit_test (test_cancel_during_retries),
         cmocka_unit_test (test_dependency_wait),
         cmocka_unit_test (test_fixed_address_held),
         cmocka_unit_test (test_destroy_many),
