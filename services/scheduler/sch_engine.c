@@ -80,7 +80,19 @@ struct sch_engine {
     zhashx_t *deploys;                  /* name -> s_deploy_t */
     dx_ratelimit_t *pacing;             /* s_pacing's buckets */
     int unloaded;                       /* a deployment could not be loaded: recover */
+    zhashx_t *tombs;                    /* job id -> s_tomb_t: jobs of forgotten deployments */
 };
+
+/*  A job of a deployment forgotten while it ran (its cluster deleted with
+    force): its id comes back if the cluster is created again with the same
+    name, so for a while the new job's attempts start above the old ones,
+    and a late result of an old attempt can never pass for the new one's. */
+typedef struct {
+    int64_t attempt;                    /* the last attempt the old job had */
+    int64_t expires;                    /* dx_mono_ms */
+} s_tomb_t;
+
+#define S_TOMB_MS (10 * 60 * 1000)      /* longer than any attempt outlives its cancel */
 
 
 //  ---------------------------------------------------------------------
@@ -355,6 +367,21 @@ s_engine_load (sch_engine_t *self, const char *name)
 //  ---------------------------------------------------------------------
 //  Dispatch
 
+static void
+s_tomb_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
+}
+
+/*  The last attempt of a forgotten job of that id still remembered, or 0. */
+static int64_t
+s_tomb_attempt (sch_engine_t *self, const char *job_id)
+{
+    s_tomb_t *tomb = (s_tomb_t *) zhashx_lookup (self->tombs, job_id);
+    return tomb && tomb->expires > dx_mono_ms ()? tomb->attempt: 0;
+}
+
 /*  What earlier steps recorded, as the step's context: resource key ->
     provider id, hosts and addresses left out, and the masters' IPs. */
 static json_t *
@@ -431,6 +458,12 @@ s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
         return S_NO_CREDENTIALS;
     char job_id [128];
     snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+    int64_t old = s_tomb_attempt (self, job_id);
+    if (old >= job->attempt) {
+        dx_debug ("deployment %s: step %s starts at attempt %" PRId64 ", above those of a "
+                  "deleted cluster of the same name", d->name, job->id, old + 1);
+        job->attempt = old + 1;
+    }
     json_t *step = json_deep_copy (json_object_get (job->record, "step"));
     json_object_set_new (step, "context", s_deploy_context (d));
     json_t *msg = dx_msg_new ("job.assign", NULL);
@@ -842,6 +875,9 @@ s_engine_late_result (sch_engine_t *self, const json_t *msg)
     if (!json_array_size (resources)
     ||  s_job_id_parse (dx_msg_str (msg, "job"), name, sizeof name, &generation, &step))
         return;
+    //  An attempt of a deleted cluster's job: not the new cluster's
+    if (s_tomb_attempt (self, dx_msg_str (msg, "job")) >= dx_msg_int (msg, "attempt", 0))
+        return;
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
     json_t *loaded = NULL;
     const json_t *known;
@@ -1004,13 +1040,16 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
     self->deploys = zhashx_new ();
     self->pacing = dx_ratelimit_new ();
-    if (!self->deploys || !self->pacing) {
+    self->tombs = zhashx_new ();
+    if (!self->deploys || !self->pacing || !self->tombs) {
         zhashx_destroy (&self->deploys);
+        zhashx_destroy (&self->tombs);
         dx_ratelimit_destroy (&self->pacing);
         free (self);
         return NULL;
     }
     zhashx_set_destructor (self->deploys, s_deploy_destroy);
+    zhashx_set_destructor (self->tombs, s_tomb_destroy);
     if (broker) {
         sch_broker_events_t events = {
             .job = s_engine_on_job, .ready = s_engine_on_ready, .gone = s_engine_on_gone
@@ -1029,6 +1068,7 @@ sch_engine_destroy (sch_engine_t **self_p)
     if (self->broker)
         sch_broker_set_events (self->broker, NULL, NULL);
     zhashx_destroy (&self->deploys);
+    zhashx_destroy (&self->tombs);
     dx_ratelimit_destroy (&self->pacing);
     free (self);
     *self_p = NULL;
@@ -1089,11 +1129,17 @@ sch_engine_forget (sch_engine_t *self, const char *name)
         return;
     for (size_t i = 0; i < d->njobs; i++) {
         s_job_t *job = &d->jobs [i];
+        char job_id [128];
+        snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+        s_tomb_t *tomb = (s_tomb_t *) calloc (1, sizeof *tomb);
+        if (tomb) {
+            tomb->attempt = job->attempt;
+            tomb->expires = dx_mono_ms () + S_TOMB_MS;
+            zhashx_update (self->tombs, job_id, tomb);
+        }
         if (job->status != S_RUNNING || !job->worker)
             continue;
         json_t *cancel = dx_msg_new ("job.cancel", NULL);
-        char job_id [128];
-        snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
         json_object_set_new (cancel, "job", json_string (job_id));
         json_object_set_new (cancel, "attempt", json_integer (job->attempt));
         sch_broker_send_to (self->broker, job->worker, cancel, 0);
@@ -1110,6 +1156,16 @@ sch_engine_tick (sch_engine_t *self)
     if (self->unloaded && sch_engine_recover (self) == 0)
         self->unloaded = 0;
     int64_t now = dx_mono_ms ();
+    if (zhashx_size (self->tombs)) {
+        zlistx_t *ids = zhashx_keys (self->tombs);
+        for (char *id = ids? (char *) zlistx_first (ids): NULL; id;
+             id = (char *) zlistx_next (ids)) {
+            s_tomb_t *tomb = (s_tomb_t *) zhashx_lookup (self->tombs, id);
+            if (tomb && tomb->expires <= now)
+                zhashx_delete (self->tombs, id);
+        }
+        zlistx_destroy (&ids);
+    }
     int64_t next = now + S_IDLE_MS;
     zlistx_t *names = zhashx_keys (self->deploys);
     for (char *name = names? (char *) zlistx_first (names): NULL; name;

@@ -866,6 +866,52 @@ test_result_from_unknown_identity (void **state)
     zsock_destroy (&raw);
 }
 
+/*  A cluster deleted with force while a step ran, created again with the
+    same name and deployed: its jobs have the old ones' ids, so their
+    attempts start above the old ones', and a late result of the old
+    attempt counts for nothing. */
+static void
+test_recreated_cluster_ignores_old_attempts (void **state)
+{
+    (void) state;
+    zsock_t *raw = s_raw_worker ();
+    s_wait_workers (1);
+    s_cluster ("c14", 1);
+    s_deploy ("c14", "deploy", 5);
+    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
+    assert_non_null (assign);
+    assert_int_equal (dx_msg_int (assign, "attempt", 0), 1);
+    json_decref (assign);
+    s_expect (sch_cluster_delete, DX_OK, s_req ("cluster.delete", "{s:s, s:b}", "name", "c14",
+                                                "force", 1));
+    json_t *cancel = s_raw_hear (raw, "job.cancel", 2000);
+    assert_non_null (cancel);
+    json_decref (cancel);
+
+    s_cluster ("c14", 1);
+    s_deploy ("c14", "deploy", 5);
+    assign = s_raw_hear (raw, "job.assign", 3000);
+    assert_non_null (assign);
+    assert_string_equal (dx_msg_str (assign, "job"), "c14:1:network");
+    assert_int_equal (dx_msg_int (assign, "attempt", 0), 2);
+    json_decref (assign);
+    //  The old attempt reports: nothing of it is taken
+    s_raw_job (raw, "c14:1:network", 1, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+               "kind", "vpc", "provider_id", "vpc-old"));
+    s_pump (100);
+    assert_int_equal (s_events ("c14", "step.done"), 0);
+    assert_int_equal (s_events ("c14", "step.late"), 0);
+    //  The new one's counts
+    s_raw_job (raw, "c14:1:network", 2, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+               "kind", "vpc", "provider_id", "vpc-new"));
+    s_pump (100);
+    assert_int_equal (s_events ("c14", "step.done"), 1);
+    char *vpc = s_raw_str ("HGET dexter:{c14}:resources vpc");
+    assert_non_null (strstr (vpc, "vpc-new"));
+    free (vpc);
+    zsock_destroy (&raw);
+}
+
 /*  A new engine on the same Redis (a scheduler restart) knows the
     deployment, learns from the renewals who runs the hanging step, and
     finishes without running it twice. */
@@ -1037,6 +1083,8 @@ main (void)
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_result_from_unknown_identity, s_test_setup,
                                          s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_recreated_cluster_ignores_old_attempts,
+                                         s_test_setup, s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
