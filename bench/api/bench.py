@@ -319,26 +319,43 @@ def cpu_per_request(text, requests, hz):
     return spent
 
 
+def median_round(r, key):
+    """(key of the median run by req/s, its figures, every run's req/s) among
+    key_1, key_2, ... (or key alone, as older results have it)."""
+    keys = sorted((k for k in r if re.fullmatch(re.escape(key) + r"_\d", k)), key=lambda k: int(k[-1]))
+    if not keys:
+        keys = [key]
+    ranked = sorted(keys, key=lambda k: r[k]["rps"])
+    mid = ranked[(len(ranked) - 1) // 2]
+    return mid, r[mid], [r[k]["rps"] for k in keys]
+
+
 def build_table(r):
     """Rows: measure, figure, target, verdict ('' for figures without a target)."""
     rows = []
-    api, bare, cyc = r["get_api"], r["get_bare"], r["cycle"]
+    api_key, api, api_all = median_round(r, "get_api")
+    bare_key, bare, bare_all = median_round(r, "get_bare")
+    cyc = r["cycle"]
     ratio = api["rps"] / bare["rps"] if bare["rps"] else 0.0
 
     def verdict(ok):
         return "pass" if ok else "**MISSED**"
 
-    rows.append(("GET /clusters/bench1, end to end (api → scheduler)",
+    rows.append(("GET /clusters/bench1, end to end (api → scheduler), median round",
                  "%.0f req/s" % api["rps"], "", ""))
-    rows.append(("GET, bare libmicrohttpd ceiling (bare.c)",
+    rows.append(("GET, bare libmicrohttpd ceiling (bare.c), median round",
                  "%.0f req/s" % bare["rps"], "", ""))
+    if len(api_all) > 1:
+        rows.append(("GET req/s of each round, end to end / ceiling",
+                     "%s / %s" % (", ".join("%.0f" % x for x in api_all),
+                                  ", ".join("%.0f" % x for x in bare_all)), "", ""))
     rows.append(("end-to-end GET / ceiling", "%.1f %%" % (100 * ratio), "≥ 40 %", verdict(ratio >= 0.40)))
     rows.append(("GET end to end, p50", "%.2f ms" % api["p50"], "", ""))
     rows.append(("GET end to end, p99", "%.2f ms" % api["p99"], "< 5 ms", verdict(api["p99"] < 5.0)))
     rows.append(("GET ceiling, p50 / p99", "%.2f / %.2f ms" % (bare["p50"], bare["p99"]), "", ""))
     hz = int(r.get("clk_tck", "100"))
-    for key, label, names in (("get_api", "CPU per GET end to end", ("api", "scheduler", "redis", "wrk")),
-                              ("get_bare", "CPU per GET on the ceiling", ("bare", "wrk"))):
+    for key, label, names in ((api_key, "CPU per GET end to end", ("api", "scheduler", "redis", "wrk")),
+                              (bare_key, "CPU per GET on the ceiling", ("bare", "wrk"))):
         spent = cpu_per_request(r.get(key + "_cpu", ""), r[key].get("requests", 0), hz)
         if spent:
             rows.append((label + ": " + " / ".join(names) + " (total)",
@@ -418,7 +435,9 @@ Measured by `bench/api/run.sh` (`make bench`) on {date}.{short}
   epoll; dexter-api runs one event loop of its own). Everything on
   loopback, wrk on the same {nproc} cores as the servers, so each figure
   includes the load generator's share of the CPU.
-- Load: wrk, {conns} connections, {threads} threads, {secs} s per run.
+- Load: wrk, {conns} connections, {threads} threads, {secs} s per run; the GETs
+  in {rounds} alternating rounds (end to end, then ceiling), each figure from
+  the median round.
 
 {table}
 
@@ -446,7 +465,7 @@ Commands (ports as in this run):
                 software=r.get("software", ""), fs=r.get("redis_fs", "local disk"),
                 bindir=r.get("bin_dir", "build/bin"), nproc=r.get("nproc", "?"),
                 conns=r.get("connections", "64"), threads=r.get("wrk_threads", "2"),
-                secs=r.get("seconds", "15"), table=markdown_table(rows),
+                secs=r.get("seconds", "15"), rounds=r.get("rounds", "1"), table=markdown_table(rows),
                 verdict=("**MISSED:** " + "; ".join(missed)) if missed else "All targets met.",
                 cmds=cmds,
                 short=("\n**A %s s trial run (BENCH_SECONDS): not a figure to compare.**" % r.get("seconds")

@@ -18,6 +18,8 @@
 # Environment:
 #   DEXTER_BIN_DIR  binaries (default build/bin, the release build)
 #   BENCH_SECONDS   seconds per wrk run (default 15)
+#   BENCH_ROUNDS    rounds of (end-to-end GET, ceiling GET), alternating (default 3);
+#                   the report takes the median round of each
 #   BENCH_DOC       the file to write (default docs/BENCHMARKS.md)
 #   BENCH_KEEP=1    keep the work dir (logs, wrk outputs, results.json)
 #   DEXTER_API_THREADS  passed on to dexter-api (its event loops; unset: its default)
@@ -28,6 +30,7 @@ cd "$ROOT"
 PY=/usr/bin/python3
 BIN_DIR=${DEXTER_BIN_DIR:-$ROOT/build/bin}
 SECS=${BENCH_SECONDS:-15}
+ROUNDS=${BENCH_ROUNDS:-3}
 DOC=${BENCH_DOC:-$ROOT/docs/BENCHMARKS.md}
 CONNS=64
 THREADS=2
@@ -47,6 +50,7 @@ for exe in dexter-scheduler dexter-api; do
     [ -x "$BIN_DIR/$exe" ] || fail "$BIN_DIR/$exe is missing: run 'make services' (or set DEXTER_BIN_DIR)"
 done
 [[ "$SECS" =~ ^[1-9][0-9]*$ ]] || fail "BENCH_SECONDS must be a whole number of seconds, not '$SECS'"
+[[ "$ROUNDS" =~ ^[1-9]$ ]] || fail "BENCH_ROUNDS must be 1 to 9, not '$ROUNDS'"
 # Only what this script sets reaches the services (and DEXTER_API_THREADS, to
 # compare event loop counts).
 API_THREADS=${DEXTER_API_THREADS:-}
@@ -196,6 +200,7 @@ $(redis-server --version | cut -d' ' -f1-3), libmicrohttpd $(pkg-config --modver
 helper set "$RESULTS" redis_fs "$(df -T "$WORK/redis" | awk 'NR == 2 {print $2 " (" $1 ")"}')"
 helper set "$RESULTS" bin_dir "${BIN_DIR#"$ROOT"/}"
 helper set "$RESULTS" seconds "$SECS"
+helper set "$RESULTS" rounds "$ROUNDS"
 helper set "$RESULTS" connections "$CONNS"
 helper set "$RESULTS" wrk_threads "$THREADS"
 
@@ -258,10 +263,14 @@ children_ticks() {  # CHILD_TICKS: user + system ticks of every child this shell
         printf "%d", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$WORK/times.txt")
 }
 
-wrk_run get_api strict -- "$API/clusters/bench1"
-check_alive scheduler api
-wrk_run get_bare strict -- "$BARE"
-check_alive bare
+# Rounds of (end to end, ceiling), alternating, so that a slow spell of the
+# machine weighs on both; the report takes the median round of each.
+for round in $(seq "$ROUNDS"); do
+    wrk_run "get_api_$round" strict -- "$API/clusters/bench1"
+    check_alive scheduler api
+    wrk_run "get_bare_$round" strict -- "$BARE"
+    check_alive bare
+done
 
 # -- 2. create/delete cycle ---------------------------------------------------------------
 # names w<thread>x<n> in the warm-up, c<thread>x<n> in the measured run
