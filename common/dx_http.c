@@ -1,9 +1,9 @@
 /*  dx_http: a synchronous libcurl request with a fresh handle each time. */
 #include "dx_http.h"
+#include "dx_util.h"
 
 #include <malloc.h>
 #include <pthread.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +16,6 @@ static CURLcode s_init_rc = CURLE_OK;
 /*  libcurl's own memory is wiped when it is freed: it holds copies of the
     credentials (the user:password of SigV4, a session token header, the
     request it signs). Through these from the first use of libcurl on. */
-static void
-s_curl_free (void *ptr)
-{
-    if (ptr) {
-        sodium_memzero (ptr, malloc_usable_size (ptr));
-        free (ptr);
-    }
-}
-
-static void *
-s_curl_malloc (size_t size)
-{
-    return malloc (size);
-}
 
 /*  A move, so that the old block is wiped too. */
 static void *
@@ -42,27 +28,15 @@ s_curl_realloc (void *ptr, size_t size)
         return NULL;
     size_t old = malloc_usable_size (ptr);
     memcpy (moved, ptr, old < size? old: size);
-    s_curl_free (ptr);
+    dx_free_wiped (ptr);
     return moved;
-}
-
-static char *
-s_curl_strdup (const char *text)
-{
-    return strdup (text);
-}
-
-static void *
-s_curl_calloc (size_t count, size_t size)
-{
-    return calloc (count, size);
 }
 
 static void
 s_global_init (void)
 {
-    s_init_rc = curl_global_init_mem (CURL_GLOBAL_DEFAULT, s_curl_malloc, s_curl_free,
-                                      s_curl_realloc, s_curl_strdup, s_curl_calloc);
+    s_init_rc = curl_global_init_mem (CURL_GLOBAL_DEFAULT, malloc, dx_free_wiped,
+                                      s_curl_realloc, strdup, calloc);
 }
 
 typedef struct {

@@ -72,6 +72,15 @@ dx_id_new (char *buf, size_t size)
     return buf;
 }
 
+void
+dx_free_wiped (void *ptr)
+{
+    if (ptr) {
+        sodium_memzero (ptr, malloc_usable_size (ptr));
+        free (ptr);
+    }
+}
+
 /*  Malloc for a long-running service: at most two arenas (few threads,
     small RSS); freed memory is not given back at each free(), nor is a
     block below 8 MiB mapped on its own, so that the buffers of requests

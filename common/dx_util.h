@@ -20,6 +20,10 @@ char *dx_time_iso (int64_t epoch_ms, char *buf, size_t size);
     buf (at least 33 bytes). Returns buf. */
 char *dx_id_new (char *buf, size_t size);
 
+/*  free() that first wipes the whole block: for allocators that may hold
+    credentials (jansson's, libcurl's). NULL is fine. */
+void dx_free_wiped (void *ptr);
+
 /*  Tunes malloc for a service's request loop; main calls it first. */
 void dx_malloc_init (void);
 

@@ -16,28 +16,9 @@
 #include "dx_util.h"
 
 #include <czmq.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
-
-/*  jansson's allocator for this process: frees wipe what they free, so the
-    credentials that pass through request bodies and messages do not linger
-    in freed memory. */
-static void *
-s_json_malloc (size_t size)
-{
-    return malloc (size);
-}
-
-static void
-s_json_free (void *ptr)
-{
-    if (ptr) {
-        sodium_memzero (ptr, malloc_usable_size (ptr));
-        free (ptr);
-    }
-}
 
 int
 main (void)
@@ -48,7 +29,9 @@ main (void)
         return 1;
     }
     dx_malloc_init ();
-    json_set_alloc_funcs (s_json_malloc, s_json_free);
+    /* Frees wipe what they free, so the credentials that pass through
+       bodies and messages do not linger in freed memory. */
+    json_set_alloc_funcs (malloc, dx_free_wiped);
     json_object_seed (0);
 
     int bad = 0, ok;

@@ -17,7 +17,6 @@
 #include "dx_worker.h"
 
 #include <czmq.h>
-#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <string.h>
@@ -31,23 +30,6 @@ s_on_signal (int signum)
 {
     (void) signum;
     zsys_interrupted = 1;
-}
-
-/*  jansson's allocator: frees wipe what they free, so the credentials of
-    job.assign do not linger in freed memory (as services/api/main.c). */
-static void *
-s_json_malloc (size_t size)
-{
-    return malloc (size);
-}
-
-static void
-s_json_free (void *ptr)
-{
-    if (ptr) {
-        sodium_memzero (ptr, malloc_usable_size (ptr));
-        free (ptr);
-    }
 }
 
 static int
@@ -109,7 +91,9 @@ main (void)
         dx_error ("cannot start: libsodium failed to initialize");
         return 1;
     }
-    json_set_alloc_funcs (s_json_malloc, s_json_free);
+    /* Frees wipe what they free, so the credentials that pass through
+       bodies and messages do not linger in freed memory. */
+    json_set_alloc_funcs (malloc, dx_free_wiped);
     xmlInitParser ();
     zsys_init ();
     zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */

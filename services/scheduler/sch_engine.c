@@ -445,6 +445,26 @@ s_job_ready (s_deploy_t *d, s_job_t *job, int64_t now)
     return 1;
 }
 
+/*  The job id of PROTOCOL.md: NAME:GENERATION:STEP. */
+static char *
+s_job_id (const s_deploy_t *d, const s_job_t *job, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+    return buf;
+}
+
+/*  Tells the worker running job to stop it and frees its place there. */
+static void
+s_engine_cancel (sch_engine_t *self, const s_deploy_t *d, const s_job_t *job)
+{
+    char job_id [128];
+    json_t *cancel = dx_msg_new ("job.cancel", NULL);
+    json_object_set_new (cancel, "job", json_string (s_job_id (d, job, job_id, sizeof job_id)));
+    json_object_set_new (cancel, "attempt", json_integer (job->attempt));
+    sch_broker_send_to (self->broker, job->worker, cancel, 0);
+    sch_broker_release (self->broker, job->worker);
+}
+
 #define S_NO_CREDENTIALS (-2)
 
 /*  Sends job to worker. 0, -1 if it could not be sent, or S_NO_CREDENTIALS
@@ -457,7 +477,7 @@ s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     if (!credentials)
         return S_NO_CREDENTIALS;
     char job_id [128];
-    snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
+    s_job_id (d, job, job_id, sizeof job_id);
     int64_t old = s_tomb_attempt (self, job_id);
     if (old >= job->attempt) {
         dx_debug ("deployment %s: step %s starts at attempt %" PRId64 ", above those of a "
@@ -658,18 +678,8 @@ static int
 s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *reason,
                   int tell_worker)
 {
-    if (job->worker) {
-        if (tell_worker) {
-            json_t *cancel = dx_msg_new ("job.cancel", NULL);
-            char job_id [128];
-            snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation,
-                      job->id);
-            json_object_set_new (cancel, "job", json_string (job_id));
-            json_object_set_new (cancel, "attempt", json_integer (job->attempt));
-            sch_broker_send_to (self->broker, job->worker, cancel, 0);
-            sch_broker_release (self->broker, job->worker);
-        }
-    }
+    if (job->worker && tell_worker)
+        s_engine_cancel (self, d, job);
     d->running--;
     job->attempt++;
     job->requeues++;
@@ -1130,20 +1140,14 @@ sch_engine_forget (sch_engine_t *self, const char *name)
     for (size_t i = 0; i < d->njobs; i++) {
         s_job_t *job = &d->jobs [i];
         char job_id [128];
-        snprintf (job_id, sizeof job_id, "%s:%" PRId64 ":%s", d->name, d->generation, job->id);
         s_tomb_t *tomb = (s_tomb_t *) calloc (1, sizeof *tomb);
         if (tomb) {
             tomb->attempt = job->attempt;
             tomb->expires = dx_mono_ms () + S_TOMB_MS;
-            zhashx_update (self->tombs, job_id, tomb);
+            zhashx_update (self->tombs, s_job_id (d, job, job_id, sizeof job_id), tomb);
         }
-        if (job->status != S_RUNNING || !job->worker)
-            continue;
-        json_t *cancel = dx_msg_new ("job.cancel", NULL);
-        json_object_set_new (cancel, "job", json_string (job_id));
-        json_object_set_new (cancel, "attempt", json_integer (job->attempt));
-        sch_broker_send_to (self->broker, job->worker, cancel, 0);
-        sch_broker_release (self->broker, job->worker);
+        if (job->status == S_RUNNING && job->worker)
+            s_engine_cancel (self, d, job);
     }
     dx_warn ("deployment %s forgotten while %s: its running steps were cancelled", name,
              d->destroy? "destroying": "deploying");
