@@ -119,9 +119,11 @@ typedef struct {
     char endpoint [64];
     int64_t next_beat;          /* when the fake heartbeats the worker next */
     char worker [300];          /* the worker's name, when not ours */
+    int welcomed;               /* a welcome was sent: a new connection gets one too */
 } fake_t;
 
 static void s_send (fake_t *fake, json_t *msg);
+static void s_welcome (fake_t *fake);
 
 /*  A worker's name as it announces itself: host:pid. */
 static void
@@ -212,6 +214,11 @@ s_expect (fake_t *fake, const char *type, int timeout_ms)
             zframe_destroy (&fake->identity);
             fake->identity = identity;
             identity = NULL;
+            //  A newer connection than the one welcomed (the worker kept
+            //  reconnecting while we were away): welcomed too, as the
+            //  scheduler would
+            if (fake->welcomed && !streq (type, "worker.ready"))
+                s_welcome (fake);
         }
         int ours = fake->identity && (!identity || zframe_eq (identity, fake->identity));
         zframe_destroy (&identity);
@@ -247,6 +254,7 @@ s_send (fake_t *fake, json_t *msg)
 static void
 s_welcome (fake_t *fake)
 {
+    fake->welcomed = 1;
     s_send (fake, json_pack ("{s:i, s:s, s:s, s:i, s:i}", "v", 1, "type", "worker.welcome",
                              "id", "w1", "heartbeat_ms", HEARTBEAT_MS, "lease_ms", LEASE_MS));
 }
