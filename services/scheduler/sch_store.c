@@ -22,12 +22,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <czmq.h>
 #include <hiredis.h>
 
 #define SCH_CONNECT_TIMEOUT_MS  1000    /* connect(2) to Redis */
 #define SCH_COMMAND_TIMEOUT_MS  3000    /* one round trip; the loop must not hang */
 #define SCH_RECONNECT_GAP_MS    100     /* least time between two attempts */
 #define SCH_DOWN_WARNING_MS     30000   /* "still unavailable" at most this often */
+#define SCH_CACHE_MAX           512     /* clusters whose spec reads are kept */
+#define SCH_CACHE_TTL_MS        1000    /* longest a kept read is served */
+#define SCH_BATCH_NAMES         4       /* clusters a batch lists; more: "many" */
+
+/*  The parts a kept read may hold: the spec and the deployment record,
+    small and read by every GET. Secrets, jobs and resources are only
+    read by changes and the engine, which always read Redis. */
+#define SCH_CACHE_PARTS (SCH_LOAD_CLUSTER | SCH_LOAD_CONFIG | SCH_LOAD_GROUPS \
+                         | SCH_LOAD_DEPLOYMENT)
 
 /*  A batch is its commands already in the Redis protocol (RESP): the
     arguments of all commands as "$len\r\nbytes\r\n" in one buffer, and per
@@ -43,6 +53,9 @@ typedef struct {
     size_t *argcs;              /* per command: number of arguments */
     size_t count, cmd_cap;
     int oom;                    /* an allocation failed: the batch is void */
+    char names [SCH_BATCH_NAMES][24];   /* the clusters whose keys it names */
+    size_t nnames;
+    int many;                   /* more clusters than names holds */
 } s_batch_t;
 
 /*  A queued read: where its replies start in the read batch, how many
@@ -52,7 +65,16 @@ typedef struct {
     unsigned what;              /* for SCH_READ_LOAD */
     int kind;
     char name [24];             /* the cluster (names are at most 16) */
+    json_t *kept;               /* a load served from the read cache, owned */
 } s_ticket_t;
+
+/*  A kept read of one cluster: the decoded parts (as s_store_decode_load
+    builds them) that GETs read since the last change of the cluster. */
+typedef struct {
+    json_t *parts;              /* part name -> value */
+    unsigned what;              /* the SCH_LOAD_* parts held */
+    int64_t expires;            /* dx_mono_ms */
+} s_kept_t;
 
 struct sch_store {
     char *host;                 /* TCP host, or NULL with path */
@@ -73,7 +95,13 @@ struct sch_store {
     size_t ntickets, tickets_cap;
     redisReply **replies;       /* after sch_store_read_flush: reads.count */
     size_t nreplies;
+    zhashx_t *cache;            /* cluster name -> s_kept_t: the read cache */
+    uint64_t changes;           /* transactions sent, ever */
+    uint64_t flushed_at;        /* changes when the read batch was sent */
 };
+
+static void s_cache_forget (sch_store_t *self, const s_batch_t *batch);
+static void s_kept_destroy (void **item_p);
 
 /*  The per-cluster key parts. Every key a cluster owns is listed here, so
     that cluster delete (and create, which starts from nothing) removes all
@@ -132,6 +160,9 @@ s_store_lost (sch_store_t *self, const char *why)
         self->ever_failed = 1;
         self->last_warning = dx_mono_ms ();
     }
+    //  Redis may come back without what it had: nothing kept is sure now
+    self->changes++;
+    zhashx_purge (self->cache);
 }
 
 /*  Error replies that mean "Redis cannot serve right now" rather than a
@@ -424,6 +455,12 @@ sch_store_new (const char *url)
     sch_store_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    self->cache = zhashx_new ();
+    if (!self->cache) {
+        free (self);
+        return NULL;
+    }
+    zhashx_set_destructor (self->cache, s_kept_destroy);
     if (s_store_parse_url (self, url)) {
         sch_store_destroy (&self);
         return NULL;
@@ -444,6 +481,7 @@ sch_store_destroy (sch_store_t **self_p)
     sch_store_t *self = *self_p;
     sch_store_read_reset (self);
     free (self->tickets);
+    zhashx_destroy (&self->cache);
     if (self->ctx)
         redisFree (self->ctx);
     free (self->host);
@@ -619,11 +657,25 @@ s_batch_cmd (s_batch_t *batch, const char *first, ...)
     va_end (args);
 }
 
+/*  Notes that the batch names a key of cluster name. */
+static void
+s_batch_name (s_batch_t *batch, const char *name)
+{
+    for (size_t i = 0; i < batch->nnames; i++)
+        if (strcmp (batch->names [i], name) == 0)
+            return;
+    if (batch->nnames < SCH_BATCH_NAMES && strlen (name) < sizeof batch->names [0])
+        strcpy (batch->names [batch->nnames++], name);
+    else
+        batch->many = 1;
+}
+
 /*  Adds the key dexter:{name}:part as an argument. */
 static void
 s_batch_key (s_batch_t *batch, const char *name, const char *part)
 {
     char key [128];
+    s_batch_name (batch, name);
     s_batch_arg (batch, sch_store_key (key, sizeof key, name, part));
 }
 
@@ -718,6 +770,7 @@ static int
 s_store_transact (sch_store_t *self, s_batch_t *batch, const char *what)
 {
     redisReply **replies;
+    s_cache_forget (self, batch);       /* whether or not it is carried out */
     if (s_store_send (self, batch, 1, &replies))
         return -1;
     size_t count = batch->count + 2;
@@ -919,6 +972,109 @@ static const struct { unsigned flag; const char *part; } s_load_parts [] = {
     { SCH_LOAD_DEPLOYMENT, "deployment" }, { SCH_LOAD_JOBS, "jobs" },
     { SCH_LOAD_RESOURCES, "resources" } };
 #define S_LOAD_NPARTS (sizeof s_load_parts / sizeof s_load_parts [0])
+
+
+//  ---------------------------------------------------------------------
+//  The read cache
+//
+//  The scheduler is the only writer of Redis, so what a read found of a
+//  cluster stays true until the scheduler itself changes that cluster.
+//  Queued loads (the reads of the GET handlers) of the spec and the
+//  deployment record are served from here as long as it does: every
+//  transaction forgets the clusters whose keys it names before it is sent,
+//  whatever becomes of it; a lost connection forgets everything (Redis may
+//  come back without its data); a read that a change may have overtaken is
+//  not kept; and nothing is served more than SCH_CACHE_TTL_MS after it was
+//  read, which bounds how long a hand edit in Redis (not supported: see
+//  docs/redis.md) goes unseen. Changes and the engine read Redis itself
+//  (sch_store_load), never this.
+
+static void
+s_kept_destroy (void **item_p)
+{
+    s_kept_t *kept = (s_kept_t *) *item_p;
+    if (kept) {
+        json_decref (kept->parts);
+        free (kept);
+        *item_p = NULL;
+    }
+}
+
+/*  Forgets what is kept of the clusters the batch names (everything when
+    it names many). */
+static void
+s_cache_forget (sch_store_t *self, const s_batch_t *batch)
+{
+    self->changes++;
+    if (batch->many)
+        zhashx_purge (self->cache);
+    else
+        for (size_t i = 0; i < batch->nnames; i++)
+            zhashx_delete (self->cache, batch->names [i]);
+}
+
+/*  A new object holding the parts `what` kept of name (shared with the
+    cache: see sch_store_load_result), or NULL when the cache does not hold
+    them all, fresh. */
+static json_t *
+s_cache_get (sch_store_t *self, const char *name, unsigned what)
+{
+    if (what & ~SCH_CACHE_PARTS)
+        return NULL;
+    s_kept_t *kept = (s_kept_t *) zhashx_lookup (self->cache, name);
+    if (!kept || (kept->what & what) != what)
+        return NULL;
+    if (kept->expires <= dx_mono_ms ()) {
+        zhashx_delete (self->cache, name);
+        return NULL;
+    }
+    json_t *result = json_object ();
+    for (size_t i = 0; i < S_LOAD_NPARTS && result; i++) {
+        if (!(what & s_load_parts [i].flag))
+            continue;
+        json_t *part = json_object_get (kept->parts, s_load_parts [i].part);
+        if (json_object_set (result, s_load_parts [i].part, part)) {
+            json_decref (result);
+            result = NULL;
+        }
+    }
+    return result;
+}
+
+/*  Keeps the parts `what` of name that loaded holds (shared), read by the
+    batch sent last, unless a change was sent since. */
+static void
+s_cache_put (sch_store_t *self, const char *name, unsigned what, const json_t *loaded)
+{
+    if ((what & ~SCH_CACHE_PARTS) || self->changes != self->flushed_at)
+        return;
+    int64_t now = dx_mono_ms ();
+    s_kept_t *kept = (s_kept_t *) zhashx_lookup (self->cache, name);
+    if (kept && kept->expires <= now) {
+        zhashx_delete (self->cache, name);
+        kept = NULL;
+    }
+    if (!kept) {
+        if (zhashx_size (self->cache) >= SCH_CACHE_MAX)
+            zhashx_purge (self->cache);     /* full: start again */
+        kept = (s_kept_t *) calloc (1, sizeof *kept);
+        if (!kept)
+            return;
+        kept->parts = json_object ();
+        kept->expires = now + SCH_CACHE_TTL_MS;
+        if (!kept->parts || zhashx_insert (self->cache, name, kept)) {
+            s_kept_destroy ((void **) &kept);
+            return;
+        }
+    }
+    for (size_t i = 0; i < S_LOAD_NPARTS; i++) {
+        if (!(what & s_load_parts [i].flag))
+            continue;
+        json_t *part = json_object_get (loaded, s_load_parts [i].part);
+        if (part && json_object_set (kept->parts, s_load_parts [i].part, part) == 0)
+            kept->what |= s_load_parts [i].flag;
+    }
+}
 
 /*  Appends one HGETALL per part asked for. */
 static void
@@ -1290,6 +1446,7 @@ s_store_ticket (sch_store_t *self, int kind, const char *name, unsigned what, si
     ticket->count = self->reads.count - first;
     ticket->what = what;
     ticket->kind = kind;
+    ticket->kept = NULL;
     snprintf (ticket->name, sizeof ticket->name, "%s", name? name: "");
     return (int) self->ntickets++;
 }
@@ -1315,8 +1472,15 @@ int
 sch_store_queue_load (sch_store_t *self, const char *name, unsigned what)
 {
     size_t first = self->reads.count;
-    s_batch_load (&self->reads, name, what);
-    return s_store_ticket (self, S_READ_LOAD, name, what, first);
+    json_t *kept = self->replies? NULL: s_cache_get (self, name, what);
+    if (!kept)
+        s_batch_load (&self->reads, name, what);
+    int ticket = s_store_ticket (self, S_READ_LOAD, name, what, first);
+    if (ticket < 0)
+        json_decref (kept);
+    else
+        self->tickets [ticket].kept = kept;
+    return ticket;
 }
 
 int
@@ -1342,6 +1506,7 @@ sch_store_read_flush (sch_store_t *self)
 {
     if (self->replies || self->reads.count == 0)
         return 0;
+    self->flushed_at = self->changes;
     int rc = s_store_pipeline (self, &self->reads, &self->replies);
     if (rc == 0)
         self->nreplies = self->reads.count;
@@ -1352,11 +1517,19 @@ sch_store_read_flush (sch_store_t *self)
 json_t *
 sch_store_load_result (sch_store_t *self, int ticket)
 {
+    if (ticket >= 0 && (size_t) ticket < self->ntickets && self->tickets [ticket].kept) {
+        json_t *kept = self->tickets [ticket].kept;
+        self->tickets [ticket].kept = NULL;
+        return kept;
+    }
     redisReply **replies = s_store_ticket_replies (self, ticket, S_READ_LOAD);
     if (!replies)
         return NULL;
     s_ticket_t *t = &self->tickets [ticket];
-    return s_store_decode_load (self, replies, t->name, t->what);
+    json_t *result = s_store_decode_load (self, replies, t->name, t->what);
+    if (result)
+        s_cache_put (self, t->name, t->what, result);
+    return result;
 }
 
 json_t *
@@ -1377,6 +1550,8 @@ sch_store_events_result (sch_store_t *self, int ticket)
 void
 sch_store_read_reset (sch_store_t *self)
 {
+    for (size_t i = 0; i < self->ntickets; i++)
+        json_decref (self->tickets [i].kept);
     s_batch_free (&self->reads);
     s_replies_free (self->replies, self->nreplies);
     self->replies = NULL;

@@ -117,6 +117,14 @@ json_t *sch_store_events (sch_store_t *self, const char *name, const char *after
 //  forgets the batch. Reads have no effect, so the order within a batch is
 //  free; the caller flushes before any change so that a read sees every
 //  change requested before it.
+//
+//  Queued loads of the parts CLUSTER, CONFIG, GROUPS and DEPLOYMENT only
+//  are kept in a read cache and served from it, without Redis, until a
+//  change names the cluster (at most SCH_CACHE_TTL_MS; see sch_store.c).
+//  The object sch_store_load_result returns is the caller's, but the
+//  parts in it may be shared with the cache: a caller may add or replace
+//  members of the object, never change a part. The one-shot reads above,
+//  which changes and the engine use, always read Redis.
 
 int sch_store_queue_load (sch_store_t *self, const char *name, unsigned what);
 int sch_store_queue_list (sch_store_t *self);

@@ -178,6 +178,10 @@ s_raw (const char *fmt, ...)
     redisReply *reply = redisvCommand (T.raw, fmt, args);
     va_end (args);
     assert_non_null (reply);
+    //  A write behind the scheduler's back, which only a test makes: the
+    //  read cache must not answer with what it held before
+    if (T.store)
+        zhashx_purge (T.store->cache);
     return reply;
 }
 
@@ -1785,6 +1789,102 @@ test_list_state_mirror (void **state)
     json_decref (loaded);
 }
 
+/*  How many HGETALLs Redis has run (INFO commandstats). */
+static long long
+s_hgetalls (void)
+{
+    redisReply *r = redisCommand (T.raw, "INFO commandstats");
+    assert_non_null (r);
+    assert_int_equal (r->type, REDIS_REPLY_STRING);
+    const char *at = strstr (r->str, "cmdstat_hgetall:calls=");
+    long long calls = at? atoll (at + strlen ("cmdstat_hgetall:calls=")): 0;
+    freeReplyObject (r);
+    return calls;
+}
+
+/*  The deployment state a cluster.get answers. */
+static char *
+s_get_state (const char *name)
+{
+    json_t *reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", name));
+    const json_t *deployment = json_object_get (s_body (reply), "deployment");
+    char *state = strdup (json_string_value (json_object_get (deployment, "state")));
+    json_decref (reply);
+    return state;
+}
+
+/*  GETs are served from the read cache until a change names the cluster;
+    a write behind the scheduler's back shows within SCH_CACHE_TTL_MS; a
+    read that a change may have overtaken is not kept; a lost connection
+    forgets everything; secrets are never kept. */
+static void
+test_read_cache (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_create ("c2", "aws");
+    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    long long before = s_hgetalls ();
+    json_t *reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    assert_true (json_is_false (json_object_get (s_body (reply), "configured")));
+    json_decref (reply);
+    assert_int_equal (s_hgetalls (), before);           /* Redis was not asked */
+
+    //  A change of c1 is seen by the next read, which asks Redis
+    s_configure ("c1");
+    before = s_hgetalls ();
+    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    assert_true (json_is_true (json_object_get (s_body (reply), "configured")));
+    json_decref (reply);
+    assert_true (s_hgetalls () > before);
+
+    //  A change of c2 leaves what is kept of c1
+    s_configure ("c2");
+    before = s_hgetalls ();
+    s_check (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
+    assert_int_equal (s_hgetalls (), before);
+
+    //  A hand edit (not supported) shows once the kept read expires
+    freeReplyObject (redisCommand (T.raw, "HSET dexter:{c1}:deployment state deployed"));
+    char *got = s_get_state ("c1");
+    assert_string_equal (got, "init");
+    free (got);
+    usleep ((SCH_CACHE_TTL_MS + 100) * 1000);
+    got = s_get_state ("c1");
+    assert_string_equal (got, "deployed");
+    free (got);
+
+    //  Secrets (and jobs, resources) are never kept
+    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS));
+    int ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS);
+    assert_int_equal (sch_store_read_flush (T.store), 0);
+    json_t *loaded = sch_store_load_result (T.store, ticket);
+    assert_non_null (json_object_get (loaded, "secrets"));
+    json_decref (loaded);
+    sch_store_read_reset (T.store);
+    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_SECRETS));
+
+    //  A read sent before a change (of any cluster) is not kept
+    zhashx_purge (T.store->cache);
+    ticket = sch_store_queue_load (T.store, "c2", SCH_LOAD_CLUSTER);
+    assert_int_equal (sch_store_read_flush (T.store), 0);
+    assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
+    loaded = sch_store_load_result (T.store, ticket);
+    assert_non_null (json_object_get (loaded, "cluster"));
+    json_decref (loaded);
+    sch_store_read_reset (T.store);
+    assert_null (zhashx_lookup (T.store->cache, "c2"));
+
+    //  Losing Redis forgets everything; reads ask Redis again after
+    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
+    assert_non_null (zhashx_lookup (T.store->cache, "c2"));
+    s_store_lost (T.store, "test");
+    assert_int_equal (zhashx_size (T.store->cache), 0);
+    before = s_hgetalls ();
+    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
+    assert_true (s_hgetalls () > before);
+}
+
 int
 main (void)
 {
@@ -1809,6 +1909,7 @@ main (void)
         cmocka_unit_test_setup (test_list_10000, s_setup),
         cmocka_unit_test_setup (test_burst, s_setup),
         cmocka_unit_test_setup (test_list_state_mirror, s_setup),
+        cmocka_unit_test_setup (test_read_cache, s_setup),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
     zsys_shutdown ();
