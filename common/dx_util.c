@@ -3,10 +3,14 @@
 
 #include <ctype.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 #include <sodium.h>
 
 int64_t
@@ -102,6 +106,41 @@ dx_malloc_release (void)
     struct mallinfo2 info = mallinfo2 ();
     if (info.fordblks > DX_MALLOC_KEEP)
         malloc_trim (0);
+}
+
+/*  getpid(2) answered from memory. libzmq asks getpid() at every signal
+    between its threads (to notice a fork), and glibc no longer caches the
+    pid (since 2.25): in a VM, where a system call costs over a
+    microsecond, that was one or two calls per request in the api and the
+    scheduler. A definition in the executable is the one the dynamic
+    linker binds every library's calls to (the linker exports it because
+    libzmq refers to it). The child of a fork reads its pid again
+    (pthread_atfork). */
+static atomic_int s_pid;
+static pthread_once_t s_pid_once = PTHREAD_ONCE_INIT;
+
+static void
+s_pid_forget (void)
+{
+    atomic_store_explicit (&s_pid, 0, memory_order_relaxed);
+}
+
+static void
+s_pid_watch_forks (void)
+{
+    pthread_atfork (NULL, NULL, s_pid_forget);
+}
+
+pid_t
+getpid (void)
+{
+    pid_t pid = (pid_t) atomic_load_explicit (&s_pid, memory_order_relaxed);
+    if (pid == 0) {
+        pthread_once (&s_pid_once, s_pid_watch_forks);
+        pid = (pid_t) syscall (SYS_getpid);
+        atomic_store_explicit (&s_pid, (int) pid, memory_order_relaxed);
+    }
+    return pid;
 }
 
 /*  Value of one base64 character in either alphabet, -1 if not one. */

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "dx_util.h"
@@ -218,6 +221,36 @@ test_time (void **state)
     assert_true (mono2 >= mono1);
 }
 
+/*  getpid() (dx_util's, answered from memory) is the kernel's pid, in the
+    parent and in the child of a fork alike. */
+static void
+test_getpid (void **state)
+{
+    (void) state;
+    pid_t parent = getpid ();
+    assert_int_equal (parent, (pid_t) syscall (SYS_getpid));
+    assert_int_equal (getpid (), parent);
+    int pipefd [2];
+    assert_int_equal (pipe (pipefd), 0);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        pid_t seen [2] = { getpid (), (pid_t) syscall (SYS_getpid) };
+        ssize_t n = write (pipefd [1], seen, sizeof seen);
+        _exit (n == (ssize_t) sizeof seen? 0: 1);
+    }
+    close (pipefd [1]);
+    pid_t seen [2] = { 0, 0 };
+    assert_int_equal (read (pipefd [0], seen, sizeof seen), (ssize_t) sizeof seen);
+    close (pipefd [0]);
+    int status = 0;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    assert_int_equal (seen [0], child);
+    assert_int_equal (seen [1], child);
+    assert_int_equal (getpid (), parent);
+}
+
 int
 main (void)
 {
@@ -231,6 +264,7 @@ main (void)
         cmocka_unit_test (test_ids),
         cmocka_unit_test (test_ids_unique),
         cmocka_unit_test (test_time),
+        cmocka_unit_test (test_getpid),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
