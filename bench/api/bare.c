@@ -93,7 +93,7 @@ int main(int argc, char **argv)
     sa.sin_port = htons((uint16_t)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
-    /* Keep in step with api_http_new() in services/api/api_http.c. */
+    /* The fastest plain libmicrohttpd set-up here (bench/README.md). */
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
     struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL,
                                             on_request, NULL,
