@@ -453,15 +453,24 @@ s_job_id (const s_deploy_t *d, const s_job_t *job, char *buf, size_t size)
     return buf;
 }
 
+/*  Sends worker job.cancel of attempt `attempt` of job_id. */
+static void
+s_engine_send_cancel (sch_engine_t *self, const char *worker, const char *job_id,
+                      int64_t attempt)
+{
+    json_t *cancel = dx_msg_new ("job.cancel", NULL);
+    json_object_set_new (cancel, "job", json_string (job_id));
+    json_object_set_new (cancel, "attempt", json_integer (attempt));
+    sch_broker_send_to (self->broker, worker, cancel, 0);
+}
+
 /*  Tells the worker running job to stop it and frees its place there. */
 static void
 s_engine_cancel (sch_engine_t *self, const s_deploy_t *d, const s_job_t *job)
 {
     char job_id [128];
-    json_t *cancel = dx_msg_new ("job.cancel", NULL);
-    json_object_set_new (cancel, "job", json_string (s_job_id (d, job, job_id, sizeof job_id)));
-    json_object_set_new (cancel, "attempt", json_integer (job->attempt));
-    sch_broker_send_to (self->broker, job->worker, cancel, 0);
+    s_engine_send_cancel (self, job->worker, s_job_id (d, job, job_id, sizeof job_id),
+                          job->attempt);
     sch_broker_release (self->broker, job->worker);
 }
 
@@ -961,11 +970,8 @@ s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *
                   dx_msg_str (msg, "job"), (long long) dx_msg_int (msg, "attempt", 0), name);
         if (renew) {
             //  That attempt runs for nothing: stop it
-            json_t *cancel = dx_msg_new ("job.cancel", NULL);
-            json_object_set_new (cancel, "job", json_string (dx_msg_str (msg, "job")));
-            json_object_set_new (cancel, "attempt",
-                                 json_integer (dx_msg_int (msg, "attempt", 0)));
-            sch_broker_send_to (self->broker, worker, cancel, 0);
+            s_engine_send_cancel (self, worker, dx_msg_str (msg, "job"),
+                                  dx_msg_int (msg, "attempt", 0));
         }
         else
             s_engine_late_result (self, msg);

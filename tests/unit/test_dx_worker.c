@@ -531,27 +531,36 @@ test_worker_reconnect (void **state)
     s_stop (&fake, &worker);
 }
 
+/*  Two held jobs (job, attempt) a and b on a worker of capacity: a
+    job.cancel of a ends a CANCELLED (the handler saw the flag) while b
+    runs on, and b's result still comes once released. */
+static void
+s_cancel_one_of_two (int capacity, const char *job_a, int attempt_a,
+                     const char *job_b, int attempt_b)
+{
+    fake_t fake = { 0 };
+    zactor_t *worker = s_start (&fake, capacity, 1000);
+    s_assign (&fake, job_a, attempt_a, "hold");
+    s_assign (&fake, job_b, attempt_b, "hold");
+    assert_true (s_wait_for (&s_ctl.started, 2));
+    s_job_message (&fake, "job.cancel", job_a, attempt_a);
+    json_t *result = s_result (&fake, job_a, attempt_a, "failed");
+    assert_string_equal (dx_msg_str (json_object_get (result, "error"), "code"),
+                         "CANCELLED");
+    json_decref (result);
+    assert_int_equal (atomic_load (&s_ctl.cancel_seen), 1);
+    assert_int_equal (atomic_load (&s_ctl.running), 1);
+    atomic_store (&s_ctl.release, 1);
+    json_decref (s_result (&fake, job_b, attempt_b, "done"));
+    s_stop (&fake, &worker);
+}
+
 /*  job.cancel raises the flag the handler polls; its result still comes. */
 static void
 test_cancel (void **state)
 {
     (void) state;
-    fake_t fake = { 0 };
-    zactor_t *worker = s_start (&fake, 2, 1000);
-    s_assign (&fake, "job-c", 4, "hold");
-    s_assign (&fake, "job-d", 1, "hold");
-    assert_true (s_wait_for (&s_ctl.started, 2));
-    s_job_message (&fake, "job.cancel", "job-c", 4);
-    json_t *result = s_result (&fake, "job-c", 4, "failed");
-    assert_string_equal (dx_msg_str (json_object_get (result, "error"), "code"),
-                         "CANCELLED");
-    json_decref (result);
-    assert_int_equal (atomic_load (&s_ctl.cancel_seen), 1);
-    //  The other job runs on
-    assert_int_equal (atomic_load (&s_ctl.running), 1);
-    atomic_store (&s_ctl.release, 1);
-    json_decref (s_result (&fake, "job-d", 1, "done"));
-    s_stop (&fake, &worker);
+    s_cancel_one_of_two (2, "job-c", 4, "job-d", 1);
 }
 
 /*  job.cancel of an attempt stops that attempt, not a newer one of the same
@@ -561,21 +570,7 @@ static void
 test_cancel_attempt (void **state)
 {
     (void) state;
-    fake_t fake = { 0 };
-    zactor_t *worker = s_start (&fake, 3, 1000);
-    s_assign (&fake, "job-e", 1, "hold");
-    s_assign (&fake, "job-e", 2, "hold");
-    assert_true (s_wait_for (&s_ctl.started, 2));
-    s_job_message (&fake, "job.cancel", "job-e", 1);
-    json_t *result = s_result (&fake, "job-e", 1, "failed");
-    assert_string_equal (dx_msg_str (json_object_get (result, "error"), "code"),
-                         "CANCELLED");
-    json_decref (result);
-    assert_int_equal (atomic_load (&s_ctl.cancel_seen), 1);
-    assert_int_equal (atomic_load (&s_ctl.running), 1);
-    atomic_store (&s_ctl.release, 1);
-    json_decref (s_result (&fake, "job-e", 2, "done"));
-    s_stop (&fake, &worker);
+    s_cancel_one_of_two (3, "job-e", 1, "job-e", 2);
 }
 
 /*  Stopping waits for a running job, sends its result, then worker.bye. */

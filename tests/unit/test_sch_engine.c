@@ -633,9 +633,10 @@ test_worker_leaves (void **state)
     zactor_destroy (&b);
 }
 
-/*  A raw DEALER that registers as a worker, for misbehaving. */
+/*  A raw DEALER that registers as worker raw:1, saying it runs job
+    `active` (NULL: none), for misbehaving. */
 static zsock_t *
-s_raw_worker (void)
+s_raw_worker_running (const char *active)
 {
     zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (T.broker));
     assert_non_null (dealer);
@@ -644,9 +645,17 @@ s_raw_worker (void)
     json_object_set_new (ready, "service", json_string ("aws"));
     json_object_set_new (ready, "capacity", json_integer (100));
     json_object_set_new (ready, "worker", json_string ("raw:1"));
+    if (active)
+        json_object_set_new (ready, "active", json_pack ("[s]", active));
     assert_int_equal (dx_msg_send (dealer, NULL, ready), 0);
     json_decref (ready);
     return dealer;
+}
+
+static zsock_t *
+s_raw_worker (void)
+{
+    return s_raw_worker_running (NULL);
 }
 
 /*  The next message of type the raw DEALER receives (pumping meanwhile),
@@ -814,16 +823,7 @@ test_reconnected_worker_keeps_its_jobs (void **state)
     json_decref (assign);
 
     //  The same worker (name raw:1) on a new connection, listing the job
-    zsock_t *fresh = zsock_new_dealer (sch_broker_endpoint (T.broker));
-    assert_non_null (fresh);
-    zsock_set_linger (fresh, 0);
-    json_t *ready = dx_msg_new ("worker.ready", NULL);
-    json_object_set_new (ready, "service", json_string ("aws"));
-    json_object_set_new (ready, "capacity", json_integer (100));
-    json_object_set_new (ready, "worker", json_string ("raw:1"));
-    json_object_set_new (ready, "active", json_pack ("[s]", "c12:1:network"));
-    assert_int_equal (dx_msg_send (fresh, NULL, ready), 0);
-    json_decref (ready);
+    zsock_t *fresh = s_raw_worker_running ("c12:1:network");
     //  Well past the old identity's expiry, the new one beating and renewing
     int64_t deadline = dx_mono_ms () + 6 * HEARTBEAT_MS;
     while (dx_mono_ms () < deadline) {
