@@ -597,7 +597,7 @@ static const char *const s_statuses [] = {
 #define REQ_UINT(n, a, b) { n, S_UINT, 1, a, b, NULL }
 #define OPT_UINT(n, a, b) { n, S_UINT, 0, a, b, NULL }
 #define REQ_ONE_OF(n, c) { n, S_STR, 1, 0, 0, c }
-#define DEADLINE         REQ_UINT ("deadline", 0, INT64_MAX)
+#define DEADLINE         REQ_UINT ("deadline", 0, INT64_MAX), OPT ("text", S_BOOL)
 #define NAME             REQ ("name", S_STR)
 #define JOB              REQ ("job", S_STR), REQ_UINT ("attempt", 0, INT64_MAX)
 #define POSITIVE(n)      REQ_UINT (n, 1, INT64_MAX)
@@ -630,8 +630,8 @@ static const s_schema_t s_schemas [] = {
     { "deployment.events", { DEADLINE, NAME, OPT ("after", S_STR),
                              OPT_UINT ("count", 1, 1000) } },
     { "reply",             { REQ_ONE_OF ("status", s_statuses), OPT ("body", S_ANY),
-                             OPT ("message", S_STR), OPT ("field", S_STR),
-                             OPT ("errors", S_ARRAY) } },
+                             OPT ("text", S_STR), OPT ("message", S_STR),
+                             OPT ("field", S_STR), OPT ("errors", S_ARRAY) } },
     //  scheduler <-> workers
     { "worker.ready",      { REQ_ONE_OF ("service", s_services), POSITIVE ("capacity"),
                              REQ ("worker", S_STR), OPT ("active", S_ARRAY) } },
@@ -914,14 +914,28 @@ s_reply_base (const json_t *request, const char *status)
     return reply;
 }
 
-/*  Success (or any status) with an optional body, which is stolen. */
+/*  Success (or any status) with an optional body, which is stolen. A
+    request with `text` true gets the body as its compact JSON text. */
 json_t *
 dx_reply_new (const json_t *request, const char *status, json_t *body)
 {
     json_t *reply = s_reply_base (request, status);
-    if (reply && body && json_object_set (reply, "body", body)) {
-        json_decref (reply);
-        reply = NULL;
+    if (reply && body) {
+        int failed;
+        if (dx_msg_bool (request, "text", 0)) {
+            json_free_t release;
+            json_get_alloc_funcs (NULL, &release);
+            char *text = json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY);
+            failed = !text || json_object_set_new (reply, "text", json_string_nocheck (text));
+            if (text)
+                release (text);
+        }
+        else
+            failed = json_object_set (reply, "body", body);
+        if (failed) {
+            json_decref (reply);
+            reply = NULL;
+        }
     }
     json_decref (body);
     return reply;

@@ -49,7 +49,9 @@ const char *dx_msg_str (const json_t *msg, const char *field);
 json_int_t  dx_msg_int (const json_t *msg, const char *field, json_int_t dflt);
 int         dx_msg_bool (const json_t *msg, const char *field, int dflt);
 
-/*  Reply to request with status and body (body is stolen, may be NULL). */
+/*  Reply to request with status and body (body is stolen, may be NULL).
+    When the request has `text` true, the body goes as its compact JSON
+    text in the reply's `text` instead of as `body` (proto/PROTOCOL.md). */
 json_t *dx_reply_new (const json_t *request, const char *status, json_t *body);
 
 /*  Error reply: status, the field at fault (may be NULL) and a printf message. */

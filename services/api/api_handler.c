@@ -95,8 +95,12 @@ api_handler_reply (const json_t *reply, api_answer_t *answer)
     }
     if (http < 300) {
         json_t *body = json_object_get (reply, "body");
+        json_t *text = json_object_get (reply, "text");
         answer->status = http;
-        answer->body = body ? json_incref (body) : json_object ();
+        if (json_is_string (text))
+            answer->text = json_incref (text);
+        else
+            answer->body = body ? json_incref (body) : json_object ();
         return;
     }
     const char *message = json_string_value (json_object_get (reply, "message"));
@@ -238,7 +242,7 @@ api_job_next (api_job_t *self, const json_t *reply, json_t **request,
 {
     *request = NULL;
     answer->status = 500;
-    answer->body = NULL;
+    answer->body = answer->text = NULL;
     if (!self->match.route)
         s_fail (answer, 500, DX_INTERNAL, NULL, "no route");
     else
@@ -261,10 +265,14 @@ api_job_next (api_job_t *self, const json_t *reply, json_t **request,
     else
     if (self->state == S_PROVIDER || self->state == S_FINAL)
         api_handler_reply (reply, answer);
+    if (*request && self->state == S_FINAL)
+        /* Its reply's body becomes the answer as it is: as JSON text,
+           which the api sends without decoding and dumping it again. */
+        json_object_set_new (*request, "text", json_true ());
     if (*request)
         return API_STEP_SEND;
     self->state = S_OVER;
-    if (!answer->body)
+    if (!answer->body && !answer->text)
         s_fail (answer, 500, DX_INTERNAL, NULL, "out of memory");
     return API_STEP_DONE;
 }

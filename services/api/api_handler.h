@@ -18,10 +18,13 @@
 #include <jansson.h>
 #include "api_route.h"
 
-/*  What to answer: an HTTP status and a JSON body (owned; NULL for none). */
+/*  What to answer: an HTTP status and a JSON body, either as a value or,
+    when the scheduler sent it so, as its JSON text (a JSON string whose
+    value is the text, sent as it is). Both owned; at most one is set. */
 typedef struct {
     int status;
     json_t *body;
+    json_t *text;
 } api_answer_t;
 
 /*  What a step produced. */
@@ -57,8 +60,8 @@ json_t *api_error_body (const char *code, const char *field, const char *message
 /*  The HTTP status of a reply status ("OK" -> 200...), 500 if unknown. */
 int api_handler_http_status (const char *status);
 
-/*  Maps a scheduler reply (borrowed) to answer: the body on success, else
-    {code, message, field?, errors?}. */
+/*  Maps a scheduler reply (borrowed) to answer: the body (or its text) on
+    success, else {code, message, field?, errors?}. */
 void api_handler_reply (const json_t *reply, api_answer_t *answer);
 
 #endif

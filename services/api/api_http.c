@@ -149,6 +149,7 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
     s_body_free (req);
     json_decref (req->refusal_body);
     json_decref (req->answer.body);
+    json_decref (req->answer.text);
     api_job_destroy (&req->job);
     free (req->uri);
     free (req);
@@ -169,20 +170,44 @@ s_mhd_log (void *cls, const char *fmt, va_list ap)
     dx_warn ("http: %s", line);
 }
 
-/*  Queues the answer: status and a JSON body (stolen; NULL for none), plus
-    an Allow header and the Bearer challenge when asked. */
+/*  The text to send for a body, and a newline, in a buffer MHD frees with
+    free: the text (a JSON string) as it is, or the body dumped compact.
+    Both are stolen; NULL for no body (or out of memory). */
+static char *
+s_body_text (json_t *body, json_t *text, size_t *len)
+{
+    char *buf = NULL;
+    *len = 0;
+    if (text) {
+        size_t size = json_string_length (text);
+        if ((buf = malloc (size + 1))) {
+            memcpy (buf, json_string_value (text), size);
+            *len = size + 1;
+        }
+    }
+    else
+    if (body) {
+        /* json_dumps's buffer is exactly the text and its NUL. jansson
+           allocates with malloc (main.c), so free frees it. */
+        if ((buf = json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY)))
+            *len = strlen (buf) + 1;
+    }
+    if (buf)
+        buf [*len - 1] = '\n';
+    json_decref (body);
+    json_decref (text);
+    return buf;
+}
+
+/*  Queues the answer: status and a JSON body or its text (both stolen;
+    NULL for none), plus an Allow header and the Bearer challenge when
+    asked. */
 static enum MHD_Result
 s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
-           json_t *body, const char *allow, bool challenge)
+           json_t *body, json_t *body_text, const char *allow, bool challenge)
 {
-    /* Compact, dumped once: json_dumps's buffer is exactly the text and its
-       NUL, which becomes the trailing newline. jansson allocates with
-       malloc (main.c), so MHD frees it with free. */
-    char *text = body ? json_dumps (body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    size_t len = text ? strlen (text) + 1 : 0;
-    if (text)
-        text [len - 1] = '\n';
-    json_decref (body);
+    size_t len;
+    char *text = s_body_text (body, body_text, &len);
     struct MHD_Response *response = len
         ? MHD_create_response_from_buffer (len, text, MHD_RESPMEM_MUST_FREE)
         : MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
@@ -212,17 +237,17 @@ s_fail (struct MHD_Connection *conn, s_request_t *req, int status,
         const char *code, const char *field, const char *message)
 {
     return s_respond (conn, req, status, api_error_body (code, field, message),
-                      NULL, status == 401);
+                      NULL, NULL, status == 401);
 }
 
 /*  Queues the answer the job left in req. */
 static enum MHD_Result
 s_answer (struct MHD_Connection *conn, s_request_t *req)
 {
-    json_t *body = req->answer.body;
-    req->answer.body = NULL;
+    json_t *body = req->answer.body, *text = req->answer.text;
+    req->answer.body = req->answer.text = NULL;
     req->ready = false;
-    return s_respond (conn, req, req->answer.status, body, NULL, false);
+    return s_respond (conn, req, req->answer.status, body, text, NULL, false);
 }
 
 /*  1 if the request announces a body (a length above 0, or chunks). */
@@ -245,7 +270,7 @@ s_refuse (struct MHD_Connection *conn, s_request_t *req, int status,
           json_t *body, bool challenge)
 {
     if (s_has_body (conn))
-        return s_respond (conn, req, status, body,
+        return s_respond (conn, req, status, body, NULL,
                           status == 405 || status == 204 ? req->match.allow : NULL,
                           challenge);
     req->refusal = status;
@@ -475,7 +500,7 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url,
     if (req->refusal && !*upload_data_size) {
         json_t *body = req->refusal_body;
         req->refusal_body = NULL;
-        return s_respond (conn, req, req->refusal, body,
+        return s_respond (conn, req, req->refusal, body, NULL,
                           req->refusal == 405 || req->refusal == 204
                           ? req->match.allow : NULL, req->refusal_challenge);
     }

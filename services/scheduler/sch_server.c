@@ -35,32 +35,36 @@
 
 /*  A row of the dispatch table: a change has a handler, a read the two
     halves of sch_handlers.h, or only the reply half and the parts of its
-    cluster to load (SCH_LOAD_*). */
+    cluster to load (SCH_LOAD_*). A pure load's answer depends on nothing
+    but those parts and the request's name and group, so its text is kept
+    beside a kept read (sch_store_memo) and served again from there. */
 typedef struct {
     const char *type;
     sch_handler_fn *handler;
     sch_queue_fn *queue;
     sch_reply_fn *reply;
     unsigned load;
+    bool pure;
 } s_handler_t;
 
-#define S_CHANGE(type, fn)        { type, fn, NULL, NULL, 0 }
-#define S_READ(type, fn)          { type, NULL, fn##_queue, fn##_reply, 0 }
-#define S_LOAD(type, fn, what)    { type, NULL, NULL, fn##_reply, what }
+#define S_CHANGE(type, fn)        { type, fn, NULL, NULL, 0, false }
+#define S_READ(type, fn)          { type, NULL, fn##_queue, fn##_reply, 0, false }
+#define S_LOAD(type, fn, what)    { type, NULL, NULL, fn##_reply, what, false }
+#define S_PURE(type, fn, what)    { type, NULL, NULL, fn##_reply, what, true }
 
 /*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
 static const s_handler_t s_server_handlers [] = {
     S_READ   ("cluster.list",      sch_cluster_list),
     S_CHANGE ("cluster.create",    sch_cluster_create),
-    S_LOAD   ("cluster.get",       sch_cluster_get,
+    S_PURE   ("cluster.get",       sch_cluster_get,
               SCH_LOAD_CONFIG | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT),
     S_CHANGE ("cluster.delete",    sch_cluster_delete),
-    S_LOAD   ("config.get",        sch_config_get,        SCH_LOAD_CONFIG),
+    S_PURE   ("config.get",        sch_config_get,        SCH_LOAD_CONFIG),
     S_CHANGE ("config.put",        sch_config_put),
     S_CHANGE ("config.delete",     sch_config_delete),
-    S_LOAD   ("group.list",        sch_group_list,        SCH_LOAD_GROUPS),
+    S_PURE   ("group.list",        sch_group_list,        SCH_LOAD_GROUPS),
     S_CHANGE ("group.upsert",      sch_group_upsert),
-    S_LOAD   ("group.get",         sch_group_get,         SCH_LOAD_GROUPS),
+    S_PURE   ("group.get",         sch_group_get,         SCH_LOAD_GROUPS),
     S_CHANGE ("group.update",      sch_group_update),
     S_CHANGE ("group.delete",      sch_group_delete),
     S_LOAD   ("deployment.get",    sch_deployment_get,    SCH_LOAD_DEPLOYMENT),
@@ -274,6 +278,31 @@ s_server_release (zframe_t **identity_p, zframe_t **raw_p, json_t **request_p)
     zframe_destroy (identity_p);
 }
 
+/*  The reply to a queued read: for a pure load that asks for text, the
+    text kept beside its kept read when there is one, else the handler's
+    reply, whose text is then kept. */
+static json_t *
+s_server_read_reply (sch_server_t *self, s_pending_t *read)
+{
+    sch_store_t *store = self->ctx.store;
+    const json_t *request = read->request;
+    char key [64] = "";
+    if (read->row->pure && dx_msg_bool (request, "text", 0)) {
+        const char *group = dx_msg_str (request, "group");
+        snprintf (key, sizeof key, "%s/%s", read->row->type, group? group: "");
+        json_t *text = sch_store_memo (store, read->ticket, key);
+        json_t *reply = text? dx_reply_new (request, DX_OK, NULL): NULL;
+        if (reply && json_object_set (reply, "text", text) == 0)
+            return reply;
+        json_decref (reply);
+    }
+    json_t *reply = read->row->reply (&self->ctx, request, read->ticket);
+    json_t *text = json_object_get (reply, "text");
+    if (key [0] && text && streq (dx_msg_str (reply, "status"), DX_OK))
+        sch_store_memo_put (store, read->ticket, key, text);
+    return reply;
+}
+
 /*  Serves the queued reads: one round trip for all of them, then each
     reply built and sent. Redis down: every one gets the store's error. */
 static void
@@ -286,7 +315,7 @@ s_server_flush (sch_server_t *self)
     for (size_t i = 0; i < self->npending; i++) {
         s_pending_t *read = &self->pending [i];
         json_t *reply = failed? sch_store_error_reply (store, read->request)
-                              : read->row->reply (&self->ctx, read->request, read->ticket);
+                              : s_server_read_reply (self, read);
         s_server_answer (self, read->identity, read->request, reply, read->start);
         s_server_release (&read->identity, &read->raw, &read->request);
     }

@@ -31,6 +31,7 @@
 #define SCH_DOWN_WARNING_MS     30000   /* "still unavailable" at most this often */
 #define SCH_CACHE_MAX           512     /* clusters whose spec reads are kept */
 #define SCH_CACHE_TTL_MS        1000    /* longest a kept read is served */
+#define SCH_CACHE_MEMOS         8       /* memos kept beside one read */
 #define SCH_BATCH_NAMES         4       /* clusters a batch lists; more: "many" */
 
 /*  The parts a kept read may hold: the spec and the deployment record,
@@ -66,6 +67,7 @@ typedef struct {
     int kind;
     char name [24];             /* the cluster (names are at most 16) */
     json_t *kept;               /* a load served from the read cache, owned */
+    uint64_t serial;            /* the kept read it is, 0 when none */
 } s_ticket_t;
 
 /*  A kept read of one cluster: the decoded parts (as s_store_decode_load
@@ -74,6 +76,8 @@ typedef struct {
     json_t *parts;              /* part name -> value */
     unsigned what;              /* the SCH_LOAD_* parts held */
     int64_t expires;            /* dx_mono_ms */
+    uint64_t serial;            /* names this kept read, never reused */
+    json_t *memos;              /* key -> text made from the parts */
 } s_kept_t;
 
 struct sch_store {
@@ -98,6 +102,7 @@ struct sch_store {
     zhashx_t *cache;            /* cluster name -> s_kept_t: the read cache */
     uint64_t changes;           /* transactions sent, ever */
     uint64_t flushed_at;        /* changes when the read batch was sent */
+    uint64_t serials;           /* the last s_kept_t serial given */
 };
 
 static void s_cache_forget (sch_store_t *self, const s_batch_t *batch);
@@ -995,6 +1000,7 @@ s_kept_destroy (void **item_p)
     s_kept_t *kept = (s_kept_t *) *item_p;
     if (kept) {
         json_decref (kept->parts);
+        json_decref (kept->memos);
         free (kept);
         *item_p = NULL;
     }
@@ -1017,7 +1023,7 @@ s_cache_forget (sch_store_t *self, const s_batch_t *batch)
     cache: see sch_store_load_result), or NULL when the cache does not hold
     them all, fresh. */
 static json_t *
-s_cache_get (sch_store_t *self, const char *name, unsigned what)
+s_cache_get (sch_store_t *self, const char *name, unsigned what, uint64_t *serial)
 {
     if (what & ~SCH_CACHE_PARTS)
         return NULL;
@@ -1038,16 +1044,19 @@ s_cache_get (sch_store_t *self, const char *name, unsigned what)
             result = NULL;
         }
     }
+    if (result)
+        *serial = kept->serial;
     return result;
 }
 
 /*  Keeps the parts `what` of name that loaded holds (shared), read by the
-    batch sent last, unless a change was sent since. */
-static void
+    batch sent last, unless a change was sent since. The serial of the kept
+    read they are now part of, 0 when not kept. */
+static uint64_t
 s_cache_put (sch_store_t *self, const char *name, unsigned what, const json_t *loaded)
 {
     if ((what & ~SCH_CACHE_PARTS) || self->changes != self->flushed_at)
-        return;
+        return 0;
     int64_t now = dx_mono_ms ();
     s_kept_t *kept = (s_kept_t *) zhashx_lookup (self->cache, name);
     if (kept && kept->expires <= now) {
@@ -1059,12 +1068,13 @@ s_cache_put (sch_store_t *self, const char *name, unsigned what, const json_t *l
             zhashx_purge (self->cache);     /* full: start again */
         kept = (s_kept_t *) calloc (1, sizeof *kept);
         if (!kept)
-            return;
+            return 0;
         kept->parts = json_object ();
         kept->expires = now + SCH_CACHE_TTL_MS;
+        kept->serial = ++self->serials;
         if (!kept->parts || zhashx_insert (self->cache, name, kept)) {
             s_kept_destroy ((void **) &kept);
-            return;
+            return 0;
         }
     }
     for (size_t i = 0; i < S_LOAD_NPARTS; i++) {
@@ -1074,6 +1084,18 @@ s_cache_put (sch_store_t *self, const char *name, unsigned what, const json_t *l
         if (part && json_object_set (kept->parts, s_load_parts [i].part, part) == 0)
             kept->what |= s_load_parts [i].flag;
     }
+    return kept->serial;
+}
+
+/*  The kept read the ticket's load is, or NULL. */
+static s_kept_t *
+s_cache_of (sch_store_t *self, int ticket)
+{
+    if (ticket < 0 || (size_t) ticket >= self->ntickets || !self->tickets [ticket].serial)
+        return NULL;
+    s_ticket_t *t = &self->tickets [ticket];
+    s_kept_t *kept = (s_kept_t *) zhashx_lookup (self->cache, t->name);
+    return kept && kept->serial == t->serial? kept: NULL;
 }
 
 /*  Appends one HGETALL per part asked for. */
@@ -1447,6 +1469,7 @@ s_store_ticket (sch_store_t *self, int kind, const char *name, unsigned what, si
     ticket->what = what;
     ticket->kind = kind;
     ticket->kept = NULL;
+    ticket->serial = 0;
     snprintf (ticket->name, sizeof ticket->name, "%s", name? name: "");
     return (int) self->ntickets++;
 }
@@ -1472,14 +1495,17 @@ int
 sch_store_queue_load (sch_store_t *self, const char *name, unsigned what)
 {
     size_t first = self->reads.count;
-    json_t *kept = self->replies? NULL: s_cache_get (self, name, what);
+    uint64_t serial = 0;
+    json_t *kept = self->replies? NULL: s_cache_get (self, name, what, &serial);
     if (!kept)
         s_batch_load (&self->reads, name, what);
     int ticket = s_store_ticket (self, S_READ_LOAD, name, what, first);
     if (ticket < 0)
         json_decref (kept);
-    else
+    else {
         self->tickets [ticket].kept = kept;
+        self->tickets [ticket].serial = serial;
+    }
     return ticket;
 }
 
@@ -1528,8 +1554,26 @@ sch_store_load_result (sch_store_t *self, int ticket)
     s_ticket_t *t = &self->tickets [ticket];
     json_t *result = s_store_decode_load (self, replies, t->name, t->what);
     if (result)
-        s_cache_put (self, t->name, t->what, result);
+        t->serial = s_cache_put (self, t->name, t->what, result);
     return result;
+}
+
+json_t *
+sch_store_memo (sch_store_t *self, int ticket, const char *key)
+{
+    s_kept_t *kept = s_cache_of (self, ticket);
+    return kept? json_object_get (kept->memos, key): NULL;
+}
+
+void
+sch_store_memo_put (sch_store_t *self, int ticket, const char *key, json_t *text)
+{
+    s_kept_t *kept = s_cache_of (self, ticket);
+    if (!kept || (!kept->memos && !(kept->memos = json_object ())))
+        return;
+    if (json_object_size (kept->memos) >= SCH_CACHE_MEMOS)
+        json_object_clear (kept->memos);
+    json_object_set (kept->memos, key, text);
 }
 
 json_t *

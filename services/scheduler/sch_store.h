@@ -140,6 +140,17 @@ json_t *sch_store_events_result (sch_store_t *self, int ticket);
 
 void sch_store_read_reset (sch_store_t *self);
 
+/*  Memos: what a caller made of a kept load (e.g. an answer's JSON text),
+    kept beside it under key and forgotten with it, so that the next
+    request served from the same kept read need not make it again. A memo
+    must depend on nothing but the parts and the key. sch_store_memo gives
+    the memo (borrowed, valid until the next call on the store), NULL when
+    there is none or the ticket's load is not the read the cache holds;
+    sch_store_memo_put keeps text (a reference is taken) when it is, after
+    sch_store_load_result. */
+json_t *sch_store_memo (sch_store_t *self, int ticket, const char *key);
+void sch_store_memo_put (sch_store_t *self, int ticket, const char *key, json_t *text);
+
 
 //  ---------------------------------------------------------------------
 //  Changes: each one transaction, with its event

@@ -1016,6 +1016,55 @@ test_replies (void **state)
     json_decref (request);
 }
 
+/*  A request with text true gets its body as compact JSON text, which
+    survives the codec; text must be a boolean in a request, a string in a
+    reply. */
+static void
+test_text_replies (void **state)
+{
+    (void) state;
+    json_t *request = s_request ("cluster.get", json_pack ("{s:s, s:b}", "name", "c1",
+                                                           "text", 1));
+    s_assert_round_trip (request);
+    json_t *reply = dx_reply_new (request, DX_OK,
+                                  json_pack ("{s:s, s:[i, f], s:{}, s:s}", "name", "c1",
+                                             "n", 7, 0.5, "empty", "utf8", "\u00e9\\\""));
+    assert_null (json_object_get (reply, "body"));
+    assert_string_equal (dx_msg_str (reply, "text"),
+                         "{\"name\":\"c1\",\"n\":[7,0.5],\"empty\":{},\"utf8\":\"\u00e9\\\\\\\"\"}");
+    s_assert_round_trip (reply);
+    json_decref (reply);
+
+    //  Errors carry no body, text or not
+    reply = dx_reply_error (request, DX_NOT_FOUND, "name", "no %s", "c1");
+    assert_null (json_object_get (reply, "text"));
+    json_decref (reply);
+
+    //  text false: the body as a value
+    json_object_set_new (request, "text", json_false ());
+    reply = dx_reply_new (request, DX_OK, json_pack ("{s:s}", "name", "c1"));
+    assert_null (json_object_get (reply, "text"));
+    assert_non_null (json_object_get (reply, "body"));
+    json_decref (reply);
+
+    //  Wrong types are refused by the decoder
+    char *buf, err [DX_ERR_LEN];
+    size_t len;
+    json_object_set_new (request, "text", json_string ("yes"));
+    assert_int_equal (dx_msg_encode (request, &buf, &len), 0);
+    assert_null (dx_msg_decode (buf, len, err, sizeof err));
+    assert_non_null (strstr (err, "'text'"));
+    free (buf);
+    reply = dx_reply_new (request, DX_OK, NULL);
+    json_object_set_new (reply, "text", json_integer (1));
+    assert_int_equal (dx_msg_encode (reply, &buf, &len), 0);
+    assert_null (dx_msg_decode (buf, len, err, sizeof err));
+    assert_non_null (strstr (err, "'text'"));
+    free (buf);
+    json_decref (reply);
+    json_decref (request);
+}
+
 
 //  ---------------------------------------------------------------------
 //  ZeroMQ transport: a DEALER (api) and a ROUTER (scheduler) over TCP
@@ -1149,6 +1198,7 @@ main (void)
         cmocka_unit_test (test_decode_schema),
         cmocka_unit_test (test_new_and_accessors),
         cmocka_unit_test (test_replies),
+        cmocka_unit_test (test_text_replies),
         cmocka_unit_test (test_zmq),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1855,14 +1855,15 @@ test_read_cache (void **state)
     free (got);
 
     //  Secrets (and jobs, resources) are never kept
-    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS));
+    uint64_t serial;
+    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS, &serial));
     int ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS);
     assert_int_equal (sch_store_read_flush (T.store), 0);
     json_t *loaded = sch_store_load_result (T.store, ticket);
     assert_non_null (json_object_get (loaded, "secrets"));
     json_decref (loaded);
     sch_store_read_reset (T.store);
-    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_SECRETS));
+    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_SECRETS, &serial));
 
     //  A read sent before a change (of any cluster) is not kept
     zhashx_purge (T.store->cache);
@@ -1883,6 +1884,125 @@ test_read_cache (void **state)
     before = s_hgetalls ();
     s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
     assert_true (s_hgetalls () > before);
+}
+
+/*  Sends each request of reqs (taken) on dealer, has server serve them in
+    one burst, and gives their replies in order. */
+static void
+s_burst (sch_server_t *server, zsock_t *dealer, json_t **reqs, json_t **replies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal (dx_msg_send (dealer, NULL, reqs [i]), 0);
+        json_decref (reqs [i]);
+    }
+    s_wait_burst (server);
+    s_server_burst (server);
+    char err [DX_ERR_LEN];
+    for (size_t i = 0; i < n; i++)
+        if (!(replies [i] = dx_msg_recv (dealer, NULL, NULL, err, sizeof err)))
+            fail_msg ("reply %zu missing: %s", i, err);
+}
+
+/*  A reply's text, checked to be the compact dump of expected. */
+static void
+s_check_text (const json_t *reply, const json_t *expected)
+{
+    assert_string_equal (dx_msg_str (reply, "status"), DX_OK);
+    assert_null (json_object_get (reply, "body"));
+    const char *text = dx_msg_str (reply, "text");
+    assert_non_null (text);
+    char *want = json_dumps (expected, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_string_equal (text, want);
+    free (want);
+}
+
+/*  A request with text true is answered with the body's compact JSON text;
+    the text of a pure load is kept beside the kept read (a memo), served
+    again while it lasts, and forgotten with it when a change names the
+    cluster. Memos of a read that is not kept are not kept. */
+static void
+test_text_memo (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
+                                "provider", "aws", "spec", s_group_spec ("g1", 1)));
+    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
+                                "provider", "aws", "spec", s_group_spec ("g2", 2)));
+    json_t *plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    json_t *g1 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
+    json_t *g2 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
+
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
+    assert_non_null (server);
+    zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
+    json_t *reqs [4], *replies [4];
+    for (size_t i = 0; i < 4; i++) {
+        reqs [i] = i < 2? s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1)
+                        : s_req ("group.get", "{s:s, s:s, s:b}", "name", "c1",
+                                 "group", i == 2? "g1": "g2", "text", 1);
+    }
+    s_burst (server, dealer, reqs, replies, 4);
+    s_check_text (replies [0], s_body (plain));
+    s_check_text (replies [1], s_body (plain));
+    s_check_text (replies [2], s_body (g1));        /* the group is part of the key */
+    s_check_text (replies [3], s_body (g2));
+    for (size_t i = 0; i < 4; i++)
+        json_decref (replies [i]);
+    s_kept_t *kept = zhashx_lookup (T.store->cache, "c1");
+    assert_non_null (kept);
+    assert_non_null (json_object_get (kept->memos, "cluster.get/"));
+    assert_non_null (json_object_get (kept->memos, "group.get/g1"));
+
+    //  Served from the memo: a hit finds it, and answers with it
+    int ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER);
+    assert_ptr_equal (sch_store_memo (T.store, ticket, "cluster.get/"),
+                      json_object_get (kept->memos, "cluster.get/"));
+    assert_null (sch_store_memo (T.store, ticket, "config.get/"));
+    sch_store_read_reset (T.store);
+    json_object_set_new (kept->memos, "cluster.get/", json_string ("{\"marked\":1}"));
+    reqs [0] = s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
+    s_burst (server, dealer, reqs, replies, 1);
+    assert_string_equal (dx_msg_str (replies [0], "text"), "{\"marked\":1}");
+    json_decref (replies [0]);
+
+    //  A change of the cluster forgets the memo with the kept read
+    s_configure ("c1");
+    assert_null (zhashx_lookup (T.store->cache, "c1"));
+    json_decref (plain);
+    plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    assert_true (json_is_true (json_object_get (s_body (plain), "configured")));
+    reqs [0] = s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
+    s_burst (server, dealer, reqs, replies, 1);
+    s_check_text (replies [0], s_body (plain));
+    json_decref (replies [0]);
+
+    //  Without text: a body, as before
+    reqs [0] = s_req ("cluster.get", "{s:s}", "name", "c1");
+    s_burst (server, dealer, reqs, replies, 1);
+    assert_true (json_equal ((json_t *) s_body (replies [0]), (json_t *) s_body (plain)));
+    assert_null (json_object_get (replies [0], "text"));
+    json_decref (replies [0]);
+
+    //  A read a change may have overtaken is not kept, nor its memos
+    zhashx_purge (T.store->cache);
+    ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER);
+    assert_int_equal (sch_store_read_flush (T.store), 0);
+    assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
+    json_t *loaded = sch_store_load_result (T.store, ticket);
+    assert_non_null (loaded);
+    json_t *text = json_string ("{}");
+    sch_store_memo_put (T.store, ticket, "cluster.get/", text);
+    assert_null (sch_store_memo (T.store, ticket, "cluster.get/"));
+    json_decref (text);
+    json_decref (loaded);
+    sch_store_read_reset (T.store);
+
+    zsock_destroy (&dealer);
+    sch_server_destroy (&server);
+    json_decref (plain);
+    json_decref (g1);
+    json_decref (g2);
 }
 
 int
@@ -1910,6 +2030,7 @@ main (void)
         cmocka_unit_test_setup (test_burst, s_setup),
         cmocka_unit_test_setup (test_list_state_mirror, s_setup),
         cmocka_unit_test_setup (test_read_cache, s_setup),
+        cmocka_unit_test_setup (test_text_memo, s_setup),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
     zsys_shutdown ();
