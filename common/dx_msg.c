@@ -1065,26 +1065,39 @@ dx_msg_recv (zsock_t *sock, zframe_t **identity_p, zframe_t **raw_p,
         *raw_p = NULL;
     s_set_err (err, errlen, "%s", "");
 
-    zmsg_t *zmsg = sock? zmsg_recv (sock): NULL;
-    if (!zmsg) {
+    //  Frame by frame (no zmsg: one list and its nodes fewer per message);
+    //  the frames of a message arrive together, so only the first can fail
+    zframe_t *kept [2] = { NULL, NULL };
+    size_t frames = 0;
+    zframe_t *next = sock? zframe_recv (sock): NULL;
+    if (!next) {
         int saved = errno;
         s_set_err (err, errlen, "no message received (interrupted or timed out)");
         errno = saved;
         return NULL;
     }
-    size_t frames = zmsg_size (zmsg);
+    while (next) {
+        int more = zframe_more (next);
+        if (frames < 2)
+            kept [frames] = next;
+        else
+            zframe_destroy (&next);
+        frames++;
+        next = more? zframe_recv (sock): NULL;
+    }
     size_t expected = identity_p? 2: 1;
     if (identity_p)
-        *identity_p = zmsg_pop (zmsg);
+        *identity_p = kept [0];
     if (frames != expected) {
         s_set_err (err, errlen, "expected %zu frame%s (%s), got %zu", expected,
                    expected == 1? "": "s",
                    identity_p? "identity, message": "message", frames);
-        zmsg_destroy (&zmsg);
+        if (!identity_p)
+            zframe_destroy (&kept [0]);
+        zframe_destroy (&kept [1]);
         return NULL;
     }
-    zframe_t *frame = zmsg_pop (zmsg);
-    zmsg_destroy (&zmsg);
+    zframe_t *frame = kept [expected - 1];
     json_t *msg = dx_msg_decode (zframe_data (frame), zframe_size (frame), err, errlen);
     if (raw_p)
         *raw_p = frame;
