@@ -26,6 +26,11 @@
 #define API_DROP_MAX    (8u * 1024u * 1024u)
 #define API_IDLE_S      30u         /* close connections idle this long */
 #define API_CONNECTIONS 1024u
+/*  Each connection's memory pool (request line, headers, read and write
+    buffers). MHD clears what a request used when the next one starts, so
+    its size is paid on every request: half the default 32 KiB, which still
+    takes request headers of 12 KiB (tests/e2e/test_api.py). */
+#define API_CONNECTION_MEMORY (16u * 1024u)
 /*  After an answer this large, freed memory goes back to the system so
     that the RSS drops again (a list of 10,000 clusters is 1 MB), once no
     large answer came for API_TRIM_MS: back-to-back lists reuse the heap
@@ -549,6 +554,7 @@ api_http_new (const api_http_config_t *config)
             MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
             MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
             MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
             MHD_OPTION_END);
     else
         self->daemon = MHD_start_daemon (
@@ -559,6 +565,7 @@ api_http_new (const api_http_config_t *config)
             MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
             MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
             MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
             MHD_OPTION_END);
     const union MHD_DaemonInfo *info = self->daemon
         ? MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD) : NULL;

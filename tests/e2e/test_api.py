@@ -266,6 +266,18 @@ def test_form_without_content_type_and_encoded_values(shared_stack):
     assert g["vars"] == {"x_factor": "42"}, g
 
 
+def test_large_request_headers(shared_stack):
+    # The api's per-connection memory (API_CONNECTION_MEMORY) holds headers
+    # of 12 KiB; beyond what it holds, libmicrohttpd answers 431.
+    big = {"X-Large": "a" * 12 * 1024}
+    ok(call(shared_stack, "GET", "/clusters", headers=big), 200)
+    name = uniq()
+    ok(call(shared_stack, "POST", "/clusters", headers=big,
+            data={"name": name, "provider": "aws", "type": "mesos"}), 201)
+    r = call(shared_stack, "GET", "/clusters", headers={"X-Large": "a" * 64 * 1024})
+    assert r.status_code == 431, r.status_code
+
+
 def test_trailing_slash(shared_stack):
     name = uniq()
     ok(call(shared_stack, "POST", "/clusters/",
