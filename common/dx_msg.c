@@ -52,6 +52,15 @@ s_set_err (char *err, size_t errlen, const char *fmt, ...)
     va_end (args);
 }
 
+/*  Clears err when the caller gave a buffer (no printf on the way of
+    every message). */
+static void
+s_clear_err (char *err, size_t errlen)
+{
+    if (err && errlen)
+        err [0] = 0;
+}
+
 /*  Copies at most size-1 bytes of untrusted text (not necessarily
     terminated) into buf as printable ASCII, replacing anything else with
     '?', so that message content can be quoted in a log line safely. */
@@ -789,7 +798,7 @@ s_check_schema (const json_t *msg, char *err, size_t errlen)
 static json_t *
 s_decode (const void *data, size_t len, int with_schema, char *err, size_t errlen)
 {
-    s_set_err (err, errlen, "%s", "");
+    s_clear_err (err, errlen);
     if (!data || len == 0) {
         s_set_err (err, errlen, "message is empty");
         return NULL;
@@ -1063,7 +1072,7 @@ dx_msg_recv (zsock_t *sock, zframe_t **identity_p, zframe_t **raw_p,
         *identity_p = NULL;
     if (raw_p)
         *raw_p = NULL;
-    s_set_err (err, errlen, "%s", "");
+    s_clear_err (err, errlen);
 
     //  Frame by frame (no zmsg: one list and its nodes fewer per message);
     //  the frames of a message arrive together, so only the first can fail
