@@ -66,7 +66,7 @@ typedef struct {
     unsigned what;              /* for SCH_READ_LOAD */
     int kind;
     char name [24];             /* the cluster (names are at most 16) */
-    json_t *kept;               /* a load served from the read cache, owned */
+    json_t *kept;               /* served from the read cache: its parts, a reference */
     uint64_t serial;            /* the kept read it is, 0 when none */
 } s_ticket_t;
 
@@ -1019,9 +1019,9 @@ s_cache_forget (sch_store_t *self, const s_batch_t *batch)
             zhashx_delete (self->cache, batch->names [i]);
 }
 
-/*  A new object holding the parts `what` kept of name (shared with the
-    cache: see sch_store_load_result), or NULL when the cache does not hold
-    them all, fresh. */
+/*  The parts kept of name (a new reference to the cache's object, whose
+    parts sch_store_load_result shares out), when they include `what` and
+    are fresh; else NULL. */
 static json_t *
 s_cache_get (sch_store_t *self, const char *name, unsigned what, uint64_t *serial)
 {
@@ -1034,18 +1034,28 @@ s_cache_get (sch_store_t *self, const char *name, unsigned what, uint64_t *seria
         zhashx_delete (self->cache, name);
         return NULL;
     }
+    *serial = kept->serial;
+    return json_incref (kept->parts);
+}
+
+/*  A new object holding the parts `what` of kept parts (shared), or NULL
+    when out of memory. A read of the same batch may add parts to the
+    cache's object, or put an equal copy in place of one (nothing changed
+    the cluster since), so what is taken equals what was there when the
+    read was queued. */
+static json_t *
+s_cache_pick (const json_t *parts, unsigned what)
+{
     json_t *result = json_object ();
     for (size_t i = 0; i < S_LOAD_NPARTS && result; i++) {
         if (!(what & s_load_parts [i].flag))
             continue;
-        json_t *part = json_object_get (kept->parts, s_load_parts [i].part);
+        json_t *part = json_object_get (parts, s_load_parts [i].part);
         if (json_object_set (result, s_load_parts [i].part, part)) {
             json_decref (result);
             result = NULL;
         }
     }
-    if (result)
-        *serial = kept->serial;
     return result;
 }
 
@@ -1470,7 +1480,9 @@ s_store_ticket (sch_store_t *self, int kind, const char *name, unsigned what, si
     ticket->kind = kind;
     ticket->kept = NULL;
     ticket->serial = 0;
-    snprintf (ticket->name, sizeof ticket->name, "%s", name? name: "");
+    size_t len = name? strnlen (name, sizeof ticket->name - 1): 0;
+    memcpy (ticket->name, name? name: "", len);
+    ticket->name [len] = 0;
     return (int) self->ntickets++;
 }
 
@@ -1544,9 +1556,13 @@ json_t *
 sch_store_load_result (sch_store_t *self, int ticket)
 {
     if (ticket >= 0 && (size_t) ticket < self->ntickets && self->tickets [ticket].kept) {
-        json_t *kept = self->tickets [ticket].kept;
-        self->tickets [ticket].kept = NULL;
-        return kept;
+        s_ticket_t *t = &self->tickets [ticket];
+        json_t *result = s_cache_pick (t->kept, t->what);
+        json_decref (t->kept);
+        t->kept = NULL;
+        if (!result)
+            s_store_fail (self, DX_INTERNAL, "out of memory");
+        return result;
     }
     redisReply **replies = s_store_ticket_replies (self, ticket, S_READ_LOAD);
     if (!replies)
