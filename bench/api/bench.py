@@ -452,12 +452,14 @@ the larger; "peak" is VmHWM over the whole run, the wrk runs included. wrk
 keeps every connection busy (a closed loop), so the mean latency is about
 connections / throughput: a p99 under 5 ms at 64 connections needs well over
 13,000 req/s. The GETs ask for one cluster over and over, so all but the
-first few are answered from the scheduler's read cache (`docs/redis.md`) and
-Redis does no work for them; a GET that misses it (the first after a change
+first few are answered from the scheduler's read cache (`docs/redis.md`),
+which keeps the answer's JSON text beside the read, and Redis does no work
+for them; the api sends that text as it comes (`text` in
+`proto/PROTOCOL.md`). A GET that misses the cache (the first after a change
 of the cluster, or a second after the cached read) also costs the scheduler
-four HGETALLs in one Redis round trip: measured on 2026-12-05 before the
-cache existed, that path cost the scheduler 26–33 µs and Redis 5–7 µs of CPU
-per GET. Figures from a machine that was doing other work are noise;
+four HGETALLs in one Redis round trip and the making of its text: measured
+on 2026-12-05 before the cache existed, that path cost the scheduler
+26–33 µs and Redis 5–7 µs of CPU per GET. Figures from a machine that was doing other work are noise;
 compare runs from the same quiet machine only.
 
 Commands (ports as in this run):
