@@ -50,8 +50,9 @@ void api_loop_destroy (api_loop_t **self_p);
 /*  The loop's daemon. */
 api_http_t *api_loop_http (api_loop_t *self);
 
-/*  From the loop's thread: sends request (stolen) with its `deadline`, and
-    calls fn (ctx) once with its reply. Returns the request's id for
+/*  From the loop's thread: sends request (stolen) with its `deadline`, at
+    the end of the loop's current step together with the others made in
+    it, and calls fn (ctx) once with its reply. Returns the request's id for
     api_loop_forget (borrowed until then), or NULL when out of memory (fn
     is not called). */
 const char *api_loop_send (api_loop_t *self, json_t *request,
