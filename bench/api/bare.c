@@ -24,17 +24,8 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-#if MHD_VERSION < 0x00097002
-typedef int MHD_Result_t;
-#else
-typedef enum MHD_Result MHD_Result_t;
-#endif
+#include "bench_body.h"
 
-static const char BODY[] =
-    "{\"name\":\"bench1\",\"provider\":\"aws\",\"type\":\"mesos\","
-    "\"created_at\":\"2024-01-01T00:00:00Z\",\"updated_at\":\"2024-01-01T00:00:00Z\","
-    "\"configured\":false,\"groups\":[],\"hosts\":{\"masters\":0,\"agents\":0},"
-    "\"deployment\":{\"state\":\"init\",\"generation\":0}}";
 
 static struct MHD_Response *g_ok;   /* shared, persistent response */
 static struct MHD_Response *g_405;

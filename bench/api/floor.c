@@ -33,17 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if MHD_VERSION < 0x00097002
-typedef int MHD_Result_t;
-#else
-typedef enum MHD_Result MHD_Result_t;
-#endif
+#include "bench_body.h"
 
-static const char BODY[] =
-    "{\"name\":\"bench1\",\"provider\":\"aws\",\"type\":\"mesos\","
-    "\"created_at\":\"2024-01-01T00:00:00Z\",\"updated_at\":\"2024-01-01T00:00:00Z\","
-    "\"configured\":false,\"groups\":[],\"hosts\":{\"masters\":0,\"agents\":0},"
-    "\"deployment\":{\"state\":\"init\",\"generation\":0}}";
 
 #define FLOOR_SLOTS 4096        /* connections waiting at once, at most */
 
@@ -61,6 +52,27 @@ s_pack_str (msgpack_packer *pk, const char *text, size_t len)
 {
     msgpack_pack_str (pk, len);
     msgpack_pack_str_body (pk, text, len);
+}
+
+/*  The `id` string of the msgpack map in msg (unpacked into unpacked,
+    which holds what the result points to), or NULL. */
+static const char *
+s_find_id (msgpack_unpacked *unpacked, zmq_msg_t *msg, size_t *len)
+{
+    if (msgpack_unpack_next (unpacked, zmq_msg_data (msg), zmq_msg_size (msg), NULL)
+            != MSGPACK_UNPACK_SUCCESS
+    ||  unpacked->data.type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < unpacked->data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &unpacked->data.via.map.ptr [i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2
+        &&  memcmp (kv->key.via.str.ptr, "id", 2) == 0
+        &&  kv->val.type == MSGPACK_OBJECT_STR) {
+            *len = kv->val.via.str.size;
+            return kv->val.via.str.ptr;
+        }
+    }
+    return NULL;
 }
 
 /*  The echo: [identity, request] in, [identity, reply] out. */
@@ -85,22 +97,14 @@ s_echo (void *ctx, const char *endpoint)
             continue;
         }
         //  The request's id, for the reply
-        const char *id = "unknown";
-        size_t id_len = strlen (id);
         msgpack_unpacked unpacked;
         msgpack_unpacked_init (&unpacked);
-        if (msgpack_unpack_next (&unpacked, zmq_msg_data (&request), zmq_msg_size (&request),
-                                 NULL) == MSGPACK_UNPACK_SUCCESS
-        &&  unpacked.data.type == MSGPACK_OBJECT_MAP)
-            for (uint32_t i = 0; i < unpacked.data.via.map.size; i++) {
-                const msgpack_object_kv *kv = &unpacked.data.via.map.ptr [i];
-                if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == 2
-                &&  memcmp (kv->key.via.str.ptr, "id", 2) == 0
-                &&  kv->val.type == MSGPACK_OBJECT_STR) {
-                    id = kv->val.via.str.ptr;
-                    id_len = kv->val.via.str.size;
-                }
-            }
+        size_t id_len;
+        const char *id = s_find_id (&unpacked, &request, &id_len);
+        if (!id) {
+            id = "unknown";
+            id_len = strlen (id);
+        }
         msgpack_sbuffer buffer;
         msgpack_sbuffer_init (&buffer);
         msgpack_packer pk;
@@ -218,20 +222,15 @@ s_http (void *ctx, int port, const char *endpoint)
             //  The reply's id is the slot's number
             msgpack_unpacked unpacked;
             msgpack_unpacked_init (&unpacked);
-            if (msgpack_unpack_next (&unpacked, zmq_msg_data (&reply), zmq_msg_size (&reply),
-                                     NULL) == MSGPACK_UNPACK_SUCCESS
-            &&  unpacked.data.type == MSGPACK_OBJECT_MAP)
-                for (uint32_t i = 0; i < unpacked.data.via.map.size; i++) {
-                    const msgpack_object_kv *kv = &unpacked.data.via.map.ptr [i];
-                    if (kv->key.via.str.size == 2 && memcmp (kv->key.via.str.ptr, "id", 2) == 0
-                    &&  kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < 16) {
-                        char id [16];
-                        memcpy (id, kv->val.via.str.ptr, kv->val.via.str.size);
-                        id [kv->val.via.str.size] = 0;
-                        MHD_resume_connection (s_slots [strtoul (id, NULL, 10) % FLOOR_SLOTS]);
-                        resumed = 1;
-                    }
-                }
+            size_t id_len;
+            const char *id = s_find_id (&unpacked, &reply, &id_len);
+            if (id && id_len < 16) {
+                char slot [16];
+                memcpy (slot, id, id_len);
+                slot [id_len] = 0;
+                MHD_resume_connection (s_slots [strtoul (slot, NULL, 10) % FLOOR_SLOTS]);
+                resumed = 1;
+            }
             msgpack_unpacked_destroy (&unpacked);
         }
         zmq_msg_close (&reply);
