@@ -677,6 +677,21 @@ s_raw_hear (zsock_t *dealer, const char *type, int64_t timeout_ms)
     return NULL;
 }
 
+/*  A raw worker (its socket in *raw_p, caller's) that has been given the
+    first job of a new deployment of cluster (one group): the job.assign
+    it heard, caller owns. */
+static json_t *
+s_raw_first_job (const char *cluster, zsock_t **raw_p)
+{
+    *raw_p = s_raw_worker ();
+    s_wait_workers (1);
+    s_cluster (cluster, 1);
+    s_deploy (cluster, "deploy", 5);
+    json_t *assign = s_raw_hear (*raw_p, "job.assign", 3000);
+    assert_non_null (assign);
+    return assign;
+}
+
 /*  Sends what a worker says of one job: job.result (outcome, resources
     taken; NULL for none) or, outcome NULL, job.renew. */
 static void
@@ -711,12 +726,8 @@ static void
 test_lease_expires (void **state)
 {
     (void) state;
-    zsock_t *raw = s_raw_worker ();
-    s_wait_workers (1);
-    s_cluster ("c5", 1);
-    s_deploy ("c5", "deploy", 5);
-    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
-    assert_non_null (assign);
+    zsock_t *raw;
+    json_t *assign = s_raw_first_job ("c5", &raw);
     assert_string_equal (dx_msg_str (assign, "job"), "c5:1:network");
     assert_int_equal (dx_msg_int (assign, "attempt", 0), 1);
     assert_int_equal (dx_msg_int (assign, "lease_ms", 0), LEASE_MS);
@@ -813,12 +824,8 @@ static void
 test_reconnected_worker_keeps_its_jobs (void **state)
 {
     (void) state;
-    zsock_t *old = s_raw_worker ();
-    s_wait_workers (1);
-    s_cluster ("c12", 1);
-    s_deploy ("c12", "deploy", 5);
-    json_t *assign = s_raw_hear (old, "job.assign", 3000);
-    assert_non_null (assign);
+    zsock_t *old;
+    json_t *assign = s_raw_first_job ("c12", &old);
     assert_string_equal (dx_msg_str (assign, "job"), "c12:1:network");
     json_decref (assign);
 
@@ -847,12 +854,8 @@ static void
 test_result_from_unknown_identity (void **state)
 {
     (void) state;
-    zsock_t *raw = s_raw_worker ();
-    s_wait_workers (1);
-    s_cluster ("c13", 1);
-    s_deploy ("c13", "deploy", 5);
-    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
-    assert_non_null (assign);
+    zsock_t *raw;
+    json_t *assign = s_raw_first_job ("c13", &raw);
     json_decref (assign);
     zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.broker));
     assert_non_null (stranger);
@@ -878,12 +881,8 @@ static void
 test_recreated_cluster_ignores_old_attempts (void **state)
 {
     (void) state;
-    zsock_t *raw = s_raw_worker ();
-    s_wait_workers (1);
-    s_cluster ("c14", 1);
-    s_deploy ("c14", "deploy", 5);
-    json_t *assign = s_raw_hear (raw, "job.assign", 3000);
-    assert_non_null (assign);
+    zsock_t *raw;
+    json_t *assign = s_raw_first_job ("c14", &raw);
     assert_int_equal (dx_msg_int (assign, "attempt", 0), 1);
     json_decref (assign);
     s_expect (sch_cluster_delete, DX_OK, s_req ("cluster.delete", "{s:s, s:b}", "name", "c14",
