@@ -8,7 +8,9 @@
 #ifndef API_HTTP_H
 #define API_HTTP_H
 
+#include <sys/select.h>
 #include <sys/socket.h>
+#include <zmq.h>
 #include "api_handler.h"
 
 typedef struct api_http_t api_http_t;
@@ -30,16 +32,21 @@ api_http_t *api_http_new (const api_http_config_t *config);
     on NULL; sets *self_p to NULL. */
 void api_http_destroy (api_http_t **self_p);
 
-/*  The epoll fd to wait on before api_http_run. */
-int api_http_epoll_fd (api_http_t *self);
+/*  The daemon's sockets, each with what it waits for (ZMQ_POLLIN,
+    ZMQ_POLLOUT), written into items, which has room for API_HTTP_ITEMS;
+    returns how many. To poll before api_http_run. */
+#define API_HTTP_ITEMS FD_SETSIZE
+int api_http_poll_items (api_http_t *self, zmq_pollitem_t *items);
 
 /*  Milliseconds until the daemon must run even without I/O, -1 for no
     limit. */
 long api_http_timeout (api_http_t *self);
 
-/*  Does the I/O that is ready without waiting, and gives memory back to the
-    system after a large answer. */
-void api_http_run (api_http_t *self);
+/*  Does the I/O that the polled items (api_http_poll_items, with their
+    revents) say is ready, and whatever is due without I/O (timeouts,
+    resumed connections); gives memory back to the system after a large
+    answer. Never waits. */
+void api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count);
 
 /*  Stops accepting connections (the listening socket stays open). */
 void api_http_quiesce (api_http_t *self);

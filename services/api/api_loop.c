@@ -37,6 +37,8 @@ struct api_loop_t {
     bool started;
     atomic_bool stop;                   /* asked to stop (any thread) */
     bool stopping;                      /* the loop has seen it */
+    /* What a turn polls: the DEALER, then the daemon's sockets. */
+    zmq_pollitem_t items [1 + API_HTTP_ITEMS];
 };
 
 api_loop_t *
@@ -281,13 +283,18 @@ s_timeout (api_loop_t *self, int64_t now)
 static void
 s_turn (api_loop_t *self)
 {
-    zmq_pollitem_t items [2] = {
-        { self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0 },
-        { NULL, api_http_epoll_fd (self->http), ZMQ_POLLIN, 0 }
+    zmq_pollitem_t *items = self->items;
+    items [0] = (zmq_pollitem_t) {
+        self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0
     };
-    if (zmq_poll (items, 2, s_timeout (self, dx_mono_ms ())) < 0 && zmq_errno () != EINTR)
-        dx_warn ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
-    api_http_run (self->http);
+    int count = api_http_poll_items (self->http, items + 1);
+    long timeout = s_timeout (self, dx_mono_ms ());
+    if (zmq_poll (items, 1 + count, timeout) < 0) {
+        if (zmq_errno () != EINTR)
+            dx_warn ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+        count = 0;          /* revents are not to be trusted */
+    }
+    api_http_run (self->http, items + 1, count);
     if (self->unsent)
         s_flush (self);
     while (s_receive (self) == 0)
@@ -311,9 +318,10 @@ s_run (void *arg)
         s_turn (self);
     }
     for (int i = 0; i < API_LOOP_FLUSH; i++) {
-        zmq_pollitem_t item = { NULL, api_http_epoll_fd (self->http), ZMQ_POLLIN, 0 };
-        zmq_poll (&item, 1, 10);
-        api_http_run (self->http);
+        int count = api_http_poll_items (self->http, self->items);
+        if (zmq_poll (self->items, count, 10) < 0)
+            count = 0;
+        api_http_run (self->http, self->items, count);
     }
     return NULL;
 }

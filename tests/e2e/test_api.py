@@ -8,6 +8,8 @@ cluster delete leaves nothing of the cluster in Redis.
 import base64
 import json
 import re
+import resource
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -276,6 +278,52 @@ def test_large_request_headers(shared_stack):
             data={"name": name, "provider": "aws", "type": "mesos"}), 201)
     r = call(shared_stack, "GET", "/clusters", headers={"X-Large": "a" * 64 * 1024})
     assert r.status_code == 431, r.status_code
+
+
+def test_more_connections_than_the_api_holds(stack_factory):
+    # The api polls its connections in select mode, so it holds at most 1000
+    # at once (descriptors below 1024); one more is closed at once. Those it
+    # holds are answered, and it goes on answering when the crowd leaves.
+    # The api must be able to open more descriptors than that, so the limit
+    # is raised before it starts (it inherits it).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    crowd = []
+    try:
+        stack = stack_factory()
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= 1300, \
+            "cannot raise the descriptor limit to open 1,200 connections"
+        get = ("GET /api/v1.0/clusters HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+               % "".join("%s: %s\r\n" % kv for kv in stack.auth_headers().items())).encode()
+
+        def answer(sock):
+            """The status of one GET on sock, or None if the api closed it."""
+            try:
+                sock.sendall(get)
+                head = sock.recv(4096)
+            except (ConnectionResetError, BrokenPipeError):
+                return None
+            return int(head.split()[1]) if head else None
+
+        for _ in range(1200):
+            crowd.append(socket.create_connection(("127.0.0.1", stack.api_port), timeout=10))
+        statuses = [answer(sock) for sock in crowd]
+        held = [s for s in statuses if s is not None]
+        assert set(held) == {200}, set(held)
+        assert 990 <= len(held) <= 1000, "the api held %d connections" % len(held)
+        assert statuses [:990] == [200] * 990
+        for sock in crowd:
+            sock.close()
+        crowd = []
+        wait_until(lambda: call(stack, "GET", "/clusters").status_code == 200, 10,
+                   "the api to answer once the crowd has gone")
+    finally:
+        for sock in crowd:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_trailing_slash(shared_stack):
