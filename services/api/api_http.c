@@ -49,7 +49,10 @@ struct api_http_t {
     int own_fd;                     /* the socket we bound, or -1 */
     bool quiesced;
     int64_t trim_at;                /* monotonic ms to trim at, 0: none */
-    bool resumed;                   /* a connection resumed: run at once */
+    /* The sockets of the connections resumed since the last run (which
+       must then be at once: MHD does not count them in its timeout). */
+    MHD_socket resumed [API_CONNECTIONS];
+    unsigned resumed_count;
 };
 
 /*  One request, from its request line to the end of its answer. */
@@ -446,8 +449,13 @@ s_on_reply (void *ctx, const json_t *reply)
     s_request_t *req = ctx;
     req->pending [0] = 0;
     if (!s_step (req, reply)) {
+        api_http_t *self = req->http;
         MHD_resume_connection (req->conn);
-        req->http->resumed = true;
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info (req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        /* A connection resumes once between runs: there is room. */
+        if (self->resumed_count < API_CONNECTIONS)
+            self->resumed [self->resumed_count++] = info ? info->connect_fd : -1;
     }
 }
 
@@ -631,7 +639,7 @@ api_http_timeout (api_http_t *self)
 {
     /* MHD takes resumed connections up in its next run, and does not
        count them in its timeout: that run must be now. */
-    if (self->resumed)
+    if (self->resumed_count)
         return 0;
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout (self->daemon, &timeout) != MHD_YES)
@@ -655,12 +663,34 @@ api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count)
         if (items [i].revents & ZMQ_POLLERR)
             FD_SET (items [i].fd, &errors);
     }
-    self->resumed = false;
+    self->resumed_count = 0;
     MHD_run_from_select (self->daemon, &reads, &writes, &errors);
     if (self->trim_at && dx_mono_ms () >= self->trim_at) {
         self->trim_at = 0;
         dx_malloc_release ();
     }
+}
+
+void
+api_http_answer (api_http_t *self)
+{
+    if (!self->resumed_count)
+        return;
+    /* The first run resumes them and makes their answers (the access
+       handler's last call); a connection sends when its socket is
+       writable, so the second run says theirs are, as an idle keep-alive
+       socket is: the answers go out now instead of after one more poll.
+       A send that would block leaves the rest to the poll, as ever. */
+    fd_set reads, writes, errors;
+    FD_ZERO (&reads);
+    FD_ZERO (&writes);
+    FD_ZERO (&errors);
+    MHD_run_from_select (self->daemon, &reads, &writes, &errors);
+    for (unsigned i = 0; i < self->resumed_count; i++)
+        if (self->resumed [i] >= 0)
+            FD_SET (self->resumed [i], &writes);
+    self->resumed_count = 0;
+    MHD_run_from_select (self->daemon, &reads, &writes, &errors);
 }
 
 void

@@ -48,6 +48,10 @@ long api_http_timeout (api_http_t *self);
     answer. Never waits. */
 void api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count);
 
+/*  Sends the answers of the connections whose jobs ended since the last
+    run (their last replies came), without waiting for a poll. */
+void api_http_answer (api_http_t *self);
+
 /*  Stops accepting connections (the listening socket stays open). */
 void api_http_quiesce (api_http_t *self);
 

@@ -274,7 +274,8 @@ s_timeout (api_loop_t *self, int64_t now)
 
 /*  One turn: wait for the DEALER or the daemon, run the daemon (which may
     queue many requests), send them, then take every reply there is (whose
-    next steps may queue more), send those, and expire. Requests go out
+    next steps may queue more), send those, expire, and send the answers
+    of the requests that ended. Requests go out
     together at the end of a step of the turn rather than one by one as
     they are made: the first send wakes libzmq's I/O thread, which would
     otherwise carry the first request alone and the scheduler wake for it
@@ -302,6 +303,7 @@ s_turn (api_loop_t *self)
     if (self->unsent)
         s_flush (self);
     s_expire (self, dx_mono_ms ());
+    api_http_answer (self->http);
 }
 
 /*  The thread: turns until stopped and drained. On a stop it takes no new

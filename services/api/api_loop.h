@@ -2,7 +2,7 @@
     (api_http, polled from here, no thread of its own), one DEALER to the
     scheduler (proto/PROTOCOL.md, "Transport") and the table of requests
     waiting for a reply. It never blocks but in zmq_poll, on the DEALER and
-    the daemon's epoll fd together: each wakeup runs the daemon (which may
+    the daemon's sockets together: each wakeup runs the daemon (which may
     send many requests) and then takes every reply that has arrived, so one
     wakeup carries many messages.
 
