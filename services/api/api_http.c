@@ -623,7 +623,7 @@ api_http_poll_items (api_http_t *self, zmq_pollitem_t *items)
     FD_ZERO (&errors);
     MHD_socket top = -1;
     if (MHD_get_fdset (self->daemon, &reads, &writes, &errors, &top) != MHD_YES)
-        return 0;           /* not in select mode: cannot happen */
+        return 0;           /* only with a socket MHD never takes in this mode */
     int count = 0;
     for (MHD_socket fd = 0; fd <= top; fd++) {
         short events = (short) ((FD_ISSET (fd, &reads) ? ZMQ_POLLIN : 0)

@@ -274,13 +274,13 @@ s_timeout (api_loop_t *self, int64_t now)
 
 /*  One turn: wait for the DEALER or the daemon, run the daemon (which may
     queue many requests), send them, then take every reply there is (whose
-    next steps may queue more), send those, expire, and send the answers
-    of the requests that ended. Requests go out
-    together at the end of a step of the turn rather than one by one as
-    they are made: the first send wakes libzmq's I/O thread, which would
-    otherwise carry the first request alone and the scheduler wake for it
-    alone; together they travel, and are read, in one wakeup (fewer system
-    calls and thread wakeups per request in the api and the scheduler). */
+    next steps may queue more), send those, expire, and send the answers of
+    the requests that ended. Requests go out together at the end of a step
+    of the turn rather than one by one as they are made: the first send
+    wakes libzmq's I/O thread, which would otherwise carry the first request
+    alone and the scheduler wake for it alone; together they travel, and are
+    read, in one wakeup (fewer system calls and thread wakeups per request
+    in the api and the scheduler). */
 static void
 s_turn (api_loop_t *self)
 {
