@@ -10,7 +10,8 @@
  *                             stands in for dexter-scheduler, under
  *                             dexter-api or under `floor http`.
  *   floor http PORT ENDPOINT  libmicrohttpd run as dexter-api runs it (one
- *                             thread, external epoll, the connection
+ *                             thread, select mode polled with the DEALER
+ *                             in one zmq_poll, the connection
  *                             suspended until the reply, a DEALER to
  *                             ENDPOINT), answering every GET with the same
  *                             fixed body once ENDPOINT has answered. No
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 
 #include "bench_body.h"
 
@@ -183,6 +185,8 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url, const char *m
 }
 
 /*  The http stand-in's loop: as api_loop.c's, without its bookkeeping. */
+static zmq_pollitem_t s_items [1 + FD_SETSIZE];
+
 static int
 s_http (void *ctx, int port, const char *endpoint)
 {
@@ -194,28 +198,49 @@ s_http (void *ctx, int port, const char *endpoint)
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     struct MHD_Daemon *daemon = MHD_start_daemon (
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, &s_access, NULL,
+        MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, &s_access, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_CONNECTION_LIMIT, 1024u,
+        MHD_OPTION_CONNECTION_LIMIT, 1000u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) (16 * 1024),
         MHD_OPTION_END);
     if (!daemon) {
         fprintf (stderr, "floor: cannot listen on 127.0.0.1:%d\n", port);
         return 1;
     }
-    int epoll_fd = MHD_get_daemon_info (daemon, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
     int resumed = 0;
     while (!s_stop) {
-        zmq_pollitem_t items [2] = {
-            { s_dealer, 0, ZMQ_POLLIN, 0 }, { NULL, epoll_fd, ZMQ_POLLIN, 0 }
-        };
+        //  The DEALER and the daemon's sockets (select mode), in one poll
+        fd_set reads, writes, errors;
+        FD_ZERO (&reads);
+        FD_ZERO (&writes);
+        FD_ZERO (&errors);
+        MHD_socket top = -1;
+        MHD_get_fdset (daemon, &reads, &writes, &errors, &top);
+        int count = 0;
+        s_items [count++] = (zmq_pollitem_t) { s_dealer, 0, ZMQ_POLLIN, 0 };
+        for (MHD_socket fd = 0; fd <= top; fd++) {
+            short events = (short) ((FD_ISSET (fd, &reads) ? ZMQ_POLLIN : 0)
+                                  | (FD_ISSET (fd, &writes) ? ZMQ_POLLOUT : 0));
+            if (events)
+                s_items [count++] = (zmq_pollitem_t) { NULL, fd, events, 0 };
+        }
         MHD_UNSIGNED_LONG_LONG timeout = 100;
         if (MHD_get_timeout (daemon, &timeout) != MHD_YES || timeout > 100)
             timeout = 100;
-        zmq_poll (items, 2, resumed ? 0 : (long) timeout);
+        if (zmq_poll (s_items, count, resumed ? 0 : (long) timeout) < 0)
+            count = 1;
         resumed = 0;
-        MHD_run (daemon);
+        FD_ZERO (&reads);
+        FD_ZERO (&writes);
+        FD_ZERO (&errors);
+        for (int i = 1; i < count; i++) {
+            if (s_items [i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+                FD_SET (s_items [i].fd, &reads);
+            if (s_items [i].revents & ZMQ_POLLOUT)
+                FD_SET (s_items [i].fd, &writes);
+        }
+        MHD_run_from_select (daemon, &reads, &writes, &errors);
         zmq_msg_t reply;
         zmq_msg_init (&reply);
         while (zmq_msg_recv (&reply, s_dealer, ZMQ_DONTWAIT) >= 0) {
