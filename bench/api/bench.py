@@ -432,7 +432,8 @@ Measured by `bench/api/run.sh` (`make bench`) on {date}.{short}
   {fs}; dexter-scheduler and dexter-api release builds (`{bindir}`) with
   `DEXTER_LOG_LEVEL=warn` (no per-request log line); the bare ceiling server
   `bench/api/bare.c` (libmicrohttpd's fastest setup here: a 4-thread pool with
-  epoll; dexter-api runs one event loop of its own). Everything on
+  epoll; dexter-api runs libmicrohttpd in select mode, in one event loop of
+  its own). Everything on
   loopback, wrk on the same {nproc} cores as the servers, so each figure
   includes the load generator's share of the CPU.
 - Load: wrk, {conns} connections, {threads} threads, {secs} s per run; the GETs
