@@ -820,7 +820,10 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     const char *message = json_string_value (json_object_get (error, "message"));
     int permanent = json_is_true (json_object_get (error, "permanent"));
     sch_broker_release (self->broker, job->worker? job->worker: worker);
-    s_job_set_worker (job, worker, worker_name);
+    //  A result from a connection the broker does not know yet (queued
+    //  before our restart) has no name: the attempt is the recorded worker's
+    if (worker_name)
+        s_job_set_worker (job, worker, worker_name);
     d->running--;
 
     json_t *fields = json_object ();
@@ -829,7 +832,7 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     const char *type;
     json_t *event = json_pack ("{s:s, s:I, s:s}", "step", job->id,
                                "attempt", (json_int_t) job->attempt,
-                               "worker", worker_name? worker_name: "");
+                               "worker", job->worker_name? job->worker_name: "");
     if (strcmp (outcome, "done") == 0) {
         job->status = S_DONE;
         d->done++;

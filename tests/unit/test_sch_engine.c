@@ -411,6 +411,28 @@ s_events (const char *name, const char *type)
     return count;
 }
 
+/*  Field of the first event of type in the cluster's stream (caller
+    frees), or NULL. */
+static char *
+s_event_field (const char *name, const char *type, const char *field)
+{
+    redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
+    char *value = NULL;
+    for (size_t i = 0; i < reply->elements && !value; i++) {
+        redisReply *fields = reply->element [i]->element [1];
+        const char *this_type = NULL, *this_value = NULL;
+        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+            if (strcmp (fields->element [f]->str, "type") == 0)
+                this_type = fields->element [f + 1]->str;
+            if (strcmp (fields->element [f]->str, field) == 0)
+                this_value = fields->element [f + 1]->str;
+        }
+        if (this_type && this_value && strcmp (this_type, type) == 0)
+            value = strdup (this_value);
+    }
+    freeReplyObject (reply);
+    return value;
+}
 
 //  ---------------------------------------------------------------------
 //  Fixtures
@@ -849,7 +871,8 @@ test_reconnected_worker_keeps_its_jobs (void **state)
 }
 
 /*  A result that reaches a restarted scheduler from a connection it does
-    not know yet (queued while it was down) still counts. */
+    not know yet (queued while it was down) still counts, and its event
+    names the worker the job's record names. */
 static void
 test_result_from_unknown_identity (void **state)
 {
@@ -857,6 +880,14 @@ test_result_from_unknown_identity (void **state)
     zsock_t *raw;
     json_t *assign = s_raw_first_job ("c13", &raw);
     json_decref (assign);
+    //  The crash: memory and sockets gone, Redis stays
+    sch_engine_destroy (&T.engine);
+    sch_broker_destroy (&T.broker);
+    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
+    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    T.ctx.broker = T.broker;
+    T.ctx.engine = T.engine;
+    assert_int_equal (sch_engine_recover (T.engine), 0);
     zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.broker));
     assert_non_null (stranger);
     zsock_set_linger (stranger, 0);
@@ -866,6 +897,10 @@ test_result_from_unknown_identity (void **state)
     assert_non_null (reconnect);
     json_decref (reconnect);
     assert_int_equal (s_events ("c13", "step.done"), 1);
+    char *worker = s_event_field ("c13", "step.done", "worker");
+    assert_non_null (worker);
+    assert_string_equal (worker, "raw:1");
+    free (worker);
     char *vpc = s_raw_str ("HGET dexter:{c13}:resources vpc");
     assert_non_null (vpc);
     free (vpc);
