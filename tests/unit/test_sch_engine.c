@@ -394,6 +394,17 @@ s_deploy (const char *name, const char *command, int parallelism)
                      "aws_secret_access_key", "engine-secret"));
 }
 
+/*  The value of field in one XRANGE entry, or NULL. */
+static const char *
+s_entry_field (const redisReply *entry, const char *field)
+{
+    const redisReply *fields = entry->element [1];
+    for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (strcmp (fields->element [f]->str, field) == 0)
+            return fields->element [f + 1]->str;
+    return NULL;
+}
+
 /*  Number of events of type in the cluster's stream. */
 static int
 s_events (const char *name, const char *type)
@@ -401,11 +412,9 @@ s_events (const char *name, const char *type)
     redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
     int count = 0;
     for (size_t i = 0; i < reply->elements; i++) {
-        redisReply *fields = reply->element [i]->element [1];
-        for (size_t f = 0; f + 1 < fields->elements; f += 2)
-            if (strcmp (fields->element [f]->str, "type") == 0
-            &&  strcmp (fields->element [f + 1]->str, type) == 0)
-                count++;
+        const char *this_type = s_entry_field (reply->element [i], "type");
+        if (this_type && strcmp (this_type, type) == 0)
+            count++;
     }
     freeReplyObject (reply);
     return count;
@@ -419,14 +428,8 @@ s_event_field (const char *name, const char *type, const char *field)
     redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
     char *value = NULL;
     for (size_t i = 0; i < reply->elements && !value; i++) {
-        redisReply *fields = reply->element [i]->element [1];
-        const char *this_type = NULL, *this_value = NULL;
-        for (size_t f = 0; f + 1 < fields->elements; f += 2) {
-            if (strcmp (fields->element [f]->str, "type") == 0)
-                this_type = fields->element [f + 1]->str;
-            if (strcmp (fields->element [f]->str, field) == 0)
-                this_value = fields->element [f + 1]->str;
-        }
+        const char *this_type = s_entry_field (reply->element [i], "type");
+        const char *this_value = s_entry_field (reply->element [i], field);
         if (this_type && this_value && strcmp (this_type, type) == 0)
             value = strdup (this_value);
     }
