@@ -1,0 +1,250 @@
+/*  harness: temporary directories, free ports, redis-server and the fake
+    EC2 for the unit tests. */
+#include "harness.h"
+#include "dx_util.h"
+
+#include <hiredis/hiredis.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REDIS_SERVER "/usr/bin/redis-server"
+#define PYTHON       "/usr/bin/python3"
+
+int
+th_tmpdir (char *dir, size_t size, const char *prefix)
+{
+    int len = snprintf (dir, size, "/tmp/dx-%s-XXXXXX", prefix);
+    if (len < 0 || (size_t) len >= size)
+        return -1;
+    return mkdtemp (dir)? 0: -1;
+}
+
+void
+th_tmpdir_remove (const char *dir, int keep)
+{
+    if (!dir || !*dir)
+        return;
+    if (keep) {
+        fprintf (stderr, "the test's files (logs) are kept in %s\n", dir);
+        return;
+    }
+    DIR *d = opendir (dir);
+    if (d) {
+        struct dirent *entry;
+        char path [PATH_MAX];
+        while ((entry = readdir (d)))
+            if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..")) {
+                snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
+                unlink (path);
+            }
+        closedir (d);
+    }
+    rmdir (dir);
+}
+
+int
+th_free_port (void)
+{
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
+    ||  getsockname (fd, (struct sockaddr *) &addr, &len)) {
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    close (fd);
+    return ntohs (addr.sin_port);
+}
+
+void
+th_stop (pid_t *pid)
+{
+    if (!pid || *pid <= 0)
+        return;
+    kill (*pid, SIGTERM);
+    int64_t deadline = dx_mono_ms () + 5000;
+    int status;
+    while (waitpid (*pid, &status, WNOHANG) == 0) {
+        if (dx_mono_ms () > deadline) {
+            kill (*pid, SIGKILL);
+            waitpid (*pid, &status, 0);
+            break;
+        }
+        usleep (10000);
+    }
+    *pid = 0;
+}
+
+/*  Forks a child that dies with this process, has stdin from /dev/null and
+    stdout and stderr into log, and execs argv. The pid, or -1. */
+static pid_t
+s_spawn (char *const *argv, const char *log)
+{
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid != 0)
+        return pid;
+    prctl (PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid () != parent)
+        _exit (1);
+    int in = open ("/dev/null", O_RDONLY);
+    int out = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (in < 0 || out < 0)
+        _exit (127);
+    dup2 (in, 0);
+    dup2 (out, 1);
+    dup2 (out, 2);
+    execv (argv [0], argv);
+    _exit (127);
+}
+
+/*  1 when the child has exited (reaped, and said so with its log). */
+static int
+s_exited (pid_t pid, const char *what, const char *log)
+{
+    int status;
+    if (waitpid (pid, &status, WNOHANG) != pid)
+        return 0;
+    fprintf (stderr, "%s exited at start (see %s)\n", what, log);
+    return 1;
+}
+
+static int
+s_redis_pings (int port)
+{
+    struct timeval tv = { 0, 200000 };
+    redisContext *c = redisConnectWithTimeout ("127.0.0.1", port, tv);
+    int ok = 0;
+    if (c && !c->err) {
+        redisReply *r = redisCommand (c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject (r);
+    }
+    if (c)
+        redisFree (c);
+    return ok;
+}
+
+pid_t
+th_redis_start (const char *dir, int port, const char *sock)
+{
+    char port_arg [16], log [PATH_MAX], startup [PATH_MAX];
+    snprintf (port_arg, sizeof port_arg, "%d", port);
+    snprintf (log, sizeof log, "%s/redis.log", dir);
+    snprintf (startup, sizeof startup, "%s/redis.out", dir);
+    char *argv [32] = {
+        REDIS_SERVER, "--bind", "127.0.0.1", "--port", port_arg,
+        "--save", "", "--appendonly", "no", "--dir", (char *) dir,
+        "--logfile", log, "--daemonize", "no"
+    };
+    int n = 15;
+    if (sock) {
+        argv [n++] = "--unixsocket";
+        argv [n++] = (char *) sock;
+        argv [n++] = "--unixsocketperm";
+        argv [n++] = "700";
+    }
+    argv [n] = NULL;
+    pid_t pid = s_spawn (argv, startup);
+    if (pid < 0)
+        return -1;
+    int64_t deadline = dx_mono_ms () + 10000;
+    while (dx_mono_ms () < deadline) {
+        if (s_redis_pings (port))
+            return pid;
+        if (s_exited (pid, "redis-server", log))
+            return -1;
+        usleep (20000);
+    }
+    fprintf (stderr, "redis-server did not answer within 10 s (see %s)\n", log);
+    th_stop (&pid);
+    return -1;
+}
+
+/*  tests/fakes/fake_ec2.py, looked for above the working directory and
+    above this binary, or in DEXTER_SOURCE_DIR. */
+static int
+s_find_fake (char *path, size_t size)
+{
+    const char *src = getenv ("DEXTER_SOURCE_DIR");
+    if (src && *src) {
+        snprintf (path, size, "%s/tests/fakes/fake_ec2.py", src);
+        return access (path, R_OK);
+    }
+    char starts [2][PATH_MAX] = { "", "" };
+    if (!getcwd (starts [0], sizeof starts [0]))
+        starts [0][0] = 0;
+    ssize_t n = readlink ("/proc/self/exe", starts [1], sizeof starts [1] - 1);
+    starts [1][n > 0 ? n : 0] = 0;
+    for (int s = 0; s < 2; s++) {
+        char dir [PATH_MAX];
+        memcpy (dir, starts [s], sizeof dir);
+        while (*dir) {
+            int len = snprintf (path, size, "%s/tests/fakes/fake_ec2.py", dir);
+            if (len > 0 && (size_t) len < size && access (path, R_OK) == 0)
+                return 0;
+            char *slash = strrchr (dir, '/');
+            if (!slash)
+                break;
+            *slash = 0;
+        }
+    }
+    return -1;
+}
+
+pid_t
+th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint, size_t size)
+{
+    char fake [PATH_MAX], port_file [PATH_MAX], log [PATH_MAX];
+    if (s_find_fake (fake, sizeof fake)) {
+        fprintf (stderr, "tests/fakes/fake_ec2.py not found (run from the source tree "
+                 "or set DEXTER_SOURCE_DIR)\n");
+        return -1;
+    }
+    snprintf (port_file, sizeof port_file, "%s/port", dir);
+    snprintf (log, sizeof log, "%s/fake_ec2.log", dir);
+    unlink (port_file);
+    char *argv [64] = { PYTHON, fake, "--port", "0", "--port-file", port_file };
+    size_t n = 6;
+    for (; args && *args && n < sizeof argv / sizeof argv [0] - 1; args++)
+        argv [n++] = (char *) *args;
+    argv [n] = NULL;
+    pid_t pid = s_spawn (argv, log);
+    if (pid < 0)
+        return -1;
+    int64_t deadline = dx_mono_ms () + 30000;
+    while (dx_mono_ms () < deadline) {
+        FILE *f = fopen (port_file, "r");
+        int port = 0;
+        if (f) {
+            if (fscanf (f, "%d", &port) != 1)
+                port = 0;
+            fclose (f);
+        }
+        if (port > 0) {
+            snprintf (endpoint, size, "http://127.0.0.1:%d", port);
+            return pid;
+        }
+        if (s_exited (pid, "fake_ec2", log))
+            return -1;
+        usleep (20000);
+    }
+    fprintf (stderr, "fake_ec2 did not listen within 30 s (see %s)\n", log);
+    th_stop (&pid);
+    return -1;
+}

@@ -1,0 +1,43 @@
+/*  harness: what the unit tests that need real processes share. A
+    temporary directory, a free loopback port, and the two servers they
+    start and stop by pid: redis-server and tests/fakes/fake_ec2.py.
+
+    Children ask for SIGTERM when the test process dies, so an aborted run
+    leaves nothing behind. Every wait is bounded; a failure is said on
+    stderr with the log to read. */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/*  Makes /tmp/dx-<prefix>-XXXXXX into dir (size >= 64). 0 or -1. */
+int th_tmpdir (char *dir, size_t size, const char *prefix);
+
+/*  Removes dir and the files directly in it, or, when keep is set, leaves
+    it for reading after a failure (and says where it is). */
+void th_tmpdir_remove (const char *dir, int keep);
+
+/*  A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
+int th_free_port (void);
+
+/*  SIGTERM, then SIGKILL after 5 s; always reaps. Sets *pid to 0; safe on
+    0. */
+void th_stop (pid_t *pid);
+
+/*  Starts redis-server on 127.0.0.1:port, with its files (and its log,
+    redis.log) in dir and, when sock is not NULL, also on that unix socket.
+    No persistence. Waits, at most 10 s, until it answers PING. The pid,
+    or -1. */
+pid_t th_redis_start (const char *dir, int port, const char *sock);
+
+/*  Starts tests/fakes/fake_ec2.py (looked for above the working directory
+    and above this binary; DEXTER_SOURCE_DIR, when set, names the tree) on
+    a free port with the NULL-terminated extra arguments args, its log in
+    dir/fake_ec2.log, and waits at most 30 s (botocore's model loads
+    slowly) until it listens. Writes http://127.0.0.1:PORT into endpoint.
+    The pid, or -1. */
+pid_t th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint,
+                         size_t size);
+
+#endif
