@@ -275,8 +275,9 @@ s_too_deep (const json_t *value, int levels)
     return 0;
 }
 
-json_t *
-api_body_parse_json (const char *data, size_t len, api_fault_t *fault)
+/*  A JSON body: one object, no repeated keys, not too deep. */
+static json_t *
+s_parse_json (const char *data, size_t len, api_fault_t *fault)
 {
     json_error_t error;
     json_t *body = json_loadb (data, len, JSON_REJECT_DUPLICATES, &error);
@@ -310,7 +311,7 @@ api_body_parse (api_body_type_t type, const char *data, size_t len,
     if (type == API_BODY_FORM)
         return api_body_parse_form (data, len, fault);
     if (type == API_BODY_JSON)
-        return api_body_parse_json (data, len, fault);
+        return s_parse_json (data, len, fault);
     api_fault_set (fault, NULL, "the body must be a form or JSON");
     return NULL;
 }

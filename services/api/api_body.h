@@ -39,12 +39,11 @@ api_body_type_t api_body_type (const char *content_type);
     is not UTF-8 or holds NUL. */
 json_t *api_body_parse_form (const char *data, size_t len, api_fault_t *fault);
 
-/*  Parses len bytes of JSON that must be one object, without repeated keys,
-    nested at most API_BODY_MAX_DEPTH deep. Caller owns the result; NULL with
-    fault set (jansson's message, line and column) otherwise. */
-json_t *api_body_parse_json (const char *data, size_t len, api_fault_t *fault);
-
-/*  Either of the above, by type (API_BODY_UNSUPPORTED fails). */
+/*  Parses len bytes of a body of type into a new object (caller owns), or
+    NULL with fault set. A form as api_body_parse_form; JSON must be one
+    object, without repeated keys, nested at most API_BODY_MAX_DEPTH deep
+    (the fault is jansson's message, line and column, without the text it
+    saw, which may be a secret); API_BODY_UNSUPPORTED fails. */
 json_t *api_body_parse (api_body_type_t type, const char *data, size_t len,
                         api_fault_t *fault);
 

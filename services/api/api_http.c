@@ -1,5 +1,5 @@
 /*  api_http: libmicrohttpd daemon, auth, body collection, suspended
-    connections waiting for their job, JSON answers. */
+    connections waiting for the scheduler, JSON answers. */
 #include "api_http.h"
 #include "api_body.h"
 #include "api_loop.h"
@@ -73,9 +73,9 @@ typedef struct {
     char *body;
     size_t len, cap;
     size_t dropped;
-    api_job_t *job;                 /* running: the connection is suspended */
-    char pending [80];              /* the id of the request it waits for */
-    bool ready;                     /* answer holds the job's answer */
+    char pending [80];              /* the id of the scheduler request it
+                                       waits for (suspended), or "" */
+    bool ready;                     /* answer holds the reply's answer */
     api_answer_t answer;
     size_t sent;                    /* bytes of the answer */
     int status;                     /* answered with, 0 until then */
@@ -160,7 +160,6 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
     json_decref (req->refusal_body);
     json_decref (req->answer.body);
     json_decref (req->answer.text);
-    api_job_destroy (&req->job);
     free (req->uri);
     free (req);
     *req_cls = NULL;
@@ -250,7 +249,7 @@ s_fail (struct MHD_Connection *conn, s_request_t *req, int status,
                       NULL, NULL, status == 401);
 }
 
-/*  Queues the answer the job left in req. */
+/*  Queues the answer left in req. */
 static enum MHD_Result
 s_answer (struct MHD_Connection *conn, s_request_t *req)
 {
@@ -416,51 +415,27 @@ s_collect (s_request_t *req, const char *data, size_t size)
     return MHD_YES;
 }
 
-static void s_on_reply (void *ctx, const json_t *reply);
-
-/*  Runs the job's next step (reply NULL for the first). true when it sent
-    a request and waits for the reply; false when the answer is ready. */
-static bool
-s_step (s_request_t *req, const json_t *reply)
-{
-    json_t *request;
-    if (api_job_next (req->job, reply, &request, &req->answer) == API_STEP_SEND) {
-        const char *id = api_loop_send (req->http->loop, request, s_on_reply, req);
-        if (id && strlen (id) < sizeof req->pending) {
-            strcpy (req->pending, id);
-            return true;
-        }
-        if (id)
-            api_loop_forget (req->http->loop, id);
-        req->answer.status = 500;
-        req->answer.body = api_error_body ("INTERNAL", NULL, "out of memory");
-    }
-    api_job_destroy (&req->job);
-    req->ready = true;
-    return false;
-}
-
-/*  The loop's callback with the reply to the request a job waits for: the
-    next step, and when it is the last, the connection resumes and the
-    access handler is called again to answer. */
+/*  The loop's callback with the reply to the request a connection waits
+    for: the connection resumes with its answer, which the access handler's
+    next call sends. */
 static void
 s_on_reply (void *ctx, const json_t *reply)
 {
     s_request_t *req = ctx;
+    api_http_t *self = req->http;
     req->pending [0] = 0;
-    if (!s_step (req, reply)) {
-        api_http_t *self = req->http;
-        MHD_resume_connection (req->conn);
-        const union MHD_ConnectionInfo *info =
-            MHD_get_connection_info (req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        /* A connection resumes once between runs: there is room. */
-        if (self->resumed_count < API_CONNECTIONS)
-            self->resumed [self->resumed_count++] = info ? info->connect_fd : -1;
-    }
+    api_handler_reply (reply, &req->answer);
+    req->ready = true;
+    MHD_resume_connection (req->conn);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    /* A connection resumes once between runs: there is room. */
+    if (self->resumed_count < API_CONNECTIONS)
+        self->resumed [self->resumed_count++] = info ? info->connect_fd : -1;
 }
 
-/*  The last call, with the whole body in: parse, then start the job and
-    suspend the connection until it is over. */
+/*  The last call, with the whole body in: parse, then send the request
+    and suspend the connection until its reply comes. */
 static enum MHD_Result
 s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
 {
@@ -481,15 +456,19 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
         if (!fields)
             return s_fail (conn, req, 400, "INVALID", fault.field, fault.message);
     }
-    req->job = api_job_new (&req->match, &req->args, &fields);
-    json_decref (fields);
-    if (!req->job)
+    json_t *request = api_handler_request (&req->match, &req->args, &fields,
+                                           &req->answer);
+    if (!request)
+        return s_answer (conn, req);
+    const char *id = api_loop_send (self->loop, request, s_on_reply, req);
+    if (!id || strlen (id) >= sizeof req->pending) {
+        if (id)
+            api_loop_forget (self->loop, id);
         return s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
-    if (s_step (req, NULL)) {
-        MHD_suspend_connection (conn);
-        return MHD_YES;
     }
-    return s_answer (conn, req);
+    strcpy (req->pending, id);
+    MHD_suspend_connection (conn);
+    return MHD_YES;
 }
 
 /*  MHD's access handler: called once with the headers, once per piece of
@@ -528,9 +507,9 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url,
         *upload_data_size = 0;
         return rc;
     }
-    if (req->ready)                 /* resumed: the job is over */
+    if (req->ready)                 /* resumed: the reply came */
         return s_answer (conn, req);
-    if (req->job)                   /* still waiting (not expected) */
+    if (req->pending [0])           /* still waiting (not expected) */
         return MHD_YES;
     return s_finish (self, conn, req);
 }
@@ -556,8 +535,7 @@ api_http_new (const api_http_config_t *config)
        suspended connection out of its set and puts it back on resume (two
        epoll_ctl), then reads it once more in vain; in select mode suspend
        and resume cost no system call, and the loop's one poll per turn
-       covers every connection. That was 20-30 % less CPU per request and
-       more requests per second (docs/api-service.md). */
+       covers every connection. */
     unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (config->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;

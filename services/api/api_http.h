@@ -1,10 +1,10 @@
 /*  api_http: the HTTP side of the api. A libmicrohttpd daemon without a
     thread of its own, run by its api_loop; per request it checks the token,
     matches the route, reads the query, collects the body (at most
-    API_BODY_MAX), parses it and starts the handler's job. While the job
-    waits for the scheduler the connection is suspended and nothing blocks;
-    each reply runs the job's next step, and the last one resumes the
-    connection with the JSON answer. One log line per request. */
+    API_BODY_MAX), parses it and sends the one scheduler request that
+    api_handler makes of it. While the reply is awaited the connection is
+    suspended and nothing blocks; the reply resumes it with the JSON
+    answer. One log line per request. */
 #ifndef API_HTTP_H
 #define API_HTTP_H
 
@@ -28,7 +28,7 @@ typedef struct {
 api_http_t *api_http_new (const api_http_config_t *config);
 
 /*  Closes every connection and the daemon; closes the listening socket if
-    it bound it. Call with no connection suspended (no job waiting). Safe
+    it bound it. Call with no connection suspended (no reply awaited). Safe
     on NULL; sets *self_p to NULL. */
 void api_http_destroy (api_http_t **self_p);
 
@@ -48,8 +48,8 @@ long api_http_timeout (api_http_t *self);
     answer. Never waits. */
 void api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count);
 
-/*  Sends the answers of the connections whose jobs ended since the last
-    run (their last replies came), without waiting for a poll. */
+/*  Sends the answers of the connections whose replies came since the
+    last run, without waiting for a poll. */
 void api_http_answer (api_http_t *self);
 
 /*  Stops accepting connections (the listening socket stays open). */

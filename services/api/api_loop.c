@@ -103,8 +103,7 @@ s_pending_free (api_loop_t *self, s_pending_t *p)
     free (p);
 }
 
-/*  Hands reply (stolen) to p's callback and forgets p. The entry goes
-    first: the callback may send again. */
+/*  Forgets p and hands reply (stolen) to its callback. */
 static void
 s_complete (api_loop_t *self, s_pending_t *p, json_t *reply)
 {
@@ -273,14 +272,12 @@ s_timeout (api_loop_t *self, int64_t now)
 }
 
 /*  One turn: wait for the DEALER or the daemon, run the daemon (which may
-    queue many requests), send them, then take every reply there is (whose
-    next steps may queue more), send those, expire, and send the answers of
-    the requests that ended. Requests go out together at the end of a step
-    of the turn rather than one by one as they are made: the first send
-    wakes libzmq's I/O thread, which would otherwise carry the first request
-    alone and the scheduler wake for it alone; together they travel, and are
-    read, in one wakeup (fewer system calls and thread wakeups per request
-    in the api and the scheduler). */
+    queue many requests), send them, take every reply there is, expire,
+    and send the answers of the requests that ended. Requests go out
+    together after the daemon's run rather than one by one as they are
+    made: the first send wakes libzmq's I/O thread, which would otherwise
+    carry the first request alone and the scheduler wake for it alone;
+    together they travel, and are read, in one wakeup. */
 static void
 s_turn (api_loop_t *self)
 {
@@ -300,8 +297,6 @@ s_turn (api_loop_t *self)
         s_flush (self);
     while (s_receive (self) == 0)
         ;
-    if (self->unsent)
-        s_flush (self);
     s_expire (self, dx_mono_ms ());
     api_http_answer (self->http);
 }

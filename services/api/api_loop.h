@@ -23,7 +23,7 @@
 typedef struct api_loop_t api_loop_t;   /* also named in api_http.h */
 
 /*  Called with the reply (borrowed) to a request sent with api_loop_send,
-    or with a made-up one at its deadline. It may send again. */
+    or with a made-up one at its deadline. */
 typedef void (api_reply_fn) (void *ctx, const json_t *reply);
 
 typedef struct {
@@ -50,9 +50,9 @@ void api_loop_destroy (api_loop_t **self_p);
 /*  The loop's daemon. */
 api_http_t *api_loop_http (api_loop_t *self);
 
-/*  From the loop's thread: sends request (stolen) with its `deadline`, at
-    the end of the loop's current step together with the others made in
-    it, and calls fn (ctx) once with its reply. Returns the request's id for
+/*  From the loop's thread: sends request (stolen) with its `deadline`,
+    after the daemon's current run together with the others made in it,
+    and calls fn (ctx) once with its reply. Returns the request's id for
     api_loop_forget (borrowed until then), or NULL when out of memory (fn
     is not called). */
 const char *api_loop_send (api_loop_t *self, json_t *request,

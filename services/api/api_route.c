@@ -15,32 +15,20 @@ static const api_route_t s_routes [] = {
     { "/clusters/{name}", "GET", "cluster.get", API_DO_PLAIN, API_QUERY_NONE, false },
     { "/clusters/{name}", "DELETE", "cluster.delete", API_DO_PLAIN, API_QUERY_FORCE, false },
     { "/clusters/{name}/config", "GET", "config.get", API_DO_PLAIN, API_QUERY_NONE, false },
-    { "/clusters/{name}/config", "PUT", "config.put", API_DO_CONFIG, API_QUERY_NONE, true },
+    { "/clusters/{name}/config", "PUT", "config.put", API_DO_FIELDS, API_QUERY_NONE, true },
     { "/clusters/{name}/config", "DELETE", "config.delete", API_DO_PLAIN, API_QUERY_NONE, false },
     { "/clusters/{name}/groups", "GET", "group.list", API_DO_PLAIN, API_QUERY_NONE, false },
-    { "/clusters/{name}/groups", "POST", "group.upsert", API_DO_GROUP, API_QUERY_NONE, true },
+    { "/clusters/{name}/groups", "POST", "group.upsert", API_DO_FIELDS, API_QUERY_NONE, true },
     { "/clusters/{name}/groups/{group}", "GET", "group.get", API_DO_PLAIN, API_QUERY_NONE, false },
-    { "/clusters/{name}/groups/{group}", "PUT", "group.update", API_DO_GROUP, API_QUERY_NONE, true },
+    { "/clusters/{name}/groups/{group}", "PUT", "group.update", API_DO_FIELDS, API_QUERY_NONE, true },
     { "/clusters/{name}/groups/{group}", "DELETE", "group.delete", API_DO_PLAIN, API_QUERY_NONE, false },
     { "/clusters/{name}/deployment", "GET", "deployment.get", API_DO_PLAIN, API_QUERY_NONE, false },
-    { "/clusters/{name}/deployment", "PUT", "deployment.put", API_DO_DEPLOY, API_QUERY_NONE, true },
+    { "/clusters/{name}/deployment", "PUT", "deployment.put", API_DO_FIELDS, API_QUERY_NONE, true },
     { "/clusters/{name}/deployment", "DELETE", "deployment.delete", API_DO_PLAIN, API_QUERY_FORCE, false },
     { "/clusters/{name}/deployment/events", "GET", "deployment.events", API_DO_PLAIN, API_QUERY_EVENTS, false },
     { "/clusters/{name}/deployment/vpn", "GET", "deployment.vpn", API_DO_PLAIN, API_QUERY_NONE, false },
 };
 #define API_ROUTES (sizeof s_routes / sizeof s_routes [0])
-
-size_t
-api_route_count (void)
-{
-    return API_ROUTES;
-}
-
-const api_route_t *
-api_route_at (size_t i)
-{
-    return i < API_ROUTES ? &s_routes [i] : NULL;
-}
 
 typedef struct {
     const char *text;
@@ -99,12 +87,13 @@ static int
 s_take_name (const s_segment_t *seg, const char *what, char *out,
              api_match_t *match)
 {
-    char text [DX_NAME_MAX + 1] = "";
-    if (seg->len <= DX_NAME_MAX) {
-        memcpy (text, seg->text, seg->len);
-        text [seg->len] = 0;
-    }
-    if (seg->len > DX_NAME_MAX || !dx_spec_name_valid (text)) {
+    /* Room for one byte more than a name holds: a longer segment is cut
+       there and fails dx_spec_name_valid on its length. */
+    char text [DX_NAME_MAX + 2];
+    size_t len = seg->len < sizeof text - 1 ? seg->len : sizeof text - 1;
+    memcpy (text, seg->text, len);
+    text [len] = 0;
+    if (!dx_spec_name_valid (text)) {
         char shown [40];
         snprintf (shown, sizeof shown, "%.*s%s", (int) (seg->len < 32 ? seg->len : 32),
                   seg->text, seg->len > 32 ? "..." : "");
@@ -116,7 +105,7 @@ s_take_name (const s_segment_t *seg, const char *what, char *out,
         match->status = 404;
         return -1;
     }
-    memcpy (out, text, seg->len + 1);
+    memcpy (out, text, len + 1);
     return 0;
 }
 

@@ -15,9 +15,8 @@
 typedef enum {
     API_DO_PLAIN,       /* name/group from the path, force/after/count from the query */
     API_DO_CREATE,      /* cluster.create: the body checked by dx_spec_cluster */
-    API_DO_CONFIG,      /* config.put: the cluster's provider, then dx_spec_config */
-    API_DO_GROUP,       /* group.upsert/update: provider, then dx_spec_group */
-    API_DO_DEPLOY       /* deployment.put: provider, then dx_spec_deployment */
+    API_DO_FIELDS       /* the body's fields as parsed: the scheduler checks
+                           them for the cluster's provider */
 } api_do_t;
 
 /*  Which query parameters a route accepts; any other is a 400. */
@@ -62,9 +61,5 @@ void api_route_match (const char *method, const char *path, api_match_t *match);
     0, or -1 with fault set: unknown parameter, bad value, given twice. */
 int api_route_query (const api_route_t *route, const char *raw,
                      api_query_t *query, api_fault_t *fault);
-
-/*  For tests and docs: the number of routes and the i-th one. */
-size_t api_route_count (void);
-const api_route_t *api_route_at (size_t i);
 
 #endif

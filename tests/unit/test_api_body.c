@@ -1,15 +1,16 @@
 /*  Unit tests for services/api/api_body.c: Content-Type classification, form
     bodies as the reference's curl lines send them (values not URL-encoded:
     raw JSON, spaces, line breaks, base64url), %-decoding, '+', duplicates,
-    malformed input, and JSON bodies. The module is compiled into this test
-    (the Makefile links tests with libdexter only). */
+    malformed input, and JSON bodies. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../services/api/api_body.c"
+#include <stdio.h>
+#include <string.h>
+#include "../../services/api/api_body.h"
 
 /*  Parses a NUL-terminated form; asserts success; caller owns. */
 static json_t *
@@ -224,7 +225,7 @@ test_json_object (void **state)
     (void) state;
     const char *text = "{\"name\":\"c1\",\"masters\":3,\"attributes\":{\"a\":\"b\"}}";
     api_fault_t fault;
-    json_t *fields = api_body_parse_json (text, strlen (text), &fault);
+    json_t *fields = api_body_parse (API_BODY_JSON, text, strlen (text), &fault);
     assert_non_null (fields);
     assert_int_equal (json_integer_value (json_object_get (fields, "masters")), 3);
     assert_true (json_is_object (json_object_get (fields, "attributes")));
@@ -245,7 +246,7 @@ test_json_refused (void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         api_fault_t fault;
         memset (&fault, 0, sizeof fault);
-        json_t *fields = api_body_parse_json (bad [i], strlen (bad [i]), &fault);
+        json_t *fields = api_body_parse (API_BODY_JSON, bad [i], strlen (bad [i]), &fault);
         if (fields)
             fail_msg ("JSON '%s' was accepted", bad [i]);
         assert_true (strlen (fault.message) > 0);
@@ -255,18 +256,18 @@ test_json_refused (void **state)
         json_decref (s);
     }
     api_fault_t fault;
-    assert_null (api_body_parse_json ("{bad", 4, &fault));
+    assert_null (api_body_parse (API_BODY_JSON, "{bad", 4, &fault));
     assert_non_null (strstr (fault.message, "line 1"));
-    assert_null (api_body_parse_json ("[1]", 3, &fault));
+    assert_null (api_body_parse (API_BODY_JSON, "[1]", 3, &fault));
     assert_non_null (strstr (fault.message, "object"));
     assert_null (api_body_parse (API_BODY_UNSUPPORTED, "{}", 2, &fault));
     //  What the parser stopped at is not quoted back: it may be a secret
     const char *broken = "{\"aws_secret_access_key\": \"wJalrXUtnFEMI\nK7MDENG\"}";
-    assert_null (api_body_parse_json (broken, strlen (broken), &fault));
+    assert_null (api_body_parse (API_BODY_JSON, broken, strlen (broken), &fault));
     assert_null (strstr (fault.message, "wJalr"));
     assert_non_null (strstr (fault.message, "line 1"));
     broken = "{\"aws_secret_access_key\": wJalrXUtnFEMI}";
-    assert_null (api_body_parse_json (broken, strlen (broken), &fault));
+    assert_null (api_body_parse (API_BODY_JSON, broken, strlen (broken), &fault));
     assert_null (strstr (fault.message, "wJalr"));
 }
 
@@ -285,7 +286,7 @@ test_json_depth (void **state)
             text [n++] = '}';
         text [n] = 0;
         api_fault_t fault;
-        json_t *fields = api_body_parse_json (text, n, &fault);
+        json_t *fields = api_body_parse (API_BODY_JSON, text, n, &fault);
         if (depth == API_BODY_MAX_DEPTH)
             assert_non_null (fields);
         else {
@@ -296,7 +297,7 @@ test_json_depth (void **state)
     }
     /* Arrays count too. */
     api_fault_t fault;
-    assert_null (api_body_parse_json ("{\"a\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}", 38, &fault));
+    assert_null (api_body_parse (API_BODY_JSON, "{\"a\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}", 38, &fault));
 }
 
 static void
