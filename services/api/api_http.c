@@ -539,28 +539,23 @@ api_http_new (const api_http_config_t *config)
     unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (config->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (config->listen_fd >= 0)
-        self->daemon = MHD_start_daemon (
-            flags, 0, NULL, NULL, &s_access, self,
-            MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
-            MHD_OPTION_LISTEN_SOCKET, (MHD_socket) config->listen_fd,
-            MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
-            MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
-            MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
-            MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
-            MHD_OPTION_END);
-    else
-        self->daemon = MHD_start_daemon (
-            flags, 0, NULL, NULL, &s_access, self,
-            MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,
-            MHD_OPTION_SOCK_ADDR, config->addr,
-            MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
-            MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
-            MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
-            MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
-            MHD_OPTION_END);
+    /* Either a shared bound socket or an address to bind. */
+    struct MHD_OptionItem where [] = {
+        config->listen_fd >= 0
+            ? (struct MHD_OptionItem) { MHD_OPTION_LISTEN_SOCKET, config->listen_fd, NULL }
+            : (struct MHD_OptionItem) { MHD_OPTION_SOCK_ADDR, 0, (void *) config->addr },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    self->daemon = MHD_start_daemon (
+        flags, 0, NULL, NULL, &s_access, self,
+        MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,     /* first: MHD wants it so */
+        MHD_OPTION_ARRAY, where,
+        MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
+        MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
+        MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
+        MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
+        MHD_OPTION_END);
     if (!self->daemon) {
         dx_error ("cannot listen on the address given (see the line above)");
         api_http_destroy (&self);
