@@ -109,17 +109,3 @@ dx_catalog_hosts (const dx_instance_type_t *type, long cpus, long ram_gib)
         by_ram = (long) ceil ((double) ram_gib / type->memory_gib);
     return by_cpus > by_ram? by_cpus: by_ram;
 }
-
-/*  Number of instance types in the catalog, for tests and docs. */
-size_t
-dx_catalog_instance_count (void)
-{
-    return S_COUNT (s_instances);
-}
-
-/*  The i-th instance type, or NULL past the end. */
-const dx_instance_type_t *
-dx_catalog_instance_at (size_t i)
-{
-    return i < S_COUNT (s_instances)? &s_instances [i]: NULL;
-}

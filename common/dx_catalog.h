@@ -3,8 +3,6 @@
 #ifndef DX_CATALOG_H
 #define DX_CATALOG_H
 
-#include <stddef.h>
-
 typedef struct {
     const char *provider;       /* "aws" or "azure" */
     const char *name;           /* "m5.xlarge", "Standard_DS2" */
@@ -29,9 +27,5 @@ const dx_location_t *dx_catalog_azure_location (const char *text);
 
 /*  Hosts a group needs: max(ceil(cpus / vcpus), ceil(ram_gib / memory_gib)). */
 long dx_catalog_hosts (const dx_instance_type_t *type, long cpus, long ram_gib);
-
-/*  For tests and docs: the number of entries and the i-th one. */
-size_t dx_catalog_instance_count (void);
-const dx_instance_type_t *dx_catalog_instance_at (size_t i);
 
 #endif

@@ -1,7 +1,5 @@
 /*  dx_ratelimit: token buckets in a registry keyed by strings. */
 #include "dx_ratelimit.h"
-#include "dx_retry.h"
-#include "dx_util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -88,17 +86,4 @@ dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
     e->next = self->head;
     self->head = e;
     return &e->bucket;
-}
-
-int64_t
-dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate)
-{
-    int64_t start = dx_mono_ms ();
-    dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, start);
-    if (!bucket)
-        return 0;
-    int64_t wait;
-    while ((wait = dx_bucket_take (bucket, dx_mono_ms ())) > 0)
-        dx_sleep_ms (wait);
-    return dx_mono_ms () - start;
 }

@@ -39,9 +39,4 @@ void dx_ratelimit_destroy (dx_ratelimit_t **self_p);
 dx_bucket_t *dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
                                   double burst, double rate, int64_t now_ms);
 
-/*  Takes one token from key's bucket, sleeping until there is one.
-    Returns the milliseconds slept. */
-int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key,
-                           double burst, double rate);
-
 #endif

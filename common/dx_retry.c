@@ -32,8 +32,10 @@ dx_retry_init (dx_retry_t *self, const dx_retry_policy_t *policy)
     }
 }
 
-int64_t
-dx_retry_delay (const dx_retry_policy_t *policy, int n, uint64_t *rng)
+/*  The full-jitter wait before retry number n (0-based): uniform in
+    [0, min(cap, base * 2^n)]. Advances *rng. */
+static int64_t
+s_delay (const dx_retry_policy_t *policy, int n, uint64_t *rng)
 {
     int64_t cap = policy->cap_ms > 0 ? policy->cap_ms : 0;
     int64_t ceiling = policy->base_ms > 0 ? policy->base_ms : 0;
@@ -50,7 +52,7 @@ dx_retry_next (dx_retry_t *self, dx_retry_class_t cls)
     self->attempts++;
     if (cls == DX_RETRY_NO || self->attempts >= self->policy.max_attempts)
         return -1;
-    return dx_retry_delay (&self->policy, self->attempts - 1, &self->rng);
+    return s_delay (&self->policy, self->attempts - 1, &self->rng);
 }
 
 const char *

@@ -45,10 +45,6 @@ void dx_retry_init (dx_retry_t *self, const dx_retry_policy_t *policy);
     were made). Counts the try. */
 int64_t dx_retry_next (dx_retry_t *self, dx_retry_class_t cls);
 
-/*  The full-jitter wait before retry number n (0-based): uniform in
-    [0, min(cap, base * 2^n)]. Advances *rng. */
-int64_t dx_retry_delay (const dx_retry_policy_t *policy, int n, uint64_t *rng);
-
 /*  "no", "throttled" or "transient", for logs. */
 const char *dx_retry_class_name (dx_retry_class_t cls);
 

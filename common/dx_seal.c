@@ -34,11 +34,13 @@ struct dx_seal {
     unsigned char *finger_key;  /* fingerprint key derived from it, ditto */
 };
 
-/*  Builds a seal from a raw 32-byte key: copies it into guarded memory and
-    derives the fingerprint key, so the master key itself never keys a hash. */
-static dx_seal_t *
-s_seal_from_key (const unsigned char key [DX_SEAL_KEY_BYTES])
+/*  Copies the key into guarded memory and derives the fingerprint key, so
+    the master key itself never keys a hash. */
+dx_seal_t *
+dx_seal_new_key (const unsigned char key [DX_SEAL_KEY_BYTES])
 {
+    if (!key)
+        return NULL;
     if (sodium_init () < 0) {
         dx_error ("libsodium failed to initialize");
         return NULL;
@@ -214,7 +216,7 @@ dx_seal_new (const char *data_dir)
                       "(a 32-byte key)", DX_SEAL_HEX_LEN);
             return NULL;
         }
-        self = s_seal_from_key (key);
+        self = dx_seal_new_key (key);
         sodium_memzero (key, sizeof key);
         return self;
     }
@@ -236,18 +238,9 @@ dx_seal_new (const char *data_dir)
     if (rc == 1)
         rc = s_seal_read_file (path, key);
     if (rc == 0)
-        self = s_seal_from_key (key);
+        self = dx_seal_new_key (key);
     sodium_memzero (key, sizeof key);
     return self;
-}
-
-/*  A seal from an explicit key, for tests. */
-dx_seal_t *
-dx_seal_new_key (const unsigned char key [32])
-{
-    if (!key)
-        return NULL;
-    return s_seal_from_key (key);
 }
 
 /*  Wipes both keys (sodium_free) and frees; safe on NULL. */

@@ -14,7 +14,8 @@ typedef struct dx_seal dx_seal_t;
     (logged). data_dir is used only for the default key file. */
 dx_seal_t *dx_seal_new (const char *data_dir);
 
-/*  From an explicit 32-byte key (tests). */
+/*  From a given 32-byte key (dx_seal_new's, or a test's); the seal keeps
+    its own copy. NULL on failure (logged). */
 dx_seal_t *dx_seal_new_key (const unsigned char key[32]);
 
 void dx_seal_destroy (dx_seal_t **self_p);

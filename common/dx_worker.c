@@ -274,13 +274,6 @@ dx_worker_new (const char *service, int capacity, const char *endpoint,
     return self;
 }
 
-void
-dx_worker_set_drain_ms (dx_worker_t *self, int64_t drain_ms)
-{
-    if (self && drain_ms >= 0)
-        self->drain_ms = drain_ms;
-}
-
 static void s_abandon (dx_worker_t *self);
 
 void
@@ -807,7 +800,7 @@ dx_worker_actor (zsock_t *pipe, void *args)
     dx_worker_t *self = dx_worker_new (config->service, config->capacity,
                                        config->endpoint, config->handler, config->arg);
     if (self && config->drain_ms >= 0)
-        dx_worker_set_drain_ms (self, config->drain_ms);
+        self->drain_ms = config->drain_ms;
     if (!self || s_start (self)) {
         dx_worker_destroy (&self);
         zsock_signal (pipe, 1);

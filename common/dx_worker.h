@@ -74,9 +74,6 @@ dx_worker_t *dx_worker_new (const char *service, int capacity, const char *endpo
     dx_worker_run returned (or without running). */
 void dx_worker_destroy (dx_worker_t **self_p);
 
-/*  Overrides DEXTER_WORKER_DRAIN_MS (milliseconds, >= 0). */
-void dx_worker_set_drain_ms (dx_worker_t *self, int64_t drain_ms);
-
 /*  Runs the loop until zsys_interrupted is set, then drains (see above).
     Returns 0, or -1 if the worker could not start (logged). */
 int dx_worker_run (dx_worker_t *self);

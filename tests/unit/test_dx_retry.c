@@ -9,6 +9,24 @@
 #include "dx_retry.h"
 #include "dx_util.h"
 
+/*  The wait before retry n (0-based) of a call under policy: what
+    dx_retry_next says after n + 1 failed tries. Each call draws from its
+    own seed, so repeated calls sample the distribution. */
+static int64_t
+s_wait_before (const dx_retry_policy_t *policy, int n)
+{
+    static uint64_t seed;
+    dx_retry_policy_t own = *policy;
+    own.seed = ++seed;
+    own.max_attempts = n + 2;
+    dx_retry_t retry;
+    dx_retry_init (&retry, &own);
+    int64_t wait = -1;
+    for (int i = 0; i <= n; i++)
+        wait = dx_retry_next (&retry, DX_RETRY_TRANSIENT);
+    return wait;
+}
+
 /*  Every wait of retry n lies in [0, min(cap, base * 2^n)], and the waits
     spread over that range (full jitter: both ends are reached). */
 static void
@@ -16,14 +34,13 @@ test_delay_bounds_and_spread (void **state)
 {
     (void) state;
     dx_retry_policy_t policy = { 100, 5000, 10, 42 };
-    uint64_t rng = 42;
     for (int n = 0; n < 10; n++) {
         int64_t ceiling = 100LL << n;
         if (ceiling > 5000)
             ceiling = 5000;
         int64_t lo = INT64_MAX, hi = -1;
         for (int i = 0; i < 4000; i++) {
-            int64_t d = dx_retry_delay (&policy, n, &rng);
+            int64_t d = s_wait_before (&policy, n);
             assert_true (d >= 0 && d <= ceiling);
             lo = d < lo ? d : lo;
             hi = d > hi ? d : hi;
@@ -39,10 +56,9 @@ test_delay_mean (void **state)
 {
     (void) state;
     dx_retry_policy_t policy = { 1000, 1000, 5, 7 };
-    uint64_t rng = 7;
     double sum = 0;
     for (int i = 0; i < 20000; i++)
-        sum += (double) dx_retry_delay (&policy, 0, &rng);
+        sum += (double) s_wait_before (&policy, 0);
     double mean = sum / 20000;
     assert_true (mean > 480 && mean < 520);
 }
@@ -53,19 +69,18 @@ test_cap_and_overflow (void **state)
 {
     (void) state;
     dx_retry_policy_t policy = { 250, 20000, 100, 3 };
-    uint64_t rng = 3;
     for (int n = 30; n < 3000; n += 97)
         for (int i = 0; i < 100; i++) {
-            int64_t d = dx_retry_delay (&policy, n, &rng);
+            int64_t d = s_wait_before (&policy, n);
             assert_true (d >= 0 && d <= 20000);
         }
     /* base above the cap: the cap wins from the start */
     dx_retry_policy_t big = { 60000, 1000, 3, 3 };
     for (int i = 0; i < 100; i++)
-        assert_true (dx_retry_delay (&big, 0, &rng) <= 1000);
+        assert_true (s_wait_before (&big, 0) <= 1000);
     /* zero base: no wait at all */
     dx_retry_policy_t zero = { 0, 1000, 3, 3 };
-    assert_int_equal (dx_retry_delay (&zero, 5, &rng), 0);
+    assert_int_equal (s_wait_before (&zero, 5), 0);
 }
 
 /*  The same seed gives the same waits; another seed other waits. */

@@ -692,7 +692,6 @@ s_child_main (const char *endpoint)
     dx_worker_t *worker = dx_worker_new ("azure", 2, endpoint, s_handler, &s_ctl);
     if (!worker)
         return 3;
-    dx_worker_set_drain_ms (worker, 5000);
     int rc = dx_worker_run (worker);
     dx_worker_destroy (&worker);
     zsys_shutdown ();
@@ -712,16 +711,17 @@ test_sigterm (void **state)
     char *argv [] = { (char *) "test_dx_worker", NULL };
     char env_var [128];
     snprintf (env_var, sizeof env_var, "DX_TEST_WORKER_CHILD=%s", fake.endpoint);
-    //  Our environment (ASAN_OPTIONS and the like) plus the child's marker
+    //  Our environment (ASAN_OPTIONS and the like) plus the child's settings
     extern char **environ;
     size_t count = 0;
     while (environ [count])
         count++;
-    char **envp = calloc (count + 3, sizeof *envp);
+    char **envp = calloc (count + 4, sizeof *envp);
     assert_non_null (envp);
     memcpy (envp, environ, count * sizeof *envp);
     envp [count] = env_var;
     envp [count + 1] = (char *) "DEXTER_LOG_LEVEL=debug";
+    envp [count + 2] = (char *) "DEXTER_WORKER_DRAIN_MS=5000";
     char log_path [] = "/tmp/test_dx_worker.XXXXXX";
     int log_fd = mkstemp (log_path);
     assert_true (log_fd >= 0);
