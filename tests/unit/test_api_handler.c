@@ -94,6 +94,14 @@ s_str (const json_t *object, const char *field)
     return value;
 }
 
+/*  Asserts that answer is an error: status http, code. */
+static void
+s_assert_error (const api_answer_t *answer, int http, const char *code)
+{
+    assert_int_equal (answer->status, http);
+    assert_string_equal (s_str (answer->body, "code"), code);
+}
+
 /*  The one request sent so far, which must be of type. */
 static json_t *
 s_only_request (const s_fake_t *fake, const char *type)
@@ -219,8 +227,7 @@ test_handler_create_invalid (void **state)
     s_fake_t fake;
     s_fake_init (&fake, DX_CREATED);
     api_answer_t answer = s_run (&fake, "POST", P "/clusters", NULL, "");
-    assert_int_equal (answer.status, 400);
-    assert_string_equal (s_str (answer.body, "code"), "INVALID");
+    s_assert_error (&answer, 400, "INVALID");
     json_t *errors = json_object_get (answer.body, "errors");
     assert_int_equal (json_array_size (errors), 3);     /* name, provider, type */
     assert_string_equal (s_str (answer.body, "field"),
@@ -330,8 +337,7 @@ test_handler_invalid_for_provider (void **state)
                             "field", "aws_access_key_id", "message", "required");
     api_answer_t answer = s_run (&fake, "PUT", P "/clusters/c1/deployment", NULL,
                                  "command=deploy&credentials=abc");
-    assert_int_equal (answer.status, 400);
-    assert_string_equal (s_str (answer.body, "code"), "INVALID");
+    s_assert_error (&answer, 400, "INVALID");
     assert_string_equal (s_str (answer.body, "field"), "credentials");
     assert_string_equal (s_str (answer.body, "message"), "not for aws");
     assert_int_equal (json_array_size (json_object_get (answer.body, "errors")), 2);
@@ -350,8 +356,7 @@ test_handler_unknown_cluster (void **state)
     s_fake_init (&fake, DX_NOT_FOUND);
     fake.extra = json_pack ("{s:s}", "field", "name");
     api_answer_t answer = s_run (&fake, "PUT", P "/clusters/c1/config", NULL, "masters=3");
-    assert_int_equal (answer.status, 404);
-    assert_string_equal (s_str (answer.body, "code"), "NOT_FOUND");
+    s_assert_error (&answer, 404, "NOT_FOUND");
     assert_string_equal (s_str (answer.body, "field"), "name");
     s_only_request (&fake, "config.put");
     json_decref (answer.body);
@@ -388,8 +393,7 @@ test_handler_reply_statuses (void **state)
     for (size_t i = 0; i < 2; i++) {
         api_answer_t answer;
         api_handler_reply (replies [i], &answer);
-        assert_int_equal (answer.status, 500);
-        assert_string_equal (s_str (answer.body, "code"), DX_INTERNAL);
+        s_assert_error (&answer, 500, DX_INTERNAL);
         json_decref (answer.body);
         json_decref (replies [i]);
     }
@@ -422,8 +426,7 @@ test_handler_unavailable (void **state)
     s_fake_t fake;
     s_fake_init (&fake, DX_UNAVAILABLE);
     api_answer_t answer = s_run (&fake, "PUT", P "/clusters/c1/groups/g1", NULL, "name=g1");
-    assert_int_equal (answer.status, 503);
-    assert_string_equal (s_str (answer.body, "code"), "UNAVAILABLE");
+    s_assert_error (&answer, 503, "UNAVAILABLE");
     s_only_request (&fake, "group.update");
     json_decref (answer.body);
     json_decref (fake.sent);
