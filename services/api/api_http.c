@@ -2,6 +2,7 @@
     connections waiting for the scheduler, JSON answers. */
 #include "api_http.h"
 #include "api_body.h"
+#include "api_handler.h"
 #include "api_loop.h"
 #include "api_route.h"
 #include "dx_log.h"

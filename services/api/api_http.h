@@ -11,7 +11,6 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <zmq.h>
-#include "api_handler.h"
 
 typedef struct api_http_t api_http_t;
 struct api_loop_t;
