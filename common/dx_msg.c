@@ -908,6 +908,25 @@ dx_msg_bool (const json_t *msg, const char *field, int dflt)
     return json_is_boolean (value)? json_is_true (value): dflt;
 }
 
+/*  The text as given when it is UTF-8, else with its other bytes replaced,
+    so that a message is built whatever went into it. */
+json_t *
+dx_msg_string_new (const char *text)
+{
+    json_t *string = json_string (text? text: "");
+    if (!string && text) {
+        char *safe = strdup (text);
+        if (!safe)
+            return NULL;
+        for (char *c = safe; *c; c++)
+            if ((unsigned char) *c >= 0x80)
+                *c = '?';
+        string = json_string (safe);
+        free (safe);
+    }
+    return string;
+}
+
 /*  The common part of every reply: {v, type: reply, id, status}, with the
     request's id, or "unknown" when there is no request or no id. */
 static json_t *
@@ -950,25 +969,6 @@ dx_reply_new (const json_t *request, const char *status, json_t *body)
     return reply;
 }
 
-/*  A message string for a reply: the text as given when it is UTF-8
-    (jansson refuses anything else), otherwise with every non-ASCII byte
-    replaced, so that a reply is built whatever went into the message. */
-static json_t *
-s_message_string (const char *text)
-{
-    json_t *string = json_string (text);
-    if (!string) {
-        size_t len = strlen (text);
-        char *safe = malloc (len + 1);
-        if (!safe)
-            return NULL;
-        s_sanitize (text, len, safe, len + 1);
-        string = json_string (safe);
-        free (safe);
-    }
-    return string;
-}
-
 /*  Error reply with one message and, optionally, the field at fault. */
 json_t *
 dx_reply_error (const json_t *request, const char *status,
@@ -984,7 +984,7 @@ dx_reply_error (const json_t *request, const char *status,
 
     json_t *reply = s_reply_base (request, status);
     if (reply
-    && (json_object_set_new (reply, "message", s_message_string (text))
+    && (json_object_set_new (reply, "message", dx_msg_string_new (text))
     ||  (field && json_object_set_new (reply, "field", json_string (field))))) {
         json_decref (reply);
         reply = NULL;

@@ -49,6 +49,12 @@ const char *dx_msg_str (const json_t *msg, const char *field);
 json_int_t  dx_msg_int (const json_t *msg, const char *field, json_int_t dflt);
 int         dx_msg_bool (const json_t *msg, const char *field, int dflt);
 
+/*  A JSON string of text whatever its bytes (NULL makes ""): jansson takes
+    only UTF-8, so otherwise each byte above 0x7f becomes '?'. For text from
+    outside (a provider's error, a message cut short) that goes into a
+    message. Caller owns; NULL only when out of memory. */
+json_t *dx_msg_string_new (const char *text);
+
 /*  Reply to request with status and body (body is stolen, may be NULL).
     When the request has `text` true, the body goes as its compact JSON
     text in the reply's `text` instead of as `body` (proto/PROTOCOL.md). */

@@ -4,8 +4,10 @@
     /etc/dexter), then the part of the host's role (s_role_access,
     s_role_master, s_role_agent: the places the provisioning issue fills
     in), then the end marker. Values are checked before they are written
-    (s_safe), JSON is written as one line inside a quoted here-document. */
+    (names and disk devices by dx_spec's rules, the others by s_safe), JSON
+    is written as one line inside a quoted here-document. */
 #include "dx_provision.h"
+#include "dx_spec.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -179,15 +181,12 @@ s_common (s_script_t *self, const json_t *step)
     size_t i;
     json_t *disk;
     json_array_foreach (disks, i, disk) {
-        const char *device = json_string_value (json_object_get (disk, "device"));
-        if (device && strncmp (device, "/dev/", 5) == 0)
-            device += 5;
-        if (!device || strlen (device) != 4 || strncmp (device, "xvd", 3) != 0
-        ||  device [3] < 'f' || device [3] > 'z') {
+        char letter = dx_spec_disk_letter (json_string_value (json_object_get (disk, "device")));
+        if (!letter) {
             s_fail (self, "host step: disk %zu: device must be one of xvdf to xvdz", i + 1);
             return;
         }
-        s_line (self, "dx_disk %s", device);
+        s_line (self, "dx_disk xvd%c", letter);
     }
     s_line (self, "%s", "");
     s_line (self, "# What this host is, for the installs and for people");
@@ -269,8 +268,8 @@ dx_provision_script (const char *cluster, const json_t *step, char *err, size_t 
                         .errlen = err? errlen: sizeof scratch };
     if (errlen && err)
         *err = 0;
-    if (!s_safe (cluster, 64, "-")) {
-        s_fail (&self, "host step: the cluster name is missing or unsafe");
+    if (!dx_spec_name_valid (cluster)) {
+        s_fail (&self, "host step: the cluster name is missing or not a name");
         return NULL;
     }
     if (!json_is_object (step)) {
@@ -280,7 +279,9 @@ dx_provision_script (const char *cluster, const json_t *step, char *err, size_t 
     self.role = s_field (&self, step, "role", 16, "", false);
     self.type = s_field (&self, step, "cluster_type", 16, "", false);
     self.hostname = s_field (&self, step, "hostname", 63, "-", false);
-    self.group = s_field (&self, step, "group", 64, "-_", false);
+    self.group = json_string_value (json_object_get (step, "group"));
+    if (!dx_spec_name_valid (self.group))
+        s_fail (&self, "host step: group is missing or not a name");
     self.group_role = s_field (&self, step, "group_role", 64, "-_*.", true);
     const json_t *context = json_object_get (step, "context");
     const char *masters = json_string_value (json_object_get (context, "masters_ips"));

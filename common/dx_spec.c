@@ -20,6 +20,7 @@
     openssh-key-v1 header with cipher and kdf "none"). */
 #include "dx_spec.h"
 #include "dx_catalog.h"
+#include "dx_msg.h"
 #include "dx_util.h"
 
 #include <openssl/bio.h>
@@ -42,6 +43,7 @@
 
 #define S_SECRET     1u             /* result goes to secrets */
 #define S_MERGE      2u             /* result is an object merged in */
+#define S_ODD        4u             /* s_check_int: an odd number only */
 
 #define S_MAX_LEN    4096           /* longest ordinary string value */
 #define S_QUOTE_MAX  64             /* longest value quoted in a message */
@@ -69,7 +71,7 @@ struct s_field {
     s_check_fn *check;
     long min, max;                  /* integer value or string length bounds */
     size_t max_len;                 /* longest text looked at; 0: S_MAX_LEN */
-    unsigned flags;                 /* S_SECRET, S_MERGE */
+    unsigned flags;                 /* S_SECRET, S_MERGE, S_ODD */
     const char *dflt [2];           /* default per provider, as form text */
     const char *const *choices;     /* for s_check_choice */
 };
@@ -99,18 +101,11 @@ s_fail (s_ctx_t *ctx, const char *field, const char *format, ...)
     va_start (args, format);
     vsnprintf (message, sizeof message, format, args);
     va_end (args);
-    json_t *text = json_string (message);
-    if (!text) {
-        /*  Cut inside a UTF-8 sequence (a long message, or jansson's own
-            truncated error text): an error must never be lost. */
-        for (char *p = message; *p; p++)
-            if ((unsigned char) *p >= 0x80)
-                *p = '?';
-        text = json_string (message);
-    }
     json_t *error = json_object ();
     json_object_set_new (error, "field", json_string (field));
-    json_object_set_new (error, "message", text);
+    //  A message cut inside a UTF-8 sequence (a long one, or jansson's own
+    //  truncated error text) still makes an error
+    json_object_set_new (error, "message", dx_msg_string_new (message));
     json_array_append_new (ctx->errors, error);
     return NULL;
 }
@@ -312,25 +307,16 @@ s_check_choice (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     return json_string (text);
 }
 
-/*  An integer in [field->min, field->max]. */
+/*  An integer in [field->min, field->max], odd if the field says so. */
 static json_t *
 s_check_int (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
 {
     long n;
-    if (!s_integer (value, &n) || n < field->min || n > field->max)
-        return s_fail (ctx, field->name, "%s must be an integer from %ld to %ld",
-                       field->name, field->min, field->max);
-    return json_integer (n);
-}
-
-/*  Masters: an odd count, so the Mesos/ZooKeeper quorum has a majority. */
-static json_t *
-s_check_masters (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
-{
-    long n;
-    if (!s_integer (value, &n) || n < field->min || n > field->max || n % 2 == 0)
-        return s_fail (ctx, field->name, "%s must be an odd number from %ld to %ld",
-                       field->name, field->min, field->max);
+    bool odd = field->flags & S_ODD;
+    if (!s_integer (value, &n) || n < field->min || n > field->max
+    ||  (odd && n % 2 == 0))
+        return s_fail (ctx, field->name, "%s must be %s from %ld to %ld", field->name,
+                       odd? "an odd number": "an integer", field->min, field->max);
     return json_integer (n);
 }
 
@@ -637,10 +623,13 @@ typedef struct {
     char device;                    /* 'f'..'z' of xvdf..xvdz; 0: not given */
 } s_disk_t;
 
-/*  Letter of a device name xvd[f-z] ("/dev/" allowed in front), or 0. */
-static char
-s_device_letter (const char *text)
+/*  Extra disks are xvdf..xvdz: the names EC2 attaches them under and the
+    first-boot script looks for. */
+char
+dx_spec_disk_letter (const char *text)
 {
+    if (!text)
+        return 0;
     if (strncmp (text, "/dev/", 5) == 0)
         text += 5;
     if (strlen (text) == 4 && strncmp (text, "xvd", 3) == 0
@@ -696,8 +685,7 @@ s_disk_parse (s_ctx_t *ctx, const s_field_t *field, int form, size_t number,
     json_t *device = json_object_get (entry, keys [2]);
     disk->device = 0;
     if (device) {
-        disk->device = json_is_string (device)?
-                       s_device_letter (json_string_value (device)): 0;
+        disk->device = dx_spec_disk_letter (json_string_value (device));
         if (!disk->device)
             s_fail (ctx, name, "%s disk %zu: %s must be one of xvdf to xvdz", name,
                     number, keys [2]);
@@ -1207,8 +1195,9 @@ static const s_field_t s_cluster_fields [] = {
 };
 
 static const s_field_t s_config_fields [] = {
-    { .name = "masters",     .on = S_BOTH, .required = S_BOTH, .check = s_check_masters,
-      .min = 1, .max = 9 },
+    //  An odd count, so the Mesos/ZooKeeper quorum has a majority
+    { .name = "masters",     .on = S_BOTH, .required = S_BOTH, .check = s_check_int,
+      .min = 1, .max = 9, .flags = S_ODD },
     { .name = "master_type", .on = S_BOTH, .required = S_NONE,
       .check = s_check_instance_type, .dflt = { "m3.large", "Basic_A2" } },
     { .name = "region",      .on = S_AWS, .required = S_AWS, .check = s_check_region },

@@ -17,6 +17,10 @@
 /*  1 if s matches ^[a-z][a-z0-9]{0,15}$. */
 int dx_spec_name_valid (const char *s);
 
+/*  The letter of an extra disk's device name, xvdf to xvdz ("/dev/" may
+    come first): 'f' to 'z', or 0 for anything else (NULL included). */
+char dx_spec_disk_letter (const char *device);
+
 /*  POST /clusters: {name, provider, type}. */
 json_t *dx_spec_cluster (const json_t *in, json_t *errors);
 

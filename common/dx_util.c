@@ -1,7 +1,6 @@
 /*  dx_util: time, ids, base64. */
 #include "dx_util.h"
 
-#include <ctype.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,20 +12,24 @@
 #include <sys/syscall.h>
 #include <sodium.h>
 
+static int64_t
+s_clock_ms (clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime (clock, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int64_t
 dx_now_ms (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return s_clock_ms (CLOCK_REALTIME);
 }
 
 int64_t
 dx_mono_ms (void)
 {
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return s_clock_ms (CLOCK_MONOTONIC);
 }
 
 char *

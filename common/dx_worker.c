@@ -354,34 +354,15 @@ s_connect (dx_worker_t *self)
     return 0;
 }
 
-/*  A JSON string of text whatever its bytes: jansson refuses what is not
-    UTF-8, and a provider's message or code may be anything, so such bytes
-    become '?'. NULL text makes "". */
-static json_t *
-s_text (const char *text)
-{
-    json_t *string = json_string (text? text: "");
-    if (!string) {
-        char *safe = strdup (text);
-        if (!safe)
-            return NULL;
-        for (char *c = safe; *c; c++)
-            if ((unsigned char) *c >= 0x80)
-                *c = '?';
-        string = json_string (safe);
-        free (safe);
-    }
-    return string;
-}
-
-/*  The error map of a job.result. */
+/*  The error map of a job.result. A provider's code or message may hold
+    any bytes, hence dx_msg_string_new. */
 static json_t *
 s_error (const char *code, const char *message, int permanent)
 {
     json_t *error = json_object ();
     if (error
-    && (json_object_set_new (error, "code", s_text (code? code: "ERROR"))
-    ||  json_object_set_new (error, "message", s_text (message))
+    && (json_object_set_new (error, "code", dx_msg_string_new (code? code: "ERROR"))
+    ||  json_object_set_new (error, "message", dx_msg_string_new (message))
     ||  json_object_set_new (error, "permanent", json_boolean (permanent)))) {
         json_decref (error);
         error = NULL;
@@ -397,7 +378,7 @@ s_refuse (dx_worker_t *self, const char *job, json_int_t attempt, int permanent,
 {
     json_t *msg = dx_msg_new ("job.result", NULL);
     if (msg
-    && (json_object_set_new (msg, "job", s_text (job))
+    && (json_object_set_new (msg, "job", dx_msg_string_new (job))
     ||  json_object_set_new (msg, "attempt", json_integer (attempt))
     ||  json_object_set_new (msg, "outcome", json_string (permanent? "failed": "retry"))
     ||  json_object_set_new (msg, "resources", json_array ())

@@ -962,6 +962,17 @@ test_new_and_accessors (void **state)
     assert_null (dx_msg_type (NULL));
     assert_null (dx_msg_id (NULL));
     assert_int_equal (dx_msg_int (NULL, "x", 3), 3);
+
+    //  Strings from outside: UTF-8 kept, other bytes as '?', NULL as ""
+    json_t *text = dx_msg_string_new ("caf\xc3\xa9");
+    assert_string_equal (json_string_value (text), "caf\xc3\xa9");
+    json_decref (text);
+    text = dx_msg_string_new ("bad \xff\xc3 end\t");
+    assert_string_equal (json_string_value (text), "bad ?? end\t");
+    json_decref (text);
+    text = dx_msg_string_new (NULL);
+    assert_string_equal (json_string_value (text), "");
+    json_decref (text);
 }
 
 static void

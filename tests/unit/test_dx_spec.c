@@ -315,6 +315,19 @@ test_name_valid (void **state)
 }
 
 static void
+test_disk_letter (void **state)
+{
+    (void) state;
+    assert_int_equal (dx_spec_disk_letter ("xvdf"), 'f');
+    assert_int_equal (dx_spec_disk_letter ("/dev/xvdz"), 'z');
+    assert_int_equal (dx_spec_disk_letter ("xvde"), 0);
+    assert_int_equal (dx_spec_disk_letter ("xvdff"), 0);
+    assert_int_equal (dx_spec_disk_letter ("sdf"), 0);
+    assert_int_equal (dx_spec_disk_letter ("/dev/"), 0);
+    assert_int_equal (dx_spec_disk_letter (NULL), 0);
+}
+
+static void
 test_cluster_ok (void **state)
 {
     (void) state;
@@ -1177,6 +1190,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_name_valid),
+        cmocka_unit_test (test_disk_letter),
         cmocka_unit_test (test_cluster_ok),
         cmocka_unit_test (test_config_aws_ok),
         cmocka_unit_test (test_config_azure_ok),
