@@ -1,5 +1,5 @@
 /*  aws_sshkey: the OpenSSH public key of a private key, for the keypair
-    step's ImportKeyPair. See aws_steps.h.
+    step's ImportKeyPair. See aws_sshkey.h.
 
     No library writes OpenSSH's public key format from an OpenSSL key, so
     the wire blob is built here (RFC 4253 6.6, RFC 8709):
@@ -8,7 +8,7 @@
     where string and mpint are a 4-byte big-endian length and the bytes
     (an mpint gets a leading zero byte when its top bit is set). The line
     is then "TYPE base64(blob) dexter". */
-#include "aws_steps.h"
+#include "aws_sshkey.h"
 #include "dx_util.h"
 
 #include <stdint.h>

@@ -48,9 +48,6 @@ typedef struct {
 /*  Empty result (done, no resources), with an optional cancel check. */
 void aws_step_out_init (aws_step_out_t *self, aws_step_cancel_fn *cancelled, void *arg);
 
-/*  Frees the resources; the result is empty again. */
-void aws_step_out_reset (aws_step_out_t *self);
-
 /*  Frees the resources (the result is unusable until init again). */
 void aws_step_out_fini (aws_step_out_t *self);
 
@@ -75,12 +72,5 @@ typedef struct {
     The credentials are read, copied into the EC2 client only, and wiped
     from it when the step ends. */
 int aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_out_t *out);
-
-/*  The public half of a private key, as an OpenSSH public key line
-    ("ssh-rsa AAAA... dexter" or "ssh-ed25519 AAAA... dexter"): from a PEM
-    key OpenSSL reads (RSA or Ed25519), or from an unencrypted OpenSSH
-    private key (whose public key is stored in the clear). Caller frees;
-    NULL with a sentence in err (never quoting the key) otherwise. */
-char *aws_sshkey_public (const char *private_key, char *err, size_t errlen);
 
 #endif

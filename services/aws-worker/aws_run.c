@@ -1,0 +1,295 @@
+/*  aws_run: one job's step being run: its fields, its EC2 client, its
+    calls (with the waits for "not ready yet"), and its outcome and
+    resources. See aws_run.h. */
+#include "aws_run.h"
+#include "dx_log.h"
+#include "dx_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+
+//  ---------------------------------------------------------------------
+//  Life
+
+static const aws_steps_config_t s_defaults = AWS_STEPS_CONFIG_DEFAULT;
+
+void
+aws_run_init (aws_run_t *self, const aws_steps_config_t *config, const json_t *assign,
+              aws_step_out_t *out)
+{
+    memset (self, 0, sizeof *self);
+    self->config = config? config: &s_defaults;
+    self->step = json_object_get (assign, "step");
+    self->context = json_object_get (self->step, "context");
+    self->credentials = json_object_get (assign, "credentials");
+    self->cluster = aws_str (assign, "cluster");
+    self->uid = aws_str (self->step, "uid");
+    self->region = aws_str (json_object_get (self->step, "config"), "region");
+    self->out = out;
+}
+
+int
+aws_run_start (aws_run_t *self)
+{
+    if (!self->cluster || !*self->cluster || !self->uid)
+        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidStep",
+                                "the job has no cluster or its step no uid");
+    const char *akid = aws_str (self->credentials, "aws_access_key_id");
+    const char *secret = aws_str (self->credentials, "aws_secret_access_key");
+    const char *token = aws_str (self->credentials, "aws_session_token");
+    if (!akid || !*akid || !secret || !*secret)
+        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "AuthFailure", "the deployment's "
+                                "credentials lack aws_access_key_id or aws_secret_access_key");
+    const char *region = self->region? self->region: "";
+    self->ec2 = aws_ec2_new (region, akid, secret, token);
+    if (!self->ec2)
+        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidParameterValue",
+                                "config.region '%s' is not an AWS region name", region);
+    aws_ec2_set_limits (self->ec2, self->config->limits);
+    if (self->config->retry)
+        aws_ec2_set_retry (self->ec2, self->config->retry);
+    aws_ec2_set_cancel (self->ec2, self->out->cancelled, self->out->cancel_arg);
+    return 0;
+}
+
+void
+aws_run_fini (aws_run_t *self)
+{
+    aws_ec2_destroy (&self->ec2);
+    sodium_memzero (&self->err, sizeof self->err);
+}
+
+//  ---------------------------------------------------------------------
+//  Outcome and resources
+
+int
+aws_run_outcome (aws_run_t *self, aws_step_outcome_t outcome, int permanent, const char *code,
+                 const char *fmt, ...)
+{
+    aws_step_out_t *out = self->out;
+    if (out->outcome != AWS_STEP_DONE)
+        return -1;
+    out->outcome = outcome;
+    out->permanent = outcome == AWS_STEP_FAILED && permanent;
+    snprintf (out->code, sizeof out->code, "%s", code);
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (out->message, sizeof out->message, fmt, args);
+    va_end (args);
+    return -1;
+}
+
+int
+aws_run_cancelled (aws_run_t *self)
+{
+    return self->out->cancelled && self->out->cancelled (self->out->cancel_arg);
+}
+
+json_t *
+aws_run_resource (aws_run_t *self, const char *key, const char *kind, const char *id)
+{
+    json_t *resource = json_pack ("{s:s, s:s, s:s}", "key", key, "kind", kind,
+                                  "provider_id", id? id: "");
+    json_array_append_new (self->out->resources, resource);
+    return resource;
+}
+
+void
+aws_attr (json_t *resource, const char *name, const char *value)
+{
+    json_object_set_new (resource, name, json_string (value? value: ""));
+}
+
+const char *
+aws_run_need (aws_run_t *self, const char *key)
+{
+    const char *value = aws_str (self->context, key);
+    if (value && *value)
+        return value;
+    aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidStep", "the step's context has no %s "
+                     "(the step that makes it has not run)", key);
+    return NULL;
+}
+
+const char *
+aws_str (const json_t *object, const char *key)
+{
+    return json_string_value (json_object_get (object, key));
+}
+
+//  ---------------------------------------------------------------------
+//  Calls
+
+const char *const aws_run_not_found [] = { "*.NotFound", NULL };
+
+/*  Codes no retry can fix (PROTOCOL.md "Outcomes"); and any *LimitExceeded
+    but RequestLimitExceeded (throttling, retryable). */
+static const char *const s_permanent_codes [] = {
+    "AuthFailure", "UnauthorizedOperation", "InvalidParameterValue",
+    "InvalidParameterCombination", "Unsupported", "UnsupportedOperation",
+    "MissingParameter", "UnknownParameter", "InvalidKeyPair.NotFound",
+    "SignatureDoesNotMatch", "InvalidClientTokenId", "OptInRequired", "Blocked",
+    "InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable",
+    "InvalidKey.Format", "InvalidBlockDeviceMapping", "InvalidInstanceType",
+    "InvalidAction", "InvalidUserData.Malformed", NULL
+};
+
+/*  Capacity and other conditions AWS itself calls temporary, and the "not
+    ready yet" codes a step waited out for wait_ms in vain: later, then. */
+static const char *const s_retry_codes [] = {
+    "InsufficientInstanceCapacity", "InsufficientAddressCapacity",
+    "InsufficientFreeAddressesInSubnet", "PendingVerification",
+    "DependencyViolation", "IncorrectInstanceState", "InvalidIPAddress.InUse", NULL
+};
+
+static int
+s_code_listed (const char *const *list, const char *code)
+{
+    size_t code_len = strlen (code);
+    for (; list && *list; list++) {
+        size_t len = strlen (*list);
+        if ((*list) [0] == '*' && code_len >= len - 1
+        &&  strcmp (code + code_len - (len - 1), *list + 1) == 0)
+            return 1;
+        if (strcmp (*list, code) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+xmlDocPtr
+aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
+              const char *const *wait_codes)
+{
+    int64_t deadline = dx_mono_ms () + self->config->wait_ms;
+    int waits = 0;
+    while (1) {
+        if (aws_run_cancelled (self)) {
+            snprintf (self->err.code, sizeof self->err.code, "CANCELLED");
+            snprintf (self->err.message, sizeof self->err.message, "the job was cancelled");
+            self->err.retryable = 0;
+            return NULL;
+        }
+        xmlDocPtr doc = aws_ec2_call (self->ec2, action, params, &self->err);
+        if (doc)
+            return doc;
+        if (!s_code_listed (wait_codes, self->err.code) || dx_mono_ms () >= deadline)
+            return NULL;
+        //  One line when the wait starts, the polls at debug level
+        dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "cluster %s: ec2 %s: %s, not ready yet; "
+                "trying every %lld ms for at most %lld ms", self->cluster, action,
+                self->err.code, (long long) self->config->poll_ms,
+                (long long) self->config->wait_ms);
+        dx_sleep_ms (self->config->poll_ms);
+    }
+}
+
+int
+aws_run_failed (aws_run_t *self, const char *action)
+{
+    const aws_error_t *err = &self->err;
+    size_t len = strlen (err->code);
+    if (aws_run_cancelled (self))
+        return aws_run_outcome (self, AWS_STEP_RETRY, 0, "CANCELLED", "the job was "
+                                "cancelled during %s", action);
+    if (err->retryable || s_code_listed (s_retry_codes, err->code))
+        return aws_run_outcome (self, AWS_STEP_RETRY, 0, err->code, "%s: %s (after %d tries)",
+                                action, err->message, err->attempts);
+    if (s_code_listed (s_permanent_codes, err->code)
+    ||  (len > 13 && strcmp (err->code + len - 13, "LimitExceeded") == 0
+         && strcmp (err->code, "RequestLimitExceeded") != 0))
+        return aws_run_outcome (self, AWS_STEP_FAILED, 1, err->code, "%s", err->message);
+    return aws_run_outcome (self, AWS_STEP_FAILED, 0, err->code, "%s: %s", action,
+                            err->message);
+}
+
+int
+aws_run_code_is (aws_run_t *self, const char *code)
+{
+    return strcmp (self->err.code, code) == 0;
+}
+
+xmlDocPtr
+aws_run_ask (aws_run_t *self, const char *action, aws_params_t **params_p,
+             const char *const *wait_codes)
+{
+    xmlDocPtr doc = aws_run_call (self, action, *params_p, wait_codes);
+    aws_params_destroy (params_p);
+    if (!doc)
+        aws_run_failed (self, action);
+    return doc;
+}
+
+int
+aws_run_act (aws_run_t *self, const char *action, aws_params_t **params_p,
+             const char *const *wait_codes, ...)
+{
+    xmlDocPtr doc = aws_run_call (self, action, *params_p, wait_codes);
+    aws_params_destroy (params_p);
+    if (doc) {
+        xmlFreeDoc (doc);
+        return 0;
+    }
+    va_list args;
+    va_start (args, wait_codes);
+    const char *done;
+    while ((done = va_arg (args, const char *)) && !aws_run_code_is (self, done))
+        ;
+    va_end (args);
+    return done? 0: aws_run_failed (self, action);
+}
+
+void
+aws_run_owned (aws_run_t *self, aws_params_t *params, const char *role)
+{
+    aws_params_filter (params, "tag:dexter:cluster", self->cluster, NULL);
+    if (role)
+        aws_params_filter (params, "tag:dexter:role", role, NULL);
+}
+
+void
+aws_run_tag_spec (aws_run_t *self, aws_params_t *params, const char *type, const char *role,
+                  const char *group, const char *host, const char *name)
+{
+    char prefix [64];
+    snprintf (prefix, sizeof prefix, "TagSpecification.%d",
+              aws_params_next (params, "TagSpecification"));
+    aws_params_addf (params, type, "%s.ResourceType", prefix);
+    aws_params_tag (params, prefix, "dexter:cluster", self->cluster);
+    aws_params_tag (params, prefix, "dexter:uid", self->uid);
+    aws_params_tag (params, prefix, "dexter:role", role);
+    if (group)
+        aws_params_tag (params, prefix, "dexter:group", group);
+    if (host)
+        aws_params_tag (params, prefix, "dexter:host", host);
+    aws_params_tag (params, prefix, "Name", name);
+}
+
+int
+aws_run_each_owned (aws_run_t *self, const char *action, const char *set, aws_item_fn *fn)
+{
+    aws_params_t *params = aws_params_new ();
+    aws_run_owned (self, params, NULL);
+    xmlDocPtr doc = aws_run_ask (self, action, &params, NULL);
+    if (!doc)
+        return -1;
+    int rc = 0;
+    for (xmlNodePtr item = aws_xml_child (xmlDocGetRootElement (doc), set); item && rc == 0;
+         item = aws_xml_next (item))
+        rc = fn (self, item);
+    xmlFreeDoc (doc);
+    return rc;
+}
+
+int
+aws_doc_text (xmlDocPtr doc, const char *set, const char *path, char *buf, size_t size)
+{
+    xmlNodePtr item = aws_xml_child (xmlDocGetRootElement (doc), set);
+    const char *text = item? aws_xml_text (item, path): NULL;
+    if (!text || !*text)
+        return -1;
+    snprintf (buf, size, "%s", text);
+    return 0;
+}
