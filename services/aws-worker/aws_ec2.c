@@ -3,6 +3,7 @@
 #include "aws_ec2.h"
 #include "dx_http.h"
 #include "dx_log.h"
+#include "dx_netplan.h"
 #include "dx_util.h"
 
 #include <ctype.h>
@@ -153,15 +154,6 @@ s_encode_into (char *out, const char *text)
         }
     }
     *out = 0;
-    return out;
-}
-
-char *
-aws_uri_encode (const char *text)
-{
-    char *out = malloc (strlen (text) * 3 + 1);
-    if (out)
-        s_encode_into (out, text);
     return out;
 }
 
@@ -346,6 +338,10 @@ aws_ec2_parse (long http_status, const char *body, size_t len, aws_error_t *err)
 //  ---------------------------------------------------------------------
 //  The client
 
+/*  One try's limit: EC2 answers in well under a second; a try that hangs
+    is retried like a dropped connection. */
+#define S_TRY_TIMEOUT_MS 30000
+
 struct aws_ec2 {
     char *region;
     char *access_key;
@@ -356,7 +352,6 @@ struct aws_ec2 {
     dx_ratelimit_t *limits;     /* borrowed, or own_limits */
     dx_ratelimit_t *own_limits;
     dx_retry_policy_t retry;
-    long timeout_ms;
     aws_ec2_cancel_fn *cancel;          /* may be NULL */
     void *cancel_arg;
 };
@@ -420,7 +415,6 @@ aws_ec2_new (const char *region, const char *access_key,
     self->limits = self->own_limits;
     snprintf (self->sigv4, sizeof self->sigv4, "aws:amz:%s:ec2", region);
     self->retry = (dx_retry_policy_t) DX_RETRY_POLICY_DEFAULT;
-    self->timeout_ms = 30000;
     if (!self->region || !self->access_key || !self->secret_key || !self->endpoint
     ||  !self->own_limits || (session_token && *session_token && !self->session_token))
         aws_ec2_destroy (&self);
@@ -489,12 +483,6 @@ s_ec2_pause (aws_ec2_t *self, int64_t ms)
     return s_ec2_cancelled (self)? -1: 0;
 }
 
-void
-aws_ec2_set_timeout (aws_ec2_t *self, long timeout_ms)
-{
-    self->timeout_ms = timeout_ms;
-}
-
 const char *
 aws_ec2_action_class (const char *action, double *burst, double *rate)
 {
@@ -503,7 +491,7 @@ aws_ec2_action_class (const char *action, double *burst, double *rate)
         return "Describe";
     }
     if (strcmp (action, "RunInstances") == 0) {
-        *burst = 5, *rate = 2;
+        *burst = DX_AWS_LAUNCH_BURST, *rate = DX_AWS_LAUNCH_RATE;
         return "RunInstances";
     }
     *burst = 200, *rate = 5;
@@ -542,7 +530,7 @@ s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cl
     };
     dx_http_request_t req = {
         .method = "POST", .url = self->endpoint, .headers = headers,
-        .body = body, .body_len = strlen (body), .timeout_ms = self->timeout_ms,
+        .body = body, .body_len = strlen (body), .timeout_ms = S_TRY_TIMEOUT_MS,
         .aws_sigv4 = self->sigv4, .aws_access_key = self->access_key,
         .aws_secret_key = self->secret_key, .aws_session_token = self->session_token
     };

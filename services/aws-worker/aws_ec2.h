@@ -50,14 +50,12 @@ int aws_params_filter (aws_params_t *self, const char *name, ...) __attribute__ 
     Tag.N.Key / Tag.N.Value when prefix is NULL or "" (CreateTags). */
 int aws_params_tag (aws_params_t *self, const char *prefix, const char *key, const char *value);
 
-/*  The form body: Action=action&Version=2016-11-15&key=value..., every key
-    and value encoded as SigV4 asks (aws_uri_encode). Caller frees. */
+/*  The form body: Action=action&Version=2016-11-15&key=value..., in the
+    order added. Every key and value is encoded as SigV4 canonicalises
+    (RFC 3986): A-Z a-z 0-9 - _ . ~ stay, every other byte becomes %XX
+    (uppercase), so ' ' is %20, '+' %2B, '/' %2F, and UTF-8 is encoded
+    byte by byte. self may be NULL. Caller frees. */
 char *aws_params_encode (const aws_params_t *self, const char *action);
-
-/*  RFC 3986 encoding as SigV4 canonicalises: A-Z a-z 0-9 - _ . ~ stay,
-    every other byte becomes %XX (uppercase), so ' ' is %20, '+' %2B,
-    '/' %2F, and UTF-8 is encoded byte by byte. Caller frees. */
-char *aws_uri_encode (const char *text);
 
 //  ---------------------------------------------------------------------
 //  Errors
@@ -99,9 +97,6 @@ void aws_ec2_set_limits (aws_ec2_t *self, dx_ratelimit_t *limits);
 /*  Retry policy (copied); default: dx_retry's defaults. */
 void aws_ec2_set_retry (aws_ec2_t *self, const dx_retry_policy_t *policy);
 
-/*  Timeout of one try in ms (default 30000). */
-void aws_ec2_set_timeout (aws_ec2_t *self, long timeout_ms);
-
 /*  A job's cancel flag: raised, a call tries no more (it is looked at
     before each retry and while waiting for it) and fails with code
     CANCELLED. fn NULL: none. */
@@ -114,8 +109,10 @@ xmlDocPtr aws_ec2_call (aws_ec2_t *self, const char *action,
                         const aws_params_t *params, aws_error_t *err);
 
 /*  Rate-limit class of an action and its bucket: "Describe" (Describe*:
-    burst 100, 20/s), "RunInstances" (burst 5, 2/s), "Other" (burst 200,
-    5/s): the rates AWS publishes. */
+    burst 100, 20/s), "RunInstances" (DX_AWS_LAUNCH_BURST and _RATE of
+    dx_netplan.h, which the scheduler paces hosts with), "Other" (burst
+    200, 5/s): the rates AWS publishes. A registry shared with
+    aws_ec2_set_limits keys its buckets ACCESS_KEY_ID|REGION|CLASS. */
 const char *aws_ec2_action_class (const char *action, double *burst, double *rate);
 
 /*  Retry class of an EC2 error code with its HTTP status. */
@@ -139,7 +136,9 @@ const char *aws_xml_tag (xmlNodePtr node, const char *key);
 
 /*  Parses one EC2 answer (status and body) into a document, or NULL with
     *err filled from <Response><Errors><Error> (or the HTTP status when the
-    body holds no EC2 error). Used by aws_ec2_call; public for tests. */
+    body holds no EC2 error). This is how aws_ec2_call reads each answer;
+    on its own it reads answers that no server gives on demand (a proxy's
+    HTML page, a document that is not EC2's). */
 xmlDocPtr aws_ec2_parse (long http_status, const char *body, size_t len, aws_error_t *err);
 
 #endif

@@ -1,40 +1,30 @@
 /*  Tests of services/aws-worker/aws_ec2.c: parameter encoding, EC2's list
     flattening, reading XML answers and errors, retry classification,
-    endpoints; and the proof, against tests/fakes/fake_ec2.py started here
-    on a free loopback port: real calls whose form bodies are decoded by
-    botocore's EC2 model and whose SigV4 signatures are recomputed by
-    botocore's signer inside the fake. Nothing is skipped: without
-    /usr/bin/python3 and botocore the test fails.
-
-    aws_ec2.c is compiled into this test directly (the Makefile builds no
-    aws-worker yet and links unit tests with libdexter.a only). */
+    endpoints; and the proof, against tests/fakes/fake_ec2.py (started by
+    the harness on a free loopback port): real calls whose form bodies are
+    decoded by botocore's EC2 model and whose SigV4 signatures are
+    recomputed by botocore's signer inside the fake. Nothing is skipped:
+    without /usr/bin/python3 and botocore the test fails. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <jansson.h>
 
-#include "../../services/aws-worker/aws_ec2.c"
+#include "../../services/aws-worker/aws_ec2.h"
+#include "harness.h"
 
 #include "dx_http.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
-#define PYTHON   "/usr/bin/python3"
 #define AKID     "AKIDDEXTERTEST01"
 #define SECRET   "dexter/Secret+Key=Marker42"
 #define TMP_AKID "ASIADEXTERTEMP01"
@@ -55,6 +45,7 @@ static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
 //  ---------------------------------------------------------------------
 //  Parameters and encoding
 
+/*  Values as SigV4 canonicalises them, in the form body. */
 static void
 test_uri_encode (void **state)
 {
@@ -70,10 +61,15 @@ test_uri_encode (void **state)
         { "\xc3\xa9t\xc3\xa9 \xe2\x82\xac", "%C3%A9t%C3%A9%20%E2%82%AC" },  /* été € */
         { "\x01\x7f\xff", "%01%7F%FF" },
     };
+    const char *prefix = "Action=A&Version=2016-11-15&k=";
     for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
-        char *out = aws_uri_encode (cases [i][0]);
-        assert_string_equal (out, cases [i][1]);
+        aws_params_t *p = aws_params_new ();
+        aws_params_add (p, "k", cases [i][0]);
+        char *out = aws_params_encode (p, "A");
+        assert_true (strncmp (out, prefix, strlen (prefix)) == 0);
+        assert_string_equal (out + strlen (prefix), cases [i][1]);
         free (out);
+        aws_params_destroy (&p);
     }
 }
 
@@ -321,121 +317,7 @@ test_endpoints (void **state)
 }
 
 //  ---------------------------------------------------------------------
-//  The fake EC2, started and stopped by pid
-
-/*  tests/fakes/fake_ec2.py, looked for above the working directory and
-    above this binary (DEXTER_SOURCE_DIR, when set, names the tree). */
-static int
-s_find_fake (char *path, size_t size)
-{
-    char starts [2][PATH_MAX] = { "", "" };
-    const char *src = getenv ("DEXTER_SOURCE_DIR");
-    if (src && *src) {
-        snprintf (path, size, "%s/tests/fakes/fake_ec2.py", src);
-        return access (path, R_OK);
-    }
-    if (!getcwd (starts [0], sizeof starts [0]))
-        starts [0][0] = 0;
-    ssize_t n = readlink ("/proc/self/exe", starts [1], sizeof starts [1] - 1);
-    starts [1][n > 0 ? n : 0] = 0;
-    for (int s = 0; s < 2; s++) {
-        char dir [PATH_MAX];
-        memcpy (dir, starts [s], sizeof dir);
-        while (*dir) {
-            int len = snprintf (path, size, "%s/tests/fakes/fake_ec2.py", dir);
-            if (len > 0 && (size_t) len < size && access (path, R_OK) == 0)
-                return 0;
-            char *slash = strrchr (dir, '/');
-            if (!slash)
-                break;
-            *slash = 0;
-        }
-    }
-    return -1;
-}
-
-static int
-s_fake_start (void)
-{
-    char fake [PATH_MAX], port_file [128], log [128];
-    if (s_find_fake (fake, sizeof fake)) {
-        fprintf (stderr, "tests/fakes/fake_ec2.py not found (run from the source tree or set DEXTER_SOURCE_DIR)\n");
-        return -1;
-    }
-    snprintf (port_file, sizeof port_file, "%s/port", T.dir);
-    snprintf (log, sizeof log, "%s/fake_ec2.log", T.dir);
-    char *argv [] = {
-        PYTHON, fake, "--port", "0", "--port-file", port_file, "--region", REGION, "--seed", "7",
-        "--pending-ms", "0", "--shutdown-ms", "0",
-        "--access-key", AKID, "--secret-key", SECRET,
-        "--access-key", TMP_AKID, "--secret-key", TMP_KEY, "--session-token", TOKEN, NULL
-    };
-    /* fork rather than posix_spawn: the child asks for SIGTERM when this
-       test dies, so an aborted run leaves no fake behind. */
-    pid_t parent = getpid ();
-    T.fake = fork ();
-    if (T.fake < 0) {
-        T.fake = 0;
-        return -1;
-    }
-    if (T.fake == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);
-        int in = open ("/dev/null", O_RDONLY);
-        int out = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit (127);
-        dup2 (in, 0);
-        dup2 (out, 1);
-        dup2 (out, 2);
-        execv (PYTHON, argv);
-        _exit (127);
-    }
-    int64_t deadline = dx_mono_ms () + 30000;       /* loading botocore's model takes a while */
-    while (dx_mono_ms () < deadline) {
-        FILE *f = fopen (port_file, "r");
-        int port = 0;
-        if (f) {
-            if (fscanf (f, "%d", &port) != 1)
-                port = 0;
-            fclose (f);
-        }
-        if (port > 0) {
-            snprintf (T.endpoint, sizeof T.endpoint, "http://127.0.0.1:%d", port);
-            return 0;
-        }
-        int status;
-        if (waitpid (T.fake, &status, WNOHANG) == T.fake) {
-            T.fake = 0;
-            fprintf (stderr, "fake_ec2 exited at start (see %s)\n", log);
-            return -1;
-        }
-        usleep (20000);
-    }
-    fprintf (stderr, "fake_ec2 did not listen within 30 s (see %s)\n", log);
-    return -1;
-}
-
-/*  SIGTERM, then SIGKILL after 5 s; always reaps. */
-static void
-s_fake_stop (void)
-{
-    if (T.fake <= 0)
-        return;
-    kill (T.fake, SIGTERM);
-    int64_t deadline = dx_mono_ms () + 5000;
-    int status;
-    while (waitpid (T.fake, &status, WNOHANG) == 0) {
-        if (dx_mono_ms () > deadline) {
-            kill (T.fake, SIGKILL);
-            waitpid (T.fake, &status, 0);
-            break;
-        }
-        usleep (10000);
-    }
-    T.fake = 0;
-}
+//  The fake EC2
 
 /*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
 static json_t *
@@ -471,10 +353,15 @@ static int
 s_group_setup (void **state)
 {
     (void) state;
-    snprintf (T.dir, sizeof T.dir, "/tmp/dx-aws-ec2-XXXXXX");
-    if (!mkdtemp (T.dir))
+    const char *const args [] = {
+        "--region", REGION, "--seed", "7", "--pending-ms", "0", "--shutdown-ms", "0",
+        "--access-key", AKID, "--secret-key", SECRET,
+        "--access-key", TMP_AKID, "--secret-key", TMP_KEY, "--session-token", TOKEN, NULL
+    };
+    if (th_tmpdir (T.dir, sizeof T.dir, "aws-ec2"))
         return -1;
-    if (s_fake_start ())
+    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
+    if (T.fake < 0)
         return -1;
     setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
     unsetenv ("AWS_ENDPOINT_URL");
@@ -485,27 +372,8 @@ static int
 s_group_teardown (void **state)
 {
     (void) state;
-    s_fake_stop ();
+    th_stop (&T.fake);
     return 0;
-}
-
-/*  Removes the temporary directory, or keeps it to read after a failure. */
-static void
-s_cleanup (int failed)
-{
-    if (!*T.dir)
-        return;
-    if (failed) {
-        fprintf (stderr, "fake_ec2's log is kept in %s/fake_ec2.log\n", T.dir);
-        return;
-    }
-    char path [128];
-    const char *files [] = { "port", "fake_ec2.log", "stderr.log" };
-    for (size_t i = 0; i < sizeof files / sizeof files [0]; i++) {
-        snprintf (path, sizeof path, "%s/%s", T.dir, files [i]);
-        unlink (path);
-    }
-    rmdir (T.dir);
 }
 
 static aws_ec2_t *
@@ -915,7 +783,6 @@ test_network_error (void **state)
     setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
     dx_retry_policy_t two = { 1, 5, 2, 1 };
     aws_ec2_set_retry (ec2, &two);
-    aws_ec2_set_timeout (ec2, 2000);
     aws_error_t err;
     assert_null (aws_ec2_call (ec2, "DescribeVpcs", NULL, &err));
     assert_string_equal (err.code, "NetworkError");
@@ -1040,7 +907,7 @@ main (void)
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
-    s_cleanup (rc != 0);
+    th_tmpdir_remove (T.dir, rc != 0);
     xmlCleanupParser ();
     return rc;
 }

@@ -1,8 +1,8 @@
-/*  Tests of services/aws-worker/aws_steps.c (and aws_sshkey.c), against
-    tests/fakes/fake_ec2.py started here on a free loopback port: every
-    request is decoded by botocore's EC2 model and its signature checked
-    by botocore's signer inside the fake, which also enforces AWS's
-    dependency rules (tests/fakes/README.md).
+/*  Tests of services/aws-worker's steps, through aws_step_run, against
+    tests/fakes/fake_ec2.py (started by the harness on a free loopback
+    port): every request is decoded by botocore's EC2 model and its
+    signature checked by botocore's signer inside the fake, which also
+    enforces AWS's dependency rules (tests/fakes/README.md).
 
     The steps run in the order the scheduler runs them (network, security,
     image, keypair, hosts; every step again, which must create nothing;
@@ -17,40 +17,29 @@
     terminated) gives a new instance; a cancelled job stops; a fixed
     address held by a live instance fails the host step at once, one held
     by an instance shutting down is waited out; a destroy of 250 instances
-    stays within EC2's 200 filter values; a host's twin is terminated.
-    Public keys derived from PEM and OpenSSH private keys equal
-    what ssh-keygen and openssl say.
-
-    aws_ec2.c, aws_sshkey.c and aws_steps.c are compiled in directly (unit
-    tests link only libdexter.a). */
+    stays within EC2's 200 filter values; a host's twin is terminated. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
-#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <jansson.h>
 
-#include "../../services/aws-worker/aws_ec2.c"
-#include "../../services/aws-worker/aws_sshkey.c"
-#include "../../services/aws-worker/aws_steps.c"
+#include "../../services/aws-worker/aws_ec2.h"
+#include "../../services/aws-worker/aws_steps.h"
+#include "harness.h"
 
 #include "dx_http.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
-#define PYTHON  "/usr/bin/python3"
 #define AKID    "AKIDDEXTERSTEPS1"
 #define SECRET  "steps/Secret+Key=Marker77"
 #define REGION  "us-west-2"
@@ -61,122 +50,14 @@ static struct {
     char endpoint [64];
     pid_t fake;
     char pem [8192];                        /* an RSA private key, PEM */
+    char pub [2048];                        /* its public key, as ssh-keygen wrote it */
 } T;
 
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
 static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
 
 //  ---------------------------------------------------------------------
-//  The fake EC2 (as tests/unit/test_aws_ec2.c starts it)
-
-static int
-s_find_fake (char *path, size_t size)
-{
-    char starts [2][PATH_MAX] = { "", "" };
-    const char *src = getenv ("DEXTER_SOURCE_DIR");
-    if (src && *src) {
-        snprintf (path, size, "%s/tests/fakes/fake_ec2.py", src);
-        return access (path, R_OK);
-    }
-    if (!getcwd (starts [0], sizeof starts [0]))
-        starts [0][0] = 0;
-    ssize_t n = readlink ("/proc/self/exe", starts [1], sizeof starts [1] - 1);
-    starts [1][n > 0 ? n : 0] = 0;
-    for (int s = 0; s < 2; s++) {
-        char dir [PATH_MAX];
-        memcpy (dir, starts [s], sizeof dir);
-        while (*dir) {
-            int len = snprintf (path, size, "%s/tests/fakes/fake_ec2.py", dir);
-            if (len > 0 && (size_t) len < size && access (path, R_OK) == 0)
-                return 0;
-            char *slash = strrchr (dir, '/');
-            if (!slash)
-                break;
-            *slash = 0;
-        }
-    }
-    return -1;
-}
-
-static int
-s_fake_start (void)
-{
-    char fake [PATH_MAX], port_file [128], log [128];
-    if (s_find_fake (fake, sizeof fake)) {
-        fprintf (stderr, "tests/fakes/fake_ec2.py not found (run from the source tree "
-                 "or set DEXTER_SOURCE_DIR)\n");
-        return -1;
-    }
-    snprintf (port_file, sizeof port_file, "%s/port", T.dir);
-    snprintf (log, sizeof log, "%s/fake_ec2.log", T.dir);
-    char *argv [] = {
-        PYTHON, fake, "--port", "0", "--port-file", port_file, "--region", "any",
-        "--seed", "11", "--pending-ms", "60", "--shutdown-ms", "60",
-        "--access-key", AKID, "--secret-key", SECRET, NULL
-    };
-    pid_t parent = getpid ();
-    T.fake = fork ();
-    if (T.fake < 0) {
-        T.fake = 0;
-        return -1;
-    }
-    if (T.fake == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid () != parent)
-            _exit (1);
-        int in = open ("/dev/null", O_RDONLY);
-        int out = open (log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0)
-            _exit (127);
-        dup2 (in, 0);
-        dup2 (out, 1);
-        dup2 (out, 2);
-        execv (PYTHON, argv);
-        _exit (127);
-    }
-    int64_t deadline = dx_mono_ms () + 30000;
-    while (dx_mono_ms () < deadline) {
-        FILE *f = fopen (port_file, "r");
-        int port = 0;
-        if (f) {
-            if (fscanf (f, "%d", &port) != 1)
-                port = 0;
-            fclose (f);
-        }
-        if (port > 0) {
-            snprintf (T.endpoint, sizeof T.endpoint, "http://127.0.0.1:%d", port);
-            return 0;
-        }
-        int status;
-        if (waitpid (T.fake, &status, WNOHANG) == T.fake) {
-            T.fake = 0;
-            fprintf (stderr, "fake_ec2 exited at start (see %s)\n", log);
-            return -1;
-        }
-        usleep (20000);
-    }
-    fprintf (stderr, "fake_ec2 did not listen within 30 s (see %s)\n", log);
-    return -1;
-}
-
-static void
-s_fake_stop (void)
-{
-    if (T.fake <= 0)
-        return;
-    kill (T.fake, SIGTERM);
-    int64_t deadline = dx_mono_ms () + 5000;
-    int status;
-    while (waitpid (T.fake, &status, WNOHANG) == 0) {
-        if (dx_mono_ms () > deadline) {
-            kill (T.fake, SIGKILL);
-            waitpid (T.fake, &status, 0);
-            break;
-        }
-        usleep (10000);
-    }
-    T.fake = 0;
-}
+//  The fake EC2
 
 /*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
 static json_t *
@@ -436,30 +317,46 @@ s_host (const char *role, const char *group, int slot, const char *hostname,
 //  ---------------------------------------------------------------------
 //  Setup
 
-/*  Makes an RSA key (PEM) with ssh-keygen into T.pem. */
+/*  The text of file name in T.dir into buf; 0, or -1. */
 static int
-s_make_key (void)
+s_load (const char *name, char *buf, size_t size)
 {
-    char path [128], cmd [256];
-    snprintf (path, sizeof path, "%s/rsa", T.dir);
-    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s >/dev/null", path);
-    if (system (cmd) != 0)
-        return -1;
+    char path [128];
+    snprintf (path, sizeof path, "%s/%s", T.dir, name);
     FILE *f = fopen (path, "r");
     if (!f)
         return -1;
-    size_t n = fread (T.pem, 1, sizeof T.pem - 1, f);
-    T.pem [n] = 0;
+    size_t n = fread (buf, 1, size - 1, f);
+    buf [n] = 0;
     fclose (f);
     return n > 0? 0: -1;
+}
+
+/*  Makes an RSA key (PEM) with ssh-keygen into T.pem, its public key
+    into T.pub. */
+static int
+s_make_key (void)
+{
+    char cmd [256];
+    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s/rsa "
+              ">/dev/null", T.dir);
+    if (system (cmd) != 0)
+        return -1;
+    return s_load ("rsa", T.pem, sizeof T.pem) || s_load ("rsa.pub", T.pub, sizeof T.pub);
 }
 
 static int
 s_group_setup (void **state)
 {
     (void) state;
-    snprintf (T.dir, sizeof T.dir, "/tmp/dx-aws-steps-XXXXXX");
-    if (!mkdtemp (T.dir) || s_make_key () || s_fake_start ())
+    const char *const args [] = {
+        "--region", "any", "--seed", "11", "--pending-ms", "60", "--shutdown-ms", "60",
+        "--access-key", AKID, "--secret-key", SECRET, NULL
+    };
+    if (th_tmpdir (T.dir, sizeof T.dir, "aws-steps") || s_make_key ())
+        return -1;
+    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
+    if (T.fake < 0)
         return -1;
     setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
     unsetenv ("AWS_ENDPOINT_URL");
@@ -471,129 +368,19 @@ static int
 s_group_teardown (void **state)
 {
     (void) state;
-    s_fake_stop ();
+    th_stop (&T.fake);
     return 0;
 }
 
-static void
-s_cleanup (int failed)
-{
-    if (!*T.dir)
-        return;
-    if (failed) {
-        fprintf (stderr, "fake_ec2's log is kept in %s/fake_ec2.log\n", T.dir);
-        return;
-    }
-    const char *files [] = { "port", "fake_ec2.log", "rsa", "rsa.pub", "ed", "ed.pub", "edpem" };
-    char path [128];
-    for (size_t i = 0; i < sizeof files / sizeof files [0]; i++) {
-        snprintf (path, sizeof path, "%s/%s", T.dir, files [i]);
-        unlink (path);
-    }
-    rmdir (T.dir);
-}
-
-//  ---------------------------------------------------------------------
-//  Public keys
-
-/*  Output of a shell command (first line), into buf. */
-static void
-s_shell (const char *cmd, char *buf, size_t size)
-{
-    FILE *p = popen (cmd, "r");
-    assert_non_null (p);
-    if (!fgets (buf, (int) size, p))
-        *buf = 0;
-    pclose (p);
-    buf [strcspn (buf, "\n")] = 0;
-}
-
-static char *
-s_read (const char *path)
-{
-    FILE *f = fopen (path, "r");
-    assert_non_null (f);
-    static char text [8192];
-    size_t n = fread (text, 1, sizeof text - 1, f);
-    text [n] = 0;
-    fclose (f);
-    return text;
-}
-
-/*  The first two fields of an OpenSSH public key line are equal. */
-static void
+/*  1 when two OpenSSH public key lines hold the same key: their first two
+    fields (type and key) are equal; the comments may differ. */
+static int
 s_same_key (const char *ours, const char *theirs)
 {
-    char a [4096], b [4096];
-    snprintf (a, sizeof a, "%s", ours);
-    snprintf (b, sizeof b, "%s", theirs);
-    char *sp = strchr (a, ' ');
-    sp = sp? strchr (sp + 1, ' '): NULL;
-    if (sp)
-        *sp = 0;
-    sp = strchr (b, ' ');
-    sp = sp? strchr (sp + 1, ' '): NULL;
-    if (sp)
-        *sp = 0;
-    assert_string_equal (a, b);
-}
-
-static void
-test_sshkey (void **state)
-{
-    (void) state;
-    char err [256], cmd [512], expected [4096], path [128];
-    //  RSA PEM: as ssh-keygen -y
-    char *line = aws_sshkey_public (T.pem, err, sizeof err);
-    assert_non_null (line);
-    assert_true (strncmp (line, "ssh-rsa AAAAB3NzaC1yc2E", 23) == 0);
-    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s/rsa", T.dir);
-    s_shell (cmd, expected, sizeof expected);
-    s_same_key (line, expected);
-    free (line);
-
-    //  Ed25519 in OpenSSH's own format: as ssh-keygen -y
-    snprintf (path, sizeof path, "%s/ed", T.dir);
-    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t ed25519 -N '' -f %s >/dev/null", path);
-    assert_int_equal (system (cmd), 0);
-    line = aws_sshkey_public (s_read (path), err, sizeof err);
-    if (!line)
-        print_error ("%s\n", err);
-    assert_non_null (line);
-    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s", path);
-    s_shell (cmd, expected, sizeof expected);
-    s_same_key (line, expected);
-    free (line);
-
-    //  Ed25519 PEM (PKCS#8): the blob holds the 32 bytes openssl reports
-    snprintf (path, sizeof path, "%s/edpem", T.dir);
-    snprintf (cmd, sizeof cmd, "openssl genpkey -algorithm ed25519 -out %s 2>/dev/null", path);
-    assert_int_equal (system (cmd), 0);
-    line = aws_sshkey_public (s_read (path), err, sizeof err);
-    assert_non_null (line);
-    assert_true (strncmp (line, "ssh-ed25519 ", 12) == 0);
-    snprintf (cmd, sizeof cmd, "openssl pkey -in %s -pubout -outform DER 2>/dev/null | "
-              "tail -c 32 | base64 -w0", path);
-    s_shell (cmd, expected, sizeof expected);
-    size_t raw_len = 0, blob_len = 0;
-    unsigned char *raw = dx_base64_decode (expected, &raw_len);
-    char *b64 = strndup (line + 12, strcspn (line + 12, " "));
-    unsigned char *blob = dx_base64_decode (b64, &blob_len);
-    assert_int_equal (raw_len, 32);
-    assert_int_equal (blob_len, 4 + 11 + 4 + 32);
-    assert_memory_equal (blob, "\0\0\0\x0bssh-ed25519\0\0\0\x20", 19);
-    assert_memory_equal (blob + 19, raw, 32);
-    free (raw);
-    free (blob);
-    free (b64);
-    free (line);
-
-    //  Refusals, never quoting the key
-    assert_null (aws_sshkey_public ("not a key", err, sizeof err));
-    assert_null (strstr (err, "not a key"));
-    assert_null (aws_sshkey_public ("", err, sizeof err));
-    assert_null (aws_sshkey_public ("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n"
-                                    "-----END OPENSSH PRIVATE KEY-----\n", err, sizeof err));
+    const char *space = strchr (theirs, ' ');
+    size_t n = space? (size_t) (space - theirs) + 1 + strcspn (space + 1, " \n")
+                    : strcspn (theirs, "\n");
+    return strncmp (ours, theirs, n) == 0 && (ours [n] == ' ' || ours [n] == 0);
 }
 
 //  ---------------------------------------------------------------------
@@ -703,10 +490,7 @@ test_cluster_life (void **state)
     json_t *key = s_find (st, "key_pairs", "dexter:imported-by", "c1");
     assert_non_null (key);
     assert_string_equal (json_string_value (json_object_get (key, "name")), "dexter-test");
-    char cmd [256], expected [4096];
-    snprintf (cmd, sizeof cmd, "ssh-keygen -y -f %s/rsa", T.dir);
-    s_shell (cmd, expected, sizeof expected);
-    s_same_key (json_string_value (json_object_get (key, "public_key")), expected);
+    assert_true (s_same_key (json_string_value (json_object_get (key, "public_key")), T.pub));
     json_decref (st);
 
     //  hosts
@@ -1329,7 +1113,8 @@ test_no_secrets_in_logs (void **state)
     close (saved);
     setenv ("DEXTER_LOG_LEVEL", "info", 1);
     dx_log_init ("test");
-    char *text = s_read (path);
+    static char text [65536];
+    assert_int_equal (s_load ("stderr.log", text, sizeof text), 0);
     unlink (path);
     assert_non_null (strstr (text, "InternalError"));       /* the log was captured */
     const char *never [] = { SECRET, "Secret+Marker", "PRIVATE KEY", AKID };
@@ -1344,7 +1129,6 @@ int
 main (void)
 {
     const struct CMUnitTest tests [] = {
-        cmocka_unit_test (test_sshkey),
         cmocka_unit_test (test_cluster_life),
         cmocka_unit_test (test_errors),
         cmocka_unit_test (test_cancel),
@@ -1357,7 +1141,7 @@ main (void)
         cmocka_unit_test (test_no_secrets_in_logs),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
-    s_cleanup (rc != 0);
+    th_tmpdir_remove (T.dir, rc != 0);
     xmlCleanupParser ();
     return rc;
 }
