@@ -35,28 +35,30 @@ static const char *const s_dependency [] = { "DependencyViolation", NULL };
 /*  A part of the network: how it is looked for and how it is made. */
 typedef struct {
     const char *type;                   /* TagSpecification's ResourceType */
-    const char *describe;               /* found with this action, */
-    const char *set;                    /* among these items of the answer, */
-    const char *id_field;               /* its id this field of an item; */
-    const char *create;                 /* made with this action, */
-    const char *created;                /* its id at this path of the answer */
+    const char *describe;               /* the action that finds it, */
+    const char *set;                    /* the items of its answer, */
+    const char *id_field;               /* an item's id, */
+    const char *id_param;               /* and the parameter that asks for one id */
+    const char *create;                 /* the action that makes it, */
+    const char *created;                /* and the new id's path in its answer */
     bool by_name;                       /* found by its Name too (one of two) */
 } s_part_t;
 
 static const s_part_t s_vpc_part = {
-    "vpc", "DescribeVpcs", "vpcSet/item", "vpcId", "CreateVpc", "vpc/vpcId", false
+    "vpc", "DescribeVpcs", "vpcSet/item", "vpcId", "VpcId", "CreateVpc", "vpc/vpcId", false
 };
 static const s_part_t s_subnet_part = {
-    "subnet", "DescribeSubnets", "subnetSet/item", "subnetId",
+    "subnet", "DescribeSubnets", "subnetSet/item", "subnetId", "SubnetId",
     "CreateSubnet", "subnet/subnetId", true
 };
 static const s_part_t s_gateway_part = {
     "internet-gateway", "DescribeInternetGateways", "internetGatewaySet/item",
-    "internetGatewayId", "CreateInternetGateway", "internetGateway/internetGatewayId", false
+    "internetGatewayId", "InternetGatewayId", "CreateInternetGateway",
+    "internetGateway/internetGatewayId", false
 };
 static const s_part_t s_route_table_part = {
     "route-table", "DescribeRouteTables", "routeTableSet/item", "routeTableId",
-    "CreateRouteTable", "routeTable/routeTableId", false
+    "RouteTableId", "CreateRouteTable", "routeTable/routeTableId", false
 };
 
 /*  Finds the part called name that the cluster owns (in vpc unless vpc is
@@ -92,6 +94,16 @@ s_find_or_create (aws_run_t *run, const s_part_t *part, const char *vpc, const c
         return aws_run_outcome (run, AWS_STEP_FAILED, 0, "InvalidResponse", "%s answered "
                                 "without %s", part->create, part->created);
     return 0;
+}
+
+/*  The part of id, described by its id (just made, it may not be visible
+    yet): the answer, or NULL with the outcome set. */
+static xmlDocPtr
+s_describe (aws_run_t *run, const s_part_t *part, const char *id)
+{
+    aws_params_t *p = aws_params_new ();
+    aws_params_addf (p, id, "%s.1", part->id_param);
+    return aws_run_ask (run, part->describe, &p, aws_run_not_found);
 }
 
 /*  The VPC, with DNS host names on (set every time: it is idempotent). */
@@ -140,9 +152,7 @@ s_gateway (aws_run_t *run, const char *vpc, char *igw, size_t size)
     if (s_find_or_create (run, &s_gateway_part, NULL, name, &p, igw, size))
         return -1;
     aws_run_resource (run, "igw", "internet_gateway", igw);
-    p = aws_params_new ();
-    aws_params_add (p, "InternetGatewayId.1", igw);
-    xmlDocPtr doc = aws_run_ask (run, "DescribeInternetGateways", &p, aws_run_not_found);
+    xmlDocPtr doc = s_describe (run, &s_gateway_part, igw);
     if (!doc)
         return -1;
     char attached [64] = "";
@@ -169,9 +179,7 @@ s_route_table (aws_run_t *run, const char *vpc, const char *igw,
     if (s_find_or_create (run, &s_route_table_part, vpc, name, &p, rtb, sizeof rtb))
         return -1;
     aws_run_resource (run, "rtb", "route_table", rtb);
-    p = aws_params_new ();
-    aws_params_add (p, "RouteTableId.1", rtb);
-    xmlDocPtr doc = aws_run_ask (run, "DescribeRouteTables", &p, aws_run_not_found);
+    xmlDocPtr doc = s_describe (run, &s_route_table_part, rtb);
     if (!doc)
         return -1;
     bool routed = false, associated [S_SUBNETS] = { false };
