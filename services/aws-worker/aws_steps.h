@@ -15,7 +15,10 @@
     first looks for what it would create by its tags (dexter:cluster and
     the step's own), creates only what is missing, tags at creation
     (TagSpecification), and reports what it found or made, whatever the
-    outcome. docs/aws.md describes each step's calls, waits and errors. */
+    outcome. docs/aws.md describes each step's calls, waits and errors.
+
+    The steps themselves are in aws_network.c and aws_hosts.c, and what
+    they share in aws_run.h; aws_steps.c maps a kind to its step. */
 #ifndef AWS_STEPS_H
 #define AWS_STEPS_H
 
@@ -68,7 +71,8 @@ typedef struct {
     { NULL, AWS_STEPS_DEFAULT_POLL_MS, AWS_STEPS_DEFAULT_WAIT_MS, NULL }
 
 /*  Runs the step of assign (job.assign: cluster, step, credentials, job,
-    attempt) and fills out. Returns 0 when the outcome is done, else -1.
+    attempt) and fills out; config NULL: AWS_STEPS_CONFIG_DEFAULT. Returns
+    0 when the outcome is done, else -1.
     The credentials are read, copied into the EC2 client only, and wiped
     from it when the step ends. */
 int aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_out_t *out);

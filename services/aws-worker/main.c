@@ -1,5 +1,6 @@
 /*  dexter-aws-worker: configuration, signals and start-up; the job loop is
-    common/dx_worker, the steps are aws_steps.c, the EC2 client aws_ec2.c.
+    common/dx_worker, a job's step is aws_step_run (aws_steps.h), the EC2
+    client aws_ec2.c.
 
     DEXTER_WORKER_ENDPOINT    the scheduler's workers ROUTER (tcp://127.0.0.1:5557)
     DEXTER_WORKER_CAPACITY    jobs at once, 1..1024 (16)
