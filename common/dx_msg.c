@@ -593,7 +593,6 @@ typedef struct {
     s_field_t fields [8];               /* ends at the first with name NULL */
 } s_schema_t;
 
-static const char *const s_commands [] = { "deploy", "destroy", NULL };
 static const char *const s_services [] = { "aws", "azure", "vpn", NULL };
 static const char *const s_outcomes [] = { "done", "failed", "retry", NULL };
 static const char *const s_statuses [] = {
@@ -619,21 +618,15 @@ static const s_schema_t s_schemas [] = {
     { "cluster.get",       { DEADLINE, NAME } },
     { "cluster.delete",    { DEADLINE, NAME, REQ ("force", S_BOOL) } },
     { "config.get",        { DEADLINE, NAME } },
-    { "config.put",        { DEADLINE, NAME, REQ ("provider", S_STR),
-                             REQ ("config", S_MAP), REQ ("secrets", S_STRMAP) } },
+    { "config.put",        { DEADLINE, NAME, REQ ("fields", S_MAP) } },
     { "config.delete",     { DEADLINE, NAME } },
     { "group.list",        { DEADLINE, NAME } },
-    { "group.upsert",      { DEADLINE, NAME, REQ ("provider", S_STR),
-                             REQ ("spec", S_MAP) } },
+    { "group.upsert",      { DEADLINE, NAME, REQ ("fields", S_MAP) } },
     { "group.get",         { DEADLINE, NAME, REQ ("group", S_STR) } },
-    { "group.update",      { DEADLINE, NAME, REQ ("provider", S_STR),
-                             REQ ("group", S_STR), REQ ("spec", S_MAP) } },
+    { "group.update",      { DEADLINE, NAME, REQ ("group", S_STR), REQ ("fields", S_MAP) } },
     { "group.delete",      { DEADLINE, NAME, REQ ("group", S_STR) } },
     { "deployment.get",    { DEADLINE, NAME } },
-    { "deployment.put",    { DEADLINE, NAME, REQ ("provider", S_STR),
-                             REQ_ONE_OF ("command", s_commands),
-                             REQ_UINT ("parallelism", 1, 100),
-                             REQ ("credentials", S_STRMAP) } },
+    { "deployment.put",    { DEADLINE, NAME, REQ ("fields", S_MAP) } },
     { "deployment.delete", { DEADLINE, NAME, REQ ("force", S_BOOL) } },
     { "deployment.vpn",    { DEADLINE, NAME } },
     { "deployment.events", { DEADLINE, NAME, OPT ("after", S_STR),
