@@ -13,21 +13,15 @@
 
     Checks never quote a secret back: messages about sshkeydata,
     ssh_password, credentials and the AWS keys name the rule, not the value.
-
-    sshkeydata accepts a PEM private key OpenSSL reads without a passphrase,
-    and also an unencrypted OpenSSH key ("BEGIN OPENSSH PRIVATE KEY", which
-    OpenSSL cannot parse): that one is checked syntactically only (the
-    openssh-key-v1 header with cipher and kdf "none"). */
+    sshkeydata is any private key usable without a passphrase, as
+    dx_sshkey_kind judges it. */
 #include "dx_spec.h"
 #include "dx_catalog.h"
 #include "dx_msg.h"
+#include "dx_sshkey.h"
 #include "dx_util.h"
 
-#include <openssl/bio.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -320,20 +314,29 @@ s_check_int (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     return json_integer (n);
 }
 
+/*  Reports that text, a value the catalog does not know, is not what. */
+static json_t *
+s_fail_unknown (s_ctx_t *ctx, const s_field_t *field, const char *text,
+                const char *what)
+{
+    char quoted [S_QUOTE_MAX + 4];
+    return s_fail (ctx, field->name, "%s%s is not %s", field->name,
+                   s_quote (text, quoted, sizeof quoted), what);
+}
+
 /*  An instance type of the provider, as the catalog spells it. */
 static json_t *
 s_check_instance_type (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
 {
+    static const char *const unknown [] = {
+        "a known aws instance type (see docs/catalog.md; names are case-sensitive)",
+        "a known azure instance type (see docs/catalog.md; names are case-sensitive)"
+    };
     const char *text = s_text (ctx, field, value);
     if (!text)
         return NULL;
-    const char *provider = s_provider_names [ctx->provider];
-    if (!dx_catalog_instance (provider, text)) {
-        char quoted [S_QUOTE_MAX + 4];
-        return s_fail (ctx, field->name, "%s%s is not a known %s instance type "
-                       "(see docs/catalog.md; names are case-sensitive)",
-                       field->name, s_quote (text, quoted, sizeof quoted), provider);
-    }
+    if (!dx_catalog_instance (s_provider_names [ctx->provider], text))
+        return s_fail_unknown (ctx, field, text, unknown [ctx->provider]);
     return json_string (text);
 }
 
@@ -344,11 +347,8 @@ s_check_region (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     const char *text = s_text (ctx, field, value);
     if (!text)
         return NULL;
-    if (!dx_catalog_aws_region (text)) {
-        char quoted [S_QUOTE_MAX + 4];
-        return s_fail (ctx, field->name, "%s%s is not an AWS region (e.g. us-west-2)",
-                       field->name, s_quote (text, quoted, sizeof quoted));
-    }
+    if (!dx_catalog_aws_region (text))
+        return s_fail_unknown (ctx, field, text, "an AWS region (e.g. us-west-2)");
     return json_string (text);
 }
 
@@ -361,12 +361,9 @@ s_check_location (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     if (!text)
         return NULL;
     const dx_location_t *location = dx_catalog_azure_location (text);
-    if (!location) {
-        char quoted [S_QUOTE_MAX + 4];
-        return s_fail (ctx, field->name, "%s%s is not an Azure location "
-                       "(e.g. \"Central US\" or centralus)",
-                       field->name, s_quote (text, quoted, sizeof quoted));
-    }
+    if (!location)
+        return s_fail_unknown (ctx, field, text, "an Azure location "
+                               "(e.g. \"Central US\" or centralus)");
     return json_pack ("{s:s, s:s}", "location", location->name,
                       "location_name", location->display_name);
 }
@@ -809,139 +806,13 @@ s_decode_tolerant (const char *text, s_judge_fn *judge, void *arg,
     return NULL;
 }
 
-typedef enum { S_KEY_NONE, S_KEY_OK, S_KEY_ENCRYPTED } s_key_kind_t;
-
-static const char s_openssh_begin [] = "-----BEGIN OPENSSH PRIVATE KEY-----";
-static const char s_openssh_end [] = "-----END OPENSSH PRIVATE KEY-----";
-static const char s_openssh_magic [] = "openssh-key-v1";    /* and its NUL */
-
-/*  Passphrase callback that never prompts (OpenSSL's default would ask on
-    the terminal): it notes that the key is encrypted and refuses. */
-static int
-s_refuse_passphrase (char *buf, int size, int rwflag, void *arg)
-{
-    (void) buf;
-    (void) size;
-    (void) rwflag;
-    *(bool *) arg = true;
-    return -1;
-}
-
-/*  Reads one SSH wire string (uint32 length, bytes) at *pos of blob; false
-    if it would run past the end. */
-static bool
-s_ssh_string (const unsigned char *blob, size_t len, size_t *pos,
-              const unsigned char **text, size_t *text_len)
-{
-    if (len - *pos < 4)
-        return false;
-    const unsigned char *p = blob + *pos;
-    size_t n = (size_t) p [0] << 24 | (size_t) p [1] << 16 | (size_t) p [2] << 8 | p [3];
-    *pos += 4;
-    if (len - *pos < n)
-        return false;
-    *text = blob + *pos;
-    *text_len = n;
-    *pos += n;
-    return true;
-}
-
-/*  True if the wire string equals word. */
-static bool
-s_ssh_is (const unsigned char *text, size_t len, const char *word)
-{
-    return len == strlen (word) && memcmp (text, word, len) == 0;
-}
-
-/*  What the decoded body of an OpenSSH key block is: "openssh-key-v1\0",
-    cipher, kdf, kdf options, a key count of at least 1, one public key and
-    the private section. Cipher and kdf "none": an unencrypted key. */
-static s_key_kind_t
-s_openssh_blob_kind (const unsigned char *blob, size_t len)
-{
-    size_t pos = sizeof s_openssh_magic;
-    const unsigned char *cipher, *kdf, *options, *public_key, *private_part;
-    size_t cipher_len, kdf_len, options_len, public_len, private_len;
-    if (len < pos || memcmp (blob, s_openssh_magic, pos) != 0
-    ||  !s_ssh_string (blob, len, &pos, &cipher, &cipher_len)
-    ||  !s_ssh_string (blob, len, &pos, &kdf, &kdf_len)
-    ||  !s_ssh_string (blob, len, &pos, &options, &options_len))
-        return S_KEY_NONE;
-    if (!s_ssh_is (cipher, cipher_len, "none"))
-        return S_KEY_ENCRYPTED;
-    if (len - pos < 4 || memcmp (blob + pos, "\0\0\0\0", 4) == 0)
-        return S_KEY_NONE;              /* no key count, or no keys */
-    pos += 4;
-    if (!s_ssh_is (kdf, kdf_len, "none")
-    ||  !s_ssh_string (blob, len, &pos, &public_key, &public_len)
-    ||  !s_ssh_string (blob, len, &pos, &private_part, &private_len)
-    ||  public_len == 0 || private_len == 0)
-        return S_KEY_NONE;
-    return S_KEY_OK;
-}
-
-/*  What an OpenSSH private key block (BEGIN/END lines around base64) is,
-    checked syntactically: OpenSSL cannot parse this format. */
-static s_key_kind_t
-s_openssh_kind (const char *text, size_t len)
-{
-    const char *begin = memmem (text, len, s_openssh_begin, strlen (s_openssh_begin));
-    if (!begin)
-        return S_KEY_NONE;
-    const char *body = begin + strlen (s_openssh_begin);
-    const char *end = memmem (body, (size_t) (text + len - body), s_openssh_end,
-                              strlen (s_openssh_end));
-    if (!end)
-        return S_KEY_NONE;
-    char *base64 = strndup (body, (size_t) (end - body));
-    size_t blob_len = 0;
-    unsigned char *blob = base64? dx_base64_decode (base64, &blob_len): NULL;
-    free (base64);
-    if (!blob)
-        return S_KEY_NONE;
-
-    s_key_kind_t kind = s_openssh_blob_kind (blob, blob_len);
-    OPENSSL_cleanse (blob, blob_len);
-    free (blob);
-    return kind;
-}
-
-/*  What decoded sshkeydata is: a private key OpenSSL reads without a
-    passphrase, an encrypted one, or nothing usable. */
-static s_key_kind_t
-s_key_kind (const unsigned char *data, size_t len)
-{
-    const char *text = (const char *) data;
-    if (len == 0 || len > INT_MAX || memchr (data, 0, len))
-        return S_KEY_NONE;
-    if (memmem (text, len, s_openssh_begin, strlen (s_openssh_begin)))
-        return s_openssh_kind (text, len);
-
-    BIO *bio = BIO_new_mem_buf (data, (int) len);
-    if (!bio)
-        return S_KEY_NONE;
-    bool asked = false;
-    EVP_PKEY *key = PEM_read_bio_PrivateKey (bio, NULL, s_refuse_passphrase, &asked);
-    BIO_free (bio);
-    if (key) {
-        EVP_PKEY_free (key);
-        return S_KEY_OK;
-    }
-    ERR_clear_error ();                 /* leave nothing for the next caller */
-    if (asked
-    ||  memmem (text, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----", 37)
-    ||  memmem (text, len, "Proc-Type: 4,ENCRYPTED", 22))
-        return S_KEY_ENCRYPTED;
-    return S_KEY_NONE;
-}
-
 /*  Judge for s_decode_tolerant: is it a private key (encrypted or not)? */
 static bool
 s_judge_key (const unsigned char *data, size_t len, void *arg)
 {
-    s_key_kind_t *kind = arg;
-    *kind = s_key_kind (data, len);
-    return *kind != S_KEY_NONE;
+    dx_sshkey_kind_t *kind = arg;
+    *kind = dx_sshkey_kind ((const char *) data, len);
+    return *kind != DX_SSHKEY_NONE;
 }
 
 /*  sshkeydata: base64 of an unencrypted private key; the secret kept is the
@@ -952,7 +823,7 @@ s_check_sshkeydata (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     const char *text = s_text (ctx, field, value);
     if (!text)
         return NULL;
-    s_key_kind_t kind = S_KEY_NONE;
+    dx_sshkey_kind_t kind = DX_SSHKEY_NONE;
     size_t len = 0;
     bool was_base64;
     unsigned char *pem = s_decode_tolerant (text, s_judge_key, &kind, &len, &was_base64);
@@ -962,7 +833,7 @@ s_check_sshkeydata (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
                          "(base64 -w 0 key.pem | tr '+/' '-_')"
                        : "%s is not base64 or base64url", field->name);
     json_t *result = NULL;
-    if (kind == S_KEY_ENCRYPTED)
+    if (kind == DX_SSHKEY_ENCRYPTED)
         s_fail (ctx, field->name, "%s must be an unencrypted private key (it asks "
                 "for a passphrase)", field->name);
     else
