@@ -243,15 +243,15 @@ s_integer (const json_t *value, long *result)
     Checks of simple fields
     --------------------------------------------------------------------- */
 
-/*  Cluster and group names: see the header. */
+/*  Names end up in Redis keys (the {NAME} hash tag), cloud resource names
+    and host names, hence the narrow alphabet. */
 int
 dx_spec_name_valid (const char *s)
 {
     return s && s_matches (s, "a-z", "a-z0-9", DX_NAME_MAX - 1);
 }
 
-/*  Cluster and group names: they end up in Redis keys, cloud resource names
-    and host names, hence the narrow alphabet. */
+/*  A cluster or group name. */
 static json_t *
 s_check_name (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
 {

@@ -14,7 +14,10 @@
 
 #define DX_NAME_MAX 16
 
-/*  1 if s matches ^[a-z][a-z0-9]{0,15}$. */
+/*  The rule for cluster and group names, which every service checks with
+    this function: 1 to DX_NAME_MAX lowercase letters and digits, starting
+    with a letter (^[a-z][a-z0-9]{0,15}$). 1 if s is such a name, else 0
+    (NULL included). */
 int dx_spec_name_valid (const char *s);
 
 /*  The letter of an extra disk's device name, xvdf to xvdz ("/dev/" may

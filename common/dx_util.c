@@ -88,13 +88,10 @@ dx_free_wiped (void *ptr)
     }
 }
 
-/*  Malloc for a long-running service: at most two arenas (few threads,
-    small RSS); freed memory is not given back at each free(), nor is a
-    block below 8 MiB mapped on its own, so that the buffers of requests
-    (msgpack, hiredis, a long cluster list's) are reused instead of costing
-    brk() or mmap() and a page fault per page every time: in a VM a fault
-    costs more than the work on the page. dx_malloc_release gives the
-    memory back once the service is idle. */
+/*  Two arenas: few threads, small RSS. Freed memory stays in the heap and
+    blocks under 8 MiB come from it, so each request reuses the last one's
+    buffers instead of paying brk/mmap and page faults again;
+    dx_malloc_release gives the memory back when the service is idle. */
 void
 dx_malloc_init (void)
 {
