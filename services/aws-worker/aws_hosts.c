@@ -3,9 +3,9 @@
     Elastic IP), remove, and on destroy destroy.instances and
     destroy.addresses. docs/aws.md says what each step calls. */
 #include "aws_run.h"
-#include "aws_sshkey.h"
 #include "dx_log.h"
 #include "dx_provision.h"
+#include "dx_sshkey.h"
 #include "dx_util.h"
 
 #include <stdbool.h>
@@ -110,7 +110,7 @@ aws_step_keypair (aws_run_t *run)
                                 "The key pair '%s' does not exist, and there is no "
                                 "sshkeydata to import it from", name);
     char err [256];
-    char *line = aws_sshkey_public (pem, err, sizeof err);
+    char *line = dx_sshkey_public (pem, err, sizeof err);
     if (!line)
         return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidKey.Format", "%s", err);
     char *material = dx_base64_encode ((const unsigned char *) line, strlen (line));
