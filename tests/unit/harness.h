@@ -40,4 +40,22 @@ pid_t th_redis_start (const char *dir, int port, const char *sock);
 pid_t th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint,
                          size_t size);
 
+/*  A private key as dx_spec takes it: an unencrypted OpenSSH key of filler
+    bytes (dx_spec checks the form of OpenSSH keys, OpenSSL cannot read
+    them), as the PEM text the scheduler seals and as its base64, what a
+    request's sshkeydata carries. The PEM holds "PLAINPEMMARKER", text
+    nothing else holds, to look for where no secret may be. */
+#define TH_SSH_KEY_PEM \
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n" \
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" \
+    "QyNTUxOQAAACAAAQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHwAAABtaWlpaWlpa\n" \
+    "PLAINPEMMARKER7qWlpaWlpaWlo=\n" \
+    "-----END OPENSSH PRIVATE KEY-----\n"
+#define TH_SSH_KEY_B64 \
+    "LS0tLS1CRUdJTiBPUEVOU1NIIFBSSVZBVEUgS0VZLS0tLS0KYjNCbGJuTnphQzFyWlhrdGRqRUFBQUFB" \
+    "Qkc1dmJtVUFBQUFFYm05dVpRQUFBQUFBQUFBQkFBQUFNd0FBQUF0emMyZ3RaVwpReU5UVXhPUUFBQUNB" \
+    "QUFRSURCQVVHQndnSkNnc01EUTRQRUJFU0V4UVZGaGNZR1JvYkhCMGVId0FBQUJ0YVdscGFXbHBhClBM" \
+    "QUlOUEVNTUFSS0VSN3FXbHBhV2xwYVdsbz0KLS0tLS1FTkQgT1BFTlNTSCBQUklWQVRFIEtFWS0tLS0t" \
+    "Cg=="
+
 #endif
