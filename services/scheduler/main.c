@@ -1,6 +1,7 @@
 /*  dexter-scheduler: configuration, signals and start-up; the work is in
-    sch_server (the loop), sch_broker (the workers), sch_store (Redis),
-    sch_cluster and sch_deployment (the handlers).
+    sch_server (the loop), sch_broker (the workers), sch_engine (the
+    deployments), sch_store (the state in Redis) and the handlers
+    (sch_handlers.h).
 
     DEXTER_SCHEDULER_ENDPOINT  ROUTER endpoint (tcp://127.0.0.1:5556)
     DEXTER_WORKER_ENDPOINT     the workers' ROUTER endpoint (tcp://127.0.0.1:5557)
@@ -94,7 +95,7 @@ main (void)
         sch_server_set_engine (server, engine);
         dx_info ("scheduler serving on %s, workers on %s, redis at %s",
                  sch_server_endpoint (server), sch_broker_endpoint (broker),
-                 sch_store_address (store));
+                 sch_redis_address (sch_store_redis (store)));
         sch_server_run (server, NULL);
         dx_info ("scheduler stopping");
         rc = 0;

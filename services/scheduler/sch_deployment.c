@@ -1,41 +1,16 @@
 /*  sch_deployment: the handlers of a cluster's deployment: its record
     (state, generation, progress), the deploy/destroy request that snapshots
-    the spec, forgetting it, its VPN profile and its event stream.
-
-    No step runs yet: a requested deployment waits in deploying or
-    destroying with `waiting` saying why nothing runs, computed when it is
-    read from the workers the broker knows. */
+    the spec and plans its steps for the engine, forgetting it, its VPN
+    profile and its event stream. See sch_handlers.h. */
 #include "sch_handlers.h"
 #include "sch_plan.h"
 #include "dx_log.h"
 #include "dx_msg.h"
-#include "dx_util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
-
-/*  A deployment is running: nothing else may start or be forgotten. */
-static const char *s_deploy_running [] = { "deploying", "destroying", NULL };
-
-/*  Cloud resources may exist: forgetting needs force. */
-static const char *s_deploy_resources [] = {
-    "deployed", "deploy_failed", "destroy_failed", NULL
-};
-
-/*  Nothing was ever deployed, or it is all gone: destroy has nothing to do. */
-static const char *s_deploy_nothing [] = { "init", "destroyed", NULL };
-
-/*  1 if state is one of the NULL-terminated list. */
-static int
-s_deploy_state_in (const char *state, const char **list)
-{
-    for (int i = 0; list [i]; i++)
-        if (strcmp (state, list [i]) == 0)
-            return 1;
-    return 0;
-}
 
 /*  A member of the record, as a new reference, null when absent. */
 static json_t *
@@ -47,8 +22,8 @@ s_deploy_field (const json_t *record, const char *field)
 
 /*  The deployment object of docs/api.md from a stored record: progress
     grouped, accessip shown as _accessip, absent values as null. */
-json_t *
-sch_deployment_object (const char *name, const json_t *record)
+static json_t *
+s_deploy_object (const char *name, const json_t *record)
 {
     const char *state = json_string_value (json_object_get (record, "state"));
     json_int_t generation = json_integer_value (json_object_get (record, "generation"));
@@ -98,13 +73,12 @@ s_deploy_record (json_t *loaded)
 }
 
 /*  The `waiting` sentence of a running deployment of a provider's cluster,
-    from the live workers (the stored one was true when it was written):
-    none connected, or null when some are. */
+    from the live workers: none connected (or no broker), or null when
+    some are. */
 static json_t *
 s_deploy_waiting (sch_broker_t *broker, const char *provider)
 {
-    size_t workers = sch_broker_workers (broker, provider, NULL);
-    if (workers == 0)
+    if (!broker || sch_broker_workers (broker, provider, NULL) == 0)
         return json_sprintf ("no %s worker is connected; the deployment goes on when "
                              "one registers", provider);
     return json_null ();
@@ -113,40 +87,14 @@ s_deploy_waiting (sch_broker_t *broker, const char *provider)
 /*  deployment.get: the record, state init before any deploy; a running
     deployment says what it waits for now. */
 json_t *
-sch_deployment_get_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
+sch_deployment_get (sch_ctx_t *ctx, const json_t *request, json_t *loaded)
 {
-    json_t *reply;
-    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
-    if (!loaded)
-        return reply;
-    json_t *object = sch_deployment_object (dx_msg_str (request, "name"),
-                                            s_deploy_record (loaded));
-    const char *provider = json_string_value (json_object_get (json_object_get (loaded, "cluster"),
-                                                               "provider"));
+    json_t *object = s_deploy_object (dx_msg_str (request, "name"), s_deploy_record (loaded));
+    const char *provider = sch_provider (loaded);
     const char *state = json_string_value (json_object_get (object, "state"));
-    if (object && ctx->broker && provider && state && s_deploy_state_in (state, s_deploy_running))
+    if (object && ctx->broker && provider && state && sch_state_running (state))
         json_object_set_new (object, "waiting", s_deploy_waiting (ctx->broker, provider));
-    reply = dx_reply_new (request, DX_OK, object);
-    json_decref (loaded);
-    return reply;
-}
-
-/*  Groups of a loaded object as an array sorted by name. */
-static json_t *
-s_deploy_groups (const json_t *groups)
-{
-    json_t *list = json_array ();
-    const char *key;
-    json_t *group;
-    json_object_foreach ((json_t *) groups, key, group) {
-        size_t at = 0;
-        while (at < json_array_size (list)
-           &&  strcmp (json_string_value (json_object_get (json_array_get (list, at), "name")),
-                       key) < 0)
-            at++;
-        json_array_insert (list, at, group);
-    }
-    return list;
+    return dx_reply_new (request, DX_OK, object);
 }
 
 /*  Seals the credentials as one JSON document; the plaintext copy is
@@ -164,106 +112,55 @@ s_deploy_seal_credentials (sch_ctx_t *ctx, const json_t *credentials)
     return sealed;
 }
 
-/*  deployment.put: applies the state rules, then snapshots the spec as the
-    next generation, seals the credentials and moves to deploying or
-    destroying, all in one transaction. No worker exists yet, so `waiting`
-    says what the deployment waits for. */
-json_t *
-sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
+/*  The state rules of a deploy or destroy: CONFLICT while one runs, for a
+    deploy without config, a destroy of nothing. A destroy without config
+    (deleted since) destroys where the last generation was: its config is
+    set into loaded. NULL when the deployment may start. */
+static json_t *
+s_deploy_refused (sch_ctx_t *ctx, const json_t *request, json_t *loaded, int deploy)
 {
     const char *name = dx_msg_str (request, "name");
-    const char *command = dx_msg_str (request, "command");
-    json_int_t parallelism = dx_msg_int (request, "parallelism", 5);
-    const json_t *credentials = json_object_get (request, "credentials");
-    int deploy = strcmp (command, "deploy") == 0;
-    if (!deploy && strcmp (command, "destroy") != 0)
-        return dx_reply_error (request, DX_INVALID, "command", "command must be deploy or destroy");
-
-    json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_SECRETS
-                                       | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT
-                                       | SCH_LOAD_RESOURCES, &reply);
-    if (!loaded)
-        return reply;
-    reply = sch_check_provider (request, loaded);
-    if (reply) {
-        json_decref (loaded);
-        return reply;
-    }
-    const json_t *cluster = json_object_get (loaded, "cluster");
-    const json_t *config = json_object_get (loaded, "config");
-    const json_t *record = s_deploy_record (loaded);
-    const char *provider = json_string_value (json_object_get (cluster, "provider"));
-    const char *state = json_string_value (json_object_get (record, "state"));
-    if (!state)
-        state = "init";
-    json_int_t generation = json_integer_value (json_object_get (record, "generation"));
-
-    if (s_deploy_state_in (state, s_deploy_running))
-        reply = dx_reply_error (request, DX_CONFLICT, "command",
-                                "a deployment of cluster %s is in progress (state %s, "
-                                "generation %" JSON_INTEGER_FORMAT "); wait until it "
-                                "finishes", name, state, generation);
+    const char *state = sch_state (loaded);
+    json_int_t generation = json_integer_value (json_object_get (s_deploy_record (loaded),
+                                                                 "generation"));
+    int configured = json_is_object (json_object_get (loaded, "config"));
+    if (sch_state_running (state))
+        return dx_reply_error (request, DX_CONFLICT, "command",
+                               "a deployment of cluster %s is in progress (state %s, "
+                               "generation %" JSON_INTEGER_FORMAT "); wait until it "
+                               "finishes", name, state, generation);
+    if (deploy && !configured)
+        return dx_reply_error (request, DX_CONFLICT, "command",
+                               "cluster %s has no config; set one with "
+                               "PUT /clusters/%s/config before deploying", name, name);
+    if (!deploy && !sch_state_holds (state))
+        return dx_reply_error (request, DX_CONFLICT, "command",
+                               "cluster %s has nothing deployed (state %s); there is "
+                               "nothing to destroy", name, state);
+    if (configured)
+        return NULL;
+    json_t *last;
+    if (sch_read_snapshot (ctx->read, name, generation, &last))
+        return sch_store_error_reply (ctx->store, request);
+    json_t *config = json_object_get (last, "config");
+    json_t *reply = NULL;
+    if (json_is_object (config))
+        json_object_set (loaded, "config", config);
     else
-    if (deploy && !json_is_object (config))
         reply = dx_reply_error (request, DX_CONFLICT, "command",
-                                "cluster %s has no config; set one with "
-                                "PUT /clusters/%s/config before deploying", name, name);
-    else
-    if (!deploy && s_deploy_state_in (state, s_deploy_nothing))
-        reply = dx_reply_error (request, DX_CONFLICT, "command",
-                                "cluster %s has nothing deployed (state %s); there is "
-                                "nothing to destroy", name, state);
-    if (!reply && !deploy && !json_is_object (config)) {
-        //  The config was deleted since: destroy where the last generation was
-        json_t *last = sch_store_snapshot (ctx->store, name, generation);
-        config = json_object_get (last, "config");
-        if (!last && *sch_store_error (ctx->store))
-            reply = sch_store_error_reply (ctx->store, request);
-        else
-        if (json_is_object (config))
-            json_object_set (loaded, "config", (json_t *) config);
-        else
-            reply = dx_reply_error (request, DX_CONFLICT, "command",
-                                    "cluster %s has no config, which names the region to "
-                                    "destroy in; put it back with PUT /clusters/%s/config",
-                                    name, name);
-        json_decref (last);
-        config = json_object_get (loaded, "config");
-    }
-    if (reply) {
-        json_decref (loaded);
-        return reply;
-    }
+                                "cluster %s has no config, which names the region to "
+                                "destroy in; put it back with PUT /clusters/%s/config",
+                                name, name);
+    json_decref (last);
+    return reply;
+}
 
-    char now [32];
-    sch_now (now, sizeof now);
-    json_int_t next = generation + 1;
-    //  The snapshot holds secrets only sealed, exactly as the config had them
-    json_t *snapshot = json_pack ("{s:I, s:s, s:s, s:O, s:O, s:O, s:o}",
-                                  "generation", next, "command", command, "created_at", now,
-                                  "cluster", cluster, "config", config,
-                                  "secrets", json_object_get (loaded, "secrets"),
-                                  "groups", s_deploy_groups (json_object_get (loaded, "groups")));
-    char *sealed = s_deploy_seal_credentials (ctx, credentials);
-    if (!snapshot || !sealed) {
-        json_decref (snapshot);
-        free (sealed);
-        json_decref (loaded);
-        dx_error ("cannot snapshot or seal the deployment of cluster %s", name);
-        return dx_reply_error (request, DX_INTERNAL, NULL,
-                               "cannot snapshot the spec or seal the credentials");
-    }
-    char err [256];
-    json_t *plan = sch_plan_build (snapshot, json_object_get (loaded, "resources"),
-                                   err, sizeof err);
-    if (!plan) {
-        json_decref (snapshot);
-        free (sealed);
-        json_decref (loaded);
-        return dx_reply_error (request, DX_CONFLICT, "command", "%s", err);
-    }
-    //  The job records: the plan's jobs, pending, with their place in it
+/*  The plan of snapshot as job records: the plan's jobs, pending, with
+    their place in it. NULL with err when it cannot be planned. */
+static json_t *
+s_deploy_plan (const json_t *snapshot, const json_t *resources, char *err, size_t size)
+{
+    json_t *plan = snapshot? sch_plan_build (snapshot, resources, err, size): NULL;
     size_t i;
     json_t *job;
     json_array_foreach (plan, i, job) {
@@ -271,24 +168,57 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         json_object_set_new (job, "status", json_string ("pending"));
         json_object_set_new (job, "attempt", json_integer (1));
     }
-    char waiting [160] = "";
-    if (!ctx->broker || sch_broker_workers (ctx->broker, provider, NULL) == 0)
-        snprintf (waiting, sizeof waiting, "no %s worker is connected; the deployment "
-                  "goes on when one registers", provider);
-    json_t *changes = json_pack ("{s:s, s:s, s:I, s:I, s:i, s:I, s:n, s:o, s:n, s:s, s:n}",
+    return plan;
+}
+
+/*  Snapshots the spec as the next generation, seals the credentials,
+    plans the steps and moves to deploying or destroying, all in one
+    transaction, then hands the deployment to the engine. `waiting` says
+    what it waits for when no worker of its provider is connected. */
+static json_t *
+s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const json_t *valid,
+                const json_t *credentials)
+{
+    const char *name = dx_msg_str (request, "name");
+    const char *command = json_string_value (json_object_get (valid, "command"));
+    int deploy = strcmp (command, "deploy") == 0;
+    const json_t *record = s_deploy_record (loaded);
+    json_int_t next = json_integer_value (json_object_get (record, "generation")) + 1;
+    char now [32];
+    sch_now (now, sizeof now);
+    //  The snapshot holds secrets only sealed, exactly as the config had them
+    json_t *snapshot = json_pack ("{s:I, s:s, s:s, s:O, s:O, s:O, s:o}",
+                                  "generation", next, "command", command, "created_at", now,
+                                  "cluster", json_object_get (loaded, "cluster"),
+                                  "config", json_object_get (loaded, "config"),
+                                  "secrets", json_object_get (loaded, "secrets"),
+                                  "groups", sch_groups (json_object_get (loaded, "groups")));
+    char *sealed = s_deploy_seal_credentials (ctx, credentials);
+    char err [256] = "";
+    json_t *plan = s_deploy_plan (snapshot, json_object_get (loaded, "resources"),
+                                  err, sizeof err);
+    json_t *changes = json_pack ("{s:s, s:s, s:I, s:O, s:i, s:I, s:n, s:o, s:n, s:s, s:n}",
                                  "state", deploy? "deploying": "destroying",
                                  "command", command, "generation", next,
-                                 "parallelism", parallelism, "steps_done", 0,
+                                 "parallelism", json_object_get (valid, "parallelism"),
+                                 "steps_done", 0,
                                  "steps_total", (json_int_t) json_array_size (plan),
                                  "current",
-                                 "waiting", *waiting? json_string (waiting): json_null (),
+                                 "waiting", s_deploy_waiting (ctx->broker,
+                                                              sch_provider (loaded)),
                                  "last_error", "started_at", now, "finished_at");
-    int rc = sch_store_deployment_start (ctx->store, name, next, snapshot, sealed,
-                                         changes, plan, now);
-    json_decref (plan);
-    json_decref (snapshot);
-    free (sealed);
-    if (rc) {
+    json_t *reply = NULL;
+    if (!snapshot || !sealed || !changes) {
+        dx_error ("cannot snapshot or seal the deployment of cluster %s", name);
+        reply = dx_reply_error (request, DX_INTERNAL, NULL,
+                                "cannot snapshot the spec or seal the credentials");
+    }
+    else
+    if (!plan)
+        reply = dx_reply_error (request, DX_CONFLICT, "command", "%s", err);
+    else
+    if (sch_store_deployment_start (ctx->store, name, next, snapshot, sealed, changes,
+                                    plan, now)) {
         reply = sch_store_error_reply (ctx->store, request);
         //  The transaction may have run with only its answer lost: then
         //  Redis says deploying and the engine must find out
@@ -297,17 +227,46 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
     }
     else {
         dx_info ("deployment requested name=%s command=%s generation=%" JSON_INTEGER_FORMAT
-                 " state %s -> %s", name, command, next, state,
+                 " state %s -> %s", name, command, next, sch_state (loaded),
                  deploy? "deploying": "destroying");
         if (ctx->engine)
             sch_engine_start (ctx->engine, name);
         json_t *updated = json_deep_copy (record);
         json_object_update (updated, changes);
         json_object_set_new (updated, "updated_at", json_string (now));
-        reply = dx_reply_new (request, DX_ACCEPTED, sch_deployment_object (name, updated));
+        reply = dx_reply_new (request, DX_ACCEPTED, s_deploy_object (name, updated));
         json_decref (updated);
     }
     json_decref (changes);
+    json_decref (plan);
+    json_decref (snapshot);
+    free (sealed);
+    return reply;
+}
+
+/*  deployment.put: the fields (command, parallelism, credentials)
+    validated for the cluster's provider, then the state rules, then the
+    deployment starts. */
+json_t *
+sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
+{
+    json_t *reply;
+    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_CONFIG | SCH_LOAD_SECRETS
+                                       | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT
+                                       | SCH_LOAD_RESOURCES, &reply);
+    if (!loaded)
+        return reply;
+    json_t *credentials = json_object ();
+    json_t *valid = sch_fields (SCH_FIELDS_DEPLOYMENT, request, loaded, credentials, &reply);
+    if (valid) {
+        const char *command = json_string_value (json_object_get (valid, "command"));
+        reply = s_deploy_refused (ctx, request, loaded, strcmp (command, "deploy") == 0);
+    }
+    if (valid && !reply)
+        reply = s_deploy_start (ctx, request, loaded, valid, credentials);
+    sch_wipe (credentials);
+    json_decref (credentials);
+    json_decref (valid);
     json_decref (loaded);
     return reply;
 }
@@ -320,30 +279,13 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
 json_t *
 sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
 {
-    const char *name = dx_msg_str (request, "name");
-    int force = dx_msg_bool (request, "force", 0);
-    json_t *reply;
-    json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_DEPLOYMENT, &reply);
-    if (!loaded)
+    char state [SCH_STATE_SIZE];
+    json_int_t generation;
+    json_t *reply = sch_delete_check (ctx, request, 1, state, &generation);
+    if (reply)
         return reply;
-    const char *current = json_string_value (json_object_get (s_deploy_record (loaded),
-                                                              "state"));
-    char state [32];
-    snprintf (state, sizeof state, "%s", current? current: "init");
-    json_int_t generation = json_integer_value (json_object_get (s_deploy_record (loaded),
-                                                                 "generation"));
-    json_decref (loaded);
-    if (s_deploy_state_in (state, s_deploy_running))
-        return dx_reply_error (request, DX_CONFLICT, NULL,
-                               "a deployment of cluster %s is in progress (state %s); "
-                               "wait until it finishes", name, state);
-    int resources = s_deploy_state_in (state, s_deploy_resources);
-    if (resources && !force)
-        return dx_reply_error (request, DX_CONFLICT, NULL,
-                               "cloud resources of cluster %s may exist (state %s): "
-                               "destroy them first (PUT /clusters/%s/deployment "
-                               "command=destroy) or delete with force=true",
-                               name, state, name);
+    const char *name = dx_msg_str (request, "name");
+    int resources = sch_state_holds (state);
     char now [32];
     if (sch_store_deployment_reset (ctx->store, name, sch_now (now, sizeof now),
                                     (long long) generation))
@@ -359,25 +301,19 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
 /*  deployment.vpn: NOT_FOUND until an access node exists; the profile
     itself comes with the vpn service. */
 json_t *
-sch_deployment_vpn_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
+sch_deployment_vpn (sch_ctx_t *ctx, const json_t *request, json_t *loaded)
 {
+    (void) ctx;
     const char *name = dx_msg_str (request, "name");
-    json_t *reply;
-    json_t *loaded = sch_loaded_cluster (ctx, request, ticket, &reply);
-    if (!loaded)
-        return reply;
-    const char *accessip = json_string_value (json_object_get (
-                               s_deploy_record (loaded), "accessip"));
+    const char *accessip = json_string_value (json_object_get (s_deploy_record (loaded),
+                                                               "accessip"));
     if (!accessip || !*accessip)
-        reply = dx_reply_error (request, DX_NOT_FOUND, NULL,
-                                "no access node has been deployed for cluster %s yet; "
-                                "deploy first", name);
-    else
-        reply = dx_reply_error (request, DX_NOT_FOUND, NULL,
-                                "the VPN profile of cluster %s is not available yet: "
-                                "no vpn service has issued it", name);
-    json_decref (loaded);
-    return reply;
+        return dx_reply_error (request, DX_NOT_FOUND, NULL,
+                               "no access node has been deployed for cluster %s yet; "
+                               "deploy first", name);
+    return dx_reply_error (request, DX_NOT_FOUND, NULL,
+                           "the VPN profile of cluster %s is not available yet: "
+                           "no vpn service has issued it", name);
 }
 
 /*  1 if text is a stream id: digits, optionally "-" and digits. */
@@ -421,7 +357,7 @@ sch_deployment_events_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
         return dx_reply_error (request, DX_INVALID, "count",
                                "count must be an integer from 1 to 1000");
     json_t *reply = sch_queue_cluster (ctx, request, 0, ticket);
-    if (!reply && sch_store_queue_events (ctx->store, name, after, count) != *ticket + 1)
+    if (!reply && sch_read_queue_events (ctx->read, name, after, count) != *ticket + 1)
         reply = sch_store_error_reply (ctx->store, request);
     return reply;
 }
@@ -434,7 +370,7 @@ sch_deployment_events_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
     if (!loaded)
         return reply;
     json_decref (loaded);
-    json_t *events = sch_store_events_result (ctx->store, ticket + 1);
+    json_t *events = sch_read_events_result (ctx->read, ticket + 1);
     if (!events)
         return sch_store_error_reply (ctx->store, request);
     return dx_reply_new (request, DX_OK, json_pack ("{s:o}", "events", events));

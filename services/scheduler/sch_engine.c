@@ -5,6 +5,7 @@
 #include "sch_plan.h"
 #include "dx_log.h"
 #include "dx_msg.h"
+#include "dx_netplan.h"
 #include "dx_ratelimit.h"
 #include "dx_util.h"
 #include "dx_worker.h"
@@ -21,8 +22,8 @@
 
 /*  Steps that each start one machine are paced per account and region, so
     that however many workers run them, the provider's published rate of
-    instance launches holds (AWS: RunInstances, burst 5, 2 per second, as
-    each worker's own bucket; docs/aws.md). */
+    instance launches holds (dx_netplan.h; each worker holds the same
+    bucket for its own calls). */
 static const struct {
     const char *provider;
     const char *kind;
@@ -30,7 +31,7 @@ static const struct {
     const char *region;                 /* the config field naming the region */
     double burst, rate;
 } s_pacing [] = {
-    { "aws", "host", "aws_access_key_id", "region", 5, 2 },
+    { "aws", "host", "aws_access_key_id", "region", DX_AWS_LAUNCH_BURST, DX_AWS_LAUNCH_RATE },
 };
 #define S_PACING (sizeof s_pacing / sizeof s_pacing [0])
 
@@ -74,6 +75,7 @@ typedef struct {
 
 struct sch_engine {
     sch_store_t *store;
+    sch_read_t *read;                   /* the store's */
     dx_seal_t *seal;
     sch_broker_t *broker;
     int64_t lease_ms;
@@ -247,7 +249,7 @@ s_deploy_pacing (sch_engine_t *self, s_deploy_t *d, const json_t *config)
     }
 }
 
-/*  Builds the in-memory deployment from what sch_store_load read. */
+/*  Builds the in-memory deployment from what sch_read_load read. */
 static s_deploy_t *
 s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
 {
@@ -273,8 +275,11 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
     d->resources = json_incref (json_object_get (loaded, "resources"));
     if (!d->resources)
         d->resources = json_object ();
-    d->credentials = sch_store_credentials (self->store, name);
-    json_t *snapshot = sch_store_snapshot (self->store, name, d->generation);
+    //  A read that fails leaves these unknown: the credentials are read
+    //  again when a job cannot be sent without them
+    json_t *snapshot = NULL;
+    sch_read_credentials (self->read, name, &d->credentials);
+    sch_read_snapshot (self->read, name, d->generation, &snapshot);
     s_deploy_pacing (self, d, json_object_get (snapshot, "config"));
     d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
     json_decref (snapshot);
@@ -346,8 +351,8 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
 static int
 s_engine_load (sch_engine_t *self, const char *name)
 {
-    json_t *loaded = sch_store_load (self->store, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
-                                     | SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
+    json_t *loaded = sch_read_load (self->read, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
+                                    | SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
     if (!loaded)
         return -1;
     s_deploy_t *d = s_deploy_new (self, name, loaded);
@@ -522,8 +527,8 @@ static int s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d);
 static int
 s_engine_no_credentials (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
 {
-    char *sealed = sch_store_credentials (self->store, d->name);
-    if (!sealed && *sch_store_error (self->store)) {
+    char *sealed;
+    if (sch_read_credentials (self->read, d->name, &sealed)) {
         dx_error ("deployment %s: cannot read its credentials, trying again: %s", d->name,
                   sch_store_error (self->store));
         return 0;
@@ -909,8 +914,8 @@ s_engine_late_result (sch_engine_t *self, const json_t *msg)
         known = d->resources;
     }
     else {
-        loaded = sch_store_load (self->store, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
-                                 | SCH_LOAD_RESOURCES);
+        loaded = sch_read_load (self->read, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
+                                | SCH_LOAD_RESOURCES);
         const json_t *record = json_object_get (loaded, "deployment");
         const char *command = json_string_value (json_object_get (record, "command"));
         if (!json_is_object (json_object_get (loaded, "cluster"))
@@ -1054,6 +1059,7 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     if (!self)
         return NULL;
     self->store = store;
+    self->read = sch_store_read (store);
     self->seal = seal;
     self->broker = broker;
     self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
@@ -1096,7 +1102,7 @@ sch_engine_destroy (sch_engine_t **self_p)
 int
 sch_engine_recover (sch_engine_t *self)
 {
-    json_t *clusters = sch_store_cluster_list (self->store);
+    json_t *clusters = sch_read_list (self->read);
     if (!clusters)
         return -1;
     int rc = 0;

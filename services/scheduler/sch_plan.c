@@ -1,6 +1,7 @@
 /*  sch_plan: spec snapshot + recorded resources -> the steps of a
     deployment. See sch_plan.h and proto/PROTOCOL.md, "Steps". */
 #include "sch_plan.h"
+#include "dx_netplan.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -119,7 +120,7 @@ s_plan_newer (const json_t *resources, const char *group, int a, int b)
     the recorded ones beyond n (drop), keeps the others, and fills up with
     the lowest free numbers (want). Newest is by recorded launch time, then
     by slot; the masters go by slot alone, as their fixed addresses
-    (10.0.0.11 + slot) must stay the first n. */
+    (dx_netplan.h: base + slot) must stay the first n. */
 static void
 s_plan_slots (const json_t *resources, const char *group, int n,
               unsigned char *want, unsigned char *drop)
@@ -161,13 +162,13 @@ s_plan_host (const s_plan_t *plan, const char *role, const char *group, int slot
     if (strcmp (role, "access") == 0) {
         snprintf (id, sizeof id, "host.access");
         snprintf (hostname, sizeof hostname, "%s-access", plan->name);
-        snprintf (ip, sizeof ip, "%s", SCH_PLAN_ACCESS_IP);
+        snprintf (ip, sizeof ip, "%s", DX_NET_ACCESS_IP);
     }
     else {
         snprintf (id, sizeof id, "host.%s.%d", group_name, slot);
         if (strcmp (role, "master") == 0) {
             snprintf (hostname, sizeof hostname, "%s-master-%d", plan->name, slot);
-            snprintf (ip, sizeof ip, "10.0.0.%d", SCH_PLAN_MASTER_IP_BASE + slot);
+            snprintf (ip, sizeof ip, DX_NET_MASTER_PREFIX "%d", DX_NET_MASTER_IP_BASE + slot);
         }
         else
             snprintf (hostname, sizeof hostname, "%s-%s-%d", plan->name, group_name, slot);

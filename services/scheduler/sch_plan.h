@@ -26,10 +26,6 @@
 
 #include <jansson.h>
 
-/*  Private addresses of the network plan (PROTOCOL.md "Network plan"). */
-#define SCH_PLAN_ACCESS_IP      "10.0.0.10"
-#define SCH_PLAN_MASTER_IP_BASE 11      /* master i is 10.0.0.(11 + i) */
-
 /*  Defaults for the hosts the spec does not describe. */
 #define SCH_PLAN_ACCESS_TYPE_AWS   "t3.small"
 #define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1"

@@ -21,6 +21,7 @@
 #include "sch_handlers.h"
 #include "dx_log.h"
 #include "dx_msg.h"
+#include "dx_spec.h"
 #include "dx_util.h"
 
 #include <assert.h>
@@ -33,45 +34,45 @@
 
 #define SCH_BURST   256          /* most messages served per wakeup */
 
-/*  A row of the dispatch table: a change has a handler, a read the two
-    halves of sch_handlers.h, or only the reply half and the parts of its
-    cluster to load (SCH_LOAD_*). A pure load's answer depends on nothing
-    but those parts and the request's name and group, so its text is kept
-    beside a kept read (sch_store_memo) and served again from there. */
+/*  A row of the dispatch table: a change, a read in two halves
+    (sch_handlers.h), or a load of the request's cluster (the parts `load`,
+    SCH_LOAD_*) and the handler that answers from it. A pure load's answer
+    depends on nothing but those parts and the request's name and group,
+    so its text is kept beside the kept read (sch_read_memo) and served
+    again from there. */
 typedef struct {
     const char *type;
-    sch_handler_fn *handler;
+    sch_change_fn *change;
     sch_queue_fn *queue;
     sch_reply_fn *reply;
+    sch_loaded_fn *loaded;
     unsigned load;
     bool pure;
 } s_handler_t;
 
-#define S_CHANGE(type, fn)        { type, fn, NULL, NULL, 0, false }
-#define S_READ(type, fn)          { type, NULL, fn##_queue, fn##_reply, 0, false }
-#define S_LOAD(type, fn, what)    { type, NULL, NULL, fn##_reply, what, false }
-#define S_PURE(type, fn, what)    { type, NULL, NULL, fn##_reply, what, true }
+/*  The parts cluster.get shows. */
+#define S_CLUSTER_PARTS (SCH_LOAD_CONFIG | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT)
 
 /*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
 static const s_handler_t s_server_handlers [] = {
-    S_READ   ("cluster.list",      sch_cluster_list),
-    S_CHANGE ("cluster.create",    sch_cluster_create),
-    S_PURE   ("cluster.get",       sch_cluster_get,
-              SCH_LOAD_CONFIG | SCH_LOAD_GROUPS | SCH_LOAD_DEPLOYMENT),
-    S_CHANGE ("cluster.delete",    sch_cluster_delete),
-    S_PURE   ("config.get",        sch_config_get,        SCH_LOAD_CONFIG),
-    S_CHANGE ("config.put",        sch_config_put),
-    S_CHANGE ("config.delete",     sch_config_delete),
-    S_PURE   ("group.list",        sch_group_list,        SCH_LOAD_GROUPS),
-    S_CHANGE ("group.upsert",      sch_group_upsert),
-    S_PURE   ("group.get",         sch_group_get,         SCH_LOAD_GROUPS),
-    S_CHANGE ("group.update",      sch_group_update),
-    S_CHANGE ("group.delete",      sch_group_delete),
-    S_LOAD   ("deployment.get",    sch_deployment_get,    SCH_LOAD_DEPLOYMENT),
-    S_CHANGE ("deployment.put",    sch_deployment_put),
-    S_CHANGE ("deployment.delete", sch_deployment_delete),
-    S_LOAD   ("deployment.vpn",    sch_deployment_vpn,    SCH_LOAD_DEPLOYMENT),
-    S_READ   ("deployment.events", sch_deployment_events),
+    { "cluster.list",      .queue = sch_cluster_list_queue, .reply = sch_cluster_list_reply },
+    { "cluster.create",    .change = sch_cluster_create },
+    { "cluster.get",       .loaded = sch_cluster_get, .load = S_CLUSTER_PARTS, .pure = true },
+    { "cluster.delete",    .change = sch_cluster_delete },
+    { "config.get",        .loaded = sch_config_get, .load = SCH_LOAD_CONFIG, .pure = true },
+    { "config.put",        .change = sch_config_put },
+    { "config.delete",     .change = sch_config_delete },
+    { "group.list",        .loaded = sch_group_list, .load = SCH_LOAD_GROUPS, .pure = true },
+    { "group.upsert",      .change = sch_group_upsert },
+    { "group.get",         .loaded = sch_group_get, .load = SCH_LOAD_GROUPS, .pure = true },
+    { "group.update",      .change = sch_group_update },
+    { "group.delete",      .change = sch_group_delete },
+    { "deployment.get",    .loaded = sch_deployment_get, .load = SCH_LOAD_DEPLOYMENT },
+    { "deployment.put",    .change = sch_deployment_put },
+    { "deployment.delete", .change = sch_deployment_delete },
+    { "deployment.vpn",    .loaded = sch_deployment_vpn, .load = SCH_LOAD_DEPLOYMENT },
+    { "deployment.events", .queue = sch_deployment_events_queue,
+                           .reply = sch_deployment_events_reply },
 };
 
 /*  A read waiting for the flush of its burst; owns its message. */
@@ -91,41 +92,20 @@ struct sch_server {
     size_t npending;
 };
 
-/*  ^[a-z][a-z0-9]{0,15}$: the names the api accepts. Checked again here
-    because they are spliced into Redis keys ({NAME} is a hash tag). */
-static int
-s_server_name_ok (const char *name)
-{
-    if (!name || !(*name >= 'a' && *name <= 'z'))
-        return 0;
-    size_t len = 1;
-    for (const char *p = name + 1; *p; p++, len++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
-            return 0;
-    return len <= 16;
-}
-
-/*  INVALID reply if a name the request carries is not a valid name. */
+/*  INVALID reply if a cluster or group name the request carries is not a
+    name (dx_spec_name_valid): they are spliced into Redis keys ({NAME} is
+    a hash tag), so the scheduler checks them whatever the api did. */
 static json_t *
 s_server_check_names (const json_t *request)
 {
-    static const struct { const char *object, *field, *label; } names [] = {
-        { NULL, "name", "cluster name" },
-        { NULL, "group", "group name" },
-        { "cluster", "name", "cluster name" },
-        { "spec", "name", "group name" },
-    };
-    for (size_t i = 0; i < sizeof names / sizeof names [0]; i++) {
-        const json_t *holder = names [i].object? json_object_get (request, names [i].object)
-                                               : request;
-        const json_t *value = json_object_get (holder, names [i].field);
-        if (!value)
-            continue;
-        if (!s_server_name_ok (json_string_value (value)))
+    static const char *fields [] = { "name", "group" };
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *value = json_object_get (request, fields [i]);
+        if (value && !dx_spec_name_valid (json_string_value (value)))
             return dx_reply_error (request, DX_INVALID, "name",
-                                   "%s must start with a lowercase letter and hold only "
-                                   "lowercase letters and digits, at most 16",
-                                   names [i].label);
+                                   "%s name must start with a lowercase letter and hold only "
+                                   "lowercase letters and digits, at most %d",
+                                   i? "group": "cluster", DX_NAME_MAX);
     }
     //  Requests for one cluster must say which
     const char *type = dx_msg_type (request);
@@ -133,21 +113,6 @@ s_server_check_names (const json_t *request)
     &&  !json_is_string (json_object_get (request, "name")))
         return dx_reply_error (request, DX_INVALID, "name", "the cluster name is missing");
     return NULL;
-}
-
-/*  Wipes the secret strings a request carried (config secrets and
-    deployment credentials) before the request is freed. */
-static void
-s_server_wipe (json_t *request)
-{
-    const char *holders [] = { "secrets", "credentials" };
-    for (size_t i = 0; i < 2; i++) {
-        const char *key;
-        json_t *value;
-        json_object_foreach (json_object_get (request, holders [i]), key, value)
-            if (json_is_string (value))
-                sodium_memzero ((char *) json_string_value (value), json_string_length (value));
-    }
 }
 
 /*  The row of the dispatch table for type, NULL if there is none. */
@@ -176,9 +141,26 @@ s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **r
                                "the scheduler does not serve '%.64s' messages",
                                type? type: "untyped");
     json_t *reply = s_server_check_names (request);
-    if (!reply && row->reply)
+    if (!reply && !row->change)
         reply = row->queue? row->queue (&self->ctx, request, ticket)
                           : sch_queue_cluster (&self->ctx, request, row->load, ticket);
+    return reply;
+}
+
+/*  The second half of a read, once its reads were flushed: the reply of
+    the row's handler. */
+static json_t *
+s_server_reply (sch_server_t *self, const s_handler_t *row, const json_t *request,
+                int ticket)
+{
+    if (row->reply)
+        return row->reply (&self->ctx, request, ticket);
+    json_t *reply;
+    json_t *loaded = sch_loaded_cluster (&self->ctx, request, ticket, &reply);
+    if (loaded) {
+        reply = row->loaded (&self->ctx, request, loaded);
+        json_decref (loaded);
+    }
     return reply;
 }
 
@@ -204,15 +186,15 @@ sch_server_handle (sch_server_t *self, const json_t *request)
     const s_handler_t *row;
     int ticket;
     json_t *reply = s_server_start (self, request, &row, &ticket);
-    if (!reply && row->handler)
-        reply = row->handler (&self->ctx, request);
+    if (!reply && row->change)
+        reply = row->change (&self->ctx, request);
     else
     if (!reply) {
-        if (sch_store_read_flush (self->ctx.store))
+        if (sch_read_flush (self->ctx.read))
             reply = sch_store_error_reply (self->ctx.store, request);
         else
-            reply = row->reply (&self->ctx, request, ticket);
-        sch_store_read_reset (self->ctx.store);
+            reply = s_server_reply (self, row, request, ticket);
+        sch_read_reset (self->ctx.read);
     }
     return s_server_sure (request, reply);
 }
@@ -242,8 +224,7 @@ s_server_refuse (sch_server_t *self, zframe_t *identity, zframe_t *raw, const ch
     }
     else
         dx_warn ("dropped an undecodable message: %s", err);
-    if (envelope)
-        s_server_wipe (envelope);
+    sch_wipe (json_object_get (envelope, "fields"));
     json_decref (envelope);
 }
 
@@ -263,12 +244,13 @@ s_server_answer (sch_server_t *self, zframe_t *identity, const json_t *request,
     json_decref (reply);
 }
 
-/*  Frees what one message held, wiping its secrets first. */
+/*  Frees what one message held, wiping its secrets first: the fields of
+    a config or a deployment (the only strings of a request that are). */
 static void
 s_server_release (zframe_t **identity_p, zframe_t **raw_p, json_t **request_p)
 {
     if (*request_p) {
-        s_server_wipe (*request_p);
+        sch_wipe (json_object_get (*request_p, "fields"));
         json_decref (*request_p);
         *request_p = NULL;
     }
@@ -284,22 +266,21 @@ s_server_release (zframe_t **identity_p, zframe_t **raw_p, json_t **request_p)
 static json_t *
 s_server_read_reply (sch_server_t *self, s_pending_t *read)
 {
-    sch_store_t *store = self->ctx.store;
     const json_t *request = read->request;
     char key [64] = "";
     if (read->row->pure && dx_msg_bool (request, "text", 0)) {
         const char *group = dx_msg_str (request, "group");
         snprintf (key, sizeof key, "%s/%s", read->row->type, group? group: "");
-        json_t *text = sch_store_memo (store, read->ticket, key);
+        json_t *text = sch_read_memo (self->ctx.read, read->ticket, key);
         json_t *reply = text? dx_reply_new (request, DX_OK, NULL): NULL;
         if (reply && json_object_set (reply, "text", text) == 0)
             return reply;
         json_decref (reply);
     }
-    json_t *reply = read->row->reply (&self->ctx, request, read->ticket);
+    json_t *reply = s_server_reply (self, read->row, request, read->ticket);
     json_t *text = json_object_get (reply, "text");
     if (key [0] && text && streq (dx_msg_str (reply, "status"), DX_OK))
-        sch_store_memo_put (store, read->ticket, key, text);
+        sch_read_memo_put (self->ctx.read, read->ticket, key, text);
     return reply;
 }
 
@@ -310,17 +291,16 @@ s_server_flush (sch_server_t *self)
 {
     if (self->npending == 0)
         return;
-    sch_store_t *store = self->ctx.store;
-    int failed = sch_store_read_flush (store);
+    int failed = sch_read_flush (self->ctx.read);
     for (size_t i = 0; i < self->npending; i++) {
         s_pending_t *read = &self->pending [i];
-        json_t *reply = failed? sch_store_error_reply (store, read->request)
+        json_t *reply = failed? sch_store_error_reply (self->ctx.store, read->request)
                               : s_server_read_reply (self, read);
         s_server_answer (self, read->identity, read->request, reply, read->start);
         s_server_release (&read->identity, &read->raw, &read->request);
     }
     self->npending = 0;
-    sch_store_read_reset (store);
+    sch_read_reset (self->ctx.read);
 }
 
 /*  Reads one message from the ROUTER and answers it, or queues it when it
@@ -328,7 +308,7 @@ s_server_flush (sch_server_t *self)
     flushes the reads queued before it, then runs alone. 0 took one, -1
     none was waiting (the ROUTER never blocks: ZMQ_RCVTIMEO 0). */
 static int
-s_server_receive (sch_server_t *self)
+s_server_take (sch_server_t *self)
 {
     zframe_t *identity = NULL, *raw = NULL;
     char err [DX_ERR_LEN];
@@ -353,7 +333,7 @@ s_server_receive (sch_server_t *self)
             const s_handler_t *row;
             int ticket;
             json_t *reply = s_server_start (self, request, &row, &ticket);
-            if (!reply && row->reply) {
+            if (!reply && !row->change) {
                 //  A read: kept until the flush, which owns it from now on
                 assert (self->npending < SCH_BURST);
                 s_pending_t *read = &self->pending [self->npending++];
@@ -367,7 +347,7 @@ s_server_receive (sch_server_t *self)
             }
             if (!reply) {
                 s_server_flush (self);
-                reply = row->handler (&self->ctx, request);
+                reply = row->change (&self->ctx, request);
             }
             s_server_answer (self, identity, request, reply, start);
         }
@@ -379,13 +359,13 @@ s_server_receive (sch_server_t *self)
 /*  Serves a burst: every message already waiting on the ROUTER, up to
     SCH_BURST, so that consecutive reads share one Redis round trip and the
     loop sleeps once per burst rather than once per request. Receiving
-    until there is none costs one look at libzmq's mailbox per burst;
-    asking ZMQ_EVENTS before each message cost one per message. */
-static void
-s_server_burst (sch_server_t *self)
+    until there is none looks at libzmq's mailbox once per burst, where
+    asking ZMQ_EVENTS first would look once per message. */
+void
+sch_server_receive (sch_server_t *self)
 {
     for (int n = 0; n < SCH_BURST; n++)
-        if (s_server_receive (self))
+        if (s_server_take (self))
             break;
     s_server_flush (self);
 }
@@ -402,6 +382,7 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
     if (!self)
         return NULL;
     self->ctx.store = store;
+    self->ctx.read = sch_store_read (store);
     self->ctx.seal = seal;
     self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router) {
@@ -461,6 +442,12 @@ sch_server_endpoint (sch_server_t *self)
     return self->endpoint;
 }
 
+zsock_t *
+sch_server_socket (sch_server_t *self)
+{
+    return self->router;
+}
+
 /*  The loop: one request at a time, a cron tick every second, the
     broker's workers served and ticked when due, the engine ticked after
     what workers say and when it asked to be, until a signal or $TERM. The
@@ -493,7 +480,7 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         }
         else
         if (which == self->router)
-            s_server_burst (self);
+            sch_server_receive (self);
         else
         if (broker && which == sch_broker_socket (broker)) {
             sch_broker_receive (broker);
@@ -508,7 +495,7 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
                 break;
         }
         if (dx_mono_ms () >= next_tick) {
-            sch_store_tick (self->ctx.store);
+            sch_redis_tick (sch_store_redis (self->ctx.store));
             dx_malloc_release ();       /* what a long list left free */
             if (!recovered)
                 recovered = sch_engine_recover (engine) == 0;

@@ -36,6 +36,14 @@ void sch_server_set_engine (sch_server_t *self, sch_engine_t *engine);
 /*  The endpoint actually bound (with the port resolved). Borrowed. */
 const char *sch_server_endpoint (sch_server_t *self);
 
+/*  The ROUTER, for a poller of the caller's. Borrowed. */
+zsock_t *sch_server_socket (sch_server_t *self);
+
+/*  Serves the requests waiting on the ROUTER (at most a burst), answering
+    every one. Never blocks. sch_server_run calls it when the ROUTER is
+    readable; a caller with a loop of its own may too. */
+void sch_server_receive (sch_server_t *self);
+
 /*  Serves requests until SIGINT/SIGTERM (zsys_interrupted) or, when pipe is
     not NULL, until "$TERM" arrives on it. Returns 0. */
 int sch_server_run (sch_server_t *self, zsock_t *pipe);

@@ -1,155 +1,60 @@
-/*  sch_store: all of the scheduler's Redis access, and so the key schema
-    (docs/redis.md is its description for operators; keep the two in step).
+/*  sch_store: the scheduler's state in Redis. It holds the connection
+    (sch_redis), the read cache (sch_cache) and the reads (sch_read), and is
+    here the key schema and every change (docs/redis.md describes the
+    schema for operators; keep the two in step).
 
     Every key of a cluster carries its name as a hash tag, dexter:{NAME}:...,
     so one cluster lives in one Redis Cluster slot; the index of clusters is
-    the sorted set dexter:clusters. Reads of one request are one pipelined
-    round trip, and the reads of many requests can share one (read
-    batches, below); every change is one MULTI/EXEC transaction that also appends
-    its event to the cluster's stream. The scheduler is the only writer and
-    handles one request at a time, so a read followed by a transaction is a
-    safe read-modify-write.
+    the sorted set dexter:clusters. Every change is one MULTI/EXEC
+    transaction that also appends its event to the cluster's stream, and
+    the read cache forgets the cluster before it is sent, whatever becomes
+    of it. The scheduler is the only writer and handles one request at a
+    time, so a read followed by a transaction is a safe read-modify-write.
 
-    Functions returning int give 0 on success and -1 on failure; failures
-    set the store's error (sch_store_status: UNAVAILABLE when Redis cannot be
-    reached, INTERNAL for anything else) and sch_store_error_reply turns it
-    into a reply. Values given to and returned by this module are never
-    plaintext secrets: the caller seals them first. */
+    Functions returning int give 0 on success and -1 on failure; a failure
+    of the store or of its parts is its connection's (sch_store_error, and
+    sch_store_error_reply turns it into a reply: UNAVAILABLE when Redis
+    cannot be reached, INTERNAL for anything else). Values given to this
+    module are never plaintext secrets: the caller seals them first. */
 #ifndef SCH_STORE_H
 #define SCH_STORE_H
 
 #include <jansson.h>
 #include <stdint.h>
+#include "sch_redis.h"
+#include "sch_cache.h"
+#include "sch_read.h"
 
 typedef struct sch_store sch_store_t;
 
-/*  Parses url (redis://[[user]:password@]host[:port][/db] or
-    unix:///path/to.sock[?db=N]) and tries to connect once; Redis being down
-    is not a failure (requests get UNAVAILABLE and sch_store_tick retries).
-    NULL only when the URL is malformed (logged). */
+/*  Connects to Redis at url (sch_redis_new: Redis being down is not a
+    failure) with an empty read cache. NULL when the URL is malformed
+    (logged) or out of memory. */
 sch_store_t *sch_store_new (const char *url);
 
+/*  Frees the store and its parts; safe on NULL; sets *self_p to NULL. */
 void sch_store_destroy (sch_store_t **self_p);
 
-/*  Connects if not connected. 0 when connected. Attempts are spaced by at
-    least 100 ms so a storm of requests cannot hammer a Redis that is down. */
-int sch_store_connect (sch_store_t *self);
+/*  The store's parts, borrowed: its connection (the cron ticks it), its
+    read cache (to purge after a change made behind the scheduler's back),
+    and its reads. */
+sch_redis_t *sch_store_redis (sch_store_t *self);
+sch_cache_t *sch_store_cache (sch_store_t *self);
+sch_read_t *sch_store_read (sch_store_t *self);
 
-/*  Cron: reconnects when disconnected (logs when Redis comes back). */
-void sch_store_tick (sch_store_t *self);
-
-/*  1 when a connection is up. */
-int sch_store_connected (sch_store_t *self);
-
-/*  "host:port" or the socket path: what logs and messages name. Borrowed. */
-const char *sch_store_address (sch_store_t *self);
-
-/*  Status code (DX_UNAVAILABLE or DX_INTERNAL) and sentence of the last
-    failure. Borrowed. */
-const char *sch_store_status (sch_store_t *self);
+/*  The sentence of the last failure (borrowed), and the error reply to
+    request for it (caller owns). */
 const char *sch_store_error (sch_store_t *self);
-
-/*  Error reply to request for the last failure. Caller owns. */
 json_t *sch_store_error_reply (sch_store_t *self, const json_t *request);
 
 
 //  ---------------------------------------------------------------------
-//  Reads
+//  Key schema
 
-/*  What sch_store_load reads, or-ed together. */
-#define SCH_LOAD_CLUSTER     0x01
-#define SCH_LOAD_CONFIG      0x02
-#define SCH_LOAD_SECRETS     0x04
-#define SCH_LOAD_GROUPS      0x08
-#define SCH_LOAD_DEPLOYMENT  0x10
-#define SCH_LOAD_JOBS        0x20
-#define SCH_LOAD_RESOURCES   0x40
-#define SCH_LOAD_ALL         0x7f
+#define SCH_STORE_INDEX "dexter:clusters"
 
-/*  Reads the parts of cluster name that `what` asks for, in one round trip,
-    into a new object (caller owns) with these members:
-      cluster:    {name, provider, type, created_at, updated_at} or null
-      config:     the typed config object (masters a number, the
-                  <secret>_fingerprint fields, updated_at) or null
-      secrets:    {secret name: sealed value}
-      groups:     {group name: group object}
-      deployment: {state, command, generation, observed_generation,
-                  parallelism, steps_done, steps_total, current, waiting,
-                  last_error, created_at, updated_at, accessip}, numbers as
-                  numbers, "" as null; null if there is no record
-      jobs:       {step id: job record} of the current plan
-      resources:  {resource key: resource} as the workers reported them
-    Members not asked for are absent. NULL on failure. */
-json_t *sch_store_load (sch_store_t *self, const char *name, unsigned what);
-
-/*  Every cluster, sorted by name, as [{name, provider, type, state,
-    created_at}] (caller owns). One ZRANGE, then one pipelined HMGET of the
-    cluster hash per cluster (it mirrors the deployment state). NULL on
-    failure. */
-json_t *sch_store_cluster_list (sch_store_t *self);
-
-/*  One generation's snapshot of the spec, as stored (caller owns). NULL with
-    no error set when there is none, NULL with the error set on failure. */
-json_t *sch_store_snapshot (sch_store_t *self, const char *name, int64_t generation);
-
-/*  The sealed deployment credentials (caller frees), NULL when none (error
-    unset) or on failure (error set). */
-char *sch_store_credentials (sch_store_t *self, const char *name);
-
-/*  Events of the cluster's stream after id `after` (exclusive; NULL from the
-    start), at most count, oldest first, as [{id, time, type, ...}] (caller
-    owns). NULL on failure. */
-json_t *sch_store_events (sch_store_t *self, const char *name, const char *after,
-                          int64_t count);
-
-
-//  ---------------------------------------------------------------------
-//  Read batches: the reads of many requests in one round trip
-//
-//  sch_store_queue_* appends a read to the store's batch and returns its
-//  ticket (>= 0, consecutive in queue order; -1 with the error set when out
-//  of memory); nothing is sent.
-//  sch_store_read_flush sends every queued read in one pipelined write and
-//  reads all the replies (-1 with the error set, UNAVAILABLE when Redis is
-//  down: every read of the batch failed). sch_store_*_result then decodes
-//  one ticket's replies exactly as the one-shot read above would (caller
-//  owns; NULL with the error set on failure), and sch_store_read_reset
-//  forgets the batch. Reads have no effect, so the order within a batch is
-//  free; the caller flushes before any change so that a read sees every
-//  change requested before it.
-//
-//  Queued loads of the parts CLUSTER, CONFIG, GROUPS and DEPLOYMENT only
-//  are kept in a read cache and served from it, without Redis, until a
-//  change names the cluster (at most SCH_CACHE_TTL_MS; see sch_store.c).
-//  The object sch_store_load_result returns is the caller's, but the
-//  parts in it may be shared with the cache: a caller may add or replace
-//  members of the object, never change a part. The one-shot reads above,
-//  which changes and the engine use, always read Redis.
-
-int sch_store_queue_load (sch_store_t *self, const char *name, unsigned what);
-int sch_store_queue_list (sch_store_t *self);
-int sch_store_queue_events (sch_store_t *self, const char *name, const char *after,
-                            int64_t count);
-
-int sch_store_read_flush (sch_store_t *self);
-
-json_t *sch_store_load_result (sch_store_t *self, int ticket);
-/*  The list needs the names first: its HMGETs are a second round trip. */
-json_t *sch_store_list_result (sch_store_t *self, int ticket);
-json_t *sch_store_events_result (sch_store_t *self, int ticket);
-
-void sch_store_read_reset (sch_store_t *self);
-
-/*  Memos: what a caller made of a kept load (e.g. an answer's JSON text),
-    kept beside it under key and forgotten with it, so that the next
-    request served from the same kept read need not make it again. A memo
-    must depend on nothing but the parts and the key. sch_store_memo gives
-    the memo (borrowed, valid until the next call on the store), NULL when
-    there is none or the ticket's load is not the read the cache holds;
-    sch_store_memo_put keeps text (a reference is taken) when it is, after
-    sch_store_load_result. */
-json_t *sch_store_memo (sch_store_t *self, int ticket, const char *key);
-void sch_store_memo_put (sch_store_t *self, int ticket, const char *key, json_t *text);
+/*  Writes dexter:{name}:part into buf. Returns buf. */
+char *sch_store_key (char *buf, size_t size, const char *name, const char *part);
 
 
 //  ---------------------------------------------------------------------
@@ -222,19 +127,5 @@ int sch_store_deployment_change (sch_store_t *self, const char *name,
     deployment.deleted. */
 int sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now,
                                 long long generation);
-
-
-//  ---------------------------------------------------------------------
-//  Key names, for tests and tools
-
-/*  Writes dexter:{name}:part into buf. Returns buf. */
-char *sch_store_key (char *buf, size_t size, const char *name, const char *part);
-
-/*  NULL-terminated list of the per-cluster key parts (cluster, config, ...):
-    what cluster delete removes. */
-extern const char *sch_store_parts [];
-
-#define SCH_STORE_INDEX "dexter:clusters"
-#define SCH_EVENTS_MAXLEN "10000"
 
 #endif

@@ -24,23 +24,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../services/scheduler/sch_broker.c"
-#include "../../services/scheduler/sch_store.c"
-#include "../../services/scheduler/sch_plan.c"
-#include "../../services/scheduler/sch_engine.c"
-#include "../../services/scheduler/sch_cluster.c"
-#include "../../services/scheduler/sch_deployment.c"
+#include "../../services/scheduler/sch_handlers.h"
+#include "harness.h"
 
 #include "dx_seal.h"
 #include "dx_msg.h"
@@ -48,8 +40,7 @@
 #include "dx_util.h"
 #include "dx_worker.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
-#define SECRET_PEM   "-----BEGIN RSA PRIVATE KEY-----\nENGINEPEMMARKER\n-----END RSA PRIVATE KEY-----\n"
+#define KEY_ID       "AKIDENGINE000000"
 #define HEARTBEAT_MS 50
 #define LEASE_MS     600
 
@@ -87,53 +78,6 @@ static struct {
 //  ---------------------------------------------------------------------
 //  redis-server
 
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t len = sizeof addr;
-    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
-    ||  getsockname (fd, (struct sockaddr *) &addr, &len)) {
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    close (fd);
-    return ntohs (addr.sin_port);
-}
-
-static int
-s_redis_start (void)
-{
-    char port [16];
-    snprintf (port, sizeof port, "%d", T.port);
-    pid_t pid = fork ();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int null = open ("/dev/null", O_RDWR);
-        dup2 (null, 0);
-        dup2 (null, 1);
-        dup2 (null, 2);
-        execl (REDIS_SERVER, REDIS_SERVER, "--bind", "127.0.0.1", "--port", port,
-               "--save", "", "--appendonly", "no", "--dir", T.dir, (char *) NULL);
-        _exit (127);
-    }
-    T.redis = pid;
-    for (int i = 0; i < 500; i++) {
-        struct timeval tv = { 0, 200000 };
-        redisContext *c = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-        int ok = c && !c->err;
-        if (c)
-            redisFree (c);
-        if (ok)
-            return 0;
-        usleep (20000);
-    }
-    return -1;
-}
-
 static redisReply *
 s_raw (const char *fmt, ...)
 {
@@ -145,7 +89,7 @@ s_raw (const char *fmt, ...)
     //  A write behind the scheduler's back, which only a test makes: the
     //  read cache must not answer with what it held before
     if (T.store)
-        zhashx_purge (T.store->cache);
+        sch_cache_purge (sch_store_cache (T.store));
     return reply;
 }
 
@@ -353,7 +297,7 @@ s_req (const char *type, const char *fmt, ...)
 }
 
 static void
-s_expect (sch_handler_fn *handler, const char *status, json_t *req)
+s_expect (sch_change_fn *handler, const char *status, json_t *req)
 {
     json_t *reply = handler (&T.ctx, req);
     if (strcmp (dx_msg_str (reply, "status"), status)) {
@@ -372,26 +316,26 @@ s_cluster (const char *name, int hosts)
               s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
                      "provider", "aws", "type", "mesos"));
     s_expect (sch_config_put, DX_OK,
-              s_req ("config.put", "{s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:s}}",
-                     "name", name, "provider", "aws",
-                     "config", "master_type", "m3.large", "masters", 1, "region", "us-west-2",
-                     "sshkey", "reference", "secrets", "sshkeydata", SECRET_PEM));
+              s_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name", name,
+                     "fields", "master_type", "m3.large", "masters", 1, "region", "us-west-2",
+                     "sshkey", "reference", "sshkeydata", TH_SSH_KEY_B64));
+    //  r3.xlarge has 4 vCPUs: 4 per host
     s_expect (sch_group_upsert, DX_CREATED,
-              s_req ("group.upsert", "{s:s, s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
-                     "s:i, s:{s:[]}, s:i}}", "name", name, "provider", "aws",
-                     "spec", "name", "g1", "role", "role1", "attributes", "vars",
-                     "instance_type", "r3.xlarge", "cpus", 4, "ram", 8, "disk_size", 50,
-                     "customhwconf", "disks", "hosts", hosts));
+              s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
+                     "s:i, s:{s:[]}}}", "name", name,
+                     "fields", "name", "g1", "role", "role1", "attributes", "vars",
+                     "instance_type", "r3.xlarge", "cpus", 4 * hosts, "ram", 8,
+                     "disk_size", 50, "customhwconf", "disks"));
 }
 
 static void
 s_deploy (const char *name, const char *command, int parallelism)
 {
     s_expect (sch_deployment_put, DX_ACCEPTED,
-              s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:{s:s, s:s}}", "name", name,
-                     "provider", "aws", "command", command, "parallelism", parallelism,
-                     "credentials", "aws_access_key_id", "AKIDENGINE",
-                     "aws_secret_access_key", "engine-secret"));
+              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
+                     "fields", "command", command, "parallelism", parallelism,
+                     "aws_access_key_id", KEY_ID,
+                     "aws_secret_access_key", "engine/secret/0123456789"));
 }
 
 /*  The value of field in one XRANGE entry, or NULL. */
@@ -445,11 +389,10 @@ s_setup (void **state)
 {
     (void) state;
     signal (SIGPIPE, SIG_IGN);
-    snprintf (T.dir, sizeof T.dir, "/tmp/dx-engine-test-XXXXXX");
-    if (!mkdtemp (T.dir))
+    if (th_tmpdir (T.dir, sizeof T.dir, "engine-test"))
         return -1;
-    T.port = s_free_port ();
-    if (T.port <= 0 || s_redis_start ())
+    T.port = th_free_port ();
+    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
         return -1;
     char url [64];
     snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", T.port);
@@ -467,13 +410,9 @@ s_teardown (void **state)
     sch_store_destroy (&T.store);
     dx_seal_destroy (&T.seal);
     redisFree (T.raw);
-    if (T.redis > 0) {
-        kill (T.redis, SIGTERM);
-        waitpid (T.redis, NULL, 0);
-    }
-    char cmd [128];
-    snprintf (cmd, sizeof cmd, "rm -rf %s", T.dir);
-    return system (cmd) == 0? 0: -1;
+    th_stop (&T.redis);
+    th_tmpdir_remove (T.dir, 0);
+    return 0;
 }
 
 /*  Each test: an empty Redis, a broker and an engine, a clean script. */
@@ -485,8 +424,8 @@ s_test_setup (void **state)
     s_script_reset ();
     T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx = (sch_ctx_t) { .store = T.store, .seal = T.seal, .broker = T.broker,
-                          .engine = T.engine };
+    T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
+                          .broker = T.broker, .engine = T.engine };
     return T.broker && T.engine? 0: -1;
 }
 
@@ -759,7 +698,7 @@ test_lease_expires (void **state)
     //  The credentials travel with the job; the key only to the keypair step
     const json_t *credentials = json_object_get (assign, "credentials");
     assert_string_equal (json_string_value (json_object_get (credentials, "aws_access_key_id")),
-                         "AKIDENGINE");
+                         KEY_ID);
     assert_null (json_object_get (credentials, "sshkeydata"));
     const json_t *context = json_object_get (json_object_get (assign, "step"), "context");
     assert_string_equal (json_string_value (json_object_get (context, "masters_ips")),

@@ -1,17 +1,16 @@
-/*  Tests of the scheduler's modules in-process (sch_store, sch_cluster,
-    sch_deployment, sch_server) against a real redis-server that this test
-    starts on a free loopback port in a temporary directory and stops at the
-    end. Nothing is skipped: without redis-server the test fails.
-
-    The scheduler's sources are compiled into this test directly (the
-    Makefile links unit tests with libdexter.a only), so every static name
-    in them is unique across the scheduler's files.
+/*  Tests of the scheduler's handlers (sch_cluster, sch_deployment,
+    sch_handlers), driven through sch_server as the api drives them, and of
+    the server's loop, against a real redis-server that this test starts on
+    a free loopback port in a temporary directory and stops at the end.
+    Nothing is skipped: without redis-server the test fails.
 
     Covered: every handler's success and error paths with the body shapes of
-    docs/api.md; atomic cluster delete (no key left); no secret plaintext in
-    any key or log line; Redis down at start, mid-way and back again; URL
-    forms (password, db, unix socket); the ROUTER loop through a real DEALER
-    (malformed input, deadlines, concurrent writers); the list of 10,000
+    docs/api.md; the fields of the provider-dependent writes validated for
+    the cluster's provider, after NOT_FOUND and before CONFLICT; atomic
+    cluster delete (no key left); no secret plaintext in any key, reply or
+    log line; Redis down mid-way and back again; the ROUTER loop through a
+    real DEALER (malformed input, deadlines, concurrent writers, bursts);
+    the read cache and its memos as GETs see them; the list of 10,000
     clusters (its time is printed, not asserted). */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,143 +18,57 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "../../services/scheduler/sch_broker.c"
-#include "../../services/scheduler/sch_store.c"
-#include "../../services/scheduler/sch_plan.c"
-#include "../../services/scheduler/sch_engine.c"
-#include "../../services/scheduler/sch_cluster.c"
-#include "../../services/scheduler/sch_deployment.c"
-#include "../../services/scheduler/sch_server.c"
+#include "../../services/scheduler/sch_server.h"
+#include "harness.h"
 
 #include "dx_seal.h"
 #include "dx_msg.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
-#define REDIS_SERVER "/usr/bin/redis-server"
-
-/*  Distinctive plaintexts: no key and no log line may ever hold them. */
-#define SECRET_PEM   "-----BEGIN RSA PRIVATE KEY-----\nPLAINPEMMARKER7q3\n-----END RSA PRIVATE KEY-----\n"
+/*  Distinctive plaintexts: no key, reply or log line may ever hold them
+    (the ssh key's is in TH_SSH_KEY_PEM). */
 #define SECRET_KEYID "AKIAPLAINKEYIDMARKER"
 #define SECRET_KEY   "PlainSecretAccessKeyMarker42/xyz"
 #define SECRET_PASS  "Azure-Pl41n-PassMarker"
+#define AZURE_CREDS  "{\"clientId\": \"11111111-2222-3333-4444-555555555555\", " \
+                     "\"clientSecret\": \"MarkerCredSecret\", " \
+                     "\"subscriptionId\": \"66666666-7777-8888-9999-000000000000\", " \
+                     "\"tenantId\": \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"}"
 
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x01 };
 
 static struct {
     char dir [64];
-    char sock [128];
     int port;
     pid_t redis;
     char url [128];
     redisContext *raw;          /* the test's own connection, for inspection */
     sch_store_t *store;
+    sch_read_t *read;           /* the store's */
     dx_seal_t *seal;
     sch_server_t *server;
+    char *azure_b64;            /* base64 of AZURE_CREDS, as a request carries it */
 } T;
 
 
 //  ---------------------------------------------------------------------
-//  redis-server, started and stopped by pid
+//  redis-server and a connection of the test's own
 
-static int
-s_free_port (void)
-{
-    int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
-    socklen_t len = sizeof addr;
-    if (fd < 0 || bind (fd, (struct sockaddr *) &addr, sizeof addr)
-    ||  getsockname (fd, (struct sockaddr *) &addr, &len)) {
-        if (fd >= 0)
-            close (fd);
-        return -1;
-    }
-    close (fd);
-    return ntohs (addr.sin_port);
-}
-
-/*  Starts redis-server on T.port (and the unix socket T.sock) and waits,
-    at most 10 s, until it answers PING. */
+/*  Starts redis-server on T.port. */
 static int
 s_redis_start (void)
 {
-    char port [16], logfile [128];
-    snprintf (port, sizeof port, "%d", T.port);
-    snprintf (logfile, sizeof logfile, "%s/redis.log", T.dir);
-    pid_t pid = fork ();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int null = open ("/dev/null", O_RDWR);
-        dup2 (null, 0);
-        dup2 (null, 1);
-        dup2 (null, 2);
-        execl (REDIS_SERVER, REDIS_SERVER, "--bind", "127.0.0.1", "--port", port,
-               "--unixsocket", T.sock, "--unixsocketperm", "700",
-               "--save", "", "--appendonly", "no", "--dir", T.dir, "--logfile", logfile,
-               "--daemonize", "no", (char *) NULL);
-        _exit (127);
-    }
-    T.redis = pid;
-    int64_t deadline = dx_mono_ms () + 10000;
-    while (dx_mono_ms () < deadline) {
-        struct timeval tv = { 0, 200000 };
-        redisContext *c = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-        if (c && !c->err) {
-            redisReply *r = redisCommand (c, "PING");
-            int ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject (r);
-            redisFree (c);
-            if (ok)
-                return 0;
-        }
-        else
-        if (c)
-            redisFree (c);
-        int status;
-        if (waitpid (pid, &status, WNOHANG) == pid) {
-            T.redis = 0;
-            fprintf (stderr, "redis-server exited at start (see %s)\n", logfile);
-            return -1;
-        }
-        usleep (20000);
-    }
-    return -1;
-}
-
-/*  SIGTERM, then SIGKILL after 5 s; always reaps. */
-static void
-s_redis_stop (void)
-{
-    if (T.redis <= 0)
-        return;
-    kill (T.redis, SIGTERM);
-    int64_t deadline = dx_mono_ms () + 5000;
-    int status;
-    while (waitpid (T.redis, &status, WNOHANG) == 0) {
-        if (dx_mono_ms () > deadline) {
-            kill (T.redis, SIGKILL);
-            waitpid (T.redis, &status, 0);
-            break;
-        }
-        usleep (10000);
-    }
-    T.redis = 0;
+    T.redis = th_redis_start (T.dir, T.port, NULL);
+    return T.redis > 0? 0: -1;
 }
 
 static void
@@ -181,7 +94,7 @@ s_raw (const char *fmt, ...)
     //  A write behind the scheduler's back, which only a test makes: the
     //  read cache must not answer with what it held before
     if (T.store)
-        zhashx_purge (T.store->cache);
+        sch_cache_purge (sch_store_cache (T.store));
     return reply;
 }
 
@@ -295,6 +208,22 @@ s_assert_message (const json_t *reply, const char *text)
         fail_msg ("message '%s' does not contain '%s'", message? message: "(none)", text);
 }
 
+/*  Asserts the reply's errors name field with a message containing text. */
+static void
+s_assert_fault (const json_t *reply, const char *field, const char *text)
+{
+    size_t i;
+    json_t *fault;
+    json_array_foreach (json_object_get (reply, "errors"), i, fault) {
+        const char *message = json_string_value (json_object_get (fault, "message"));
+        if (streq (json_string_value (json_object_get (fault, "field")), field)
+        &&  message && strstr (message, text))
+            return;
+    }
+    char *errors = json_dumps (json_object_get (reply, "errors"), JSON_COMPACT);
+    fail_msg ("no fault of %s saying '%s' in %s", field, text, errors? errors: "(none)");
+}
+
 static const json_t *
 s_body (const json_t *reply)
 {
@@ -310,37 +239,71 @@ s_create (const char *name, const char *provider)
                                 "name", name, "provider", provider, "type", "mesos"));
 }
 
+/*  The fields of an aws config, as the api passes a request body: 3
+    masters in us-west-2, the test's ssh key. */
 static json_t *
 s_aws_config (void)
 {
-    return json_pack ("{s:s, s:i, s:s, s:s, s:s}", "master_type", "m3.large", "masters", 3,
-                      "region", "us-west-2", "sshkey", "reference", "image", "ami-12345678");
+    return json_pack ("{s:s, s:i, s:s, s:s, s:s, s:s}", "master_type", "m3.large",
+                      "masters", 3, "region", "us-west-2", "sshkey", "reference",
+                      "image", "ami-12345678", "sshkeydata", TH_SSH_KEY_B64);
+}
+
+/*  The fields of an azure config in location. */
+static json_t *
+s_azure_config (const char *location)
+{
+    return json_pack ("{s:s, s:i, s:s, s:s, s:s}", "master_type", "Basic_A2", "masters", 1,
+                      "location", location, "ssh_user", "dexter",
+                      "ssh_password", SECRET_PASS);
+}
+
+/*  config.put of fields (taken) to cluster name. */
+static json_t *
+s_config_req (const char *name, json_t *fields)
+{
+    return s_req ("config.put", "{s:s, s:o}", "name", name, "fields", fields);
 }
 
 static void
 s_configure (const char *name)
 {
-    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", name,
-                           "provider", "aws", "config", s_aws_config (),
-                           "secrets", "sshkeydata", SECRET_PEM));
+    s_check (DX_OK, s_config_req (name, s_aws_config ()));
 }
 
+/*  The fields of a group of `hosts` r3.xlarge hosts: 4 vCPUs each. */
 static json_t *
 s_group_spec (const char *name, int hosts)
 {
-    return json_pack ("{s:s, s:s, s:{s:s}, s:{s:s}, s:s, s:i, s:i, s:i, s:{s:[]}, s:i, "
-                      "s:{s:i, s:f}}",
+    return json_pack ("{s:s, s:s, s:{s:s}, s:{s:s}, s:s, s:i, s:i, s:i, s:{s:[]}}",
                       "name", name, "role", "role1", "attributes", "foo", "bar",
-                      "vars", "x", "42", "instance_type", "r3.xlarge", "cpus", 10,
-                      "ram", 64, "disk_size", 50, "customhwconf", "disks", "hosts", hosts,
-                      "instance", "vcpus", 4, "memory_gib", 30.5);
+                      "vars", "x", "42", "instance_type", "r3.xlarge", "cpus", 4 * hosts,
+                      "ram", 8, "disk_size", 50, "customhwconf", "disks");
 }
 
+/*  group.upsert of a group of `hosts` hosts to cluster name. */
 static json_t *
-s_aws_credentials (void)
+s_group_req (const char *name, const char *group, int hosts)
 {
-    return json_pack ("{s:s, s:s}", "aws_access_key_id", SECRET_KEYID,
-                      "aws_secret_access_key", SECRET_KEY);
+    return s_req ("group.upsert", "{s:s, s:o}", "name", name,
+                  "fields", s_group_spec (group, hosts));
+}
+
+/*  group.update of group in cluster name to fields (taken). */
+static json_t *
+s_update_req (const char *name, const char *group, json_t *fields)
+{
+    return s_req ("group.update", "{s:s, s:s, s:o}", "name", name, "group", group,
+                  "fields", fields);
+}
+
+/*  deployment.put of command to cluster name with the test's aws keys. */
+static json_t *
+s_deploy_req (const char *name, const char *command)
+{
+    return s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
+                  "fields", "command", command, "parallelism", 7,
+                  "aws_access_key_id", SECRET_KEYID, "aws_secret_access_key", SECRET_KEY);
 }
 
 static void
@@ -359,19 +322,20 @@ s_group_setup (void **state)
 {
     (void) state;
     signal (SIGPIPE, SIG_IGN);          /* as main.c does: redis may vanish */
-    snprintf (T.dir, sizeof T.dir, "/tmp/dx-sch-test-XXXXXX");
-    if (!mkdtemp (T.dir))
+    if (th_tmpdir (T.dir, sizeof T.dir, "sch-test"))
         return -1;
-    snprintf (T.sock, sizeof T.sock, "%s/redis.sock", T.dir);
-    T.port = s_free_port ();
+    T.port = th_free_port ();
     if (T.port <= 0 || s_redis_start ())
         return -1;
     snprintf (T.url, sizeof T.url, "redis://127.0.0.1:%d/0", T.port);
     T.seal = dx_seal_new_key (s_master);
     T.store = sch_store_new (T.url);
     T.server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
-    if (!T.seal || !T.store || !T.server || !sch_store_connected (T.store))
+    T.azure_b64 = dx_base64_encode ((const unsigned char *) AZURE_CREDS, strlen (AZURE_CREDS));
+    if (!T.seal || !T.store || !T.server || !T.azure_b64
+    ||  !sch_redis_connected (sch_store_redis (T.store)))
         return -1;
+    T.read = sch_store_read (T.store);
     return 0;
 }
 
@@ -385,10 +349,10 @@ s_group_teardown (void **state)
     if (T.raw)
         redisFree (T.raw);
     T.raw = NULL;
-    s_redis_stop ();
-    char cmd [128];
-    snprintf (cmd, sizeof cmd, "rm -rf '%s'", T.dir);
-    return system (cmd) == 0? 0: -1;
+    th_stop (&T.redis);
+    free (T.azure_b64);
+    th_tmpdir_remove (T.dir, 0);
+    return 0;
 }
 
 /*  Each test starts from an empty Redis. */
@@ -505,13 +469,9 @@ test_cluster_errors (void **state)
                                   "force", 1));
     s_check (DX_NOT_FOUND, s_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "g"));
     s_check (DX_NOT_FOUND, s_req ("group.delete", "{s:s, s:s}", "name", "nosuch", "group", "g"));
-    s_check (DX_NOT_FOUND, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "nosuch",
-                                  "provider", "aws", "spec", s_group_spec ("g", 1)));
-    s_check (DX_NOT_FOUND, s_req ("config.put", "{s:s, s:s, s:o, s:{}}", "name", "nosuch",
-                                  "provider", "aws", "config", s_aws_config (), "secrets"));
-    s_check (DX_NOT_FOUND, s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:o}", "name",
-                                  "nosuch", "provider", "aws", "command", "deploy",
-                                  "parallelism", 5, "credentials", s_aws_credentials ()));
+    s_check (DX_NOT_FOUND, s_group_req ("nosuch", "g", 1));
+    s_check (DX_NOT_FOUND, s_config_req ("nosuch", s_aws_config ()));
+    s_check (DX_NOT_FOUND, s_deploy_req ("nosuch", "deploy"));
 
     //  Names that would break the key schema are refused before Redis
     const char *bad [] = { "Upper", "a}b", "a:b", "1abc", "", "abcdefghijklmnopq", "a b", NULL };
@@ -532,8 +492,9 @@ test_cluster_errors (void **state)
                                 "provider", "aws", "type", "mesos"));
     s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:i, s:s, s:s}}", "cluster",
                                 "name", 7, "provider", "aws", "type", "mesos"));
-    s_check (DX_INVALID, s_req ("group.upsert", "{s:s, s:s, s:{s:i}}", "name", "ok",
-                                "provider", "aws", "spec", "cpus", 4));
+    //  The cluster is looked for before its fields: NOT_FOUND, not INVALID
+    s_check (DX_NOT_FOUND, s_req ("group.upsert", "{s:s, s:{s:i}}", "name", "ok",
+                                  "fields", "cpus", 4));
     s_check (DX_INVALID, s_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "G!"));
     //  Nothing was written by any of the above
     assert_int_equal (s_scan_count ("dexter:*"), 0);
@@ -557,11 +518,8 @@ test_cluster_delete (void **state)
     s_configure ("keep");
     s_create ("gone", "aws");
     s_configure ("gone");
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "gone",
-                                "provider", "aws", "spec", s_group_spec ("g1", 3)));
-    s_check (DX_ACCEPTED, s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:o}", "name", "gone",
-                                 "provider", "aws", "command", "deploy", "parallelism", 5,
-                                 "credentials", s_aws_credentials ()));
+    s_check (DX_CREATED, s_group_req ("gone", "g1", 3));
+    s_check (DX_ACCEPTED, s_deploy_req ("gone", "deploy"));
     assert_true (s_scan_count ("dexter:{gone}*") >= 7);
 
     //  Resources may exist: refused, with a message that says what to do
@@ -605,8 +563,6 @@ test_cluster_delete (void **state)
 //  ---------------------------------------------------------------------
 //  Config
 
-static json_t *s_deploy_req (const char *name, const char *command);
-
 /*  While resources may exist, the config may change but not move the
     cluster to another region (location on Azure), nor go: the destroy
     looks for the resources where the config says. */
@@ -622,18 +578,13 @@ test_config_stays_while_resources_exist (void **state)
                             "destroy_failed", NULL };
     for (int i = 0; busy [i]; i++) {
         s_set_state ("c1", busy [i]);
-        json_t *reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}",
-                                                    "name", "c1", "provider", "aws",
-                                                    "config", moved,
-                                                    "secrets", "sshkeydata", SECRET_PEM));
+        json_t *reply = s_call (DX_CONFLICT, s_config_req ("c1", json_incref (moved)));
         assert_string_equal (dx_msg_str (reply, "field"), "region");
         s_assert_message (reply, "us-west-2");
         s_assert_message (reply, "destroy");
         json_decref (reply);
         //  The same region: a change like any other
-        s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", "c1",
-                               "provider", "aws", "config", s_aws_config (),
-                               "secrets", "sshkeydata", SECRET_PEM));
+        s_check (DX_OK, s_config_req ("c1", s_aws_config ()));
     }
     json_t *reply = s_call (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "region")),
@@ -641,35 +592,24 @@ test_config_stays_while_resources_exist (void **state)
     json_decref (reply);
     //  Deleted, then put back elsewhere: the region of the last generation
     //  (where a destroy without a config looks) still holds
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g1", 1)));
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
     s_set_state ("c1", "init");
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     s_set_state ("c1", "deployed");
     s_check (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
-    reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}",
-                                        "name", "c1", "provider", "aws", "config", moved,
-                                        "secrets", "sshkeydata", SECRET_PEM));
+    reply = s_call (DX_CONFLICT, s_config_req ("c1", json_incref (moved)));
     s_assert_message (reply, "us-west-2");
     json_decref (reply);
     s_configure ("c1");
     //  Nothing can exist: it may move
     s_set_state ("c1", "destroyed");
-    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:O, s:{s:s}}", "name", "c1",
-                           "provider", "aws", "config", moved,
-                           "secrets", "sshkeydata", SECRET_PEM));
-    json_decref (moved);
+    s_check (DX_OK, s_config_req ("c1", moved));
 
     //  Azure: the location
     s_create ("c2", "azure");
-    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i}, s:{s:s}}", "name", "c2",
-                           "provider", "azure", "config", "location", "centralus",
-                           "masters", 1, "secrets", "ssh_password", SECRET_PASS));
+    s_check (DX_OK, s_config_req ("c2", s_azure_config ("centralus")));
     s_set_state ("c2", "deployed");
-    reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i}, s:{s:s}}",
-                                        "name", "c2", "provider", "azure", "config",
-                                        "location", "westeurope", "masters", 1,
-                                        "secrets", "ssh_password", SECRET_PASS));
+    reply = s_call (DX_CONFLICT, s_config_req ("c2", s_azure_config ("westeurope")));
     assert_string_equal (dx_msg_str (reply, "field"), "location");
     json_decref (reply);
 }
@@ -683,16 +623,15 @@ test_config (void **state)
     s_assert_message (reply, "no config");
     json_decref (reply);
     s_check (DX_NOT_FOUND, s_req ("config.delete", "{s:s}", "name", "c1"));
-    reply = s_call (DX_CONFLICT, s_req ("config.put", "{s:s, s:s, s:{s:i}, s:{s:s}}",
-                                        "name", "c1", "provider", "azure", "config",
-                                        "masters", 1, "secrets", "ssh_password", SECRET_PASS));
-    s_assert_message (reply, "aws");
-    assert_string_equal (dx_msg_str (reply, "field"), "provider");
+    //  An azure config for an aws cluster: every fault, the first one named
+    reply = s_call (DX_INVALID, s_config_req ("c1", s_azure_config ("centralus")));
+    assert_string_equal (dx_msg_str (reply, "field"), "master_type");
+    s_assert_message (reply, "not a known aws instance type");
+    s_assert_fault (reply, "region", "missing required field");
+    s_assert_fault (reply, "ssh_password", "is an azure parameter, not aws");
     json_decref (reply);
 
-    reply = s_call (DX_OK, s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", "c1",
-                                  "provider", "aws", "config", s_aws_config (),
-                                  "secrets", "sshkeydata", SECRET_PEM));
+    reply = s_call (DX_OK, s_config_req ("c1", s_aws_config ()));
     const json_t *body = s_body (reply);
     assert_int_equal (json_integer_value (json_object_get (body, "masters")), 3);
     assert_string_equal (json_string_value (json_object_get (body, "region")), "us-west-2");
@@ -706,7 +645,7 @@ test_config (void **state)
     char fp1 [17];
     snprintf (fp1, sizeof fp1, "%s", fp);
     char expected [17];
-    dx_seal_fingerprint (T.seal, SECRET_PEM, strlen (SECRET_PEM), expected);
+    dx_seal_fingerprint (T.seal, TH_SSH_KEY_PEM, strlen (TH_SSH_KEY_PEM), expected);
     assert_string_equal (fp1, expected);
     assert_int_equal (json_object_size (body), 7);
     json_t *put_body = json_deep_copy (body);
@@ -732,7 +671,7 @@ test_config (void **state)
     size_t len;
     char *plain = dx_seal_open (T.seal, r->str, &len);
     assert_non_null (plain);
-    assert_string_equal (plain, SECRET_PEM);
+    assert_string_equal (plain, TH_SSH_KEY_PEM);
     dx_seal_free (plain, len);
     freeReplyObject (r);
 
@@ -744,10 +683,13 @@ test_config (void **state)
     json_decref (reply);
 
     //  PUT replaces everything: image gone, new secret, new fingerprint
-    reply = s_call (DX_OK, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i, s:s, s:s}, s:{s:s}}",
-                                  "name", "c1", "provider", "aws", "config",
-                                  "master_type", "m3.large", "masters", 5, "region", "eu-west-1",
-                                  "sshkey", "other", "secrets", "sshkeydata", "another key"));
+    char *another = dx_base64_encode ((const unsigned char *) TH_SSH_KEY_PEM "\n",
+                                      strlen (TH_SSH_KEY_PEM) + 1);
+    reply = s_call (DX_OK, s_config_req ("c1", json_pack ("{s:s, s:i, s:s, s:s, s:s}",
+                                         "master_type", "m3.large", "masters", 5,
+                                         "region", "eu-west-1", "sshkey", "other",
+                                         "sshkeydata", another)));
+    free (another);
     body = s_body (reply);
     assert_null (json_object_get (body, "image"));
     assert_int_equal (json_integer_value (json_object_get (body, "masters")), 5);
@@ -757,12 +699,14 @@ test_config (void **state)
     assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:config image"), 0);
     assert_int_equal (s_raw_int ("HLEN dexter:{c1}:secrets"), 1);
 
-    //  Reserved names cannot sneak into the config hash
-    s_check (DX_INVALID, s_req ("config.put", "{s:s, s:s, s:{s:s}, s:{}}", "name", "c1",
-                                "provider", "aws", "config", "x_fingerprint", "1", "secrets"));
-    s_check (DX_INVALID, s_req ("config.put", "{s:s, s:s, s:{s:s}, s:{s:s}}", "name", "c1",
-                                "provider", "aws", "config", "sshkeydata", "1",
-                                "secrets", "sshkeydata", "2"));
+    //  Names the store uses for its own fields cannot sneak into the config
+    //  hash, nor can a secret that is not one
+    json_t *fields = s_aws_config ();
+    json_object_set_new (fields, "x_fingerprint", json_string ("1"));
+    s_check (DX_INVALID, s_config_req ("c1", fields));
+    fields = s_aws_config ();
+    json_object_set_new (fields, "sshkeydata", json_string ("1"));
+    s_check (DX_INVALID, s_config_req ("c1", fields));
 
     reply = s_call (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "config");
@@ -771,13 +715,9 @@ test_config (void **state)
     s_check (DX_NOT_FOUND, s_req ("config.get", "{s:s}", "name", "c1"));
     s_check (DX_NOT_FOUND, s_req ("config.delete", "{s:s}", "name", "c1"));
 
-    //  Azure: location_name kept as given, ssh_password sealed
+    //  Azure: the location's display name beside it, ssh_password sealed
     s_create ("az", "azure");
-    reply = s_call (DX_OK, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i, s:s, s:s, s:s}, s:{s:s}}",
-                                  "name", "az", "provider", "azure", "config",
-                                  "master_type", "Basic_A2", "masters", 1, "location", "centralus",
-                                  "location_name", "Central US", "ssh_user", "dexter",
-                                  "secrets", "ssh_password", SECRET_PASS));
+    reply = s_call (DX_OK, s_config_req ("az", s_azure_config ("centralus")));
     body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "location_name")), "Central US");
     assert_true (json_is_true (json_object_get (json_object_get (body, "ssh_password"), "set")));
@@ -797,8 +737,7 @@ test_groups (void **state)
     assert_int_equal (json_array_size (json_object_get (s_body (reply), "groups")), 0);
     json_decref (reply);
 
-    reply = s_call (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                       "provider", "aws", "spec", s_group_spec ("zeta", 3)));
+    reply = s_call (DX_CREATED, s_group_req ("c1", "zeta", 3));
     const json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "name")), "zeta");
     assert_int_equal (json_integer_value (json_object_get (body, "hosts")), 3);
@@ -814,20 +753,22 @@ test_groups (void **state)
 
     //  POST of an existing name replaces it (200), keeping created_at
     usleep (2000);
-    reply = s_call (DX_OK, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                  "provider", "aws", "spec", s_group_spec ("zeta", 5)));
+    reply = s_call (DX_OK, s_group_req ("c1", "zeta", 5));
     body = s_body (reply);
     assert_int_equal (json_integer_value (json_object_get (body, "hosts")), 5);
     assert_string_equal (json_string_value (json_object_get (body, "created_at")), created);
     assert_string_not_equal (json_string_value (json_object_get (body, "updated_at")), created);
     json_decref (reply);
 
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("alpha", 2)));
-    s_check (DX_CONFLICT, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                 "provider", "azure", "spec", s_group_spec ("beta", 2)));
-    s_check (DX_INVALID, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("Bad", 2)));
+    s_check (DX_CREATED, s_group_req ("c1", "alpha", 2));
+    //  An azure instance type on an aws cluster; a name that is none
+    json_t *azure = s_group_spec ("beta", 2);
+    json_object_set_new (azure, "instance_type", json_string ("Standard_A1"));
+    reply = s_call (DX_INVALID, s_req ("group.upsert", "{s:s, s:o}", "name", "c1",
+                                       "fields", azure));
+    assert_string_equal (dx_msg_str (reply, "field"), "instance_type");
+    json_decref (reply);
+    s_check (DX_INVALID, s_group_req ("c1", "Bad", 2));
 
     reply = s_call (DX_OK, s_req ("group.list", "{s:s}", "name", "c1"));
     const json_t *groups = json_object_get (s_body (reply), "groups");
@@ -854,22 +795,15 @@ test_groups (void **state)
     json_decref (reply);
 
     //  Update: same name, rename onto a taken name, missing group, rename
-    s_check (DX_OK, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1", "provider",
-                           "aws", "group", "alpha", "spec", s_group_spec ("alpha", 4)));
-    reply = s_call (DX_CONFLICT, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1",
-                                        "provider", "aws", "group", "alpha",
-                                        "spec", s_group_spec ("zeta", 4)));
+    s_check (DX_OK, s_update_req ("c1", "alpha", s_group_spec ("alpha", 4)));
+    reply = s_call (DX_CONFLICT, s_update_req ("c1", "alpha", s_group_spec ("zeta", 4)));
     s_assert_message (reply, "zeta");
     json_decref (reply);
-    s_check (DX_NOT_FOUND, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1",
-                                  "provider", "aws", "group", "nope",
-                                  "spec", s_group_spec ("other", 4)));
-    s_check (DX_CONFLICT, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1",
-                                 "provider", "azure", "group", "alpha",
-                                 "spec", s_group_spec ("alpha", 4)));
-    reply = s_call (DX_OK, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1",
-                                  "provider", "aws", "group", "alpha",
-                                  "spec", s_group_spec ("beta", 6)));
+    s_check (DX_NOT_FOUND, s_update_req ("c1", "nope", s_group_spec ("other", 4)));
+    azure = s_group_spec ("alpha", 4);
+    json_object_set_new (azure, "instance_type", json_string ("Standard_A1"));
+    s_check (DX_INVALID, s_update_req ("c1", "alpha", azure));
+    reply = s_call (DX_OK, s_update_req ("c1", "alpha", s_group_spec ("beta", 6)));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "name")), "beta");
     json_decref (reply);
     assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:groups alpha"), 0);
@@ -885,15 +819,78 @@ test_groups (void **state)
 
 
 //  ---------------------------------------------------------------------
+//  Fields validated for the cluster's provider
+
+/*  The provider-dependent writes carry the body's fields: the scheduler
+    finds the cluster (NOT_FOUND), validates the fields for its stored
+    provider (INVALID, naming every fault), then applies the state rules
+    (CONFLICT), in that order, and writes only what passed. */
+static void
+test_fields_for_the_provider (void **state)
+{
+    (void) state;
+    json_t *bad = json_pack ("{s:s}", "nonsense", "x");
+    s_check (DX_NOT_FOUND, s_config_req ("nosuch", json_incref (bad)));
+    s_check (DX_NOT_FOUND, s_req ("group.upsert", "{s:s, s:O}", "name", "nosuch", "fields", bad));
+    s_check (DX_NOT_FOUND, s_update_req ("nosuch", "g1", json_incref (bad)));
+    s_check (DX_NOT_FOUND, s_req ("deployment.put", "{s:s, s:O}", "name", "nosuch",
+                                  "fields", bad));
+
+    //  Every fault at once, the first one as the reply's; nothing written
+    s_create ("c1", "aws");
+    json_t *reply = s_call (DX_INVALID, s_config_req ("c1", json_incref (bad)));
+    assert_string_equal (dx_msg_str (reply, "field"), "masters");
+    s_assert_fault (reply, "masters", "missing required field");
+    s_assert_fault (reply, "sshkeydata", "missing required field");
+    s_assert_fault (reply, "nonsense", "unknown field");
+    json_decref (reply);
+    assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
+    assert_int_equal (s_raw_int ("XLEN dexter:{c1}:events"), 1);
+
+    //  The stored provider decides: an azure cluster refuses an aws config
+    s_create ("az", "azure");
+    reply = s_call (DX_INVALID, s_config_req ("az", s_aws_config ()));
+    s_assert_fault (reply, "region", "is an aws parameter, not azure");
+    s_assert_fault (reply, "sshkeydata", "is an aws parameter, not azure");
+    s_assert_fault (reply, "location", "missing required field");
+    json_decref (reply);
+
+    //  Valid form values are stored as dx_spec normalizes them: numbers,
+    //  defaults, the secret sealed and only fingerprinted in the config
+    reply = s_call (DX_OK, s_config_req ("c1", json_pack ("{s:s, s:s, s:s, s:s}",
+                                         "masters", "3", "region", "us-west-2",
+                                         "sshkey", "reference", "sshkeydata", TH_SSH_KEY_B64)));
+    const json_t *body = s_body (reply);
+    assert_int_equal (json_integer_value (json_object_get (body, "masters")), 3);
+    assert_string_equal (json_string_value (json_object_get (body, "master_type")), "m3.large");
+    assert_true (json_is_true (json_object_get (json_object_get (body, "sshkeydata"), "set")));
+    json_decref (reply);
+    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:config sshkeydata"), 0);
+    redisReply *r = s_raw ("HGET dexter:{c1}:secrets sshkeydata");
+    size_t len;
+    char *plain = dx_seal_open (T.seal, r->str, &len);
+    assert_string_equal (plain, TH_SSH_KEY_PEM);
+    dx_seal_free (plain, len);
+    freeReplyObject (r);
+
+    //  400 before 409: a running deployment, a missing group, a move of
+    //  region hide no fault of the fields
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
+    s_set_state ("c1", "deploying");
+    json_t *moved = json_pack ("{s:s, s:s}", "masters", "3", "region", "eu-west-1");
+    s_check (DX_INVALID, s_config_req ("c1", moved));
+    s_check (DX_INVALID, s_req ("deployment.put", "{s:s, s:{s:s}}", "name", "c1",
+                                "fields", "command", "explode"));
+    s_check (DX_CONFLICT, s_deploy_req ("c1", "deploy"));
+    s_check (DX_INVALID, s_update_req ("c1", "nope", json_incref (bad)));
+    s_check (DX_NOT_FOUND, s_update_req ("c1", "nope", s_group_spec ("nope", 1)));
+    json_decref (bad);
+}
+
+
+//  ---------------------------------------------------------------------
 //  Deployment
 
-static json_t *
-s_deploy_req (const char *name, const char *command)
-{
-    return s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:o}", "name", name,
-                  "provider", "aws", "command", command, "parallelism", 7,
-                  "credentials", s_aws_credentials ());
-}
 
 static void
 test_deployment (void **state)
@@ -923,7 +920,7 @@ test_deployment (void **state)
     assert_true (json_is_null (json_object_get (progress, "current")));
     json_decref (reply);
 
-    //  Deploy without config, destroy of nothing, wrong provider
+    //  Deploy without config, destroy of nothing, the other provider's fields
     reply = s_call (DX_CONFLICT, s_deploy_req ("c1", "deploy"));
     s_assert_message (reply, "no config");
     json_decref (reply);
@@ -931,11 +928,12 @@ test_deployment (void **state)
     s_assert_message (reply, "nothing");
     json_decref (reply);
     s_configure ("c1");
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g1", 3)));
-    s_check (DX_CONFLICT, s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:{s:s}}", "name", "c1",
-                                 "provider", "azure", "command", "deploy", "parallelism", 5,
-                                 "credentials", "credentials", "x"));
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 3));
+    reply = s_call (DX_INVALID, s_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "c1",
+                                       "fields", "command", "deploy",
+                                       "credentials", T.azure_b64));
+    s_assert_fault (reply, "credentials", "is an azure parameter, not aws");
+    json_decref (reply);
 
     reply = s_call (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     body = s_body (reply);
@@ -957,7 +955,8 @@ test_deployment (void **state)
     json_decref (accepted);
 
     //  The snapshot: generation 1 = cluster, config, groups; secrets sealed
-    json_t *snapshot = sch_store_snapshot (T.store, "c1", 1);
+    json_t *snapshot;
+    assert_int_equal (sch_read_snapshot (T.read, "c1", 1, &snapshot), 0);
     assert_non_null (snapshot);
     assert_string_equal (json_string_value (json_object_get (json_object_get (snapshot,
                          "cluster"), "provider")), "aws");
@@ -970,12 +969,14 @@ test_deployment (void **state)
     assert_non_null (sealed_pem);
     size_t len;
     char *plain = dx_seal_open (T.seal, sealed_pem, &len);
-    assert_string_equal (plain, SECRET_PEM);
+    assert_string_equal (plain, TH_SSH_KEY_PEM);
     dx_seal_free (plain, len);
     json_decref (snapshot);
-    assert_null (sch_store_snapshot (T.store, "c1", 2));
+    assert_int_equal (sch_read_snapshot (T.read, "c1", 2, &snapshot), 0);
+    assert_null (snapshot);
     //  The credentials: one sealed JSON document
-    char *sealed = sch_store_credentials (T.store, "c1");
+    char *sealed;
+    assert_int_equal (sch_read_credentials (T.read, "c1", &sealed), 0);
     assert_non_null (sealed);
     plain = dx_seal_open (T.seal, sealed, &len);
     assert_non_null (plain);
@@ -1064,10 +1065,8 @@ test_vpn_and_events (void **state)
     s_check (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
 
     s_configure ("c1");
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g1", 1)));
-    s_check (DX_OK, s_req ("group.update", "{s:s, s:s, s:s, s:o}", "name", "c1", "provider",
-                           "aws", "group", "g1", "spec", s_group_spec ("g2", 1)));
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
+    s_check (DX_OK, s_update_req ("c1", "g1", s_group_spec ("g2", 1)));
     s_check (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g2"));
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
 
@@ -1125,14 +1124,19 @@ test_vpn_and_events (void **state)
 //  ---------------------------------------------------------------------
 //  Secrets never in plain text
 
-/*  1 if any plaintext marker occurs in the len bytes at data. */
+/*  1 if the len bytes at data hold a secret: a plaintext marker, or a
+    piece of the base64 the requests carry secrets in. */
 static int
 s_has_plaintext (const char *data, size_t len)
 {
     const char *markers [] = { "PLAINPEMMARKER", SECRET_KEYID, SECRET_KEY, SECRET_PASS,
                                "MarkerCred", NULL };
+    const char *encoded [] = { TH_SSH_KEY_B64, T.azure_b64 };
     for (int i = 0; markers [i]; i++)
         if (data && memmem (data, len, markers [i], strlen (markers [i])))
+            return 1;
+    for (size_t i = 0; i < 2; i++)
+        if (data && memmem (data, len, encoded [i] + 40, 24))
             return 1;
     return 0;
 }
@@ -1155,19 +1159,12 @@ test_no_plaintext_anywhere (void **state)
     (void) state;
     s_create ("c1", "aws");
     s_configure ("c1");
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g1", 2)));
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 2));
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     s_create ("az", "azure");
-    s_check (DX_OK, s_req ("config.put", "{s:s, s:s, s:{s:s, s:i, s:s, s:s, s:s}, s:{s:s}}",
-                           "name", "az", "provider", "azure", "config",
-                           "master_type", "Basic_A2", "masters", 1, "location", "centralus",
-                           "location_name", "Central US", "ssh_user", "dexter",
-                           "secrets", "ssh_password", SECRET_PASS));
-    s_check (DX_ACCEPTED, s_req ("deployment.put", "{s:s, s:s, s:s, s:i, s:{s:s, s:s}}",
-                                 "name", "az", "provider", "azure", "command", "deploy",
-                                 "parallelism", 5, "credentials", "clientId", "MarkerCredId",
-                                 "clientSecret", "MarkerCredSecret"));
+    s_check (DX_OK, s_config_req ("az", s_azure_config ("centralus")));
+    s_check (DX_ACCEPTED, s_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "az",
+                                 "fields", "command", "deploy", "credentials", T.azure_b64));
 
     //  Every key, read as an operator would and as DUMP sees it
     size_t keys = 0;
@@ -1227,7 +1224,7 @@ test_redis_down_and_back (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    s_redis_stop ();
+    th_stop (&T.redis);
     char expected [64];
     snprintf (expected, sizeof expected, "redis at 127.0.0.1:%d is unavailable", T.port);
     for (int i = 0; i < 3; i++) {
@@ -1237,110 +1234,29 @@ test_redis_down_and_back (void **state)
         json_decref (s_call (DX_UNAVAILABLE, s_req ("cluster.list", NULL)));
         usleep (120000);            /* past the reconnect spacing */
     }
-    assert_false (sch_store_connected (T.store));
-    sch_store_tick (T.store);       /* cron while down: no crash, still down */
-    assert_false (sch_store_connected (T.store));
+    assert_false (sch_redis_connected (sch_store_redis (T.store)));
+    sch_redis_tick (sch_store_redis (T.store));     /* cron while down: no crash */
+    assert_false (sch_redis_connected (sch_store_redis (T.store)));
 
     assert_int_equal (s_redis_start (), 0);
     s_raw_connect ();
     usleep (120000);
     //  The very next request reconnects (the data went with that redis)
     s_check (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "c1"));
-    assert_true (sch_store_connected (T.store));
+    assert_true (sch_redis_connected (sch_store_redis (T.store)));
     s_create ("c1", "aws");
 
     //  Killed under an open connection: the first command notices, then back
-    s_redis_stop ();
+    th_stop (&T.redis);
     s_check (DX_UNAVAILABLE, s_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_int_equal (s_redis_start (), 0);
     s_raw_connect ();
     usleep (120000);
-    sch_store_tick (T.store);
-    assert_true (sch_store_connected (T.store));
+    sch_redis_tick (sch_store_redis (T.store));
+    assert_true (sch_redis_connected (sch_store_redis (T.store)));
     s_check (DX_CREATED, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
                                 "name", "c2", "provider", "aws", "type", "mesos"));
 }
-
-static void
-test_store_urls (void **state)
-{
-    (void) state;
-    const char *bad [] = { "http://127.0.0.1:6379", "redis://127.0.0.1:0", "redis://h:99999",
-                           "redis://h:port", "redis://127.0.0.1:6379/x", "unix://relative.sock",
-                           "unix:///tmp/x.sock?db=x", "rediss://h:1", "redis://user@h:1",
-                           "redis://:%zz@h:1", "redis://[::1", "", NULL };
-    for (int i = 0; bad [i]; i++) {
-        sch_store_t *store = sch_store_new (bad [i]);
-        if (store)
-            fail_msg ("malformed URL '%s' was accepted", bad [i]);
-    }
-    assert_null (sch_store_new (NULL));
-
-    //  Defaults and forms, without a reachable server where none is needed
-    sch_store_t *store = sch_store_new ("redis://");
-    assert_non_null (store);
-    assert_string_equal (sch_store_address (store), "127.0.0.1:6379");
-    sch_store_destroy (&store);
-    store = sch_store_new ("redis://[::1]:1/2");
-    assert_non_null (store);
-    assert_string_equal (sch_store_address (store), "[::1]:1");
-    assert_false (sch_store_connected (store));
-    assert_null (sch_store_load (store, "x", SCH_LOAD_CLUSTER));
-    assert_string_equal (sch_store_status (store), DX_UNAVAILABLE);
-    assert_non_null (strstr (sch_store_error (store), "redis at [::1]:1 is unavailable"));
-    sch_store_destroy (&store);
-    sch_store_destroy (&store);
-
-    //  A database number: writes land there
-    char url [256];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/3", T.port);
-    store = sch_store_new (url);
-    assert_true (sch_store_connected (store));
-    json_t *d3 = json_pack ("{s:s, s:s, s:s}", "name", "d3", "provider", "aws", "type", "mesos");
-    assert_int_equal (sch_store_cluster_create (store, d3, "2026-01-01T00:00:00.000Z"), 0);
-    json_decref (d3);
-    sch_store_destroy (&store);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{d3}:cluster"), 0);
-    redisReply *r = s_raw ("SELECT 3");
-    freeReplyObject (r);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{d3}:cluster"), 1);
-    r = s_raw ("FLUSHDB");
-    freeReplyObject (r);
-    r = s_raw ("SELECT 0");
-    freeReplyObject (r);
-
-    //  The unix socket
-    snprintf (url, sizeof url, "unix://%s", T.sock);
-    store = sch_store_new (url);
-    assert_true (sch_store_connected (store));
-    json_t *list = sch_store_cluster_list (store);
-    assert_non_null (list);
-    json_decref (list);
-    sch_store_destroy (&store);
-
-    //  A password: wrong is UNAVAILABLE with a clear message, right works
-    r = s_raw ("CONFIG SET requirepass %s", "p@ss:w/rd");
-    freeReplyObject (r);
-    r = s_raw ("AUTH %s", "p@ss:w/rd");
-    freeReplyObject (r);
-    snprintf (url, sizeof url, "redis://:wrong@127.0.0.1:%d", T.port);
-    store = sch_store_new (url);
-    assert_false (sch_store_connected (store));
-    assert_string_equal (sch_store_status (store), DX_UNAVAILABLE);
-    assert_non_null (strstr (sch_store_error (store), "AUTH failed"));
-    assert_null (strstr (sch_store_error (store), "wrong"));
-    sch_store_destroy (&store);
-    snprintf (url, sizeof url, "redis://:p%%40ss%%3Aw%%2Frd@127.0.0.1:%d/0", T.port);
-    store = sch_store_new (url);
-    assert_true (sch_store_connected (store));
-    list = sch_store_cluster_list (store);
-    assert_non_null (list);
-    json_decref (list);
-    sch_store_destroy (&store);
-    r = s_raw ("CONFIG SET requirepass %s", "");
-    freeReplyObject (r);
-}
-
 
 //  ---------------------------------------------------------------------
 //  The ROUTER loop through a real DEALER
@@ -1356,7 +1272,7 @@ s_live_start (s_live_t *live)
 {
     live->store = sch_store_new (T.url);
     assert_non_null (live->store);
-    snprintf (live->endpoint, sizeof live->endpoint, "tcp://127.0.0.1:%d", s_free_port ());
+    snprintf (live->endpoint, sizeof live->endpoint, "tcp://127.0.0.1:%d", th_free_port ());
     sch_server_args_t args = { live->endpoint, live->store, T.seal };
     live->actor = zactor_new (sch_server_actor, &args);
     assert_non_null (live->actor);
@@ -1489,8 +1405,7 @@ test_router_loop (void **state)
         for (int i = 0; i < EACH; i++) {
             char group [32];
             snprintf (group, sizeof group, "g%dx%d", c, i);
-            req = s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "live", "provider", "aws",
-                         "spec", s_group_spec (group, 1));
+            req = s_group_req ("live", group, 1);
             assert_int_equal (dx_msg_send (dealers [c], NULL, req), 0);
             json_decref (req);
         }
@@ -1532,14 +1447,14 @@ test_logs_hold_no_secret (void **state)
     json_t *requests [] = {
         s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "lg",
                "provider", "aws", "type", "mesos"),
-        s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", "lg", "provider", "aws",
-               "config", s_aws_config (), "secrets", "sshkeydata", SECRET_PEM),
+        s_config_req ("lg", s_aws_config ()),
         s_deploy_req ("lg", "deploy"),
         s_deploy_req ("lg", "deploy"),          /* a CONFLICT with credentials */
-        s_req ("config.put", "{s:s, s:s, s:o, s:{s:s}}", "name", "lg", "provider", "azure",
-               "config", s_aws_config (), "secrets", "ssh_password", SECRET_PASS),
+        s_deploy_req ("lg", "destroy"),         /* another CONFLICT */
+        s_config_req ("lg", s_azure_config ("centralus")),     /* INVALID */
     };
-    const char *statuses [] = { DX_CREATED, DX_OK, DX_ACCEPTED, DX_CONFLICT, DX_CONFLICT };
+    const char *statuses [] = { DX_CREATED, DX_OK, DX_ACCEPTED, DX_CONFLICT, DX_CONFLICT,
+                                DX_INVALID };
     for (size_t i = 0; i < sizeof requests / sizeof requests [0]; i++) {
         assert_int_equal (dx_msg_send (dealer, NULL, requests [i]), 0);
         json_t *reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
@@ -1549,10 +1464,10 @@ test_logs_hold_no_secret (void **state)
         json_decref (requests [i]);
     }
     //  An undecodable request carrying a secret: its INVALID reply and log
-    s_send_json (dealer, json_pack ("{s:i, s:s, s:s, s:I, s:s, s:s, s:{s:s}}", "v", 1,
+    s_send_json (dealer, json_pack ("{s:i, s:s, s:s, s:I, s:i, s:{s:s}}", "v", 1,
                                     "type", "config.put", "id", "x", "deadline",
-                                    (json_int_t) dx_now_ms () + 60000, "name", "lg",
-                                    "provider", "aws", "secrets", "sshkeydata", SECRET_PEM));
+                                    (json_int_t) dx_now_ms () + 60000, "name", 7,
+                                    "fields", "sshkeydata", TH_SSH_KEY_B64));
     json_t *reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
     assert_non_null (reply);
     char *text = json_dumps (reply, 0);
@@ -1646,13 +1561,13 @@ static void
 s_wait_burst (sch_server_t *server)
 {
     int64_t deadline = dx_mono_ms () + 5000;
-    while (!(zsock_events (server->router) & ZMQ_POLLIN) && dx_mono_ms () < deadline)
+    while (!(zsock_events (sch_server_socket (server)) & ZMQ_POLLIN) && dx_mono_ms () < deadline)
         usleep (5000);
     usleep (200000);
 }
 
 /*  One burst of mixed reads and changes from several DEALERs, served by one
-    s_server_burst: every reply is right, and a read that follows a change
+    sch_server_receive: every reply is right, and a read that follows a change
     of the same client sees it. Then the same burst with Redis down: every
     request gets UNAVAILABLE. */
 static void
@@ -1672,17 +1587,15 @@ test_burst (void **state)
         char group [16];
         snprintf (group, sizeof group, "g%d", c);
         struct { const char *status; int hosts; json_t *req; } steps [STEPS] = {
-            { DX_CREATED, 1, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst",
-                                    "provider", "aws", "spec", s_group_spec (group, 1)) },
+            { DX_CREATED, 1, s_group_req ("burst", group, 1) },
             { DX_OK, 1, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
             { DX_OK, 0, s_req ("cluster.get", "{s:s}", "name", "burst") },
-            { DX_OK, 2, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst",
-                               "provider", "aws", "spec", s_group_spec (group, 2)) },
+            { DX_OK, 2, s_group_req ("burst", group, 2) },
             { DX_OK, 2, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
             { DX_OK, 0, s_req ("deployment.events", "{s:s}", "name", "burst") },
             { DX_OK, 0, s_req ("cluster.list", NULL) },
-            { DX_OK, 0, s_req ("group.delete", "{s:s, s:s, s:s}", "name", "burst",
-                               "provider", "aws", "group", group) },
+            { DX_OK, 0, s_req ("group.delete", "{s:s, s:s}", "name", "burst",
+                               "group", group) },
             { DX_NOT_FOUND, 0, s_req ("group.get", "{s:s, s:s}", "name", "burst",
                                       "group", group) },
             { DX_NOT_FOUND, 0, s_req ("config.get", "{s:s}", "name", "burst") },
@@ -1698,7 +1611,7 @@ test_burst (void **state)
         }
     }
     s_wait_burst (server);
-    s_server_burst (server);
+    sch_server_receive (server);
     char err [DX_ERR_LEN];
     for (int c = 0; c < CLIENTS; c++)
         for (int i = 0; i < STEPS; i++) {
@@ -1727,7 +1640,7 @@ test_burst (void **state)
 
     //  Redis down: every request of the burst, read or change, UNAVAILABLE
     char url [64];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d", s_free_port ());
+    snprintf (url, sizeof url, "redis://127.0.0.1:%d", th_free_port ());
     sch_store_t *down = sch_store_new (url);
     assert_non_null (down);
     server = sch_server_new ("tcp://127.0.0.1:*", down, T.seal);
@@ -1737,8 +1650,7 @@ test_burst (void **state)
         s_req ("cluster.get", "{s:s}", "name", "burst"),
         s_req ("cluster.list", NULL),
         s_req ("deployment.events", "{s:s}", "name", "burst"),
-        s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "burst", "provider", "aws",
-               "spec", s_group_spec ("gx", 1)),
+        s_group_req ("burst", "gx", 1),
         s_req ("group.list", "{s:s}", "name", "burst"),
     };
     const size_t nreqs = sizeof reqs / sizeof reqs [0];
@@ -1747,7 +1659,7 @@ test_burst (void **state)
         json_decref (reqs [i]);
     }
     s_wait_burst (server);
-    s_server_burst (server);
+    sch_server_receive (server);
     for (size_t i = 0; i < nreqs; i++) {
         json_t *reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
         if (!reply)
@@ -1784,7 +1696,7 @@ test_list_state_mirror (void **state)
                          "destroyed");
     json_decref (reply);
     //  The mirror is not part of the cluster as loaded
-    json_t *loaded = sch_store_load (T.store, "c1", SCH_LOAD_CLUSTER);
+    json_t *loaded = sch_read_load (T.read, "c1", SCH_LOAD_CLUSTER);
     assert_null (json_object_get (json_object_get (loaded, "cluster"), "state"));
     json_decref (loaded);
 }
@@ -1854,33 +1766,40 @@ test_read_cache (void **state)
     assert_string_equal (got, "deployed");
     free (got);
 
-    //  Secrets (and jobs, resources) are never kept
-    uint64_t serial;
-    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS, &serial));
-    int ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS);
-    assert_int_equal (sch_store_read_flush (T.store), 0);
-    json_t *loaded = sch_store_load_result (T.store, ticket);
-    assert_non_null (json_object_get (loaded, "secrets"));
-    json_decref (loaded);
-    sch_store_read_reset (T.store);
-    assert_null (s_cache_get (T.store, "c1", SCH_LOAD_SECRETS, &serial));
+    //  Secrets (and jobs, resources) are never kept: a load with them
+    //  asks Redis every time
+    sch_cache_t *cache = sch_store_cache (T.store);
+    before = s_hgetalls ();
+    for (int i = 0; i < 2; i++) {
+        int ticket = sch_read_queue_load (T.read, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS);
+        assert_int_equal (sch_read_flush (T.read), 0);
+        json_t *loaded = sch_read_load_result (T.read, ticket);
+        assert_non_null (json_object_get (loaded, "secrets"));
+        json_decref (loaded);
+        sch_read_reset (T.read);
+    }
+    assert_int_equal (s_hgetalls (), before + 4);
 
     //  A read sent before a change (of any cluster) is not kept
-    zhashx_purge (T.store->cache);
-    ticket = sch_store_queue_load (T.store, "c2", SCH_LOAD_CLUSTER);
-    assert_int_equal (sch_store_read_flush (T.store), 0);
+    uint64_t serial;
+    sch_cache_purge (cache);
+    int ticket = sch_read_queue_load (T.read, "c2", SCH_LOAD_CLUSTER);
+    assert_int_equal (sch_read_flush (T.read), 0);
     assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
-    loaded = sch_store_load_result (T.store, ticket);
+    json_t *loaded = sch_read_load_result (T.read, ticket);
     assert_non_null (json_object_get (loaded, "cluster"));
     json_decref (loaded);
-    sch_store_read_reset (T.store);
-    assert_null (zhashx_lookup (T.store->cache, "c2"));
+    sch_read_reset (T.read);
+    assert_null (sch_cache_get (cache, "c2", SCH_LOAD_CLUSTER, &serial));
 
     //  Losing Redis forgets everything; reads ask Redis again after
     s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
-    assert_non_null (zhashx_lookup (T.store->cache, "c2"));
-    s_store_lost (T.store, "test");
-    assert_int_equal (zhashx_size (T.store->cache), 0);
+    json_t *kept = sch_cache_get (cache, "c2", SCH_LOAD_CLUSTER, &serial);
+    assert_non_null (kept);
+    json_decref (kept);
+    freeReplyObject (s_raw ("CLIENT KILL TYPE normal SKIPME yes"));
+    s_check (DX_UNAVAILABLE, s_req ("cluster.list", NULL));    /* the loss is seen */
+    usleep (120000);                                            /* past the reconnect gap */
     before = s_hgetalls ();
     s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
     assert_true (s_hgetalls () > before);
@@ -1896,7 +1815,7 @@ s_burst (sch_server_t *server, zsock_t *dealer, json_t **reqs, json_t **replies,
         json_decref (reqs [i]);
     }
     s_wait_burst (server);
-    s_server_burst (server);
+    sch_server_receive (server);
     char err [DX_ERR_LEN];
     for (size_t i = 0; i < n; i++)
         if (!(replies [i] = dx_msg_recv (dealer, NULL, NULL, err, sizeof err)))
@@ -1916,6 +1835,16 @@ s_check_text (const json_t *reply, const json_t *expected)
     free (want);
 }
 
+/*  A memo, checked to be the compact dump of expected. */
+static void
+s_check_memo (const json_t *memo, const json_t *expected)
+{
+    assert_non_null (memo);
+    char *want = json_dumps (expected, JSON_COMPACT | JSON_ENCODE_ANY);
+    assert_string_equal (json_string_value (memo), want);
+    free (want);
+}
+
 /*  A request with text true is answered with the body's compact JSON text;
     the text of a pure load is kept beside the kept read (a memo), served
     again while it lasts, and forgotten with it when a change names the
@@ -1925,10 +1854,8 @@ test_text_memo (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g1", 1)));
-    s_check (DX_CREATED, s_req ("group.upsert", "{s:s, s:s, s:o}", "name", "c1",
-                                "provider", "aws", "spec", s_group_spec ("g2", 2)));
+    s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
+    s_check (DX_CREATED, s_group_req ("c1", "g2", 2));
     json_t *plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
     json_t *g1 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
     json_t *g2 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
@@ -1949,18 +1876,17 @@ test_text_memo (void **state)
     s_check_text (replies [3], s_body (g2));
     for (size_t i = 0; i < 4; i++)
         json_decref (replies [i]);
-    s_kept_t *kept = zhashx_lookup (T.store->cache, "c1");
-    assert_non_null (kept);
-    assert_non_null (json_object_get (kept->memos, "cluster.get/"));
-    assert_non_null (json_object_get (kept->memos, "group.get/g1"));
+    //  Kept beside the kept read, under the type and the group
+    int ticket = sch_read_queue_load (T.read, "c1", SCH_LOAD_CLUSTER);
+    s_check_memo (sch_read_memo (T.read, ticket, "cluster.get/"), s_body (plain));
+    s_check_memo (sch_read_memo (T.read, ticket, "group.get/g1"), s_body (g1));
+    assert_null (sch_read_memo (T.read, ticket, "config.get/"));
 
     //  Served from the memo: a hit finds it, and answers with it
-    int ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER);
-    assert_ptr_equal (sch_store_memo (T.store, ticket, "cluster.get/"),
-                      json_object_get (kept->memos, "cluster.get/"));
-    assert_null (sch_store_memo (T.store, ticket, "config.get/"));
-    sch_store_read_reset (T.store);
-    json_object_set_new (kept->memos, "cluster.get/", json_string ("{\"marked\":1}"));
+    json_t *marked = json_string ("{\"marked\":1}");
+    sch_read_memo_put (T.read, ticket, "cluster.get/", marked);
+    json_decref (marked);
+    sch_read_reset (T.read);
     reqs [0] = s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
     s_burst (server, dealer, reqs, replies, 1);
     assert_string_equal (dx_msg_str (replies [0], "text"), "{\"marked\":1}");
@@ -1968,7 +1894,8 @@ test_text_memo (void **state)
 
     //  A change of the cluster forgets the memo with the kept read
     s_configure ("c1");
-    assert_null (zhashx_lookup (T.store->cache, "c1"));
+    uint64_t serial;
+    assert_null (sch_cache_get (sch_store_cache (T.store), "c1", SCH_LOAD_CLUSTER, &serial));
     json_decref (plain);
     plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_true (json_object_get (s_body (plain), "configured")));
@@ -1985,18 +1912,18 @@ test_text_memo (void **state)
     json_decref (replies [0]);
 
     //  A read a change may have overtaken is not kept, nor its memos
-    zhashx_purge (T.store->cache);
-    ticket = sch_store_queue_load (T.store, "c1", SCH_LOAD_CLUSTER);
-    assert_int_equal (sch_store_read_flush (T.store), 0);
+    sch_cache_purge (sch_store_cache (T.store));
+    ticket = sch_read_queue_load (T.read, "c1", SCH_LOAD_CLUSTER);
+    assert_int_equal (sch_read_flush (T.read), 0);
     assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
-    json_t *loaded = sch_store_load_result (T.store, ticket);
+    json_t *loaded = sch_read_load_result (T.read, ticket);
     assert_non_null (loaded);
     json_t *text = json_string ("{}");
-    sch_store_memo_put (T.store, ticket, "cluster.get/", text);
-    assert_null (sch_store_memo (T.store, ticket, "cluster.get/"));
+    sch_read_memo_put (T.read, ticket, "cluster.get/", text);
+    assert_null (sch_read_memo (T.read, ticket, "cluster.get/"));
     json_decref (text);
     json_decref (loaded);
-    sch_store_read_reset (T.store);
+    sch_read_reset (T.read);
 
     zsock_destroy (&dealer);
     sch_server_destroy (&server);
@@ -2009,7 +1936,7 @@ int
 main (void)
 {
     setenv ("DEXTER_LOG_LEVEL", "debug", 1);
-    dx_log_init ("test_sch_store");
+    dx_log_init ("test_sch_handlers");
     zsys_init ();
     zsys_handler_set (NULL);            /* let cmocka/ASan see signals as they are */
     const struct CMUnitTest tests [] = {
@@ -2019,10 +1946,10 @@ main (void)
         cmocka_unit_test_setup (test_config_stays_while_resources_exist, s_setup),
         cmocka_unit_test_setup (test_config, s_setup),
         cmocka_unit_test_setup (test_groups, s_setup),
+        cmocka_unit_test_setup (test_fields_for_the_provider, s_setup),
         cmocka_unit_test_setup (test_deployment, s_setup),
         cmocka_unit_test_setup (test_vpn_and_events, s_setup),
         cmocka_unit_test_setup (test_no_plaintext_anywhere, s_setup),
-        cmocka_unit_test_setup (test_store_urls, s_setup),
         cmocka_unit_test_setup (test_router_loop, s_setup),
         cmocka_unit_test_setup (test_logs_hold_no_secret, s_setup),
         cmocka_unit_test_setup (test_redis_down_and_back, s_setup),

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../services/scheduler/sch_plan.c"
+#include "../../services/scheduler/sch_plan.h"
 
 /*  A snapshot of cluster c1 (aws, mesos) with 3 masters and groups given
     as "name:hosts:role" strings, NULL-terminated. */
