@@ -29,7 +29,8 @@ static const char *s_parts [] = {
     "credentials", "events", "jobs", "resources", NULL
 };
 
-/*  What a new deployment record holds (state init), at generation. */
+/*  What a new deployment record holds (state init): NULL stands for the
+    time of the change, and the generation is the caller's. */
 static const char *s_record_init [] = {
     "state", "init", "command", "", "generation", NULL, "observed_generation", "0",
     "parallelism", "", "steps_done", "0", "steps_total", "0", "current", "",
