@@ -211,6 +211,30 @@ s_pack (msgpack_packer *pk, const json_t *value, int depth)
     return -1;
 }
 
+int
+dx_msg_too_deep (const json_t *value, int levels)
+{
+    if (!json_is_object (value) && !json_is_array (value))
+        return 0;
+    if (levels <= 0)
+        return 1;
+    if (json_is_object (value)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach ((json_t *) value, key, member)
+            if (dx_msg_too_deep (member, levels - 1))
+                return 1;
+    }
+    else {
+        size_t i;
+        json_t *member;
+        json_array_foreach (value, i, member)
+            if (dx_msg_too_deep (member, levels - 1))
+                return 1;
+    }
+    return 0;
+}
+
 /*  Packs a message; the size limit is enforced while writing. */
 int
 dx_msg_encode (const json_t *msg, char **buf, size_t *len)

@@ -14,6 +14,21 @@
 #define DX_MSG_MAX_DEPTH 32
 #define DX_ERR_LEN 256
 
+/*  What a user may send, beside the codec's limits so that whatever the
+    api (api_body) and dx_spec accept also encodes: a request body of at
+    most DX_MSG_BODY_MAX bytes, nested at most DX_MSG_BODY_DEPTH levels
+    (the body object is level 1, so a field's value has one level less,
+    whether it came as JSON or as JSON text in a form). A message carries
+    a body, or what dx_spec made of it, at most two levels down (a reply's
+    list of groups), and msgpack needs at most 9 bytes where JSON has 4
+    (a double such as 1e1 in an array). */
+#define DX_MSG_BODY_MAX   (1024u * 1024u)
+#define DX_MSG_BODY_DEPTH 16
+_Static_assert (DX_MSG_BODY_DEPTH + 2 <= DX_MSG_MAX_DEPTH,
+                "a body nested to the limit must fit in a message");
+_Static_assert (DX_MSG_BODY_MAX / 4 * 9 < DX_MSG_MAX_BYTES / 2,
+                "a body of the largest size must fit in a message");
+
 /* Reply status codes (proto/PROTOCOL.md, "Reply"). */
 #define DX_OK          "OK"
 #define DX_CREATED     "CREATED"
@@ -28,6 +43,12 @@
     with free()) and *len and returns 0; returns -1 if msg is not an object,
     holds a value msgpack cannot carry, or packs to more than DX_MSG_MAX_BYTES. */
 int dx_msg_encode (const json_t *msg, char **buf, size_t *len);
+
+/*  1 if value nests deeper than levels, counting as the codec does: a
+    container is one level and each container in it one more; a scalar
+    is none. A message encodes only if it is not deeper than
+    DX_MSG_MAX_DEPTH. Walks no deeper than levels + 1. */
+int dx_msg_too_deep (const json_t *value, int levels);
 
 /*  Unpacks and checks one message: the decoder rules, the envelope and the
     required fields of its type. Returns a new object (caller owns) or NULL

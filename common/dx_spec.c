@@ -521,7 +521,9 @@ s_check_ssh_password (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
 
 /*  A JSON object given as one or as a string holding one (a form sends
     text); a copy the caller owns, no larger than field->max bytes when
-    serialized compactly. */
+    serialized compactly, and nested no deeper than the field of a JSON
+    body may be (DX_MSG_BODY_DEPTH, the body being one level), so that a
+    form's text cannot carry what a message cannot. */
 static json_t *
 s_json_object (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
 {
@@ -543,6 +545,11 @@ s_json_object (s_ctx_t *ctx, const s_field_t *field, const json_t *value)
     if (!json_is_object (object)) {
         json_decref (object);
         return s_fail (ctx, field->name, "%s must be a JSON object", field->name);
+    }
+    if (dx_msg_too_deep (object, DX_MSG_BODY_DEPTH - 1)) {
+        json_decref (object);
+        return s_fail (ctx, field->name, "%s is nested more than %d levels deep",
+                       field->name, DX_MSG_BODY_DEPTH - 1);
     }
     size_t size = json_dumpb (object, NULL, 0, JSON_COMPACT);
     if (size > (size_t) field->max) {

@@ -249,32 +249,6 @@ fail:
     return NULL;
 }
 
-/*  1 if value holds containers nested more than levels deep (the body
-    object itself is one level). Stops at the first too deep branch. */
-static int
-s_too_deep (const json_t *value, int levels)
-{
-    if (!json_is_object (value) && !json_is_array (value))
-        return 0;
-    if (levels == 0)
-        return 1;
-    if (json_is_object (value)) {
-        const char *key;
-        json_t *member;
-        json_object_foreach ((json_t *) value, key, member)
-            if (s_too_deep (member, levels - 1))
-                return 1;
-    }
-    else {
-        size_t i;
-        json_t *member;
-        json_array_foreach (value, i, member)
-            if (s_too_deep (member, levels - 1))
-                return 1;
-    }
-    return 0;
-}
-
 /*  A JSON body: one object, no repeated keys, not too deep. */
 static json_t *
 s_parse_json (const char *data, size_t len, api_fault_t *fault)
@@ -295,9 +269,9 @@ s_parse_json (const char *data, size_t len, api_fault_t *fault)
         json_decref (body);
         return NULL;
     }
-    if (s_too_deep (body, API_BODY_MAX_DEPTH)) {
+    if (dx_msg_too_deep (body, DX_MSG_BODY_DEPTH)) {
         api_fault_set (fault, NULL, "the JSON body is nested more than %d levels deep",
-                       API_BODY_MAX_DEPTH);
+                       DX_MSG_BODY_DEPTH);
         json_decref (body);
         return NULL;
     }

@@ -9,9 +9,9 @@
 
 #include <stddef.h>
 #include <jansson.h>
+#include "dx_msg.h"
 
-#define API_BODY_MAX        (1024u * 1024u)   /* bytes; more is 413 */
-#define API_BODY_MAX_DEPTH  16                /* JSON nesting of a body */
+#define API_BODY_MAX  DX_MSG_BODY_MAX     /* bytes; more is 413 */
 
 /*  Why a request was refused with 400: the field at fault ("" when none)
     and a human sentence. Filled by the functions below on failure. */
@@ -41,7 +41,7 @@ json_t *api_body_parse_form (const char *data, size_t len, api_fault_t *fault);
 
 /*  Parses len bytes of a body of type into a new object (caller owns), or
     NULL with fault set. A form as api_body_parse_form; JSON must be one
-    object, without repeated keys, nested at most API_BODY_MAX_DEPTH deep
+    object, without repeated keys, nested at most DX_MSG_BODY_DEPTH deep
     (the fault is jansson's message, line and column, without the text it
     saw, which may be a secret); API_BODY_UNSUPPORTED fails. */
 json_t *api_body_parse (api_body_type_t type, const char *data, size_t len,

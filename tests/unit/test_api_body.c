@@ -1,7 +1,8 @@
 /*  Unit tests for services/api/api_body.c: Content-Type classification, form
     bodies as the reference's curl lines send them (values not URL-encoded:
     raw JSON, spaces, line breaks, base64url), %-decoding, '+', duplicates,
-    malformed input, and JSON bodies. */
+    malformed input, and JSON bodies, which at the limits of depth and size
+    can still be sent on as messages. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -271,13 +272,42 @@ test_json_refused (void **state)
     assert_null (strstr (fault.message, "wJalr"));
 }
 
-/*  Nesting: API_BODY_MAX_DEPTH levels are fine, one more is not. */
+/*  Fails unless fields travel where messages carry a body: in the request
+    the api sends (group.upsert's fields) and two levels down (a reply's
+    list of groups), each decoding back equal. */
+static void
+s_assert_sendable (json_t *fields)
+{
+    json_t *request = dx_msg_new ("group.upsert", NULL);
+    json_object_set_new (request, "name", json_string ("demo"));
+    json_object_set_new (request, "deadline", json_integer (1795574400123));
+    json_object_set (request, "fields", fields);
+    json_t *reply = dx_reply_new (request, DX_OK, json_pack ("[O]", fields));
+    const json_t *messages [] = { request, reply };
+    for (size_t i = 0; i < 2; i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        assert_int_equal (dx_msg_encode (messages [i], &buf, &len), 0);
+        char err [DX_ERR_LEN];
+        json_t *back = dx_msg_decode (buf, len, err, sizeof err);
+        if (!back)
+            fail_msg ("message did not decode: %s", err);
+        assert_true (json_equal (back, messages [i]));
+        json_decref (back);
+        free (buf);
+    }
+    json_decref (reply);
+    json_decref (request);
+}
+
+/*  Nesting: DX_MSG_BODY_DEPTH levels are fine and can be sent on, one
+    more is refused. */
 static void
 test_json_depth (void **state)
 {
     (void) state;
     char text [256];
-    for (int depth = API_BODY_MAX_DEPTH; depth <= API_BODY_MAX_DEPTH + 1; depth++) {
+    for (int depth = DX_MSG_BODY_DEPTH; depth <= DX_MSG_BODY_DEPTH + 1; depth++) {
         size_t n = 0;
         for (int i = 0; i < depth; i++)
             n += (size_t) sprintf (text + n, "{\"a\":");
@@ -287,8 +317,10 @@ test_json_depth (void **state)
         text [n] = 0;
         api_fault_t fault;
         json_t *fields = api_body_parse (API_BODY_JSON, text, n, &fault);
-        if (depth == API_BODY_MAX_DEPTH)
+        if (depth == DX_MSG_BODY_DEPTH) {
             assert_non_null (fields);
+            s_assert_sendable (fields);
+        }
         else {
             assert_null (fields);
             assert_non_null (strstr (fault.message, "nested"));
@@ -298,6 +330,40 @@ test_json_depth (void **state)
     /* Arrays count too. */
     api_fault_t fault;
     assert_null (api_body_parse (API_BODY_JSON, "{\"a\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}", 38, &fault));
+}
+
+/*  Size: a body of API_BODY_MAX bytes made of what msgpack writes longest
+    for its JSON size (doubles, 4 bytes of JSON to 9 of msgpack) and a
+    form of that size both parse and can be sent on. */
+static void
+test_body_max_sendable (void **state)
+{
+    (void) state;
+    char *text = malloc (API_BODY_MAX);
+    assert_non_null (text);
+    size_t n = (size_t) sprintf (text, "{\"a\":[1e1");
+    while (n + 4 + 2 <= API_BODY_MAX)
+        n += (size_t) sprintf (text + n, ",1e1");
+    memset (text + n, ' ', API_BODY_MAX - 2 - n);
+    memcpy (text + API_BODY_MAX - 2, "]}", 2);
+    api_fault_t fault;
+    json_t *fields = api_body_parse (API_BODY_JSON, text, API_BODY_MAX, &fault);
+    if (!fields)
+        fail_msg ("largest JSON body refused: %s", fault.message);
+    s_assert_sendable (fields);
+    json_decref (fields);
+
+    //  A form of distinct names without values: the most fields
+    n = 0;
+    for (unsigned i = 0; n + 5 <= API_BODY_MAX; i++)
+        n += (size_t) sprintf (text + n, "%c%c%c%c&", 'a' + i % 26, 'a' + i / 26 % 26,
+                               'a' + i / 676 % 26, 'a' + i / 17576 % 26);
+    memset (text + n, '&', API_BODY_MAX - n);
+    fields = api_body_parse (API_BODY_FORM, text, API_BODY_MAX, &fault);
+    assert_non_null (fields);
+    s_assert_sendable (fields);
+    json_decref (fields);
+    free (text);
 }
 
 static void
@@ -335,6 +401,7 @@ main (void)
         cmocka_unit_test (test_json_object),
         cmocka_unit_test (test_json_refused),
         cmocka_unit_test (test_json_depth),
+        cmocka_unit_test (test_body_max_sendable),
         cmocka_unit_test (test_text_copy),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

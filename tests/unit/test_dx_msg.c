@@ -408,9 +408,17 @@ test_encode_rejects (void **state)
     }
     assert_int_equal (dx_msg_encode (top, &buf, &len), 0);
     free (buf);
+    //  dx_msg_too_deep counts as the encoder does
+    assert_false (dx_msg_too_deep (top, DX_MSG_MAX_DEPTH));
+    assert_true (dx_msg_too_deep (top, DX_MSG_MAX_DEPTH - 1));
     json_object_set_new (inner, "x", json_array ());            /* level 33 */
     assert_int_equal (dx_msg_encode (top, &buf, &len), -1);
+    assert_true (dx_msg_too_deep (top, DX_MSG_MAX_DEPTH));
+    assert_false (dx_msg_too_deep (json_object_get (top, "x"), DX_MSG_MAX_DEPTH));
     json_decref (top);
+    json_t *scalar = json_integer (1);
+    assert_false (dx_msg_too_deep (scalar, 0));
+    json_decref (scalar);
 
     //  Larger than DX_MSG_MAX_BYTES
     char *big = malloc (DX_MSG_MAX_BYTES);

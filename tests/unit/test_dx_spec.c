@@ -1,7 +1,8 @@
 /*  Unit tests for dx_spec: valid inputs of both providers normalize to
     exactly the documented objects; a table of bad inputs each reports
     exactly the expected fields (all at once); ssh keys are real keys made
-    with OpenSSL; no message ever carries a secret. */
+    with OpenSSL; no message ever carries a secret; what is accepted at the
+    limits of depth and size encodes as a message. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "dx_msg.h"
 #include "dx_spec.h"
 #include "dx_util.h"
 
@@ -1185,6 +1187,142 @@ test_embedded_nul (void **state)
     json_decref (in);
 }
 
+/*  ---------------------------------------------------------------------
+    Limits: what validates encodes
+    --------------------------------------------------------------------- */
+
+/*  JSON text of an object nested depth levels ({"a":{"a":{}}} is 3).
+    Caller frees. */
+static char *
+s_nested_text (int depth)
+{
+    char *text = malloc ((size_t) depth * 6 + 1);
+    assert_non_null (text);
+    size_t used = 0;
+    for (int i = 1; i < depth; i++)
+        used += (size_t) sprintf (text + used, "{\"a\":");
+    used += (size_t) sprintf (text + used, "{}");
+    for (int i = 1; i < depth; i++)
+        text [used++] = '}';
+    text [used] = 0;
+    return text;
+}
+
+/*  Fails unless group, as dx_spec made it, encodes where a message holds
+    it deepest (a reply's list of groups) and decodes back equal. */
+static void
+s_assert_encodes (const json_t *group)
+{
+    json_t *request = dx_msg_new ("group.list", NULL);
+    json_t *reply = dx_reply_new (request, DX_OK, json_pack ("[O]", group));
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal (dx_msg_encode (reply, &buf, &len), 0);
+    char err [DX_ERR_LEN];
+    json_t *back = dx_msg_decode (buf, len, err, sizeof err);
+    if (!back)
+        fail_msg ("reply did not decode: %s", err);
+    assert_true (json_equal (back, reply));
+    json_decref (back);
+    free (buf);
+    json_decref (reply);
+    json_decref (request);
+}
+
+/*  Validates the aws group base with vars set to value (stolen); returns
+    the group or NULL, with the fields at fault in fields. */
+static json_t *
+s_group_with_vars (json_t *value, char *fields, size_t size)
+{
+    json_t *in = s_base (S_GROUP, "aws");
+    json_object_set_new (in, "vars", value);
+    json_t *errors = json_array ();
+    json_t *out = dx_spec_group ("aws", in, errors);
+    s_error_fields (errors, fields, size);
+    json_decref (errors);
+    json_decref (in);
+    return out;
+}
+
+/*  vars nest at most DX_MSG_BODY_DEPTH - 1 levels, as a field of a JSON
+    body does, whether sent as an object or as text in a form; 40 levels
+    of form text once passed and could not be sent on. */
+static void
+test_limit_depth (void **state)
+{
+    (void) state;
+    const int deepest = DX_MSG_BODY_DEPTH - 1;
+    const int depths [] = { deepest, deepest + 1, 40 };
+    for (size_t i = 0; i < sizeof depths / sizeof depths [0]; i++) {
+        char *text = s_nested_text (depths [i]);
+        for (int as_text = 0; as_text <= 1; as_text++) {
+            json_t *value = as_text? json_string (text): s_json (text);
+            char fields [64];
+            json_t *out = s_group_with_vars (value, fields, sizeof fields);
+            if (depths [i] == deepest) {
+                assert_non_null (out);
+                s_assert_encodes (out);
+            }
+            else {
+                assert_null (out);
+                assert_string_equal (fields, "vars");
+            }
+            json_decref (out);
+        }
+        free (text);
+    }
+    /*  The other JSON fields have the same rule. */
+    char *text = s_nested_text (deepest + 1);
+    json_t *in = s_base (S_GROUP, "aws");
+    json_object_set_new (in, "customhwconf", json_string (text));
+    json_t *errors = json_array ();
+    assert_null (dx_spec_group ("aws", in, errors));
+    char fields [64];
+    s_error_fields (errors, fields, sizeof fields);
+    assert_string_equal (fields, "customhwconf");
+    assert_non_null (strstr (json_string_value (json_object_get (
+        json_array_get (errors, 0), "message")), "nested"));
+    json_decref (errors);
+    json_decref (in);
+    free (text);
+}
+
+/*  vars of exactly the largest size, made of what msgpack writes longest
+    for its JSON size (doubles), validate and encode; a byte more does
+    not validate. */
+static void
+test_limit_size (void **state)
+{
+    (void) state;
+    const size_t max = 64 * 1024;       /* docs/api.md: vars <= 64 KiB */
+    for (size_t want = max; want <= max + 1; want++) {
+        //  {"a":[1.5,...,1.5],"b":"xx"}: fill with doubles, pad with "b"
+        json_t *vars = json_pack ("{s:[], s:s}", "a", "b", "");
+        json_t *list = json_object_get (vars, "a");
+        while (json_dumpb (vars, NULL, 0, JSON_COMPACT) + 4 <= want)
+            json_array_append_new (list, json_real (1.5));
+        size_t pad = want - json_dumpb (vars, NULL, 0, JSON_COMPACT);
+        char *fill = malloc (pad + 1);
+        memset (fill, 'x', pad);
+        fill [pad] = 0;
+        json_object_set_new (vars, "b", json_string (fill));
+        free (fill);
+        assert_int_equal (json_dumpb (vars, NULL, 0, JSON_COMPACT), want);
+
+        char fields [64];
+        json_t *out = s_group_with_vars (vars, fields, sizeof fields);
+        if (want == max) {
+            assert_non_null (out);
+            s_assert_encodes (out);
+        }
+        else {
+            assert_null (out);
+            assert_string_equal (fields, "vars");
+        }
+        json_decref (out);
+    }
+}
+
 int
 main (void)
 {
@@ -1203,6 +1341,8 @@ main (void)
         cmocka_unit_test (test_odd_calls),
         cmocka_unit_test (test_garbage),
         cmocka_unit_test (test_embedded_nul),
+        cmocka_unit_test (test_limit_depth),
+        cmocka_unit_test (test_limit_size),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
