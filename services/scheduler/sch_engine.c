@@ -178,6 +178,21 @@ s_deploy_current (s_deploy_t *d)
     return json_string (text);
 }
 
+/*  Records change of cluster name in one transaction, at the time it is
+    made; a failure is logged, saying what was not recorded. 0 or -1. */
+static int
+s_engine_record (sch_engine_t *self, const char *name, const sch_store_change_t *change,
+                 const char *what)
+{
+    char now [32];
+    int rc = sch_store_deployment_change (self->store, name, change,
+                                          dx_time_iso (dx_now_ms (), now, sizeof now));
+    if (rc)
+        dx_error ("deployment %s: cannot record %s: %s", name, what,
+                  sch_store_error (self->store));
+    return rc;
+}
+
 /*  Writes one transition: the job's record (job may be NULL), progress,
     extra deployment fields (fields, taken, may be NULL), resources and
     the event (taken, may be NULL). A failed write is logged: the memory
@@ -200,11 +215,7 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
         .resources_set = resources_set, .resources_del = resources_del,
         .event_type = event_type, .event = event
     };
-    char now [32];
-    if (sch_store_deployment_change (self->store, d->name, &change,
-                                     dx_time_iso (dx_now_ms (), now, sizeof now)))
-        dx_error ("deployment %s: cannot record %s: %s", d->name,
-                  event_type? event_type: "progress", sch_store_error (self->store));
+    s_engine_record (self, d->name, &change, event_type? event_type: "progress");
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
@@ -655,17 +666,16 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
         .drop_resources = !d->failing && d->destroy,
         .event_type = "deployment.finished", .event = event
     };
-    int failed = sch_store_deployment_change (self->store, d->name, &change, now);
+    //  Kept when it fails: the next tick tries again; forgotten, Redis
+    //  would say deploying for good and refuse every new PUT
+    char what [64];
+    snprintf (what, sizeof what, "its end (%s), trying again in a second", state);
+    int failed = s_engine_record (self, d->name, &change, what);
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
-    if (failed) {
-        //  Kept: the next tick tries again; forgotten, Redis would say
-        //  deploying for good and refuse every new PUT
-        dx_error ("deployment %s: cannot record its end (%s), trying again in a "
-                  "second: %s", d->name, state, sch_store_error (self->store));
+    if (failed)
         return 0;
-    }
     dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
              d->generation, state, d->done, d->njobs);
     zhashx_delete (self->deploys, d->name);
@@ -953,11 +963,7 @@ s_engine_late_result (sch_engine_t *self, const json_t *msg)
             .deployment = fields, .resources_set = set,
             .event_type = "step.late", .event = event
         };
-        char now [32];
-        if (sch_store_deployment_change (self->store, name, &change,
-                                         dx_time_iso (dx_now_ms (), now, sizeof now)))
-            dx_error ("deployment %s: cannot record a late result: %s", name,
-                      sch_store_error (self->store));
+        s_engine_record (self, name, &change, "a late result");
         json_decref (fields);
         json_decref (event);
     }
