@@ -11,7 +11,7 @@
 #include <string.h>
 
 //  ---------------------------------------------------------------------
-//  The objects of docs/api.md
+//  The objects of docs/api.md, and what a delete of a part finds
 
 /*  The cluster object of docs/api.md from a load with CLUSTER, CONFIG,
     GROUPS and DEPLOYMENT. */
@@ -71,6 +71,22 @@ s_config_object (const json_t *stored)
             json_object_set (object, key, value);
     }
     return object;
+}
+
+/*  1 when the request's cluster, read with what, holds member key of its
+    part (NULL key: the part itself), 0 when not; -1 with *reply_p set when
+    the cluster is not found or cannot be read. */
+static int
+s_cluster_has (sch_ctx_t *ctx, const json_t *request, unsigned what, const char *part,
+               const char *key, json_t **reply_p)
+{
+    json_t *loaded = sch_load_cluster (ctx, request, what, reply_p);
+    if (!loaded)
+        return -1;
+    const json_t *value = json_object_get (loaded, part);
+    int has = key? json_object_get (value, key) != NULL: json_is_object (value);
+    json_decref (loaded);
+    return has;
 }
 
 
@@ -315,22 +331,6 @@ sch_config_put (sch_ctx_t *ctx, const json_t *request)
     json_decref (config);
     json_decref (loaded);
     return reply;
-}
-
-/*  1 when the request's cluster, read with what, holds member key of its
-    part (NULL key: the part itself), 0 when not; -1 with *reply_p set when
-    the cluster is not found or cannot be read. */
-static int
-s_cluster_has (sch_ctx_t *ctx, const json_t *request, unsigned what, const char *part,
-               const char *key, json_t **reply_p)
-{
-    json_t *loaded = sch_load_cluster (ctx, request, what, reply_p);
-    if (!loaded)
-        return -1;
-    const json_t *value = json_object_get (loaded, part);
-    int has = key? json_object_get (value, key) != NULL: json_is_object (value);
-    json_decref (loaded);
-    return has;
 }
 
 /*  config.delete: config and sealed secrets go together. */

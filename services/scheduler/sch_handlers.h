@@ -122,14 +122,14 @@ int sch_state_running (const char *state);
     destroy_failed). */
 int sch_state_holds (const char *state);
 
+#define SCH_STATE_SIZE 32               /* holds any deployment state */
+
 /*  What a delete checks first, as it may lose track of cloud resources:
-    reads the deployment state of the request's cluster (into state) and,
-    when generation is not NULL, its generation. NULL
+    reads the deployment state of the request's cluster (into state, of
+    SCH_STATE_SIZE) and, when generation is not NULL, its generation. NULL
     when the delete may go on, else the reply: NOT_FOUND, the store's
     error, or CONFLICT while a deployment runs (if running_refuses) or
     while resources may exist and the request is not forced. */
-#define SCH_STATE_SIZE 32               /* holds any deployment state */
-
 json_t *sch_delete_check (sch_ctx_t *ctx, const json_t *request, int running_refuses,
                           char *state, json_int_t *generation);
 
