@@ -337,9 +337,9 @@ sch_config_put (sch_ctx_t *ctx, const json_t *request)
 json_t *
 sch_config_delete (sch_ctx_t *ctx, const json_t *request)
 {
-    const char *name = dx_msg_str (request, "name");
     json_t *reply;
     int has = s_cluster_has (ctx, request, SCH_LOAD_CONFIG, "config", NULL, &reply);
+    const char *name = dx_msg_str (request, "name");
     if (has <= 0)
         return has? reply: dx_reply_error (request, DX_NOT_FOUND, NULL,
                                            "cluster %s has no config to delete", name);
