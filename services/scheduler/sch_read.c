@@ -45,10 +45,9 @@ static const char *s_list_fields [] = { "provider", "type", "created_at", "state
 
 typedef enum { S_LOAD, S_LIST, S_EVENTS } s_kind_t;
 
-/*  A queued read: where its replies start in the batch, how many commands
-    it sent, what it is. */
+/*  A queued read: where its replies start in the batch, what it is. */
 typedef struct {
-    size_t first, count;
+    size_t first;
     s_kind_t kind;
     unsigned what;              /* of a load */
     char name [24];             /* the cluster (names are at most 16) */
@@ -449,8 +448,7 @@ sch_read_credentials (sch_read_t *self, const char *name, char **sealed_p)
 /*  Records a read just appended to the batch (its commands start at
     first) and returns its ticket; -1 when out of memory. */
 static int
-s_read_ticket (sch_read_t *self, s_kind_t kind, const char *name, unsigned what,
-               size_t first)
+s_read_ticket (sch_read_t *self, s_kind_t kind, const char *name, unsigned what, size_t first)
 {
     if (self->replies) {
         sch_redis_fail (self->redis, DX_INTERNAL, "a read was queued into a sent batch");
@@ -468,8 +466,7 @@ s_read_ticket (sch_read_t *self, s_kind_t kind, const char *name, unsigned what,
     }
     s_ticket_t *ticket = &self->tickets [self->ntickets];
     *ticket = (s_ticket_t) {
-        .first = first, .count = sch_batch_size (&self->batch) - first,
-        .kind = kind, .what = what
+        .first = first, .kind = kind, .what = what
     };
     size_t len = name? strnlen (name, sizeof ticket->name - 1): 0;
     memcpy (ticket->name, name? name: "", len);
