@@ -76,7 +76,7 @@ void sch_engine_forget (sch_engine_t *self, const char *name);
     (dx_mono_ms) by which it wants to be called again. */
 int64_t sch_engine_tick (sch_engine_t *self);
 
-/*  The number of deployments in progress (for tests and logs). */
+/*  The number of deployments in progress that the engine holds. */
 size_t sch_engine_size (sch_engine_t *self);
 
 #endif
