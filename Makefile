@@ -106,21 +106,38 @@ test-unit:
 test-e2e:
 	DEXTER_BIN_DIR=$(abspath $(BUILDROOT))/asan/bin $(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/fakes
 
-# libFuzzer target for the message decoder (clang). `make fuzz-run` runs it
-# for FUZZ_SECONDS (default 600) on tests/fuzz/corpus.
+# libFuzzer targets (clang), one per reader of outside bytes: the message
+# decoder and the api's body parsers, router and dx_spec's validators.
+# tests/fuzz/fuzz_T.c is target T; each compiles the sources it needs
+# itself, for libFuzzer's instrumentation. `make fuzz-run` runs each
+# target of FUZZ_TARGETS in turn for FUZZ_SECONDS (default 600) on its
+# seeds in tests/fuzz/T/ (docs/FUZZING.md).
 FUZZ_SECONDS ?= 600
-fuzz: build/fuzz/fuzz_msg
+FUZZ_TARGETS ?= msg body route spec
+FUZZ_OUT     := $(BUILDROOT)/fuzz
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -Iservices/api \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRC_msg   := common/dx_msg.c common/dx_util.c
+FUZZ_SRC_user  := $(FUZZ_SRC_msg) common/dx_spec.c common/dx_catalog.c common/dx_sshkey.c \
+                  services/api/api_body.c tests/fuzz/fz_check.c
+FUZZ_SRC_body  := $(FUZZ_SRC_user) services/api/api_route.c services/api/api_handler.c
+FUZZ_SRC_route := $(FUZZ_SRC_body)
+FUZZ_SRC_spec  := $(FUZZ_SRC_user)
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)
 
-build/fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c common/dx_msg.h
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(wildcard common/*.h common/*.def services/api/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	  $(shell pkg-config --cflags $(PKGS)) tests/fuzz/fuzz_msg.c common/dx_msg.c common/dx_util.c \
-	  -o $@ $(LIBS)
+	clang $(FUZZ_CFLAGS) $< $(FUZZ_SRC_$*) -o $@ $(LIBS)
 
+# New inputs go to $(FUZZ_OUT)/corpus-T (not in git); the seeds are only read.
 fuzz-run: fuzz
-	@mkdir -p build/fuzz/corpus
-	build/fuzz/fuzz_msg -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
-	  build/fuzz/corpus tests/fuzz/corpus
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_OUT)/corpus-$$t && \
+	  echo "fuzz_$$t for $(FUZZ_SECONDS) s" && \
+	  $(FUZZ_OUT)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_OUT)/$$t- $(FUZZ_OUT)/corpus-$$t tests/fuzz/$$t || exit 1; \
+	done
 
 bench: services
 	DEXTER_BIN_DIR=$(abspath $(OUT))/bin bench/api/run.sh

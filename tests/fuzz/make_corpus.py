@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the seed corpus of tests/fuzz/fuzz_msg.c into tests/fuzz/corpus/.
+"""Writes the seed corpus of tests/fuzz/fuzz_msg.c into tests/fuzz/msg/.
 
 One valid message of every type in proto/PROTOCOL.md, replies, and a set of
 malformed messages, one per decoder rule. The msgpack bytes come from the
@@ -85,21 +85,20 @@ VALID = {
     "cluster.get": request("cluster.get", name="c1"),
     "cluster.delete": request("cluster.delete", name="c1", force=True),
     "config.get": request("config.get", name="c1"),
-    "config.put": request("config.put", name="c1", provider="aws",
-                          config={"region": "us-west-2", "masters": 3, "image": None},
-                          secrets={"sshkeydata": "LS0tLS1CRUdJTg=="}),
+    "config.put": request("config.put", name="c1",
+                          fields={"region": "us-west-2", "masters": "3", "image": None,
+                                  "sshkeydata": "LS0tLS1CRUdJTg=="}),
     "config.delete": request("config.delete", name="c1"),
     "group.list": request("group.list", name="c1"),
-    "group.upsert": request("group.upsert", name="c1", provider="aws", spec=GROUP),
+    "group.upsert": request("group.upsert", name="c1", fields=GROUP),
     "group.get": request("group.get", name="c1", group="workers"),
-    "group.update": request("group.update", name="c1", provider="azure",
-                            group="workers", spec=GROUP),
+    "group.update": request("group.update", name="c1", group="workers", fields=GROUP),
     "group.delete": request("group.delete", name="c1", group="workers"),
     "deployment.get": request("deployment.get", name="c1"),
-    "deployment.put": request("deployment.put", name="c1", provider="aws",
-                              command="deploy", parallelism=5,
-                              credentials={"aws_access_key_id": "AKIAABCDEFGHIJKLMNOP",
-                                           "aws_secret_access_key": "abc/def+ghi="}),
+    "deployment.put": request("deployment.put", name="c1", fields={
+                                  "command": "deploy", "parallelism": 5,
+                                  "aws_access_key_id": "AKIAABCDEFGHIJKLMNOP",
+                                  "aws_secret_access_key": "abc/def+ghi="}),
     "deployment.delete": request("deployment.delete", name="c1", force=False),
     "deployment.vpn": request("deployment.vpn", name="c1"),
     "deployment.events": request("deployment.events", name="c1",
@@ -184,7 +183,7 @@ BAD = {
     "missing-field": pack(request("cluster.get")),
     "wrong-type": pack(request("cluster.delete", name="c1", force="yes")),
     "text-not-bool": pack(request("cluster.get", name="c1", text="yes")),
-    "parallelism-range": pack(dict(VALID["deployment.put"], parallelism=101)),
+    "count-range": pack(dict(VALID["deployment.events"], count=1001)),
     "worker-service": pack(dict(VALID["worker.ready"], service="gcp")),
     "job-outcome": pack(dict(VALID["job.result-done"], outcome="maybe")),
     "job-credentials": pack(dict(VALID["job.assign"], credentials={"k": 1})),
@@ -195,7 +194,7 @@ BAD = {
 
 
 def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "msg")
     os.makedirs(out, exist_ok=True)
     for name, msg in VALID.items():
         with open(os.path.join(out, "valid-" + name + ".mp"), "wb") as f:
