@@ -5,7 +5,7 @@
 CC       ?= gcc
 PKGS     := libczmq libzmq msgpack libmicrohttpd hiredis jansson libsodium libcurl libcrypto libxml-2.0
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-               -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+               -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS_EXTRA)
 LIBS     := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 # Variants: release (build/bin) and asan (build/asan/bin, ASan + UBSan).
@@ -141,6 +141,7 @@ fuzz-run: fuzz
 
 bench: services
 	DEXTER_BIN_DIR=$(abspath $(OUT))/bin bench/api/run.sh
+	bench/getpid/run.sh
 
 clean:
 	rm -rf build

@@ -108,14 +108,12 @@ dx_malloc_release (void)
         malloc_trim (0);
 }
 
-/*  getpid(2) answered from memory. libzmq asks getpid() at every signal
-    between its threads (to notice a fork), and glibc no longer caches the
-    pid (since 2.25): in a VM, where a system call costs over a
-    microsecond, that was one or two calls per request in the api and the
-    scheduler. A definition in the executable is the one the dynamic
-    linker binds every library's calls to (the linker exports it because
-    libzmq refers to it). The child of a fork reads its pid again
-    (pthread_atfork). */
+/*  getpid(2) answered from memory (dx_util.h says why). A definition in
+    the executable is the one the dynamic linker binds every library's
+    calls to; the linker exports it because libzmq refers to it. The child
+    of a fork reads its pid again (pthread_atfork). bench/getpid.sh builds
+    with DX_GETPID_UNCACHED to measure what this saves. */
+#ifndef DX_GETPID_UNCACHED
 static atomic_int s_pid;
 static pthread_once_t s_pid_once = PTHREAD_ONCE_INIT;
 
@@ -142,6 +140,7 @@ getpid (void)
     }
     return pid;
 }
+#endif
 
 /*  Value of one base64 character in either alphabet, -1 if not one. */
 static int

@@ -45,4 +45,12 @@ unsigned char *dx_base64_decode (const char *in, size_t *len);
 /*  Encodes len bytes as standard base64 with padding. Caller frees. */
 char *dx_base64_encode (const unsigned char *data, size_t len);
 
+/*  Linking dx_util replaces getpid(2) in the whole process (every library
+    included) with one that answers from memory. libzmq asks getpid() at
+    every signal between its threads, to notice a fork, and glibc no
+    longer caches the pid: without this, each GET through the api costs
+    the api and the scheduler several getpid system calls
+    (docs/BENCHMARKS.md, section getpid, gives the count and the cost). A
+    child of fork() reads its own pid again. */
+
 #endif
