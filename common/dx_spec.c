@@ -41,7 +41,6 @@
 
 #define S_MAX_LEN    4096           /* longest ordinary string value */
 #define S_QUOTE_MAX  64             /* longest value quoted in a message */
-#define S_HOSTS_MAX  1000
 #define S_DISKS_MAX  16
 
 static const char *const s_provider_names [] = { "aws", "azure" };
@@ -1141,14 +1140,14 @@ s_group_finish (s_ctx_t *ctx, json_t *out)
         return;
     long hosts = dx_catalog_hosts (type, (long) json_integer_value (cpus),
                                    (long) json_integer_value (ram));
-    if (hosts > S_HOSTS_MAX) {
+    if (hosts > DX_GROUP_HOSTS_MAX) {
         long by_cpus = dx_catalog_hosts (type, (long) json_integer_value (cpus), 0);
-        s_fail (ctx, by_cpus > S_HOSTS_MAX? "cpus": "ram", "cpus %ld and ram %ld on "
+        s_fail (ctx, by_cpus > DX_GROUP_HOSTS_MAX? "cpus": "ram", "cpus %ld and ram %ld on "
                 "%s (%d vCPU%s, %g GiB) need %ld hosts; a group may have at most %d: "
                 "choose a larger instance_type or ask for less",
                 (long) json_integer_value (cpus), (long) json_integer_value (ram),
                 type->name, type->vcpus, type->vcpus == 1? "": "s", type->memory_gib,
-                hosts, S_HOSTS_MAX);
+                hosts, DX_GROUP_HOSTS_MAX);
         return;
     }
     json_object_set_new (out, "hosts", json_integer (hosts));

@@ -14,6 +14,14 @@
 
 #define DX_NAME_MAX 16
 
+/*  Hosts: a group's (from its cpus, ram and instance type) at most
+    DX_GROUP_HOSTS_MAX, checked here; a cluster's groups together at most
+    DX_CLUSTER_HOSTS_MAX (the access node and masters not counted), checked
+    by the scheduler, which knows the other groups, at a group's write and
+    at a deploy. Both bound what one deployment plans and runs. */
+#define DX_GROUP_HOSTS_MAX   1000
+#define DX_CLUSTER_HOSTS_MAX 5000
+
 /*  The rule for cluster and group names, which every service checks with
     this function: 1 to DX_NAME_MAX lowercase letters and digits, starting
     with a letter (^[a-z][a-z0-9]{0,15}$). 1 if s is such a name, else 0

@@ -410,14 +410,27 @@ s_group_write (sch_ctx_t *ctx, const json_t *request, const json_t *spec,
     return dx_reply_new (request, status, record);
 }
 
-/*  Common start of upsert and update: loads the cluster with its groups
-    and validates the group's fields for its provider. The loaded cluster
-    and the group spec in *spec_p (both caller's), or NULL with the reply. */
+/*  Common start of upsert and update: loads the cluster with its groups,
+    validates the group's fields for its provider and checks the cluster's
+    hosts with the group in place of the one named replaced (NULL: the
+    group of its own name). The loaded cluster and the group spec in
+    *spec_p (both caller's), or NULL with the reply. */
 static json_t *
-s_group_prepare (sch_ctx_t *ctx, const json_t *request, json_t **spec_p, json_t **reply_p)
+s_group_prepare (sch_ctx_t *ctx, const json_t *request, const char *replaced,
+                 json_t **spec_p, json_t **reply_p)
 {
     json_t *loaded = sch_load_cluster (ctx, request, SCH_LOAD_GROUPS, reply_p);
     *spec_p = loaded? sch_fields (SCH_FIELDS_GROUP, request, loaded, NULL, reply_p): NULL;
+    if (*spec_p) {
+        if (!replaced)
+            replaced = json_string_value (json_object_get (*spec_p, "name"));
+        *reply_p = sch_hosts_check (request, json_object_get (loaded, "groups"), *spec_p,
+                                    replaced);
+        if (*reply_p) {
+            json_decref (*spec_p);
+            *spec_p = NULL;
+        }
+    }
     if (!*spec_p) {
         json_decref (loaded);
         loaded = NULL;
@@ -430,7 +443,7 @@ json_t *
 sch_group_upsert (sch_ctx_t *ctx, const json_t *request)
 {
     json_t *spec, *reply;
-    json_t *loaded = s_group_prepare (ctx, request, &spec, &reply);
+    json_t *loaded = s_group_prepare (ctx, request, NULL, &spec, &reply);
     if (!loaded)
         return reply;
     const char *group = json_string_value (json_object_get (spec, "name"));
@@ -450,7 +463,7 @@ sch_group_update (sch_ctx_t *ctx, const json_t *request)
     const char *name = dx_msg_str (request, "name");
     const char *group = dx_msg_str (request, "group");
     json_t *spec, *reply;
-    json_t *loaded = s_group_prepare (ctx, request, &spec, &reply);
+    json_t *loaded = s_group_prepare (ctx, request, group, &spec, &reply);
     if (!loaded)
         return reply;
     const char *new_name = json_string_value (json_object_get (spec, "name"));

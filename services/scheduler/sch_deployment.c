@@ -245,8 +245,8 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
 }
 
 /*  deployment.put: the fields (command, parallelism, credentials)
-    validated for the cluster's provider, then the state rules, then the
-    deployment starts. */
+    validated for the cluster's provider, a deploy's hosts counted, then
+    the state rules, then the deployment starts. */
 json_t *
 sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
 {
@@ -260,7 +260,12 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
     json_t *valid = sch_fields (SCH_FIELDS_DEPLOYMENT, request, loaded, credentials, &reply);
     if (valid) {
         const char *command = json_string_value (json_object_get (valid, "command"));
-        reply = s_deploy_refused (ctx, request, loaded, strcmp (command, "deploy") == 0);
+        int deploy = strcmp (command, "deploy") == 0;
+        //  A destroy takes down whatever there is, however many
+        if (deploy)
+            reply = sch_hosts_check (request, json_object_get (loaded, "groups"), NULL, NULL);
+        if (!reply)
+            reply = s_deploy_refused (ctx, request, loaded, deploy);
     }
     if (valid && !reply)
         reply = s_deploy_start (ctx, request, loaded, valid, credentials);

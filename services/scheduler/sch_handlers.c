@@ -100,6 +100,24 @@ sch_fields (sch_fields_t kind, const json_t *request, const json_t *loaded,
     return valid;
 }
 
+json_t *
+sch_hosts_check (const json_t *request, const json_t *groups, const json_t *spec,
+                 const char *replaced)
+{
+    json_int_t total = json_integer_value (json_object_get (spec, "hosts"));
+    const char *key;
+    json_t *group;
+    json_object_foreach ((json_t *) groups, key, group)
+        if (!replaced || strcmp (key, replaced))
+            total += json_integer_value (json_object_get (group, "hosts"));
+    if (total <= DX_CLUSTER_HOSTS_MAX)
+        return NULL;
+    return dx_reply_error (request, DX_INVALID, "hosts", "cluster %s would have %"
+                           JSON_INTEGER_FORMAT " hosts in its groups; a cluster may have at "
+                           "most %d: make groups smaller or use a larger instance_type",
+                           dx_msg_str (request, "name"), total, DX_CLUSTER_HOSTS_MAX);
+}
+
 void
 sch_wipe (json_t *object)
 {

@@ -32,6 +32,7 @@
 #include "dx_seal.h"
 #include "dx_msg.h"
 #include "dx_log.h"
+#include "dx_spec.h"
 #include "dx_util.h"
 
 /*  Distinctive plaintexts: no key, reply or log line may ever hold them
@@ -815,6 +816,52 @@ test_groups (void **state)
     json_decref (reply);
     s_check (DX_NOT_FOUND, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
     assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), 1);
+}
+
+
+/*  A cluster's groups hold at most DX_CLUSTER_HOSTS_MAX hosts together:
+    a group write that would pass it is INVALID (field hosts), counted
+    with the group in place of the one it replaces; so is a deploy of a
+    cluster that holds more (groups written before the cap), never a
+    destroy. */
+static void
+test_cluster_hosts_cap (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_configure ("c1");
+    int groups = DX_CLUSTER_HOSTS_MAX / DX_GROUP_HOSTS_MAX;
+    for (int i = 0; i < groups; i++) {
+        char group [8];
+        snprintf (group, sizeof group, "g%d", i);
+        s_check (DX_CREATED, s_group_req ("c1", group, DX_GROUP_HOSTS_MAX));
+    }
+    json_t *reply = s_call (DX_INVALID, s_group_req ("c1", "extra", 1));
+    assert_string_equal (dx_msg_str (reply, "field"), "hosts");
+    s_assert_message (reply, "at most 5000");
+    json_decref (reply);
+    //  A group replaced, by upsert, update or rename, counts once
+    s_check (DX_OK, s_group_req ("c1", "g0", DX_GROUP_HOSTS_MAX));
+    s_check (DX_OK, s_update_req ("c1", "g0", s_group_spec ("g0", DX_GROUP_HOSTS_MAX)));
+    s_check (DX_OK, s_update_req ("c1", "g0", s_group_spec ("renamed", DX_GROUP_HOSTS_MAX)));
+    //  Room made by shrinking one group is taken by another
+    s_check (DX_OK, s_group_req ("c1", "g1", DX_GROUP_HOSTS_MAX / 2));
+    s_check (DX_CREATED, s_group_req ("c1", "extra", DX_GROUP_HOSTS_MAX / 2));
+    reply = s_call (DX_INVALID, s_update_req ("c1", "g1", s_group_spec ("g1",
+                                                                       DX_GROUP_HOSTS_MAX)));
+    assert_string_equal (dx_msg_str (reply, "field"), "hosts");
+    json_decref (reply);
+    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), groups + 1);
+
+    //  Written before the cap: the deploy is refused, the destroy is not
+    redisReply *r = s_raw ("HSET dexter:{c1}:groups old {\"name\":\"old\",\"hosts\":10}");
+    freeReplyObject (r);
+    reply = s_call (DX_INVALID, s_deploy_req ("c1", "deploy"));
+    assert_string_equal (dx_msg_str (reply, "field"), "hosts");
+    s_assert_message (reply, "5010 hosts");
+    json_decref (reply);
+    s_set_state ("c1", "deployed");
+    s_check (DX_ACCEPTED, s_deploy_req ("c1", "destroy"));
 }
 
 
@@ -1946,6 +1993,7 @@ main (void)
         cmocka_unit_test_setup (test_config_stays_while_resources_exist, s_setup),
         cmocka_unit_test_setup (test_config, s_setup),
         cmocka_unit_test_setup (test_groups, s_setup),
+        cmocka_unit_test_setup (test_cluster_hosts_cap, s_setup),
         cmocka_unit_test_setup (test_fields_for_the_provider, s_setup),
         cmocka_unit_test_setup (test_deployment, s_setup),
         cmocka_unit_test_setup (test_vpn_and_events, s_setup),
