@@ -5,6 +5,7 @@
 #include "api_handler.h"
 #include "api_loop.h"
 #include "api_route.h"
+#include "api_tls.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
@@ -47,8 +48,10 @@ struct api_http_t {
     api_loop_t *loop;
     char *token;                    /* NULL: no auth */
     size_t token_len;
-    int own_fd;                     /* the socket we bound, or -1 */
-    bool quiesced;
+    struct sockaddr_storage addr;   /* as configured, for api_http_renew */
+    int own_fd;                     /* the socket we bound (or took over
+                                       in api_http_renew), or -1 */
+    bool quiesced;                  /* retired or stopping */
     int64_t trim_at;                /* monotonic ms to trim at, 0: none */
     /* The sockets of the connections resumed since the last run (which
        must then be at once: MHD does not count them in its timeout). */
@@ -235,6 +238,11 @@ s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
     if (challenge)
         MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                  "Bearer realm=\"dexter\"");
+    /* A retired or stopping daemon lets each client go after its answer:
+       the next request comes on a new connection, to the daemon that
+       replaced it. */
+    if (req->http->quiesced)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response (conn, (unsigned) status, response);
     MHD_destroy_response (response);
     req->status = status;
@@ -523,6 +531,8 @@ api_http_new (const api_http_config_t *config)
         return NULL;
     self->loop = config->loop;
     self->own_fd = -1;
+    memcpy (&self->addr, config->addr, config->addr->sa_family == AF_INET6
+            ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in));
     if (config->token) {
         self->token = strdup (config->token);
         self->token_len = strlen (config->token);
@@ -540,6 +550,11 @@ api_http_new (const api_http_config_t *config)
     unsigned flags = MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (config->addr->sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls [API_TLS_OPTIONS] = { { MHD_OPTION_END, 0, NULL } };
+    if (config->tls) {
+        flags |= MHD_USE_TLS;
+        api_tls_options (config->tls, tls);
+    }
     /* Either a shared bound socket or an address to bind. */
     struct MHD_OptionItem where [] = {
         config->listen_fd >= 0
@@ -551,6 +566,7 @@ api_http_new (const api_http_config_t *config)
         flags, 0, NULL, NULL, &s_access, self,
         MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,     /* first: MHD wants it so */
         MHD_OPTION_ARRAY, where,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
         MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
         MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
@@ -558,13 +574,37 @@ api_http_new (const api_http_config_t *config)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
         MHD_OPTION_END);
     if (!self->daemon) {
-        dx_error ("cannot listen on the address given (see the line above)");
+        dx_error ("cannot start the HTTP server (see the line above)");
         api_http_destroy (&self);
         return NULL;
     }
     if (config->listen_fd < 0)
         self->own_fd = api_http_listen_fd (self);
     return self;
+}
+
+api_http_t *
+api_http_renew (api_http_t *self, const api_tls_t *tls)
+{
+    api_http_config_t config = {
+        .addr = (struct sockaddr *) &self->addr, .listen_fd = api_http_listen_fd (self),
+        .token = self->token, .tls = tls, .loop = self->loop
+    };
+    api_http_t *fresh = api_http_new (&config);
+    if (!fresh)
+        return NULL;
+    fresh->own_fd = self->own_fd;
+    self->own_fd = -1;
+    api_http_quiesce (self);
+    return fresh;
+}
+
+unsigned
+api_http_connections (api_http_t *self)
+{
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
 }
 
 void

@@ -4,7 +4,13 @@
     API_BODY_MAX), parses it and sends the one scheduler request that
     api_handler makes of it. While the reply is awaited the connection is
     suspended and nothing blocks; the reply resumes it with the JSON
-    answer. One log line per request. */
+    answer. One log line per request.
+
+    With TLS credentials (api_tls) the daemon speaks HTTPS only. New
+    credentials take effect through a new daemon on the same socket
+    (api_http_renew); the old one takes no new connection, closes each of
+    its own after its answer and is destroyed once it has none left, so no
+    connection is dropped. */
 #ifndef API_HTTP_H
 #define API_HTTP_H
 
@@ -14,17 +20,29 @@
 
 typedef struct api_http_t api_http_t;
 struct api_loop_t;
+struct api_tls_t;
 
 typedef struct {
     const struct sockaddr *addr;    /* where to listen (IPv4 or IPv6) */
     int listen_fd;                  /* or -1: share this bound socket instead */
     const char *token;              /* required bearer token, or NULL */
+    const struct api_tls_t *tls;    /* HTTPS with these, or NULL for HTTP */
     struct api_loop_t *loop;        /* runs the daemon; sends to the scheduler */
 } api_http_config_t;
 
 /*  Binds (or takes listen_fd) and makes the daemon. NULL on failure
     (logged). */
 api_http_t *api_http_new (const api_http_config_t *config);
+
+/*  A new daemon like self (token, loop, socket) serving HTTPS with tls
+    (borrowed only during the call); self stops accepting, answers each of
+    its connections' requests with "Connection: close", and hands the
+    socket over: destroy it once api_http_connections says 0. NULL on
+    failure (logged), self unchanged. */
+api_http_t *api_http_renew (api_http_t *self, const struct api_tls_t *tls);
+
+/*  The connections the daemon holds open. */
+unsigned api_http_connections (api_http_t *self);
 
 /*  Closes every connection and the daemon; closes the listening socket if
     it bound it. Call with no connection suspended (no reply awaited). Safe

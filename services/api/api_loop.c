@@ -27,7 +27,11 @@ typedef struct s_pending_t {
 struct api_loop_t {
     char *endpoint;
     int timeout_ms;
-    api_http_t *http;
+    api_http_t *http;                   /* takes new connections */
+    zlistx_t *daemons;                  /* api_http_t: http first, then those
+                                           api_loop_renew retired */
+    zsock_t *control;                   /* api_loop_renew's end of the pipe */
+    zsock_t *pipe;                      /* the loop's end */
     zsock_t *dealer;
     void *handle;                       /* the DEALER's libzmq socket */
     zhashx_t *pending;                  /* id -> s_pending_t (not owned) */
@@ -37,8 +41,10 @@ struct api_loop_t {
     bool started;
     atomic_bool stop;                   /* asked to stop (any thread) */
     bool stopping;                      /* the loop has seen it */
-    /* What a turn polls: the DEALER, then the daemon's sockets. */
-    zmq_pollitem_t items [1 + API_HTTP_ITEMS];
+    /* What a turn polls: the DEALER, the pipe, then the daemons' sockets,
+       which are distinct descriptors below FD_SETSIZE (a retired daemon no
+       longer polls the listening socket). */
+    zmq_pollitem_t items [2 + API_HTTP_ITEMS];
 };
 
 api_loop_t *
@@ -51,8 +57,11 @@ api_loop_new (const api_loop_config_t *config)
     self->timeout_ms = config->timeout_ms;
     self->endpoint = strdup (config->endpoint);
     self->pending = zhashx_new ();
-    if (!self->endpoint || !self->pending)
+    self->daemons = zlistx_new ();
+    self->control = zsys_create_pipe (&self->pipe);
+    if (!self->endpoint || !self->pending || !self->daemons || !self->control)
         goto fail;
+    zlistx_set_destructor (self->daemons, (czmq_destructor *) api_http_destroy);
     /* Keys are the requests' ids, which live as long as their entries. */
     zhashx_set_key_duplicator (self->pending, NULL);
     zhashx_set_key_destructor (self->pending, NULL);
@@ -78,6 +87,7 @@ api_loop_new (const api_loop_config_t *config)
     http.loop = self;
     if (!(self->http = api_http_new (&http)))
         goto fail;
+    zlistx_add_start (self->daemons, self->http);
     return self;
 fail:
     api_loop_destroy (&self);
@@ -265,10 +275,62 @@ s_timeout (api_loop_t *self, int64_t now)
     int64_t timeout = API_LOOP_TICK_MS;
     if (self->head && self->head->deadline - now < timeout)
         timeout = self->head->deadline - now;
-    long http = api_http_timeout (self->http);
-    if (http >= 0 && http < timeout)
-        timeout = http;
+    for (api_http_t *http = zlistx_first (self->daemons); http;
+         http = zlistx_next (self->daemons)) {
+        long due = api_http_timeout (http);
+        if (due >= 0 && due < timeout)
+            timeout = due;
+    }
     return timeout < 0 ? 0 : (long) timeout;
+}
+
+/*  The sockets of every daemon, written into items; returns how many. */
+static int
+s_poll_items (api_loop_t *self, zmq_pollitem_t *items)
+{
+    int count = 0;
+    for (api_http_t *http = zlistx_first (self->daemons); http;
+         http = zlistx_next (self->daemons))
+        count += api_http_poll_items (http, items + count);
+    return count;
+}
+
+/*  Runs every daemon on the polled items (each finds its own sockets
+    among them). */
+static void
+s_run_daemons (api_loop_t *self, const zmq_pollitem_t *items, int count)
+{
+    for (api_http_t *http = zlistx_first (self->daemons); http;
+         http = zlistx_next (self->daemons))
+        api_http_run (http, items, count);
+}
+
+/*  Takes the credentials api_loop_renew sent, makes the new daemon and
+    says whether it did. */
+static void
+s_renew (api_loop_t *self)
+{
+    void *tls = NULL;
+    if (zsock_recv (self->pipe, "p", &tls))
+        return;
+    api_http_t *fresh = api_http_renew (self->http, tls);
+    if (fresh) {
+        zlistx_add_start (self->daemons, fresh);
+        self->http = fresh;
+    }
+    zsock_send (self->pipe, "i", fresh ? 0 : -1);
+}
+
+/*  Destroys the retired daemons that have no connection left. */
+static void
+s_reap (api_loop_t *self)
+{
+    for (api_http_t *http = zlistx_first (self->daemons); http;
+         http = zlistx_next (self->daemons))
+        if (http != self->http && api_http_connections (http) == 0) {
+            zlistx_delete (self->daemons, zlistx_cursor (self->daemons));
+            dx_debug ("an HTTP daemon replaced on reload closed its last connection");
+        }
 }
 
 /*  One turn: wait for the DEALER or the daemon, run the daemon (which may
@@ -285,20 +347,28 @@ s_turn (api_loop_t *self)
     items [0] = (zmq_pollitem_t) {
         self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0
     };
-    int count = api_http_poll_items (self->http, items + 1);
+    items [1] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
+    int count = s_poll_items (self, items + 2);
     long timeout = s_timeout (self, dx_mono_ms ());
-    if (zmq_poll (items, 1 + count, timeout) < 0) {
+    if (zmq_poll (items, 2 + count, timeout) < 0) {
         if (zmq_errno () != EINTR)
             dx_warn ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
+        items [1].revents = 0;
         count = 0;          /* revents are not to be trusted */
     }
-    api_http_run (self->http, items + 1, count);
+    s_run_daemons (self, items + 2, count);
     if (self->unsent)
         s_flush (self);
     while (s_receive (self) == 0)
         ;
     s_expire (self, dx_mono_ms ());
-    api_http_answer (self->http);
+    for (api_http_t *http = zlistx_first (self->daemons); http;
+         http = zlistx_next (self->daemons))
+        api_http_answer (http);
+    if (zlistx_size (self->daemons) > 1)
+        s_reap (self);
+    if (items [1].revents & ZMQ_POLLIN)
+        s_renew (self);
 }
 
 /*  The thread: turns until stopped and drained. On a stop it takes no new
@@ -315,10 +385,10 @@ s_run (void *arg)
         s_turn (self);
     }
     for (int i = 0; i < API_LOOP_FLUSH; i++) {
-        int count = api_http_poll_items (self->http, self->items);
+        int count = s_poll_items (self, self->items);
         if (zmq_poll (self->items, count, 10) < 0)
             count = 0;
-        api_http_run (self->http, self->items, count);
+        s_run_daemons (self, self->items, count);
     }
     return NULL;
 }
@@ -351,14 +421,25 @@ api_loop_destroy (api_loop_t **self_p)
     }
     /* Drained when the thread ended; after a failed start only entries
        nobody waits for can be left. */
-    api_http_destroy (&self->http);
+    zlistx_destroy (&self->daemons);
     while (self->head)
         s_pending_free (self, self->head);
     zsock_destroy (&self->dealer);
+    zsock_destroy (&self->control);
+    zsock_destroy (&self->pipe);
     zhashx_destroy (&self->pending);
     free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+int
+api_loop_renew (api_loop_t *self, const struct api_tls_t *tls)
+{
+    int rc = -1;
+    if (zsock_send (self->control, "p", tls) == 0)
+        zsock_recv (self->control, "i", &rc);
+    return rc;
 }
 
 api_http_t *

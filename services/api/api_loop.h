@@ -12,7 +12,11 @@
     the wait queue in arrival order is the deadline order. At the deadline
     its callback gets a made-up UNAVAILABLE reply saying whether it was sent
     at all. Replies whose id is not waited for (late answers to requests that
-    already got a 503) are dropped. */
+    already got a 503) are dropped.
+
+    New TLS credentials (api_loop_renew) give the loop a new daemon on the
+    same socket; it runs the old ones too, retired, until their last
+    connection has closed. */
 #ifndef API_LOOP_H
 #define API_LOOP_H
 
@@ -21,6 +25,7 @@
 #include "api_http.h"
 
 typedef struct api_loop_t api_loop_t;   /* also named in api_http.h */
+struct api_tls_t;
 
 /*  Called with the reply (borrowed) to a request sent with api_loop_send,
     or with a made-up one at its deadline. */
@@ -47,7 +52,13 @@ void api_loop_stop (api_loop_t *self);
     socket. Safe on NULL; sets *self_p to NULL. */
 void api_loop_destroy (api_loop_t **self_p);
 
-/*  The loop's daemon. */
+/*  From another thread, while the loop runs: makes the loop serve new
+    connections with tls (borrowed until this returns) from a new daemon,
+    and retire the current one (api_http_renew). Waits until it is done:
+    0, or -1 if the loop kept its daemon (logged). */
+int api_loop_renew (api_loop_t *self, const struct api_tls_t *tls);
+
+/*  The loop's daemon (the one taking new connections). */
 api_http_t *api_loop_http (api_loop_t *self);
 
 /*  From the loop's thread: sends request (stolen) with its `deadline`,
