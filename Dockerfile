@@ -1,7 +1,7 @@
 # One Debian 12 image with every Dexter service. The command picks the
-# service: `api`, `scheduler`, `aws-worker`, … (or `dexter-api`, …), `run` for
-# the whole system in one container (scripts/run.sh), anything else is
-# executed as given. See docker-compose.yml.
+# service: `api`, `scheduler`, `aws-worker`, … (or `dexter-api`, …), `api-cert`
+# for the api's HTTPS certificate, `run` for the whole system in one container
+# (scripts/run.sh), anything else is executed as given. See docker-compose.yml.
 
 # ---- build: the packages of scripts/packages.txt, then `make services` ----
 FROM debian:12 AS build
@@ -38,11 +38,42 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin
  && rm -rf /var/lib/apt/lists/* /usr/sbin/policy-rc.d /tmp/runtime-packages.txt
 COPY --from=build /src/build/bin/ /opt/dexter/bin/
 COPY scripts/run.sh /opt/dexter/scripts/run.sh
+# dexter-api-cert (the command `api-cert`): the api's certificate for HTTPS,
+# made on first start in the volumes compose gives it (docker-compose.yml).
+RUN printf '%s\n' \
+      '#!/bin/sh' \
+      '# dexter-api-cert [TLS_DIR [CA_DIR [NAMES]]]: the HTTPS certificate of the api.' \
+      '# First run: a CA in CA_DIR (its key stays there), and in TLS_DIR ca.pem (what' \
+      '# clients trust: curl --cacert), api.pem and api.key (mode 0600) for NAMES, the' \
+      '# subjectAltName. Later runs keep them, but issue a new api.pem when the one' \
+      '# this CA signed has less than 30 days left (then send the api SIGHUP). A' \
+      '# certificate of another CA put in TLS_DIR is left as it is.' \
+      'set -eu' \
+      'tls=${1:-/etc/dexter/tls}' \
+      'ca=${2:-/etc/dexter/ca}' \
+      'names=${3:-DNS:localhost,IP:127.0.0.1,DNS:api}' \
+      'ours() { openssl verify -no_check_time -CAfile "$ca/ca.pem" "$tls/api.pem" >/dev/null 2>&1; }' \
+      'if [ -s "$tls/api.pem" ] && { ! ours || openssl x509 -checkend 2592000 -noout -in "$tls/api.pem" >/dev/null; }; then echo "dexter-api-cert: keeping $tls/api.pem" >&2; exit 0; fi' \
+      'umask 077' \
+      'key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }' \
+      'if [ ! -s "$ca/ca.key" ]; then key "$ca/ca.key"; openssl req -x509 -new -key "$ca/ca.key" -days 3650 -subj "/CN=Dexter API CA" -out "$ca/ca.pem"; fi' \
+      'key "$ca/api.key"' \
+      'openssl req -new -key "$ca/api.key" -subj "/CN=dexter-api" -out "$ca/api.csr"' \
+      'printf "subjectAltName=%s\nextendedKeyUsage=serverAuth\n" "$names" > "$ca/api.ext"' \
+      'openssl x509 -req -in "$ca/api.csr" -CA "$ca/ca.pem" -CAkey "$ca/ca.key" -CAcreateserial -days 825 -extfile "$ca/api.ext" -out "$ca/api.pem"' \
+      'cp "$ca/ca.pem" "$tls/ca.pem"' \
+      'chmod 0644 "$tls/ca.pem" "$ca/api.pem"' \
+      'mv "$ca/api.key" "$tls/api.key"' \
+      'mv "$ca/api.pem" "$tls/api.pem"' \
+      'rm -f "$ca/api.csr" "$ca/api.ext"' \
+      'echo "dexter-api-cert: made $tls/api.pem for $names; clients trust $tls/ca.pem" >&2' \
+      > /opt/dexter/bin/dexter-api-cert \
+ && chmod 0755 /opt/dexter/bin/dexter-api-cert
 RUN printf '%s\n' \
       '#!/bin/sh' \
       '# Chooses the Dexter service by the first argument.' \
       'case "${1:-}" in' \
-      '  "") echo "usage: api | scheduler | aws-worker | azure-worker | vpn | run | COMMAND [ARG...]" >&2; exit 64 ;;' \
+      '  "") echo "usage: api | api-cert | scheduler | aws-worker | azure-worker | vpn | run | COMMAND [ARG...]" >&2; exit 64 ;;' \
       '  run) shift; exec /opt/dexter/scripts/run.sh "$@" ;;' \
       '  dexter-*) svc=${1#dexter-} ;;' \
       '  *) svc=$1 ;;' \
@@ -51,7 +82,9 @@ RUN printf '%s\n' \
       'exec "$@"' > /usr/local/bin/dexter-entrypoint \
  && chmod 0755 /usr/local/bin/dexter-entrypoint \
  && useradd --system --home-dir /var/lib/dexter --shell /usr/sbin/nologin dexter \
- && mkdir -p /var/lib/dexter && chown dexter:dexter /var/lib/dexter && chmod 0700 /var/lib/dexter
+ && mkdir -p /var/lib/dexter /etc/dexter/tls /etc/dexter/ca \
+ && chown dexter:dexter /var/lib/dexter /etc/dexter/tls /etc/dexter/ca \
+ && chmod 0700 /var/lib/dexter /etc/dexter/tls /etc/dexter/ca
 ENV PATH=/opt/dexter/bin:$PATH \
     DEXTER_BIN_DIR=/opt/dexter/bin \
     DEXTER_DATA_DIR=/var/lib/dexter

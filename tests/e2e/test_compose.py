@@ -1,13 +1,18 @@
 """docker-compose.yml and the Dockerfile against the Makefile and the sources.
 
-No Docker engine runs here, so these checks are static, and each one ties the
-deployment files to something the code or the build really does:
+No Docker engine runs here, so these checks are static (but for the scripts
+the Dockerfile writes, which are run here as they would be in the image), and
+each one ties the deployment files to something the code or the build really
+does:
 - every service's command is a binary the Makefile builds
-  (build/bin/dexter-X from services/X/main.c);
+  (build/bin/dexter-X from services/X/main.c), or a script the Dockerfile
+  installs beside them (dexter-api-cert);
 - every DEXTER_* variable compose sets is one the C code reads
   (dx_config_str/dx_config_int("X") or getenv("DEXTER_X"));
 - the published port is DEXTER_API_ADDR's port; a non-loopback api gets a
-  mandatory DEXTER_API_TOKEN; the scheduler binds the endpoint the api
+  mandatory DEXTER_API_TOKEN and serves HTTPS with the certificate api-cert
+  makes in a volume before the api starts (and the api takes it, and a client
+  trusting the CA beside it accepts it); the scheduler binds the endpoint the api
   connects to; Redis is the compose service named in DEXTER_REDIS_URL;
 - the Dockerfile is Debian 12 based and installs from scripts/packages.txt,
   copies only paths that exist, and its entrypoint picks the service.
@@ -19,9 +24,10 @@ import subprocess
 import tempfile
 from urllib.parse import urlparse
 
+import requests
 import yaml
 
-from conftest import REPO
+from conftest import BIN_DIR, REPO, Proc, free_port, wait_until
 
 COMPOSE = os.path.join(REPO, "docker-compose.yml")
 DOCKERFILE = os.path.join(REPO, "Dockerfile")
@@ -50,6 +56,22 @@ def dockerfile_lines():
             out.append(cur.strip())
         cur = ""
     return out
+
+
+def written_script(path):
+    """The text of the file a Dockerfile RUN step writes with
+    `printf '%s\\n' 'line' ... > path`."""
+    runs = [l for l in dockerfile_lines() if "> " + path in l and "printf" in l]
+    assert runs, "%s is not written by a RUN printf step (update this test)" % path
+    m = re.search(r"printf '%s\\n' (.*?) > " + re.escape(path), runs[0])
+    assert m, runs[0]
+    return subprocess.run(["sh", "-c", "printf '%s\\n' " + m.group(1)], capture_output=True,
+                          text=True, check=True, timeout=10).stdout
+
+
+def image_scripts():
+    """X for every /opt/dexter/bin/dexter-X script the Dockerfile writes."""
+    return set(re.findall(r"> /opt/dexter/bin/dexter-([a-z0-9-]+)", "\n".join(dockerfile_lines())))
 
 
 def env_of(service):
@@ -114,7 +136,7 @@ def test_compose_shape():
 
 
 def test_commands_name_built_binaries():
-    services = built_services()
+    services = built_services() | image_scripts()
     for name, svc in dexter_services(compose()).items():
         assert "command" in svc, "%s has no command: the image would not know which service to run" % name
         svc_name = command_service(svc["command"])
@@ -167,6 +189,100 @@ def test_api_port_and_token():
     with open(COMPOSE) as f:
         assert "DEXTER_API_TOKEN" in "".join(l for l in f if l.lstrip().startswith("#")), \
             "the compose file does not explain the token in a comment"
+
+
+def openssl(*args, check=True):
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60,
+                          check=check)
+
+
+def test_api_https():
+    """The api serves HTTPS with the files api-cert makes, before the api
+    starts, in a volume they share (its CA key in one the api does not
+    mount). The script, run here as compose runs it, makes a pair the api
+    takes and a client trusting ca.pem accepts; a later run keeps it, renews
+    it near its end, and leaves a certificate of another CA alone."""
+    c = compose()
+    api, maker = c["services"]["api"], c["services"]["api-cert"]
+    env = env_of(api)
+    assert "DEXTER_API_INSECURE_HTTP" not in env, "the api is published: it must not serve plain HTTP"
+    cert, key = env["DEXTER_API_TLS_CERT"], env["DEXTER_API_TLS_KEY"]
+    tls_dir = os.path.dirname(cert)
+    assert (os.path.basename(cert), os.path.dirname(key), os.path.basename(key)) == \
+        ("api.pem", tls_dir, "api.key"), (cert, key)
+    assert command_service(maker["command"]) == "api-cert"
+    tls_arg, ca_arg, names = (resolved(a) for a in maker["command"][1:])
+    assert tls_arg == tls_dir, (tls_arg, tls_dir)
+
+    def mounts(svc):
+        return {str(v).split(":")[1]: str(v).split(":")[0] for v in svc.get("volumes", [])}
+    declared = set((c.get("volumes") or {}).keys())
+    assert mounts(api).get(tls_dir) == mounts(maker).get(tls_dir) and mounts(api)[tls_dir] in declared, \
+        "the api and api-cert do not share a volume at %s" % tls_dir
+    assert mounts(maker).get(ca_arg) in declared and mounts(maker)[ca_arg] not in mounts(api).values(), \
+        "the CA's key must be on a volume of its own, which the api does not mount"
+    assert api["depends_on"]["api-cert"]["condition"] == "service_completed_successfully"
+    assert str(maker.get("restart", "no")) == "no", "api-cert runs once per start"
+
+    with tempfile.TemporaryDirectory() as d:
+        tls, ca = os.path.join(d, "tls"), os.path.join(d, "ca")
+        os.makedirs(tls)
+        os.makedirs(ca)
+        script = os.path.join(d, "dexter-api-cert")
+        with open(script, "w") as f:
+            f.write(written_script("/opt/dexter/bin/dexter-api-cert"))
+        os.chmod(script, 0o755)
+
+        def make():
+            subprocess.run([script, tls, ca, names], check=True, capture_output=True, timeout=60)
+            with open(os.path.join(tls, "api.pem")) as f:
+                return f.read()
+
+        def verifies():
+            return openssl("verify", "-CAfile", os.path.join(tls, "ca.pem"), "-verify_hostname",
+                           "localhost", os.path.join(tls, "api.pem"), check=False).returncode == 0
+
+        first = make()
+        assert verifies()
+        assert os.stat(os.path.join(tls, "api.key")).st_mode & 0o077 == 0, "api.key is readable by others"
+        assert not os.path.exists(os.path.join(tls, "ca.key")), "the CA key must stay in the CA volume"
+        assert make() == first, "a second start must keep the certificate"
+
+        # The api takes the pair; a client trusting ca.pem accepts it.
+        port = free_port()
+        proc_env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTER_")}
+        proc_env.update({"DEXTER_API_ADDR": "127.0.0.1:%d" % port, "DEXTER_API_TOKEN": "t0ken",
+                         "DEXTER_API_TLS_CERT": os.path.join(tls, "api.pem"),
+                         "DEXTER_API_TLS_KEY": os.path.join(tls, "api.key"),
+                         "DEXTER_SCHEDULER_ENDPOINT": "tcp://127.0.0.1:%d" % free_port(),
+                         "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1"})
+        proc = Proc("api", [os.path.join(BIN_DIR, "dexter-api")], proc_env,
+                    os.path.join(d, "api.log")).start()
+        try:
+            wait_until(lambda: "listening on https://" in proc.log() or not proc.alive(), 15,
+                       "dexter-api to listen")
+            r = requests.get("https://localhost:%d/api/v1.0/clusters" % port, timeout=20,
+                             verify=os.path.join(tls, "ca.pem"))
+            assert r.status_code == 401, r.text
+        finally:
+            assert proc.stop() == 0, proc.log()
+        proc.assert_clean()
+
+        # Near its end, renewed from the same CA; another CA's, kept.
+        openssl("req", "-new", "-key", os.path.join(tls, "api.key"), "-subj", "/CN=soon",
+                "-out", os.path.join(d, "soon.csr"))
+        openssl("x509", "-req", "-in", os.path.join(d, "soon.csr"), "-CA", os.path.join(ca, "ca.pem"),
+                "-CAkey", os.path.join(ca, "ca.key"), "-days", "1", "-out", os.path.join(tls, "api.pem"))
+        renewed = make()
+        assert renewed != first and verifies()
+        assert openssl("x509", "-checkend", str(30 * 86400), "-noout", "-in",
+                       os.path.join(tls, "api.pem"), check=False).returncode == 0
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-days", "1", "-subj", "/CN=elsewhere", "-keyout", os.path.join(d, "other.key"),
+                "-out", os.path.join(tls, "api.pem"))
+        with open(os.path.join(tls, "api.pem")) as f:
+            other = f.read()
+        assert make() == other, "api-cert replaced a certificate it did not sign"
 
 
 def test_every_built_service_runs():
@@ -255,19 +371,12 @@ def test_dockerfile_base_and_packages():
 def test_dockerfile_entrypoint_picks_the_service():
     """Runs the entrypoint script the Dockerfile writes, against stub
     binaries, for every command compose uses."""
-    lines = dockerfile_lines()
-    script_run = [l for l in lines if "dexter-entrypoint" in l and "printf" in l]
-    assert script_run, "the entrypoint is not written by a RUN printf step (update this test)"
-    m = re.search(r"printf '%s\\n' (.*?) > /usr/local/bin/dexter-entrypoint", script_run[0])
-    assert m, script_run[0]
     with tempfile.TemporaryDirectory() as d:
-        quoted = m.group(1)
-        script = subprocess.run(["sh", "-c", "printf '%s\\n' " + quoted], capture_output=True,
-                                text=True, check=True, timeout=10).stdout
+        script = written_script("/usr/local/bin/dexter-entrypoint")
         script = script.replace("/opt/dexter/bin", os.path.join(d, "bin")).replace(
             "/opt/dexter/scripts/run.sh", os.path.join(d, "run.sh"))
         os.makedirs(os.path.join(d, "bin"))
-        for svc in built_services() | {"scheduler", "api"}:
+        for svc in built_services() | image_scripts() | {"scheduler", "api"}:
             stub = os.path.join(d, "bin", "dexter-" + svc)
             with open(stub, "w") as f:
                 f.write("#!/bin/sh\necho dexter-%s \"$@\"\n" % svc)
