@@ -6,7 +6,7 @@
 #include <hiredis/hiredis.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -31,6 +31,15 @@ th_tmpdir (char *dir, size_t size, const char *prefix)
     return mkdtemp (dir)? 0: -1;
 }
 
+/*  nftw's callback: removes one file or (emptied) directory. */
+static int
+s_remove (const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void) st;
+    (void) ftw;
+    return type == FTW_DP? rmdir (path): unlink (path);
+}
+
 void
 th_tmpdir_remove (const char *dir, int keep)
 {
@@ -40,18 +49,7 @@ th_tmpdir_remove (const char *dir, int keep)
         fprintf (stderr, "the test's files (logs) are kept in %s\n", dir);
         return;
     }
-    DIR *d = opendir (dir);
-    if (d) {
-        struct dirent *entry;
-        char path [PATH_MAX];
-        while ((entry = readdir (d)))
-            if (strcmp (entry->d_name, ".") && strcmp (entry->d_name, "..")) {
-                snprintf (path, sizeof path, "%s/%s", dir, entry->d_name);
-                unlink (path);
-            }
-        closedir (d);
-    }
-    rmdir (dir);
+    nftw (dir, s_remove, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int

@@ -14,8 +14,8 @@
 /*  Makes /tmp/dx-<prefix>-XXXXXX into dir (size >= 64). 0 or -1. */
 int th_tmpdir (char *dir, size_t size, const char *prefix);
 
-/*  Removes dir and the files directly in it, or, when keep is set, leaves
-    it for reading after a failure (and says where it is). */
+/*  Removes dir and everything in it, or, when keep is set, leaves it for
+    reading after a failure (and says where it is). */
 void th_tmpdir_remove (const char *dir, int keep);
 
 /*  A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
