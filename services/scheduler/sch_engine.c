@@ -50,6 +50,7 @@ typedef struct {
     char *worker_name;                  /* host:pid, for events */
     int64_t lease_expiry;               /* dx_mono_ms */
     int64_t not_before;                 /* dx_mono_ms */
+    uint64_t reserved;                  /* its start, kept for Redis: sent once written */
 } s_job_t;
 
 /*  One deployment in progress. */
@@ -76,14 +77,26 @@ typedef struct {
 struct sch_engine {
     sch_store_t *store;
     sch_read_t *read;                   /* the store's */
+    sch_redis_t *redis;                 /* the store's */
     dx_seal_t *seal;
     sch_broker_t *broker;
     int64_t lease_ms;
     zhashx_t *deploys;                  /* name -> s_deploy_t */
     dx_ratelimit_t *pacing;             /* s_pacing's buckets */
     int unloaded;                       /* a deployment could not be loaded: recover */
+    int recovered;                      /* Redis was read once: workers may be judged */
+    zlistx_t *held;                     /* s_held_t: what workers said before that */
     zhashx_t *tombs;                    /* job id -> s_tomb_t: jobs of forgotten deployments */
 };
+
+/*  What a worker said before the engine had read Redis: results,
+    announcements and departures are judged once it has, in order. */
+typedef struct {
+    char *worker, *name;                /* name may be NULL */
+    json_t *msg;                        /* job.result or worker.ready; NULL: gone */
+} s_held_t;
+
+#define S_HELD_MAX 10000                /* beyond, a result is left to its lease */
 
 /*  A job of a deployment forgotten while it ran (its cluster deleted with
     force): its id comes back if the cluster is created again with the same
@@ -179,28 +192,33 @@ s_deploy_current (s_deploy_t *d)
 }
 
 /*  Records change of cluster name in one transaction, at the time it is
-    made; a failure is logged, saying what was not recorded. 0 or -1. */
+    made, or keeps it for Redis (sch_store_deployment_change: 0, 1 kept,
+    numbered *serial, -1 refused). A refusal is logged, saying what was
+    not recorded. */
 static int
 s_engine_record (sch_engine_t *self, const char *name, const sch_store_change_t *change,
-                 const char *what)
+                 const char *what, uint64_t *serial)
 {
     char now [32];
     int rc = sch_store_deployment_change (self->store, name, change,
-                                          dx_time_iso (dx_now_ms (), now, sizeof now));
-    if (rc)
+                                          dx_time_iso (dx_now_ms (), now, sizeof now), serial);
+    if (rc < 0)
         dx_error ("deployment %s: cannot record %s: %s", name, what,
                   sch_store_error (self->store));
+    else
+    if (rc > 0)
+        dx_debug ("deployment %s: %s kept until redis takes it", name, what);
     return rc;
 }
 
 /*  Writes one transition: the job's record (job may be NULL), progress,
     extra deployment fields (fields, taken, may be NULL), resources and
-    the event (taken, may be NULL). A failed write is logged: the memory
-    stays ahead and the end of the deployment writes everything again. */
-static void
+    the event (taken, may be NULL); what Redis cannot take now is kept for
+    it (s_engine_record's answer and *serial, serial may be NULL). */
+static int
 s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
                 json_t *resources_set, json_t *resources_del, const char *event_type,
-                json_t *event)
+                json_t *event, uint64_t *serial)
 {
     json_t *jobs = json_object ();
     if (job)
@@ -215,10 +233,12 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
         .resources_set = resources_set, .resources_del = resources_del,
         .event_type = event_type, .event = event
     };
-    s_engine_record (self, d->name, &change, event_type? event_type: "progress");
+    int rc = s_engine_record (self, d->name, &change, event_type? event_type: "progress",
+                              serial);
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
+    return rc;
 }
 
 /*  The sealed value of a secret of the snapshot, or NULL. */
@@ -490,44 +510,61 @@ s_engine_cancel (sch_engine_t *self, const s_deploy_t *d, const s_job_t *job)
     sch_broker_release (self->broker, job->worker);
 }
 
-#define S_NO_CREDENTIALS (-2)
-
-/*  Sends job to worker. 0, -1 if it could not be sent, or S_NO_CREDENTIALS
-    when the deployment's credentials cannot be opened. */
-static int
-s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker)
+/*  The job.assign of the job's current attempt (caller owns; it holds the
+    opened credentials: free it with s_assign_free), or NULL when the
+    deployment's credentials cannot be opened. */
+static json_t *
+s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
 {
     const char *kind = json_string_value (json_object_get (job->record, "kind"));
     json_t *credentials = s_deploy_credentials (self, d, kind? kind: "");
     if (!credentials)
-        return S_NO_CREDENTIALS;
+        return NULL;
     char job_id [128];
-    s_job_id (d, job, job_id, sizeof job_id);
-    int64_t old = s_tomb_attempt (self, job_id);
-    if (old >= job->attempt) {
-        dx_debug ("deployment %s: step %s starts at attempt %" PRId64 ", above those of a "
-                  "deleted cluster of the same name", d->name, job->id, old + 1);
-        job->attempt = old + 1;
-    }
     json_t *step = json_deep_copy (json_object_get (job->record, "step"));
     json_object_set_new (step, "context", s_deploy_context (d));
     json_t *msg = dx_msg_new ("job.assign", NULL);
-    json_object_set_new (msg, "job", json_string (job_id));
+    json_object_set_new (msg, "job", json_string (s_job_id (d, job, job_id, sizeof job_id)));
     json_object_set_new (msg, "attempt", json_integer (job->attempt));
     json_object_set_new (msg, "cluster", json_string (d->name));
     json_object_set_new (msg, "generation", json_integer (d->generation));
     json_object_set_new (msg, "step", step);
     json_object_set_new (msg, "credentials", credentials);
     json_object_set_new (msg, "lease_ms", json_integer (self->lease_ms));
+    return msg;
+}
+
+/*  Wipes the credentials of a job.assign and frees it; safe on NULL. */
+static void
+s_assign_free (json_t **msg_p)
+{
+    if (*msg_p) {
+        dx_worker_wipe_credentials (*msg_p);
+        json_decref (*msg_p);
+        *msg_p = NULL;
+    }
+}
+
+/*  Sends the job.assign msg (taken) of a job whose start Redis has to the
+    job's worker; the lease runs from now. 0, or -1 if it was not sent. */
+static int
+s_engine_send (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *msg)
+{
     json_incref (msg);                  /* to wipe it after the send */
-    int rc = sch_broker_send_to (self->broker, worker, msg, 1);
-    dx_worker_wipe_credentials (msg);
-    json_decref (msg);
+    int rc = sch_broker_send_to (self->broker, job->worker, msg, 0);
+    s_assign_free (&msg);
+    job->reserved = 0;
+    job->lease_expiry = dx_mono_ms () + self->lease_ms;
+    if (rc == 0)
+        dx_info ("deployment %s: step %s attempt %" PRId64 " -> worker %s", d->name, job->id,
+                 job->attempt, job->worker_name? job->worker_name: "?");
     return rc;
 }
 
 static void s_engine_fail (s_deploy_t *d, s_job_t *job, const char *code, const char *message);
 static int s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d);
+static int s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job,
+                             const char *reason, int tell_worker);
 
 /*  The credentials cannot be opened. They are read again (a read that
     failed when the deployment was loaded left none); while Redis cannot be
@@ -560,16 +597,87 @@ s_engine_no_credentials (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
                                "attempt", (json_int_t) job->attempt,
                                "code", "CredentialsUnreadable", "message", message,
                                "permanent", "true");
-    s_engine_write (self, d, job, NULL, NULL, NULL, "step.failed", event);
+    s_engine_write (self, d, job, NULL, NULL, NULL, "step.failed", event, NULL);
     return s_engine_maybe_finish (self, d);
 }
 
-/*  Starts what may start of one deployment. It may end it (its
-    credentials cannot be opened): d is then freed. */
+/*  Starts job on worker. Its attempt, worker and step.started event are
+    written first, and job.assign is sent only once Redis has them: so no
+    attempt number is ever sent twice, even by a scheduler restarted
+    since. A start kept for Redis is sent once it is written
+    (sch_engine_tick). 0 to go on dispatching; -1 to stop: the job was not
+    sent now, or the deployment ended (d is freed). */
+static int
+s_engine_start_job (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *worker,
+                    int64_t now)
+{
+    char job_id [128];
+    int64_t old = s_tomb_attempt (self, s_job_id (d, job, job_id, sizeof job_id));
+    if (old >= job->attempt) {
+        dx_debug ("deployment %s: step %s starts at attempt %" PRId64 ", above those of a "
+                  "deleted cluster of the same name", d->name, job->id, old + 1);
+        job->attempt = old + 1;
+    }
+    json_t *msg = s_engine_assign (self, d, job);
+    if (!msg) {
+        s_engine_no_credentials (self, d, job);
+        return -1;
+    }
+    s_job_set_worker (job, worker, sch_broker_name (self->broker, worker));
+    sch_broker_adopt (self->broker, job->worker);
+    job->status = S_RUNNING;
+    d->running++;
+    char started [32];
+    json_object_set_new (job->record, "started_at",
+                         json_string (dx_time_iso (dx_now_ms (), started, sizeof started)));
+    json_t *event = json_pack ("{s:s, s:O, s:I, s:s}", "step", job->id,
+                               "kind", json_object_get (job->record, "kind"),
+                               "attempt", (json_int_t) job->attempt,
+                               "worker", job->worker_name? job->worker_name: "");
+    int rc = s_engine_write (self, d, job, json_pack ("{s:s}", "waiting", ""), NULL, NULL,
+                             "step.started", event, &job->reserved);
+    if (rc == 0 && s_engine_send (self, d, job, msg) == 0)
+        return 0;
+    if (rc == 0)
+        s_engine_requeue (self, d, job, "it could not be sent to its worker", 1);
+    else
+    if (rc > 0) {
+        s_assign_free (&msg);
+        job->lease_expiry = INT64_MAX;  /* its lease starts when it is sent */
+    }
+    else {
+        //  Not recorded, so not sent; its number is spent all the same
+        s_assign_free (&msg);
+        sch_broker_release (self->broker, job->worker);
+        s_job_set_worker (job, NULL, NULL);
+        d->running--;
+        job->status = S_PENDING;
+        job->attempt++;
+        job->not_before = now + S_BACKOFF_MAX;
+    }
+    return -1;
+}
+
+/*  Sends a job whose start was kept for Redis, now that Redis has it; one
+    that cannot be sent (its worker left, its credentials no longer open)
+    runs again as the next attempt. Returns 1 if the deployment ended. */
+static int
+s_engine_send_reserved (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
+{
+    json_t *msg = s_engine_assign (self, d, job);
+    if (msg && s_engine_send (self, d, job, msg) == 0)
+        return 0;
+    return s_engine_requeue (self, d, job, "its start was recorded late and it could not be "
+                             "sent then", 1);
+}
+
+/*  Starts what may start of one deployment: nothing while writes wait
+    for Redis, as a start must be written before it is sent. It may end
+    the deployment (its credentials cannot be opened): d is then freed. */
 static void
 s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
 {
-    if (!self->broker || d->failing)
+    if (!self->broker || d->failing || sch_redis_kept (self->redis))
         return;
     int paced = 0;                      /* no more paced steps this time */
     for (size_t i = 0; i < d->njobs && d->running < (size_t) d->parallelism; i++) {
@@ -593,30 +701,8 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
                 continue;
             }
         }
-        char *key = strdup (worker);
-        int rc = key? s_engine_assign (self, d, job, key): -1;
-        if (rc) {
-            free (key);
-            if (rc == S_NO_CREDENTIALS)
-                s_engine_no_credentials (self, d, job);
+        if (s_engine_start_job (self, d, job, worker, now))
             return;
-        }
-        s_job_set_worker (job, key, sch_broker_name (self->broker, key));
-        free (key);
-        job->status = S_RUNNING;
-        job->lease_expiry = now + self->lease_ms;
-        d->running++;
-        char started [32];
-        json_object_set_new (job->record, "started_at",
-                             json_string (dx_time_iso (dx_now_ms (), started, sizeof started)));
-        dx_info ("deployment %s: step %s attempt %" PRId64 " -> worker %s", d->name, job->id,
-                 job->attempt, job->worker_name? job->worker_name: "?");
-        json_t *event = json_pack ("{s:s, s:O, s:I, s:s}", "step", job->id,
-                                   "kind", json_object_get (job->record, "kind"),
-                                   "attempt", (json_int_t) job->attempt,
-                                   "worker", job->worker_name? job->worker_name: "");
-        s_engine_write (self, d, job, json_pack ("{s:s}", "waiting", ""), NULL, NULL,
-                        "step.started", event);
     }
 }
 
@@ -650,31 +736,38 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
         json_object_set_new (fields, "observed_generation", json_integer (d->generation));
         json_object_set_new (fields, "last_error", json_null ());
     }
-    if (!d->failing && d->destroy)
-        json_object_set_new (fields, "accessip", json_string (""));
-    //  Everything once more, so a write lost on the way is made good
+    //  Everything once more, and what derives from it derived again (the
+    //  access IP from eip.access, progress from the jobs), so that no
+    //  write lost on the way can leave the record short of what is known
+    int dropped = !d->failing && d->destroy;
+    const json_t *eip = dropped? NULL: json_object_get (d->resources, "eip.access");
+    const char *accessip = json_string_value (json_object_get (eip, "public_ip"));
+    json_object_set_new (fields, "accessip", json_string (accessip? accessip: ""));
     json_t *jobs = json_object ();
-    for (size_t i = 0; i < d->njobs; i++)
+    size_t done = 0;
+    for (size_t i = 0; i < d->njobs; i++) {
         json_object_set (jobs, d->jobs [i].id, s_job_record (&d->jobs [i]));
-    json_object_set_new (fields, "steps_done", json_integer ((json_int_t) d->done));
+        done += d->jobs [i].status == S_DONE;
+    }
+    json_object_set_new (fields, "steps_done", json_integer ((json_int_t) done));
     json_object_set_new (fields, "steps_total", json_integer ((json_int_t) d->njobs));
     json_object_set_new (fields, "current", json_string (""));
     sch_store_change_t change = {
         .deployment = fields, .jobs = jobs,
         .resources_set = d->resources,
         .drop_credentials = 1,
-        .drop_resources = !d->failing && d->destroy,
+        .drop_resources = dropped,
         .event_type = "deployment.finished", .event = event
     };
-    //  Kept when it fails: the next tick tries again; forgotten, Redis
-    //  would say deploying for good and refuse every new PUT
+    //  Kept in memory when Redis refuses it: the next tick tries again;
+    //  forgotten, Redis would say deploying for good and refuse every PUT
     char what [64];
     snprintf (what, sizeof what, "its end (%s), trying again in a second", state);
-    int failed = s_engine_record (self, d->name, &change, what);
+    int refused = s_engine_record (self, d->name, &change, what, NULL) < 0;
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
-    if (failed)
+    if (refused)
         return 0;
     dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
              d->generation, state, d->done, d->njobs);
@@ -707,6 +800,7 @@ s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *r
     d->running--;
     job->attempt++;
     job->requeues++;
+    job->reserved = 0;
     s_job_set_worker (job, NULL, NULL);
     dx_warn ("deployment %s: step %s runs again as attempt %" PRId64 ": %s", d->name, job->id,
              job->attempt, reason);
@@ -716,7 +810,7 @@ s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *r
         job->status = S_PENDING;
     json_t *event = json_pack ("{s:s, s:I, s:s}", "step", job->id,
                                "attempt", (json_int_t) job->attempt, "reason", reason);
-    s_engine_write (self, d, job, NULL, NULL, NULL, "step.requeued", event);
+    s_engine_write (self, d, job, NULL, NULL, NULL, "step.requeued", event, NULL);
     return s_engine_maybe_finish (self, d);
 }
 
@@ -889,7 +983,7 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     dx_info ("deployment %s: step %s attempt %lld %s%s%s%s%s", d->name, job->id,
              (long long) dx_msg_int (msg, "attempt", 0), outcome, code? " code=": "", code? code: "",
              message? ": ": "", message? message: "");
-    s_engine_write (self, d, job, fields, set, del, type, event);
+    s_engine_write (self, d, job, fields, set, del, type, event, NULL);
     json_decref (set);
     json_decref (del);
     s_engine_maybe_finish (self, d);
@@ -963,7 +1057,7 @@ s_engine_late_result (sch_engine_t *self, const json_t *msg)
             .deployment = fields, .resources_set = set,
             .event_type = "step.late", .event = event
         };
-        s_engine_record (self, name, &change, "a late result");
+        s_engine_record (self, name, &change, "a late result", NULL);
         json_decref (fields);
         json_decref (event);
     }
@@ -971,14 +1065,78 @@ s_engine_late_result (sch_engine_t *self, const json_t *msg)
     json_decref (loaded);
 }
 
-/*  The broker's job callback: job.result or job.renew. */
+static void
+s_held_destroy (void **item_p)
+{
+    s_held_t *held = (s_held_t *) *item_p;
+    if (held) {
+        free (held->worker);
+        free (held->name);
+        json_decref (held->msg);
+        free (held);
+        *item_p = NULL;
+    }
+}
+
+/*  Before the engine has read Redis it knows no job, and judging what
+    workers say by that would be guessing: results, announcements and
+    departures (msg NULL) are held, in order, for s_engine_replay. */
+static void
+s_engine_hold (sch_engine_t *self, const char *worker, const char *name, const json_t *msg)
+{
+    s_held_t *held = zlistx_size (self->held) < S_HELD_MAX? calloc (1, sizeof *held): NULL;
+    if (held) {
+        held->worker = strdup (worker);
+        held->name = name? strdup (name): NULL;
+        held->msg = msg? json_deep_copy (msg): NULL;
+        zlistx_add_end (self->held, held);
+    }
+    else
+        dx_warn ("engine: redis not read yet and too much held: a %s from worker %s is "
+                 "left to its lease", msg? dx_msg_type (msg): "departure", name? name: worker);
+}
+
+static void s_engine_on_job (void *arg, const char *worker, const char *name,
+                             const json_t *msg);
+static void s_engine_on_ready (void *arg, const char *worker, const char *name,
+                               const json_t *msg);
+static void s_engine_on_gone (void *arg, const char *worker, const char *name);
+
+/*  Redis was read: what workers said meanwhile is judged now, in order. */
+static void
+s_engine_replay (sch_engine_t *self)
+{
+    if (zlistx_size (self->held))
+        dx_info ("engine: judging the %zu messages workers sent before redis was read",
+                 zlistx_size (self->held));
+    s_held_t *held;
+    while ((held = (s_held_t *) zlistx_first (self->held))) {
+        if (!held->msg)
+            s_engine_on_gone (self, held->worker, held->name);
+        else
+        if (strcmp (dx_msg_type (held->msg), "worker.ready") == 0)
+            s_engine_on_ready (self, held->worker, held->name, held->msg);
+        else
+            s_engine_on_job (self, held->worker, held->name, held->msg);
+        zlistx_delete (self->held, zlistx_cursor (self->held));
+    }
+}
+
+/*  The broker's job callback: job.result or job.renew. A renewal that
+    comes before Redis was read is not judged: its job is not known yet,
+    and the next one comes soon. */
 static void
 s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *msg)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    int renew = strcmp (dx_msg_type (msg), "job.renew") == 0;
+    if (!self->recovered) {
+        if (!renew)
+            s_engine_hold (self, worker, name, msg);
+        return;
+    }
     s_deploy_t *d = NULL;
     s_job_t *job = s_engine_find (self, msg, &d);
-    int renew = strcmp (dx_msg_type (msg), "job.renew") == 0;
     if (!job) {
         dx_debug ("engine: stale %s of job %s attempt %lld from worker %s", dx_msg_type (msg),
                   dx_msg_str (msg, "job"), (long long) dx_msg_int (msg, "attempt", 0), name);
@@ -1011,6 +1169,10 @@ static void
 s_engine_on_ready (void *arg, const char *worker, const char *name, const json_t *msg)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    if (!self->recovered) {
+        s_engine_hold (self, worker, name, msg);
+        return;
+    }
     size_t i;
     json_t *active;
     json_array_foreach (json_object_get (msg, "active"), i, active) {
@@ -1037,6 +1199,10 @@ static void
 s_engine_on_gone (void *arg, const char *worker, const char *name)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    if (!self->recovered) {
+        s_engine_hold (self, worker, name, NULL);
+        return;
+    }
     zlistx_t *names = zhashx_keys (self->deploys);
     for (char *dname = names? (char *) zlistx_first (names): NULL; dname;
          dname = (char *) zlistx_next (names)) {
@@ -1066,21 +1232,26 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
         return NULL;
     self->store = store;
     self->read = sch_store_read (store);
+    self->redis = sch_store_redis (store);
     self->seal = seal;
     self->broker = broker;
     self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
     self->deploys = zhashx_new ();
     self->pacing = dx_ratelimit_new ();
     self->tombs = zhashx_new ();
-    if (!self->deploys || !self->pacing || !self->tombs) {
+    self->held = zlistx_new ();
+    self->unloaded = 1;                 /* the first tick reads Redis, if no one did */
+    if (!self->deploys || !self->pacing || !self->tombs || !self->held) {
         zhashx_destroy (&self->deploys);
         zhashx_destroy (&self->tombs);
+        zlistx_destroy (&self->held);
         dx_ratelimit_destroy (&self->pacing);
         free (self);
         return NULL;
     }
     zhashx_set_destructor (self->deploys, s_deploy_destroy);
     zhashx_set_destructor (self->tombs, s_tomb_destroy);
+    zlistx_set_destructor (self->held, s_held_destroy);
     if (broker) {
         sch_broker_events_t events = {
             .job = s_engine_on_job, .ready = s_engine_on_ready, .gone = s_engine_on_gone
@@ -1100,6 +1271,7 @@ sch_engine_destroy (sch_engine_t **self_p)
         sch_broker_set_events (self->broker, NULL, NULL);
     zhashx_destroy (&self->deploys);
     zhashx_destroy (&self->tombs);
+    zlistx_destroy (&self->held);
     dx_ratelimit_destroy (&self->pacing);
     free (self);
     *self_p = NULL;
@@ -1127,6 +1299,12 @@ sch_engine_recover (sch_engine_t *self)
             rc = -1;
     }
     json_decref (clusters);
+    if (rc == 0)
+        self->unloaded = 0;
+    if (rc == 0 && !self->recovered) {
+        self->recovered = 1;
+        s_engine_replay (self);
+    }
     return rc;
 }
 
@@ -1178,8 +1356,11 @@ sch_engine_forget (sch_engine_t *self, const char *name)
 int64_t
 sch_engine_tick (sch_engine_t *self)
 {
-    if (self->unloaded && sch_engine_recover (self) == 0)
-        self->unloaded = 0;
+    if (self->unloaded)
+        sch_engine_recover (self);
+    //  What Redis did not take yet goes first: until it has, nothing starts
+    if (sch_redis_kept (self->redis))
+        sch_redis_flush (self->redis);
     int64_t now = dx_mono_ms ();
     if (zhashx_size (self->tombs)) {
         zlistx_t *ids = zhashx_keys (self->tombs);
@@ -1199,9 +1380,15 @@ sch_engine_tick (sch_engine_t *self)
         //  Over already: its end was not recorded, or it was recovered so
         if (d && s_engine_maybe_finish (self, d))
             continue;
-        //  Leases first: what they free may be dispatched at once
+        //  Starts Redis took since, then leases: what they free may be
+        //  dispatched at once
         for (size_t i = 0; d && i < d->njobs; i++) {
             s_job_t *job = &d->jobs [i];
+            if (job->status == S_RUNNING && job->reserved
+            &&  sch_redis_written (self->redis, job->reserved)
+            &&  s_engine_send_reserved (self, d, job))
+                d = NULL;
+            else
             if (job->status == S_RUNNING && job->lease_expiry <= now
             &&  s_engine_requeue (self, d, job, "its lease expired", 1))
                 d = NULL;

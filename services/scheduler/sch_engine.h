@@ -6,7 +6,11 @@
         least loaded live worker of the cluster's provider (job.assign), at
         most `parallelism` jobs of one deployment at once, and steps that
         launch a machine no faster than the provider's launch rate per
-        account and region (so adding workers never breaks it);
+        account and region (so adding workers never breaks it). Its start
+        (attempt, worker, step.started) is written before it is sent, and
+        it is sent only once Redis has it, so no attempt number is ever
+        sent twice, even by a scheduler restarted since; nothing starts
+        while writes wait for Redis;
       - results: job.result of the job's current attempt records the
         resources it reports, then marks the job done; failed for good
         (a permanent error, or too many tries) stops the deployment from
@@ -23,16 +27,24 @@
         the job for good (CredentialsUnreadable);
       - the end: every job done gives deployed (or destroyed), a failure
         deploy_failed (destroy_failed), and the credentials are deleted.
-        An end that cannot be recorded is tried again every tick; so is
-        the end of a recovered deployment whose jobs are all over.
+        Every job and resource is written once more, and what derives from
+        them is derived again (the access IP from eip.access, progress
+        from the jobs). An end that Redis refuses is tried again every
+        tick; so is the end of a recovered deployment whose jobs are all
+        over.
 
     Every transition is one sch_store transaction: the job's record, the
-    deployment's progress and the event (docs/redis.md). The in-memory
-    state is rebuilt from Redis when the scheduler starts
-    (sch_engine_recover): a job that was running keeps running; the worker
-    that runs it is learnt from its renewals or its worker.ready, and if
-    none comes within the lease it is run again. Every step is idempotent,
-    so a job run twice converges to the same resources. */
+    deployment's progress and the event (docs/redis.md). One that Redis
+    cannot take now is kept and written later, in order (the outbox of
+    sch_redis.h): memory may be ahead of Redis, never the other way.
+
+    The in-memory state is rebuilt from Redis when the scheduler starts
+    (sch_engine_recover); until Redis could be read, what workers say is
+    held, not judged (renewals aside, which come again). A job that was
+    running keeps running; the worker that runs it is learnt from its
+    renewals or its worker.ready, and if none comes within the lease it is
+    run again. Every step is idempotent, so a job run twice converges to
+    the same resources. */
 #ifndef SCH_ENGINE_H
 #define SCH_ENGINE_H
 
@@ -55,8 +67,9 @@ sch_engine_t *sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t 
 void sch_engine_destroy (sch_engine_t **self_p);
 
 /*  Loads every deployment in progress from Redis that is not in memory
-    already (at start). 0, or -1 when Redis could not be read (call again
-    later). */
+    already (at start), then judges what workers said before. 0, or -1
+    when Redis could not be read (call again later; the first tick does
+    when no one did). */
 int sch_engine_recover (sch_engine_t *self);
 
 /*  A deployment of cluster name was just requested (its plan is stored):

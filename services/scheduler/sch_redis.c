@@ -1,11 +1,15 @@
 /*  sch_redis: the connection to Redis, batches of commands, pipelines and
-    transactions. See sch_redis.h.
+    transactions, and the outbox of writes kept for Redis. See sch_redis.h.
 
     A batch holds its commands' arguments in the Redis protocol (RESP) in
     one buffer; sending writes each command's "*argc\r\n" header before its
     arguments into one buffer handed to hiredis at once, then reads one
     reply per command. A reply stream out of step (an error or a timeout in
-    the middle) makes the context unusable: it is dropped. */
+    the middle) makes the context unusable: it is dropped.
+
+    The outbox is a list of batches, oldest first. Every send drains it
+    first (s_redis_drain) and is refused while it cannot: that one rule
+    keeps Redis in the order the writes were made. */
 #include "sch_redis.h"
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -24,6 +28,15 @@
 #define S_RECONNECT_GAP_MS    100       /* least time between two attempts */
 #define S_DOWN_WARNING_MS     30000     /* "still unavailable" at most this often */
 
+/*  A write kept for Redis (the outbox is a list of these). */
+typedef struct s_kept {
+    struct s_kept *next;
+    sch_batch_t batch;
+    uint64_t serial;
+    int uncertain;              /* it may have been carried out: look first */
+    char what [64];             /* names it in logs */
+} s_kept_t;
+
 struct sch_redis {
     char *host;                 /* TCP host, or NULL with path */
     int port;
@@ -39,7 +52,14 @@ struct sch_redis {
     int ever_failed;            /* to log "connected again" once */
     const char *status;         /* DX_UNAVAILABLE / DX_INTERNAL of last failure */
     char error [512];
+    char said [600];            /* error, and the writes waiting, as told */
+    s_kept_t *kept, *kept_last; /* the outbox, oldest first */
+    size_t nkept;
+    uint64_t serial;            /* of the last write kept */
 };
+
+static int s_redis_drain (sch_redis_t *self);
+static void s_kept_destroy (s_kept_t **kept_p);
 
 
 //  ---------------------------------------------------------------------
@@ -61,10 +81,18 @@ sch_redis_status (sch_redis_t *self)
     return self->status? self->status: DX_INTERNAL;
 }
 
+/*  While writes are kept every command fails for want of Redis, so the
+    sentence says how many wait. */
 const char *
 sch_redis_error (sch_redis_t *self)
 {
-    return self->error [0]? self->error: "unknown storage error";
+    if (!self->error [0])
+        return "unknown storage error";
+    if (!self->nkept)
+        return self->error;
+    snprintf (self->said, sizeof self->said, "%s; %zu accepted writes wait for it",
+              self->error, self->nkept);
+    return self->said;
 }
 
 /*  Frees the context: the next command or tick connects again. */
@@ -373,6 +401,14 @@ sch_redis_destroy (sch_redis_t **self_p)
     if (!self_p || !*self_p)
         return;
     sch_redis_t *self = *self_p;
+    if (self->kept && s_redis_drain (self))
+        dx_error ("stopping with %zu writes redis never took: they are lost (%s)",
+                  self->nkept, self->error);
+    while (self->kept) {
+        s_kept_t *kept = self->kept;
+        self->kept = kept->next;
+        s_kept_destroy (&kept);
+    }
     if (self->ctx)
         redisFree (self->ctx);
     free (self->host);
@@ -389,7 +425,8 @@ sch_redis_destroy (sch_redis_t **self_p)
 void
 sch_redis_tick (sch_redis_t *self)
 {
-    if (self->ctx || s_redis_connect (self) == 0)
+    int up = self->kept? s_redis_drain (self) == 0: self->ctx || s_redis_connect (self) == 0;
+    if (up)
         return;
     int64_t now = dx_mono_ms ();
     if (now - self->last_warning >= S_DOWN_WARNING_MS) {
@@ -566,14 +603,18 @@ sch_redis_replies_free (redisReply **replies, size_t count)
 }
 
 /*  Sends the batch, wrapped in MULTI/EXEC when transaction is set, in one
-    write and reads every reply (batch->count, plus 2 when wrapped). */
+    write and reads every reply (batch->count, plus 2 when wrapped). The
+    kept writes are not looked at: callers drain them first. *cut is set
+    when the connection broke once the batch may have reached Redis, which
+    may then have carried it out. */
 static int
-s_redis_send (sch_redis_t *self, const sch_batch_t *batch, int transaction,
-              redisReply ***replies_p)
+s_redis_roundtrip (sch_redis_t *self, const sch_batch_t *batch, int transaction,
+                   redisReply ***replies_p, int *cut)
 {
     static const char multi [] = "*1\r\n$5\r\nMULTI\r\n";
     static const char exec [] = "*1\r\n$4\r\nEXEC\r\n";
     *replies_p = NULL;
+    *cut = 0;
     if (batch->oom) {
         sch_redis_fail (self, DX_INTERNAL, "out of memory building a redis command");
         return -1;
@@ -621,6 +662,7 @@ s_redis_send (sch_redis_t *self, const sch_batch_t *batch, int transaction,
             //  The reply stream is out of step now: the context is unusable
             s_redis_lost (self, self->ctx->errstr);
             sch_redis_replies_free (replies, expected);
+            *cut = 1;
             return -1;
         }
         replies [i] = reply;
@@ -629,17 +671,14 @@ s_redis_send (sch_redis_t *self, const sch_batch_t *batch, int transaction,
     return 0;
 }
 
-int
-sch_redis_pipeline (sch_redis_t *self, const sch_batch_t *batch, redisReply ***replies_p)
-{
-    return s_redis_send (self, batch, 0, replies_p);
-}
-
-int
-sch_redis_transact (sch_redis_t *self, const sch_batch_t *batch, const char *what)
+/*  Runs the batch as one transaction, the kept writes not looked at (see
+    s_redis_roundtrip for *cut). An error reply inside EXEC fails it too:
+    a bug in what was sent. */
+static int
+s_redis_exec (sch_redis_t *self, const sch_batch_t *batch, const char *what, int *cut)
 {
     redisReply **replies;
-    if (s_redis_send (self, batch, 1, &replies))
+    if (s_redis_roundtrip (self, batch, 1, &replies, cut))
         return -1;
     size_t count = batch->count + 2;
     redisReply *exec = replies [count - 1];
@@ -652,4 +691,194 @@ sch_redis_transact (sch_redis_t *self, const sch_batch_t *batch, const char *wha
         rc = sch_redis_check (self, exec->element [i], what);
     sch_redis_replies_free (replies, count);
     return rc;
+}
+
+int
+sch_redis_pipeline (sch_redis_t *self, const sch_batch_t *batch, redisReply ***replies_p)
+{
+    int cut;
+    *replies_p = NULL;
+    return s_redis_drain (self)? -1: s_redis_roundtrip (self, batch, 0, replies_p, &cut);
+}
+
+int
+sch_redis_transact (sch_redis_t *self, const sch_batch_t *batch, const char *what)
+{
+    int cut;
+    return s_redis_drain (self)? -1: s_redis_exec (self, batch, what, &cut);
+}
+
+
+//  ---------------------------------------------------------------------
+//  The outbox
+
+void
+sch_batch_witness (sch_batch_t *self)
+{
+    self->witness = self->count;
+}
+
+/*  The argument at *at, as s_batch_argn wrote it ("$len\r\nbytes\r\n"):
+    its bytes, their length in *len; *at moves on to the next one. */
+static const char *
+s_batch_next (const char **at, size_t *len)
+{
+    char *end;
+    *len = strtoul (*at + 1, &end, 10);
+    const char *bytes = end + 2;
+    *at = bytes + *len + 2;
+    return bytes;
+}
+
+/*  1 if the fields of the witness of batch (XADD key ... * field value
+    ...) are those of the last entry of its stream: Redis carried the
+    batch out. 0 if they are not, or there is no witness; -1 when Redis
+    cannot say now. */
+static int
+s_redis_witnessed (sch_redis_t *self, const sch_batch_t *batch)
+{
+    if (!batch->witness)
+        return 0;
+    //  XADD key [MAXLEN ~ N] * field value ...: the fields follow the id
+    size_t cmd = batch->witness - 1, argc = batch->argcs [cmd], arg = 2, len, key_len;
+    const char *at = batch->data + batch->starts [cmd];
+    s_batch_next (&at, &len);
+    const char *key = s_batch_next (&at, &key_len);
+    while (arg < argc) {
+        const char *id = s_batch_next (&at, &len);
+        arg++;
+        if (len == 1 && *id == '*')
+            break;
+    }
+    sch_batch_t probe = { 0 };
+    sch_batch_cmd (&probe, "XREVRANGE", NULL);
+    s_batch_argn (&probe, key, key_len);
+    sch_batch_arg (&probe, "+");
+    sch_batch_arg (&probe, "-");
+    sch_batch_arg (&probe, "COUNT");
+    sch_batch_arg (&probe, "1");
+    redisReply **replies;
+    int cut;
+    int rc = s_redis_roundtrip (self, &probe, 0, &replies, &cut);
+    sch_batch_free (&probe);
+    if (rc)
+        return -1;
+    const redisReply *reply = replies [0];
+    int found = sch_redis_check (self, reply, "looking for a kept write's event");
+    if (found == 0 && reply->type == REDIS_REPLY_ARRAY && reply->elements == 1
+    &&  reply->element [0]->elements == 2) {
+        const redisReply *fields = reply->element [0]->element [1];
+        found = fields->type == REDIS_REPLY_ARRAY && fields->elements == argc - arg;
+        for (size_t f = 0; found == 1 && f < fields->elements; f++) {
+            const redisReply *field = fields->element [f];
+            const char *sent = s_batch_next (&at, &len);
+            found = field->type == REDIS_REPLY_STRING && field->len == len
+                 && memcmp (field->str, sent, len) == 0;
+        }
+    }
+    sch_redis_replies_free (replies, 1);
+    return found;
+}
+
+/*  Frees a kept write; safe on NULL. */
+static void
+s_kept_destroy (s_kept_t **kept_p)
+{
+    if (*kept_p) {
+        sch_batch_free (&(*kept_p)->batch);
+        free (*kept_p);
+        *kept_p = NULL;
+    }
+}
+
+/*  Takes batch into the outbox, after every write kept before it. Its
+    serial, or 0 when out of memory. */
+static uint64_t
+s_redis_keep (sch_redis_t *self, sch_batch_t *batch, const char *what, int uncertain)
+{
+    s_kept_t *kept = calloc (1, sizeof *kept);
+    if (!kept)
+        return 0;
+    kept->batch = *batch;
+    memset (batch, 0, sizeof *batch);
+    kept->serial = ++self->serial;
+    kept->uncertain = uncertain;
+    snprintf (kept->what, sizeof kept->what, "%s", what);
+    if (self->kept_last)
+        self->kept_last->next = kept;
+    else {
+        self->kept = kept;
+        dx_warn ("%s: keeping the writes redis cannot take, in order, until it can",
+                 self->error);
+    }
+    self->kept_last = kept;
+    self->nkept++;
+    return kept->serial;
+}
+
+/*  Sends the kept writes, oldest first, until none is left (0) or Redis
+    cannot take one now (-1, UNAVAILABLE). One that Redis refuses for good
+    (a bug in it) is logged and dropped: it would hold up every other. */
+static int
+s_redis_drain (sch_redis_t *self)
+{
+    size_t taken = 0;
+    while (self->kept) {
+        s_kept_t *kept = self->kept;
+        int cut = 0;
+        int found = kept->uncertain? s_redis_witnessed (self, &kept->batch): 0;
+        int rc = found? found < 0: s_redis_exec (self, &kept->batch, kept->what, &cut);
+        if (rc && strcmp (sch_redis_status (self), DX_UNAVAILABLE) == 0) {
+            if (found == 0)
+                kept->uncertain = cut;
+            return -1;
+        }
+        if (rc)
+            dx_error ("redis refused %s, kept for it, for good; it is dropped: %s",
+                      kept->what, self->error);
+        self->kept = kept->next;
+        if (!self->kept)
+            self->kept_last = NULL;
+        self->nkept--;
+        s_kept_destroy (&kept);
+        taken++;
+    }
+    if (taken)
+        dx_info ("redis at %s took the %zu writes kept for it", self->address, taken);
+    return 0;
+}
+
+int
+sch_redis_write (sch_redis_t *self, sch_batch_t *batch, const char *what, uint64_t *serial)
+{
+    int cut = 0;
+    int rc = s_redis_drain (self)? -1: s_redis_exec (self, batch, what, &cut);
+    uint64_t kept = 0;
+    if (rc && strcmp (sch_redis_status (self), DX_UNAVAILABLE) == 0) {
+        kept = s_redis_keep (self, batch, what, cut);
+        if (!kept)
+            dx_error ("out of memory keeping %s for redis: it is lost", what);
+    }
+    sch_batch_free (batch);
+    if (kept && serial)
+        *serial = kept;
+    return kept? 1: rc;
+}
+
+int
+sch_redis_flush (sch_redis_t *self)
+{
+    return s_redis_drain (self);
+}
+
+size_t
+sch_redis_kept (sch_redis_t *self)
+{
+    return self->nkept;
+}
+
+int
+sch_redis_written (sch_redis_t *self, uint64_t serial)
+{
+    return !self->kept || self->kept->serial > serial;
 }

@@ -13,6 +13,11 @@
     one write: as they are (a pipeline: reads) or wrapped in MULTI/EXEC (a
     transaction: changes).
 
+    Writes that must not be lost (what the scheduler learns from its
+    workers) go through sch_redis_write: what Redis cannot take now is
+    kept, in order, in the outbox, and sent before any other command, so
+    nothing reads or writes Redis past a write still waiting.
+
     Functions returning int give 0 on success and -1 on failure. Every
     failure, and those its callers record with sch_redis_fail, is kept
     here: sch_redis_status says UNAVAILABLE (Redis cannot be reached or
@@ -36,8 +41,8 @@ sch_redis_t *sch_redis_new (const char *url);
     *self_p to NULL. */
 void sch_redis_destroy (sch_redis_t **self_p);
 
-/*  Cron: reconnects when disconnected; while Redis stays down, says so
-    every 30 s, not every second. */
+/*  Cron: reconnects when disconnected and sends the kept writes; while
+    Redis stays down, says so every 30 s, not every second. */
 void sch_redis_tick (sch_redis_t *self);
 
 /*  1 while a connection is up. */
@@ -79,6 +84,7 @@ typedef struct {
     size_t *starts;             /* per command: offset of its first argument */
     size_t *argcs;              /* per command: number of arguments */
     size_t count, cmd_cap;
+    size_t witness;             /* 1 + the index of the witness command, or 0 */
     int oom;
 } sch_batch_t;
 
@@ -111,5 +117,49 @@ int sch_redis_transact (sch_redis_t *self, const sch_batch_t *batch, const char 
 
 /*  Frees count replies and their array; safe on NULL. */
 void sch_redis_replies_free (redisReply **replies, size_t count);
+
+
+//  ---------------------------------------------------------------------
+//  Writes that must not be lost: the outbox
+//
+//  A write that Redis cannot take now (it is down, the connection broke
+//  under it, or it refused for now: LOADING, MISCONF, NOREPLICAS ...) is
+//  kept and sent again, oldest first, before any other command, until
+//  Redis has it. Meanwhile every other command fails UNAVAILABLE, saying
+//  how many writes wait: nothing reads state older than a write made.
+//
+//  A write whose connection broke after it was sent may have been
+//  carried out, its answer lost. Before it is sent again it is looked
+//  for: its witness, the XADD of its event, is the last entry of its
+//  stream if Redis carried it out, as nothing was sent after it. So it is
+//  carried out once, never twice. A write without a witness must hold
+//  only absolute values (HSET, DEL), which are the same sent twice.
+//
+//  The outbox lives in the scheduler's memory: a scheduler that dies
+//  loses it (the engine is built so that Redis still never holds less
+//  than what workers were told: sch_engine.h). It holds only what was
+//  already accepted, and nothing new is accepted while it holds anything.
+
+/*  Marks the last command of the batch, the XADD of the change's event,
+    as the witness of the batch. */
+void sch_batch_witness (sch_batch_t *self);
+
+/*  Runs batch as one transaction, as sch_redis_transact does, after every
+    write kept before it; when Redis cannot take it now it is kept (see
+    above). The batch is taken: empty after the call. 0: Redis has it; 1:
+    kept, numbered *serial (when not NULL); -1: Redis refused it for good
+    (INTERNAL: a bug in what was sent; logged, not kept). */
+int sch_redis_write (sch_redis_t *self, sch_batch_t *batch, const char *what,
+                     uint64_t *serial);
+
+/*  Sends the kept writes, oldest first. 0 when none is left. */
+int sch_redis_flush (sch_redis_t *self);
+
+/*  The number of writes kept. */
+size_t sch_redis_kept (sch_redis_t *self);
+
+/*  1 once the write kept as serial is no longer kept: Redis has it (or
+    refused it for good). */
+int sch_redis_written (sch_redis_t *self, uint64_t serial);
 
 #endif

@@ -233,7 +233,9 @@ s_batch_record_init (sch_batch_t *batch, const char *name, const char *now,
 }
 
 /*  Appends XADD of one event to the cluster's stream: type, time and the
-    string and integer members of fields (may be NULL). */
+    string and integer members of fields (may be NULL). It is the batch's
+    witness: the outbox looks for it to tell whether a write whose answer
+    was lost was carried out. */
 static void
 s_batch_event (sch_batch_t *batch, const char *name, const char *type, const char *now,
                const json_t *fields)
@@ -248,6 +250,7 @@ s_batch_event (sch_batch_t *batch, const char *name, const char *type, const cha
             sch_batch_arg (batch, key);
             sch_batch_arg_take (batch, s_store_text (value));
         }
+    sch_batch_witness (batch);
 }
 
 /*  Sends the change of cluster name as one transaction and frees it. The
@@ -433,10 +436,12 @@ sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generat
     return s_store_transact (self, name, &batch, "deployment start");
 }
 
-/*  One transition of a running deployment in one transaction. */
+/*  One transition of a running deployment in one transaction, kept for
+    Redis when it cannot take it now. */
 int
 sch_store_deployment_change (sch_store_t *self, const char *name,
-                             const sch_store_change_t *change, const char *now)
+                             const sch_store_change_t *change, const char *now,
+                             uint64_t *serial)
 {
     char key [128];
     sch_store_key (key, sizeof key, name, "resources");
@@ -460,8 +465,12 @@ sch_store_deployment_change (sch_store_t *self, const char *name,
         s_batch_del (&batch, name, (const char *[]) { "credentials", NULL });
     if (change->event_type)
         s_batch_event (&batch, name, change->event_type, now, change->event);
-    return sch_batch_size (&batch)? s_store_transact (self, name, &batch, "deployment change")
-                                  : 0;
+    if (!sch_batch_size (&batch))
+        return 0;
+    sch_cache_forget (self->cache, name);
+    return sch_redis_write (self->redis, &batch, change->event_type? change->event_type
+                                                                   : "deployment change",
+                            serial);
 }
 
 /*  Back to a fresh init record; snapshots, credentials, plan and

@@ -11,6 +11,12 @@
     of it. The scheduler is the only writer and handles one request at a
     time, so a read followed by a transaction is a safe read-modify-write.
 
+    A change a request asks for is answered only once Redis has it; one
+    that fails is not kept (the request is answered UNAVAILABLE: it may or
+    may not have been made). A transition of a deployment has no one to
+    answer: it is kept for Redis when Redis cannot take it (the outbox of
+    sch_redis.h) and made later, in order.
+
     Functions returning int give 0 on success and -1 on failure; a failure
     of the store or of its parts is its connection's (sch_store_error, and
     sch_store_error_reply turns it into a reply: UNAVAILABLE when Redis
@@ -106,7 +112,10 @@ int sch_store_deployment_start (sch_store_t *self, const char *name, int64_t gen
       drop_credentials: delete the sealed credentials (the deployment ended)
       drop_resources:   delete every resource record (all destroyed)
       event_type, event: one event appended to the stream (string and
-                     integer members of event become its fields) */
+                     integer members of event become its fields)
+    Returns 0 when Redis has it, 1 when it is kept for Redis (numbered
+    *serial, when not NULL: sch_redis_written), -1 when Redis refused it
+    for good (logged; sch_redis_write). */
 typedef struct {
     const json_t *deployment;
     const json_t *jobs;
@@ -119,7 +128,8 @@ typedef struct {
 } sch_store_change_t;
 
 int sch_store_deployment_change (sch_store_t *self, const char *name,
-                                 const sch_store_change_t *change, const char *now);
+                                 const sch_store_change_t *change, const char *now,
+                                 uint64_t *serial);
 
 /*  Forgets the deployment: record back to init (created_at = now) but at
     generation, the last one requested (numbers are never used twice),
