@@ -2,7 +2,9 @@
     connections waiting for the scheduler, JSON answers. */
 #include "api_http.h"
 #include "api_body.h"
+#include "api_deadline.h"
 #include "api_handler.h"
+#include "api_head.h"
 #include "api_loop.h"
 #include "api_route.h"
 #include "api_tls.h"
@@ -39,7 +41,8 @@
 /*  After an answer this large, freed memory goes back to the system so
     that the RSS drops again (a list of 10,000 clusters is 1 MB), once no
     large answer came for API_TRIM_MS: back-to-back lists reuse the heap
-    (dx_malloc_release). */
+    (dx_malloc_release). So does the memory of closed connections (their
+    pools, their bodies), once none closed for API_TRIM_MS. */
 #define API_TRIM_BYTES  (256u * 1024u)
 #define API_TRIM_MS     300
 
@@ -52,6 +55,9 @@ struct api_http_t {
     int own_fd;                     /* the socket we bound (or took over
                                        in api_http_renew), or -1 */
     bool quiesced;                  /* retired or stopping */
+    api_deadline_t *deadline;       /* of its connections' requests */
+    int64_t request_ms;             /* as configured, for api_http_renew */
+    unsigned per_ip;
     int64_t trim_at;                /* monotonic ms to trim at, 0: none */
     /* The sockets of the connections resumed since the last run (which
        must then be at once: MHD does not count them in its timeout). */
@@ -59,13 +65,22 @@ struct api_http_t {
     unsigned resumed_count;
 };
 
-/*  One request, from its request line to the end of its answer. */
+/*  A connection's request, from its request line to the end of its
+    answer. There is one per connection, made when it opens and freed when
+    it closes (s_connection), and each request line starts it afresh
+    (s_uri_log): MHD may give up on a request before its access handler
+    ran (a query too long for its memory pool) and then never calls
+    s_completed, so a context made per request would leak. */
 typedef struct {
     api_http_t *http;
     struct MHD_Connection *conn;
+    int fd;                         /* the connection's socket */
     int64_t started;                /* monotonic ms */
-    char *uri;                      /* raw path, as sent */
+    char *uri;                      /* the raw request target, as sent */
     char *query;                    /* raw text after '?' (in uri), or NULL */
+    const char *line_uri;           /* where MHD's request line holds the
+                                       URI: compared, never read */
+    bool close;                     /* answer with Connection: close */
     char method [16];               /* for the log line */
     char path [160];
     bool seen;                      /* the first access call happened */
@@ -88,12 +103,13 @@ typedef struct {
     bool refusal_challenge;
 } s_request_t;
 
-/*  Wipes and frees the body buffer: bodies carry credentials. */
+/*  Wipes and frees the body buffer: bodies carry credentials. Only the
+    bytes received were written, so only those are wiped. */
 static void
 s_body_free (s_request_t *req)
 {
     if (req->body) {
-        sodium_memzero (req->body, req->cap);
+        sodium_memzero (req->body, req->len);
         free (req->body);
     }
     req->body = NULL;
@@ -110,32 +126,106 @@ s_printable (char *dst, size_t size, const char *src)
     dst [i] = 0;
 }
 
-/*  MHD calls this with the raw request line's URI before anything else;
-    it makes the request's context (freed in s_completed) and keeps the raw
-    query, which we parse ourselves to catch repeated parameters. */
+/*  Frees what the request holds and forgets its scheduler request; the
+    context stays for the connection's next request. */
+static void
+s_request_clear (s_request_t *req)
+{
+    if (req->pending [0])           /* only when closed while waiting */
+        api_loop_forget (req->http->loop, req->pending);
+    s_body_free (req);
+    json_decref (req->refusal_body);
+    json_decref (req->answer.body);
+    json_decref (req->answer.text);
+    free (req->uri);
+    *req = (s_request_t) { .http = req->http, .conn = req->conn, .fd = req->fd };
+}
+
+/*  Gives freed memory back to the system API_TRIM_MS from now, unless
+    more comes to free by then. */
+static void
+s_trim_later (api_http_t *self)
+{
+    self->trim_at = dx_mono_ms () + API_TRIM_MS;
+}
+
+/*  MHD calls this when a connection opens and when it closes: the request
+    context lives as long as the connection, and so does its place among
+    the deadlines. Without a context (out of memory) s_uri_log refuses the
+    connection's requests. */
+static void
+s_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    api_http_t *self = cls;
+    s_request_t *req = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (info && (req = calloc (1, sizeof *req))) {
+            *req = (s_request_t) { .http = self, .conn = conn, .fd = info->connect_fd };
+            api_deadline_open (self->deadline, req->fd, dx_mono_ms ());
+        }
+        *socket_context = req;
+        return;
+    }
+    if (req) {
+        s_request_clear (req);
+        api_deadline_close (self->deadline, req->fd);
+        free (req);
+        *socket_context = NULL;
+    }
+    s_trim_later (self);
+}
+
+/*  MHD calls this with the raw request line's URI before anything else:
+    the request starts, its context is cleared of what a request MHD gave
+    up on left, and keeps the raw target, whose query we parse ourselves
+    to catch repeated parameters. */
 static void *
 s_uri_log (void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    s_request_t *req = calloc (1, sizeof *req);
+    (void) cls;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    s_request_t *req = info ? info->socket_context : NULL;
     if (!req)
         return NULL;
-    req->http = cls;
-    req->conn = conn;
+    s_request_clear (req);
     req->started = dx_mono_ms ();
-    if (!(req->uri = strdup (uri ? uri : ""))) {
-        free (req);
+    api_deadline_start (req->http->deadline, req->fd, req->started);
+    if (!uri || !(req->uri = strdup (uri)))
         return NULL;
-    }
+    req->line_uri = uri;
     char *query = strchr (req->uri, '?');
     if (query) {
-        *query = 0;
         req->query = query + 1;
+        /* MHD splits the query next, one record per parameter in the
+           connection's memory pool; with a few hundred the pool runs out
+           and MHD closes the connection without an answer. So a query
+           over the limit is ended here, in MHD's own request line (its
+           bytes, not a constant, though passed as one): MHD sees none,
+           and s_begin answers 414 from our copy. */
+        if (api_head_too_long (req->uri))
+            ((char *) uri) [query - req->uri + 1] = 0;
     }
     return req;
 }
 
+/*  MHD's unescape callback: none. The path is routed as sent, so that an
+    encoded '/' stays part of the segment it is in; the query we decode
+    ourselves (api_route_query). */
+static size_t
+s_unescape_none (void *cls, struct MHD_Connection *conn, char *text)
+{
+    (void) cls;
+    (void) conn;
+    return strlen (text);
+}
+
 /*  MHD calls this when a request is over, answered or not: one log line,
-    then the context goes. Never logs bodies or query values. */
+    then the context is cleared for the connection's next request. Never
+    logs bodies or query values. */
 static void
 s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
              enum MHD_RequestTerminationCode toe)
@@ -145,10 +235,8 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
     s_request_t *req = *req_cls;
     if (!req)
         return;
-    if (req->pending [0])           /* only when closed while waiting */
-        api_loop_forget (self->loop, req->pending);
     if (req->sent > API_TRIM_BYTES)
-        self->trim_at = dx_mono_ms () + API_TRIM_MS;
+        s_trim_later (self);
     long long ms = (long long) (dx_mono_ms () - req->started);
     if (req->seen && req->status)
         dx_info ("%s %s %d %lldms", req->method, req->path, req->status, ms);
@@ -157,15 +245,12 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
         dx_info ("%s %s aborted (%s) %lldms", req->method, req->path,
                  toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
                : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
+               : api_deadline_cut (self->deadline, req->fd) ? "too slow"
                : "connection closed", ms);
     else
         dx_debug ("request refused by the HTTP layer before routing");
-    s_body_free (req);
-    json_decref (req->refusal_body);
-    json_decref (req->answer.body);
-    json_decref (req->answer.text);
-    free (req->uri);
-    free (req);
+    api_deadline_idle (self->deadline, req->fd);
+    s_request_clear (req);
     *req_cls = NULL;
 }
 
@@ -240,8 +325,8 @@ s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
                                  "Bearer realm=\"dexter\"");
     /* A retired or stopping daemon lets each client go after its answer:
        the next request comes on a new connection, to the daemon that
-       replaced it. */
-    if (req->http->quiesced)
+       replaced it. A refused head closes too (api_head.h). */
+    if (req->http->quiesced || req->close)
         MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response (conn, (unsigned) status, response);
     MHD_destroy_response (response);
@@ -322,24 +407,57 @@ s_authorized (api_http_t *self, struct MHD_Connection *conn)
         && sodium_memcmp (token, self->token, len) == 0;
 }
 
+/*  Counts the header fields api_head looks at. */
+static enum MHD_Result
+s_head_field (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void) kind;
+    api_head_t *head = cls;
+    head->fields++;
+    if (strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        head->lengths++;
+    else
+    if (strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 && !head->encodings++)
+        head->encoding = value;
+    return MHD_YES;
+}
+
+/*  0 if the api takes the request's head (api_head.h), else -1 with
+    refusal set. MHD hands the request line over as C strings cut from it
+    in place, the URI ending where the version begins: a raw NUL ends the
+    URI early, and the version then does not follow it. */
+static int
+s_head_check (struct MHD_Connection *conn, s_request_t *req, const char *version,
+              api_refusal_t *refusal)
+{
+    api_head_t head = {
+        .version = version, .uri = req->uri,
+        .nul = req->line_uri + strlen (req->uri) + 1 != version
+    };
+    MHD_get_connection_values (conn, MHD_HEADER_KIND, &s_head_field, &head);
+    return api_head_check (&head, refusal);
+}
+
 /*  The first call, with the headers in: everything that can be decided
     before the body is, so that a bad request is refused without reading it
-    (a 413 on a declared length, 401, 404, 405, 415, a bad query). */
+    (a head the api does not take, a 413 on a declared length, 401, 404,
+    405, 415, a bad query). */
 static enum MHD_Result
 s_begin (api_http_t *self, struct MHD_Connection *conn, s_request_t *req,
-         const char *method, const char *url)
+         const char *method, const char *url, const char *version)
 {
     s_printable (req->method, sizeof req->method, method);
     s_printable (req->path, sizeof req->path, url);
+    api_refusal_t refusal;
+    if (s_head_check (conn, req, version, &refusal)) {
+        req->close = true;
+        return s_fail (conn, req, refusal.status, refusal.code, NULL, refusal.message);
+    }
     if (!s_authorized (self, conn))
         return s_refuse (conn, req, 401, api_error_body ("UNAUTHORIZED", NULL,
                          "this api needs the header 'Authorization: Bearer <token>' "
                          "with the token it was started with (DEXTER_API_TOKEN)"), true);
 
-    /* MHD hands over the path %-decoded as a C string: an encoded NUL
-       would cut it short ("/clusters/a%00b" read as "/clusters/a"). */
-    if (strstr (req->uri, "%00"))
-        url = "(a path holding %00)";
     api_route_match (method, url, &req->match);
     if (req->match.status == 204)
         return s_refuse (conn, req, 204, NULL, false);
@@ -381,12 +499,13 @@ s_begin (api_http_t *self, struct MHD_Connection *conn, s_request_t *req,
     if (declared > API_BODY_MAX)
         return s_fail (conn, req, 413, "TOO_LARGE", NULL,
                        "the body is larger than 1 MiB (1048576 bytes)");
-    req->cap = (size_t) declared;
     return MHD_YES;
 }
 
 /*  Takes one piece of the body: kept while under the limit, otherwise the
-    whole body is dropped (wiped) and the rest only counted. */
+    whole body is dropped (wiped) and the rest only counted. The buffer
+    grows with what arrives, never to what Content-Length declares: a
+    client may declare a megabyte and send a byte. */
 static enum MHD_Result
 s_collect (s_request_t *req, const char *data, size_t size)
 {
@@ -473,7 +592,9 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
     if (!id || strlen (id) >= sizeof req->pending) {
         if (id)
             api_loop_forget (self->loop, id);
-        return s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
+        return s_fail (conn, req, 500, "INTERNAL", NULL,
+                       "the request cannot be sent to the scheduler: out of memory, "
+                       "or too large or too deeply nested to encode");
     }
     strcpy (req->pending, id);
     MHD_suspend_connection (conn);
@@ -487,19 +608,20 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url,
           const char *method, const char *version, const char *upload_data,
           size_t *upload_data_size, void **req_cls)
 {
-    (void) version;
     api_http_t *self = cls;
     s_request_t *req = *req_cls;
     if (!req)
         return MHD_NO;              /* out of memory in s_uri_log */
     if (!req->seen) {
         req->seen = true;
-        return s_begin (self, conn, req, method, url);
+        return s_begin (self, conn, req, method, url, version);
     }
     if (req->status) {              /* answered already: ignore the rest */
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (!*upload_data_size)         /* the last call: the request is in */
+        api_deadline_arrived (self->deadline, req->fd);
     if (req->refusal && !*upload_data_size) {
         json_t *body = req->refusal_body;
         req->refusal_body = NULL;
@@ -533,13 +655,16 @@ api_http_new (const api_http_config_t *config)
     self->own_fd = -1;
     memcpy (&self->addr, config->addr, config->addr->sa_family == AF_INET6
             ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in));
+    self->request_ms = config->request_ms;
+    self->per_ip = config->per_ip;
+    self->deadline = api_deadline_new (config->request_ms);
     if (config->token) {
         self->token = strdup (config->token);
         self->token_len = strlen (config->token);
-        if (!self->token) {
-            free (self);
-            return NULL;
-        }
+    }
+    if (!self->deadline || (config->token && !self->token)) {
+        api_http_destroy (&self);
+        return NULL;
     }
     /* No thread of its own: the loop polls the daemon's sockets and runs
        it. Select mode, not epoll: with epoll libmicrohttpd takes a
@@ -567,10 +692,13 @@ api_http_new (const api_http_config_t *config)
         MHD_OPTION_EXTERNAL_LOGGER, &s_mhd_log, self,     /* first: MHD wants it so */
         MHD_OPTION_ARRAY, where,
         MHD_OPTION_ARRAY, tls,
+        MHD_OPTION_NOTIFY_CONNECTION, &s_connection, self,
         MHD_OPTION_URI_LOG_CALLBACK, &s_uri_log, self,
+        MHD_OPTION_UNESCAPE_CALLBACK, &s_unescape_none, NULL,
         MHD_OPTION_NOTIFY_COMPLETED, &s_completed, self,
         MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_S,
         MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, self->per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) API_CONNECTION_MEMORY,
         MHD_OPTION_END);
     if (!self->daemon) {
@@ -588,7 +716,8 @@ api_http_renew (api_http_t *self, const api_tls_t *tls)
 {
     api_http_config_t config = {
         .addr = (struct sockaddr *) &self->addr, .listen_fd = api_http_listen_fd (self),
-        .token = self->token, .tls = tls, .loop = self->loop
+        .token = self->token, .tls = tls, .loop = self->loop,
+        .request_ms = self->request_ms, .per_ip = self->per_ip
     };
     api_http_t *fresh = api_http_new (&config);
     if (!fresh)
@@ -618,6 +747,7 @@ api_http_destroy (api_http_t **self_p)
         api_http_quiesce (self);
         MHD_stop_daemon (self->daemon);
     }
+    api_deadline_destroy (&self->deadline);
     if (self->own_fd >= 0)
         close (self->own_fd);
     if (self->token) {
@@ -655,10 +785,12 @@ api_http_timeout (api_http_t *self)
        count them in its timeout: that run must be now. */
     if (self->resumed_count)
         return 0;
+    long due = api_deadline_timeout (self->deadline, dx_mono_ms ());
     MHD_UNSIGNED_LONG_LONG timeout;
     if (MHD_get_timeout (self->daemon, &timeout) != MHD_YES)
-        return -1;
-    return timeout > 1000000 ? 1000000 : (long) timeout;
+        return due;
+    long idle = timeout > 1000000 ? 1000000 : (long) timeout;
+    return due >= 0 && due < idle ? due : idle;
 }
 
 void
@@ -668,10 +800,14 @@ api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count)
     FD_ZERO (&reads);
     FD_ZERO (&writes);
     FD_ZERO (&errors);
+    int64_t now = dx_mono_ms ();
     for (int i = 0; i < count; i++) {
-        /* An error or a hang-up (ZMQ_POLLERR) is found by reading. */
-        if (items [i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+        /* An error or a hang-up (ZMQ_POLLERR) is found by reading. Bytes
+           on an idle connection begin its next request. */
+        if (items [i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
             FD_SET (items [i].fd, &reads);
+            api_deadline_start (self->deadline, items [i].fd, now);
+        }
         if (items [i].revents & ZMQ_POLLOUT)
             FD_SET (items [i].fd, &writes);
         if (items [i].revents & ZMQ_POLLERR)
@@ -679,7 +815,9 @@ api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count)
     }
     self->resumed_count = 0;
     MHD_run_from_select (self->daemon, &reads, &writes, &errors);
-    if (self->trim_at && dx_mono_ms () >= self->trim_at) {
+    now = dx_mono_ms ();
+    api_deadline_expire (self->deadline, now);
+    if (self->trim_at && now >= self->trim_at) {
         self->trim_at = 0;
         dx_malloc_release ();
     }

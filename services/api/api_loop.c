@@ -5,6 +5,8 @@
 #include "dx_util.h"
 
 #include <czmq.h>
+#include <errno.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 typedef struct s_pending_t {
     struct s_pending_t *prev, *next;    /* the wait queue, in deadline order */
     json_t *request;                    /* owned; its id is the table's key */
+    char *frame;                        /* the request encoded (owned, wiped) */
+    size_t frame_len;
     int64_t deadline;                   /* monotonic ms */
     bool sent;                          /* false: waits for the DEALER */
     api_reply_fn *fn;
@@ -110,6 +114,9 @@ s_pending_free (api_loop_t *self, s_pending_t *p)
         self->unsent--;
     zhashx_delete (self->pending, dx_msg_id (p->request));
     json_decref (p->request);
+    if (p->frame)
+        sodium_memzero (p->frame, p->frame_len);    /* it may hold secrets */
+    free (p->frame);
     free (p);
 }
 
@@ -124,11 +131,17 @@ s_complete (api_loop_t *self, s_pending_t *p, json_t *reply)
     json_decref (reply);
 }
 
-/*  Sends p if the DEALER takes it now. 0 sent, -1 not (yet). */
+/*  Sends p if the DEALER takes it now. 0 sent, -1 not (yet): the DEALER
+    is full or not connected, which is the only way a send can fail, since
+    p was encoded when it was queued. */
 static int
 s_send (api_loop_t *self, s_pending_t *p)
 {
-    if (dx_msg_send (self->dealer, NULL, p->request))
+    int rc;
+    do
+        rc = zmq_send (self->handle, p->frame, p->frame_len, ZMQ_DONTWAIT);
+    while (rc == -1 && errno == EINTR);
+    if (rc == -1)
         return -1;
     p->sent = true;
     self->unsent--;
@@ -140,9 +153,12 @@ api_loop_send (api_loop_t *self, json_t *request, api_reply_fn *fn, void *ctx)
 {
     s_pending_t *p = request ? calloc (1, sizeof *p) : NULL;
     const char *id = dx_msg_id (request);
+    //  Encoded now, so that a request the codec cannot carry is refused
+    //  here instead of waiting at the head of the queue, in front of others
     if (!p || !id
     ||  json_object_set_new (request, "deadline",
-                             json_integer (dx_now_ms () + self->timeout_ms))) {
+                             json_integer (dx_now_ms () + self->timeout_ms))
+    ||  dx_msg_encode (request, &p->frame, &p->frame_len)) {
         free (p);
         json_decref (request);
         return NULL;

@@ -64,8 +64,10 @@ api_http_t *api_loop_http (api_loop_t *self);
 /*  From the loop's thread: sends request (stolen) with its `deadline`,
     after the daemon's current run together with the others made in it,
     and calls fn (ctx) once with its reply. Returns the request's id for
-    api_loop_forget (borrowed until then), or NULL when out of memory (fn
-    is not called). */
+    api_loop_forget (borrowed until then), or NULL when out of memory or
+    when the codec cannot carry the request (fn is not called): either is
+    known at once, so nothing unsendable waits in front of other
+    requests. */
 const char *api_loop_send (api_loop_t *self, json_t *request,
                            api_reply_fn *fn, void *ctx);
 
