@@ -77,6 +77,7 @@ s_capture (void *cls, const char *fmt, va_list ap)
     line [strcspn (line, "\r\n")] = 0;
 }
 
+/*  The checking daemon has no socket: no request ever comes. */
 static enum MHD_Result
 s_no_access (void *cls, struct MHD_Connection *conn, const char *url,
              const char *method, const char *version, const char *upload_data,
