@@ -67,7 +67,10 @@ def test_loopback_without_token_is_open(stack):
 
 def token_stack(stack_factory):
     stack = stack_factory(start=False)
-    stack.api_env.update({"DEXTER_API_TOKEN": TOKEN, "DEXTER_API_ADDR": "0.0.0.0:%d" % stack.api_port})
+    # Plain HTTP on every interface, as behind a TLS-terminating proxy
+    # (test_tls.py covers the api's own HTTPS).
+    stack.api_env.update({"DEXTER_API_TOKEN": TOKEN, "DEXTER_API_ADDR": "0.0.0.0:%d" % stack.api_port,
+                          "DEXTER_API_INSECURE_HTTP": "1"})
     return stack.start()
 
 
