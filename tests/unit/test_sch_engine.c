@@ -93,6 +93,14 @@ s_raw (const char *fmt, ...)
     return reply;
 }
 
+/*  Redis refuses writes for now (as with too few replicas, or a disk it
+    cannot write: MISCONF); reads go on. */
+static void
+s_refuse_writes (int refuse)
+{
+    freeReplyObject (s_raw ("CONFIG SET min-replicas-to-write %d", refuse));
+}
+
 static char *
 s_raw_str (const char *fmt, ...)
 {
@@ -415,12 +423,14 @@ s_teardown (void **state)
     return 0;
 }
 
-/*  Each test: an empty Redis, a broker and an engine, a clean script. */
+/*  Each test: an empty Redis that takes writes, a broker and an engine, a
+    clean script. */
 static int
 s_test_setup (void **state)
 {
     (void) state;
     freeReplyObject (s_raw ("FLUSHALL"));
+    s_refuse_writes (0);
     s_script_reset ();
     T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
@@ -1041,6 +1051,118 @@ test_host_pacing (void **state)
     zactor_destroy (&b);
 }
 
+/*  Redis refuses writes while the access node's step ends: its result is
+    kept, nothing else starts, and once Redis takes writes the result is
+    written, the access IP with it, and the deployment ends with every
+    step started and done once, at attempt 1. */
+static void
+test_result_kept_for_redis (void **state)
+{
+    (void) state;
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_cluster ("c15", 2);
+    snprintf (S.hang, sizeof S.hang, "host.access");
+    s_deploy ("c15", "deploy", 5);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (s_log_count ("host.access@1:a") == 0 && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (s_log_count ("host.access@1:a"), 1);
+    s_refuse_writes (1);
+    s_pump (100);                       /* what was sent before has arrived */
+    int started = s_log_count ("@");
+    pthread_mutex_lock (&S.lock);
+    S.hang_release = 1;
+    pthread_mutex_unlock (&S.lock);
+    s_pump (1000);
+    assert_int_equal (s_log_count ("@"), started);     /* nothing starts meanwhile */
+    assert_true (sch_redis_kept (sch_store_redis (T.store)) > 0);
+    char *ip = s_raw_str ("HGET dexter:{c15}:deployment accessip");
+    assert_string_equal (ip, "");
+    free (ip);
+
+    s_refuse_writes (0);
+    char *final = s_wait_final ("c15", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    ip = s_raw_str ("HGET dexter:{c15}:deployment accessip");
+    assert_string_equal (ip, "203.0.113.7");
+    free (ip);
+    //  network, security, image, keypair, access, 1 master, 2 hosts
+    assert_int_equal (s_events ("c15", "step.started"), 8);
+    assert_int_equal (s_events ("c15", "step.done"), 8);
+    assert_int_equal (s_log_count ("@1:"), 8);
+    assert_int_equal (s_log_count ("@"), 8);
+    zactor_destroy (&a);
+}
+
+/*  A job whose start Redis cannot record is not sent: once Redis takes
+    writes, it is sent as the attempt recorded, and no attempt number is
+    ever used twice. */
+static void
+test_start_recorded_before_sent (void **state)
+{
+    (void) state;
+    s_cluster ("c16", 1);
+    s_deploy ("c16", "deploy", 5);      /* no worker yet: nothing can start */
+    s_refuse_writes (1);
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_pump (1000);
+    assert_int_equal (s_log_count ("@"), 0);
+    char *job = s_raw_str ("HGET dexter:{c16}:jobs network");
+    assert_non_null (strstr (job, "\"status\":\"pending\""));
+    free (job);
+
+    s_refuse_writes (0);
+    char *final = s_wait_final ("c16", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("network@1:a"), 1);
+    assert_int_equal (s_log_count ("@1:"), 7);
+    assert_int_equal (s_log_count ("@"), 7);
+    assert_int_equal (s_events ("c16", "step.started"), 7);
+    zactor_destroy (&a);
+}
+
+/*  A restarted engine that has not read Redis yet (it was down when the
+    scheduler started) does not judge what workers say by an empty view: a
+    renewal is not answered with job.cancel, and a result is held until
+    Redis was read, then counts. */
+static void
+test_workers_heard_before_redis_read (void **state)
+{
+    (void) state;
+    zsock_t *raw;
+    json_t *assign = s_raw_first_job ("c17", &raw);
+    const char *job = dx_msg_str (assign, "job");
+    sch_engine_destroy (&T.engine);
+    T.ctx.engine = T.engine = NULL;     /* pumped without a tick: Redis not read */
+    sch_engine_t *engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    s_raw_job (raw, job, 1, NULL, NULL);
+    json_t *cancel = s_raw_hear (raw, "job.cancel", 300);
+    assert_null (cancel);
+    s_raw_job (raw, job, 1, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
+                                               "kind", "vpc", "provider_id", "vpc-1"));
+    s_pump (200);
+    char *record = s_raw_str ("HGET dexter:{c17}:jobs network");
+    assert_non_null (strstr (record, "\"status\":\"running\""));
+    free (record);
+
+    T.ctx.engine = T.engine = engine;
+    assert_int_equal (sch_engine_recover (T.engine), 0);
+    record = s_raw_str ("HGET dexter:{c17}:jobs network");
+    assert_non_null (strstr (record, "\"status\":\"done\""));
+    free (record);
+    assert_int_equal (s_events ("c17", "step.done"), 1);
+    assert_int_equal (s_events ("c17", "step.late"), 0);
+    char *vpc = s_raw_str ("HGET dexter:{c17}:resources vpc");
+    assert_non_null (vpc);
+    free (vpc);
+    json_decref (assign);
+    zsock_destroy (&raw);
+}
+
 int
 main (void)
 {
@@ -1065,6 +1187,12 @@ main (void)
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_recreated_cluster_ignores_old_attempts,
                                          s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_result_kept_for_redis, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_start_recorded_before_sent, s_test_setup,
+                                         s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_workers_heard_before_redis_read, s_test_setup,
+                                         s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
