@@ -8,6 +8,7 @@
 #include "dx_msg.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
@@ -160,7 +161,11 @@ s_deploy_refused (sch_ctx_t *ctx, const json_t *request, json_t *loaded, int dep
 static json_t *
 s_deploy_plan (const json_t *snapshot, const json_t *resources, char *err, size_t size)
 {
-    json_t *plan = snapshot? sch_plan_build (snapshot, resources, err, size): NULL;
+    sch_plan_t *whole = snapshot? sch_plan_new (snapshot, resources, err, size): NULL;
+    json_t *plan = whole? json_array (): NULL;
+    if (plan)
+        sch_plan_next (whole, SIZE_MAX, plan);
+    sch_plan_destroy (&whole);
     size_t i;
     json_t *job;
     json_array_foreach (plan, i, job) {

@@ -1,9 +1,16 @@
 /*  sch_plan: spec snapshot + recorded resources -> the steps of a
-    deployment. See sch_plan.h and proto/PROTOCOL.md, "Steps". */
+    deployment. See sch_plan.h and proto/PROTOCOL.md, "Steps".
+
+    sch_plan_new decides at once all that depends on the resources (which
+    slots each group keeps, adds and drops) and lays the plan out as parts:
+    one step, the hosts of one group, the removals of one group.
+    sch_plan_next then makes the jobs of the parts in order, so a slice
+    costs what its own jobs cost, however big the plan. */
 #include "sch_plan.h"
 #include "dx_netplan.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +18,39 @@
 
 #define S_MAX_SLOTS 4096                /* more hosts than any group may have */
 
-/*  The cluster-wide fields every step map carries. */
+typedef enum { S_STEP, S_HOSTS, S_REMOVALS } s_kind_t;
+
+/*  A run of consecutive jobs of the plan. */
 typedef struct {
+    s_kind_t kind;
+    const char *step;                   /* S_STEP: its kind, which is its id */
+    const char *need;                   /* S_STEP: the step it needs, or NULL */
+    const char *role;                   /* S_HOSTS: access, master or agent */
+    char group [32];                    /* S_HOSTS, S_REMOVALS */
+    const json_t *spec;                 /* S_HOSTS of agents: the group, the snapshot's */
+    int *slots;                         /* S_HOSTS, S_REMOVALS: ascending */
+    size_t count;                       /* its jobs */
+} s_part_t;
+
+struct sch_plan {
+    json_t *snapshot;                   /* a reference: names and groups are its */
     const char *name;
     const char *provider;
     const char *type;
     char uid [13];
     json_t *config;                     /* the config without bookkeeping */
-} s_plan_t;
+    int64_t generation;
+    s_part_t *parts;
+    size_t nparts, cap;
+    size_t size;                        /* jobs of all parts */
+    size_t part, at;                    /* where the next job comes from */
+};
+
+/*  A recorded host of a group, as the slot decision sees it. */
+typedef struct {
+    int slot;
+    const char *launched;               /* "" when not known */
+} s_host_t;
 
 char *
 sch_plan_uid (const char *name, const char *created_at, char *buf)
@@ -36,63 +68,70 @@ sch_plan_uid (const char *name, const char *created_at, char *buf)
     return buf;
 }
 
-/*  A new step map of kind with the cluster-wide fields. */
-static json_t *
-s_plan_step (const s_plan_t *plan, const char *kind, const char *id)
+
+//  ---------------------------------------------------------------------
+//  Laying the plan out
+
+/*  A new empty part at the end of the plan, or NULL when out of memory. */
+static s_part_t *
+s_plan_part (sch_plan_t *self, s_kind_t kind)
 {
-    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O}",
-                      "kind", kind, "id", id, "provider", plan->provider,
-                      "cluster_type", plan->type, "uid", plan->uid,
-                      "config", plan->config);
+    if (self->nparts == self->cap) {
+        size_t cap = self->cap? self->cap * 2: 16;
+        s_part_t *grown = (s_part_t *) realloc (self->parts, cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        self->parts = grown;
+        self->cap = cap;
+    }
+    s_part_t *part = &self->parts [self->nparts++];
+    memset (part, 0, sizeof *part);
+    part->kind = kind;
+    return part;
 }
 
-/*  Appends job {id, kind, needs, step} (step taken). */
-static void
-s_plan_add (json_t *jobs, json_t *step, json_t *needs)
-{
-    json_t *job = json_pack ("{s:O, s:O, s:o, s:o}",
-                             "id", json_object_get (step, "id"),
-                             "kind", json_object_get (step, "kind"),
-                             "needs", needs? needs: json_array (),
-                             "step", step);
-    json_array_append_new (jobs, job);
-}
-
-/*  The jobs a host needs: the network, security, image and key pair. */
-static json_t *
-s_plan_host_needs (void)
-{
-    return json_pack ("[s, s, s, s]", "network", "security", "image", "keypair");
-}
-
-/*  Recorded slots of group (hosts not terminated), as a bitmap of
-    S_MAX_SLOTS; returns how many. */
+/*  A one-job part: step, needing need (or nothing). */
 static int
-s_plan_recorded (const json_t *resources, const char *group, unsigned char *slots)
+s_plan_add_step (sch_plan_t *self, const char *step, const char *need)
 {
-    memset (slots, 0, S_MAX_SLOTS);
-    char prefix [64];
-    snprintf (prefix, sizeof prefix, "host.%s.", group);
-    size_t prefix_len = strlen (prefix);
-    int count = 0;
+    s_part_t *part = s_plan_part (self, S_STEP);
+    if (!part)
+        return -1;
+    part->step = step;
+    part->need = need;
+    part->count = 1;
+    return 0;
+}
+
+/*  The recorded hosts of every group, from the host.GROUP.SLOT keys of
+    hosts not terminated: {group: [slot, ...]} (caller owns). */
+static json_t *
+s_plan_recorded (const json_t *resources)
+{
+    json_t *groups = json_object ();
     const char *key;
     json_t *resource;
     json_object_foreach ((json_t *) resources, key, resource) {
-        if (strncmp (key, prefix, prefix_len) != 0)
+        const char *dot = strncmp (key, "host.", 5) == 0? strchr (key + 5, '.'): NULL;
+        if (!dot || dot == key + 5 || dot - key - 5 >= 32)
             continue;
         const char *state = json_string_value (json_object_get (resource, "state"));
         if (state && (strcmp (state, "terminated") == 0 || strcmp (state, "deleted") == 0))
             continue;
         char *end;
-        long slot = strtol (key + prefix_len, &end, 10);
-        if (*end || end == key + prefix_len || slot < 0 || slot >= S_MAX_SLOTS)
+        long slot = strtol (dot + 1, &end, 10);
+        if (*end || end == dot + 1 || slot < 0 || slot >= S_MAX_SLOTS)
             continue;
-        if (!slots [slot]) {
-            slots [slot] = 1;
-            count++;
+        char group [32];
+        snprintf (group, sizeof group, "%.*s", (int) (dot - key - 5), key + 5);
+        json_t *slots = json_object_get (groups, group);
+        if (!slots) {
+            slots = json_array ();
+            json_object_set_new (groups, group, slots);
         }
+        json_array_append_new (slots, json_integer (slot));
     }
-    return count;
+    return groups;
 }
 
 /*  The recorded launch time of a group's host ("" when not known). */
@@ -106,76 +145,246 @@ s_plan_launched (const json_t *resources, const char *group, int slot)
     return at? at: "";
 }
 
-/*  1 if host a of group is newer than host b: launched later, or at the
-    same time (or neither known) with the higher slot. */
+/*  Oldest first: launched earlier, or at the same time (or neither known)
+    with the lower slot. */
 static int
-s_plan_newer (const json_t *resources, const char *group, int a, int b)
+s_host_older (const void *a, const void *b)
 {
-    int cmp = strcmp (s_plan_launched (resources, group, a),
-                      s_plan_launched (resources, group, b));
-    return cmp? cmp > 0: a > b;
+    const s_host_t *x = (const s_host_t *) a, *y = (const s_host_t *) b;
+    int cmp = strcmp (x->launched, y->launched);
+    return cmp? cmp: x->slot - y->slot;
 }
 
-/*  Decides the slots of a group that wants n hosts: drops the newest of
-    the recorded ones beyond n (drop), keeps the others, and fills up with
-    the lowest free numbers (want). Newest is by recorded launch time, then
-    by slot; the masters go by slot alone, as their fixed addresses
-    (dx_netplan.h: base + slot) must stay the first n. */
-static void
-s_plan_slots (const json_t *resources, const char *group, int n,
-              unsigned char *want, unsigned char *drop)
+static int
+s_slot_order (const void *a, const void *b)
 {
-    unsigned char recorded [S_MAX_SLOTS];
-    int count = s_plan_recorded (resources, group, recorded);
-    memset (want, 0, S_MAX_SLOTS);
-    memset (drop, 0, S_MAX_SLOTS);
-    bool by_slot = strcmp (group, "masters") == 0;
-    for (; count > n; count--) {
-        int newest = -1;
-        for (int slot = 0; slot < S_MAX_SLOTS; slot++)
-            if (recorded [slot] && !drop [slot]
-            &&  (newest < 0 || (by_slot? slot > newest
-                                       : s_plan_newer (resources, group, slot, newest))))
-                newest = slot;
-        drop [newest] = 1;
+    return *(const int *) a - *(const int *) b;
+}
+
+/*  Decides the slots of a group that wants n hosts, from its recorded
+    slots: drops the newest of them beyond n (into drop), keeps the others
+    and fills up with the lowest free numbers (into want), both ascending.
+    Newest is by recorded launch time, then by slot; the masters go by
+    slot alone, as their fixed addresses (dx_netplan.h: base + slot) must
+    stay the first n. 0, or -1 when out of memory. */
+static int
+s_plan_slots (const json_t *resources, const char *group, const json_t *recorded, size_t n,
+              s_part_t *want, s_part_t *drop)
+{
+    size_t count = json_array_size (recorded);
+    s_host_t *hosts = (s_host_t *) calloc (count + 1, sizeof *hosts);
+    want->slots = (int *) calloc (n + 1, sizeof (int));
+    drop->slots = (int *) calloc (count + 1, sizeof (int));
+    if (!hosts || !want->slots || !drop->slots) {
+        free (hosts);
+        return -1;
     }
-    int kept = 0;
-    for (int slot = 0; slot < S_MAX_SLOTS; slot++)
-        if (recorded [slot] && !drop [slot]) {
-            want [slot] = 1;
-            kept++;
+    bool by_slot = strcmp (group, "masters") == 0;
+    unsigned char taken [S_MAX_SLOTS] = { 0 };
+    size_t unique = 0;
+    for (size_t i = 0; i < count; i++) {
+        int slot = (int) json_integer_value (json_array_get (recorded, i));
+        if (taken [slot])
+            continue;
+        taken [slot] = 1;
+        hosts [unique].slot = slot;
+        hosts [unique].launched = by_slot? "": s_plan_launched (resources, group, slot);
+        unique++;
+    }
+    qsort (hosts, unique, sizeof *hosts, s_host_older);
+    size_t keep = unique < n? unique: n;
+    for (size_t i = keep; i < unique; i++)
+        drop->slots [drop->count++] = hosts [i].slot;
+    qsort (drop->slots, drop->count, sizeof (int), s_slot_order);
+    unsigned char kept [S_MAX_SLOTS] = { 0 };
+    for (size_t i = 0; i < keep; i++)
+        kept [hosts [i].slot] = 1;
+    size_t fill = n - keep;
+    for (int slot = 0; slot < S_MAX_SLOTS && want->count < n; slot++) {
+        if (kept [slot])
+            want->slots [want->count++] = slot;
+        else
+        if (!taken [slot] && fill > 0) {
+            want->slots [want->count++] = slot;
+            fill--;
         }
-    for (int slot = 0; slot < S_MAX_SLOTS && kept < n; slot++)
-        if (!want [slot] && !drop [slot]) {
-            want [slot] = 1;
-            kept++;
+    }
+    free (hosts);
+    return 0;
+}
+
+/*  The parts of one group that wants n hosts in role (NULL: a deleted
+    group, which only loses hosts): its hosts, then its removals. spec is
+    an agent group's spec. */
+static int
+s_plan_add_group (sch_plan_t *self, const json_t *resources, const json_t *recorded,
+                  const char *group, const char *role, const json_t *spec, size_t n)
+{
+    s_part_t want = { .kind = S_HOSTS, .role = role, .spec = spec };
+    s_part_t drop = { .kind = S_REMOVALS };
+    snprintf (want.group, sizeof want.group, "%s", group);
+    snprintf (drop.group, sizeof drop.group, "%s", group);
+    int rc = s_plan_slots (resources, group, json_object_get (recorded, group),
+                           n < S_MAX_SLOTS? n: S_MAX_SLOTS, &want, &drop);
+    s_part_t *parts [2] = { &want, &drop };
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        if (parts [i]->count == 0)
+            continue;
+        s_part_t *part = s_plan_part (self, parts [i]->kind);
+        if (!part)
+            rc = -1;
+        else {
+            *part = *parts [i];
+            parts [i]->slots = NULL;    /* the plan's now */
         }
+    }
+    free (want.slots);
+    free (drop.slots);
+    return rc;
+}
+
+static int
+s_name_order (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/*  Recorded groups (of host.GROUP.SLOT keys) no longer in the spec lose
+    every host, in name order so the plan does not depend on the hash's.
+    The access node and the masters are not groups. */
+static int
+s_plan_add_deleted (sch_plan_t *self, const json_t *resources, const json_t *recorded,
+                    const json_t *groups)
+{
+    const char **names = (const char **) calloc (json_object_size (recorded) + 1,
+                                                 sizeof *names);
+    json_t *wanted = json_object ();
+    if (!names || !wanted) {
+        free (names);
+        json_decref (wanted);
+        return -1;
+    }
+    int rc = 0;
+    size_t i, count = 0;
+    json_t *spec;
+    json_array_foreach (groups, i, spec) {
+        const char *name = json_string_value (json_object_get (spec, "name"));
+        if (name)
+            json_object_set_new (wanted, name, json_true ());
+    }
+    const char *group;
+    json_t *slots;
+    json_object_foreach ((json_t *) recorded, group, slots)
+        if (strcmp (group, "masters") && !json_object_get (wanted, group))
+            names [count++] = group;
+    qsort (names, count, sizeof *names, s_name_order);
+    for (i = 0; i < count && rc == 0; i++)
+        rc = s_plan_add_group (self, resources, recorded, names [i], NULL, NULL, 0);
+    json_decref (wanted);
+    free (names);
+    return rc;
+}
+
+static int
+s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
+{
+    if (s_plan_add_step (self, "network", NULL)
+    ||  s_plan_add_step (self, "security", "network")
+    ||  s_plan_add_step (self, "image", NULL)
+    ||  s_plan_add_step (self, "keypair", NULL))
+        return -1;
+    s_part_t *access = s_plan_part (self, S_HOSTS);
+    int *slot = (int *) calloc (1, sizeof (int));
+    if (!access || !slot) {
+        free (slot);
+        return -1;
+    }
+    access->role = "access";
+    snprintf (access->group, sizeof access->group, "access");
+    access->slots = slot;
+    access->count = 1;
+
+    json_t *recorded = s_plan_recorded (resources);
+    json_int_t masters = json_integer_value (json_object_get (self->config, "masters"));
+    int rc = recorded? s_plan_add_group (self, resources, recorded, "masters", "master",
+                                         NULL, masters > 0? (size_t) masters: 0): -1;
+    const json_t *groups = json_object_get (self->snapshot, "groups");
+    size_t i;
+    json_t *group;
+    json_array_foreach (groups, i, group) {
+        const char *name = json_string_value (json_object_get (group, "name"));
+        json_int_t hosts = json_integer_value (json_object_get (group, "hosts"));
+        if (name && rc == 0)
+            rc = s_plan_add_group (self, resources, recorded, name, "agent", group,
+                                   hosts > 0? (size_t) hosts: 0);
+    }
+    if (rc == 0)
+        rc = s_plan_add_deleted (self, resources, recorded, groups);
+    json_decref (recorded);
+    return rc;
+}
+
+static int
+s_plan_lay_destroy (sch_plan_t *self)
+{
+    static const char *kinds [] = {
+        "destroy.instances", "destroy.addresses", "destroy.security", "destroy.network", NULL
+    };
+    for (int i = 0; kinds [i]; i++)
+        if (s_plan_add_step (self, kinds [i], i? kinds [i - 1]: NULL))
+            return -1;
+    return 0;
+}
+
+
+//  ---------------------------------------------------------------------
+//  Making the jobs
+
+/*  A new step map of kind with the cluster-wide fields. */
+static json_t *
+s_plan_step (const sch_plan_t *self, const char *kind, const char *id)
+{
+    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O}",
+                      "kind", kind, "id", id, "provider", self->provider,
+                      "cluster_type", self->type, "uid", self->uid,
+                      "config", self->config);
+}
+
+/*  The job {id, kind, needs, step} of step (taken) and needs (taken; NULL
+    for none). */
+static json_t *
+s_plan_job_of (json_t *step, json_t *needs)
+{
+    return json_pack ("{s:O, s:O, s:o, s:o}",
+                      "id", json_object_get (step, "id"),
+                      "kind", json_object_get (step, "kind"),
+                      "needs", needs? needs: json_array (),
+                      "step", step);
 }
 
 /*  One host step. group NULL: the access node. */
 static json_t *
-s_plan_host (const s_plan_t *plan, const char *role, const char *group, int slot,
-             int64_t generation)
+s_plan_host (const sch_plan_t *self, const char *role, const char *group, int slot)
 {
-    char id [64], hostname [64], token [65], ip [16] = "";
+    char id [64], hostname [64], token [65], ip [32] = "";
     const char *group_name = group? group: "access";
     if (strcmp (role, "access") == 0) {
         snprintf (id, sizeof id, "host.access");
-        snprintf (hostname, sizeof hostname, "%s-access", plan->name);
+        snprintf (hostname, sizeof hostname, "%s-access", self->name);
         snprintf (ip, sizeof ip, "%s", DX_NET_ACCESS_IP);
     }
     else {
         snprintf (id, sizeof id, "host.%s.%d", group_name, slot);
         if (strcmp (role, "master") == 0) {
-            snprintf (hostname, sizeof hostname, "%s-master-%d", plan->name, slot);
+            snprintf (hostname, sizeof hostname, "%s-master-%d", self->name, slot);
             snprintf (ip, sizeof ip, DX_NET_MASTER_PREFIX "%d", DX_NET_MASTER_IP_BASE + slot);
         }
         else
-            snprintf (hostname, sizeof hostname, "%s-%s-%d", plan->name, group_name, slot);
+            snprintf (hostname, sizeof hostname, "%s-%s-%d", self->name, group_name, slot);
     }
-    snprintf (token, sizeof token, "%s-%lld-%s-%d", plan->uid, (long long) generation,
+    snprintf (token, sizeof token, "%s-%lld-%s-%d", self->uid, (long long) self->generation,
               group_name, slot);
-    json_t *step = s_plan_step (plan, "host", id);
+    json_t *step = s_plan_step (self, "host", id);
     json_object_set_new (step, "role", json_string (role));
     json_object_set_new (step, "group", json_string (group_name));
     json_object_set_new (step, "slot", json_integer (slot));
@@ -200,191 +409,167 @@ s_plan_host_plain (json_t *step, const char *instance_type, int disk_size)
     json_object_set_new (step, "vars", json_object ());
 }
 
-/*  remove steps for every slot of group marked in drop. */
+/*  The fields of an agent: its group's spec. */
 static void
-s_plan_removals (const s_plan_t *plan, json_t *jobs, const char *group,
-                 const unsigned char *drop)
+s_plan_host_agent (json_t *step, const json_t *group)
 {
-    for (int slot = 0; slot < S_MAX_SLOTS; slot++) {
-        if (!drop [slot])
-            continue;
-        char id [64], hostname [64];
-        snprintf (id, sizeof id, "remove.%s.%d", group, slot);
-        if (strcmp (group, "masters") == 0)
-            snprintf (hostname, sizeof hostname, "%s-master-%d", plan->name, slot);
-        else
-            snprintf (hostname, sizeof hostname, "%s-%s-%d", plan->name, group, slot);
-        json_t *step = s_plan_step (plan, "remove", id);
-        json_object_set_new (step, "group", json_string (group));
-        json_object_set_new (step, "slot", json_integer (slot));
-        json_object_set_new (step, "hostname", json_string (hostname));
-        s_plan_add (jobs, step, NULL);
-    }
+    const char *role = json_string_value (json_object_get (group, "role"));
+    json_t *disks = json_object_get (json_object_get (group, "customhwconf"), "disks");
+    json_object_set (step, "instance_type", json_object_get (group, "instance_type"));
+    json_object_set (step, "disk_size", json_object_get (group, "disk_size"));
+    json_object_set_new (step, "disks", disks? json_deep_copy (disks): json_array ());
+    json_object_set_new (step, "public", json_boolean (role && strcmp (role, "slave_public") == 0));
+    json_object_set_new (step, "group_role", json_string (role? role: "*"));
+    json_object_set (step, "attributes", json_object_get (group, "attributes"));
+    json_object_set (step, "vars", json_object_get (group, "vars"));
 }
 
-/*  1 if a group of that name is in the snapshot's groups. */
-static int
-s_plan_group_wanted (const json_t *groups, const char *name)
-{
-    size_t i;
-    json_t *group;
-    json_array_foreach (groups, i, group)
-        if (strcmp (json_string_value (json_object_get (group, "name")), name) == 0)
-            return 1;
-    return 0;
-}
-
-/*  Recorded groups (of host.GROUP.SLOT keys) no longer in the spec lose
-    every host. The access node and masters are not groups. */
-static void
-s_plan_deleted_groups (const s_plan_t *plan, json_t *jobs, const json_t *groups,
-                       const json_t *resources)
-{
-    json_t *seen = json_object ();
-    const char *key;
-    json_t *resource;
-    json_object_foreach ((json_t *) resources, key, resource) {
-        if (strncmp (key, "host.", 5) != 0)
-            continue;
-        const char *dot = strchr (key + 5, '.');
-        if (!dot || (size_t) (dot - key - 5) >= 32)
-            continue;
-        char group [32];
-        snprintf (group, sizeof group, "%.*s", (int) (dot - key - 5), key + 5);
-        if (strcmp (group, "masters") == 0 || json_object_get (seen, group)
-        ||  s_plan_group_wanted (groups, group))
-            continue;
-        json_object_set_new (seen, group, json_true ());
-    }
-    //  In name order, so the plan does not depend on the hash's order
-    json_t *names = json_array ();
-    json_object_foreach (seen, key, resource) {
-        size_t at = 0;
-        while (at < json_array_size (names)
-           &&  strcmp (json_string_value (json_array_get (names, at)), key) < 0)
-            at++;
-        json_array_insert_new (names, at, json_string (key));
-    }
-    size_t i;
-    json_t *name;
-    unsigned char want [S_MAX_SLOTS], drop [S_MAX_SLOTS];
-    json_array_foreach (names, i, name) {
-        s_plan_slots (resources, json_string_value (name), 0, want, drop);
-        s_plan_removals (plan, jobs, json_string_value (name), drop);
-    }
-    json_decref (names);
-    json_decref (seen);
-}
-
+/*  The remove step of a group's host. */
 static json_t *
-s_plan_deploy (const s_plan_t *plan, const json_t *snapshot, const json_t *resources,
-               int64_t generation)
+s_plan_removal (const sch_plan_t *self, const char *group, int slot)
 {
-    json_t *jobs = json_array ();
-    s_plan_add (jobs, s_plan_step (plan, "network", "network"), NULL);
-    s_plan_add (jobs, s_plan_step (plan, "security", "security"), json_pack ("[s]", "network"));
-    s_plan_add (jobs, s_plan_step (plan, "image", "image"), NULL);
-    s_plan_add (jobs, s_plan_step (plan, "keypair", "keypair"), NULL);
-
-    int aws = strcmp (plan->provider, "aws") == 0;
-    json_t *access = s_plan_host (plan, "access", NULL, 0, generation);
-    s_plan_host_plain (access, aws? SCH_PLAN_ACCESS_TYPE_AWS: SCH_PLAN_ACCESS_TYPE_AZURE,
-                       SCH_PLAN_ACCESS_DISK);
-    s_plan_add (jobs, access, s_plan_host_needs ());
-
-    unsigned char want [S_MAX_SLOTS], drop [S_MAX_SLOTS];
-    const char *master_type = json_string_value (json_object_get (plan->config, "master_type"));
-    int masters = (int) json_integer_value (json_object_get (plan->config, "masters"));
-    s_plan_slots (resources, "masters", masters, want, drop);
-    for (int slot = 0; slot < S_MAX_SLOTS; slot++)
-        if (want [slot]) {
-            json_t *step = s_plan_host (plan, "master", "masters", slot, generation);
-            s_plan_host_plain (step, master_type? master_type: "", SCH_PLAN_MASTER_DISK);
-            s_plan_add (jobs, step, s_plan_host_needs ());
-        }
-    s_plan_removals (plan, jobs, "masters", drop);
-
-    const json_t *groups = json_object_get (snapshot, "groups");
-    size_t i;
-    json_t *group;
-    json_array_foreach (groups, i, group) {
-        const char *name = json_string_value (json_object_get (group, "name"));
-        const char *role = json_string_value (json_object_get (group, "role"));
-        int hosts = (int) json_integer_value (json_object_get (group, "hosts"));
-        if (!name)
-            continue;
-        s_plan_slots (resources, name, hosts, want, drop);
-        for (int slot = 0; slot < S_MAX_SLOTS; slot++)
-            if (want [slot]) {
-                json_t *step = s_plan_host (plan, "agent", name, slot, generation);
-                json_t *disks = json_object_get (json_object_get (group, "customhwconf"), "disks");
-                json_object_set (step, "instance_type", json_object_get (group, "instance_type"));
-                json_object_set (step, "disk_size", json_object_get (group, "disk_size"));
-                json_object_set_new (step, "disks", disks? json_deep_copy (disks): json_array ());
-                json_object_set_new (step, "public",
-                                     json_boolean (role && strcmp (role, "slave_public") == 0));
-                json_object_set_new (step, "group_role", json_string (role? role: "*"));
-                json_object_set (step, "attributes", json_object_get (group, "attributes"));
-                json_object_set (step, "vars", json_object_get (group, "vars"));
-                s_plan_add (jobs, step, s_plan_host_needs ());
-            }
-        s_plan_removals (plan, jobs, name, drop);
-    }
-    s_plan_deleted_groups (plan, jobs, groups, resources);
-    return jobs;
+    char id [64], hostname [64];
+    snprintf (id, sizeof id, "remove.%s.%d", group, slot);
+    if (strcmp (group, "masters") == 0)
+        snprintf (hostname, sizeof hostname, "%s-master-%d", self->name, slot);
+    else
+        snprintf (hostname, sizeof hostname, "%s-%s-%d", self->name, group, slot);
+    json_t *step = s_plan_step (self, "remove", id);
+    json_object_set_new (step, "group", json_string (group));
+    json_object_set_new (step, "slot", json_integer (slot));
+    json_object_set_new (step, "hostname", json_string (hostname));
+    return step;
 }
 
+/*  The host jobs' needs: the network, security, image and key pair. */
 static json_t *
-s_plan_destroy (const s_plan_t *plan)
+s_plan_host_needs (void)
 {
-    static const char *kinds [] = {
-        "destroy.instances", "destroy.addresses", "destroy.security", "destroy.network", NULL
-    };
-    json_t *jobs = json_array ();
-    for (int i = 0; kinds [i]; i++)
-        s_plan_add (jobs, s_plan_step (plan, kinds [i], kinds [i]),
-                    i? json_pack ("[s]", kinds [i - 1]): NULL);
-    return jobs;
+    return json_pack ("[s, s, s, s]", "network", "security", "image", "keypair");
 }
 
-json_t *
-sch_plan_build (const json_t *snapshot, const json_t *resources, char *err, size_t errlen)
+/*  Job i of part. */
+static json_t *
+s_plan_job (const sch_plan_t *self, const s_part_t *part, size_t i)
+{
+    if (part->kind == S_STEP)
+        return s_plan_job_of (s_plan_step (self, part->step, part->step),
+                              part->need? json_pack ("[s]", part->need): NULL);
+    if (part->kind == S_REMOVALS)
+        return s_plan_job_of (s_plan_removal (self, part->group, part->slots [i]), NULL);
+    json_t *step;
+    if (strcmp (part->role, "access") == 0) {
+        step = s_plan_host (self, "access", NULL, 0);
+        s_plan_host_plain (step, strcmp (self->provider, "aws") == 0
+                                 ? SCH_PLAN_ACCESS_TYPE_AWS: SCH_PLAN_ACCESS_TYPE_AZURE,
+                           SCH_PLAN_ACCESS_DISK);
+    }
+    else
+    if (strcmp (part->role, "master") == 0) {
+        const char *type = json_string_value (json_object_get (self->config, "master_type"));
+        step = s_plan_host (self, "master", "masters", part->slots [i]);
+        s_plan_host_plain (step, type? type: "", SCH_PLAN_MASTER_DISK);
+    }
+    else {
+        step = s_plan_host (self, "agent", part->group, part->slots [i]);
+        s_plan_host_agent (step, part->spec);
+    }
+    return s_plan_job_of (step, s_plan_host_needs ());
+}
+
+
+//  ---------------------------------------------------------------------
+//  The plan
+
+sch_plan_t *
+sch_plan_new (const json_t *snapshot, const json_t *resources, char *err, size_t errlen)
 {
     const json_t *cluster = json_object_get (snapshot, "cluster");
     const json_t *config = json_object_get (snapshot, "config");
     const char *command = json_string_value (json_object_get (snapshot, "command"));
-    s_plan_t plan = {
-        .name = json_string_value (json_object_get (cluster, "name")),
-        .provider = json_string_value (json_object_get (cluster, "provider")),
-        .type = json_string_value (json_object_get (cluster, "type")),
-    };
-    if (!plan.name || !plan.provider || !plan.type || !command) {
+    const char *name = json_string_value (json_object_get (cluster, "name"));
+    if (!name || !json_string_value (json_object_get (cluster, "provider"))
+    ||  !json_string_value (json_object_get (cluster, "type")) || !command) {
         snprintf (err, errlen, "the spec snapshot lacks its cluster or command");
         return NULL;
     }
     if (!json_is_object (config)) {
-        snprintf (err, errlen, "cluster %s has no config in this generation", plan.name);
+        snprintf (err, errlen, "cluster %s has no config in this generation", name);
         return NULL;
     }
-    sch_plan_uid (plan.name, json_string_value (json_object_get (cluster, "created_at")),
-                  plan.uid);
-    plan.config = json_deep_copy (config);
+    sch_plan_t *self = (sch_plan_t *) calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (err, errlen, "out of memory");
+        return NULL;
+    }
+    self->snapshot = json_incref ((json_t *) snapshot);
+    self->name = name;
+    self->provider = json_string_value (json_object_get (cluster, "provider"));
+    self->type = json_string_value (json_object_get (cluster, "type"));
+    self->generation = json_integer_value (json_object_get (snapshot, "generation"));
+    sch_plan_uid (name, json_string_value (json_object_get (cluster, "created_at")), self->uid);
+    self->config = json_deep_copy (config);
     //  Bookkeeping and fingerprints are not for workers
-    json_object_del (plan.config, "updated_at");
+    json_object_del (self->config, "updated_at");
     const char *key;
     json_t *value;
     void *tmp;
-    json_object_foreach_safe (plan.config, tmp, key, value) {
+    json_object_foreach_safe (self->config, tmp, key, value) {
         size_t len = strlen (key);
         if (len > 12 && strcmp (key + len - 12, "_fingerprint") == 0)
-            json_object_del (plan.config, key);
+            json_object_del (self->config, key);
     }
     json_t *empty = json_object ();
-    json_int_t generation = json_integer_value (json_object_get (snapshot, "generation"));
-    json_t *jobs = strcmp (command, "destroy") == 0
-                 ? s_plan_destroy (&plan)
-                 : s_plan_deploy (&plan, snapshot, resources? resources: empty, generation);
+    int rc = !self->config || !empty? -1
+           : strcmp (command, "destroy") == 0? s_plan_lay_destroy (self)
+           : s_plan_lay_deploy (self, resources? resources: empty);
     json_decref (empty);
-    json_decref (plan.config);
-    return jobs;
+    if (rc) {
+        snprintf (err, errlen, "out of memory");
+        sch_plan_destroy (&self);
+        return NULL;
+    }
+    for (size_t i = 0; i < self->nparts; i++)
+        self->size += self->parts [i].count;
+    return self;
+}
+
+void
+sch_plan_destroy (sch_plan_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sch_plan_t *self = *self_p;
+    for (size_t i = 0; i < self->nparts; i++)
+        free (self->parts [i].slots);
+    free (self->parts);
+    json_decref (self->config);
+    json_decref (self->snapshot);
+    free (self);
+    *self_p = NULL;
+}
+
+size_t
+sch_plan_size (const sch_plan_t *self)
+{
+    return self->size;
+}
+
+size_t
+sch_plan_next (sch_plan_t *self, size_t count, json_t *jobs)
+{
+    size_t made = 0;
+    while (made < count && self->part < self->nparts) {
+        const s_part_t *part = &self->parts [self->part];
+        if (self->at == part->count) {
+            self->part++;
+            self->at = 0;
+            continue;
+        }
+        if (jobs)
+            json_array_append_new (jobs, s_plan_job (self, part, self->at));
+        self->at++;
+        made++;
+    }
+    return made;
 }

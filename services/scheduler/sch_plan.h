@@ -4,7 +4,7 @@
     inputs always give the same plan, and tests call it directly.
 
     The steps and what each asks a worker to do are proto/PROTOCOL.md,
-    "Steps: what a job asks a worker to do". A plan is a JSON array of jobs:
+    "Steps: what a job asks a worker to do". A plan is a sequence of jobs:
 
         {"id": "host.g1.3", "kind": "host", "needs": ["network", ...],
          "step": { the step map of PROTOCOL.md, without `context` }}
@@ -20,10 +20,17 @@
     slot numbers, so a host whose step ran but whose result was lost is
     found again (by its host name tag) rather than duplicated.
     Destroy: destroy.instances, destroy.addresses, destroy.security,
-    destroy.network, each after the one before. */
+    destroy.network, each after the one before.
+
+    A plan is made a slice at a time (sch_plan_next), so that a big one
+    never holds the scheduler's loop: its size is known at once, and since
+    the same inputs give the same sequence, a plan interrupted after k jobs
+    (a scheduler restart) goes on from a new plan of the same inputs that
+    skips k. */
 #ifndef SCH_PLAN_H
 #define SCH_PLAN_H
 
+#include <stddef.h>
 #include <jansson.h>
 
 /*  Defaults for the hosts the spec does not describe. */
@@ -32,13 +39,27 @@
 #define SCH_PLAN_ACCESS_DISK       20
 #define SCH_PLAN_MASTER_DISK       50
 
+typedef struct sch_plan sch_plan_t;
+
 /*  The plan for snapshot (the JSON of dexter:{NAME}:specs, see
     docs/redis.md) given resources (object: resource key -> resource, as
-    recorded from job results; NULL for none). Returns a new array, or NULL
-    with err (size errlen) saying why: a snapshot without a config cannot
-    be deployed. */
-json_t *sch_plan_build (const json_t *snapshot, const json_t *resources,
-                        char *err, size_t errlen);
+    recorded from job results; NULL for none), ready to be made from its
+    first job. It keeps what it needs of both (the caller may free them).
+    NULL with err (size errlen) saying why: a snapshot without a config
+    cannot be deployed. */
+sch_plan_t *sch_plan_new (const json_t *snapshot, const json_t *resources,
+                          char *err, size_t errlen);
+
+/*  Frees the plan; safe on NULL; sets *self_p to NULL. */
+void sch_plan_destroy (sch_plan_t **self_p);
+
+/*  The number of jobs of the whole plan. */
+size_t sch_plan_size (const sch_plan_t *self);
+
+/*  Appends the next jobs of the plan, at most count, to the array jobs
+    (new objects, the caller's to change), or, with jobs NULL, skips them.
+    Returns how many; 0 once the plan is complete. */
+size_t sch_plan_next (sch_plan_t *self, size_t count, json_t *jobs);
 
 /*  The cluster's incarnation id (12 hex digits into buf of 13 bytes):
     BLAKE2b of its name and creation time, so a cluster created again

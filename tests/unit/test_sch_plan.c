@@ -1,6 +1,8 @@
 /*  Tests of services/scheduler/sch_plan.c: the steps a spec snapshot and
-    the recorded resources give, in dependency order. The planner is a pure
-    function, so these are plain calls with hand-written snapshots. */
+    the recorded resources give, in dependency order, whole or in slices
+    (the same jobs, however cut, and a plan that skips what an earlier one
+    made goes on where it stopped). The planner is a pure function, so
+    these are plain calls with hand-written snapshots. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -42,6 +44,21 @@ s_snapshot (const char *command, int generation, ...)
                       "updated_at", "2026-12-03T08:00:00.000Z",
                       "secrets", "sshkeydata", "dx1:sealed",
                       "groups", groups);
+}
+
+/*  The whole plan at once (NULL with err when it cannot be planned). */
+static json_t *
+s_build (const json_t *snapshot, const json_t *resources, char *err, size_t errlen)
+{
+    sch_plan_t *plan = sch_plan_new (snapshot, resources, err, errlen);
+    if (!plan)
+        return NULL;
+    json_t *jobs = json_array ();
+    assert_int_equal (sch_plan_next (plan, SIZE_MAX, jobs), sch_plan_size (plan));
+    assert_int_equal (sch_plan_next (plan, SIZE_MAX, jobs), 0);
+    sch_plan_destroy (&plan);
+    assert_null (plan);
+    return jobs;
 }
 
 /*  The ids of a plan, space-separated, into buf. */
@@ -121,7 +138,7 @@ test_fresh_deploy (void **state)
     (void) state;
     json_t *snapshot = s_snapshot ("deploy", 1, "g1:3:role1", "pub:2:slave_public", NULL);
     char err [256], ids [2048];
-    json_t *plan = sch_plan_build (snapshot, NULL, err, sizeof err);
+    json_t *plan = s_build (snapshot, NULL, err, sizeof err);
     assert_non_null (plan);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
                          "network security image keypair host.access "
@@ -170,7 +187,7 @@ test_fresh_deploy (void **state)
     }
     assert_int_equal (json_object_size (tokens), 9);
     json_t *again = s_snapshot ("deploy", 2, "g1:3:role1", "pub:2:slave_public", NULL);
-    json_t *plan2 = sch_plan_build (again, NULL, err, sizeof err);
+    json_t *plan2 = s_build (again, NULL, err, sizeof err);
     const char *token2 = json_string_value (json_object_get (json_object_get (
                              s_job (plan2, "host.g1.0"), "step"), "client_token"));
     assert_null (json_object_get (tokens, token2));
@@ -193,7 +210,7 @@ test_scale_down_removes_newest (void **state)
         json_object_set_new (resources, key, s_host ("running"));
     }
     char err [256], ids [2048];
-    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    json_t *plan = s_build (snapshot, resources, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
                          "network security image keypair host.access "
                          "host.masters.0 host.masters.1 host.masters.2 "
@@ -216,7 +233,7 @@ test_scale_down_removes_newest (void **state)
         json_object_set_new (json_object_get (resources, key), "launched_at",
                              json_string (launched [slot]));
     }
-    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    plan = s_build (snapshot, resources, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
                          "network security image keypair host.access "
                          "host.masters.0 host.masters.1 host.masters.2 "
@@ -229,7 +246,7 @@ test_scale_down_removes_newest (void **state)
                          json_string ("2026-11-29T00:00:00.000Z"));
     json_object_set_new (json_object_get (resources, "host.g1.4"), "launched_at",
                          json_string ("2026-11-29T00:00:00.000Z"));
-    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    plan = s_build (snapshot, resources, err, sizeof err);
     assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.g1.0 host.g1.1 host.g1.3 "
                              "host.g1.4 remove.g1.2"));
     json_decref (plan);
@@ -248,7 +265,7 @@ test_scale_down_removes_newest (void **state)
                                                                          : "2026-12-01T00:00:00.000Z"));
         json_object_set_new (resources, key, host);
     }
-    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    plan = s_build (snapshot, resources, err, sizeof err);
     assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.masters.0 host.masters.1 "
                              "host.masters.2 remove.masters.3 remove.masters.4"));
     json_decref (plan);
@@ -266,7 +283,7 @@ test_scale_up_fills_gaps (void **state)
                                    "host.g1.1", s_host ("terminated"),
                                    "host.g1.3", s_host ("pending"));
     char err [256], ids [2048];
-    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    json_t *plan = s_build (snapshot, resources, err, sizeof err);
     assert_non_null (strstr (s_ids (plan, ids, sizeof ids),
                              "host.g1.0 host.g1.1 host.g1.2 host.g1.3"));
     assert_null (strstr (ids, "remove"));
@@ -275,7 +292,7 @@ test_scale_up_fills_gaps (void **state)
 
     //  2 wanted of recorded 0 and 3: both kept (they exist), none added
     snapshot = s_snapshot ("deploy", 4, "g1:2:role1", NULL);
-    plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    plan = s_build (snapshot, resources, err, sizeof err);
     assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.g1.0 host.g1.3"));
     assert_null (strstr (ids, "host.g1.1"));
     assert_null (strstr (ids, "remove"));
@@ -299,7 +316,7 @@ test_deleted_group_and_masters (void **state)
                                    "vpc", json_pack ("{s:s, s:s}", "kind", "vpc",
                                                      "provider_id", "vpc-1"));
     char err [256], ids [2048];
-    json_t *plan = sch_plan_build (snapshot, resources, err, sizeof err);
+    json_t *plan = s_build (snapshot, resources, err, sizeof err);
     //  Masters 3 and 4 recorded: they are the ones kept (they exist), and
     //  the third is the lowest free slot
     s_ids (plan, ids, sizeof ids);
@@ -319,7 +336,7 @@ test_destroy_and_errors (void **state)
     (void) state;
     json_t *snapshot = s_snapshot ("destroy", 5, "g1:3:role1", NULL);
     char err [256], ids [2048];
-    json_t *plan = sch_plan_build (snapshot, NULL, err, sizeof err);
+    json_t *plan = s_build (snapshot, NULL, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
                          "destroy.instances destroy.addresses destroy.security destroy.network");
     s_check_order (plan);
@@ -328,10 +345,118 @@ test_destroy_and_errors (void **state)
     json_decref (plan);
 
     json_object_set_new (snapshot, "config", json_null ());
-    assert_null (sch_plan_build (snapshot, NULL, err, sizeof err));
+    assert_null (s_build (snapshot, NULL, err, sizeof err));
     assert_non_null (strstr (err, "no config"));
     json_object_del (snapshot, "cluster");
-    assert_null (sch_plan_build (snapshot, NULL, err, sizeof err));
+    assert_null (s_build (snapshot, NULL, err, sizeof err));
+    json_decref (snapshot);
+}
+
+/*  Resources of a cluster deployed before: g1 of 5 (shrinks to 3, with
+    launch times), a deleted group, masters 3 and 4, terminated hosts. */
+static json_t *
+s_history (void)
+{
+    json_t *resources = json_object ();
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32], at [32];
+        snprintf (key, sizeof key, "host.g1.%d", slot);
+        snprintf (at, sizeof at, "2026-12-0%dT10:00:00.000Z", 5 - slot % 3);
+        json_t *host = s_host (slot == 2? "terminated": "running");
+        json_object_set_new (host, "launched_at", json_string (at));
+        json_object_set_new (resources, key, host);
+        snprintf (key, sizeof key, "host.gone.%d", slot);
+        json_object_set_new (resources, key, s_host ("running"));
+    }
+    json_object_set_new (resources, "host.masters.3", s_host ("running"));
+    json_object_set_new (resources, "host.masters.4", s_host ("pending"));
+    json_object_set_new (resources, "host.access", s_host ("running"));
+    return resources;
+}
+
+/*  The plan made in slices of any size is the plan made at once, and its
+    size is known before any job is made. */
+static void
+test_slices_equal_whole (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 2, "g1:3:role1", "pub:4:slave_public",
+                                   "g2:2:role1", NULL);
+    json_t *resources = s_history ();
+    char err [256];
+    json_t *whole = s_build (snapshot, resources, err, sizeof err);
+    assert_non_null (whole);
+    s_check_order (whole);
+    size_t sizes [] = { 1, 2, 3, 7, 100 };
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes [0]; s++) {
+        sch_plan_t *plan = sch_plan_new (snapshot, resources, err, sizeof err);
+        assert_non_null (plan);
+        assert_int_equal (sch_plan_size (plan), json_array_size (whole));
+        json_t *jobs = json_array ();
+        size_t made, slices = 0;
+        while ((made = sch_plan_next (plan, sizes [s], jobs)) > 0) {
+            assert_true (made <= sizes [s]);
+            slices++;
+        }
+        assert_int_equal (slices, (json_array_size (whole) + sizes [s] - 1) / sizes [s]);
+        assert_true (json_equal (jobs, whole));
+        json_decref (jobs);
+        sch_plan_destroy (&plan);
+    }
+    json_decref (whole);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+/*  A plan interrupted after k jobs (a scheduler restart) goes on from a
+    new plan of the same inputs that skips k: together they make the
+    plan, whatever k. */
+static void
+test_resume_after_restart (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 2, "g1:3:role1", "pub:4:slave_public", NULL);
+    json_t *resources = s_history ();
+    char err [256];
+    json_t *whole = s_build (snapshot, resources, err, sizeof err);
+    size_t size = json_array_size (whole);
+    for (size_t k = 0; k <= size; k++) {
+        sch_plan_t *plan = sch_plan_new (snapshot, resources, err, sizeof err);
+        json_t *jobs = json_array ();
+        assert_int_equal (sch_plan_next (plan, k, jobs), k);
+        sch_plan_destroy (&plan);
+        plan = sch_plan_new (snapshot, resources, err, sizeof err);
+        assert_int_equal (sch_plan_next (plan, k, NULL), k);
+        assert_int_equal (sch_plan_next (plan, SIZE_MAX, jobs), size - k);
+        assert_true (json_equal (jobs, whole));
+        json_decref (jobs);
+        sch_plan_destroy (&plan);
+    }
+    json_decref (whole);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+/*  A cluster at the cap: its size is known at once, and a slice makes
+    only its own jobs. */
+static void
+test_big_plan (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_snapshot ("deploy", 1, "a:1000:r", "b:1000:r", "c:1000:r",
+                                   "d:1000:r", "e:1000:r", NULL);
+    char err [256];
+    sch_plan_t *plan = sch_plan_new (snapshot, NULL, err, sizeof err);
+    assert_non_null (plan);
+    assert_int_equal (sch_plan_size (plan), 4 + 1 + 3 + 5000);
+    json_t *jobs = json_array ();
+    assert_int_equal (sch_plan_next (plan, 2000, NULL), 2000);
+    assert_int_equal (sch_plan_next (plan, 2, jobs), 2);
+    assert_string_equal (json_string_value (json_object_get (json_array_get (jobs, 0), "id")),
+                         "host.b.992");
+    assert_int_equal (sch_plan_next (plan, SIZE_MAX, NULL), 5008 - 2002);
+    json_decref (jobs);
+    sch_plan_destroy (&plan);
     json_decref (snapshot);
 }
 
@@ -357,6 +482,9 @@ main (void)
         cmocka_unit_test (test_scale_up_fills_gaps),
         cmocka_unit_test (test_deleted_group_and_masters),
         cmocka_unit_test (test_destroy_and_errors),
+        cmocka_unit_test (test_slices_equal_whole),
+        cmocka_unit_test (test_resume_after_restart),
+        cmocka_unit_test (test_big_plan),
         cmocka_unit_test (test_uid),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
