@@ -637,7 +637,8 @@ static const char *const s_statuses [] = {
 /*  One row per message type of proto/PROTOCOL.md. Keep it in step with the
     document: its tables are the contract, this is their transcription. */
 static const s_schema_t s_schemas [] = {
-    { "cluster.list",      { DEADLINE } },
+    { "cluster.list",      { DEADLINE, OPT ("after", S_STR),
+                             OPT_UINT ("limit", 1, DX_MSG_PAGE_MAX) } },
     { "cluster.create",    { DEADLINE, REQ ("cluster", S_MAP) } },
     { "cluster.get",       { DEADLINE, NAME } },
     { "cluster.delete",    { DEADLINE, NAME, REQ ("force", S_BOOL) } },
@@ -654,7 +655,7 @@ static const s_schema_t s_schemas [] = {
     { "deployment.delete", { DEADLINE, NAME, REQ ("force", S_BOOL) } },
     { "deployment.vpn",    { DEADLINE, NAME } },
     { "deployment.events", { DEADLINE, NAME, OPT ("after", S_STR),
-                             OPT_UINT ("count", 1, 1000) } },
+                             OPT_UINT ("count", 1, DX_MSG_PAGE_MAX) } },
     { "reply",             { REQ_ONE_OF ("status", s_statuses), OPT ("body", S_ANY),
                              OPT ("text", S_STR), OPT ("message", S_STR),
                              OPT ("field", S_STR), OPT ("errors", S_ARRAY) } },

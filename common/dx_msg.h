@@ -29,6 +29,10 @@ _Static_assert (DX_MSG_BODY_DEPTH + 2 <= DX_MSG_MAX_DEPTH,
 _Static_assert (DX_MSG_BODY_MAX / 4 * 9 < DX_MSG_MAX_BYTES / 2,
                 "a body of the largest size must fit in a message");
 
+/*  The most entries one answer of a paged read asks for: cluster.list's
+    `limit`, deployment.events' `count`. */
+#define DX_MSG_PAGE_MAX 1000
+
 /* Reply status codes (proto/PROTOCOL.md, "Reply"). */
 #define DX_OK          "OK"
 #define DX_CREATED     "CREATED"

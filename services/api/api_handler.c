@@ -118,11 +118,13 @@ api_handler_request (const api_match_t *match, const api_query_t *query,
     if (!rc && route->query == API_QUERY_FORCE)
         rc = json_object_set_new (request, "force", json_boolean (query->force));
     else
-    if (!rc && route->query == API_QUERY_EVENTS) {
+    if (!rc && (route->query == API_QUERY_EVENTS || route->query == API_QUERY_LIST)) {
         if (query->after [0])
             rc = json_object_set_new (request, "after", json_string (query->after));
         if (!rc && query->count)
             rc = json_object_set_new (request, "count", json_integer (query->count));
+        if (!rc && query->limit)
+            rc = json_object_set_new (request, "limit", json_integer (query->limit));
     }
     /* The reply's body becomes the answer as it is: as JSON text, which
        is sent without decoding and dumping it again. */

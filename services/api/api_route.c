@@ -1,5 +1,6 @@
 /*  api_route: path pattern x method -> scheduler request (docs/api.md). */
 #include "api_route.h"
+#include "dx_msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 /*  The table. Rows of one pattern are adjacent and in the order their
     methods appear in Allow headers. */
 static const api_route_t s_routes [] = {
-    { "/clusters", "GET", "cluster.list", API_DO_PLAIN, API_QUERY_NONE, false },
+    { "/clusters", "GET", "cluster.list", API_DO_PLAIN, API_QUERY_LIST, false },
     { "/clusters", "POST", "cluster.create", API_DO_CREATE, API_QUERY_NONE, true },
     { "/clusters/{name}", "GET", "cluster.get", API_DO_PLAIN, API_QUERY_NONE, false },
     { "/clusters/{name}", "DELETE", "cluster.delete", API_DO_PLAIN, API_QUERY_FORCE, false },
@@ -204,6 +205,16 @@ s_stream_id (const char *s)
     return seq > 0 && seq <= 20 && s [ms + 1 + seq] == 0;
 }
 
+/*  The value of a page size parameter, 1 to DX_MSG_PAGE_MAX, or 0 when it
+    is none. */
+static int
+s_page_size (const char *text)
+{
+    size_t digits = strspn (text, "0123456789");
+    int size = digits > 0 && digits <= 4 && text [digits] == 0 ? atoi (text) : 0;
+    return size <= DX_MSG_PAGE_MAX ? size : 0;
+}
+
 int
 api_route_query (const api_route_t *route, const char *raw,
                  api_query_t *query, api_fault_t *fault)
@@ -236,18 +247,29 @@ api_route_query (const api_route_t *route, const char *raw,
         }
         else
         if (route->query == API_QUERY_EVENTS && strcmp (key, "count") == 0) {
-            size_t digits = strspn (text, "0123456789");
-            int count = digits > 0 && digits <= 4 && text [digits] == 0 ? atoi (text) : 0;
-            if (count < 1 || count > 1000)
+            if (!(query->count = s_page_size (text)))
                 rc = api_fault_set (fault, "count", "count must be an integer "
-                                    "from 1 to 1000");
+                                    "from 1 to %d", DX_MSG_PAGE_MAX);
+        }
+        else
+        if (route->query == API_QUERY_LIST && strcmp (key, "limit") == 0) {
+            if (!(query->limit = s_page_size (text)))
+                rc = api_fault_set (fault, "limit", "limit must be an integer "
+                                    "from 1 to %d", DX_MSG_PAGE_MAX);
+        }
+        else
+        if (route->query == API_QUERY_LIST && strcmp (key, "after") == 0) {
+            if (!dx_spec_name_valid (text))
+                rc = api_fault_set (fault, "after", "after must be a cluster name, "
+                                    "the last of the page before");
             else
-                query->count = count;
+                strcpy (query->after, text);
         }
         else
             rc = api_fault_set (fault, key, "unknown query parameter '%.64s'%s", key,
                                 route->query == API_QUERY_FORCE ? "; only force=true|false is accepted"
                               : route->query == API_QUERY_EVENTS ? "; only after and count are accepted"
+                              : route->query == API_QUERY_LIST ? "; only limit and after are accepted"
                               : "; this request takes none");
         if (rc)
             break;

@@ -13,7 +13,7 @@
 
 /*  How a route builds its scheduler request (api_handler.c). */
 typedef enum {
-    API_DO_PLAIN,       /* name/group from the path, force/after/count from the query */
+    API_DO_PLAIN,       /* name/group from the path, the query's parameters */
     API_DO_CREATE,      /* cluster.create: the body checked by dx_spec_cluster */
     API_DO_FIELDS       /* the body's fields as parsed: the scheduler checks
                            them for the cluster's provider */
@@ -23,7 +23,8 @@ typedef enum {
 typedef enum {
     API_QUERY_NONE,
     API_QUERY_FORCE,    /* force=true|false */
-    API_QUERY_EVENTS    /* after=ID, count=1..1000 */
+    API_QUERY_EVENTS,   /* after=ID, count=1..DX_MSG_PAGE_MAX */
+    API_QUERY_LIST      /* limit=1..DX_MSG_PAGE_MAX, after=NAME */
 } api_query_kind_t;
 
 typedef struct {
@@ -50,6 +51,7 @@ typedef struct {
     int force;                  /* 0 unless force=true */
     char after [48];            /* "" when absent */
     int count;                  /* 0 when absent */
+    int limit;                  /* 0 when absent */
 } api_query_t;
 
 /*  Matches method and path (already %-decoded, without the query). HEAD is

@@ -93,26 +93,6 @@ s_cluster_has (sch_ctx_t *ctx, const json_t *request, unsigned what, const char 
 //  ---------------------------------------------------------------------
 //  Clusters
 
-/*  cluster.list: every cluster, sorted by name: the index in the shared
-    round trip, then one HMGET per cluster in a second one. */
-json_t *
-sch_cluster_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
-{
-    *ticket = sch_read_queue_list (ctx->read);
-    return *ticket < 0? sch_store_error_reply (ctx->store, request): NULL;
-}
-
-json_t *
-sch_cluster_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket)
-{
-    json_t *list = sch_read_list_result (ctx->read, ticket);
-    if (!list)
-        return sch_store_error_reply (ctx->store, request);
-    size_t count = json_array_size (list);
-    return dx_reply_new (request, DX_OK,
-                         json_pack ("{s:o, s:I}", "clusters", list, "count", (json_int_t) count));
-}
-
 /*  cluster.create: the cluster as dx_spec normalizes it (its name becomes
     keys: checked here too), CONFLICT if the name is taken, else the
     cluster, its deployment record (init) and its index entry in one

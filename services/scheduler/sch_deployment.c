@@ -363,7 +363,7 @@ sch_deployment_events_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
     if (after && !s_deploy_stream_id (after))
         return dx_reply_error (request, DX_INVALID, "after",
                                "after must be an event id such as 1732500000000-0");
-    if (count < 1 || count > 1000)
+    if (count < 1 || count > DX_MSG_PAGE_MAX)
         return dx_reply_error (request, DX_INVALID, "count",
                                "count must be an integer from 1 to 1000");
     json_t *reply = sch_queue_cluster (ctx, request, 0, ticket);

@@ -43,9 +43,8 @@ typedef json_t *(sch_reply_fn) (sch_ctx_t *ctx, const json_t *request, int ticke
     replace members, never change one). */
 typedef json_t *(sch_loaded_fn) (sch_ctx_t *ctx, const json_t *request, json_t *loaded);
 
-/*  sch_cluster.c: clusters, their config and their groups. */
-json_t *sch_cluster_list_queue (sch_ctx_t *ctx, const json_t *request, int *ticket);
-json_t *sch_cluster_list_reply (sch_ctx_t *ctx, const json_t *request, int ticket);
+/*  sch_cluster.c: clusters, their config and their groups (the list of
+    clusters is read in slices: sch_list.h). */
 json_t *sch_cluster_create (sch_ctx_t *ctx, const json_t *request);
 json_t *sch_cluster_get (sch_ctx_t *ctx, const json_t *request, json_t *loaded);
 json_t *sch_cluster_delete (sch_ctx_t *ctx, const json_t *request);

@@ -12,6 +12,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +45,9 @@ static const char *s_event_booleans [] = { "permanent", NULL };
     deployment's) last. */
 static const char *s_list_fields [] = { "provider", "type", "created_at", "state", NULL };
 
-typedef enum { S_LOAD, S_LIST, S_EVENTS } s_kind_t;
+#define S_LIST_SLICE 1000       /* names per round trip of a list read whole */
+
+typedef enum { S_LOAD, S_EVENTS } s_kind_t;
 
 /*  A queued read: where its replies start in the batch, what it is. */
 typedef struct {
@@ -233,62 +237,43 @@ s_read_decode_load (sch_read_t *self, redisReply **replies, const char *name, un
     return result;
 }
 
-/*  The list from the ZRANGE reply of the index: one HMGET of the cluster
-    hash per cluster, all in one pipelined round trip. A cluster written
-    before the state was mirrored there (no state field) costs one more
-    round trip for the HGETs of those deployment states. */
-static json_t *
-s_read_decode_list (sch_read_t *self, redisReply *names)
+/*  The clusters of names (count of them, rows their HMGET replies)
+    appended to entries; an index member without a cluster is left out.
+    A cluster written before the state was mirrored (no state field) costs
+    one more round trip for the HGETs of those deployment states. 0, or
+    -1 on failure. */
+static int
+s_read_list_rows (sch_read_t *self, char **names, size_t count, redisReply **rows,
+                  json_t *entries)
 {
-    if (sch_redis_check (self->redis, names, "the cluster list"))
-        return NULL;
-    if (names->type != REDIS_REPLY_ARRAY) {
-        sch_redis_fail (self->redis, DX_INTERNAL, "%s is not a sorted set", SCH_STORE_INDEX);
-        return NULL;
-    }
-    if (names->elements == 0)
-        return json_array ();
     char key [128];
     sch_batch_t batch = { 0 };
-    for (size_t i = 0; i < names->elements; i++) {
-        sch_batch_cmd (&batch, "HMGET", NULL);
-        sch_batch_arg (&batch, sch_store_key (key, sizeof key, names->element [i]->str,
-                                              "cluster"));
-        for (int f = 0; s_list_fields [f]; f++)
-            sch_batch_arg (&batch, s_list_fields [f]);
-    }
-    redisReply **details = NULL;
-    int rc = sch_redis_pipeline (self->redis, &batch, &details);
-    sch_batch_free (&batch);
-    if (rc)
-        return NULL;
+    int rc = 0;
     //  Which clusters lack the mirror: read their deployment state instead
     size_t *missing = NULL, nmissing = 0;
     redisReply **states = NULL;
-    for (size_t i = 0; i < names->elements && rc == 0; i++) {
-        redisReply *fields = details [i];
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        redisReply *fields = rows [i];
         rc = sch_redis_check (self->redis, fields, "the cluster list");
         if (rc || fields->type != REDIS_REPLY_ARRAY || fields->elements != 4
         ||  fields->element [0]->type != REDIS_REPLY_STRING
         ||  fields->element [3]->type == REDIS_REPLY_STRING)
             continue;
-        if (!missing && !(missing = calloc (names->elements, sizeof *missing))) {
+        if (!missing && !(missing = calloc (count, sizeof *missing))) {
             sch_redis_fail (self->redis, DX_INTERNAL, "out of memory listing clusters");
             rc = -1;
             break;
         }
         missing [nmissing++] = i;
         sch_batch_cmd (&batch, "HGET", NULL);
-        sch_batch_arg (&batch, sch_store_key (key, sizeof key, names->element [i]->str,
-                                              "deployment"));
+        sch_batch_arg (&batch, sch_store_key (key, sizeof key, names [i], "deployment"));
         sch_batch_arg (&batch, "state");
     }
     if (rc == 0 && nmissing)
         rc = sch_redis_pipeline (self->redis, &batch, &states);
     sch_batch_free (&batch);
-    json_t *list = rc? NULL: json_array ();
-    for (size_t i = 0, m = 0; list && i < names->elements; i++) {
-        redisReply *fields = details [i];
+    for (size_t i = 0, m = 0; rc == 0 && i < count; i++) {
+        redisReply *fields = rows [i];
         if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 4
         ||  fields->element [0]->type != REDIS_REPLY_STRING)
             continue;                   /* index member without a cluster: skip */
@@ -296,26 +281,24 @@ s_read_decode_list (sch_read_t *self, redisReply *names)
         if (m < nmissing && missing [m] == i) {
             redisReply *reply = states [m++];
             if (sch_redis_check (self->redis, reply, "the cluster list")) {
-                json_decref (list);
-                list = NULL;
+                rc = -1;
                 break;
             }
             state = reply->str;
         }
         json_t *entry = json_object ();
-        json_object_set_new (entry, "name", json_string (names->element [i]->str));
+        json_object_set_new (entry, "name", json_string (names [i]));
         json_object_set_new (entry, "provider", json_string (fields->element [0]->str));
         json_object_set_new (entry, "type", fields->element [1]->str
                              ? json_string (fields->element [1]->str): json_null ());
         json_object_set_new (entry, "state", json_string (state? state: "init"));
         json_object_set_new (entry, "created_at", fields->element [2]->str
                              ? json_string (fields->element [2]->str): json_null ());
-        json_array_append_new (list, entry);
+        json_array_append_new (entries, entry);
     }
     sch_redis_replies_free (states, nmissing);
-    sch_redis_replies_free (details, names->elements);
     free (missing);
-    return list;
+    return rc;
 }
 
 /*  An XRANGE reply as event objects; NULL for an error reply. */
@@ -391,13 +374,17 @@ sch_read_load (sch_read_t *self, const char *name, unsigned what)
 json_t *
 sch_read_list (sch_read_t *self)
 {
-    sch_batch_t batch = { 0 };
-    sch_batch_cmd (&batch, "ZRANGE", SCH_STORE_INDEX, "0", "-1", NULL);
-    redisReply *names = s_read_one (self, &batch, "the cluster list");
-    json_t *list = names? s_read_decode_list (self, names): NULL;
-    if (names)
-        freeReplyObject (names);
-    return list;
+    sch_read_list_t *list = sch_read_list_new (NULL, 0);
+    json_t *entries = json_array ();
+    int rc = list && entries? 0: -1;
+    while (rc == 0)
+        rc = sch_read_list_next (self, list, S_LIST_SLICE, entries);
+    sch_read_list_destroy (&list);
+    if (rc < 0) {
+        json_decref (entries);
+        return NULL;
+    }
+    return entries;
 }
 
 int
@@ -439,6 +426,145 @@ sch_read_credentials (sch_read_t *self, const char *name, char **sealed_p)
     }
     freeReplyObject (reply);
     return rc;
+}
+
+
+//  ---------------------------------------------------------------------
+//  The list of clusters, a slice at a time
+
+struct sch_read_list {
+    char *from;                 /* names come after this one; NULL: from the first */
+    char **names;               /* found in the index, their rows not read yet */
+    size_t count;               /* of names */
+    size_t limit;               /* names the list takes at most; 0: all */
+    size_t taken;               /* names taken, rows read or not */
+    bool ended;                 /* the index has no more names for the list */
+    bool beyond;                /* it has names beyond the limit */
+};
+
+sch_read_list_t *
+sch_read_list_new (const char *after, size_t limit)
+{
+    sch_read_list_t *self = calloc (1, sizeof *self);
+    if (self && after && *after && !(self->from = strdup (after))) {
+        free (self);
+        return NULL;
+    }
+    if (self)
+        self->limit = limit;
+    return self;
+}
+
+/*  Forgets the names found. */
+static void
+s_read_list_forget (sch_read_list_t *self)
+{
+    for (size_t i = 0; i < self->count; i++)
+        free (self->names [i]);
+    free (self->names);
+    self->names = NULL;
+    self->count = 0;
+}
+
+void
+sch_read_list_destroy (sch_read_list_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    sch_read_list_t *self = *self_p;
+    s_read_list_forget (self);
+    free (self->from);
+    free (self);
+    *self_p = NULL;
+}
+
+/*  Takes the names of a ZRANGE reply as the ones found. 0, or -1 with the
+    failure recorded. */
+static int
+s_read_list_found (sch_read_t *self, sch_read_list_t *list, const redisReply *found)
+{
+    if (sch_redis_check (self->redis, found, "the cluster index"))
+        return -1;
+    if (found->type != REDIS_REPLY_ARRAY) {
+        sch_redis_fail (self->redis, DX_INTERNAL, "%s is not a sorted set", SCH_STORE_INDEX);
+        return -1;
+    }
+    list->names = calloc (found->elements + 1, sizeof *list->names);
+    for (size_t i = 0; list->names && i < found->elements; i++)
+        if (found->element [i]->str
+        && (list->names [list->count] = strdup (found->element [i]->str)))
+            list->count++;
+    if (!list->names || list->count < found->elements) {
+        sch_redis_fail (self->redis, DX_INTERNAL, "out of memory listing clusters");
+        return -1;
+    }
+    list->taken += list->count;
+    return 0;
+}
+
+int
+sch_read_list_next (sch_read_t *self, sch_read_list_t *list, size_t count, json_t *entries)
+{
+    //  The names to ask for: what the limit leaves, at most count; at the
+    //  limit, one, to learn whether the index holds more
+    size_t room = list->limit? list->limit - list->taken: SIZE_MAX;
+    size_t ask = list->ended? 0: room == 0? 1: room < count? room: count;
+    char key [128];
+    sch_batch_t batch = { 0 };
+    for (size_t i = 0; i < list->count; i++) {
+        sch_batch_cmd (&batch, "HMGET", sch_store_key (key, sizeof key, list->names [i],
+                                                       "cluster"), NULL);
+        for (int f = 0; s_list_fields [f]; f++)
+            sch_batch_arg (&batch, s_list_fields [f]);
+    }
+    const char *from = list->count? list->names [list->count - 1]: list->from;
+    if (ask) {
+        sch_batch_cmd (&batch, "ZRANGE", SCH_STORE_INDEX, NULL);
+        if (from)
+            sch_batch_argf (&batch, "(%s", from);
+        else
+            sch_batch_arg (&batch, "-");
+        sch_batch_arg (&batch, "+");
+        sch_batch_arg (&batch, "BYLEX");
+        sch_batch_arg (&batch, "LIMIT");
+        sch_batch_arg (&batch, "0");
+        sch_batch_argf (&batch, "%zu", ask);
+    }
+    size_t sent = sch_batch_size (&batch);
+    redisReply **replies = NULL;
+    int rc = sent? sch_redis_pipeline (self->redis, &batch, &replies): 0;
+    sch_batch_free (&batch);
+    if (rc)
+        return -1;
+    rc = s_read_list_rows (self, list->names, list->count, replies, entries);
+    if (rc == 0) {
+        //  The list goes on after the last name whose row was read
+        if (list->count) {
+            free (list->from);
+            list->from = list->names [list->count - 1];
+            list->names [list->count - 1] = NULL;
+        }
+        s_read_list_forget (list);
+        const redisReply *found = ask? replies [sent - 1]: NULL;
+        if (found && room == 0) {
+            rc = sch_redis_check (self->redis, found, "the cluster index");
+            list->beyond = rc == 0 && found->type == REDIS_REPLY_ARRAY && found->elements > 0;
+            list->ended = true;
+        }
+        else
+        if (found) {
+            rc = s_read_list_found (self, list, found);
+            list->ended = rc == 0 && list->count < ask;
+        }
+    }
+    sch_redis_replies_free (replies, sent);
+    return rc? -1: list->ended && list->count == 0;
+}
+
+const char *
+sch_read_list_beyond (const sch_read_list_t *list)
+{
+    return list->beyond? list->from: NULL;
 }
 
 
@@ -517,14 +643,6 @@ sch_read_queue_load (sch_read_t *self, const char *name, unsigned what)
 }
 
 int
-sch_read_queue_list (sch_read_t *self)
-{
-    size_t first = sch_batch_size (&self->batch);
-    sch_batch_cmd (&self->batch, "ZRANGE", SCH_STORE_INDEX, "0", "-1", NULL);
-    return s_read_ticket (self, S_LIST, NULL, 0, first);
-}
-
-int
 sch_read_queue_events (sch_read_t *self, const char *name, const char *after, int64_t count)
 {
     char key [128];
@@ -591,14 +709,6 @@ sch_read_load_result (sch_read_t *self, int ticket)
         t->serial = sch_cache_put (s_read_cache (self), t->name, t->what, result,
                                    self->flushed_at);
     return result;
-}
-
-json_t *
-sch_read_list_result (sch_read_t *self, int ticket)
-{
-    s_ticket_t *t = s_read_ticket_of (self, ticket, S_LIST);
-    redisReply **replies = t? s_read_replies (self, t): NULL;
-    return replies? s_read_decode_list (self, replies [0]): NULL;
 }
 
 json_t *

@@ -60,8 +60,7 @@ void sch_read_destroy (sch_read_t **self_p);
 json_t *sch_read_load (sch_read_t *self, const char *name, unsigned what);
 
 /*  Every cluster, sorted by name, as [{name, provider, type, state,
-    created_at}] (caller owns). One ZRANGE, then one pipelined HMGET of the
-    cluster hash per cluster (it mirrors the deployment state). NULL on
+    created_at}] (caller owns): the list below, read whole. NULL on
     failure. */
 json_t *sch_read_list (sch_read_t *self);
 
@@ -73,6 +72,36 @@ int sch_read_snapshot (sch_read_t *self, const char *name, int64_t generation,
 /*  The sealed deployment credentials into *sealed_p (caller frees; NULL
     when there are none). */
 int sch_read_credentials (sch_read_t *self, const char *name, char **sealed_p);
+
+
+//  ---------------------------------------------------------------------
+//  The list of clusters, a slice at a time
+//
+//  A list may name every cluster (10,000 or more): it is read in slices,
+//  each one round trip that reads the rows (the cluster hash, which
+//  mirrors the deployment state) of the names the slice before found in
+//  the index, and the next names, in name order (ZRANGE BYLEX). So no
+//  read holds the connection for long, and what a slice finds is what
+//  Redis holds at that moment: a cluster deleted meanwhile is left out.
+
+typedef struct sch_read_list sch_read_list_t;
+
+/*  A list of the clusters named after `after` (NULL or "": from the
+    first), at most limit of them (0: all). NULL when out of memory. */
+sch_read_list_t *sch_read_list_new (const char *after, size_t limit);
+
+/*  Frees the list; safe on NULL; sets *self_p to NULL. */
+void sch_read_list_destroy (sch_read_list_t **self_p);
+
+/*  Reads the next slice of list, at most count names, and appends their
+    clusters to entries as {name, provider, type, state, created_at}. 1
+    when the list is complete, 0 when more is to read, -1 on failure. */
+int sch_read_list_next (sch_read_t *self, sch_read_list_t *list, size_t count,
+                        json_t *entries);
+
+/*  Once the list is complete: the name after which the clusters beyond
+    its limit start (its last), or NULL when there are none. Borrowed. */
+const char *sch_read_list_beyond (const sch_read_list_t *list);
 
 
 //  ---------------------------------------------------------------------
@@ -95,7 +124,6 @@ int sch_read_credentials (sch_read_t *self, const char *name, char **sealed_p);
 //  may add or replace members of the object, never change a part.
 
 int sch_read_queue_load (sch_read_t *self, const char *name, unsigned what);
-int sch_read_queue_list (sch_read_t *self);
 
 /*  The events of the cluster's stream after id `after` (exclusive; NULL
     from the start), at most count, oldest first, as [{id, time, type,
@@ -106,8 +134,6 @@ int sch_read_queue_events (sch_read_t *self, const char *name, const char *after
 int sch_read_flush (sch_read_t *self);
 
 json_t *sch_read_load_result (sch_read_t *self, int ticket);
-/*  The list needs the names first: its HMGETs are a second round trip. */
-json_t *sch_read_list_result (sch_read_t *self, int ticket);
 json_t *sch_read_events_result (sch_read_t *self, int ticket);
 
 void sch_read_reset (sch_read_t *self);

@@ -8,6 +8,11 @@
     So Redis sees the effects in request order, and the loop sleeps once
     per burst, not once per request.
 
+    A list of clusters may be too long to read in one turn: cluster.list
+    requests wait in line, and each turn gives the list being built
+    (sch_list) a few milliseconds, between bursts, so that no request waits
+    for a whole list. While lists wait, the loop does not sleep.
+
     For each message on the ROUTER:
       - undecodable: answered INVALID (with the decoder's sentence) when its
         envelope still gives an id, else logged and dropped;
@@ -19,6 +24,7 @@
     Secret values the request carried are wiped from memory once handled. */
 #include "sch_server.h"
 #include "sch_handlers.h"
+#include "sch_list.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_spec.h"
@@ -33,10 +39,12 @@
 #define SCH_TICK_MS 1000
 
 #define SCH_BURST   256          /* most messages served per wakeup */
+#define S_LIST_MS   5            /* time given to lists per turn */
 
 /*  A row of the dispatch table: a change, a read in two halves
-    (sch_handlers.h), or a load of the request's cluster (the parts `load`,
-    SCH_LOAD_*) and the handler that answers from it. A pure load's answer
+    (sch_handlers.h), a load of the request's cluster (the parts `load`,
+    SCH_LOAD_*) and the handler that answers from it, or the list, read in
+    slices (sch_list.h). A pure load's answer
     depends on nothing but those parts and the request's name and group,
     so its text is kept beside the kept read (sch_read_memo) and served
     again from there. */
@@ -48,6 +56,7 @@ typedef struct {
     sch_loaded_fn *loaded;
     unsigned load;
     bool pure;
+    bool list;
 } s_handler_t;
 
 /*  The parts cluster.get shows. */
@@ -55,7 +64,7 @@ typedef struct {
 
 /*  The dispatch table: one row per request type of proto/PROTOCOL.md. */
 static const s_handler_t s_server_handlers [] = {
-    { "cluster.list",      .queue = sch_cluster_list_queue, .reply = sch_cluster_list_reply },
+    { "cluster.list",      .list = true },
     { "cluster.create",    .change = sch_cluster_create },
     { "cluster.get",       .loaded = sch_cluster_get, .load = S_CLUSTER_PARTS, .pure = true },
     { "cluster.delete",    .change = sch_cluster_delete },
@@ -90,6 +99,9 @@ struct sch_server {
     sch_ctx_t ctx;              /* what handlers use */
     s_pending_t pending [SCH_BURST];
     size_t npending;
+    zlistx_t *waiting;          /* s_pending_t: lists not begun, in order */
+    sch_list_t *list;           /* the list being built, or NULL */
+    zlistx_t *served;           /* s_pending_t: the requests it answers */
 };
 
 /*  INVALID reply if a cluster or group name the request carries is not a
@@ -141,6 +153,9 @@ s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **r
                                "the scheduler does not serve '%.64s' messages",
                                type? type: "untyped");
     json_t *reply = s_server_check_names (request);
+    if (!reply && row->list)
+        reply = sch_list_check (request);
+    else
     if (!reply && !row->change)
         reply = row->queue? row->queue (&self->ctx, request, ticket)
                           : sch_queue_cluster (&self->ctx, request, row->load, ticket);
@@ -188,6 +203,14 @@ sch_server_handle (sch_server_t *self, const json_t *request)
     json_t *reply = s_server_start (self, request, &row, &ticket);
     if (!reply && row->change)
         reply = row->change (&self->ctx, request);
+    else
+    if (!reply && row->list) {
+        sch_list_t *list = sch_list_new (self->ctx.store, request);
+        while (list && sch_list_build (list, INT64_MAX) == 0)
+            ;
+        reply = list? sch_list_reply (list, request): NULL;
+        sch_list_destroy (&list);
+    }
     else
     if (!reply) {
         if (sch_read_flush (self->ctx.read))
@@ -333,6 +356,17 @@ s_server_take (sch_server_t *self)
             const s_handler_t *row;
             int ticket;
             json_t *reply = s_server_start (self, request, &row, &ticket);
+            if (!reply && row->list) {
+                //  Waits for its turn (s_server_lists), which owns it now
+                s_pending_t *list = (s_pending_t *) calloc (1, sizeof *list);
+                if (list && zlistx_add_end (self->waiting, list)) {
+                    *list = (s_pending_t) { identity, raw, request, row, -1, start };
+                    return 0;
+                }
+                free (list);
+                reply = dx_reply_error (request, DX_INTERNAL, NULL, "out of memory");
+            }
+            else
             if (!reply && !row->change) {
                 //  A read: kept until the flush, which owns it from now on
                 assert (self->npending < SCH_BURST);
@@ -356,11 +390,73 @@ s_server_take (sch_server_t *self)
     return 0;
 }
 
+/*  Frees a list request that waited (a zlistx destructor). */
+static void
+s_server_list_free (void **item_p)
+{
+    s_pending_t *list = (s_pending_t *) *item_p;
+    if (list) {
+        s_server_release (&list->identity, &list->raw, &list->request);
+        free (list);
+        *item_p = NULL;
+    }
+}
+
+/*  Begins the next list: the one the first request waiting asks for
+    (those past their deadline are dropped: the api has answered 503),
+    serving every request waiting for the same page. 0, or -1 when none
+    waits. */
+static int
+s_server_list_begin (sch_server_t *self)
+{
+    s_pending_t *first;
+    while ((first = (s_pending_t *) zlistx_first (self->waiting))
+    &&     dx_msg_int (first->request, "deadline", 0) < dx_now_ms ()) {
+        dx_debug ("request type=cluster.list dropped: its deadline passed while it waited");
+        zlistx_delete (self->waiting, NULL);
+    }
+    if (!first)
+        return -1;
+    self->list = sch_list_new (self->ctx.store, first->request);
+    if (!self->list) {
+        s_server_answer (self, first->identity, first->request, NULL, first->start);
+        zlistx_delete (self->waiting, NULL);
+        return -1;
+    }
+    for (s_pending_t *list = (s_pending_t *) zlistx_first (self->waiting); list;
+         list = (s_pending_t *) zlistx_next (self->waiting))
+        if (sch_list_serves (self->list, list->request))
+            zlistx_add_end (self->served, zlistx_detach_cur (self->waiting));
+    return 0;
+}
+
+/*  Gives the lists their time until `until`: reads the list being built,
+    answers the requests it serves once it is complete, and begins the
+    next one, for as long as time remains. */
+static void
+s_server_lists (sch_server_t *self, int64_t until)
+{
+    while (self->list || s_server_list_begin (self) == 0) {
+        if (sch_list_build (self->list, until) == 0)
+            return;
+        s_pending_t *list;
+        while ((list = (s_pending_t *) zlistx_first (self->served))) {
+            s_server_answer (self, list->identity, list->request,
+                             sch_list_reply (self->list, list->request), list->start);
+            zlistx_delete (self->served, NULL);
+            if (dx_mono_ms () >= until)
+                return;
+        }
+        sch_list_destroy (&self->list);
+    }
+}
+
 /*  Serves a burst: every message already waiting on the ROUTER, up to
     SCH_BURST, so that consecutive reads share one Redis round trip and the
     loop sleeps once per burst rather than once per request. Receiving
     until there is none looks at libzmq's mailbox once per burst, where
-    asking ZMQ_EVENTS first would look once per message. */
+    asking ZMQ_EVENTS first would look once per message. Then the lists
+    have their time. */
 void
 sch_server_receive (sch_server_t *self)
 {
@@ -368,6 +464,14 @@ sch_server_receive (sch_server_t *self)
         if (s_server_take (self))
             break;
     s_server_flush (self);
+    s_server_lists (self, dx_mono_ms () + S_LIST_MS);
+}
+
+/*  1 while lists are being built or wait to be. */
+static int
+s_server_listing (sch_server_t *self)
+{
+    return self->list || zlistx_size (self->waiting);
 }
 
 /*  Creates and binds the ROUTER. Linger 0 so a stop never waits on a gone
@@ -385,6 +489,14 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
     self->ctx.read = sch_store_read (store);
     self->ctx.seal = seal;
     self->router = zsock_new (ZMQ_ROUTER);
+    self->waiting = zlistx_new ();
+    self->served = zlistx_new ();
+    if (!self->waiting || !self->served) {
+        sch_server_destroy (&self);
+        return NULL;
+    }
+    zlistx_set_destructor (self->waiting, s_server_list_free);
+    zlistx_set_destructor (self->served, s_server_list_free);
     if (!self->router) {
         dx_error ("cannot create the ROUTER socket: %s", zmq_strerror (zmq_errno ()));
         sch_server_destroy (&self);
@@ -426,6 +538,9 @@ void
 sch_server_set_broker (sch_server_t *self, sch_broker_t *broker)
 {
     self->ctx.broker = broker;
+    zlistx_destroy (&self->waiting);
+    zlistx_destroy (&self->served);
+    sch_list_destroy (&self->list);
 }
 
 /*  Attaches the deployment engine (borrowed), ticked by the loop. */
@@ -471,7 +586,7 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         int64_t wakeup = next_broker < next_tick? next_broker: next_tick;
         if (next_engine < wakeup)
             wakeup = next_engine;
-        int64_t wait = wakeup - dx_mono_ms ();
+        int64_t wait = s_server_listing (self)? 0: wakeup - dx_mono_ms ();
         void *which = zpoller_wait (poller, wait < 0? 0: (int) wait);
         if (zpoller_terminated (poller)) {
             //  A signal we do not stop for (EINTR) only interrupts the wait
@@ -505,6 +620,8 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
             next_broker = sch_broker_tick (broker);
         if (engine && recovered && dx_mono_ms () >= next_engine)
             next_engine = sch_engine_tick (engine);
+        if (which != self->router && s_server_listing (self))
+            s_server_lists (self, dx_mono_ms () + S_LIST_MS);
     }
     zpoller_destroy (&poller);
     return 0;

@@ -289,6 +289,37 @@ test_query_events (void **state)
     }
 }
 
+/*  GET /clusters takes a page: limit (1 to DX_MSG_PAGE_MAX) and after (a
+    cluster name, the last of the page before). */
+static void
+test_query_list (void **state)
+{
+    (void) state;
+    const api_route_t *route = s_route ("GET", P "/clusters");
+    api_query_t query;
+    api_fault_t fault;
+    assert_int_equal (api_route_query (route, "limit=100&after=c0042", &query, &fault), 0);
+    assert_int_equal (query.limit, 100);
+    assert_string_equal (query.after, "c0042");
+    assert_int_equal (api_route_query (route, "limit=1000", &query, &fault), 0);
+    assert_int_equal (query.limit, 1000);
+    assert_string_equal (query.after, "");
+    assert_int_equal (api_route_query (route, "after=a", &query, &fault), 0);
+    assert_int_equal (query.limit, 0);
+    const char *bad [][2] = {
+        { "limit=0", "limit" }, { "limit=1001", "limit" }, { "limit=x", "limit" },
+        { "limit=", "limit" }, { "limit=-5", "limit" }, { "after=", "after" },
+        { "after=Upper", "after" }, { "after=1abc", "after" },
+        { "after=abcdefghijklmnopq", "after" }, { "count=10", "count" },
+        { "limit=1&limit=2", "limit" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
+        if (api_route_query (route, bad [i][0], &query, &fault) != -1)
+            fail_msg ("'%s' accepted", bad [i][0]);
+        assert_string_equal (fault.field, bad [i][1]);
+    }
+}
+
 int
 main (void)
 {
@@ -302,6 +333,7 @@ main (void)
         cmocka_unit_test (test_query_force),
         cmocka_unit_test (test_query_elsewhere),
         cmocka_unit_test (test_query_events),
+        cmocka_unit_test (test_query_list),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -832,7 +832,7 @@ test_cluster_hosts_cap (void **state)
     s_configure ("c1");
     int groups = DX_CLUSTER_HOSTS_MAX / DX_GROUP_HOSTS_MAX;
     for (int i = 0; i < groups; i++) {
-        char group [8];
+        char group [16];
         snprintf (group, sizeof group, "g%d", i);
         s_check (DX_CREATED, s_group_req ("c1", group, DX_GROUP_HOSTS_MAX));
     }
