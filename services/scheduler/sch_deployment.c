@@ -365,7 +365,7 @@ sch_deployment_events_queue (sch_ctx_t *ctx, const json_t *request, int *ticket)
                                "after must be an event id such as 1732500000000-0");
     if (count < 1 || count > DX_MSG_PAGE_MAX)
         return dx_reply_error (request, DX_INVALID, "count",
-                               "count must be an integer from 1 to 1000");
+                               "count must be an integer from 1 to %d", DX_MSG_PAGE_MAX);
     json_t *reply = sch_queue_cluster (ctx, request, 0, ticket);
     if (!reply && sch_read_queue_events (ctx->read, name, after, count) != *ticket + 1)
         reply = sch_store_error_reply (ctx->store, request);

@@ -488,7 +488,6 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
     self->ctx.store = store;
     self->ctx.read = sch_store_read (store);
     self->ctx.seal = seal;
-    self->router = zsock_new (ZMQ_ROUTER);
     self->waiting = zlistx_new ();
     self->served = zlistx_new ();
     if (!self->waiting || !self->served) {
@@ -497,6 +496,7 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
     }
     zlistx_set_destructor (self->waiting, s_server_list_free);
     zlistx_set_destructor (self->served, s_server_list_free);
+    self->router = zsock_new (ZMQ_ROUTER);
     if (!self->router) {
         dx_error ("cannot create the ROUTER socket: %s", zmq_strerror (zmq_errno ()));
         sch_server_destroy (&self);
@@ -527,6 +527,9 @@ sch_server_destroy (sch_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     sch_server_t *self = *self_p;
+    zlistx_destroy (&self->waiting);
+    zlistx_destroy (&self->served);
+    sch_list_destroy (&self->list);
     zsock_destroy (&self->router);
     free (self->endpoint);
     free (self);
@@ -538,9 +541,6 @@ void
 sch_server_set_broker (sch_server_t *self, sch_broker_t *broker)
 {
     self->ctx.broker = broker;
-    zlistx_destroy (&self->waiting);
-    zlistx_destroy (&self->served);
-    sch_list_destroy (&self->list);
 }
 
 /*  Attaches the deployment engine (borrowed), ticked by the loop. */
@@ -609,6 +609,8 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
             if (stop)
                 break;
         }
+        if (which != self->router && s_server_listing (self))
+            s_server_lists (self, dx_mono_ms () + S_LIST_MS);
         if (dx_mono_ms () >= next_tick) {
             sch_redis_tick (sch_store_redis (self->ctx.store));
             dx_malloc_release ();       /* what a long list left free */
@@ -620,8 +622,6 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
             next_broker = sch_broker_tick (broker);
         if (engine && recovered && dx_mono_ms () >= next_engine)
             next_engine = sch_engine_tick (engine);
-        if (which != self->router && s_server_listing (self))
-            s_server_lists (self, dx_mono_ms () + S_LIST_MS);
     }
     zpoller_destroy (&poller);
     return 0;
