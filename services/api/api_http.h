@@ -1,10 +1,12 @@
 /*  api_http: the HTTP side of the api. A libmicrohttpd daemon without a
-    thread of its own, run by its api_loop; per request it checks the token,
-    matches the route, reads the query, collects the body (at most
-    API_BODY_MAX), parses it and sends the one scheduler request that
-    api_handler makes of it. While the reply is awaited the connection is
-    suspended and nothing blocks; the reply resumes it with the JSON
-    answer. One log line per request.
+    thread of its own, run by its api_loop; per request it checks the head
+    (api_head) and the token, matches the route on the raw path, reads the
+    query, collects the body (at most API_BODY_MAX), parses it and sends
+    the one scheduler request that api_handler makes of it. While the reply
+    is awaited the connection is suspended and nothing blocks; the reply
+    resumes it with the JSON answer. One log line per request. A request
+    must arrive whole within its deadline (api_deadline), and one client
+    address may hold only so many connections.
 
     With TLS credentials (api_tls) the daemon speaks HTTPS only. New
     credentials take effect through a new daemon on the same socket
@@ -14,6 +16,7 @@
 #ifndef API_HTTP_H
 #define API_HTTP_H
 
+#include <stdint.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <zmq.h>
@@ -28,6 +31,10 @@ typedef struct {
     const char *token;              /* required bearer token, or NULL */
     const struct api_tls_t *tls;    /* HTTPS with these, or NULL for HTTP */
     struct api_loop_t *loop;        /* runs the daemon; sends to the scheduler */
+    int64_t request_ms;             /* a request must be in (head and body)
+                                       this long after its first byte */
+    unsigned per_ip;                /* connections open at once from one
+                                       client address, 0 for any number */
 } api_http_config_t;
 
 /*  Binds (or takes listen_fd) and makes the daemon. NULL on failure

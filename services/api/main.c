@@ -14,6 +14,10 @@
                                is in front
     DEXTER_API_THREADS         event loop threads (1)
     DEXTER_API_TIMEOUT_MS      how long to wait for the scheduler (5000)
+    DEXTER_API_REQUEST_DEADLINE_MS  how long a client may take to send a
+                               request, head and body (10000)
+    DEXTER_API_CONNECTIONS_PER_IP   connections open at once from one client
+                               address, per event loop (256; 0: any)
     DEXTER_SCHEDULER_ENDPOINT  the scheduler's ROUTER (tcp://127.0.0.1:5556) */
 #include "api_http.h"
 #include "api_loop.h"
@@ -26,6 +30,15 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdlib.h>
+
+/*  How long a request may take to arrive: ample for any client on a
+    working network, short enough that clients trickling bytes give their
+    connections back soon. */
+#define API_REQUEST_DEADLINE_MS 10000
+/*  Connections from one address: a quarter of what a loop holds (1000), so
+    that a few hosts cannot take them all, while one host may still run a
+    couple of hundred clients at once. */
+#define API_CONNECTIONS_PER_IP  256
 
 /*  SIGHUP: reads the certificate and key again; every loop then takes new
     connections with them, and its connections made before finish as they
@@ -82,6 +95,12 @@ main (void)
     bad |= ok;
     int64_t timeout = dx_config_int ("API_TIMEOUT_MS", DX_DEFAULT_API_TIMEOUT_MS,
                                      1, 600000, &ok);
+    bad |= ok;
+    int64_t request_ms = dx_config_int ("API_REQUEST_DEADLINE_MS", API_REQUEST_DEADLINE_MS,
+                                        100, 600000, &ok);
+    bad |= ok;
+    int64_t per_ip = dx_config_int ("API_CONNECTIONS_PER_IP", API_CONNECTIONS_PER_IP,
+                                    0, 1000, &ok);
     bad |= ok;
     if (bad)
         return 2;
@@ -140,7 +159,7 @@ main (void)
     api_loop_config_t config = {
         .endpoint = endpoint, .timeout_ms = (int) timeout,
         .http = { .addr = (struct sockaddr *) &addr, .listen_fd = -1, .token = token,
-                  .tls = tls }
+                  .tls = tls, .request_ms = request_ms, .per_ip = (unsigned) per_ip }
     };
     int started = 1;
     for (int64_t i = 0; i < threads && started; i++) {
