@@ -1,6 +1,7 @@
 /*  api_handler: a matched request -> one scheduler request; its reply ->
     the HTTP answer. */
 #include "api_handler.h"
+#include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_spec.h"
 
@@ -62,6 +63,15 @@ api_handler_reply (const json_t *reply, api_answer_t *answer)
             answer->text = json_incref (text);
         else
             answer->body = body ? json_incref (body) : json_object ();
+    }
+    else
+    if (http == 500) {
+        /* Why it failed inside is for the logs: the message may quote the
+           store's own error text, which tells a client nothing it can act
+           on and an attacker something. */
+        const char *message = json_string_value (json_object_get (reply, "message"));
+        dx_warn ("the scheduler failed a request: %s", message ? message : "(no message)");
+        s_internal (answer, "the request failed inside dexter; the logs say why");
     }
     else {
         const char *message = json_string_value (json_object_get (reply, "message"));

@@ -35,8 +35,9 @@ json_t *api_handler_request (const api_match_t *match, const api_query_t *query,
                              json_t **fields_p, api_answer_t *answer);
 
 /*  Maps a scheduler reply (borrowed) to answer: the body (or its text) on
-    success, else {code, message, field?, errors?}. A made-up UNAVAILABLE
-    reply stands for one that did not come in time. */
+    success, else {code, message, field?, errors?}. An INTERNAL reply's
+    message is logged, not answered. A made-up UNAVAILABLE reply stands for
+    one that did not come in time. */
 void api_handler_reply (const json_t *reply, api_answer_t *answer);
 
 /*  An error body {"code", "message"[, "field"]}. field NULL or "" is left

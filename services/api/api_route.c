@@ -190,19 +190,31 @@ api_route_match (const char *method, const char *path, api_match_t *match)
     }
 }
 
-/*  1 if s is a Redis stream id: MS or MS-SEQ, decimal. */
+#define S_U64_MAX "18446744073709551615"
+
+/*  1 if the len digits at s are a number that fits in 64 bits. */
+static int
+s_u64 (const char *s, size_t len)
+{
+    size_t max = strlen (S_U64_MAX);
+    return len > 0 && (len < max || (len == max && memcmp (s, S_U64_MAX, max) <= 0));
+}
+
+/*  1 if s is a Redis stream id that events can follow: MS or MS-SEQ, each
+    a 64-bit decimal, and not the largest id. Redis refuses the others with
+    an error, and a refusal is for the api to give. */
 static int
 s_stream_id (const char *s)
 {
     size_t ms = strspn (s, "0123456789");
-    if (ms == 0 || ms > 20)
+    if (!s_u64 (s, ms))
         return 0;
     if (s [ms] == 0)
         return 1;
-    if (s [ms] != '-')
-        return 0;
-    size_t seq = strspn (s + ms + 1, "0123456789");
-    return seq > 0 && seq <= 20 && s [ms + 1 + seq] == 0;
+    const char *seq = s + ms + 1;
+    size_t len = strspn (seq, "0123456789");
+    return s [ms] == '-' && s_u64 (seq, len) && seq [len] == 0
+        && strcmp (s, S_U64_MAX "-" S_U64_MAX) != 0;
 }
 
 /*  The value of a page size parameter, 1 to DX_MSG_PAGE_MAX, or 0 when it

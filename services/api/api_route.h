@@ -54,9 +54,10 @@ typedef struct {
     int limit;                  /* 0 when absent */
 } api_query_t;
 
-/*  Matches method and path (already %-decoded, without the query). HEAD is
-    read as GET; OPTIONS answers 204 with the Allow list of the path. A name
-    or group that fails dx_spec_name_valid is a 404: it cannot exist. */
+/*  Matches method and path (raw, as sent, without the query: not
+    %-decoded, so an encoded '/' is part of its segment). HEAD is read as
+    GET; OPTIONS answers 204 with the Allow list of the path. A name or
+    group that fails dx_spec_name_valid is a 404: it cannot exist. */
 void api_route_match (const char *method, const char *path, api_match_t *match);
 
 /*  Parses the raw query string (the text after '?', may be NULL) for route.

@@ -164,6 +164,8 @@ test_invalid_names (void **state)
         P "/clusters/Bad", P "/clusters/1abc", P "/clusters/abcdefghijklmnopq",
         P "/clusters/a-b/config", P "/clusters/a_b/groups", P "/clusters/a%20b",
         P "/clusters/\xC3\xA9t\xC3\xA9", P "/clusters/a\xFF",
+        /* The path is matched raw: an encoded '/' is part of the name. */
+        P "/clusters/a%2fconfig", P "/clusters/a%2Fgroups%2Fg1",
     };
     for (size_t i = 0; i < sizeof clusters / sizeof clusters [0]; i++) {
         api_match_t match;
@@ -275,7 +277,14 @@ test_query_events (void **state)
     assert_string_equal (query.after, "0");
     assert_int_equal (api_route_query (route, "count=1", &query, &fault), 0);
     assert_string_equal (query.after, "");
+    /* Ids are two 64-bit numbers; only the largest id cannot be read after. */
+    assert_int_equal (api_route_query (route, "after=18446744073709551615-18446744073709551614",
+                                       &query, &fault), 0);
+    assert_int_equal (api_route_query (route, "after=18446744073709551615", &query, &fault), 0);
     const char *bad [][2] = {
+        { "after=18446744073709551616", "after" }, { "after=1-18446744073709551616", "after" },
+        { "after=99999999999999999999-0", "after" },
+        { "after=18446744073709551615-18446744073709551615", "after" },
         { "count=0", "count" }, { "count=1001", "count" }, { "count=abc", "count" },
         { "count=-1", "count" }, { "count=", "count" }, { "count=99999999999", "count" },
         { "after=abc", "after" }, { "after=1-", "after" }, { "after=-1", "after" },
