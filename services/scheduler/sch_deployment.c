@@ -1,7 +1,7 @@
 /*  sch_deployment: the handlers of a cluster's deployment: its record
     (state, generation, progress), the deploy/destroy request that snapshots
-    the spec and plans its steps for the engine, forgetting it, its VPN
-    profile and its event stream. See sch_handlers.h. */
+    the spec and hands it to the engine, which plans its steps, forgetting
+    it, its VPN profile and its event stream. See sch_handlers.h. */
 #include "sch_handlers.h"
 #include "sch_plan.h"
 #include "dx_log.h"
@@ -156,30 +156,22 @@ s_deploy_refused (sch_ctx_t *ctx, const json_t *request, json_t *loaded, int dep
     return reply;
 }
 
-/*  The plan of snapshot as job records: the plan's jobs, pending, with
-    their place in it. NULL with err when it cannot be planned. */
-static json_t *
-s_deploy_plan (const json_t *snapshot, const json_t *resources, char *err, size_t size)
+/*  The number of steps of snapshot's plan, or 0 with err when it cannot
+    be planned. The engine makes the plan itself, a slice at a time. */
+static size_t
+s_deploy_steps (const json_t *snapshot, const json_t *resources, char *err, size_t size)
 {
-    sch_plan_t *whole = snapshot? sch_plan_new (snapshot, resources, err, size): NULL;
-    json_t *plan = whole? json_array (): NULL;
-    if (plan)
-        sch_plan_next (whole, SIZE_MAX, plan);
-    sch_plan_destroy (&whole);
-    size_t i;
-    json_t *job;
-    json_array_foreach (plan, i, job) {
-        json_object_set_new (job, "order", json_integer ((json_int_t) i));
-        json_object_set_new (job, "status", json_string ("pending"));
-        json_object_set_new (job, "attempt", json_integer (1));
-    }
-    return plan;
+    sch_plan_t *plan = snapshot? sch_plan_new (snapshot, resources, err, size): NULL;
+    size_t steps = plan? sch_plan_size (plan): 0;
+    sch_plan_destroy (&plan);
+    return steps;
 }
 
 /*  Snapshots the spec as the next generation, seals the credentials,
-    plans the steps and moves to deploying or destroying, all in one
-    transaction, then hands the deployment to the engine. `waiting` says
-    what it waits for when no worker of its provider is connected. */
+    counts the steps and moves to deploying or destroying, all in one
+    transaction, then hands the deployment to the engine, which plans it.
+    `waiting` says what it waits for when no worker of its provider is
+    connected. */
 static json_t *
 s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const json_t *valid,
                 const json_t *credentials)
@@ -200,30 +192,31 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
                                   "groups", sch_groups (json_object_get (loaded, "groups")));
     char *sealed = s_deploy_seal_credentials (ctx, credentials);
     char err [256] = "";
-    json_t *plan = s_deploy_plan (snapshot, json_object_get (loaded, "resources"),
-                                  err, sizeof err);
+    size_t steps = s_deploy_steps (snapshot, json_object_get (loaded, "resources"),
+                                   err, sizeof err);
+    json_t *no_jobs = json_array ();    /* the engine records the plan */
     json_t *changes = json_pack ("{s:s, s:s, s:I, s:O, s:i, s:I, s:n, s:o, s:n, s:s, s:n}",
                                  "state", deploy? "deploying": "destroying",
                                  "command", command, "generation", next,
                                  "parallelism", json_object_get (valid, "parallelism"),
                                  "steps_done", 0,
-                                 "steps_total", (json_int_t) json_array_size (plan),
+                                 "steps_total", (json_int_t) steps,
                                  "current",
                                  "waiting", s_deploy_waiting (ctx->broker,
                                                               sch_provider (loaded)),
                                  "last_error", "started_at", now, "finished_at");
     json_t *reply = NULL;
-    if (!snapshot || !sealed || !changes) {
+    if (!snapshot || !sealed || !changes || !no_jobs) {
         dx_error ("cannot snapshot or seal the deployment of cluster %s", name);
         reply = dx_reply_error (request, DX_INTERNAL, NULL,
                                 "cannot snapshot the spec or seal the credentials");
     }
     else
-    if (!plan)
+    if (!steps)
         reply = dx_reply_error (request, DX_CONFLICT, "command", "%s", err);
     else
     if (sch_store_deployment_start (ctx->store, name, next, snapshot, sealed, changes,
-                                    plan, now)) {
+                                    no_jobs, now)) {
         reply = sch_store_error_reply (ctx->store, request);
         //  The transaction may have run with only its answer lost: then
         //  Redis says deploying and the engine must find out
@@ -243,7 +236,7 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
         json_decref (updated);
     }
     json_decref (changes);
-    json_decref (plan);
+    json_decref (no_jobs);
     json_decref (snapshot);
     free (sealed);
     return reply;

@@ -17,6 +17,8 @@
 #include <sodium.h>
 
 #define S_IDLE_MS       1000            /* a tick at least this often */
+#define S_PLAN_MS       5               /* planning per tick, at most about */
+#define S_PLAN_SLICE    64              /* jobs made and recorded per write */
 #define S_BACKOFF_MS    1000            /* first retry delay; doubles, capped */
 #define S_BACKOFF_MAX   30000
 
@@ -61,7 +63,8 @@ typedef struct {
     int destroy;
     int parallelism;
     char *masters_ips;                  /* the masters' private IPs, comma-separated */
-    s_job_t *jobs;
+    sch_plan_t *plan;                   /* while its plan is being made: the rest */
+    s_job_t *jobs;                      /* room for the whole plan */
     size_t njobs, running, done;
     json_t *resources;                  /* key -> resource */
     char *credentials;                  /* sealed */
@@ -125,6 +128,7 @@ s_deploy_destroy (void **item_p)
         free (d->jobs [i].worker_name);
     }
     free (d->jobs);
+    sch_plan_destroy (&d->plan);
     json_decref (d->resources);
     json_decref (d->last_error);
     free (d->credentials);
@@ -280,9 +284,62 @@ s_deploy_pacing (sch_engine_t *self, s_deploy_t *d, const json_t *config)
     }
 }
 
-/*  Builds the in-memory deployment from what sch_read_load read. */
+/*  Job from its stored record (taken), in the state the record says;
+    counted into d. A running job keeps running: its worker tells us it
+    still runs it (renewal, worker.ready), or the lease runs out and it
+    runs again. */
+static void
+s_job_init (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *id, json_t *record)
+{
+    snprintf (job->id, sizeof job->id, "%s", id);
+    job->record = record;
+    const char *status = json_string_value (json_object_get (record, "status"));
+    job->status = S_PENDING;
+    for (int s = 0; status && s < 4; s++)
+        if (strcmp (status, s_status_names [s]) == 0)
+            job->status = (s_status_t) s;
+    job->attempt = json_integer_value (json_object_get (record, "attempt"));
+    if (job->attempt < 1)
+        job->attempt = 1;
+    job->failures = (int) json_integer_value (json_object_get (record, "failures"));
+    job->retries = (int) json_integer_value (json_object_get (record, "retries"));
+    job->requeues = (int) json_integer_value (json_object_get (record, "requeues"));
+    if (job->status == S_RUNNING) {
+        job->lease_expiry = dx_mono_ms () + self->lease_ms;
+        const char *worker = json_string_value (json_object_get (record, "worker"));
+        job->worker_name = worker? strdup (worker): NULL;
+        d->running++;
+    }
+    if (job->status == S_DONE)
+        d->done++;
+    if (job->status == S_FAILED)
+        d->failing = 1;
+}
+
+/*  The masters' addresses, as the plan gave them, for every host's
+    context: known once the whole plan is. */
+static void
+s_deploy_masters (s_deploy_t *d)
+{
+    d->masters_ips = (char *) calloc (1, d->njobs * 16 + 1);
+    for (size_t i = 0; d->masters_ips && i < d->njobs; i++) {
+        const json_t *step = json_object_get (d->jobs [i].record, "step");
+        const char *ip = json_string_value (json_object_get (step, "private_ip"));
+        const char *role = json_string_value (json_object_get (step, "role"));
+        if (ip && role && strcmp (role, "master") == 0 && strlen (ip) < 16) {
+            size_t len = strlen (d->masters_ips);
+            sprintf (d->masters_ips + len, "%s%s", len? ",": "", ip);
+        }
+    }
+}
+
+/*  Builds the in-memory deployment from what sch_read_load read and the
+    snapshot of its generation (may be NULL). A plan not all recorded yet
+    (made a slice at a time, and the scheduler stopped meanwhile) goes on
+    where it stopped: the same snapshot and resources make the same plan,
+    and no step ran before it was whole. */
 static s_deploy_t *
-s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
+s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded, const json_t *snapshot)
 {
     const json_t *record = json_object_get (loaded, "deployment");
     const json_t *jobs = json_object_get (loaded, "jobs");
@@ -306,18 +363,17 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
     d->resources = json_incref (json_object_get (loaded, "resources"));
     if (!d->resources)
         d->resources = json_object ();
-    //  A read that fails leaves these unknown: the credentials are read
-    //  again when a job cannot be sent without them
-    json_t *snapshot = NULL;
+    //  A read that fails leaves them unknown: they are read again when a
+    //  job cannot be sent without them
     sch_read_credentials (self->read, name, &d->credentials);
-    sch_read_snapshot (self->read, name, d->generation, &snapshot);
     s_deploy_pacing (self, d, json_object_get (snapshot, "config"));
     d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
-    json_decref (snapshot);
 
     //  The jobs in plan order: each record says where it was in the plan
     d->njobs = json_object_size (jobs);
-    d->jobs = (s_job_t *) calloc (d->njobs? d->njobs: 1, sizeof *d->jobs);
+    json_int_t total = json_integer_value (json_object_get (record, "steps_total"));
+    size_t room = total > 0 && (size_t) total > d->njobs? (size_t) total: d->njobs;
+    d->jobs = (s_job_t *) calloc (room? room: 1, sizeof *d->jobs);
     if (!d->jobs) {
         void *item = d;
         s_deploy_destroy (&item);
@@ -334,69 +390,99 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded)
             s_deploy_destroy (&item);
             return NULL;
         }
-        s_job_t *job = &d->jobs [at];
-        snprintf (job->id, sizeof job->id, "%s", id);
-        job->record = json_deep_copy (job_record);
-        const char *status = json_string_value (json_object_get (job_record, "status"));
-        job->status = S_PENDING;
-        for (int s = 0; status && s < 4; s++)
-            if (strcmp (status, s_status_names [s]) == 0)
-                job->status = (s_status_t) s;
-        job->attempt = json_integer_value (json_object_get (job_record, "attempt"));
-        if (job->attempt < 1)
-            job->attempt = 1;
-        job->failures = (int) json_integer_value (json_object_get (job_record, "failures"));
-        job->retries = (int) json_integer_value (json_object_get (job_record, "retries"));
-        job->requeues = (int) json_integer_value (json_object_get (job_record, "requeues"));
-        if (job->status == S_RUNNING) {
-            //  Its worker tells us it still runs it (renewal, worker.ready),
-            //  or the lease runs out and it runs again
-            job->lease_expiry = dx_mono_ms () + self->lease_ms;
-            const char *worker = json_string_value (json_object_get (job_record, "worker"));
-            job->worker_name = worker? strdup (worker): NULL;
-            d->running++;
-        }
-        if (job->status == S_DONE)
-            d->done++;
-        if (job->status == S_FAILED)
-            d->failing = 1;
+        s_job_init (self, d, &d->jobs [at], id, json_deep_copy (job_record));
     }
-    //  The masters' addresses, as the plan gave them, for every host's context
-    d->masters_ips = (char *) calloc (1, d->njobs * 16 + 1);
-    for (size_t i = 0; d->masters_ips && i < d->njobs; i++) {
-        const json_t *step = json_object_get (d->jobs [i].record, "step");
-        const char *ip = json_string_value (json_object_get (step, "private_ip"));
-        const char *role = json_string_value (json_object_get (step, "role"));
-        if (ip && role && strcmp (role, "master") == 0 && strlen (ip) < 16) {
-            size_t len = strlen (d->masters_ips);
-            sprintf (d->masters_ips + len, "%s%s", len? ",": "", ip);
+    if (room > d->njobs) {
+        char err [256] = "no snapshot";
+        d->plan = snapshot? sch_plan_new (snapshot, d->resources, err, sizeof err): NULL;
+        if (!d->plan || sch_plan_size (d->plan) != room
+        ||  sch_plan_next (d->plan, d->njobs, NULL) != d->njobs) {
+            dx_error ("deployment %s: its plan cannot be made again (%s); ignoring it", name,
+                      d->plan? "it is not the one begun": err);
+            void *item = d;
+            s_deploy_destroy (&item);
+            return NULL;
         }
     }
+    else
+        s_deploy_masters (d);
     const char *last_error = json_string_value (json_object_get (record, "last_error"));
     if (d->failing && last_error)
         d->last_error = json_loads (last_error, 0, NULL);
     return d;
 }
 
-/*  Loads cluster name's deployment if it is in progress. */
+/*  Loads cluster name's deployment if it is in progress, with the
+    snapshot of its generation. */
 static int
 s_engine_load (sch_engine_t *self, const char *name)
 {
     json_t *loaded = sch_read_load (self->read, name, SCH_LOAD_CLUSTER | SCH_LOAD_DEPLOYMENT
                                     | SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
-    if (!loaded)
+    json_int_t generation = json_integer_value (json_object_get (json_object_get (loaded,
+                                                "deployment"), "generation"));
+    json_t *snapshot = NULL;
+    if (!loaded || sch_read_snapshot (self->read, name, generation, &snapshot)) {
+        json_decref (loaded);
         return -1;
-    s_deploy_t *d = s_deploy_new (self, name, loaded);
+    }
+    s_deploy_t *d = s_deploy_new (self, name, loaded, snapshot);
+    json_decref (snapshot);
     json_decref (loaded);
     if (!d) {
         dx_debug ("deployment %s is not in progress, or its plan is unreadable", name);
         return 0;
     }
     zhashx_update (self->deploys, name, d);
-    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done, %zu running",
-             name, d->generation, d->destroy? "destroying": "deploying", d->done, d->njobs,
-             d->running);
+    dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done, %zu running%s",
+             name, d->generation, d->destroy? "destroying": "deploying", d->done,
+             d->plan? sch_plan_size (d->plan): d->njobs, d->running,
+             d->plan? ", planning": "");
     return 0;
+}
+
+/*  Makes the next jobs of the deployment's plan and records them, a
+    write of S_PLAN_SLICE at a time, until the plan is whole or `until`
+    (dx_mono_ms) passed, so that a plan of thousands of steps never holds
+    the loop. Meanwhile the record says how far it is (`current`), and no
+    step runs: the steps' resources, from which the plan is made again
+    after a restart, stay as they were. Returns 1 once the plan is whole. */
+static int
+s_engine_plan (sch_engine_t *self, s_deploy_t *d, int64_t until)
+{
+    while (d->plan) {
+        size_t total = sch_plan_size (d->plan);
+        json_t *made = json_array ();
+        json_t *jobs = json_object ();
+        sch_plan_next (d->plan, S_PLAN_SLICE, made);
+        size_t i;
+        json_t *job;
+        json_array_foreach (made, i, job) {
+            const char *id = json_string_value (json_object_get (job, "id"));
+            json_object_set_new (job, "order", json_integer ((json_int_t) d->njobs));
+            json_object_set_new (job, "status", json_string ("pending"));
+            json_object_set_new (job, "attempt", json_integer (1));
+            json_object_set (jobs, id, job);
+            s_job_init (self, d, &d->jobs [d->njobs++], id, json_incref (job));
+        }
+        if (d->njobs >= total || json_array_size (made) == 0) {
+            sch_plan_destroy (&d->plan);
+            s_deploy_masters (d);
+        }
+        char current [64] = "";
+        if (d->plan)
+            snprintf (current, sizeof current, "planning: %zu of %zu steps", d->njobs, total);
+        json_t *fields = json_pack ("{s:I, s:s}", "steps_total", (json_int_t) total,
+                                    "current", current);
+        sch_store_change_t change = { .deployment = fields, .jobs = jobs };
+        s_engine_record (self, d->name, &change, "its plan", NULL);
+        json_decref (fields);
+        json_decref (jobs);
+        json_decref (made);
+        if (dx_mono_ms () >= until)
+            break;
+    }
+    return d->plan == NULL;
 }
 
 
@@ -677,7 +763,7 @@ s_engine_send_reserved (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
 static void
 s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
 {
-    if (!self->broker || d->failing || sch_redis_kept (self->redis))
+    if (!self->broker || d->failing || d->plan || sch_redis_kept (self->redis))
         return;
     int paced = 0;                      /* no more paced steps this time */
     for (size_t i = 0; i < d->njobs && d->running < (size_t) d->parallelism; i++) {
@@ -715,7 +801,7 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
 static int
 s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
 {
-    if (d->running > 0 || (!d->failing && d->done < d->njobs))
+    if (d->running > 0 || d->plan || (!d->failing && d->done < d->njobs))
         return 0;
     const char *state = d->failing? (d->destroy? "destroy_failed": "deploy_failed")
                                   : (d->destroy? "destroyed": "deployed");
@@ -1319,6 +1405,9 @@ sch_engine_start (sch_engine_t *self, const char *name)
         return -1;
     }
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+    //  A small plan is made at once and starts; a big one goes on in ticks
+    if (d && d->plan && !sch_redis_kept (self->redis))
+        s_engine_plan (self, d, dx_mono_ms () + S_PLAN_MS);
     if (d && !s_engine_maybe_finish (self, d))  /* an empty plan ends at once */
         s_engine_dispatch (self, d, dx_mono_ms ());
     return 0;
@@ -1372,11 +1461,19 @@ sch_engine_tick (sch_engine_t *self)
         }
         zlistx_destroy (&ids);
     }
-    int64_t next = now + S_IDLE_MS;
+    int64_t next = now + S_IDLE_MS, planning = now + S_PLAN_MS;
     zlistx_t *names = zhashx_keys (self->deploys);
     for (char *name = names? (char *) zlistx_first (names): NULL; name;
          name = (char *) zlistx_next (names)) {
         s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
+        //  Plans in the making take their slices, and the next tick is at
+        //  once: the loop serves what waits in between
+        if (d && d->plan) {
+            if (!sch_redis_kept (self->redis) && !s_engine_plan (self, d, planning))
+                next = now;
+            if (d->plan)
+                continue;
+        }
         //  Over already: its end was not recorded, or it was recovered so
         if (d && s_engine_maybe_finish (self, d))
             continue;

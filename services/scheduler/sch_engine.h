@@ -2,6 +2,12 @@
     (state deploying or destroying) in memory, with its plan (sch_plan) as
     jobs, and moves them along:
 
+      - planning: the plan of a new deployment is made and recorded a
+        slice at a time, a few milliseconds per tick, and the next tick is
+        asked for at once, so the loop serves other requests in between
+        (`current` says how far it is); no step starts before the plan is
+        whole, so the resources it is made from stay as they were, and a
+        scheduler restarted meanwhile makes the rest of the same plan;
       - dispatch: a pending job whose needs are all done is sent to the
         least loaded live worker of the cluster's provider (job.assign), at
         most `parallelism` jobs of one deployment at once, and steps that
