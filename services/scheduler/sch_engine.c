@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #define S_IDLE_MS       1000            /* a tick at least this often */
-#define S_PLAN_MS       5               /* planning per tick, at most about */
+#define S_SLICE_MS      5               /* work in slices (plans, frees) per tick, about */
 #define S_PLAN_SLICE    64              /* jobs made and recorded per write */
 #define S_BACKOFF_MS    1000            /* first retry delay; doubles, capped */
 #define S_BACKOFF_MAX   30000
@@ -89,7 +89,8 @@ struct sch_engine {
     int unloaded;                       /* a deployment could not be loaded: recover */
     int recovered;                      /* Redis was read once: workers may be judged */
     zlistx_t *held;                     /* s_held_t: what workers said before that */
-    zhashx_t *tombs;                    /* job id -> s_tomb_t: jobs of forgotten deployments */
+    zhashx_t *tombs;                    /* NAME:GENERATION -> s_tomb_t */
+    zlistx_t *remains;                  /* s_remains_t: of forgotten deployments */
 };
 
 /*  What a worker said before the engine had read Redis: results,
@@ -101,14 +102,23 @@ typedef struct {
 
 #define S_HELD_MAX 10000                /* beyond, a result is left to its lease */
 
-/*  A job of a deployment forgotten while it ran (its cluster deleted with
-    force): its id comes back if the cluster is created again with the same
-    name, so for a while the new job's attempts start above the old ones,
-    and a late result of an old attempt can never pass for the new one's. */
+/*  A deployment forgotten while it ran (its cluster deleted with force):
+    its job ids come back if the cluster is created again with the same
+    name, so for a while the new jobs' attempts start above the last of
+    the old ones, and a late result of an old attempt can never pass for
+    a new one's. One for all its jobs, however many. */
 typedef struct {
-    int64_t attempt;                    /* the last attempt the old job had */
+    int64_t attempt;                    /* the last attempt of any of its jobs */
     int64_t expires;                    /* dx_mono_ms */
 } s_tomb_t;
+
+/*  The jobs and resources of a forgotten deployment, freed a slice at a
+    time (sch_engine_tick): thousands of job records would hold the loop. */
+typedef struct {
+    s_job_t *jobs;
+    size_t njobs, freed;
+    json_t *resources;
+} s_remains_t;
 
 #define S_TOMB_MS (10 * 60 * 1000)      /* longer than any attempt outlives its cancel */
 
@@ -117,16 +127,21 @@ typedef struct {
 //  Deployments in memory
 
 static void
+s_job_free (s_job_t *job)
+{
+    json_decref (job->record);
+    free (job->worker);
+    free (job->worker_name);
+}
+
+static void
 s_deploy_destroy (void **item_p)
 {
     s_deploy_t *d = (s_deploy_t *) *item_p;
     if (!d)
         return;
-    for (size_t i = 0; i < d->njobs; i++) {
-        json_decref (d->jobs [i].record);
-        free (d->jobs [i].worker);
-        free (d->jobs [i].worker_name);
-    }
+    for (size_t i = 0; i < d->njobs; i++)
+        s_job_free (&d->jobs [i]);
     free (d->jobs);
     sch_plan_destroy (&d->plan);
     json_decref (d->resources);
@@ -496,12 +511,50 @@ s_tomb_destroy (void **item_p)
     *item_p = NULL;
 }
 
-/*  The last attempt of a forgotten job of that id still remembered, or 0. */
+/*  The last attempt of the jobs of a forgotten deployment that job_id
+    (NAME:GENERATION:STEP) was one of, while it is remembered, or 0. */
 static int64_t
 s_tomb_attempt (sch_engine_t *self, const char *job_id)
 {
-    s_tomb_t *tomb = (s_tomb_t *) zhashx_lookup (self->tombs, job_id);
+    const char *colon = job_id? strchr (job_id, ':'): NULL;
+    const char *step = colon? strchr (colon + 1, ':'): NULL;
+    char key [64];
+    if (!step || step - job_id >= (ptrdiff_t) sizeof key)
+        return 0;
+    snprintf (key, sizeof key, "%.*s", (int) (step - job_id), job_id);
+    s_tomb_t *tomb = (s_tomb_t *) zhashx_lookup (self->tombs, key);
     return tomb && tomb->expires > dx_mono_ms ()? tomb->attempt: 0;
+}
+
+static void
+s_remains_destroy (void **item_p)
+{
+    s_remains_t *remains = (s_remains_t *) *item_p;
+    if (remains) {
+        while (remains->freed < remains->njobs)
+            s_job_free (&remains->jobs [remains->freed++]);
+        free (remains->jobs);
+        json_decref (remains->resources);
+        free (remains);
+        *item_p = NULL;
+    }
+}
+
+/*  Frees what forgotten deployments held until `until` (dx_mono_ms).
+    Returns 1 while some is left. */
+static int
+s_engine_bury (sch_engine_t *self, int64_t until)
+{
+    s_remains_t *remains;
+    while ((remains = (s_remains_t *) zlistx_first (self->remains))) {
+        while (remains->freed < remains->njobs) {
+            s_job_free (&remains->jobs [remains->freed++]);
+            if (remains->freed % S_PLAN_SLICE == 0 && dx_mono_ms () >= until)
+                return 1;
+        }
+        zlistx_delete (self->remains, NULL);
+    }
+    return 0;
 }
 
 /*  What earlier steps recorded, as the step's context: resource key ->
@@ -1325,11 +1378,13 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     self->deploys = zhashx_new ();
     self->pacing = dx_ratelimit_new ();
     self->tombs = zhashx_new ();
+    self->remains = zlistx_new ();
     self->held = zlistx_new ();
     self->unloaded = 1;                 /* the first tick reads Redis, if no one did */
-    if (!self->deploys || !self->pacing || !self->tombs || !self->held) {
+    if (!self->deploys || !self->pacing || !self->tombs || !self->remains || !self->held) {
         zhashx_destroy (&self->deploys);
         zhashx_destroy (&self->tombs);
+        zlistx_destroy (&self->remains);
         zlistx_destroy (&self->held);
         dx_ratelimit_destroy (&self->pacing);
         free (self);
@@ -1337,6 +1392,7 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     }
     zhashx_set_destructor (self->deploys, s_deploy_destroy);
     zhashx_set_destructor (self->tombs, s_tomb_destroy);
+    zlistx_set_destructor (self->remains, s_remains_destroy);
     zlistx_set_destructor (self->held, s_held_destroy);
     if (broker) {
         sch_broker_events_t events = {
@@ -1357,6 +1413,7 @@ sch_engine_destroy (sch_engine_t **self_p)
         sch_broker_set_events (self->broker, NULL, NULL);
     zhashx_destroy (&self->deploys);
     zhashx_destroy (&self->tombs);
+    zlistx_destroy (&self->remains);
     zlistx_destroy (&self->held);
     dx_ratelimit_destroy (&self->pacing);
     free (self);
@@ -1407,7 +1464,7 @@ sch_engine_start (sch_engine_t *self, const char *name)
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
     //  A small plan is made at once and starts; a big one goes on in ticks
     if (d && d->plan && !sch_redis_kept (self->redis))
-        s_engine_plan (self, d, dx_mono_ms () + S_PLAN_MS);
+        s_engine_plan (self, d, dx_mono_ms () + S_SLICE_MS);
     if (d && !s_engine_maybe_finish (self, d))  /* an empty plan ends at once */
         s_engine_dispatch (self, d, dx_mono_ms ());
     return 0;
@@ -1425,20 +1482,32 @@ sch_engine_forget (sch_engine_t *self, const char *name)
     s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, name);
     if (!d)
         return;
+    s_tomb_t *tomb = (s_tomb_t *) calloc (1, sizeof *tomb);
     for (size_t i = 0; i < d->njobs; i++) {
         s_job_t *job = &d->jobs [i];
-        char job_id [128];
-        s_tomb_t *tomb = (s_tomb_t *) calloc (1, sizeof *tomb);
-        if (tomb) {
+        if (tomb && job->attempt > tomb->attempt)
             tomb->attempt = job->attempt;
-            tomb->expires = dx_mono_ms () + S_TOMB_MS;
-            zhashx_update (self->tombs, s_job_id (d, job, job_id, sizeof job_id), tomb);
-        }
         if (job->status == S_RUNNING && job->worker)
             s_engine_cancel (self, d, job);
     }
+    if (tomb) {
+        char key [64];
+        snprintf (key, sizeof key, "%s:%" PRId64, d->name, d->generation);
+        tomb->expires = dx_mono_ms () + S_TOMB_MS;
+        zhashx_update (self->tombs, key, tomb);
+    }
     dx_warn ("deployment %s forgotten while %s: its running steps were cancelled", name,
              d->destroy? "destroying": "deploying");
+    //  What it holds is freed by the next ticks
+    s_remains_t *remains = (s_remains_t *) calloc (1, sizeof *remains);
+    if (remains && zlistx_add_end (self->remains, remains)) {
+        *remains = (s_remains_t) { d->jobs, d->njobs, 0, d->resources };
+        d->jobs = NULL;
+        d->njobs = 0;
+        d->resources = NULL;
+    }
+    else
+        free (remains);
     zhashx_delete (self->deploys, name);
 }
 
@@ -1461,7 +1530,9 @@ sch_engine_tick (sch_engine_t *self)
         }
         zlistx_destroy (&ids);
     }
-    int64_t next = now + S_IDLE_MS, planning = now + S_PLAN_MS;
+    int64_t next = now + S_IDLE_MS, until = now + S_SLICE_MS;
+    if (zlistx_size (self->remains) && s_engine_bury (self, until))
+        next = now;
     zlistx_t *names = zhashx_keys (self->deploys);
     for (char *name = names? (char *) zlistx_first (names): NULL; name;
          name = (char *) zlistx_next (names)) {
@@ -1469,7 +1540,7 @@ sch_engine_tick (sch_engine_t *self)
         //  Plans in the making take their slices, and the next tick is at
         //  once: the loop serves what waits in between
         if (d && d->plan) {
-            if (!sch_redis_kept (self->redis) && !s_engine_plan (self, d, planning))
+            if (!sch_redis_kept (self->redis) && !s_engine_plan (self, d, until))
                 next = now;
             if (d->plan)
                 continue;

@@ -8,7 +8,8 @@
     once, the record saying how far it is; the jobs recorded are exactly
     the plan made whole; a scheduler that stops mid-plan (a new engine on
     the same Redis) goes on where it stopped, and the result is the same;
-    a forced delete while planning stops it and leaves no key. */
+    a forced delete while planning stops it and leaves no key, and one of
+    a whole plan answers at once, its memory freed by the ticks after. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -344,7 +345,9 @@ test_delete_while_planning (void **state)
                                  "dexter:{big}:cluster"), 0);
 }
 
-/*  A forced delete of a cluster whose plan is whole. */
+/*  A forced delete of a cluster whose plan is whole answers without
+    freeing the plan: the ticks after free it, each asking for the next
+    at once until it is all gone. */
 static void
 test_delete_planned (void **state)
 {
@@ -355,9 +358,15 @@ test_delete_planned (void **state)
     int64_t start = dx_mono_ms ();
     json_decref (s_call (sch_cluster_delete, DX_OK,
                          s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
-    print_message ("forced delete of %zu planned steps: %lld ms (not asserted)\n", steps,
-                   (long long) (dx_mono_ms () - start));
+    int64_t deleted = dx_mono_ms ();
+    assert_int_equal (sch_engine_size (T.engine), 0);
     assert_int_equal (s_raw_int ("EXISTS dexter:{big}:jobs"), 0);
+    int ticks = 1;
+    while (sch_engine_tick (T.engine) <= dx_mono_ms ())
+        assert_true (++ticks < 10000);
+    print_message ("forced delete of %zu planned steps: answered in %lld ms, freed in %d "
+                   "ticks, %lld ms (not asserted)\n", steps, (long long) (deleted - start),
+                   ticks, (long long) (dx_mono_ms () - deleted));
 }
 
 int
