@@ -81,6 +81,8 @@ struct dx_worker {
     char name [300];                    /* host:pid[.serial] */
     char inproc [64];
     zsock_t *dealer;
+    zsock_t *watch;                     /* the DEALER's handshakes, with CURVE */
+    dx_curve_t *curve;                  /* NULL: no CURVE */
     zsock_t *pull;
     int64_t heartbeat_ms;
     int64_t lease_ms;
@@ -276,6 +278,15 @@ dx_worker_new (const char *service, int capacity, const char *endpoint,
 
 static void s_abandon (dx_worker_t *self);
 
+/*  Closes the DEALER, then its watch: a monitor left without its reader
+    would block libzmq. */
+static void
+s_hang_up (dx_worker_t *self)
+{
+    zsock_destroy (&self->dealer);
+    zsock_destroy (&self->watch);
+}
+
 void
 dx_worker_destroy (dx_worker_t **self_p)
 {
@@ -283,12 +294,18 @@ dx_worker_destroy (dx_worker_t **self_p)
         return;
     dx_worker_t *self = *self_p;
     s_abandon (self);
-    zsock_destroy (&self->dealer);
+    s_hang_up (self);
     zsock_destroy (&self->pull);
     free (self->service);
     free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+void
+dx_worker_set_curve (dx_worker_t *self, dx_curve_t *curve)
+{
+    self->curve = curve;
 }
 
 
@@ -333,23 +350,29 @@ s_announce (dx_worker_t *self)
 }
 
 /*  A new DEALER (the old one dropped with whatever it still queued) and
-    worker.ready on it. */
+    worker.ready on it. With CURVE, while the scheduler's key is not known
+    there is none: the next try comes after another silent spell. */
 static int
 s_connect (dx_worker_t *self)
 {
-    zsock_destroy (&self->dealer);
+    s_hang_up (self);
+    self->last_heard = dx_mono_ms ();
     self->dealer = zsock_new (ZMQ_DEALER);
     if (!self->dealer)
         return -1;
     zsock_set_sndtimeo (self->dealer, 0);
     zsock_set_linger (self->dealer, 0);
     zsock_set_maxmsgsize (self->dealer, DX_MSG_MAX_BYTES);
-    if (zsock_connect (self->dealer, "%s", self->endpoint)) {
-        dx_error ("worker: cannot connect to %s", self->endpoint);
+    if (self->curve && dx_curve_client_apply (self->curve, self->dealer)) {
         zsock_destroy (&self->dealer);
+        return 0;
+    }
+    if ((self->curve && !(self->watch = dx_curve_client_watch (self->dealer)))
+    ||  zsock_connect (self->dealer, "%s", self->endpoint)) {
+        dx_error ("worker: cannot connect to %s", self->endpoint);
+        s_hang_up (self);
         return -1;
     }
-    self->last_heard = dx_mono_ms ();
     s_announce (self);
     return 0;
 }
@@ -718,11 +741,13 @@ s_run (dx_worker_t *self, zsock_t *pipe)
         && (self->running == 0 || dx_mono_ms () >= self->drain_deadline))
             break;
 
-        zmq_pollitem_t items [3];
+        zmq_pollitem_t items [4];
         int count = 0;
         items [count++] = (zmq_pollitem_t) { zsock_resolve (self->pull), 0, ZMQ_POLLIN, 0 };
         if (self->dealer)
             items [count++] = (zmq_pollitem_t) { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 };
+        if (self->watch)
+            items [count++] = (zmq_pollitem_t) { zsock_resolve (self->watch), 0, ZMQ_POLLIN, 0 };
         if (pipe && !terminated)
             items [count++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
         int rc = zmq_poll (items, count, s_timeout (self));
@@ -744,6 +769,9 @@ s_run (dx_worker_t *self, zsock_t *pipe)
             if (self->dealer && items [i].socket == zsock_resolve (self->dealer))
                 s_receive (self);
             else
+            if (self->watch && items [i].socket == zsock_resolve (self->watch))
+                dx_curve_client_refused (self->curve, self->watch);     /* logs it */
+            else
             if (pipe && items [i].socket == zsock_resolve (pipe)) {
                 char *command = zstr_recv (pipe);
                 if (!command || streq (command, "$TERM"))
@@ -758,10 +786,9 @@ s_run (dx_worker_t *self, zsock_t *pipe)
     s_abandon (self);
     json_t *bye = dx_msg_new ("worker.bye", NULL);
     s_send (self, bye);
-    if (self->dealer) {
+    if (self->dealer)
         zsock_set_linger (self->dealer, S_BYE_LINGER_MS);
-        zsock_destroy (&self->dealer);
-    }
+    s_hang_up (self);
     dx_info ("worker: %s stopped", self->name);
     return 0;
 }

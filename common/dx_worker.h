@@ -4,6 +4,7 @@
     A worker binary is configuration plus:
 
         dx_worker_t *worker = dx_worker_new ("aws", 8, NULL, s_handle, &config);
+        dx_worker_set_curve (worker, curve);
         dx_worker_run (worker);             // until SIGTERM/SIGINT
         dx_worker_destroy (&worker);
 
@@ -38,6 +39,7 @@
 #include <stdint.h>
 #include <czmq.h>
 #include <jansson.h>
+#include "dx_curve.h"
 
 #define DX_WORKER_DEFAULT_ENDPOINT     "tcp://127.0.0.1:5557"
 #define DX_WORKER_DEFAULT_DRAIN_MS     30000
@@ -69,6 +71,14 @@ typedef void (dx_worker_handler_fn) (const json_t *assign, dx_worker_job_t *job,
     configuration (logged). arg is borrowed (see above). */
 dx_worker_t *dx_worker_new (const char *service, int capacity, const char *endpoint,
                             dx_worker_handler_fn *handler, void *arg);
+
+/*  Makes every connection to the scheduler a CurveZMQ client of the
+    workers link with curve's key pair (dx_curve_client_new (..., DX_CURVE_WORKERS,
+    ...)): the scheduler then sends jobs only to workers whose keys it
+    knows. Before dx_worker_run; curve is borrowed and must outlive the
+    worker. Without it the worker connects with no key, as tests in one
+    process do. */
+void dx_worker_set_curve (dx_worker_t *self, dx_curve_t *curve);
 
 /*  Frees the worker; safe on NULL; sets *self_p to NULL. Call it after
     dx_worker_run returned (or without running). */

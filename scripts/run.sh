@@ -3,7 +3,9 @@
 # installing and building): a local Redis with its data and AOF under
 # $DEXTER_DATA_DIR/redis (unless DEXTER_REDIS_URL points elsewhere), the
 # scheduler, the api and every other built service. Ctrl-C or SIGTERM stops
-# everything it started; so does any of them dying.
+# everything it started; so does any of them dying. The services make their
+# CurveZMQ key pairs in $DEXTER_DATA_DIR on first start and share their
+# public certificates in $DEXTER_DATA_DIR/curve (proto/PROTOCOL.md, "Security").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=${DEXTER_BIN_DIR:-build/bin}
@@ -41,6 +43,15 @@ start() {
     pids+=($!)
 }
 start dexter-scheduler
+# The others read the scheduler's public certificate when they connect: with
+# it there first, they connect at once instead of at their next try.
+cert=${DEXTER_CURVE_DIR:-$DEXTER_DATA_DIR/curve}/scheduler.cert
+if [ -x "$bin/dexter-scheduler" ]; then
+    for _ in $(seq 100); do
+        [ -s "$cert" ] || ! kill -0 "${pids[-1]}" 2>/dev/null && break
+        sleep 0.1
+    done
+fi
 for exe in "$bin"/dexter-*; do
     name=$(basename "$exe")
     case "$name" in dexter-scheduler|dexter-api) ;; *) start "$name" ;; esac

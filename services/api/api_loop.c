@@ -15,6 +15,7 @@
 #define API_LOOP_SNDHWM  1000   /* requests queued to the scheduler */
 #define API_LOOP_TICK_MS 100    /* longest sleep: how soon a stop is seen */
 #define API_LOOP_FLUSH   5      /* daemon runs after the last reply, on stop */
+#define API_LOOP_REDIAL_MS 1000 /* next try at a DEALER: no scheduler key yet, or refused */
 
 /*  A request waiting for its reply. */
 typedef struct s_pending_t {
@@ -36,8 +37,11 @@ struct api_loop_t {
                                            api_loop_renew retired */
     zsock_t *control;                   /* api_loop_renew's end of the pipe */
     zsock_t *pipe;                      /* the loop's end */
-    zsock_t *dealer;
+    dx_curve_t *curve;                  /* the api's key pair (borrowed) */
+    zsock_t *dealer;                    /* NULL until the next dial (s_dial) */
     void *handle;                       /* the DEALER's libzmq socket */
+    zsock_t *watch;                     /* the DEALER's handshakes */
+    int64_t redial;                     /* when to dial again without a DEALER */
     zhashx_t *pending;                  /* id -> s_pending_t (not owned) */
     s_pending_t *head, *tail;           /* soonest deadline first */
     size_t unsent;                      /* entries with sent false */
@@ -45,11 +49,57 @@ struct api_loop_t {
     bool started;
     atomic_bool stop;                   /* asked to stop (any thread) */
     bool stopping;                      /* the loop has seen it */
-    /* What a turn polls: the DEALER, the pipe, then the daemons' sockets,
-       which are distinct descriptors below FD_SETSIZE (a retired daemon no
-       longer polls the listening socket). */
-    zmq_pollitem_t items [2 + API_HTTP_ITEMS];
+    /* What a turn polls: the pipe, the DEALER and its watch, then the
+       daemons' sockets, which are distinct descriptors below FD_SETSIZE
+       (a retired daemon no longer polls the listening socket). */
+    zmq_pollitem_t items [3 + API_HTTP_ITEMS];
 };
+
+/*  Closes the DEALER, then its watch: a monitor left without its reader
+    would block libzmq. */
+static void
+s_hang_up (api_loop_t *self)
+{
+    zsock_destroy (&self->dealer);
+    zsock_destroy (&self->watch);
+    self->handle = NULL;
+}
+
+/*  A new DEALER to the scheduler, a CurveZMQ client with the scheduler's
+    key as it is now; the old one, if any, closed. Without that key yet
+    there is none until the next try, API_LOOP_REDIAL_MS later: requests
+    wait as for a scheduler that is down. No linger (a request nobody
+    waits for must not be delivered late), immediate (never queue to a
+    scheduler that is not connected: such a request waits here and is
+    answered 503 at its deadline, never carried out later), sends that
+    never block. 0, or -1 if it cannot be made (logged). */
+static int
+s_dial (api_loop_t *self)
+{
+    s_hang_up (self);
+    self->redial = dx_mono_ms () + API_LOOP_REDIAL_MS;
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer)
+        return -1;
+    zsock_set_linger (dealer, 0);
+    zsock_set_immediate (dealer, 1);
+    zsock_set_sndhwm (dealer, API_LOOP_SNDHWM);
+    zsock_set_sndtimeo (dealer, 0);
+    if (dx_curve_client_apply (self->curve, dealer)) {
+        zsock_destroy (&dealer);
+        return 0;
+    }
+    if (!(self->watch = dx_curve_client_watch (dealer))
+    ||  zsock_connect (dealer, "%s", self->endpoint)) {
+        dx_error ("cannot connect to the scheduler at %s", self->endpoint);
+        zsock_destroy (&dealer);
+        zsock_destroy (&self->watch);
+        return -1;
+    }
+    self->dealer = dealer;
+    self->handle = zsock_resolve (dealer);
+    return 0;
+}
 
 api_loop_t *
 api_loop_new (const api_loop_config_t *config)
@@ -59,6 +109,7 @@ api_loop_new (const api_loop_config_t *config)
         return NULL;
     atomic_init (&self->stop, false);
     self->timeout_ms = config->timeout_ms;
+    self->curve = config->curve;
     self->endpoint = strdup (config->endpoint);
     self->pending = zhashx_new ();
     self->daemons = zlistx_new ();
@@ -70,22 +121,8 @@ api_loop_new (const api_loop_config_t *config)
     zhashx_set_key_duplicator (self->pending, NULL);
     zhashx_set_key_destructor (self->pending, NULL);
 
-    /* No linger (a request nobody waits for must not be delivered late),
-       immediate (never queue to a scheduler that is not connected: such a
-       request waits here and is answered 503 at its deadline, never carried
-       out later), sends that never block. */
-    self->dealer = zsock_new (ZMQ_DEALER);
-    if (!self->dealer)
+    if (s_dial (self))
         goto fail;
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_immediate (self->dealer, 1);
-    zsock_set_sndhwm (self->dealer, API_LOOP_SNDHWM);
-    zsock_set_sndtimeo (self->dealer, 0);
-    if (zsock_connect (self->dealer, "%s", self->endpoint)) {
-        dx_error ("cannot connect to the scheduler at %s", self->endpoint);
-        goto fail;
-    }
-    self->handle = zsock_resolve (self->dealer);
 
     api_http_config_t http = config->http;
     http.loop = self;
@@ -360,30 +397,42 @@ static void
 s_turn (api_loop_t *self)
 {
     zmq_pollitem_t *items = self->items;
-    items [0] = (zmq_pollitem_t) {
-        self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0
-    };
-    items [1] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
-    int count = s_poll_items (self, items + 2);
+    int own = 1;            /* the pipe, the DEALER and its watch */
+    items [0] = (zmq_pollitem_t) { zsock_resolve (self->pipe), 0, ZMQ_POLLIN, 0 };
+    if (self->dealer) {
+        items [own++] = (zmq_pollitem_t) {
+            self->handle, 0, (short) (ZMQ_POLLIN | (self->unsent ? ZMQ_POLLOUT : 0)), 0
+        };
+        items [own++] = (zmq_pollitem_t) { zsock_resolve (self->watch), 0, ZMQ_POLLIN, 0 };
+    }
+    int count = s_poll_items (self, items + own);
     long timeout = s_timeout (self, dx_mono_ms ());
-    if (zmq_poll (items, 2 + count, timeout) < 0) {
+    if (zmq_poll (items, own + count, timeout) < 0) {
         if (zmq_errno () != EINTR)
             dx_warn ("zmq_poll: %s", zmq_strerror (zmq_errno ()));
-        items [1].revents = 0;
+        for (int i = 0; i < own; i++)
+            items [i].revents = 0;
         count = 0;          /* revents are not to be trusted */
     }
-    s_run_daemons (self, items + 2, count);
-    if (self->unsent)
+    s_run_daemons (self, items + own, count);
+    if (self->unsent && self->dealer)
         s_flush (self);
-    while (s_receive (self) == 0)
+    while (self->dealer && s_receive (self) == 0)
         ;
     s_expire (self, dx_mono_ms ());
+    //  libzmq never tries a refused handshake again: the DEALER is made
+    //  anew a while later, with the scheduler's key read again
+    if (own == 3 && (items [2].revents & ZMQ_POLLIN)
+    &&  dx_curve_client_refused (self->curve, self->watch))
+        s_hang_up (self);
+    if (!self->dealer && dx_mono_ms () >= self->redial)
+        s_dial (self);
     for (api_http_t *http = zlistx_first (self->daemons); http;
          http = zlistx_next (self->daemons))
         api_http_answer (http);
     if (zlistx_size (self->daemons) > 1)
         s_reap (self);
-    if (items [1].revents & ZMQ_POLLIN)
+    if (items [0].revents & ZMQ_POLLIN)
         s_renew (self);
 }
 
@@ -440,7 +489,7 @@ api_loop_destroy (api_loop_t **self_p)
     zlistx_destroy (&self->daemons);
     while (self->head)
         s_pending_free (self, self->head);
-    zsock_destroy (&self->dealer);
+    s_hang_up (self);
     zsock_destroy (&self->control);
     zsock_destroy (&self->pipe);
     zhashx_destroy (&self->pending);

@@ -8,11 +8,15 @@
 
     A request is sent at once when the DEALER takes it, else kept in order
     until it does (ZMQ_IMMEDIATE: nothing is queued to a scheduler that is
-    not connected). Each waits until its deadline, now plus the timeout, so
-    the wait queue in arrival order is the deadline order. At the deadline
-    its callback gets a made-up UNAVAILABLE reply saying whether it was sent
-    at all. Replies whose id is not waited for (late answers to requests that
-    already got a 503) are dropped.
+    not connected). The DEALER is a CurveZMQ client (dx_curve.h); while
+    the scheduler's public key is not there yet, or after the scheduler
+    refused the handshake, the loop has none and makes one again every
+    second, and requests wait as for a scheduler that is down. Each waits
+    until its deadline, now plus the timeout, so the wait queue in arrival
+    order is the deadline order. At the deadline its callback gets a
+    made-up UNAVAILABLE reply saying whether it was sent at all. Replies
+    whose id is not waited for (late answers to requests that already got
+    a 503) are dropped.
 
     New TLS credentials (api_loop_renew) give the loop a new daemon on the
     same socket; it runs the old ones too, retired, until their last
@@ -23,6 +27,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include "api_http.h"
+#include "dx_curve.h"
 
 typedef struct api_loop_t api_loop_t;   /* also named in api_http.h */
 struct api_tls_t;
@@ -33,6 +38,9 @@ typedef void (api_reply_fn) (void *ctx, const json_t *reply);
 
 typedef struct {
     const char *endpoint;           /* the scheduler's ROUTER */
+    dx_curve_t *curve;              /* the api's key pair (dx_curve_client_new
+                                       on DX_CURVE_API); borrowed, outlives
+                                       the loop */
     int timeout_ms;                 /* per request */
     api_http_config_t http;         /* the daemon; its loop is set here */
 } api_loop_config_t;

@@ -18,11 +18,20 @@
                                request, head and body (10000)
     DEXTER_API_CONNECTIONS_PER_IP   connections open at once from one client
                                address, per event loop (256; 0: any)
-    DEXTER_SCHEDULER_ENDPOINT  the scheduler's ROUTER (tcp://127.0.0.1:5556) */
+    DEXTER_SCHEDULER_ENDPOINT  the scheduler's ROUTER (tcp://127.0.0.1:5556)
+    DEXTER_DATA_DIR            where curve-api.key lives (./var)
+    DEXTER_CURVE_DIR           the directory shared with the scheduler: its
+                               scheduler.cert, and api/, where this api's
+                               certificate goes (DATA_DIR/curve)
+    DEXTER_CURVE_KEY_FILE      the api's CurveZMQ key pair
+                               (DATA_DIR/curve-api.key)
+    DEXTER_CURVE_SERVER_KEY    the scheduler's public key, where no
+                               directory is shared (Z85) */
 #include "api_http.h"
 #include "api_loop.h"
 #include "api_tls.h"
 #include "dx_config.h"
+#include "dx_curve.h"
 #include "dx_log.h"
 #include "dx_util.h"
 
@@ -155,13 +164,15 @@ main (void)
     pthread_sigmask (SIG_BLOCK, &signals, NULL);
 
     /* The first loop binds; the others share its socket. */
+    dx_curve_t *curve = dx_curve_client_new (dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR),
+                                             DX_CURVE_API, "api");
     api_loop_t *loops [256] = { NULL };
     api_loop_config_t config = {
-        .endpoint = endpoint, .timeout_ms = (int) timeout,
+        .endpoint = endpoint, .curve = curve, .timeout_ms = (int) timeout,
         .http = { .addr = (struct sockaddr *) &addr, .listen_fd = -1, .token = token,
                   .tls = tls, .request_ms = request_ms, .per_ip = (unsigned) per_ip }
     };
-    int started = 1;
+    int started = curve != NULL;
     for (int64_t i = 0; i < threads && started; i++) {
         loops [i] = api_loop_new (&config);
         started = loops [i] && api_loop_start (loops [i]) == 0;
@@ -187,6 +198,7 @@ main (void)
         api_loop_stop (loops [i]);
     for (int64_t i = threads - 1; i >= 0; i--)
         api_loop_destroy (&loops [i]);
+    dx_curve_destroy (&curve);
     zsys_shutdown ();
     if (!started)
         return 1;

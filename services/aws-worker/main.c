@@ -3,6 +3,14 @@
     client aws_ec2.c.
 
     DEXTER_WORKER_ENDPOINT    the scheduler's workers ROUTER (tcp://127.0.0.1:5557)
+    DEXTER_DATA_DIR           where curve-aws-worker.key lives (./var)
+    DEXTER_CURVE_DIR          the directory shared with the scheduler: its
+                              scheduler.cert, and workers/, where this
+                              worker's certificate goes (DATA_DIR/curve)
+    DEXTER_CURVE_KEY_FILE     the worker's CurveZMQ key pair
+                              (DATA_DIR/curve-aws-worker.key)
+    DEXTER_CURVE_SERVER_KEY   the scheduler's public key, where no
+                              directory is shared (Z85)
     DEXTER_WORKER_CAPACITY    jobs at once, 1..1024 (16)
     DEXTER_WORKER_DRAIN_MS    how long a stop waits for running jobs (30000)
     DEXTER_AWS_POLL_MS        DescribeInstances period while waiting, 10..60000 (1000)
@@ -112,15 +120,21 @@ main (void)
 
     int rc = 1;
     dx_worker_t *worker = NULL;
+    dx_curve_t *curve = NULL;
     if (bad)
         dx_error ("cannot start: bad configuration (see above)");
     else
     if (!limits)
         dx_error ("cannot start: out of memory");
     else
+    if (!(curve = dx_curve_client_new (dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR),
+                                       DX_CURVE_WORKERS, "aws-worker")))
+        dx_error ("cannot start: no CurveZMQ key pair (see above)");
+    else
     if (!(worker = dx_worker_new ("aws", (int) capacity, NULL, s_handle, &s_config)))
         dx_error ("cannot start: the job loop could not be made (see above)");
     else {
+        dx_worker_set_curve (worker, curve);
         dx_info ("aws-worker: capacity %lld, poll %lld ms, wait at most %lld ms",
                  (long long) capacity, (long long) s_config.poll_ms,
                  (long long) s_config.wait_ms);
@@ -128,6 +142,7 @@ main (void)
         dx_info ("aws-worker stopping");
     }
     dx_worker_destroy (&worker);
+    dx_curve_destroy (&curve);
     //  The limits are not freed: a job abandoned at stop may still be
     //  finishing a call; s_config keeps them reachable until exit.
     zsys_shutdown ();

@@ -7,8 +7,14 @@
     DEXTER_WORKER_ENDPOINT     the workers' ROUTER endpoint (tcp://127.0.0.1:5557)
     DEXTER_REDIS_URL           redis://[:password@]host:port[/db] or
                                unix:///path/to.sock (redis://127.0.0.1:6379/0)
-    DEXTER_DATA_DIR            where master.key lives (./var)
+    DEXTER_DATA_DIR            where master.key and curve-scheduler.key
+                               live (./var)
     DEXTER_MASTER_KEY[_FILE]   the master key itself, or its file
+    DEXTER_CURVE_DIR           the directory shared with the api and the
+                               workers: scheduler.cert, and the certificates
+                               of the clients admitted (DATA_DIR/curve)
+    DEXTER_CURVE_KEY_FILE      the scheduler's CurveZMQ key pair
+                               (DATA_DIR/curve-scheduler.key)
     DEXTER_HEARTBEAT_MS        heartbeat interval told to workers (1000)
     DEXTER_LEASE_MS            lease of a job told to workers (30000)
     DEXTER_LOG_LEVEL           debug, info, warn, error (info)
@@ -20,6 +26,7 @@
 #include "sch_engine.h"
 #include "dx_worker.h"
 #include "dx_config.h"
+#include "dx_curve.h"
 #include "dx_log.h"
 #include "dx_seal.h"
 #include "dx_util.h"
@@ -70,21 +77,25 @@ main (void)
     sch_server_t *server = NULL;
     sch_broker_t *broker = NULL;
     sch_engine_t *engine = NULL;
+    dx_curve_t *curve = NULL;
     dx_seal_t *seal = dx_seal_new (data_dir);
     if (!seal)
         dx_error ("cannot start: no usable master key (see the error above)");
     else
+    if (!(curve = dx_curve_server_new (data_dir)))
+        dx_error ("cannot start: no CurveZMQ key pair or ZAP handler (see above)");
+    else
     if (!(store = sch_store_new (redis_url)))
         dx_error ("cannot start: DEXTER_REDIS_URL is malformed");
     else
-    if (!(server = sch_server_new (endpoint, store, seal)))
+    if (!(server = sch_server_new_curve (endpoint, store, seal, curve)))
         dx_error ("cannot start: cannot bind %s", endpoint);
     else
     if (heartbeat_bad || lease_bad)
         dx_error ("cannot start: DEXTER_HEARTBEAT_MS must be 10 to 600000 and "
                   "DEXTER_LEASE_MS 100 to 86400000 (milliseconds)");
     else
-    if (!(broker = sch_broker_new (worker_endpoint, heartbeat_ms, lease_ms)))
+    if (!(broker = sch_broker_new_curve (worker_endpoint, heartbeat_ms, lease_ms, curve)))
         dx_error ("cannot start: cannot bind the workers' endpoint %s "
                   "(DEXTER_WORKER_ENDPOINT)", worker_endpoint);
     else
@@ -104,6 +115,7 @@ main (void)
     sch_engine_destroy (&engine);
     sch_broker_destroy (&broker);
     sch_store_destroy (&store);
+    dx_curve_destroy (&curve);          /* after the sockets it guards */
     dx_seal_destroy (&seal);
     zsys_shutdown ();
     return rc;

@@ -262,11 +262,13 @@ s_broker_receive_one (sch_broker_t *self)
     zframe_destroy (&identity);
 }
 
-/*  Creates and binds the ROUTER. Linger 0 and no send timeout: a gone
-    worker never holds up the scheduler; the size limit makes libzmq drop
-    oversized frames before we see them. */
+/*  Creates and binds the ROUTER, CurveZMQ's server for the workers link
+    when curve is set. Linger 0 and no send timeout: a gone worker never
+    holds up the scheduler; the size limit makes libzmq drop oversized
+    frames before we see them. */
 sch_broker_t *
-sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms)
+sch_broker_new_curve (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms,
+                      dx_curve_t *curve)
 {
     if (!endpoint)
         return NULL;
@@ -287,6 +289,10 @@ sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms)
     zsock_set_linger (self->router, 0);
     zsock_set_maxmsgsize (self->router, (int64_t) DX_MSG_MAX_BYTES);
     zsock_set_sndtimeo (self->router, 0);
+    if (curve && dx_curve_server_apply (curve, self->router, DX_CURVE_WORKERS)) {
+        sch_broker_destroy (&self);
+        return NULL;
+    }
     if (zsock_bind (self->router, "%s", endpoint) == -1) {
         dx_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         sch_broker_destroy (&self);
@@ -297,6 +303,12 @@ sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms)
     if (!self->endpoint)
         sch_broker_destroy (&self);
     return self;
+}
+
+sch_broker_t *
+sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms)
+{
+    return sch_broker_new_curve (endpoint, heartbeat_ms, lease_ms, NULL);
 }
 
 /*  Closes the socket and forgets every worker; safe on NULL. */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <czmq.h>
 #include <jansson.h>
+#include "dx_curve.h"
 
 #define SCH_BROKER_HEARTBEAT_MS 1000
 #define SCH_BROKER_LEASE_MS     30000
@@ -30,9 +31,17 @@
 
 typedef struct sch_broker sch_broker_t;
 
-/*  Binds a ROUTER at endpoint. heartbeat_ms and lease_ms are what the
+/*  Binds a ROUTER at endpoint, the CurveZMQ server of the workers link
+    (dx_curve.h): only the workers whose keys curve admits get through, so
+    no other peer ever sees a job. heartbeat_ms and lease_ms are what the
     welcome tells workers (<= 0: SCH_BROKER_HEARTBEAT_MS, SCH_BROKER_LEASE_MS).
-    NULL if the endpoint cannot be bound (logged). */
+    curve is borrowed and must outlive the broker. NULL if the endpoint
+    cannot be bound (logged). */
+sch_broker_t *sch_broker_new_curve (const char *endpoint, int64_t heartbeat_ms,
+                                    int64_t lease_ms, dx_curve_t *curve);
+
+/*  The same without CURVE: any peer may register as a worker. For tests
+    in one process, which have no keys. */
 sch_broker_t *sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms);
 
 /*  Closes the socket and forgets every worker; safe on NULL; sets *self_p

@@ -474,11 +474,12 @@ s_server_listing (sch_server_t *self)
     return self->list || zlistx_size (self->waiting);
 }
 
-/*  Creates and binds the ROUTER. Linger 0 so a stop never waits on a gone
-    api; the size limit makes libzmq drop oversized frames before we see
-    them. */
+/*  Creates and binds the ROUTER, CurveZMQ's server for the api link when
+    curve is set. Linger 0 so a stop never waits on a gone api; the size
+    limit makes libzmq drop oversized frames before we see them. */
 sch_server_t *
-sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
+sch_server_new_curve (const char *endpoint, sch_store_t *store, dx_seal_t *seal,
+                      dx_curve_t *curve)
 {
     if (!endpoint || !store || !seal)
         return NULL;
@@ -506,6 +507,10 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
     zsock_set_maxmsgsize (self->router, (int64_t) DX_MSG_MAX_BYTES);
     zsock_set_sndtimeo (self->router, 0);
     zsock_set_rcvtimeo (self->router, 0);
+    if (curve && dx_curve_server_apply (curve, self->router, DX_CURVE_API)) {
+        sch_server_destroy (&self);
+        return NULL;
+    }
     if (zsock_bind (self->router, "%s", endpoint) == -1) {
         dx_error ("cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         sch_server_destroy (&self);
@@ -518,6 +523,12 @@ sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
         return NULL;
     }
     return self;
+}
+
+sch_server_t *
+sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
+{
+    return sch_server_new_curve (endpoint, store, seal, NULL);
 }
 
 /*  Closes the socket and frees the server; safe on NULL. */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +51,17 @@ th_tmpdir_remove (const char *dir, int keep)
         return;
     }
     nftw (dir, s_remove, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int
+th_write_file (const char *path, const char *text, mode_t mode)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen (text);
+    int rc = write (fd, text, len) == (ssize_t) len && fchmod (fd, mode) == 0? 0: -1;
+    return close (fd) == 0? rc: -1;
 }
 
 int

@@ -18,6 +18,10 @@ int th_tmpdir (char *dir, size_t size, const char *prefix);
     reading after a failure (and says where it is). */
 void th_tmpdir_remove (const char *dir, int keep);
 
+/*  Writes text into path (made or emptied) with mode, whatever the umask.
+    0 or -1. */
+int th_write_file (const char *path, const char *text, mode_t mode);
+
 /*  A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 int th_free_port (void);
 

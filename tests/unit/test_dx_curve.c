@@ -72,16 +72,6 @@ s_slurp (const char *path, char *buf, size_t size)
     return buf;
 }
 
-static void
-s_write (const char *path, const char *text, mode_t mode)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    assert_true (fd >= 0);
-    assert_int_equal (write (fd, text, strlen (text)), (ssize_t) strlen (text));
-    assert_int_equal (fchmod (fd, mode), 0);
-    close (fd);
-}
-
 /*  The names of the files in dir (one per line) and how many there are. */
 static int
 s_list (const char *dir, char *names, size_t size)
@@ -229,7 +219,7 @@ test_bad_files (void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
         unlink (path);
-        s_write (path, bad [i], 0600);
+        assert_int_equal (th_write_file (path, bad [i], 0600), 0);
         assert_null (dx_curve_server_new (s_dir));
         assert_null (dx_curve_client_new (s_dir, DX_CURVE_API, "scheduler"));
     }
@@ -238,7 +228,7 @@ test_bad_files (void **state)
     assert_int_equal (mkdir (path, 0700), 0);
     assert_null (dx_curve_server_new (s_dir));
     rmdir (path);
-    s_write (path, good, 0600);
+    assert_int_equal (th_write_file (path, good, 0600), 0);
     assert_non_null ((curve = dx_curve_server_new (s_dir)));
     dx_curve_destroy (&curve);
 
