@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -542,11 +544,15 @@ s_zap_watch (s_zap_t *zap, zpoller_t *poller, zsock_t *pipe, const char *link,
 }
 
 /*  The actor: answers ZAP requests and reads the monitors until $TERM.
-    Signals (SIGTERM) do not stop it: the server sockets may still be
-    open, and must not be left without it. */
+    No signal stops it, nor interrupts its wait (the process's other
+    threads take them): the server sockets may still be open, and must not
+    be left without it. */
 static void
 s_zap_actor (zsock_t *pipe, void *arg)
 {
+    sigset_t signals;
+    sigfillset (&signals);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
     s_zap_t *zap = (s_zap_t *) arg;
     zpoller_t *poller = zpoller_new (pipe, zap->handler, NULL);
     if (poller)
@@ -629,7 +635,7 @@ dx_curve_server_apply (dx_curve_t *self, zsock_t *sock, const char *link)
 //  The clients
 
 /*  The file name of the client's certificate: name, host and 8 hex of a
-    hash of its key (unique, and no part of the key itself). */
+    hash of its key (unique enough, and no part of the key itself). */
 static int
 s_client_cert_path (dx_curve_t *self, const char *name, char *path)
 {
@@ -638,11 +644,11 @@ s_client_cert_path (dx_curve_t *self, const char *name, char *path)
     for (char *c = host; *c; c++)
         if (!isalnum ((unsigned char) *c) && *c != '-' && *c != '.')
             *c = '_';
-    byte hash [4];
-    char hex [2 * sizeof hash + 1];
+    byte hash [crypto_generichash_BYTES_MIN];
+    char hex [9];
     crypto_generichash (hash, sizeof hash, zcert_public_key (self->cert), S_KEY_BYTES,
                         NULL, 0);
-    sodium_bin2hex (hex, sizeof hex, hash, sizeof hash);
+    sodium_bin2hex (hex, sizeof hex, hash, (sizeof hex - 1) / 2);
     return s_path (path, "%s/%s/%s-%s-%s.cert", self->dir, self->link, name,
                    *host? host: "host", hex);
 }
