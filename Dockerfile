@@ -82,9 +82,9 @@ RUN printf '%s\n' \
       'exec "$@"' > /usr/local/bin/dexter-entrypoint \
  && chmod 0755 /usr/local/bin/dexter-entrypoint \
  && useradd --system --home-dir /var/lib/dexter --shell /usr/sbin/nologin dexter \
- && mkdir -p /var/lib/dexter /etc/dexter/tls /etc/dexter/ca \
- && chown dexter:dexter /var/lib/dexter /etc/dexter/tls /etc/dexter/ca \
- && chmod 0700 /var/lib/dexter /etc/dexter/tls /etc/dexter/ca
+ && mkdir -p /var/lib/dexter /etc/dexter/tls /etc/dexter/ca /etc/dexter/curve \
+ && chown dexter:dexter /var/lib/dexter /etc/dexter/tls /etc/dexter/ca /etc/dexter/curve \
+ && chmod 0700 /var/lib/dexter /etc/dexter/tls /etc/dexter/ca /etc/dexter/curve
 ENV PATH=/opt/dexter/bin:$PATH \
     DEXTER_BIN_DIR=/opt/dexter/bin \
     DEXTER_DATA_DIR=/var/lib/dexter

@@ -254,6 +254,7 @@ def test_api_https():
         proc_env.update({"DEXTER_API_ADDR": "127.0.0.1:%d" % port, "DEXTER_API_TOKEN": "t0ken",
                          "DEXTER_API_TLS_CERT": os.path.join(tls, "api.pem"),
                          "DEXTER_API_TLS_KEY": os.path.join(tls, "api.key"),
+                         "DEXTER_DATA_DIR": os.path.join(d, "data"),
                          "DEXTER_SCHEDULER_ENDPOINT": "tcp://127.0.0.1:%d" % free_port(),
                          "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1"})
         proc = Proc("api", [os.path.join(BIN_DIR, "dexter-api")], proc_env,

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "dx_seal.h"
+#include "harness.h"
 #include "dx_log.h"
 
 static const unsigned char s_key_a [32] = {
@@ -49,16 +50,6 @@ s_teardown (void **state)
     unsetenv ("DEXTER_MASTER_KEY");
     unsetenv ("DEXTER_MASTER_KEY_FILE");
     return rc == 0? 0: -1;
-}
-
-static void
-s_write_file (const char *path, const char *text, mode_t mode)
-{
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    assert_true (fd >= 0);
-    assert_int_equal (write (fd, text, strlen (text)), (ssize_t) strlen (text));
-    assert_int_equal (fchmod (fd, mode), 0);
-    close (fd);
 }
 
 static void
@@ -249,21 +240,21 @@ test_bad_key_files_refused (void **state)
     const char *good = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 
     //  Readable by group or others
-    s_write_file (path, good, 0644);
+    assert_int_equal (th_write_file (path, good, 0644), 0);
     assert_null (dx_seal_new (s_tmp));
-    s_write_file (path, good, 0640);
+    assert_int_equal (th_write_file (path, good, 0640), 0);
     assert_null (dx_seal_new (s_tmp));
     //  Permissions fixed: accepted
-    s_write_file (path, good, 0600);
+    assert_int_equal (th_write_file (path, good, 0600), 0);
     dx_seal_t *seal = dx_seal_new (s_tmp);
     assert_non_null (seal);
     dx_seal_destroy (&seal);
     //  Without the newline, and with CRLF: accepted
-    s_write_file (path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 0600);
+    assert_int_equal (th_write_file (path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 0600), 0);
     seal = dx_seal_new (s_tmp);
     assert_non_null (seal);
     dx_seal_destroy (&seal);
-    s_write_file (path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\r\n", 0600);
+    assert_int_equal (th_write_file (path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\r\n", 0600), 0);
     seal = dx_seal_new (s_tmp);
     assert_non_null (seal);
     dx_seal_destroy (&seal);
@@ -277,7 +268,7 @@ test_bad_key_files_refused (void **state)
         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\nextra\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad [0]; i++) {
-        s_write_file (path, bad [i], 0600);
+        assert_int_equal (th_write_file (path, bad [i], 0600), 0);
         seal = dx_seal_new (s_tmp);
         if (seal)
             fail_msg ("bad key file %zu was accepted", i);
