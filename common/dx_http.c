@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
@@ -69,6 +70,40 @@ s_write (char *data, size_t size, size_t nmemb, void *arg)
     memcpy (resp->body + resp->body_len, data, n);
     resp->body_len += n;
     resp->body [resp->body_len] = 0;
+    return n;
+}
+
+static void
+s_headers_clear (dx_http_response_t *resp)
+{
+    for (size_t i = 0; i < resp->header_count; i++)
+        free (resp->headers [i]);
+    free (resp->headers);
+    resp->headers = NULL;
+    resp->header_count = 0;
+}
+
+/*  One header line of the answer. A status line starts a new answer (after
+    a 100 Continue), whose headers replace the ones kept so far. */
+static size_t
+s_header (char *data, size_t size, size_t nmemb, void *arg)
+{
+    dx_http_response_t *resp = ((s_sink_t *) arg)->resp;
+    size_t n = size * nmemb, len = n;
+    if (n >= 5 && memcmp (data, "HTTP/", 5) == 0) {
+        s_headers_clear (resp);
+        return n;
+    }
+    while (len && strchr ("\r\n \t", data [len - 1]))
+        len--;
+    if (len == 0 || !memchr (data, ':', len) || resp->header_count == DX_HTTP_MAX_HEADERS)
+        return n;
+    if (!resp->headers && !(resp->headers = calloc (DX_HTTP_MAX_HEADERS, sizeof (char *))))
+        return 0;
+    char *line = strndup (data, len);
+    if (!line)
+        return 0;                   /* curl stops with CURLE_WRITE_ERROR */
+    resp->headers [resp->header_count++] = line;
     return n;
 }
 
@@ -171,6 +206,8 @@ dx_http_request (const dx_http_request_t *req)
     curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_write);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_header);
+    curl_easy_setopt (curl, CURLOPT_HEADERDATA, &sink);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     if (req->body) {
         curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
@@ -209,6 +246,7 @@ dx_http_request (const dx_http_request_t *req)
         free (resp->body);
         resp->body = NULL;
         resp->body_len = 0;
+        s_headers_clear (resp);
     }
     curl_slist_free_all (headers);
     curl_easy_cleanup (curl);
@@ -222,8 +260,52 @@ dx_http_response_destroy (dx_http_response_t **self_p)
         return;
     free ((*self_p)->body);
     free ((*self_p)->content_type);
+    s_headers_clear (*self_p);
     free (*self_p);
     *self_p = NULL;
+}
+
+/*  A day is more than any provider asks for; a longer Retry-After is
+    garbage. */
+#define S_RETRY_AFTER_MAX_S 86400
+
+const char *
+dx_http_header (const dx_http_response_t *self, const char *name)
+{
+    size_t len = strlen (name);
+    for (size_t i = self->header_count; i-- > 0; ) {
+        const char *line = self->headers [i];
+        if (strncasecmp (line, name, len) != 0 || line [len] != ':')
+            continue;
+        const char *value = line + len + 1;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        return value;               /* the line ends without blanks: s_header cut them */
+    }
+    return NULL;
+}
+
+int64_t
+dx_http_retry_after_ms (const dx_http_response_t *self)
+{
+    const char *value = dx_http_header (self, "Retry-After");
+    if (!value || !*value)
+        return -1;
+    int64_t ms;
+    if (*value >= '0' && *value <= '9') {
+        char *end;
+        unsigned long long seconds = strtoull (value, &end, 10);
+        if (*end || seconds > S_RETRY_AFTER_MAX_S)
+            return -1;
+        ms = (int64_t) seconds * 1000;
+    }
+    else {
+        time_t when = curl_getdate (value, NULL);
+        if (when == (time_t) -1)
+            return -1;
+        ms = (int64_t) when * 1000 - dx_now_ms ();
+    }
+    return ms < 0? 0: ms > S_RETRY_AFTER_MAX_S * 1000? -1: ms;
 }
 
 int

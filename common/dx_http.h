@@ -3,17 +3,21 @@
     Every request gets a fresh curl handle (curl's SigV4 signer is exact only
     then), HTTP/1.1, no redirects, http/https only, a total timeout and a
     capped response body. Optional AWS Signature Version 4 is done by curl
-    (CURLOPT_AWS_SIGV4); docs/aws.md says which rules make it exact.
+    (CURLOPT_AWS_SIGV4); docs/aws.md says which rules make it exact. The
+    answer's headers are kept, for what a provider says in them
+    (Retry-After, ARM's Azure-AsyncOperation and Location).
     Nothing here logs: no URL, header, body or credential reaches a log. */
 #ifndef DX_HTTP_H
 #define DX_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "dx_retry.h"
 
 #define DX_HTTP_MAX_BODY        (64u * 1024u * 1024u)
 #define DX_HTTP_DEFAULT_TIMEOUT 30000
 #define DX_HTTP_ERROR_LEN       256
+#define DX_HTTP_MAX_HEADERS     64          /* kept of one answer; more are dropped */
 
 typedef struct {
     const char *method;         /* "GET", "POST", ...; NULL: POST with a body, else GET */
@@ -37,6 +41,9 @@ typedef struct {
     char *content_type;         /* NULL when the answer had none */
     int curl_code;              /* CURLcode; 0 when the exchange completed */
     char error [DX_HTTP_ERROR_LEN];  /* curl's error text when curl_code != 0 */
+    char **headers;             /* the answer's header lines, "Name: value" without
+                                   CR LF; read them with dx_http_header */
+    size_t header_count;
 } dx_http_response_t;
 
 /*  Performs req. Returns a new response (caller destroys), also when the
@@ -47,6 +54,16 @@ typedef struct {
 dx_http_response_t *dx_http_request (const dx_http_request_t *req);
 
 void dx_http_response_destroy (dx_http_response_t **self_p);
+
+/*  The value of the answer's header name (case-insensitive; the last one
+    when it came more than once), blanks around it removed, or NULL.
+    Borrowed from the response. */
+const char *dx_http_header (const dx_http_response_t *self, const char *name);
+
+/*  The answer's Retry-After (RFC 9110: delay-seconds, or an HTTP-date,
+    counted from now and 0 when past) in milliseconds, or -1 when there is
+    none or it cannot be read. */
+int64_t dx_http_retry_after_ms (const dx_http_response_t *self);
 
 /*  Retry class of an answer by HTTP alone: connection failures and
     timeouts, 500, 502, 503 and 504 are transient, 429 is throttled,

@@ -1,7 +1,10 @@
 /*  dx_ratelimit: token buckets in a registry keyed by strings. */
 #include "dx_ratelimit.h"
+#include "dx_retry.h"
+#include "dx_util.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,12 +48,16 @@ typedef struct s_entry {
 
 struct dx_ratelimit {
     s_entry_t *head;
+    pthread_mutex_t lock;           /* dx_ratelimit_wait's */
 };
 
 dx_ratelimit_t *
 dx_ratelimit_new (void)
 {
-    return calloc (1, sizeof (dx_ratelimit_t));
+    dx_ratelimit_t *self = calloc (1, sizeof (dx_ratelimit_t));
+    if (self)
+        pthread_mutex_init (&self->lock, NULL);
+    return self;
 }
 
 void
@@ -66,6 +73,7 @@ dx_ratelimit_destroy (dx_ratelimit_t **self_p)
         free (e);
         e = next;
     }
+    pthread_mutex_destroy (&(*self_p)->lock);
     free (*self_p);
     *self_p = NULL;
 }
@@ -86,4 +94,21 @@ dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
     e->next = self->head;
     self->head = e;
     return &e->bucket;
+}
+
+int64_t
+dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate)
+{
+    int64_t start = dx_mono_ms ();
+    while (1) {
+        pthread_mutex_lock (&self->lock);
+        int64_t now = dx_mono_ms ();
+        dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, now);
+        int64_t wait = bucket? dx_bucket_take (bucket, now): 0;
+        pthread_mutex_unlock (&self->lock);
+        if (wait <= 0)
+            break;
+        dx_sleep_ms (wait);
+    }
+    return dx_mono_ms () - start;
 }

@@ -4,9 +4,10 @@
     A bucket holds at most `burst` tokens and gains `rate` tokens per second;
     each request takes one. Buckets live in a registry keyed by whatever the
     caller chooses (the aws worker uses "AKID|region|class") and last as
-    long as the registry, across jobs. Not thread-safe: a caller that shares
-    a registry between threads serializes every call (aws_ec2 holds one
-    process-wide lock around them, and sleeps outside it). */
+    long as the registry, across jobs. dx_ratelimit_wait is what threads
+    sharing a registry call (the job threads of a worker): it holds the
+    registry's lock for each look and sleeps outside it. The other calls
+    are not thread-safe and are not mixed with it. */
 #ifndef DX_RATELIMIT_H
 #define DX_RATELIMIT_H
 
@@ -38,5 +39,10 @@ void dx_ratelimit_destroy (dx_ratelimit_t **self_p);
     as the registry. NULL only when out of memory. */
 dx_bucket_t *dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
                                   double burst, double rate, int64_t now_ms);
+
+/*  Takes one token of key's bucket (made as dx_ratelimit_bucket makes it),
+    sleeping until there is one; thread-safe. Returns the milliseconds it
+    waited. Out of memory, it takes nothing and does not wait. */
+int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate);
 
 #endif

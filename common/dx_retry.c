@@ -1,5 +1,6 @@
 /*  dx_retry: exponential backoff with full jitter. */
 #include "dx_retry.h"
+#include "dx_util.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -55,6 +56,15 @@ dx_retry_next (dx_retry_t *self, dx_retry_class_t cls)
     return s_delay (&self->policy, self->attempts - 1, &self->rng);
 }
 
+int64_t
+dx_retry_next_after (dx_retry_t *self, dx_retry_class_t cls, int64_t after_ms)
+{
+    int64_t wait = dx_retry_next (self, cls);
+    if (wait >= 0 && after_ms > wait)
+        wait = after_ms < DX_RETRY_MAX_AFTER_MS? after_ms: DX_RETRY_MAX_AFTER_MS;
+    return wait;
+}
+
 const char *
 dx_retry_class_name (dx_retry_class_t cls)
 {
@@ -73,4 +83,16 @@ dx_sleep_ms (int64_t ms)
     struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000 };
     while (nanosleep (&ts, &ts) == -1 && errno == EINTR)
         ;
+}
+
+int
+dx_sleep_cancellable (int64_t ms, dx_cancel_fn *cancelled, void *arg)
+{
+    int64_t until = dx_mono_ms () + ms;
+    for (int64_t left = ms; left > 0; left = until - dx_mono_ms ()) {
+        if (cancelled && cancelled (arg))
+            return -1;
+        dx_sleep_ms (left < 100? left: 100);
+    }
+    return cancelled && cancelled (arg)? -1: 0;
 }

@@ -45,10 +45,26 @@ void dx_retry_init (dx_retry_t *self, const dx_retry_policy_t *policy);
     were made). Counts the try. */
 int64_t dx_retry_next (dx_retry_t *self, dx_retry_class_t cls);
 
+/*  The longest Retry-After honoured: a server asking for more is waited
+    for that long, and asked again. */
+#define DX_RETRY_MAX_AFTER_MS (10 * 60 * 1000)
+
+/*  dx_retry_next for an answer that said how long to wait (Retry-After,
+    after_ms; < 0 when it did not): the wait is the larger of the jitter and
+    after_ms, at most DX_RETRY_MAX_AFTER_MS; -1 as dx_retry_next. */
+int64_t dx_retry_next_after (dx_retry_t *self, dx_retry_class_t cls, int64_t after_ms);
+
 /*  "no", "throttled" or "transient", for logs. */
 const char *dx_retry_class_name (dx_retry_class_t cls);
 
 /*  Sleeps ms milliseconds (restarting after signals); nothing when ms <= 0. */
 void dx_sleep_ms (int64_t ms);
+
+/*  Returns non-zero once the caller's job is cancelled. */
+typedef int (dx_cancel_fn) (void *arg);
+
+/*  dx_sleep_ms that looks at cancelled (NULL: never) every 100 ms and
+    before returning. 0, or -1 as soon as it reports a cancel. */
+int dx_sleep_cancellable (int64_t ms, dx_cancel_fn *cancelled, void *arg);
 
 #endif

@@ -462,27 +462,6 @@ aws_ec2_set_cancel (aws_ec2_t *self, aws_ec2_cancel_fn *fn, void *arg)
     self->cancel_arg = arg;
 }
 
-/*  1 when the job's cancel flag is up. */
-static int
-s_ec2_cancelled (aws_ec2_t *self)
-{
-    return self->cancel && self->cancel (self->cancel_arg);
-}
-
-/*  Sleeps ms, looking at the cancel flag every 100 ms. 0, or -1 when it
-    came up. */
-static int
-s_ec2_pause (aws_ec2_t *self, int64_t ms)
-{
-    int64_t until = dx_mono_ms () + ms;
-    for (int64_t left = ms; left > 0; left = until - dx_mono_ms ()) {
-        if (s_ec2_cancelled (self))
-            return -1;
-        dx_sleep_ms (left < 100? left: 100);
-    }
-    return s_ec2_cancelled (self)? -1: 0;
-}
-
 const char *
 aws_ec2_action_class (const char *action, double *burst, double *rate)
 {
@@ -496,29 +475,6 @@ aws_ec2_action_class (const char *action, double *burst, double *rate)
     }
     *burst = 200, *rate = 5;
     return "Other";
-}
-
-/*  Takes one token of key's bucket, sleeping until there is one. A
-    registry is shared by the job threads of a worker (aws_ec2_set_limits)
-    and dx_ratelimit is not thread-safe, so every bucket access of this
-    process holds one lock; the sleeps happen outside it. */
-static pthread_mutex_t s_limits_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t
-s_limit_wait (dx_ratelimit_t *limits, const char *key, double burst, double rate)
-{
-    int64_t start = dx_mono_ms ();
-    while (1) {
-        pthread_mutex_lock (&s_limits_lock);
-        int64_t now = dx_mono_ms ();
-        dx_bucket_t *bucket = dx_ratelimit_bucket (limits, key, burst, rate, now);
-        int64_t wait = bucket ? dx_bucket_take (bucket, now) : 0;
-        pthread_mutex_unlock (&s_limits_lock);
-        if (wait <= 0)
-            break;
-        dx_sleep_ms (wait);
-    }
-    return dx_mono_ms () - start;
 }
 
 /*  One try: the document, or NULL with *err and *cls set. */
@@ -590,7 +546,7 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
     dx_retry_init (&retry, &self->retry);
     xmlDocPtr doc = NULL;
     while (1) {
-        int64_t waited = s_limit_wait (self->limits, key, burst, rate);
+        int64_t waited = dx_ratelimit_wait (self->limits, key, burst, rate);
         if (waited > 0)
             dx_debug ("ec2 %s waited %lld ms for the %s rate limit", action, (long long) waited, class);
         int64_t start = dx_mono_ms ();
@@ -623,7 +579,7 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
         dx_info ("ec2 %s: %s (HTTP %ld, %s), try %d of %d, again in %lld ms",
                  action, err->code, err->http_status, dx_retry_class_name (cls),
                  err->attempts, retry.policy.max_attempts, (long long) wait);
-        if (s_ec2_pause (self, wait)) {
+        if (dx_sleep_cancellable (wait, self->cancel, self->cancel_arg)) {
             s_error (err, "CANCELLED", 0, "the job was cancelled while %s was retried", action);
             err->retryable = 0;
             break;

@@ -1,7 +1,8 @@
 /*  Unit tests for common/dx_http.c against a one-shot HTTP server on a
     loopback port, run by a thread of this test: what goes on the wire
     (method, body, headers, no Expect, the SigV4 Authorization and session
-    token, no secret), answers (status, body, content type), the body cap,
+    token, no secret), answers (status, body, content type, headers,
+    Retry-After), the body cap,
     refused header lists, connection failures, timeouts and the retry
     classification. SigV4 correctness itself is proven against botocore in
     test_aws_ec2. */
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
 
@@ -35,6 +37,7 @@ typedef struct {
     /* the answer */
     int status;
     const char *content_type;   /* NULL: no Content-Type header */
+    const char *headers;        /* more header lines, each ending in CR LF; NULL: none */
     char *body;
     size_t body_len;
     int delay_ms;
@@ -76,10 +79,11 @@ s_serve (void *arg)
     char *end = strstr (buf, "\r\n\r\n");
     s->request_body = end ? end + 4 : buf + len;
     usleep ((useconds_t) s->delay_ms * 1000);
-    char head [256];
-    int n = snprintf (head, sizeof head, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s%s%s\r\n",
+    char head [2048];
+    int n = snprintf (head, sizeof head, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n%s%s%s%s\r\n",
                       s->status, s->body_len, s->content_type ? "Content-Type: " : "",
-                      s->content_type ? s->content_type : "", s->content_type ? "\r\n" : "");
+                      s->content_type ? s->content_type : "", s->content_type ? "\r\n" : "",
+                      s->headers ? s->headers : "");
     if (send (fd, head, (size_t) n, MSG_NOSIGNAL) == n && s->body_len)
         (void) !send (fd, s->body, s->body_len, MSG_NOSIGNAL);
     close (fd);
@@ -353,6 +357,61 @@ test_failures_and_classes (void **state)
     assert_int_equal (dx_http_classify (&r), DX_RETRY_NO);
 }
 
+/*  The answer's headers, by name in any case, the last of a repeated one;
+    Retry-After as seconds or a date, and nothing when unreadable. */
+static void
+test_answer_headers (void **state)
+{
+    (void) state;
+    s_server_t *s = s_server_start (202, NULL, "", 0);
+    s->headers = "Azure-AsyncOperation: http://127.0.0.1:1/op?api-version=1 \r\n"
+                 "X-Twice: one\r\nx-twice:   two\r\nRetry-After: 7\r\n";
+    char url [128];
+    dx_http_request_t req = { .url = s_url (s, url, sizeof url) };
+    dx_http_response_t *resp = dx_http_request (&req);
+    s_server_stop (&s);
+    assert_int_equal (resp->status, 202);
+    assert_string_equal (dx_http_header (resp, "azure-asyncoperation"), "http://127.0.0.1:1/op?api-version=1");
+    assert_string_equal (dx_http_header (resp, "X-Twice"), "two");
+    assert_string_equal (dx_http_header (resp, "Content-Length"), "0");
+    assert_null (dx_http_header (resp, "Location"));
+    assert_null (dx_http_header (resp, "X-Twic"));
+    assert_int_equal (dx_http_retry_after_ms (resp), 7000);
+    dx_http_response_destroy (&resp);
+
+    const struct { const char *line; int64_t lo, hi; } cases [] = {
+        { "Retry-After: 0\r\n", 0, 0 },
+        { "Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", 0, 0 },      /* past */
+        { "Retry-After: Fri, 31 Dec 2100 23:59:59 GMT\r\n", -1, -1 },  /* beyond a day */
+        { "Retry-After: soon\r\n", -1, -1 },
+        { "Retry-After: 5x\r\n", -1, -1 },
+        { "Retry-After: 86401\r\n", -1, -1 },
+        { "", -1, -1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        s = s_server_start (429, NULL, "", 0);
+        s->headers = cases [i].line;
+        req.url = s_url (s, url, sizeof url);
+        resp = dx_http_request (&req);
+        s_server_stop (&s);
+        int64_t ms = dx_http_retry_after_ms (resp);
+        assert_true (ms >= cases [i].lo && ms <= cases [i].hi);
+        dx_http_response_destroy (&resp);
+    }
+    /* a date a minute ahead */
+    char line [128];
+    time_t later = time (NULL) + 60;
+    strftime (line, sizeof line, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", gmtime (&later));
+    s = s_server_start (503, NULL, "", 0);
+    s->headers = line;
+    req.url = s_url (s, url, sizeof url);
+    resp = dx_http_request (&req);
+    s_server_stop (&s);
+    int64_t ms = dx_http_retry_after_ms (resp);
+    assert_true (ms > 55000 && ms <= 60000);
+    dx_http_response_destroy (&resp);
+}
+
 int
 main (void)
 {
@@ -364,6 +423,7 @@ main (void)
         cmocka_unit_test (test_signed_header_rules),
         cmocka_unit_test (test_body_cap),
         cmocka_unit_test (test_failures_and_classes),
+        cmocka_unit_test (test_answer_headers),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

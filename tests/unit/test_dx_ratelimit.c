@@ -1,12 +1,15 @@
 /*  Unit tests for common/dx_ratelimit.c: burst then rate, refill, waits,
-    clocks going back, and the registry of buckets. */
+    clocks going back, the registry of buckets, and threads sharing it. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include "dx_ratelimit.h"
+#include "dx_util.h"
 
 /*  A full bucket gives `burst` tokens at once, then one per 1/rate s. */
 static void
@@ -113,6 +116,43 @@ test_registry (void **state)
     dx_ratelimit_destroy (NULL);
 }
 
+typedef struct {
+    dx_ratelimit_t *limits;
+    int takes;
+} s_taker_t;
+
+static void *
+s_take (void *arg)
+{
+    s_taker_t *taker = arg;
+    for (int i = 0; i < taker->takes; i++)
+        dx_ratelimit_wait (taker->limits, "SUB|writes", 10, 100);
+    return NULL;
+}
+
+/*  Threads sharing one registry get burst at once and then rate, together:
+    4 threads x 15 tokens of a bucket of 10 at 100/s take some 500 ms. */
+static void
+test_wait_shared (void **state)
+{
+    (void) state;
+    dx_ratelimit_t *limits = dx_ratelimit_new ();
+    s_taker_t taker = { limits, 15 };
+    pthread_t threads [4];
+    int64_t t0 = dx_mono_ms ();
+    for (int i = 0; i < 4; i++)
+        assert_int_equal (pthread_create (&threads [i], NULL, s_take, &taker), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join (threads [i], NULL);
+    int64_t took = dx_mono_ms () - t0;
+    assert_true (took >= 490 && took < 2000);
+    /* a wait says how long it took */
+    assert_int_equal (dx_ratelimit_wait (limits, "SUB|reads", 1, 10), 0);
+    int64_t waited = dx_ratelimit_wait (limits, "SUB|reads", 1, 10);
+    assert_true (waited >= 95 && waited < 1000);
+    dx_ratelimit_destroy (&limits);
+}
+
 int
 main (void)
 {
@@ -121,6 +161,7 @@ main (void)
         cmocka_unit_test (test_refill_capped),
         cmocka_unit_test (test_wait_is_enough),
         cmocka_unit_test (test_registry),
+        cmocka_unit_test (test_wait_shared),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /*  Unit tests for common/dx_retry.c: full-jitter bounds, caps, overflow,
-    determinism with a seed, and when to give up. */
+    determinism with a seed, when to give up, Retry-After, and sleeps a
+    cancel cuts short. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -157,6 +158,57 @@ test_sleep (void **state)
     assert_true (took >= 29 && took < 1000);
 }
 
+/*  A server's Retry-After is a floor under the jitter, within a ceiling;
+    it does not make a hopeless try worth repeating. */
+static void
+test_retry_after (void **state)
+{
+    (void) state;
+    dx_retry_policy_t policy = { 100, 400, 4, 3 };
+    dx_retry_t r;
+    dx_retry_init (&r, &policy);
+    assert_int_equal (dx_retry_next_after (&r, DX_RETRY_THROTTLED, 5000), 5000);
+    int64_t wait = dx_retry_next_after (&r, DX_RETRY_THROTTLED, -1);
+    assert_true (wait >= 0 && wait <= 200);
+    wait = dx_retry_next_after (&r, DX_RETRY_TRANSIENT, 0);
+    assert_true (wait >= 0 && wait <= 400);
+    assert_int_equal (dx_retry_next_after (&r, DX_RETRY_THROTTLED, 5000), -1);  /* 4 tries */
+    dx_retry_init (&r, &policy);
+    assert_int_equal (dx_retry_next_after (&r, DX_RETRY_NO, 5000), -1);
+    dx_retry_init (&r, &policy);
+    assert_int_equal (dx_retry_next_after (&r, DX_RETRY_THROTTLED, 86400000),
+                      DX_RETRY_MAX_AFTER_MS);
+}
+
+static int
+s_cancel_after (void *arg)
+{
+    int *calls = arg;
+    return ++*calls > 3;
+}
+
+static void
+test_sleep_cancellable (void **state)
+{
+    (void) state;
+    int64_t t0 = dx_mono_ms ();
+    assert_int_equal (dx_sleep_cancellable (30, NULL, NULL), 0);
+    assert_true (dx_mono_ms () - t0 >= 29);
+    /* the fourth look sees the cancel: after some 300 ms, not 10 s */
+    int calls = 0;
+    t0 = dx_mono_ms ();
+    assert_int_equal (dx_sleep_cancellable (10000, s_cancel_after, &calls), -1);
+    assert_true (dx_mono_ms () - t0 < 2000);
+    assert_int_equal (calls, 4);
+    /* a cancel already up: no sleep at all */
+    calls = 10;
+    t0 = dx_mono_ms ();
+    assert_int_equal (dx_sleep_cancellable (10000, s_cancel_after, &calls), -1);
+    assert_true (dx_mono_ms () - t0 < 50);
+    calls = 10;
+    assert_int_equal (dx_sleep_cancellable (0, s_cancel_after, &calls), -1);
+}
+
 int
 main (void)
 {
@@ -167,6 +219,8 @@ main (void)
         cmocka_unit_test (test_deterministic_with_seed),
         cmocka_unit_test (test_give_up),
         cmocka_unit_test (test_sleep),
+        cmocka_unit_test (test_retry_after),
+        cmocka_unit_test (test_sleep_cancellable),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
