@@ -179,9 +179,9 @@ s_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
 }
 
 /*  MHD calls this with the raw request line's URI before anything else:
-    the request starts, its context is cleared of what a request MHD gave
-    up on left, and keeps the raw target, whose query we parse ourselves
-    to catch repeated parameters. */
+    a request starts. Its context, cleared of anything a request MHD gave
+    up on left behind, keeps the raw target, whose query we parse
+    ourselves to catch repeated parameters. */
 static void *
 s_uri_log (void *cls, const char *uri, struct MHD_Connection *conn)
 {
