@@ -121,7 +121,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Icommon -Iservices/api \
 FUZZ_SRC_msg   := common/dx_msg.c common/dx_util.c
 FUZZ_SRC_user  := $(FUZZ_SRC_msg) common/dx_spec.c common/dx_catalog.c common/dx_sshkey.c \
                   services/api/api_body.c tests/fuzz/fz_check.c
-FUZZ_SRC_body  := $(FUZZ_SRC_user) services/api/api_route.c services/api/api_handler.c
+FUZZ_SRC_body  := $(FUZZ_SRC_user) services/api/api_route.c services/api/api_handler.c \
+                  common/dx_log.c
 FUZZ_SRC_route := $(FUZZ_SRC_body)
 FUZZ_SRC_spec  := $(FUZZ_SRC_user)
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_OUT)/fuzz_%)

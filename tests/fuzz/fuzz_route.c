@@ -54,19 +54,25 @@ s_check_match (const char *method, const api_match_t *match)
         fz_text (match->message, 0, "a 404 or 405 message");
 }
 
-/*  Checks parsed query values against their ranges. */
+/*  Checks parsed query values against their ranges: each only on the
+    routes that take it. */
 static void
 s_check_query (const api_route_t *route, const api_query_t *query)
 {
+    int events = route->query == API_QUERY_EVENTS, list = route->query == API_QUERY_LIST;
     if ((query->force && route->query != API_QUERY_FORCE)
-    ||  ((query->after [0] || query->count) && route->query != API_QUERY_EVENTS))
-        fz_fail ("a query value for a route that takes none");
+    ||  (query->count && !events) || (query->limit && !list)
+    ||  (query->after [0] && !events && !list))
+        fz_fail ("a query value for a route that does not take it");
     if (query->force != 0 && query->force != 1)
         fz_fail ("force neither 0 nor 1");
-    if (query->count < 0 || query->count > 1000)
-        fz_fail ("count out of 0..1000");
-    if (strspn (query->after, "0123456789-") != strlen (query->after))
+    if (query->count < 0 || query->count > DX_MSG_PAGE_MAX
+    ||  query->limit < 0 || query->limit > DX_MSG_PAGE_MAX)
+        fz_fail ("count or limit out of 0..DX_MSG_PAGE_MAX");
+    if (events && strspn (query->after, "0123456789-") != strlen (query->after))
         fz_fail ("after is not a stream id");
+    if (list && query->after [0] && !dx_spec_name_valid (query->after))
+        fz_fail ("after is not a cluster name");
 }
 
 /*  Builds the scheduler request as the api does and sends it through the

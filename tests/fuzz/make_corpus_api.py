@@ -128,6 +128,7 @@ def route_seeds():
         "events": "/clusters/demo/deployment/events?after=1700000000000-0&count=10",
         "vpn": "/clusters/demo/deployment/vpn",
         "force": "/clusters/demo?force=true", "slash": "/clusters/demo/",
+        "page": "/clusters?limit=10&after=demo", "page-bad": "/clusters?limit=0&after=Demo",
         "bad-name": "/clusters/Demo", "long-name": "/clusters/abcdefghijklmnopq",
         "bad-group": "/clusters/demo/groups/access%",
         "unknown": "/clusters/demo/nodes", "double-slash": "/clusters//demo",
