@@ -57,7 +57,7 @@ struct api_http_t {
     bool quiesced;                  /* retired or stopping */
     api_deadline_t *deadline;       /* of its connections' requests */
     int64_t request_ms;             /* as configured, for api_http_renew */
-    unsigned per_ip;
+    unsigned per_ip;                /* likewise */
     int64_t trim_at;                /* monotonic ms to trim at, 0: none */
     /* The sockets of the connections resumed since the last run (which
        must then be at once: MHD does not count them in its timeout). */
