@@ -3,9 +3,8 @@
 #include "harness.h"
 #include "dx_util.h"
 
-#include <hiredis/hiredis.h>
-
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <ftw.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -184,6 +183,53 @@ th_redis_start (const char *dir, int port, const char *sock)
     fprintf (stderr, "redis-server did not answer within 10 s (see %s)\n", log);
     th_stop (&pid);
     return -1;
+}
+
+int
+th_redis_up (th_redis_t *self, const char *prefix)
+{
+    memset (self, 0, sizeof *self);
+    if (th_tmpdir (self->dir, sizeof self->dir, prefix))
+        return -1;
+    self->port = th_free_port ();
+    if (self->port <= 0 || (self->pid = th_redis_start (self->dir, self->port, NULL)) <= 0)
+        return -1;
+    snprintf (self->url, sizeof self->url, "redis://127.0.0.1:%d/0", self->port);
+    struct timeval timeout = { 5, 0 };
+    self->raw = redisConnectWithTimeout ("127.0.0.1", self->port, timeout);
+    if (!self->raw || self->raw->err) {
+        fprintf (stderr, "cannot connect to redis-server on port %d\n", self->port);
+        return -1;
+    }
+    return 0;
+}
+
+void
+th_redis_down (th_redis_t *self)
+{
+    if (self->raw)
+        redisFree (self->raw);
+    self->raw = NULL;
+    if (self->pid > 0)
+        th_stop (&self->pid);
+    th_tmpdir_remove (self->dir, 0);
+    self->dir [0] = 0;
+}
+
+long long
+th_redis_int (th_redis_t *self, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    redisReply *reply = redisvCommand (self->raw, fmt, args);
+    va_end (args);
+    long long n = !reply? -1
+                : reply->type == REDIS_REPLY_INTEGER? reply->integer
+                : reply->type == REDIS_REPLY_STRING && reply->len
+                  && strspn (reply->str, "0123456789") == reply->len? atoll (reply->str): -1;
+    if (reply)
+        freeReplyObject (reply);
+    return n;
 }
 
 /*  tests/fakes/fake_ec2.py, looked for above the working directory and

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <hiredis/hiredis.h>
 
 /*  Makes /tmp/dx-<prefix>-XXXXXX into dir (size >= 64). 0 or -1. */
 int th_tmpdir (char *dir, size_t size, const char *prefix);
@@ -34,6 +35,29 @@ void th_stop (pid_t *pid);
     No persistence. Waits, at most 10 s, until it answers PING. The pid,
     or -1. */
 pid_t th_redis_start (const char *dir, int port, const char *sock);
+
+/*  A redis-server of a test's own, with what a test of the scheduler
+    needs around it: its directory (/tmp/dx-<prefix>-...), its port, its
+    URL for the code under test, and a connection of the test's own
+    (commands behind the code's back, to look or to break things). */
+typedef struct {
+    char dir [64];
+    int port;
+    pid_t pid;
+    char url [64];
+    redisContext *raw;
+} th_redis_t;
+
+/*  Starts it (th_redis_start) and connects. 0, or -1 (said on stderr). */
+int th_redis_up (th_redis_t *self, const char *prefix);
+
+/*  Disconnects, stops the server and removes its directory; safe on a
+    redis that is not up. */
+void th_redis_down (th_redis_t *self);
+
+/*  The number a command on the test's connection answers: an integer, or
+    a string of digits; -1 for anything else. */
+long long th_redis_int (th_redis_t *self, const char *fmt, ...);
 
 /*  Starts tests/fakes/fake_ec2.py (looked for above the working directory
     and above this binary; DEXTER_SOURCE_DIR, when set, names the tree) on

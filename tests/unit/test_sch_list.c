@@ -29,11 +29,7 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x03 };
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    char url [128];
-    redisContext *raw;
+    th_redis_t redis;
     sch_store_t *store;
     dx_seal_t *seal;
     sch_server_t *server;
@@ -43,19 +39,6 @@ static struct {
 //  ---------------------------------------------------------------------
 //  Helpers
 
-static long long
-s_raw_int (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    long long n = reply->type == REDIS_REPLY_INTEGER? reply->integer: -1;
-    freeReplyObject (reply);
-    return n;
-}
-
 /*  Clusters c00000 .. c<count - 1>, written as the store writes them, in
     one pipeline (the store's one transaction per cluster would take
     seconds for thousands). */
@@ -63,14 +46,14 @@ static void
 s_clusters (int count)
 {
     for (int i = 0; i < count; i++) {
-        redisAppendCommand (T.raw, "HSET dexter:{c%05d}:cluster name c%05d provider aws "
+        redisAppendCommand (T.redis.raw, "HSET dexter:{c%05d}:cluster name c%05d provider aws "
                             "type mesos created_at 2026-12-07T00:00:00.000Z updated_at "
                             "2026-12-07T00:00:00.000Z state init", i, i);
-        redisAppendCommand (T.raw, "ZADD dexter:clusters 0 c%05d", i);
+        redisAppendCommand (T.redis.raw, "ZADD dexter:clusters 0 c%05d", i);
     }
     for (int i = 0; i < 2 * count; i++) {
         redisReply *reply;
-        assert_int_equal (redisGetReply (T.raw, (void **) &reply), REDIS_OK);
+        assert_int_equal (redisGetReply (T.redis.raw, (void **) &reply), REDIS_OK);
         freeReplyObject (reply);
     }
 }
@@ -136,18 +119,12 @@ s_group_setup (void **state)
 {
     (void) state;
     signal (SIGPIPE, SIG_IGN);
-    if (th_tmpdir (T.dir, sizeof T.dir, "list-test"))
+    if (th_redis_up (&T.redis, "list-test"))
         return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
-        return -1;
-    snprintf (T.url, sizeof T.url, "redis://127.0.0.1:%d/0", T.port);
-    struct timeval tv = { 5, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
     T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (T.url);
+    T.store = sch_store_new (T.redis.url);
     T.server = T.store && T.seal? sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal): NULL;
-    return T.raw && !T.raw->err && T.server? 0: -1;
+    return T.server? 0: -1;
 }
 
 static int
@@ -157,10 +134,7 @@ s_group_teardown (void **state)
     sch_server_destroy (&T.server);
     sch_store_destroy (&T.store);
     dx_seal_destroy (&T.seal);
-    if (T.raw)
-        redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    th_redis_down (&T.redis);
     return 0;
 }
 
@@ -168,7 +142,7 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    freeReplyObject (redisCommand (T.raw, "FLUSHALL"));
+    freeReplyObject (redisCommand (T.redis.raw, "FLUSHALL"));
     return 0;
 }
 
@@ -242,7 +216,7 @@ test_whole_list_in_slices (void **state)
     (void) state;
     enum { N = 1234 };
     s_clusters (N);
-    assert_int_equal (s_raw_int ("DEL dexter:{c00007}:cluster"), 1);
+    assert_int_equal (th_redis_int (&T.redis, "DEL dexter:{c00007}:cluster"), 1);
     json_t *reply = s_list (DX_OK, NULL);
     const json_t *clusters = s_member (reply, "clusters");
     assert_int_equal (json_array_size (clusters), N - 1);
@@ -276,7 +250,7 @@ typedef struct {
 static void
 s_live_start (s_live_t *live)
 {
-    live->store = sch_store_new (T.url);
+    live->store = sch_store_new (T.redis.url);
     assert_non_null (live->store);
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", th_free_port ());
@@ -384,7 +358,7 @@ test_waiting_lists_share (void **state)
     s_clusters (N);
     s_live_t live;
     s_live_start (&live);
-    freeReplyObject (redisCommand (T.raw, "CONFIG RESETSTAT"));
+    freeReplyObject (redisCommand (T.redis.raw, "CONFIG RESETSTAT"));
     char id [64];
     for (int i = 0; i < LISTS; i++)
         s_live_send (&live, "cluster.list", NULL, NULL, id, sizeof id);
@@ -399,7 +373,7 @@ test_waiting_lists_share (void **state)
     }
     free (first);
     //  One HMGET per cluster listed: at most two lists' worth
-    redisReply *info = redisCommand (T.raw, "INFO commandstats");
+    redisReply *info = redisCommand (T.redis.raw, "INFO commandstats");
     const char *hmget = strstr (info->str, "cmdstat_hmget:calls=");
     assert_non_null (hmget);
     long calls = atol (hmget + strlen ("cmdstat_hmget:calls="));

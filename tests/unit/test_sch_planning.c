@@ -33,10 +33,7 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x04 };
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    redisContext *raw;
+    th_redis_t redis;
     sch_store_t *store;
     dx_seal_t *seal;
     sch_engine_t *engine;
@@ -46,20 +43,6 @@ static struct {
 
 //  ---------------------------------------------------------------------
 //  Helpers
-
-static long long
-s_raw_int (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    long long n = reply->type == REDIS_REPLY_INTEGER? reply->integer
-                : reply->type == REDIS_REPLY_STRING? atoll (reply->str): -1;
-    freeReplyObject (reply);
-    return n;
-}
 
 static json_t *
 s_req (const char *type, const char *fmt, ...)
@@ -161,13 +144,13 @@ s_plan_whole (const char *name, size_t steps)
 {
     int64_t deadline = dx_mono_ms () + 120000;
     int ticks = 0;
-    while ((size_t) s_raw_int ("HLEN dexter:{%s}:jobs", name) < steps && dx_mono_ms () < deadline) {
+    while ((size_t) th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name) < steps && dx_mono_ms () < deadline) {
         int64_t next = sch_engine_tick (T.engine);
         ticks++;
-        if ((size_t) s_raw_int ("HLEN dexter:{%s}:jobs", name) < steps)
+        if ((size_t) th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name) < steps)
             assert_true (next <= dx_mono_ms ());
     }
-    assert_int_equal (s_raw_int ("HLEN dexter:{%s}:jobs", name), steps);
+    assert_int_equal (th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name), steps);
     return ticks;
 }
 
@@ -219,18 +202,11 @@ s_setup (void **state)
 {
     (void) state;
     signal (SIGPIPE, SIG_IGN);
-    if (th_tmpdir (T.dir, sizeof T.dir, "planning-test"))
+    if (th_redis_up (&T.redis, "planning-test"))
         return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
-        return -1;
-    char url [64];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", T.port);
-    struct timeval tv = { 5, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
     T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (url);
-    return T.raw && !T.raw->err && T.seal && T.store? 0: -1;
+    T.store = sch_store_new (T.redis.url);
+    return T.seal && T.store? 0: -1;
 }
 
 static int
@@ -239,9 +215,7 @@ s_teardown (void **state)
     (void) state;
     sch_store_destroy (&T.store);
     dx_seal_destroy (&T.seal);
-    redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    th_redis_down (&T.redis);
     return 0;
 }
 
@@ -250,7 +224,7 @@ static int
 s_test_setup (void **state)
 {
     (void) state;
-    freeReplyObject (redisCommand (T.raw, "FLUSHALL"));
+    freeReplyObject (redisCommand (T.redis.raw, "FLUSHALL"));
     sch_cache_purge (sch_store_cache (T.store));
     T.engine = sch_engine_new (T.store, T.seal, NULL, 0);
     T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
@@ -282,9 +256,9 @@ test_plan_in_slices (void **state)
     size_t steps = s_deploy ("big");
     int64_t put = dx_mono_ms () - start;
     assert_int_equal (steps, 4 + 1 + 3 + DX_CLUSTER_HOSTS_MAX);
-    size_t made = (size_t) s_raw_int ("HLEN dexter:{big}:jobs");
+    size_t made = (size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs");
     assert_true (made < steps);
-    assert_int_equal (s_raw_int ("HGET dexter:{big}:deployment steps_total"), steps);
+    assert_int_equal (th_redis_int (&T.redis, "HGET dexter:{big}:deployment steps_total"), steps);
     char *current = s_current ("big");
     assert_non_null (strstr (current, "planning"));
     free (current);
@@ -310,7 +284,7 @@ test_plan_resumes_after_restart (void **state)
     s_cluster ("big", 2);
     size_t steps = s_deploy ("big");
     sch_engine_tick (T.engine);
-    size_t made = (size_t) s_raw_int ("HLEN dexter:{big}:jobs");
+    size_t made = (size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs");
     assert_true (made > 0 && made < steps);
 
     sch_engine_destroy (&T.engine);     /* the crash: memory gone, Redis stays */
@@ -318,7 +292,7 @@ test_plan_resumes_after_restart (void **state)
     T.ctx.engine = T.engine;
     assert_int_equal (sch_engine_recover (T.engine), 0);
     assert_int_equal (sch_engine_size (T.engine), 1);
-    assert_int_equal (s_raw_int ("HLEN dexter:{big}:jobs"), made);
+    assert_int_equal (th_redis_int (&T.redis, "HLEN dexter:{big}:jobs"), made);
     s_plan_whole ("big", steps);
     s_check_jobs ("big", 1, steps);
 }
@@ -332,7 +306,7 @@ test_delete_while_planning (void **state)
     s_cluster ("big", DX_CLUSTER_HOSTS_MAX / DX_GROUP_HOSTS_MAX);
     size_t steps = s_deploy ("big");
     sch_engine_tick (T.engine);
-    assert_true ((size_t) s_raw_int ("HLEN dexter:{big}:jobs") < steps);
+    assert_true ((size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs") < steps);
     int64_t start = dx_mono_ms ();
     json_decref (s_call (sch_cluster_delete, DX_OK,
                          s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
@@ -341,7 +315,7 @@ test_delete_while_planning (void **state)
     assert_int_equal (sch_engine_size (T.engine), 0);
     for (int i = 0; i < 5; i++)
         sch_engine_tick (T.engine);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{big}:jobs dexter:{big}:deployment "
+    assert_int_equal (th_redis_int (&T.redis, "EXISTS dexter:{big}:jobs dexter:{big}:deployment "
                                  "dexter:{big}:cluster"), 0);
 }
 
@@ -360,7 +334,7 @@ test_delete_planned (void **state)
                          s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
     int64_t deleted = dx_mono_ms ();
     assert_int_equal (sch_engine_size (T.engine), 0);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{big}:jobs"), 0);
+    assert_int_equal (th_redis_int (&T.redis, "EXISTS dexter:{big}:jobs"), 0);
     int ticks = 1;
     while (sch_engine_tick (T.engine) <= dx_mono_ms ())
         assert_true (++ticks < 10000);
