@@ -346,6 +346,34 @@ s_deploy (const char *name, const char *command, int parallelism)
                      "aws_secret_access_key", "engine/secret/0123456789"));
 }
 
+/*  Worker a (returned, caller's) and cluster name of `hosts` hosts
+    deploying, its step `step` started on a, where it hangs until
+    s_hang_release. */
+static zactor_t *
+s_deploy_hanging (const char *name, int hosts, const char *step)
+{
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    s_cluster (name, hosts);
+    snprintf (S.hang, sizeof S.hang, "%s", step);
+    s_deploy (name, "deploy", 5);
+    char started [80];
+    snprintf (started, sizeof started, "%s@1:a", step);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (s_log_count (started) == 0 && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (s_log_count (started), 1);
+    return a;
+}
+
+static void
+s_hang_release (void)
+{
+    pthread_mutex_lock (&S.lock);
+    S.hang_release = 1;
+    pthread_mutex_unlock (&S.lock);
+}
+
 /*  The value of field in one XRANGE entry, or NULL. */
 static const char *
 s_entry_field (const redisReply *entry, const char *field)
@@ -909,15 +937,7 @@ static void
 test_engine_restart (void **state)
 {
     (void) state;
-    zactor_t *a = s_worker ("a", 8, 1000);
-    s_wait_workers (1);
-    s_cluster ("c6", 1);
-    snprintf (S.hang, sizeof S.hang, "host.g1.0");
-    s_deploy ("c6", "deploy", 5);
-    int64_t deadline = dx_mono_ms () + 5000;
-    while (s_log_count ("host.g1.0@1:a") == 0 && dx_mono_ms () < deadline)
-        s_pump (10);
-    assert_int_equal (s_log_count ("host.g1.0@1:a"), 1);
+    zactor_t *a = s_deploy_hanging ("c6", 1, "host.g1.0");
     s_pump (50);
 
     sch_engine_destroy (&T.engine);     /* the crash: memory gone, Redis stays */
@@ -926,9 +946,7 @@ test_engine_restart (void **state)
     assert_int_equal (sch_engine_recover (T.engine), 0);
     assert_int_equal (sch_engine_size (T.engine), 1);
     s_pump (LEASE_MS / 2);              /* a renewal comes meanwhile */
-    pthread_mutex_lock (&S.lock);
-    S.hang_release = 1;
-    pthread_mutex_unlock (&S.lock);
+    s_hang_release ();
     char *final = s_wait_final ("c6", 15000);
     assert_string_equal (final, "deployed");
     free (final);
@@ -1059,21 +1077,11 @@ static void
 test_result_kept_for_redis (void **state)
 {
     (void) state;
-    zactor_t *a = s_worker ("a", 8, 1000);
-    s_wait_workers (1);
-    s_cluster ("c15", 2);
-    snprintf (S.hang, sizeof S.hang, "host.access");
-    s_deploy ("c15", "deploy", 5);
-    int64_t deadline = dx_mono_ms () + 5000;
-    while (s_log_count ("host.access@1:a") == 0 && dx_mono_ms () < deadline)
-        s_pump (10);
-    assert_int_equal (s_log_count ("host.access@1:a"), 1);
+    zactor_t *a = s_deploy_hanging ("c15", 2, "host.access");
     s_refuse_writes (1);
     s_pump (100);                       /* what was sent before has arrived */
     int started = s_log_count ("@");
-    pthread_mutex_lock (&S.lock);
-    S.hang_release = 1;
-    pthread_mutex_unlock (&S.lock);
+    s_hang_release ();
     s_pump (1000);
     assert_int_equal (s_log_count ("@"), started);     /* nothing starts meanwhile */
     assert_true (sch_redis_kept (sch_store_redis (T.store)) > 0);
