@@ -1,5 +1,5 @@
 /*  harness: temporary directories, free ports, redis-server and the fake
-    EC2 for the unit tests. */
+    clouds for the unit tests. */
 #include "harness.h"
 #include "dx_util.h"
 
@@ -232,14 +232,14 @@ th_redis_int (th_redis_t *self, const char *fmt, ...)
     return n;
 }
 
-/*  tests/fakes/fake_ec2.py, looked for above the working directory and
-    above this binary, or in DEXTER_SOURCE_DIR. */
+/*  tests/fakes/NAME.py, looked for above the working directory and above
+    this binary, or in DEXTER_SOURCE_DIR. */
 static int
-s_find_fake (char *path, size_t size)
+s_find_fake (const char *name, char *path, size_t size)
 {
     const char *src = getenv ("DEXTER_SOURCE_DIR");
     if (src && *src) {
-        snprintf (path, size, "%s/tests/fakes/fake_ec2.py", src);
+        snprintf (path, size, "%s/tests/fakes/%s.py", src, name);
         return access (path, R_OK);
     }
     char starts [2][PATH_MAX] = { "", "" };
@@ -251,7 +251,7 @@ s_find_fake (char *path, size_t size)
         char dir [PATH_MAX];
         memcpy (dir, starts [s], sizeof dir);
         while (*dir) {
-            int len = snprintf (path, size, "%s/tests/fakes/fake_ec2.py", dir);
+            int len = snprintf (path, size, "%s/tests/fakes/%s.py", dir, name);
             if (len > 0 && (size_t) len < size && access (path, R_OK) == 0)
                 return 0;
             char *slash = strrchr (dir, '/');
@@ -263,17 +263,20 @@ s_find_fake (char *path, size_t size)
     return -1;
 }
 
-pid_t
-th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint, size_t size)
+/*  Starts the fake cloud tests/fakes/NAME.py as th_fake_ec2_start says,
+    its log in dir/NAME.log. */
+static pid_t
+s_fake_start (const char *name, const char *dir, const char *const *args, char *endpoint,
+              size_t size)
 {
     char fake [PATH_MAX], port_file [PATH_MAX], log [PATH_MAX];
-    if (s_find_fake (fake, sizeof fake)) {
-        fprintf (stderr, "tests/fakes/fake_ec2.py not found (run from the source tree "
-                 "or set DEXTER_SOURCE_DIR)\n");
+    if (s_find_fake (name, fake, sizeof fake)) {
+        fprintf (stderr, "tests/fakes/%s.py not found (run from the source tree "
+                 "or set DEXTER_SOURCE_DIR)\n", name);
         return -1;
     }
     snprintf (port_file, sizeof port_file, "%s/port", dir);
-    snprintf (log, sizeof log, "%s/fake_ec2.log", dir);
+    snprintf (log, sizeof log, "%s/%s.log", dir, name);
     unlink (port_file);
     char *argv [64] = { PYTHON, fake, "--port", "0", "--port-file", port_file };
     size_t n = 6;
@@ -296,11 +299,23 @@ th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint, siz
             snprintf (endpoint, size, "http://127.0.0.1:%d", port);
             return pid;
         }
-        if (s_exited (pid, "fake_ec2", log))
+        if (s_exited (pid, name, log))
             return -1;
         usleep (20000);
     }
-    fprintf (stderr, "fake_ec2 did not listen within 30 s (see %s)\n", log);
+    fprintf (stderr, "%s did not listen within 30 s (see %s)\n", name, log);
     th_stop (&pid);
     return -1;
+}
+
+pid_t
+th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint, size_t size)
+{
+    return s_fake_start ("fake_ec2", dir, args, endpoint, size);
+}
+
+pid_t
+th_fake_arm_start (const char *dir, const char *const *args, char *endpoint, size_t size)
+{
+    return s_fake_start ("fake_arm", dir, args, endpoint, size);
 }

@@ -1,6 +1,7 @@
 /*  harness: what the unit tests that need real processes share. A
-    temporary directory, a free loopback port, and the two servers they
-    start and stop by pid: redis-server and tests/fakes/fake_ec2.py.
+    temporary directory, a free loopback port, and the servers they
+    start and stop by pid: redis-server and the fake clouds of tests/fakes
+    (fake_ec2.py, fake_arm.py).
 
     Children ask for SIGTERM when the test process dies, so an aborted run
     leaves nothing behind. Every wait is bounded; a failure is said on
@@ -66,6 +67,13 @@ long long th_redis_int (th_redis_t *self, const char *fmt, ...);
     slowly) until it listens. Writes http://127.0.0.1:PORT into endpoint.
     The pid, or -1. */
 pid_t th_fake_ec2_start (const char *dir, const char *const *args, char *endpoint,
+                         size_t size);
+
+/*  Starts tests/fakes/fake_arm.py (Resource Manager and the Entra token
+    endpoint) the same way, its log in dir/fake_arm.log; the endpoint is
+    both the credentials' activeDirectoryEndpointUrl and
+    resourceManagerEndpointUrl. The pid, or -1. */
+pid_t th_fake_arm_start (const char *dir, const char *const *args, char *endpoint,
                          size_t size);
 
 /*  A private key as dx_spec takes it: an unencrypted OpenSSH key of filler
