@@ -2,6 +2,7 @@
 #include "dx_http.h"
 #include "dx_util.h"
 
+#include <ctype.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -306,6 +307,23 @@ dx_http_retry_after_ms (const dx_http_response_t *self)
         ms = (int64_t) when * 1000 - dx_now_ms ();
     }
     return ms < 0? 0: ms > S_RETRY_AFTER_MAX_S * 1000? -1: ms;
+}
+
+char *
+dx_http_escape_into (char *out, const char *text)
+{
+    static const char hex [] = "0123456789ABCDEF";
+    for (const unsigned char *s = (const unsigned char *) text; *s; s++) {
+        if (isalnum (*s) || *s == '-' || *s == '_' || *s == '.' || *s == '~')
+            *out++ = (char) *s;
+        else {
+            *out++ = '%';
+            *out++ = hex [*s >> 4];
+            *out++ = hex [*s & 15];
+        }
+    }
+    *out = 0;
+    return out;
 }
 
 int

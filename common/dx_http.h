@@ -65,6 +65,13 @@ const char *dx_http_header (const dx_http_response_t *self, const char *name);
     none or it cannot be read. */
 int64_t dx_http_retry_after_ms (const dx_http_response_t *self);
 
+/*  Writes text at out percent-encoded as RFC 3986 asks of a query or
+    form value, which is also how SigV4 canonicalises: A-Z a-z 0-9 - _ . ~
+    stay, every other byte becomes %XX (uppercase hex), so ' ' is %20 and
+    '+' %2B. out has room for 3 * strlen (text) + 1 bytes. Returns the end
+    of what it wrote (its NUL). */
+char *dx_http_escape_into (char *out, const char *text);
+
 /*  Retry class of an answer by HTTP alone: connection failures and
     timeouts, 500, 502, 503 and 504 are transient, 429 is throttled,
     everything else (including success) is DX_RETRY_NO. Providers refine

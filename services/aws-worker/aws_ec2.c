@@ -139,24 +139,6 @@ aws_params_tag (aws_params_t *self, const char *prefix, const char *key, const c
     return 0;
 }
 
-/*  Appends text, encoded, at out (room was counted by the caller). */
-static char *
-s_encode_into (char *out, const char *text)
-{
-    static const char hex [] = "0123456789ABCDEF";
-    for (const unsigned char *s = (const unsigned char *) text; *s; s++) {
-        if (isalnum (*s) || *s == '-' || *s == '_' || *s == '.' || *s == '~')
-            *out++ = (char) *s;
-        else {
-            *out++ = '%';
-            *out++ = hex [*s >> 4];
-            *out++ = hex [*s & 15];
-        }
-    }
-    *out = 0;
-    return out;
-}
-
 char *
 aws_params_encode (const aws_params_t *self, const char *action)
 {
@@ -169,13 +151,13 @@ aws_params_encode (const aws_params_t *self, const char *action)
         return NULL;
     char *p = body;
     p = stpcpy (p, "Action=");
-    p = s_encode_into (p, action);
+    p = dx_http_escape_into (p, action);
     p = stpcpy (p, "&Version=" AWS_EC2_VERSION);
     for (size_t i = 0; i < count; i++) {
         *p++ = '&';
-        p = s_encode_into (p, self->pairs [i].key);
+        p = dx_http_escape_into (p, self->pairs [i].key);
         *p++ = '=';
-        p = s_encode_into (p, self->pairs [i].value);
+        p = dx_http_escape_into (p, self->pairs [i].value);
     }
     return body;
 }

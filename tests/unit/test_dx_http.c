@@ -2,7 +2,7 @@
     loopback port, run by a thread of this test: what goes on the wire
     (method, body, headers, no Expect, the SigV4 Authorization and session
     token, no secret), answers (status, body, content type, headers,
-    Retry-After), the body cap,
+    Retry-After), percent-encoding, the body cap,
     refused header lists, connection failures, timeouts and the retry
     classification. SigV4 correctness itself is proven against botocore in
     test_aws_ec2. */
@@ -412,6 +412,19 @@ test_answer_headers (void **state)
     dx_http_response_destroy (&resp);
 }
 
+/*  RFC 3986's unreserved characters stay, every other byte is %XX. */
+static void
+test_escape (void **state)
+{
+    (void) state;
+    char out [64];
+    char *end = dx_http_escape_into (out, "a-Z_0.9~ +/=&\xc3\xa9");
+    assert_string_equal (out, "a-Z_0.9~%20%2B%2F%3D%26%C3%A9");
+    assert_ptr_equal (end, out + strlen (out));
+    assert_ptr_equal (dx_http_escape_into (out, ""), out);
+    assert_string_equal (out, "");
+}
+
 int
 main (void)
 {
@@ -424,6 +437,7 @@ main (void)
         cmocka_unit_test (test_body_cap),
         cmocka_unit_test (test_failures_and_classes),
         cmocka_unit_test (test_answer_headers),
+        cmocka_unit_test (test_escape),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
