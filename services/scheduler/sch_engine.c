@@ -1223,6 +1223,8 @@ s_held_destroy (void **item_p)
 static void
 s_engine_hold (sch_engine_t *self, const char *worker, const char *name, const json_t *msg)
 {
+    if (zlistx_size (self->held) == 0)
+        dx_info ("engine: redis not read yet: what workers say waits until it is");
     s_held_t *held = zlistx_size (self->held) < S_HELD_MAX? calloc (1, sizeof *held): NULL;
     if (held) {
         held->worker = strdup (worker);

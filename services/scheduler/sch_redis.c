@@ -122,12 +122,12 @@ s_redis_lost (sch_redis_t *self, const char *why)
 }
 
 /*  Error replies that mean "Redis cannot serve right now" rather than a
-    bug in what we sent. */
+    bug in what we sent (OOM: maxmemory reached, until memory is freed). */
 static int
 s_redis_transient (const char *text)
 {
     const char *codes [] = { "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
-                             "NOAUTH", "READONLY", "MISCONF", "NOREPLICAS", NULL };
+                             "NOAUTH", "READONLY", "MISCONF", "NOREPLICAS", "OOM", NULL };
     for (int i = 0; codes [i]; i++)
         if (strncmp (text, codes [i], strlen (codes [i])) == 0)
             return 1;
@@ -844,7 +844,7 @@ s_redis_drain (sch_redis_t *self)
         taken++;
     }
     if (taken)
-        dx_info ("redis at %s took the %zu writes kept for it", self->address, taken);
+        dx_info ("redis at %s took what was kept for it (%zu writes)", self->address, taken);
     return 0;
 }
 

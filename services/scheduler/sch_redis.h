@@ -123,10 +123,11 @@ void sch_redis_replies_free (redisReply **replies, size_t count);
 //  Writes that must not be lost: the outbox
 //
 //  A write that Redis cannot take now (it is down, the connection broke
-//  under it, or it refused for now: LOADING, MISCONF, NOREPLICAS ...) is
-//  kept and sent again, oldest first, before any other command, until
-//  Redis has it. Meanwhile every other command fails UNAVAILABLE, saying
-//  how many writes wait: nothing reads state older than a write made.
+//  under it, or it refuses writes for now: LOADING, MISCONF, OOM,
+//  NOREPLICAS ...) is kept and sent again, oldest first, before any other
+//  command, until Redis has it. Meanwhile every other command fails
+//  UNAVAILABLE, saying how many writes wait: nothing reads state older
+//  than a write made.
 //
 //  A write whose connection broke after it was sent may have been
 //  carried out, its answer lost. Before it is sent again it is looked
