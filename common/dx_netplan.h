@@ -15,7 +15,8 @@
 
 #define DX_NET_CIDR            "10.0.0.0/16"
 #define DX_NET_SUBNET_CIDR     "10.0.0.0/24"    /* access node, masters */
-#define DX_NET_AGENTS_CIDR     "10.0.16.0/20"   /* agents */
+#define DX_NET_AGENTS_CIDR     "10.0.32.0/19"   /* agents: 8,187 addresses, room
+                                                   for DX_CLUSTER_HOSTS_MAX */
 #define DX_NET_ACCESS_IP       "10.0.0.10"
 #define DX_NET_MASTER_PREFIX   "10.0.0."
 #define DX_NET_MASTER_IP_BASE  11               /* master i is 10.0.0.(11 + i) */

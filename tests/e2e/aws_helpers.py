@@ -387,7 +387,7 @@ def check_provisioned(inst, text, group):
 
 def check_network(st, name):
     """PROTOCOL.md's network plan: one VPC 10.0.0.0/16; subnet 10.0.0.0/24 for
-    the hosts with fixed addresses (access, masters) and 10.0.16.0/20 for the
+    the hosts with fixed addresses (access, masters) and 10.0.32.0/19 for the
     agents; one attached gateway; one route table 0.0.0.0/0 -> gateway
     associated with both subnets; three security groups; every instance in
     its subnet."""
@@ -395,10 +395,10 @@ def check_network(st, name):
     assert len(vpcs) == 1 and vpcs[0]["cidr"] == "10.0.0.0/16", vpcs
     vpc = vpcs[0]["id"]
     subnets = {s["cidr"]: s for s in tagged(st["subnets"], name)}
-    assert sorted(subnets) == ["10.0.0.0/24", "10.0.16.0/20"] and len(tagged(st["subnets"], name)) == 2, \
+    assert sorted(subnets) == ["10.0.0.0/24", "10.0.32.0/19"] and len(tagged(st["subnets"], name)) == 2, \
         "subnets: %s" % tagged(st["subnets"], name)
     assert all(s["vpc_id"] == vpc for s in subnets.values()), subnets
-    fixed, agents = subnets["10.0.0.0/24"]["id"], subnets["10.0.16.0/20"]["id"]
+    fixed, agents = subnets["10.0.0.0/24"]["id"], subnets["10.0.32.0/19"]["id"]
     igws = tagged(st["internet_gateways"], name)
     assert len(igws) == 1 and igws[0]["vpc_id"] == vpc, igws
     rtbs = tagged(st["route_tables"], name)

@@ -437,7 +437,7 @@ test_cluster_life (void **state)
     assert_true (strncmp (s_attr_of (res, "subnet", "provider_id"), "subnet-", 7) == 0);
     assert_string_equal (s_attr_of (res, "subnet", "zone"), REGION "a");
     assert_string_equal (s_attr_of (res, "subnet", "cidr"), "10.0.0.0/24");
-    assert_string_equal (s_attr_of (res, "subnet.agents", "cidr"), "10.0.16.0/20");
+    assert_string_equal (s_attr_of (res, "subnet.agents", "cidr"), "10.0.32.0/19");
     assert_string_not_equal (s_attr_of (res, "subnet", "provider_id"),
                              s_attr_of (res, "subnet.agents", "provider_id"));
     assert_string_equal (s_attr_of (res, "igw", "kind"), "internet_gateway");
