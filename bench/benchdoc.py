@@ -17,6 +17,7 @@ run; earlier figures are in git history.
 | API | `bench/api/run.sh` | `make bench` (builds the release services first) |
 | Deployments on AWS (fake EC2) | `bench/deploy/bench.py` | `make services && bench/deploy/bench.py` |
 | getpid from memory | `bench/getpid/run.sh` | `make bench` |
+| A GET while big deploys are planned and every cluster is listed | `bench/slices/bench.py` | `make services && bench/slices/bench.py` |
 
 The load generator, the services and the fake share the machine's cores, so
 a figure holds for the machine it was measured on, while it did nothing
