@@ -35,7 +35,6 @@ import binascii
 import copy
 import datetime
 import hmac
-import http.server
 import importlib
 import inspect
 import ipaddress
@@ -51,6 +50,8 @@ import time
 import traceback
 import urllib.parse
 import uuid
+
+import fake_ec2  # the fakes' loopback HTTP plumbing: request handler and threading server
 
 # api-versions the issue names; older ones are served where the SDK has the model.
 COMPUTE_API = "2022-08-01"
@@ -227,8 +228,8 @@ def invalid_content(detail, target=None):
                     "The request content was invalid and could not be deserialized: '%s'" % detail, target)
 
 
-def invalid_parameter(message, target=None, status=400):
-    return ArmError(status, "InvalidParameter", message, target)
+def invalid_parameter(message, target=None):
+    return ArmError(400, "InvalidParameter", message, target)
 
 
 class EntraError(Exception):
@@ -304,8 +305,9 @@ class BodyChecker:
         self.classes = {k: v for k, v in vars(models).items() if isinstance(v, type)}
         self._trees = {}
 
-    def check(self, body, class_name):
-        self._object(body, self.classes[class_name], "")
+    def check(self, body, class_name, answer=False):
+        """answer=True judges what the service sends: read-only members allowed."""
+        self._object(body, self.classes[class_name], "", answer)
 
     def has(self, class_name):
         return class_name in self.classes
@@ -350,14 +352,14 @@ class BodyChecker:
         return self._subtype(self.classes[name], value) if name in self.classes and self.classes[name] is not cls \
             else cls
 
-    def _object(self, value, cls, path):
+    def _object(self, value, cls, path, answer):
         if not isinstance(value, dict):
             raise self._convert(value, cls.__name__, path)
         cls = self._subtype(cls, value)
         tree, lenient = self._tree(cls)
-        self._node(value, tree, cls, path, lenient)
+        self._node(value, tree, cls, path, lenient, answer)
         for attr, rules in cls._validation.items():
-            if rules.get("required") and not rules.get("readonly"):
+            if rules.get("required") and not rules.get("readonly") and not answer:
                 parts = re.split(r"(?<!\\)\.", cls._attribute_map[attr]["key"])
                 node = value
                 for p in parts:
@@ -366,7 +368,7 @@ class BodyChecker:
                     raise invalid_content("Required property '%s' not found in JSON. Path '%s'."
                                           % (parts[-1], path or "$"), _join(path, ".".join(parts)))
 
-    def _node(self, value, tree, cls, path, lenient):
+    def _node(self, value, tree, cls, path, lenient, answer):
         for key, v in value.items():
             here = _join(path, key)
             entry = tree.get(key)
@@ -380,18 +382,18 @@ class BodyChecker:
             if isinstance(entry, dict):
                 if not isinstance(v, dict):
                     raise self._convert(v, cls.__name__ + "Properties", here)
-                self._node(v, entry, cls, here, lenient)
+                self._node(v, entry, cls, here, lenient, answer)
                 continue
             attr, typ, rules, enum, _ = entry
-            if rules.get("readonly"):
+            if rules.get("readonly") and not answer:
                 raise invalid_content("The property '%s' is read-only and cannot be set. Path '%s'."
                                       % (key, here), here)
             if rules.get("constant") and v != getattr(cls, attr):
                 raise invalid_content("The property '%s' must be '%s'. Path '%s'." % (key, getattr(cls, attr), here),
                                       here)
-            self._value(v, typ, here, rules, enum)
+            self._value(v, typ, here, answer, rules, enum)
 
-    def _value(self, v, typ, path, rules=None, enum=None):
+    def _value(self, v, typ, path, answer, rules=None, enum=None):
         rules = rules or {}
         if typ.startswith("[") and typ.endswith("]"):
             if not isinstance(v, list):
@@ -402,14 +404,14 @@ class BodyChecker:
                                       % (path, lo or 0, hi if hi is not None else "any"), path)
             for i, item in enumerate(v):
                 if item is not None:
-                    self._value(item, typ[1:-1], "%s[%d]" % (path, i), enum=enum)
+                    self._value(item, typ[1:-1], "%s[%d]" % (path, i), answer, enum=enum)
             return
         if typ.startswith("{") and typ.endswith("}"):
             if not isinstance(v, dict):
                 raise self._convert(v, "Dictionary<String,%s>" % typ[1:-1], path)
             for k, item in v.items():
                 if item is not None:
-                    self._value(item, typ[1:-1], _join(path, k))
+                    self._value(item, typ[1:-1], _join(path, k), answer)
             return
         if typ == "object":
             return
@@ -420,7 +422,7 @@ class BodyChecker:
             return
         if typ in ("int", "long"):
             if not isinstance(v, int) or isinstance(v, bool) or not -2**63 <= v < 2**63 \
-                    or (typ == "int" and not -2**31 <= v < 2**31):
+                    or (typ == "int" and not answer and not -2**31 <= v < 2**31):  # ARM sends longs
                 raise self._convert(v, _NET_TYPES[typ], path)
             self._range(v, path, rules)
             return
@@ -441,7 +443,7 @@ class BodyChecker:
                 raise self._convert(v, typ, path)
             self._string_rules(v, path, rules, cls)
             return
-        self._object(v, cls, path)
+        self._object(v, cls, path, answer)
 
     def _string_rules(self, v, path, rules, enum):
         if enum is not None and v.lower() not in {e.value.lower() for e in enum}:
@@ -700,11 +702,16 @@ class Operation:
         self.action, self.start, self.end, self.api_version = action, start, end, api_version
         self.final, self.error, self.error_status, self.done = "Succeeded", None, 400, False
 
-    def body(self, now):
+    def finish(self, when, final=None):
+        self.done, self.end = True, when
+        if final is not None:
+            self.final = final
+
+    def body(self):
         out = {"name": self.id, "status": self.final if self.done else "InProgress",
                "startTime": iso_time(self.start)}
         if self.done:
-            out["endTime"] = iso_time(max(self.end, self.start) if now >= self.end else now)
+            out["endTime"] = iso_time(self.end)
             if self.error:
                 out["error"] = dict(self.error)
         return out
@@ -733,6 +740,7 @@ class ArmState:
         self.clock = clock
         self.res = {}            # key -> Resource, in creation order
         self.ops = {}            # id -> Operation
+        self.pending = []        # the operations still running
         self.buckets = {}        # (subscription, reads|writes|deletes) -> Bucket
         self.location_sizes = default_location_sizes()
         self.next_public = 0
@@ -795,6 +803,7 @@ class ArmState:
             op.final, op.error_status = fault["status"], fault["http_status"]
             op.error = {"code": fault["code"], "message": fault["message"]}
         self.ops[op.id] = op
+        self.pending.append(op)
         for r in resources:
             if r.busy() and r.op.action == "put" and action == "delete":
                 self._preempt(r.op)
@@ -803,7 +812,8 @@ class ArmState:
         return op
 
     def _preempt(self, op):
-        op.done, op.final = True, "Canceled"
+        op.finish(self.now(), "Canceled")
+        self.pending.remove(op)
         op.error = {"code": "OperationPreempted",
                     "message": "Operation execution has been preempted by a more recent operation."}
         for r in self.res.values():
@@ -813,8 +823,10 @@ class ArmState:
     def tick(self):
         """Ends every operation that is due, oldest first."""
         now = self.now()
-        for op in sorted((o for o in self.ops.values() if not o.done and o.end <= now), key=lambda o: o.end):
-            op.done = True
+        due = sorted((o for o in self.pending if o.end <= now), key=lambda o: o.end)
+        self.pending = [o for o in self.pending if o.end > now]
+        for op in due:
+            op.finish(op.end)
             mine = [r for r in self.res.values() if r.op is op]
             if op.action == "delete" and op.final == "Succeeded":
                 for r in mine:
@@ -823,8 +835,7 @@ class ArmState:
                     self.res.pop(r.key, None)
                 continue
             for r in mine:
-                r.op = None
-                r.state = "Succeeded" if op.final == "Succeeded" else "Failed"
+                r.op, r.state = None, op.final
 
     # -- throttling
     def take(self, sub, kind, config):
@@ -875,16 +886,13 @@ class Kind:
     creating = "Updating"     # provisioningState of a new resource while its PUT runs
     op_name = ""              # the network RP's name of the PUT operation, in its messages
 
-    def api_versions(self, checker_has):
-        return [v for v in sdk_versions(self.package) if checker_has(v)]
-
     def check_name(self, name):
         if not _NET_NAME.match(name):
             raise ArmError(400, "InvalidResourceName", "Resource name %s is invalid. The name can be up to 80 "
                            "characters long. It must begin with a word character, and it must end with a word "
                            "character or with '_'. The name may contain word characters or '.', '-', '_'." % name)
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         """Checks the body; returns a function that applies it and returns
         the resources the operation covers. Raises before changing anything."""
         def apply():
@@ -978,29 +986,25 @@ class VirtualNetworkKind(Kind):
             raise ArmError(400, "InvalidResourceName", "Resource name %s is invalid. A virtual network name must "
                            "be 2 to 64 characters long." % name)
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         prefixes = _get(body, "properties", "addressSpace", "addressPrefixes") or []
         nets = [_cidr(p, res.id) for p in prefixes]
         if not nets:
             raise ArmError(400, "InvalidAddressPrefixFormat", "The virtual network %s must have at least one "
                            "address prefix in addressSpace." % res.id)
-        given = _get(body, "properties", "subnets")
-        plans = []
-        if given is not None:
-            seen = {}
-            for i, sb in enumerate(given):
-                name = sb.get("name")
-                if not name:
-                    raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request. Subnet at index %d of "
-                                   "%s has no name." % (i, res.id))
-                SUBNET.check_name(name)
-                if name.lower() in seen:
-                    raise ArmError(400, "DuplicateResourceName", "Subnet %s appears twice in %s." % (name, res.id))
-                seen[name.lower()] = True
-                plans.append((name, {k: v for k, v in sb.items() if k not in ("name", "id", "type")}))
-        else:  # PUT without "subnets" keeps none: ARM removes the existing ones
-            plans = []
-        subnets = SUBNET.layout(st, res, nets, plans, ctx)
+        # A PUT is the whole resource: subnets it leaves out are removed, as ARM does.
+        plans, seen = [], set()
+        for i, sb in enumerate(_get(body, "properties", "subnets") or []):
+            name = sb.get("name")
+            if not name:
+                raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request. Subnet at index %d of "
+                               "%s has no name." % (i, res.id))
+            SUBNET.check_name(name)
+            if name.lower() in seen:
+                raise ArmError(400, "DuplicateResourceName", "Subnet %s appears twice in %s." % (name, res.id))
+            seen.add(name.lower())
+            plans.append((name, {k: v for k, v in sb.items() if k not in ("name", "id", "type")}))
+        SUBNET.layout(st, res, nets, plans)
         leaving = {}
         if old is not None:
             keep = {("%s/subnets/%s" % (res.key, n)).lower() for n, _ in plans}
@@ -1020,14 +1024,11 @@ class VirtualNetworkKind(Kind):
                 child.last_op = self.op_name
                 st.res[child.key] = child
                 touched.append(child)
-            res.body = {k: v for k, v in body.items()}
-            res.body.setdefault("properties", {}).pop("subnets", None)
-            res.extra["nets"] = [str(n) for n in subnets]
+            res.body = copy.deepcopy(body)
+            res.body.setdefault("properties", {}).pop("subnets", None)  # they live as children
+            res.extra["nets"] = [str(n) for n in nets]
             return touched
         return apply
-
-    def refs(self, st, res):
-        return []
 
     def check_delete(self, st, res, leaving):
         for c in st.children(res):
@@ -1062,9 +1063,9 @@ class SubnetKind(Kind):
     tracked = False
     op_name = "PutSubnetOperation"
 
-    def layout(self, st, vnet, nets, plans, ctx):
+    def layout(self, st, vnet, nets, plans):
         """Checks a VNet's subnets (name, body) against its address space:
-        inside it, no overlaps, referenced NSGs present. Returns nets."""
+        inside it, no overlaps, referenced NSGs present."""
         placed = []
         for name, sbody in plans:
             prefix = _get(sbody, "properties", "addressPrefix")
@@ -1089,12 +1090,11 @@ class SubnetKind(Kind):
             if nsg is not None:
                 self.referenced(st, nsg, "properties.subnets[%s].properties.networkSecurityGroup.id" % name,
                                 NSG.type, sid, vnet.location)
-        return nets
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         nets = [ipaddress.IPv4Network(n) for n in parent.extra.get("nets", [])]
         siblings = [(c.name, c.body) for c in st.children(parent) if c.key != res.key]
-        self.layout(st, parent, nets, siblings + [(res.name, body)], ctx)
+        self.layout(st, parent, nets, siblings + [(res.name, body)])
         if old is not None:
             new_net = ipaddress.IPv4Network(_get(body, "properties", "addressPrefix")
                                             or (_get(body, "properties", "addressPrefixes") or ["0.0.0.0/0"])[0])
@@ -1147,7 +1147,7 @@ class NsgKind(Kind):
                                       "Microsoft.Network")
     op_name = "PutNetworkSecurityGroupOperation"
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         rules = []
         for i, rule in enumerate(_get(body, "properties", "securityRules") or []):
             if not rule.get("name"):
@@ -1241,7 +1241,7 @@ class SecurityRuleKind(Kind):
                                % (name, taken[slot]))
             taken[slot] = name
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         siblings = [(c.name, c.body) for c in st.children(parent) if c.key != res.key]
         self.check_rules(parent, siblings + [(res.name, body)])
 
@@ -1256,7 +1256,7 @@ class PublicIpKind(Kind):
                                       "Microsoft.Network")
     op_name = "PutPublicIpAddressOperation"
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         method = (_get(body, "properties", "publicIPAllocationMethod") or "Dynamic").lower()
         sku = (_get(body, "sku", "name") or "Basic").lower()
         if sku == "standard" and method != "static":
@@ -1320,7 +1320,7 @@ class NicKind(Kind):
                                       "Microsoft.Network")
     op_name = "PutNicOperation"
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         configs = _get(body, "properties", "ipConfigurations") or []
         if not configs:
             raise ArmError(400, "NetworkInterfaceMustHaveAtLeastOneIpConfiguration", "Network interface %s must "
@@ -1497,7 +1497,7 @@ class VirtualMachineKind(Kind):
     def check_name(self, name):
         _entity_name(name, _VM_NAME)
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         p = body.get("properties") or {}
         size = self._size(st, res, p)
         disks = self._storage(st, res, p, size, old)
@@ -1863,7 +1863,7 @@ class DiskKind(Kind):
     def check_name(self, name):
         _entity_name(name, _DISK_NAME)
 
-    def prepare(self, st, res, body, old, parent, ctx):
+    def prepare(self, st, res, body, old, parent):
         cd = _get(body, "properties", "creationData") or {}
         if (cd.get("createOption") or "").lower() != "empty":
             raise invalid_parameter("The fake creates empty disks only: creationData.createOption must be Empty.",
@@ -2084,9 +2084,8 @@ class FakeArm:
                                                  for k, v in (r.tags or {}).items())]
             return {"resourceGroups": [r.snapshot(st) for r in items if r.kind is GROUP],
                     "resources": [r.snapshot(st) for r in items if r.kind is not GROUP],
-                    "operations": {"pending": [{"id": o.id, "action": o.action, "end": o.end}
-                                               for o in st.ops.values() if not o.done],
-                                   "done": sum(1 for o in st.ops.values() if o.done)}}
+                    "operations": {"pending": [{"id": o.id, "action": o.action, "end": o.end} for o in st.pending],
+                                   "done": len(st.ops) - len(st.pending)}}
 
     def get_calls(self):
         with self.lock:
@@ -2402,7 +2401,7 @@ class FakeArm:
                 raise self._in_progress(ctx, r.op)
         res = old or Resource(kind, rid, st.now(), st.new_guid())
         res.location = location or (parent.location if parent is not None else None)
-        apply = kind.prepare(st, res, body, old, parent, ctx)
+        apply = kind.prepare(st, res, body, old, parent)
         fault = self._scripted("operation", "PUT", kind.type, rid.name) if kind.lro else None
         st.res[res.key] = res
         touched = apply()
@@ -2485,7 +2484,7 @@ class FakeArm:
     def _op_status(self, ctx, sub, op_id):
         op = self._operation(sub, op_id)
         headers = {} if op.done else {"Retry-After": self._retry_after()}
-        return 200, headers, op.body(self.now())
+        return 200, headers, op.body()
 
     def _op_result(self, ctx, sub, op_id):
         op = self._operation(sub, op_id)
@@ -2724,15 +2723,10 @@ def parent_type(kind):
 # HTTP
 # --------------------------------------------------------------------------
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid delayed-ACK stalls
-    timeout = 60                    # seconds a connection may stall mid-request
+class _Handler(fake_ec2._Handler):
+    """fake_ec2's loopback request handler (body framing, timeouts, no
+    access log) with ARM's verbs, answering from FakeArm."""
     server_version = "Microsoft-HTTPAPI/2.0"
-    sys_version = ""
-
-    def do_GET(self):
-        self._serve("GET")
 
     def do_HEAD(self):
         self._serve("HEAD")
@@ -2740,37 +2734,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self):
         self._serve("PUT")
 
-    def do_POST(self):
-        self._serve("POST")
-
     def do_PATCH(self):
         self._serve("PATCH")
-
-    def do_DELETE(self):
-        self._serve("DELETE")
-
-    def _body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _serve(self, method):
         try:
             body = self._body()
         except (ValueError, OSError):  # bad chunk framing, or a peer that stalls past `timeout`
             self.close_connection = True
-            try:
-                self.send_error(400, "Malformed request body framing")
-            except OSError:
-                pass
+            self.send_error(400, "Malformed request body framing")
             return
         status, headers, payload = self.server.fake.handle(method, self.path, self.headers, body)
         self.send_response(status)
@@ -2781,18 +2753,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if method != "HEAD":
             self.wfile.write(payload)
 
-    def log_message(self, fmt, *args):
-        pass
 
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(fake_ec2._Server):
     request_queue_size = 128  # a worker with 100 parallel jobs connects at once
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # clients hanging up is normal
-            super().handle_error(request, client_address)
 
 
 class FakeArmServer:
