@@ -6,6 +6,7 @@
     are stored as text (s_store_text): numbers in decimal, JSON objects as
     compact JSON; sch_read.c decodes them back. */
 #include "sch_store.h"
+#include "dx_log.h"
 #include "dx_msg.h"
 
 #include <stdarg.h>
@@ -89,12 +90,25 @@ sch_store_error (sch_store_t *self)
     return sch_redis_error (self->redis);
 }
 
-/*  What every handler answers when Redis fails it. */
+/*  What every handler answers when Redis fails it. The store's own words
+    (addresses, Redis's error text) stay in the log. */
 json_t *
 sch_store_error_reply (sch_store_t *self, const json_t *request)
 {
-    return dx_reply_error (request, sch_redis_status (self->redis), NULL, "%s",
-                           sch_redis_error (self->redis));
+    const char *status = sch_redis_status (self->redis);
+    size_t kept = sch_redis_kept (self->redis);
+    if (strcmp (status, DX_UNAVAILABLE) == 0) {
+        dx_debug ("answering UNAVAILABLE: %s", sch_redis_error (self->redis));
+        if (kept)
+            return dx_reply_error (request, status, NULL,
+                                   "the store is unavailable; %zu accepted writes wait "
+                                   "for it, try again shortly", kept);
+        return dx_reply_error (request, status, NULL,
+                               "the store is unavailable; try again shortly");
+    }
+    dx_error ("answering INTERNAL: %s", sch_redis_error (self->redis));
+    return dx_reply_error (request, status, NULL,
+                           "the store failed; the scheduler's log says why");
 }
 
 /*  dexter:{NAME}:part: the hash tag keeps a cluster in one slot. */

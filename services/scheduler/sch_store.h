@@ -48,8 +48,9 @@ sch_redis_t *sch_store_redis (sch_store_t *self);
 sch_cache_t *sch_store_cache (sch_store_t *self);
 sch_read_t *sch_store_read (sch_store_t *self);
 
-/*  The sentence of the last failure (borrowed), and the error reply to
-    request for it (caller owns). */
+/*  The sentence of the last failure (borrowed), for logs, and the error
+    reply to request for it (caller owns). The reply says what failed in
+    words of its own, never Redis's text or address, which it logs. */
 const char *sch_store_error (sch_store_t *self);
 json_t *sch_store_error_reply (sch_store_t *self, const json_t *request);
 
