@@ -892,6 +892,13 @@ class Kind:
                            "characters long. It must begin with a word character, and it must end with a word "
                            "character or with '_'. The name may contain word characters or '.', '-', '_'." % name)
 
+    def canon(self, body):
+        """The body as compared for "the same PUT again"."""
+        return canonical(body)
+
+    def unchanged(self, st, res, body):
+        return res.body_canon == self.canon(body)
+
     def prepare(self, st, res, body, old, parent):
         """Checks the body; returns a function that applies it and returns
         the resources the operation covers. Raises before changing anything."""
@@ -1003,7 +1010,7 @@ class VirtualNetworkKind(Kind):
             if name.lower() in seen:
                 raise ArmError(400, "DuplicateResourceName", "Subnet %s appears twice in %s." % (name, res.id))
             seen.add(name.lower())
-            plans.append((name, {k: v for k, v in sb.items() if k not in ("name", "id", "type")}))
+            plans.append((name, SUBNET.own(sb)))
         SUBNET.layout(st, res, nets, plans)
         leaving = {}
         if old is not None:
@@ -1024,11 +1031,16 @@ class VirtualNetworkKind(Kind):
                 child.last_op = self.op_name
                 st.res[child.key] = child
                 touched.append(child)
-            res.body = copy.deepcopy(body)
-            res.body.setdefault("properties", {}).pop("subnets", None)  # they live as children
+            res.body = _without_children(body, "subnets")  # they live as children
             res.extra["nets"] = [str(n) for n in nets]
             return touched
         return apply
+
+    def canon(self, body):
+        return canonical(_without_children(body, "subnets"))
+
+    def unchanged(self, st, res, body):
+        return super().unchanged(st, res, body) and SUBNET.same_children(st, res, _get(body, "properties", "subnets"))
 
     def check_delete(self, st, res, leaving):
         for c in st.children(res):
@@ -1041,6 +1053,12 @@ class VirtualNetworkKind(Kind):
         out["properties"].setdefault("virtualNetworkPeerings", [])
         out["properties"].setdefault("enableDdosProtection", False)
         return out
+
+
+def _without_children(body, member):
+    out = copy.deepcopy(body)
+    out.setdefault("properties", {}).pop(member, None)
+    return out
 
 
 def _cidr(text, rid):
@@ -1057,10 +1075,27 @@ def _cidr(text, rid):
                        % (text, rid, net)) from None
 
 
-class SubnetKind(Kind):
+class ChildKind(Kind):
+    """A resource inside its parent's body (subnets, security rules): its
+    identity is its URL, not the name, id or type its body may repeat."""
+    tracked = False
+
+    @staticmethod
+    def own(body):
+        return {k: v for k, v in body.items() if k not in ("name", "id", "type")}
+
+    def canon(self, body):
+        return canonical(self.own(body))
+
+    def same_children(self, st, res, given):
+        """Whether the parent's children are exactly `given` (its body's list)."""
+        have = sorted((c.name.lower(), c.body_canon) for c in st.children(res))
+        return have == sorted((g.get("name", "").lower(), self.canon(g)) for g in given or [])
+
+
+class SubnetKind(ChildKind):
     type, package, model, provider = ("Microsoft.Network/virtualNetworks/subnets", "network", "Subnet",
                                       "Microsoft.Network")
-    tracked = False
     op_name = "PutSubnetOperation"
 
     def layout(self, st, vnet, nets, plans):
@@ -1105,7 +1140,7 @@ class SubnetKind(Kind):
                                    "prefix cannot be changed." % (res.name, source))
 
         def apply():
-            res.body = {k: v for k, v in body.items() if k not in ("name", "id", "type")}
+            res.body = self.own(body)
             return [res, parent]
         return apply
 
@@ -1154,7 +1189,7 @@ class NsgKind(Kind):
                 raise ArmError(400, "InvalidRequestFormat", "Cannot parse the request. Security rule at index %d "
                                "of %s has no name." % (i, res.id))
             RULE.check_name(rule["name"])
-            rules.append((rule["name"], {k: v for k, v in rule.items() if k not in ("name", "id", "type")}))
+            rules.append((rule["name"], RULE.own(rule)))
         RULE.check_rules(res, rules)
 
         def apply():
@@ -1166,10 +1201,16 @@ class NsgKind(Kind):
                 child.body, child.body_canon, child.last_op = rbody, canonical(rbody), self.op_name
                 st.res[child.key] = child
                 touched.append(child)
-            res.body = copy.deepcopy(body)
-            res.body.setdefault("properties", {}).pop("securityRules", None)
+            res.body = _without_children(body, "securityRules")  # they live as children
             return touched
         return apply
+
+    def canon(self, body):
+        return canonical(_without_children(body, "securityRules"))
+
+    def unchanged(self, st, res, body):
+        return super().unchanged(st, res, body) and RULE.same_children(st, res,
+                                                                       _get(body, "properties", "securityRules"))
 
     def check_delete(self, st, res, leaving):
         users = [src for r, src, _ in st.referrers(res) if r.key not in leaving]
@@ -1200,10 +1241,9 @@ class NsgKind(Kind):
 _PORTS = re.compile(r"\*|\d{1,5}(-\d{1,5})?\Z")
 
 
-class SecurityRuleKind(Kind):
+class SecurityRuleKind(ChildKind):
     type, package, model, provider = ("Microsoft.Network/networkSecurityGroups/securityRules", "network",
                                       "SecurityRule", "Microsoft.Network")
-    tracked = False
     op_name = "PutSecurityRuleOperation"
 
     def check_rules(self, nsg, rules):
@@ -1246,7 +1286,7 @@ class SecurityRuleKind(Kind):
         self.check_rules(parent, siblings + [(res.name, body)])
 
         def apply():
-            res.body = {k: v for k, v in body.items() if k not in ("name", "id", "type")}
+            res.body = self.own(body)
             return [res, parent]
         return apply
 
@@ -2373,11 +2413,11 @@ class FakeArm:
         st = self.state
         body = self._json(ctx.body)
         parent = None
+        g = st.res.get(rid.key) if kind is GROUP else st.group(rid.sub, rid.rg)
+        if g is not None and g.state == "Deleting":
+            raise ArmError(409, "ResourceGroupBeingDeleted", "The resource group '%s' is in deprovisioning state and "
+                           "cannot perform this operation." % rid.rg)
         if kind is not GROUP:
-            g = st.group(rid.sub, rid.rg)
-            if g.state == "Deleting":
-                raise ArmError(409, "ResourceGroupBeingDeleted", "The resource group '%s' is in deprovisioning state "
-                               "and cannot perform this operation." % rid.rg)
             if rid.parent_key:
                 parent = st.res.get(rid.parent_key)
                 if parent is None or parent.state is None:
@@ -2389,12 +2429,12 @@ class FakeArm:
         tags = self._tags(body) if kind.tracked else None
         if old is not None and old.state == "Deleting":
             raise self._in_progress(ctx, old.op)
-        canon = canonical(body)
-        if old is not None and old.body_canon == canon and old.state != "Failed":
+        canon = kind.canon(body)
+        if old is not None and old.state not in ("Failed", "Canceled") and kind.unchanged(st, old, body):
             old.writes += 1  # the same body again: nothing changes
-            if old.busy():
-                return 201 if old.state == kind.creating and old.changes == 1 else 200, \
-                    self._async_headers(ctx, old.op, delete=False), kind.render(st, old)
+            if old.busy():  # still running: the answer of the first PUT
+                return (201 if old.changes == 1 else 200), self._async_headers(ctx, old.op, delete=False), \
+                    kind.render(st, old)
             return 200, {}, kind.render(st, old)
         for r in (old, parent):
             if r is not None and r.busy():
@@ -2758,40 +2798,22 @@ class _Server(fake_ec2._Server):
     request_queue_size = 128  # a worker with 100 parallel jobs connects at once
 
 
-class FakeArmServer:
-    """FakeArm behind a ThreadingHTTPServer on 127.0.0.1, served from a thread.
+class FakeArmServer(fake_ec2.FakeEc2Server):
+    """FakeArm behind a ThreadingHTTPServer on 127.0.0.1, served from a
+    thread; start, stop and `with` are fake_ec2's.
 
         with FakeArmServer(lro_ms=0, seed=1) as srv:
             srv.endpoint_url                      # token endpoint and ARM
             srv.fake.inject(status=429, count=2)
     """
 
-    def __init__(self, port=0, principals=None, seed=None, log=None, **config):
+    def __init__(self, port=0, principals=None, seed=None, log=None, **config):  # not super's: it makes a FakeEc2
         self.fake = FakeArm(principals=principals, seed=seed, log=log, **config)
         self.httpd = _Server(("127.0.0.1", port), _Handler)
         self.httpd.fake = self.fake
         self.port = self.httpd.server_address[1]
         self.endpoint_url = "http://127.0.0.1:%d" % self.port
         self.thread = None
-
-    def start(self):
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name="fake-arm", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self):
-        if self.thread is not None:
-            self.httpd.shutdown()
-            self.thread.join()
-            self.thread = None
-        self.httpd.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 # --------------------------------------------------------------------------

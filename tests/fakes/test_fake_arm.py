@@ -634,6 +634,24 @@ def test_same_body_again_is_200_and_no_change(srv, arm):
     assert (r3.status, r3.code) == (409, "AnotherOperationInProgress")
 
 
+def test_a_vnet_put_is_the_whole_vnet(arm):
+    """Subnets made as children are part of the VNet: the VNet's first body
+    again (without them) is a change that would remove them."""
+    arm.ok("PUT", rg(), {"location": LOC})
+    bare = vnet_body(subnets=())
+    arm.ok("PUT", net("virtualNetworks", "vnet"), bare)
+    r = arm.put(SUBNET, {"name": "masters", "properties": {"addressPrefix": "10.0.0.0/24"}})
+    assert r.status == 201 and r.headers["Azure-AsyncOperation"]
+    assert arm.put(AGENTS, {"properties": {"addressPrefix": "10.0.16.0/20"}}).code == "AnotherOperationInProgress"
+    arm.settle()
+    arm.ok("PUT", AGENTS, {"properties": {"addressPrefix": "10.0.16.0/20"}})
+    arm.ok("PUT", net("networkInterfaces", "nic"), nic_body())
+    r = arm.put(net("virtualNetworks", "vnet"), bare)
+    assert (r.status, r.code) == (400, "InUseSubnetCannotBeDeleted")
+    r = arm.put(net("virtualNetworks", "vnet"), vnet_body())  # the VNet as it is now
+    assert r.status == 200 and "Azure-AsyncOperation" not in r.headers
+
+
 def test_deleting_a_group_deletes_everything_in_it(srv, arm):
     network(arm)
     host(arm, disks=[(10, "Standard_LRS")], delete="Detach")
@@ -645,6 +663,7 @@ def test_deleting_a_group_deletes_everything_in_it(srv, arm):
     assert re.search(r"/subscriptions/%s/operationresults/" % SUB, r.headers["Location"])
     assert arm.get(rg()).json["properties"]["provisioningState"] == "Deleting"
     assert arm.put(net("publicIPAddresses", "late"), {"location": LOC}).code == "ResourceGroupBeingDeleted"
+    assert arm.put(rg(), {"location": LOC}).code == "ResourceGroupBeingDeleted"
     assert arm.delete(rg()).headers["Location"] == r.headers["Location"]  # the same deletion
     assert arm.get(r.headers["Location"]).status == 202
     arm.settle()
