@@ -210,11 +210,13 @@ dx_http_request (const dx_http_request_t *req)
     curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, s_header);
     curl_easy_setopt (curl, CURLOPT_HEADERDATA, &sink);
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
-    if (req->body) {
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
-        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, req->body);
-    }
     const char *method = req->method ? req->method : req->body ? "POST" : "GET";
+    /* A POST without a body still says so (Content-Length: 0): curl would
+       send a GET. */
+    if (req->body || strcmp (method, "POST") == 0) {
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) (req->body ? req->body_len : 0));
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    }
     if (strcmp (method, "GET") == 0 && !req->body)
         curl_easy_setopt (curl, CURLOPT_HTTPGET, 1L);
     else

@@ -23,7 +23,8 @@ typedef struct {
     const char *method;         /* "GET", "POST", ...; NULL: POST with a body, else GET */
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" list, or NULL */
-    const char *body;           /* sent as is (curl POSTFIELDS); may be NULL */
+    const char *body;           /* sent as is (curl POSTFIELDS); may be NULL (a POST
+                                   then sends Content-Length: 0) */
     size_t body_len;
     long timeout_ms;            /* whole request; 0: DX_HTTP_DEFAULT_TIMEOUT */
     size_t max_body;            /* response cap; 0: DX_HTTP_MAX_BODY */

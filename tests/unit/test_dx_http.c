@@ -185,6 +185,16 @@ test_request_on_the_wire (void **state)
     assert_true (strncmp (s->request, "GET /path?q=1 ", 14) == 0);
     s_server_stop (&s);
 
+    /* a POST without a body is a POST, of nothing */
+    s = s_server_start (200, NULL, "", 0);
+    req = (dx_http_request_t) { .method = "POST", .url = s_url (s, url, sizeof url) };
+    resp = dx_http_request (&req);
+    assert_int_equal (resp->status, 200);
+    dx_http_response_destroy (&resp);
+    assert_true (strncmp (s->request, "POST /path?q=1 ", 15) == 0);
+    assert_non_null (strcasestr (s->request, "\r\nContent-Length: 0\r\n"));
+    s_server_stop (&s);
+
     s = s_server_start (202, NULL, "", 0);
     req = (dx_http_request_t) { .method = "DELETE", .url = s_url (s, url, sizeof url) };
     resp = dx_http_request (&req);
