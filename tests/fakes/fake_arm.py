@@ -2848,6 +2848,9 @@ def main(argv=None):
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
     srv = FakeArmServer(args.port, args.principal, args.seed, log, **config)
+    for package, api in (("compute", COMPUTE_API), ("compute", DISK_API), ("network", NETWORK_API),
+                         ("resources", RESOURCES_API)):
+        sdk_models(package, api)  # loaded before the port is announced: no slow first call
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
