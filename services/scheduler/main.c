@@ -88,14 +88,14 @@ main (void)
     if (!(store = sch_store_new (redis_url)))
         dx_error ("cannot start: DEXTER_REDIS_URL is malformed");
     else
-    if (!(server = sch_server_new_curve (endpoint, store, seal, curve)))
+    if (!(server = sch_server_new (endpoint, store, seal, curve)))
         dx_error ("cannot start: cannot bind %s", endpoint);
     else
     if (heartbeat_bad || lease_bad)
         dx_error ("cannot start: DEXTER_HEARTBEAT_MS must be 10 to 600000 and "
                   "DEXTER_LEASE_MS 100 to 86400000 (milliseconds)");
     else
-    if (!(broker = sch_broker_new_curve (worker_endpoint, heartbeat_ms, lease_ms, curve)))
+    if (!(broker = sch_broker_new (worker_endpoint, heartbeat_ms, lease_ms, curve)))
         dx_error ("cannot start: cannot bind the workers' endpoint %s "
                   "(DEXTER_WORKER_ENDPOINT)", worker_endpoint);
     else

@@ -267,8 +267,8 @@ s_broker_receive_one (sch_broker_t *self)
     holds up the scheduler; the size limit makes libzmq drop oversized
     frames before we see them. */
 sch_broker_t *
-sch_broker_new_curve (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms,
-                      dx_curve_t *curve)
+sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms,
+                dx_curve_t *curve)
 {
     if (!endpoint)
         return NULL;
@@ -303,12 +303,6 @@ sch_broker_new_curve (const char *endpoint, int64_t heartbeat_ms, int64_t lease_
     if (!self->endpoint)
         sch_broker_destroy (&self);
     return self;
-}
-
-sch_broker_t *
-sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms)
-{
-    return sch_broker_new_curve (endpoint, heartbeat_ms, lease_ms, NULL);
 }
 
 /*  Closes the socket and forgets every worker; safe on NULL. */

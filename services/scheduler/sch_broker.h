@@ -35,14 +35,11 @@ typedef struct sch_broker sch_broker_t;
     (dx_curve.h): only the workers whose keys curve admits get through, so
     no other peer ever sees a job. heartbeat_ms and lease_ms are what the
     welcome tells workers (<= 0: SCH_BROKER_HEARTBEAT_MS, SCH_BROKER_LEASE_MS).
-    curve is borrowed and must outlive the broker. NULL if the endpoint
-    cannot be bound (logged). */
-sch_broker_t *sch_broker_new_curve (const char *endpoint, int64_t heartbeat_ms,
-                                    int64_t lease_ms, dx_curve_t *curve);
-
-/*  The same without CURVE: any peer may register as a worker. For tests
-    in one process, which have no keys. */
-sch_broker_t *sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms);
+    curve is borrowed and must outlive the broker; NULL: no CURVE, any
+    peer may register as a worker (tests in one process, which have no
+    keys). NULL if the endpoint cannot be bound (logged). */
+sch_broker_t *sch_broker_new (const char *endpoint, int64_t heartbeat_ms,
+                              int64_t lease_ms, dx_curve_t *curve);
 
 /*  Closes the socket and forgets every worker; safe on NULL; sets *self_p
     to NULL. */

@@ -478,8 +478,8 @@ s_server_listing (sch_server_t *self)
     curve is set. Linger 0 so a stop never waits on a gone api; the size
     limit makes libzmq drop oversized frames before we see them. */
 sch_server_t *
-sch_server_new_curve (const char *endpoint, sch_store_t *store, dx_seal_t *seal,
-                      dx_curve_t *curve)
+sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal,
+                dx_curve_t *curve)
 {
     if (!endpoint || !store || !seal)
         return NULL;
@@ -523,12 +523,6 @@ sch_server_new_curve (const char *endpoint, sch_store_t *store, dx_seal_t *seal,
         return NULL;
     }
     return self;
-}
-
-sch_server_t *
-sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal)
-{
-    return sch_server_new_curve (endpoint, store, seal, NULL);
 }
 
 /*  Closes the socket and frees the server; safe on NULL. */
@@ -643,7 +637,7 @@ void
 sch_server_actor (zsock_t *pipe, void *args)
 {
     sch_server_args_t *config = (sch_server_args_t *) args;
-    sch_server_t *self = sch_server_new (config->endpoint, config->store, config->seal);
+    sch_server_t *self = sch_server_new (config->endpoint, config->store, config->seal, NULL);
     zsock_signal (pipe, self? 0: 1);
     if (self) {
         sch_server_run (self, pipe);

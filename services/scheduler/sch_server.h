@@ -21,14 +21,11 @@ typedef struct sch_server sch_server_t;
 
 /*  Binds a ROUTER at endpoint, the CurveZMQ server of the api link
     (dx_curve.h): it serves only the apis whose keys curve admits. store,
-    seal and curve are borrowed and must outlive the server. NULL if the
-    endpoint cannot be bound (logged). */
-sch_server_t *sch_server_new_curve (const char *endpoint, sch_store_t *store,
-                                    dx_seal_t *seal, dx_curve_t *curve);
-
-/*  The same without CURVE: it serves anyone who connects. For tests in
-    one process, which have no keys. */
-sch_server_t *sch_server_new (const char *endpoint, sch_store_t *store, dx_seal_t *seal);
+    seal and curve are borrowed and must outlive the server. curve NULL:
+    no CURVE, anyone who connects is served (tests in one process, which
+    have no keys). NULL if the endpoint cannot be bound (logged). */
+sch_server_t *sch_server_new (const char *endpoint, sch_store_t *store,
+                              dx_seal_t *seal, dx_curve_t *curve);
 
 void sch_server_destroy (sch_server_t **self_p);
 

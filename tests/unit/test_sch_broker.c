@@ -139,7 +139,7 @@ s_only_key (sch_broker_t *broker, const char *service)
 static sch_broker_t *
 s_broker (int64_t heartbeat_ms)
 {
-    sch_broker_t *broker = sch_broker_new ("tcp://127.0.0.1:*", heartbeat_ms, 1000);
+    sch_broker_t *broker = sch_broker_new ("tcp://127.0.0.1:*", heartbeat_ms, 1000, NULL);
     assert_non_null (broker);
     return broker;
 }
@@ -258,7 +258,7 @@ test_unknown_identity_reconnects (void **state)
     //  The same port again: the old socket's close may take a moment
     int64_t deadline = dx_mono_ms () + 5000;
     while (!broker && dx_mono_ms () < deadline)
-        if (!(broker = sch_broker_new (endpoint, HEARTBEAT_MS, 1000)))
+        if (!(broker = sch_broker_new (endpoint, HEARTBEAT_MS, 1000, NULL)))
             zclock_sleep (20);
     free (endpoint);
     assert_non_null (broker);

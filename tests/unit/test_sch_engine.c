@@ -460,7 +460,7 @@ s_test_setup (void **state)
     freeReplyObject (s_raw ("FLUSHALL"));
     s_refuse_writes (0);
     s_script_reset ();
-    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
+    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
     T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
                           .broker = T.broker, .engine = T.engine };
@@ -863,7 +863,7 @@ test_result_from_unknown_identity (void **state)
     //  The crash: memory and sockets gone, Redis stays
     sch_engine_destroy (&T.engine);
     sch_broker_destroy (&T.broker);
-    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS);
+    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
     T.ctx.broker = T.broker;
     T.ctx.engine = T.engine;

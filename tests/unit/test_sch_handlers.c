@@ -331,7 +331,7 @@ s_group_setup (void **state)
     snprintf (T.url, sizeof T.url, "redis://127.0.0.1:%d/0", T.port);
     T.seal = dx_seal_new_key (s_master);
     T.store = sch_store_new (T.url);
-    T.server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
+    T.server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
     T.azure_b64 = dx_base64_encode ((const unsigned char *) AZURE_CREDS, strlen (AZURE_CREDS));
     if (!T.seal || !T.store || !T.server || !T.azure_b64
     ||  !sch_redis_connected (sch_store_redis (T.store)))
@@ -1625,7 +1625,7 @@ test_burst (void **state)
     (void) state;
     enum { CLIENTS = 4, STEPS = 10 };
     s_create ("burst", "aws");
-    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
     assert_non_null (server);
     //  Per client: its step's request and the status (and hosts) expected
     zsock_t *dealers [CLIENTS];
@@ -1692,7 +1692,7 @@ test_burst (void **state)
     snprintf (url, sizeof url, "redis://127.0.0.1:%d", th_free_port ());
     sch_store_t *down = sch_store_new (url);
     assert_non_null (down);
-    server = sch_server_new ("tcp://127.0.0.1:*", down, T.seal);
+    server = sch_server_new ("tcp://127.0.0.1:*", down, T.seal, NULL);
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [] = {
@@ -1909,7 +1909,7 @@ test_text_memo (void **state)
     json_t *g1 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
     json_t *g2 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
 
-    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal);
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [4], *replies [4];

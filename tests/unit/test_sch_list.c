@@ -123,7 +123,7 @@ s_group_setup (void **state)
         return -1;
     T.seal = dx_seal_new_key (s_master);
     T.store = sch_store_new (T.redis.url);
-    T.server = T.store && T.seal? sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal): NULL;
+    T.server = T.store && T.seal? sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL): NULL;
     return T.server? 0: -1;
 }
 
