@@ -1,7 +1,9 @@
 /*  dx_util: time, ids, base64. */
 #include "dx_util.h"
 
+#include <czmq.h>
 #include <malloc.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -106,6 +108,25 @@ dx_malloc_release (void)
     struct mallinfo2 info = mallinfo2 ();
     if (info.fordblks > DX_MALLOC_KEEP)
         malloc_trim (0);
+}
+
+void
+dx_stop_signal (int signum)
+{
+    (void) signum;
+    zsys_interrupted = 1;
+}
+
+void
+dx_catch_stop_signals (void)
+{
+    struct sigaction action;
+    memset (&action, 0, sizeof action);
+    action.sa_handler = dx_stop_signal;
+    sigemptyset (&action.sa_mask);
+    sigaction (SIGTERM, &action, NULL);
+    sigaction (SIGINT, &action, NULL);
+    signal (SIGPIPE, SIG_IGN);
 }
 
 /*  getpid(2) answered from memory (dx_util.h says why). A definition in

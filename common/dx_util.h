@@ -45,6 +45,15 @@ unsigned char *dx_base64_decode (const char *in, size_t *len);
 /*  Encodes len bytes as standard base64 with padding. Caller frees. */
 char *dx_base64_encode (const unsigned char *data, size_t len);
 
+/*  SIGTERM and SIGINT ask every loop to stop (they set czmq's
+    zsys_interrupted, which the loops watch), and SIGPIPE is ignored: a
+    write to a peer that just went away must not kill the process. Called
+    first thing in main, so a stop during start-up still ends in a clean
+    exit; after zsys_init, zsys_handler_set (dx_stop_signal) keeps the
+    handler (czmq would install its own). */
+void dx_catch_stop_signals (void);
+void dx_stop_signal (int signum);
+
 /*  Linking dx_util replaces getpid(2) in the whole process (every library
     included) with one that answers from memory. libzmq asks getpid() at
     every signal between its threads, to notice a fork, and glibc no

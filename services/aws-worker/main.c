@@ -26,20 +26,12 @@
 #include "dx_worker.h"
 
 #include <czmq.h>
-#include <signal.h>
 #include <sodium.h>
 #include <string.h>
 #include <libxml/parser.h>
 
 /*  What every job gets; static, so it outlives jobs abandoned at stop. */
 static aws_steps_config_t s_config = AWS_STEPS_CONFIG_DEFAULT;
-
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    zsys_interrupted = 1;
-}
 
 static int
 s_cancelled (void *arg)
@@ -88,13 +80,7 @@ s_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
 int
 main (void)
 {
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGTERM, &action, NULL);
-    sigaction (SIGINT, &action, NULL);
-    signal (SIGPIPE, SIG_IGN);
+    dx_catch_stop_signals ();
     dx_log_init ("aws-worker");
     if (sodium_init () < 0) {
         dx_error ("cannot start: libsodium failed to initialize");
@@ -105,7 +91,7 @@ main (void)
     json_set_alloc_funcs (malloc, dx_free_wiped);
     xmlInitParser ();
     zsys_init ();
-    zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */
+    zsys_handler_set (dx_stop_signal);
 
     int ok = 0, bad = 0;
     int64_t capacity = dx_config_int ("WORKER_CAPACITY", 16, 1, DX_WORKER_MAX_CAPACITY, &ok);

@@ -31,36 +31,18 @@
 #include "dx_seal.h"
 #include "dx_util.h"
 
-#include <signal.h>
 #include <string.h>
-
-/*  SIGTERM/SIGINT: ask the loop to stop, exactly as czmq's own handler
-    does. Installed first thing, so a stop that comes during start-up (while
-    Redis is connected, say) still ends in a clean exit. */
-static void
-s_on_signal (int signum)
-{
-    (void) signum;
-    zsys_interrupted = 1;
-}
 
 /*  Reads the configuration, starts the store, the seal and the server, and
     serves until SIGTERM/SIGINT; everything is freed so ASan sees no leak. */
 int
 main (void)
 {
-    struct sigaction action;
-    memset (&action, 0, sizeof action);
-    action.sa_handler = s_on_signal;
-    sigemptyset (&action.sa_mask);
-    sigaction (SIGTERM, &action, NULL);
-    sigaction (SIGINT, &action, NULL);
-    //  A write to a Redis connection that just died must not kill us
-    signal (SIGPIPE, SIG_IGN);
+    dx_catch_stop_signals ();           /* first: a stop during start-up is clean */
     dx_log_init ("scheduler");
     dx_malloc_init ();
     zsys_init ();
-    zsys_handler_set (s_on_signal);     /* czmq keeps ours rather than its own */
+    zsys_handler_set (dx_stop_signal);
 
     const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT", DX_DEFAULT_SCHEDULER_ENDPOINT);
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
