@@ -1,6 +1,9 @@
-/*  harness: temporary directories, free ports, redis-server and the fake
-    clouds for the unit tests. */
+/*  harness: temporary directories, free ports, redis-server, the fake
+    clouds and their side channels, and captured logs for the unit
+    tests. */
 #include "harness.h"
+#include "dx_http.h"
+#include "dx_log.h"
 #include "dx_util.h"
 
 #include <arpa/inet.h>
@@ -318,4 +321,73 @@ pid_t
 th_fake_arm_start (const char *dir, const char *const *args, char *endpoint, size_t size)
 {
     return s_fake_start ("fake_arm", dir, args, endpoint, size);
+}
+
+json_t *
+th_fake_side (const char *endpoint, const char *method, const char *what, const char *json)
+{
+    char url [256];
+    snprintf (url, sizeof url, "%s/_fake/%s", endpoint, what);
+    const char *headers [] = { "Content-Type: application/json", NULL };
+    dx_http_request_t req = { .method = method, .url = url, .headers = headers,
+                              .body = json, .body_len = json? strlen (json): 0,
+                              .timeout_ms = 10000 };
+    dx_http_response_t *resp = dx_http_request (&req);
+    json_t *out = resp && resp->status == 200
+                ? json_loadb (resp->body, resp->body_len, 0, NULL): NULL;
+    if (!out)
+        fprintf (stderr, "fake %s %s: %ld %s %s\n", method, what, resp? resp->status: 0,
+                 resp? resp->error: "out of memory", resp && resp->body? resp->body: "");
+    dx_http_response_destroy (&resp);
+    return out;
+}
+
+long
+th_fake_calls (const char *endpoint, const char *table, const char *key)
+{
+    json_t *calls = th_fake_side (endpoint, "GET", "calls", NULL);
+    long n = calls? (long) json_integer_value (json_object_get (json_object_get (calls, table),
+                                                                  key)): -1;
+    json_decref (calls);
+    return n;
+}
+
+int
+th_log_capture (const char *path)
+{
+    fflush (stderr);
+    int saved = dup (2);
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (saved < 0 || fd < 0) {
+        if (saved >= 0)
+            close (saved);
+        if (fd >= 0)
+            close (fd);
+        return -1;
+    }
+    dup2 (fd, 2);
+    close (fd);
+    setenv ("DEXTER_LOG_LEVEL", "debug", 1);
+    dx_log_init ("test");
+    return saved;
+}
+
+char *
+th_log_release (int saved, const char *path)
+{
+    fflush (stderr);
+    dup2 (saved, 2);
+    close (saved);
+    setenv ("DEXTER_LOG_LEVEL", "info", 1);
+    dx_log_init ("test");
+    FILE *f = fopen (path, "r");
+    char *text = NULL;
+    size_t size = 0;
+    if (f && getdelim (&text, &size, 0, f) < 0) {
+        free (text);
+        text = strdup ("");
+    }
+    if (f)
+        fclose (f);
+    return text;
 }

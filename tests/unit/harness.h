@@ -1,7 +1,8 @@
 /*  harness: what the unit tests that need real processes share. A
-    temporary directory, a free loopback port, and the servers they
-    start and stop by pid: redis-server and the fake clouds of tests/fakes
-    (fake_ec2.py, fake_arm.py).
+    temporary directory, a free loopback port, the servers they start
+    and stop by pid: redis-server and the fake clouds of tests/fakes
+    (fake_ec2.py, fake_arm.py) with their side channels; and stderr
+    captured, to look at what the logs hold.
 
     Children ask for SIGTERM when the test process dies, so an aborted run
     leaves nothing behind. Every wait is bounded; a failure is said on
@@ -11,6 +12,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <jansson.h>
 #include <hiredis/hiredis.h>
 
 /*  Makes /tmp/dx-<prefix>-XXXXXX into dir (size >= 64). 0 or -1. */
@@ -75,6 +77,26 @@ pid_t th_fake_ec2_start (const char *dir, const char *const *args, char *endpoin
     resourceManagerEndpointUrl. The pid, or -1. */
 pid_t th_fake_arm_start (const char *dir, const char *const *args, char *endpoint,
                          size_t size);
+
+/*  The side channel of the fake cloud at endpoint: method on
+    /_fake/<what>, with the JSON text json (may be NULL). The answer
+    (caller decrefs), or NULL, said on stderr, unless it is a 200 with
+    JSON. */
+json_t *th_fake_side (const char *endpoint, const char *method, const char *what,
+                      const char *json);
+
+/*  calls.<table>.<key> of the fake's GET /_fake/calls: 0 when absent, -1
+    when the fake does not answer. */
+long th_fake_calls (const char *endpoint, const char *table, const char *key);
+
+/*  Sends stderr to path (truncated) and logs at debug level, so that a
+    test can look at what the logs hold. The saved stderr, for
+    th_log_release, or -1. */
+int th_log_capture (const char *path);
+
+/*  Puts stderr back, logs at info level again, and returns what path
+    holds (caller frees), or NULL when it cannot be read. */
+char *th_log_release (int saved, const char *path);
 
 /*  A private key as dx_spec takes it: an unencrypted OpenSSH key of filler
     bytes (dx_spec checks the form of OpenSSH keys, OpenSSL cannot read

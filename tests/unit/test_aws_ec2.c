@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,6 @@
 #include "../../services/aws-worker/aws_ec2.h"
 #include "harness.h"
 
-#include "dx_http.h"
-#include "dx_log.h"
 #include "dx_util.h"
 
 #define AKID     "AKIDDEXTERTEST01"
@@ -323,30 +320,15 @@ test_endpoints (void **state)
 static json_t *
 s_side (const char *method, const char *what, const char *json)
 {
-    char url [128];
-    snprintf (url, sizeof url, "%s/_fake/%s", T.endpoint, what);
-    const char *headers [] = { "Content-Type: application/json", NULL };
-    dx_http_request_t req = { .method = method, .url = url, .headers = headers,
-                              .body = json, .body_len = json ? strlen (json) : 0, .timeout_ms = 10000 };
-    dx_http_response_t *resp = dx_http_request (&req);
-    assert_non_null (resp);
-    if (resp->status != 200)
-        print_error ("fake %s %s: %ld %s %s\n", method, what, resp->status, resp->error, resp->body ? resp->body : "");
-    assert_int_equal (resp->status, 200);
-    json_t *out = json_loadb (resp->body, resp->body_len, 0, NULL);
-    dx_http_response_destroy (&resp);
+    json_t *out = th_fake_side (T.endpoint, method, what, json);
     assert_non_null (out);
     return out;
 }
 
-/*  calls.<group>.<key> from /_fake/calls, 0 when absent. */
 static long
 s_count (const char *group, const char *key)
 {
-    json_t *calls = s_side ("GET", "calls", NULL);
-    long n = (long) json_integer_value (json_object_get (json_object_get (calls, group), key));
-    json_decref (calls);
-    return n;
+    return th_fake_calls (T.endpoint, group, key);
 }
 
 static int
@@ -847,14 +829,8 @@ test_no_secrets_in_logs (void **state)
     (void) state;
     char path [128];
     snprintf (path, sizeof path, "%s/stderr.log", T.dir);
-    fflush (stderr);
-    int saved = dup (2);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true (saved >= 0 && fd >= 0);
-    dup2 (fd, 2);
-    close (fd);
-    setenv ("DEXTER_LOG_LEVEL", "debug", 1);
-    dx_log_init ("aws-worker-test");
+    int saved = th_log_capture (path);
+    assert_true (saved >= 0);
 
     aws_ec2_t *ec2 = s_client (TMP_AKID, TMP_KEY, TOKEN);
     json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 1}"));
@@ -865,17 +841,8 @@ test_no_secrets_in_logs (void **state)
     assert_null (aws_ec2_call (ec2, "DescribeVpcs", NULL, NULL));
     aws_ec2_destroy (&ec2);
 
-    fflush (stderr);
-    dup2 (saved, 2);
-    close (saved);
-    setenv ("DEXTER_LOG_LEVEL", "info", 1);
-    dx_log_init ("aws-worker-test");
-    FILE *f = fopen (path, "r");
-    assert_non_null (f);
-    char text [65536];
-    size_t n = fread (text, 1, sizeof text - 1, f);
-    fclose (f);
-    text [n] = 0;
+    char *text = th_log_release (saved, path);
+    assert_non_null (text);
     assert_non_null (strstr (text, "RequestLimitExceeded"));
     assert_non_null (strstr (text, "SignatureDoesNotMatch"));
     const char *never [] = { SECRET, TMP_KEY, TOKEN, "wrong/secret", AKID, TMP_AKID, "Authorization", "AWS4-HMAC" };
@@ -884,6 +851,7 @@ test_no_secrets_in_logs (void **state)
             print_error ("log holds %s:\n%s\n", never [i], text);
             fail ();
         }
+    free (text);
 }
 
 int

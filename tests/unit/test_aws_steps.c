@@ -36,8 +36,6 @@
 #include "../../services/aws-worker/aws_steps.h"
 #include "harness.h"
 
-#include "dx_http.h"
-#include "dx_log.h"
 #include "dx_util.h"
 
 #define AKID    "AKIDDEXTERSTEPS1"
@@ -63,20 +61,7 @@ static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
 static json_t *
 s_side (const char *method, const char *what, const char *json)
 {
-    char url [128];
-    snprintf (url, sizeof url, "%s/_fake/%s", T.endpoint, what);
-    const char *headers [] = { "Content-Type: application/json", NULL };
-    dx_http_request_t req = { .method = method, .url = url, .headers = headers,
-                              .body = json, .body_len = json ? strlen (json) : 0,
-                              .timeout_ms = 10000 };
-    dx_http_response_t *resp = dx_http_request (&req);
-    assert_non_null (resp);
-    if (resp->status != 200)
-        print_error ("fake %s %s: %ld %s\n", method, what, resp->status,
-                     resp->body ? resp->body : "");
-    assert_int_equal (resp->status, 200);
-    json_t *out = json_loadb (resp->body, resp->body_len, 0, NULL);
-    dx_http_response_destroy (&resp);
+    json_t *out = th_fake_side (T.endpoint, method, what, json);
     assert_non_null (out);
     return out;
 }
@@ -84,10 +69,7 @@ s_side (const char *method, const char *what, const char *json)
 static long
 s_calls (const char *group, const char *key)
 {
-    json_t *calls = s_side ("GET", "calls", NULL);
-    long n = (long) json_integer_value (json_object_get (json_object_get (calls, group), key));
-    json_decref (calls);
-    return n;
+    return th_fake_calls (T.endpoint, group, key);
 }
 
 /*  Resources of state list `list` whose tag `tag` is `value` (tag NULL:
@@ -1091,14 +1073,8 @@ test_no_secrets_in_logs (void **state)
     (void) state;
     char path [128];
     snprintf (path, sizeof path, "%s/stderr.log", T.dir);
-    fflush (stderr);
-    int saved = dup (2);
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true (fd >= 0);
-    dup2 (fd, 2);
-    close (fd);
-    setenv ("DEXTER_LOG_LEVEL", "debug", 1);
-    dx_log_init ("test");
+    int saved = th_log_capture (path);
+    assert_true (saved >= 0);
     s_cluster_t c;
     s_cluster_init (&c, "c5");
     json_object_set_new (c.config, "sshkey", json_string ("c5-key"));
@@ -1108,13 +1084,8 @@ test_no_secrets_in_logs (void **state)
     snprintf (c.secret, sizeof c.secret, "wrong/Secret+Marker");
     s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "SignatureDoesNotMatch");
     s_cluster_fini (&c);
-    fflush (stderr);
-    dup2 (saved, 2);
-    close (saved);
-    setenv ("DEXTER_LOG_LEVEL", "info", 1);
-    dx_log_init ("test");
-    static char text [65536];
-    assert_int_equal (s_load ("stderr.log", text, sizeof text), 0);
+    char *text = th_log_release (saved, path);
+    assert_non_null (text);
     unlink (path);
     assert_non_null (strstr (text, "InternalError"));       /* the log was captured */
     const char *never [] = { SECRET, "Secret+Marker", "PRIVATE KEY", AKID };
@@ -1123,6 +1094,7 @@ test_no_secrets_in_logs (void **state)
             print_error ("log holds %s:\n%s\n", never [i], text);
             fail ();
         }
+    free (text);
 }
 
 int
