@@ -43,7 +43,6 @@ import math
 import os
 import random
 import re
-import signal
 import sys
 import threading
 import time
@@ -2808,12 +2807,7 @@ class FakeArmServer(fake_ec2.FakeEc2Server):
     """
 
     def __init__(self, port=0, principals=None, seed=None, log=None, **config):  # not super's: it makes a FakeEc2
-        self.fake = FakeArm(principals=principals, seed=seed, log=log, **config)
-        self.httpd = _Server(("127.0.0.1", port), _Handler)
-        self.httpd.fake = self.fake
-        self.port = self.httpd.server_address[1]
-        self.endpoint_url = "http://127.0.0.1:%d" % self.port
-        self.thread = None
+        self._listen(FakeArm(principals=principals, seed=seed, log=log, **config), port, _Server, _Handler)
 
 
 # --------------------------------------------------------------------------
@@ -2851,20 +2845,8 @@ def main(argv=None):
     for package, api in (("compute", COMPUTE_API), ("compute", DISK_API), ("network", NETWORK_API),
                          ("resources", RESOURCES_API)):
         sdk_models(package, api)  # loaded before the port is announced: no slow first call
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % srv.port)
-        os.replace(tmp, args.port_file)
-    print("fake_arm listening on %s (principals %s)" % (
-        srv.endpoint_url, ", ".join(p.client_id for p in srv.fake.issuer.principals.values())),
-        file=sys.stderr, flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    srv.start()
-    stop.wait()
-    srv.stop()
+    srv.serve_until_signalled(args.port_file, "fake_arm listening on %s (principals %s)" % (
+        srv.endpoint_url, ", ".join(p.client_id for p in srv.fake.issuer.principals.values())))
     return 0
 
 

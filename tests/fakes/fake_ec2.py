@@ -2301,12 +2301,34 @@ class FakeEc2Server:
     """
 
     def __init__(self, port=0, credentials=None, region=DEFAULT_REGION, seed=None, log=None, **config):
-        self.fake = FakeEc2(credentials=credentials, region=region, seed=seed, log=log, **config)
-        self.httpd = _Server(("127.0.0.1", port), _Handler)
+        self._listen(FakeEc2(credentials=credentials, region=region, seed=seed, log=log, **config),
+                     port, _Server, _Handler)
+
+    def _listen(self, fake, port, server, handler):
+        """Binds 127.0.0.1:port (0: a free one) for fake, served by handler."""
+        self.fake = fake
+        self.httpd = server(("127.0.0.1", port), handler)
         self.httpd.fake = self.fake
         self.port = self.httpd.server_address[1]
         self.endpoint_url = "http://127.0.0.1:%d" % self.port
         self.thread = None
+
+    def serve_until_signalled(self, port_file, banner):
+        """What a fake's command line does: announces the port (written to
+        port_file, when given, once listening) and serves until SIGTERM or
+        SIGINT."""
+        if port_file:
+            tmp = port_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % self.port)
+            os.replace(tmp, port_file)
+        print(banner, file=sys.stderr, flush=True)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        stop.wait()
+        self.stop()
 
     def start(self):
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -2371,20 +2393,8 @@ def main(argv=None):
     log = None if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     config = {name: getattr(args, name) for name in DEFAULT_CONFIG}
     srv = FakeEc2Server(args.port, creds or None, args.region, args.seed, log, **config)
-    if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % srv.port)
-        os.replace(tmp, args.port_file)
-    print("fake_ec2 listening on %s (region %s, keys %s)" % (
-        srv.endpoint_url, args.region, ", ".join(c.access_key for c in creds) or DEFAULT_ACCESS_KEY),
-        file=sys.stderr, flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    srv.start()
-    stop.wait()
-    srv.stop()
+    srv.serve_until_signalled(args.port_file, "fake_ec2 listening on %s (region %s, keys %s)" % (
+        srv.endpoint_url, args.region, ", ".join(c.access_key for c in creds) or DEFAULT_ACCESS_KEY))
     return 0
 
 
