@@ -22,7 +22,7 @@
 int
 aws_step_image (aws_run_t *run)
 {
-    const char *wanted = aws_str (json_object_get (run->step, "config"), "image");
+    const char *wanted = dx_step_str (json_object_get (run->step, "config"), "image");
     bool by_id = wanted && *wanted;
     aws_params_t *p = aws_params_new ();
     if (by_id)
@@ -55,15 +55,16 @@ aws_step_image (aws_run_t *run)
     int rc = 0;
     if (!best)
         rc = by_id
-           ? aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidAMIID.NotFound",
+           ? dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidAMIID.NotFound",
                               "The image id '[%s]' does not exist", wanted)
-           : aws_run_outcome (run, AWS_STEP_FAILED, 1, "ImageNotFound", "no Canonical "
+           : dx_step_outcome (run->out, DX_STEP_FAILED, 1, "ImageNotFound", "no Canonical "
                               "Ubuntu 22.04 amd64 server image in region %s", run->region);
     else {
-        json_t *res = aws_run_resource (run, "image", "image", aws_xml_text (best, "imageId"));
-        aws_attr (res, "name", aws_xml_text (best, "name"));
-        aws_attr (res, "created", best_date);
-        aws_attr (res, "root_device_name", aws_xml_text (best, "rootDeviceName"));
+        json_t *res = dx_step_resource (run->out, "image", "image",
+                                        aws_xml_text (best, "imageId"));
+        dx_step_attr (res, "name", aws_xml_text (best, "name"));
+        dx_step_attr (res, "created", best_date);
+        dx_step_attr (res, "root_device_name", aws_xml_text (best, "rootDeviceName"));
     }
     xmlFreeDoc (doc);
     return rc;
@@ -84,11 +85,11 @@ s_key_found (aws_run_t *run, const char *name)
         return -1;
     xmlNodePtr key = aws_xml_child (xmlDocGetRootElement (doc), "keySet/item");
     if (key) {
-        json_t *res = aws_run_resource (run, "keypair", "key_pair", name);
-        aws_attr (res, "fingerprint", aws_xml_text (key, "keyFingerprint"));
+        json_t *res = dx_step_resource (run->out, "keypair", "key_pair", name);
+        dx_step_attr (res, "fingerprint", aws_xml_text (key, "keyFingerprint"));
         const char *by = aws_xml_tag (key, "dexter:imported-by");
         if (by)
-            aws_attr (res, "imported_by", by);
+            dx_step_attr (res, "imported_by", by);
     }
     xmlFreeDoc (doc);
     return key? 1: 0;
@@ -97,22 +98,22 @@ s_key_found (aws_run_t *run, const char *name)
 int
 aws_step_keypair (aws_run_t *run)
 {
-    const char *name = aws_str (json_object_get (run->step, "config"), "sshkey");
+    const char *name = dx_step_str (json_object_get (run->step, "config"), "sshkey");
     if (!name || !*name)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "MissingParameter",
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "MissingParameter",
                                 "the config has no sshkey (the key pair's name)");
     int found = s_key_found (run, name);
     if (found != 0)
         return found > 0? 0: -1;
-    const char *pem = aws_str (run->credentials, "sshkeydata");
+    const char *pem = dx_step_str (run->credentials, "sshkeydata");
     if (!pem || !*pem)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidKeyPair.NotFound",
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidKeyPair.NotFound",
                                 "The key pair '%s' does not exist, and there is no "
                                 "sshkeydata to import it from", name);
     char err [256];
     char *line = dx_sshkey_public (pem, err, sizeof err);
     if (!line)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidKey.Format", "%s", err);
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidKey.Format", "%s", err);
     char *material = dx_base64_encode ((const unsigned char *) line, strlen (line));
     free (line);
     aws_params_t *p = aws_params_new ();
@@ -126,7 +127,7 @@ aws_step_keypair (aws_run_t *run)
         return -1;
     found = s_key_found (run, name);
     if (found == 0)
-        return aws_run_outcome (run, AWS_STEP_RETRY, 0, "InvalidKeyPair.NotFound",
+        return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "InvalidKeyPair.NotFound",
                                 "the key pair '%s' was imported but is not visible yet", name);
     return found > 0? 0: -1;
 }
@@ -154,11 +155,11 @@ static const char *const s_live_states [] = {
 static void
 s_step_key (aws_run_t *run, char *key, size_t size)
 {
-    const char *role = aws_str (run->step, "role");
+    const char *role = dx_step_str (run->step, "role");
     if (role && strcmp (role, "access") == 0)
         snprintf (key, size, "host.access");
     else
-        snprintf (key, size, "host.%s.%lld", aws_str (run->step, "group"),
+        snprintf (key, size, "host.%s.%lld", dx_step_str (run->step, "group"),
                   (long long) json_integer_value (json_object_get (run->step, "slot")));
 }
 
@@ -236,12 +237,12 @@ s_wait_terminated (aws_run_t *run, const char *const *ids, size_t count)
         long alive = s_count_alive (run, ids, count);
         if (alive <= 0)
             return alive < 0? -1: 0;
-        if (aws_run_cancelled (run))
-            return aws_run_outcome (run, AWS_STEP_RETRY, 0, "CANCELLED", "the job was "
+        if (dx_step_cancelled (run->out))
+            return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "CANCELLED", "the job was "
                                     "cancelled while waiting for %ld instance(s) to "
                                     "terminate", alive);
         if (dx_mono_ms () >= deadline)
-            return aws_run_outcome (run, AWS_STEP_RETRY, 0, "WaitTimeout", "%ld instance(s) "
+            return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "WaitTimeout", "%ld instance(s) "
                                     "still not terminated after %lld ms", alive,
                                     (long long) run->config->wait_ms);
         dx_sleep_ms (run->config->poll_ms);
@@ -287,16 +288,17 @@ s_terminate_all (aws_run_t *run, xmlDocPtr doc, const char *fixed_key, const cha
         ids [count++] = id;
     }
     int rc = ids? s_terminate (run, ids, count)
-                : aws_run_outcome (run, AWS_STEP_RETRY, 0, "OutOfMemory", "out of memory");
+                : dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
     S_FOREACH_INSTANCE (doc, inst) {
         char key [128];
         if (fixed_key)
             snprintf (key, sizeof key, "%s", fixed_key);
         else
             s_instance_key (inst, key, sizeof key);
-        json_t *res = aws_run_resource (run, key, "instance", aws_xml_text (inst, "instanceId"));
-        aws_attr (res, "hostname", aws_xml_tag (inst, "dexter:host"));
-        aws_attr (res, "state", rc == 0? state: "shutting-down");
+        json_t *res = dx_step_resource (run->out, key, "instance",
+                                        aws_xml_text (inst, "instanceId"));
+        dx_step_attr (res, "hostname", aws_xml_tag (inst, "dexter:host"));
+        dx_step_attr (res, "state", rc == 0? state: "shutting-down");
     }
     free (ids);
     return rc;
@@ -320,7 +322,7 @@ s_root_device (aws_run_t *run, const char *image, char *buf, size_t size)
         snprintf (buf, size, "/dev/sda1");
     xmlFreeDoc (doc);
     if (none)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidAMIID.NotFound",
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidAMIID.NotFound",
                                 "The image id '[%s]' does not exist", image);
     return 0;
 }
@@ -341,7 +343,7 @@ s_block_devices (aws_run_t *run, aws_params_t *p, const char *root)
     json_t *disk;
     json_array_foreach (json_object_get (run->step, "disks"), i, disk) {
         int n = (int) i + 2;
-        const char *device = aws_str (disk, "device"), *type = aws_str (disk, "type");
+        const char *device = dx_step_str (disk, "device"), *type = dx_step_str (disk, "type");
         json_int_t gb = json_integer_value (json_object_get (disk, "size"));
         char path [32];
         snprintf (path, sizeof path, "/dev/%s", device? device: "");
@@ -364,7 +366,7 @@ s_block_devices (aws_run_t *run, aws_params_t *p, const char *root)
 static const char *
 s_subnet_key (aws_run_t *run)
 {
-    const char *role = aws_str (run->step, "role");
+    const char *role = dx_step_str (run->step, "role");
     return role && strcmp (role, "agent") == 0? "subnet.agents": "subnet";
 }
 
@@ -373,21 +375,22 @@ static aws_params_t *
 s_run_params (aws_run_t *run, const char *token)
 {
     const json_t *step = run->step;
-    const char *role = aws_str (step, "role"), *group = aws_str (step, "group");
-    const char *host = aws_str (step, "hostname"), *type = aws_str (step, "instance_type");
-    const char *private_ip = aws_str (step, "private_ip");
+    const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
+    const char *host = dx_step_str (step, "hostname"), *type = dx_step_str (step, "instance_type");
+    const char *private_ip = dx_step_str (step, "private_ip");
     bool public = json_is_true (json_object_get (step, "public"));
     bool access = strcmp (role, "access") == 0;
-    const char *subnet = aws_run_need (run, s_subnet_key (run));
-    const char *sg_cluster = aws_run_need (run, "sg.cluster");
-    const char *image = aws_run_need (run, "image"), *key = aws_run_need (run, "keypair");
-    const char *sg_access = access? aws_run_need (run, "sg.access"): NULL;
-    const char *sg_public = public? aws_run_need (run, "sg.public"): NULL;
+    const char *subnet = dx_step_need (run->out, run->context, s_subnet_key (run));
+    const char *sg_cluster = dx_step_need (run->out, run->context, "sg.cluster");
+    const char *image = dx_step_need (run->out, run->context, "image");
+    const char *key = dx_step_need (run->out, run->context, "keypair");
+    const char *sg_access = access? dx_step_need (run->out, run->context, "sg.access"): NULL;
+    const char *sg_public = public? dx_step_need (run->out, run->context, "sg.public"): NULL;
     if (!subnet || !sg_cluster || !image || !key || (access && !sg_access)
     ||  (public && !sg_public))
         return NULL;
     if (!type || !*type)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "MissingParameter", "the host "
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "MissingParameter", "the host "
                                 "step has no instance_type"), NULL;
     char root [64];
     if (s_root_device (run, image, root, sizeof root))
@@ -396,7 +399,7 @@ s_run_params (aws_run_t *run, const char *token)
     char err [256];
     char *script = dx_provision_script (run->cluster, step, err, sizeof err);
     if (!script)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
     char *user_data = dx_base64_encode ((const unsigned char *) script, strlen (script));
     free (script);
 
@@ -443,8 +446,8 @@ s_run_params (aws_run_t *run, const char *token)
 static int
 s_address_free_soon (aws_run_t *run)
 {
-    const char *ip = aws_str (run->step, "private_ip");
-    const char *subnet = aws_str (run->context, s_subnet_key (run));
+    const char *ip = dx_step_str (run->step, "private_ip");
+    const char *subnet = dx_step_str (run->context, s_subnet_key (run));
     aws_params_t *p = aws_params_new ();
     aws_params_filter (p, "subnet-id", subnet? subnet: "", NULL);
     aws_params_filter (p, "private-ip-address", ip? ip: "", NULL);
@@ -465,11 +468,11 @@ s_address_free_soon (aws_run_t *run)
     xmlFreeDoc (doc);
     if (!*holder)
         return 1;
-    return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidIPAddress.InUse",
+    return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidIPAddress.InUse",
                             "host %s needs the private address %s, which instance %s (%s%s%s) "
                             "holds; terminate that instance or free the address, then deploy "
-                            "again", aws_str (run->step, "hostname"), ip? ip: "", holder, state,
-                            *owner? ", of cluster ": ", not Dexter's", owner), 0;
+                            "again", dx_step_str (run->step, "hostname"), ip? ip: "", holder,
+                            state, *owner? ", of cluster ": ", not Dexter's", owner), 0;
 }
 
 /*  Runs the instance with the step's client token. A token whose instance
@@ -480,10 +483,10 @@ s_address_free_soon (aws_run_t *run)
 static int
 s_run_instance (aws_run_t *run, char *id, size_t size)
 {
-    const char *base = aws_str (run->step, "client_token");
-    const char *host = aws_str (run->step, "hostname");
+    const char *base = dx_step_str (run->step, "client_token");
+    const char *host = dx_step_str (run->step, "hostname");
     if (!base || !*base || strlen (base) > 64)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidStep",
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the host step's client_token is missing or longer than 64");
     char token [65];
     snprintf (token, sizeof token, "%s", base);
@@ -499,7 +502,7 @@ s_run_instance (aws_run_t *run, char *id, size_t size)
         xmlDocPtr doc;
         while (!(doc = aws_run_call (run, "RunInstances", p, aws_run_not_found))
         &&  aws_run_code_is (run, "InvalidIPAddress.InUse") && dx_mono_ms () < deadline
-        &&  !aws_run_cancelled (run)) {
+        &&  !dx_step_cancelled (run->out)) {
             aws_error_t in_use = run->err;
             if (s_address_free_soon (run) <= 0) {
                 aws_params_destroy (&p);
@@ -508,7 +511,7 @@ s_run_instance (aws_run_t *run, char *id, size_t size)
             run->err = in_use;
             dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "host %s: address %s is still held "
                     "by an instance shutting down; waiting", host,
-                    aws_str (run->step, "private_ip"));
+                    dx_step_str (run->step, "private_ip"));
             dx_sleep_ms (run->config->poll_ms);
         }
         aws_params_destroy (&p);
@@ -534,7 +537,7 @@ s_run_instance (aws_run_t *run, char *id, size_t size)
         dx_info ("host %s: client token's instance %s is %s; running anew", host, dead,
                  *state? state: "gone");
     }
-    return aws_run_outcome (run, AWS_STEP_RETRY, 0, "IncorrectInstanceState",
+    return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "IncorrectInstanceState",
                             "the instances of this host's client tokens are gone");
 }
 
@@ -566,17 +569,17 @@ s_wait_running (aws_run_t *run, const char *id)
         xmlFreeDoc (doc);
         if (strcmp (state, "shutting-down") == 0 || strcmp (state, "terminated") == 0
         ||  strcmp (state, "stopped") == 0 || strcmp (state, "stopping") == 0) {
-            aws_run_outcome (run, AWS_STEP_RETRY, 0, "IncorrectInstanceState",
+            dx_step_outcome (run->out, DX_STEP_RETRY, 0, "IncorrectInstanceState",
                              "instance %s is %s, not running", id, state);
             break;
         }
-        if (aws_run_cancelled (run)) {
-            aws_run_outcome (run, AWS_STEP_RETRY, 0, "CANCELLED", "the job was cancelled "
+        if (dx_step_cancelled (run->out)) {
+            dx_step_outcome (run->out, DX_STEP_RETRY, 0, "CANCELLED", "the job was cancelled "
                              "while instance %s was starting", id);
             break;
         }
         if (dx_mono_ms () >= deadline) {
-            aws_run_outcome (run, AWS_STEP_RETRY, 0, "WaitTimeout", "instance %s is still %s "
+            dx_step_outcome (run->out, DX_STEP_RETRY, 0, "WaitTimeout", "instance %s is still %s "
                              "after %lld ms", id, state, (long long) run->config->wait_ms);
             break;
         }
@@ -613,7 +616,7 @@ s_access_address (aws_run_t *run, const char *instance, char *ip, size_t size)
         aws_doc_text (doc, "publicIp", NULL, ip, size);
         xmlFreeDoc (doc);
     }
-    aws_attr (aws_run_resource (run, "eip.access", "address", alloc), "public_ip", ip);
+    dx_step_attr (dx_step_resource (run->out, "eip.access", "address", alloc), "public_ip", ip);
     if (strcmp (owner, instance) == 0)
         return 0;
     p = aws_params_new ();
@@ -657,12 +660,12 @@ int
 aws_step_host (aws_run_t *run)
 {
     const json_t *step = run->step;
-    const char *role = aws_str (step, "role"), *group = aws_str (step, "group");
-    const char *host = aws_str (step, "hostname");
+    const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
+    const char *host = dx_step_str (step, "hostname");
     if (!role || !group || !host
     ||  (strcmp (role, "access") != 0 && strcmp (role, "master") != 0
          && strcmp (role, "agent") != 0))
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidStep", "the host step needs "
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidStep", "the host step needs "
                                 "role (access, master, agent), group and hostname");
 
     //  Found by its host name tag (twins: the same one every time), or run
@@ -681,25 +684,25 @@ aws_step_host (aws_run_t *run)
         return -1;
     char key [96];
     s_step_key (run, key, sizeof key);
-    json_t *res = aws_run_resource (run, key, "instance", id);
-    aws_attr (res, "hostname", host);
-    aws_attr (res, "group", group);
-    aws_attr (res, "role", role);
+    json_t *res = dx_step_resource (run->out, key, "instance", id);
+    dx_step_attr (res, "hostname", host);
+    dx_step_attr (res, "group", group);
+    dx_step_attr (res, "role", role);
     json_object_set_new (res, "slot", json_integer (json_integer_value (
                                           json_object_get (step, "slot"))));
-    aws_attr (res, "state", "pending");
+    dx_step_attr (res, "state", "pending");
 
     if (!(doc = s_wait_running (run, id)))
         return -1;
-    aws_attr (res, "state", "running");
+    dx_step_attr (res, "state", "running");
     char public_ip [64] = "";
     S_FOREACH_INSTANCE (doc, inst) {
         const char *text = aws_xml_text (inst, "ipAddress");
         snprintf (public_ip, sizeof public_ip, "%s", text? text: "");
-        aws_attr (res, "private_ip", aws_xml_text (inst, "privateIpAddress"));
-        aws_attr (res, "public_ip", public_ip);
-        aws_attr (res, "launched_at", aws_xml_text (inst, "launchTime"));
-        aws_attr (res, "instance_type", aws_xml_text (inst, "instanceType"));
+        dx_step_attr (res, "private_ip", aws_xml_text (inst, "privateIpAddress"));
+        dx_step_attr (res, "public_ip", public_ip);
+        dx_step_attr (res, "launched_at", aws_xml_text (inst, "launchTime"));
+        dx_step_attr (res, "instance_type", aws_xml_text (inst, "instanceType"));
     }
     xmlFreeDoc (doc);
     if (strcmp (role, "access") != 0)
@@ -707,7 +710,7 @@ aws_step_host (aws_run_t *run)
     //  The access node is reached at its Elastic IP
     if (s_access_address (run, id, public_ip, sizeof public_ip))
         return -1;
-    aws_attr (res, "public_ip", public_ip);
+    dx_step_attr (res, "public_ip", public_ip);
     return 0;
 }
 
@@ -717,9 +720,10 @@ aws_step_host (aws_run_t *run)
 int
 aws_step_remove (aws_run_t *run)
 {
-    const char *host = aws_str (run->step, "hostname"), *group = aws_str (run->step, "group");
+    const char *host = dx_step_str (run->step, "hostname");
+    const char *group = dx_step_str (run->step, "group");
     if (!host || !*host || !group)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 1, "InvalidStep",
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the remove step needs group and hostname");
     char key [96];
     s_step_key (run, key, sizeof key);
@@ -730,9 +734,9 @@ aws_step_remove (aws_run_t *run)
     int rc = s_terminate_all (run, doc, key, "terminated");
     xmlFreeDoc (doc);
     if (!any) {                         /* already gone: say so, so it is forgotten */
-        json_t *res = aws_run_resource (run, key, "instance", "");
-        aws_attr (res, "hostname", host);
-        aws_attr (res, "state", "terminated");
+        json_t *res = dx_step_resource (run->out, key, "instance", "");
+        dx_step_attr (res, "hostname", host);
+        dx_step_attr (res, "state", "terminated");
     }
     return rc;
 }
@@ -754,7 +758,7 @@ aws_step_destroy_instances (aws_run_t *run)
         if (rc || !any)
             return rc;
     }
-    return aws_run_outcome (run, AWS_STEP_RETRY, 0, "WaitTimeout", "instances of cluster %s "
+    return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "WaitTimeout", "instances of cluster %s "
                             "were still there after %d rounds of termination", run->cluster,
                             S_DESTROY_ROUNDS);
 }
@@ -786,9 +790,9 @@ s_release_address (aws_run_t *run, xmlNodePtr address)
     const char *role = aws_xml_tag (address, "dexter:role");
     char key [96];
     snprintf (key, sizeof key, "eip.%s", role? role: alloc);
-    json_t *res = aws_run_resource (run, key, "address", alloc);
-    aws_attr (res, "public_ip", aws_xml_text (address, "publicIp"));
-    aws_attr (res, "state", "deleted");
+    json_t *res = dx_step_resource (run->out, key, "address", alloc);
+    dx_step_attr (res, "public_ip", aws_xml_text (address, "publicIp"));
+    dx_step_attr (res, "state", "deleted");
     return 0;
 }
 

@@ -91,7 +91,7 @@ s_find_or_create (aws_run_t *run, const s_part_t *part, const char *vpc, const c
     found = aws_doc_text (doc, part->created, NULL, id, size) == 0;
     xmlFreeDoc (doc);
     if (!found)
-        return aws_run_outcome (run, AWS_STEP_FAILED, 0, "InvalidResponse", "%s answered "
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 0, "InvalidResponse", "%s answered "
                                 "without %s", part->create, part->created);
     return 0;
 }
@@ -116,7 +116,7 @@ s_vpc (aws_run_t *run, char *vpc, size_t size)
     aws_params_add (p, "CidrBlock", DX_NET_CIDR);
     if (s_find_or_create (run, &s_vpc_part, NULL, name, &p, vpc, size))
         return -1;
-    aws_attr (aws_run_resource (run, "vpc", "vpc", vpc), "cidr", DX_NET_CIDR);
+    dx_step_attr (dx_step_resource (run->out, "vpc", "vpc", vpc), "cidr", DX_NET_CIDR);
     p = aws_params_new ();
     aws_params_add (p, "VpcId", vpc);
     aws_params_add (p, "EnableDnsHostnames.Value", "true");
@@ -136,9 +136,9 @@ s_subnet (aws_run_t *run, const char *vpc, size_t n, char *id, size_t size)
     aws_params_add (p, "AvailabilityZone", zone);
     if (s_find_or_create (run, &s_subnet_part, vpc, name, &p, id, size))
         return -1;
-    json_t *res = aws_run_resource (run, s_subnets [n].key, "subnet", id);
-    aws_attr (res, "cidr", s_subnets [n].cidr);
-    aws_attr (res, "zone", zone);
+    json_t *res = dx_step_resource (run->out, s_subnets [n].key, "subnet", id);
+    dx_step_attr (res, "cidr", s_subnets [n].cidr);
+    dx_step_attr (res, "zone", zone);
     return 0;
 }
 
@@ -151,7 +151,7 @@ s_gateway (aws_run_t *run, const char *vpc, char *igw, size_t size)
     aws_params_t *p = aws_params_new ();
     if (s_find_or_create (run, &s_gateway_part, NULL, name, &p, igw, size))
         return -1;
-    aws_run_resource (run, "igw", "internet_gateway", igw);
+    dx_step_resource (run->out, "igw", "internet_gateway", igw);
     xmlDocPtr doc = s_describe (run, &s_gateway_part, igw);
     if (!doc)
         return -1;
@@ -178,7 +178,7 @@ s_route_table (aws_run_t *run, const char *vpc, const char *igw,
     aws_params_add (p, "VpcId", vpc);
     if (s_find_or_create (run, &s_route_table_part, vpc, name, &p, rtb, sizeof rtb))
         return -1;
-    aws_run_resource (run, "rtb", "route_table", rtb);
+    dx_step_resource (run->out, "rtb", "route_table", rtb);
     xmlDocPtr doc = s_describe (run, &s_route_table_part, rtb);
     if (!doc)
         return -1;
@@ -362,10 +362,10 @@ s_security_group (aws_run_t *run, const char *vpc, const s_group_t *group)
     }
     int rc = -1;
     if (!*id)
-        aws_run_outcome (run, AWS_STEP_FAILED, 0, "InvalidResponse",
+        dx_step_outcome (run->out, DX_STEP_FAILED, 0, "InvalidResponse",
                          "security group %s: no id", name);
     else {
-        aws_attr (aws_run_resource (run, key, "security_group", id), "name", name);
+        dx_step_attr (dx_step_resource (run->out, key, "security_group", id), "name", name);
         xmlNodePtr item = found? aws_xml_child (xmlDocGetRootElement (found), S_GROUP_ITEM): NULL;
         rc = s_authorize (run, id, group, item);
     }
@@ -376,7 +376,7 @@ s_security_group (aws_run_t *run, const char *vpc, const s_group_t *group)
 int
 aws_step_security (aws_run_t *run)
 {
-    const char *vpc = aws_run_need (run, "vpc");
+    const char *vpc = dx_step_need (run->out, run->context, "vpc");
     if (!vpc)
         return -1;
     for (size_t i = 0; i < sizeof s_groups / sizeof s_groups [0]; i++)
@@ -401,7 +401,7 @@ s_delete (aws_run_t *run, const char *action, const char *param, const char *id,
     aws_params_add (p, param, id);
     if (aws_run_act (run, action, &p, s_dependency, gone_code, NULL))
         return -1;
-    aws_attr (aws_run_resource (run, key, kind, id), "state", "deleted");
+    dx_step_attr (dx_step_resource (run->out, key, kind, id), "state", "deleted");
     return 0;
 }
 

@@ -1,6 +1,6 @@
 /*  aws_run: one job's step being run: its fields, its EC2 client, its
-    calls (with the waits for "not ready yet"), and its outcome and
-    resources. See aws_run.h. */
+    calls (with the waits for "not ready yet") and how their failures end
+    the step. See aws_run.h. */
 #include "aws_run.h"
 #include "dx_log.h"
 #include "dx_util.h"
@@ -17,16 +17,16 @@ static const aws_steps_config_t s_defaults = AWS_STEPS_CONFIG_DEFAULT;
 
 void
 aws_run_init (aws_run_t *self, const aws_steps_config_t *config, const json_t *assign,
-              aws_step_out_t *out)
+              dx_step_out_t *out)
 {
     memset (self, 0, sizeof *self);
     self->config = config? config: &s_defaults;
     self->step = json_object_get (assign, "step");
     self->context = json_object_get (self->step, "context");
     self->credentials = json_object_get (assign, "credentials");
-    self->cluster = aws_str (assign, "cluster");
-    self->uid = aws_str (self->step, "uid");
-    self->region = aws_str (json_object_get (self->step, "config"), "region");
+    self->cluster = dx_step_str (assign, "cluster");
+    self->uid = dx_step_str (self->step, "uid");
+    self->region = dx_step_str (json_object_get (self->step, "config"), "region");
     self->out = out;
 }
 
@@ -34,18 +34,18 @@ int
 aws_run_start (aws_run_t *self)
 {
     if (!self->cluster || !*self->cluster || !self->uid)
-        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidStep",
+        return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the job has no cluster or its step no uid");
-    const char *akid = aws_str (self->credentials, "aws_access_key_id");
-    const char *secret = aws_str (self->credentials, "aws_secret_access_key");
-    const char *token = aws_str (self->credentials, "aws_session_token");
+    const char *akid = dx_step_str (self->credentials, "aws_access_key_id");
+    const char *secret = dx_step_str (self->credentials, "aws_secret_access_key");
+    const char *token = dx_step_str (self->credentials, "aws_session_token");
     if (!akid || !*akid || !secret || !*secret)
-        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "AuthFailure", "the deployment's "
+        return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "AuthFailure", "the deployment's "
                                 "credentials lack aws_access_key_id or aws_secret_access_key");
     const char *region = self->region? self->region: "";
     self->ec2 = aws_ec2_new (region, akid, secret, token);
     if (!self->ec2)
-        return aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidParameterValue",
+        return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "InvalidParameterValue",
                                 "config.region '%s' is not an AWS region name", region);
     aws_ec2_set_limits (self->ec2, self->config->limits);
     if (self->config->retry)
@@ -59,64 +59,6 @@ aws_run_fini (aws_run_t *self)
 {
     aws_ec2_destroy (&self->ec2);
     sodium_memzero (&self->err, sizeof self->err);
-}
-
-//  ---------------------------------------------------------------------
-//  Outcome and resources
-
-int
-aws_run_outcome (aws_run_t *self, aws_step_outcome_t outcome, int permanent, const char *code,
-                 const char *fmt, ...)
-{
-    aws_step_out_t *out = self->out;
-    if (out->outcome != AWS_STEP_DONE)
-        return -1;
-    out->outcome = outcome;
-    out->permanent = outcome == AWS_STEP_FAILED && permanent;
-    snprintf (out->code, sizeof out->code, "%s", code);
-    va_list args;
-    va_start (args, fmt);
-    vsnprintf (out->message, sizeof out->message, fmt, args);
-    va_end (args);
-    return -1;
-}
-
-int
-aws_run_cancelled (aws_run_t *self)
-{
-    return self->out->cancelled && self->out->cancelled (self->out->cancel_arg);
-}
-
-json_t *
-aws_run_resource (aws_run_t *self, const char *key, const char *kind, const char *id)
-{
-    json_t *resource = json_pack ("{s:s, s:s, s:s}", "key", key, "kind", kind,
-                                  "provider_id", id? id: "");
-    json_array_append_new (self->out->resources, resource);
-    return resource;
-}
-
-void
-aws_attr (json_t *resource, const char *name, const char *value)
-{
-    json_object_set_new (resource, name, json_string (value? value: ""));
-}
-
-const char *
-aws_run_need (aws_run_t *self, const char *key)
-{
-    const char *value = aws_str (self->context, key);
-    if (value && *value)
-        return value;
-    aws_run_outcome (self, AWS_STEP_FAILED, 1, "InvalidStep", "the step's context has no %s "
-                     "(the step that makes it has not run)", key);
-    return NULL;
-}
-
-const char *
-aws_str (const json_t *object, const char *key)
-{
-    return json_string_value (json_object_get (object, key));
 }
 
 //  ---------------------------------------------------------------------
@@ -166,7 +108,7 @@ aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
     int64_t deadline = dx_mono_ms () + self->config->wait_ms;
     int waits = 0;
     while (1) {
-        if (aws_run_cancelled (self)) {
+        if (dx_step_cancelled (self->out)) {
             snprintf (self->err.code, sizeof self->err.code, "CANCELLED");
             snprintf (self->err.message, sizeof self->err.message, "the job was cancelled");
             self->err.retryable = 0;
@@ -191,17 +133,17 @@ aws_run_failed (aws_run_t *self, const char *action)
 {
     const aws_error_t *err = &self->err;
     size_t len = strlen (err->code);
-    if (aws_run_cancelled (self))
-        return aws_run_outcome (self, AWS_STEP_RETRY, 0, "CANCELLED", "the job was "
+    if (dx_step_cancelled (self->out))
+        return dx_step_outcome (self->out, DX_STEP_RETRY, 0, "CANCELLED", "the job was "
                                 "cancelled during %s", action);
     if (err->retryable || s_code_listed (s_retry_codes, err->code))
-        return aws_run_outcome (self, AWS_STEP_RETRY, 0, err->code, "%s: %s (after %d tries)",
+        return dx_step_outcome (self->out, DX_STEP_RETRY, 0, err->code, "%s: %s (after %d tries)",
                                 action, err->message, err->attempts);
     if (s_code_listed (s_permanent_codes, err->code)
     ||  (len > 13 && strcmp (err->code + len - 13, "LimitExceeded") == 0
          && strcmp (err->code, "RequestLimitExceeded") != 0))
-        return aws_run_outcome (self, AWS_STEP_FAILED, 1, err->code, "%s", err->message);
-    return aws_run_outcome (self, AWS_STEP_FAILED, 0, err->code, "%s: %s", action,
+        return dx_step_outcome (self->out, DX_STEP_FAILED, 1, err->code, "%s", err->message);
+    return dx_step_outcome (self->out, DX_STEP_FAILED, 0, err->code, "%s: %s", action,
                             err->message);
 }
 

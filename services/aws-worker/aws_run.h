@@ -5,7 +5,7 @@
     aws_steps.c makes one per job and hands it to the step's function;
     aws_network.c and aws_hosts.c hold those functions, which read the job
     through it, call EC2 through it, and record their outcome and
-    resources in it.
+    resources in its result, run->out, with common/dx_step's helpers.
 
     A step function returns 0 when done, or -1 with the outcome set. So do
     the helpers here that return int; the ones that return a document
@@ -29,7 +29,7 @@ typedef struct {
     const char *cluster;
     const char *uid;                    /* step.uid, the deployment's */
     const char *region;                 /* step.config.region */
-    aws_step_out_t *out;
+    dx_step_out_t *out;
     aws_error_t err;                    /* the last failed call's */
 } aws_run_t;
 
@@ -39,7 +39,7 @@ typedef struct {
 /*  Reads the job.assign message's fields into self (borrowed: assign and
     out must outlive self). config NULL: the defaults. */
 void aws_run_init (aws_run_t *self, const aws_steps_config_t *config,
-                   const json_t *assign, aws_step_out_t *out);
+                   const json_t *assign, dx_step_out_t *out);
 
 /*  Checks the job (cluster, uid, credentials, region) and makes its EC2
     client, which holds the only copy of the credentials. 0, or -1 with
@@ -48,31 +48,6 @@ int aws_run_start (aws_run_t *self);
 
 /*  Destroys the client (wiping the credentials) and the last error. */
 void aws_run_fini (aws_run_t *self);
-
-//  ---------------------------------------------------------------------
-//  Outcome and resources
-
-/*  Sets the outcome (unless one is set already); returns -1. */
-int aws_run_outcome (aws_run_t *self, aws_step_outcome_t outcome, int permanent,
-                     const char *code, const char *fmt, ...)
-    __attribute__ ((format (printf, 5, 6)));
-
-/*  1 once the job is cancelled. */
-int aws_run_cancelled (aws_run_t *self);
-
-/*  Adds the resource {key, kind, provider_id} (id NULL: "") to the result
-    and returns it, borrowed, to add attributes to with aws_attr. */
-json_t *aws_run_resource (aws_run_t *self, const char *key, const char *kind, const char *id);
-
-/*  Sets attribute name of resource to value (NULL: ""). */
-void aws_attr (json_t *resource, const char *name, const char *value);
-
-/*  The context entry key, which an earlier step made; NULL with the
-    outcome set (InvalidStep) when it is missing or empty. */
-const char *aws_run_need (aws_run_t *self, const char *key);
-
-/*  The string at key of object, or NULL. Borrowed. */
-const char *aws_str (const json_t *object, const char *key);
 
 //  ---------------------------------------------------------------------
 //  Calls

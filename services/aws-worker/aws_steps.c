@@ -6,29 +6,6 @@
 
 #include <string.h>
 
-void
-aws_step_out_init (aws_step_out_t *self, aws_step_cancel_fn *cancelled, void *arg)
-{
-    memset (self, 0, sizeof *self);
-    self->outcome = AWS_STEP_DONE;
-    self->resources = json_array ();
-    self->cancelled = cancelled;
-    self->cancel_arg = arg;
-}
-
-void
-aws_step_out_fini (aws_step_out_t *self)
-{
-    json_decref (self->resources);
-    self->resources = NULL;
-}
-
-const char *
-aws_step_outcome_name (aws_step_outcome_t outcome)
-{
-    return outcome == AWS_STEP_DONE? "done": outcome == AWS_STEP_RETRY? "retry": "failed";
-}
-
 static const struct {
     const char *kind;
     aws_step_fn *fn;
@@ -46,21 +23,21 @@ static const struct {
 };
 
 int
-aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_out_t *out)
+aws_step_run (const aws_steps_config_t *config, const json_t *assign, dx_step_out_t *out)
 {
     aws_run_t run;
     aws_run_init (&run, config, assign, out);
-    const char *kind = aws_str (run.step, "kind");
+    const char *kind = dx_step_str (run.step, "kind");
     aws_step_fn *fn = NULL;
     for (size_t i = 0; kind && !fn && i < sizeof s_steps / sizeof s_steps [0]; i++)
         if (strcmp (s_steps [i].kind, kind) == 0)
             fn = s_steps [i].fn;
     if (!fn)
-        aws_run_outcome (&run, AWS_STEP_FAILED, 1, "InvalidStep", "unknown step kind %s",
+        dx_step_outcome (run.out, DX_STEP_FAILED, 1, "InvalidStep", "unknown step kind %s",
                          kind? kind: "(none)");
     else
     if (aws_run_start (&run) == 0)
         fn (&run);
     aws_run_fini (&run);
-    return out->outcome == AWS_STEP_DONE? 0: -1;
+    return out->outcome == DX_STEP_DONE? 0: -1;
 }

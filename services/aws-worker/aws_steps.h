@@ -4,11 +4,11 @@
 
         aws_steps_config_t config = AWS_STEPS_CONFIG_DEFAULT;
         config.limits = limits;                 // one registry per process
-        aws_step_out_t out;
-        aws_step_out_init (&out, cancelled_fn, job);
+        dx_step_out_t out;
+        dx_step_out_init (&out, cancelled_fn, job);
         aws_step_run (&config, assign, &out);   // the job.assign message
         ... out.outcome, out.code, out.message, out.permanent, out.resources
-        aws_step_out_fini (&out);
+        dx_step_out_fini (&out);
 
     aws_step_run needs no ZeroMQ: main.c bridges the outcome to dx_worker,
     tests call it directly against tests/fakes/fake_ec2.py. Every step
@@ -17,8 +17,10 @@
     (TagSpecification), and reports what it found or made, whatever the
     outcome. docs/aws.md describes each step's calls, waits and errors.
 
-    The steps themselves are in aws_network.c and aws_hosts.c, and what
-    they share in aws_run.h; aws_steps.c maps a kind to its step. */
+    The result (common/dx_step) says the outcome, with AWS's code and
+    message or one of docs/aws.md's. The steps themselves are in
+    aws_network.c and aws_hosts.c, and what they share in aws_run.h;
+    aws_steps.c maps a kind to its step. */
 #ifndef AWS_STEPS_H
 #define AWS_STEPS_H
 
@@ -27,35 +29,7 @@
 #include <jansson.h>
 #include "dx_ratelimit.h"
 #include "dx_retry.h"
-
-typedef enum {
-    AWS_STEP_DONE,          /* the step succeeded */
-    AWS_STEP_FAILED,        /* it did not: permanent says whether a retry can help */
-    AWS_STEP_RETRY          /* run it again later (attempt + 1) */
-} aws_step_outcome_t;
-
-/*  Returns non-zero once the job is cancelled; polled between cloud calls
-    and while waiting. */
-typedef int (aws_step_cancel_fn) (void *arg);
-
-typedef struct {
-    aws_step_outcome_t outcome;
-    int permanent;          /* with AWS_STEP_FAILED */
-    char code [64];         /* AWS's code, or one of ours (docs/aws.md); "" when done */
-    char message [512];     /* AWS's message, or ours; never a secret */
-    json_t *resources;      /* array of {key, kind, provider_id, attributes...}; owned */
-    aws_step_cancel_fn *cancelled;      /* may be NULL */
-    void *cancel_arg;
-} aws_step_out_t;
-
-/*  Empty result (done, no resources), with an optional cancel check. */
-void aws_step_out_init (aws_step_out_t *self, aws_step_cancel_fn *cancelled, void *arg);
-
-/*  Frees the resources (the result is unusable until init again). */
-void aws_step_out_fini (aws_step_out_t *self);
-
-/*  "done", "failed" or "retry": the outcome's name in job.result. */
-const char *aws_step_outcome_name (aws_step_outcome_t outcome);
+#include "dx_step.h"
 
 /*  What the process gives every step. */
 typedef struct {
@@ -75,6 +49,6 @@ typedef struct {
     0 when the outcome is done, else -1.
     The credentials are read, copied into the EC2 client only, and wiped
     from it when the step ends. */
-int aws_step_run (const aws_steps_config_t *config, const json_t *assign, aws_step_out_t *out);
+int aws_step_run (const aws_steps_config_t *config, const json_t *assign, dx_step_out_t *out);
 
 #endif

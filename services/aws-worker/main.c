@@ -53,28 +53,28 @@ s_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
     dx_info ("job %s attempt %lld: step %s starts", id, attempt, kind);
     int64_t start = dx_mono_ms ();
 
-    aws_step_out_t out;
-    aws_step_out_init (&out, s_cancelled, job);
+    dx_step_out_t out;
+    dx_step_out_init (&out, s_cancelled, job);
     aws_step_run (config, assign, &out);
     size_t i;
     json_t *resource;
     //  Copies: the loop's thread sends them, nothing is shared between threads
     json_array_foreach (out.resources, i, resource)
         dx_worker_job_add_resource (job, json_deep_copy (resource));
-    if (out.outcome == AWS_STEP_FAILED)
+    if (out.outcome == DX_STEP_FAILED)
         dx_worker_job_fail (job, out.permanent, out.code, "%s", out.message);
     else
-    if (out.outcome == AWS_STEP_RETRY)
+    if (out.outcome == DX_STEP_RETRY)
         dx_worker_job_retry (job, out.code, "%s", out.message);
 
-    if (out.outcome == AWS_STEP_DONE)
+    if (out.outcome == DX_STEP_DONE)
         dx_info ("job %s attempt %lld: step %s done in %lld ms, %zu resources", id, attempt,
                  kind, (long long) (dx_mono_ms () - start), json_array_size (out.resources));
     else
         dx_warn ("job %s attempt %lld: step %s %s%s code=%s in %lld ms: %s", id, attempt,
-                 kind, aws_step_outcome_name (out.outcome), out.permanent? " (permanent)": "",
+                 kind, dx_step_outcome_name (out.outcome), out.permanent? " (permanent)": "",
                  out.code, (long long) (dx_mono_ms () - start), out.message);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
 }
 
 int

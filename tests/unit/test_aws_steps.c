@@ -177,10 +177,10 @@ s_assign (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
 /*  Runs a step; its result into out (caller finis). Records resources in
     the cluster's context as the scheduler does. */
 static void
-s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, aws_step_out_t *out)
+s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, dx_step_out_t *out)
 {
     json_t *assign = s_assign (c, kind, id, extra);
-    aws_step_out_init (out, NULL, NULL);
+    dx_step_out_init (out, NULL, NULL);
     aws_step_run (&s_config, assign, out);
     json_decref (assign);
     size_t i;
@@ -205,34 +205,34 @@ s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, aws_step
 static json_t *
 s_done (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
 {
-    aws_step_out_t out;
+    dx_step_out_t out;
     s_run (c, kind, id, extra, &out);
-    if (out.outcome != AWS_STEP_DONE)
-        print_error ("step %s: %s %s: %s\n", id, aws_step_outcome_name (out.outcome),
+    if (out.outcome != DX_STEP_DONE)
+        print_error ("step %s: %s %s: %s\n", id, dx_step_outcome_name (out.outcome),
                      out.code, out.message);
-    assert_int_equal (out.outcome, AWS_STEP_DONE);
+    assert_int_equal (out.outcome, DX_STEP_DONE);
     assert_string_equal (out.code, "");
     json_t *resources = json_incref (out.resources);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
     return resources;
 }
 
 /*  A step that must fail or retry with code, permanent as given. */
 static void
 s_fails (s_cluster_t *c, const char *kind, const char *id, json_t *extra,
-         aws_step_outcome_t outcome, int permanent, const char *code)
+         dx_step_outcome_t outcome, int permanent, const char *code)
 {
-    aws_step_out_t out;
+    dx_step_out_t out;
     s_run (c, kind, id, extra, &out);
     if (out.outcome != outcome || strcmp (out.code, code) != 0)
         print_error ("step %s: %s %s: %s (wanted %s %s)\n", id,
-                     aws_step_outcome_name (out.outcome), out.code, out.message,
-                     aws_step_outcome_name (outcome), code);
+                     dx_step_outcome_name (out.outcome), out.code, out.message,
+                     dx_step_outcome_name (outcome), code);
     assert_int_equal (out.outcome, outcome);
     assert_int_equal (out.permanent, permanent);
     assert_string_equal (out.code, code);
     assert_true (strlen (out.message) > 0);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
 }
 
 /*  The steps before the hosts, in the scheduler's order. */
@@ -572,7 +572,7 @@ test_cluster_life (void **state)
     //  An unknown instance type: permanent, AWS's code, nothing made
     s_fails (&c, "host", "host.bad.0",
              s_host ("agent", "bad", 0, "c1-bad-0", "m9.huge", "0123456789ab-1-bad-0", false, NULL),
-             AWS_STEP_FAILED, 1, "InvalidParameterValue");
+             DX_STEP_FAILED, 1, "InvalidParameterValue");
     assert_int_equal (s_owned_count ("c1"), 5 + 6 + 1 + 4 + 3);
 
     //  A lost RunInstances reply: the retry with the same token gives the same instance
@@ -666,41 +666,41 @@ test_errors (void **state)
     s_cluster_init (&c, "c2");
     //  Unknown key: AuthFailure; wrong secret: the fake's SignatureDoesNotMatch
     snprintf (c.akid, sizeof c.akid, "AKIDNOBODYKNOWS1");
-    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "AuthFailure");
+    s_fails (&c, "network", "network", NULL, DX_STEP_FAILED, 1, "AuthFailure");
     snprintf (c.akid, sizeof c.akid, "%s", AKID);
     snprintf (c.secret, sizeof c.secret, "wrong/secret");
-    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "SignatureDoesNotMatch");
+    s_fails (&c, "network", "network", NULL, DX_STEP_FAILED, 1, "SignatureDoesNotMatch");
     snprintf (c.secret, sizeof c.secret, "%s", SECRET);
     //  No credentials at all; a bad region; an unknown step
     c.akid [0] = 0;
-    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "AuthFailure");
+    s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "AuthFailure");
     snprintf (c.akid, sizeof c.akid, "%s", AKID);
     json_object_set_new (c.config, "region", json_string ("Mars 1"));
-    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "InvalidParameterValue");
+    s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "InvalidParameterValue");
     json_object_set_new (c.config, "region", json_string (REGION));
-    s_fails (&c, "teleport", "teleport", NULL, AWS_STEP_FAILED, 1, "InvalidStep");
+    s_fails (&c, "teleport", "teleport", NULL, DX_STEP_FAILED, 1, "InvalidStep");
     //  security without the network's context
-    s_fails (&c, "security", "security", NULL, AWS_STEP_FAILED, 1, "InvalidStep");
+    s_fails (&c, "security", "security", NULL, DX_STEP_FAILED, 1, "InvalidStep");
 
     //  A key pair that does not exist, without key data
     c.sshkeydata = NULL;
     json_object_set_new (c.config, "sshkey", json_string ("nobody-key"));
-    s_fails (&c, "keypair", "keypair", NULL, AWS_STEP_FAILED, 1, "InvalidKeyPair.NotFound");
+    s_fails (&c, "keypair", "keypair", NULL, DX_STEP_FAILED, 1, "InvalidKeyPair.NotFound");
     c.sshkeydata = "-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n";
-    s_fails (&c, "keypair", "keypair", NULL, AWS_STEP_FAILED, 1, "InvalidKey.Format");
+    s_fails (&c, "keypair", "keypair", NULL, DX_STEP_FAILED, 1, "InvalidKey.Format");
     //  An image that does not exist
     json_object_set_new (c.config, "image", json_string ("ami-0123456789abcdef0"));
-    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "InvalidAMIID.NotFound");
+    s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "InvalidAMIID.NotFound");
     json_object_set_new (c.config, "image", json_string (AMI));
     json_decref (s_done (&c, "image", "image", NULL));
 
     //  Throttling past the retry budget: retry, with AWS's code
     json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeImages\", \"code\": "
                                            "\"RequestLimitExceeded\", \"status\": 503, \"count\": 6}"));
-    s_fails (&c, "image", "image", NULL, AWS_STEP_RETRY, 0, "RequestLimitExceeded");
+    s_fails (&c, "image", "image", NULL, DX_STEP_RETRY, 0, "RequestLimitExceeded");
     //  A limit exceeded: permanent
     json_decref (s_side ("POST", "config", "{\"vpc_limit\": 0}"));
-    s_fails (&c, "network", "network", NULL, AWS_STEP_FAILED, 1, "VpcLimitExceeded");
+    s_fails (&c, "network", "network", NULL, DX_STEP_FAILED, 1, "VpcLimitExceeded");
     json_decref (s_side ("POST", "config", "{\"vpc_limit\": 5}"));
     assert_int_equal (s_owned_count ("c2"), 0);
     s_cluster_fini (&c);
@@ -720,14 +720,14 @@ test_cancel (void **state)
     s_cluster_t c;
     s_cluster_init (&c, "c4");
     json_t *assign = s_assign (&c, "network", "network", NULL);
-    aws_step_out_t out;
-    aws_step_out_init (&out, s_always, NULL);
+    dx_step_out_t out;
+    dx_step_out_init (&out, s_always, NULL);
     long before = s_calls ("by_action", "CreateVpc");
     assert_int_equal (aws_step_run (&s_config, assign, &out), -1);
-    assert_int_equal (out.outcome, AWS_STEP_RETRY);
+    assert_int_equal (out.outcome, DX_STEP_RETRY);
     assert_string_equal (out.code, "CANCELLED");
     assert_int_equal (s_calls ("by_action", "CreateVpc"), before);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
     json_decref (assign);
     s_cluster_fini (&c);
 }
@@ -756,14 +756,14 @@ test_cancel_during_retries (void **state)
                                            "\"InternalError\", \"status\": 500, \"count\": 6}"));
     long before = s_calls ("by_action", "DescribeVpcs");
     json_t *assign = s_assign (&c, "network", "network", NULL);
-    aws_step_out_t out;
-    aws_step_out_init (&out, s_cancel_later, NULL);
+    dx_step_out_t out;
+    dx_step_out_init (&out, s_cancel_later, NULL);
     s_cancel_at = dx_mono_ms () + 150;
     assert_int_equal (aws_step_run (&s_config, assign, &out), -1);
-    assert_int_equal (out.outcome, AWS_STEP_RETRY);
+    assert_int_equal (out.outcome, DX_STEP_RETRY);
     assert_string_equal (out.code, "CANCELLED");
     assert_true (s_calls ("by_action", "DescribeVpcs") - before <= 2);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
     json_decref (assign);
     //  Without the cancel the step takes the rest of the faults in its stride
     s_config.retry = fast;
@@ -834,7 +834,7 @@ test_dependency_wait (void **state)
     //  A dependency that outlives the step's wait: retry, AWS's code (the
     //  instance still uses the subnet)
     s_config.wait_ms = 150;
-    s_fails (&c, "destroy.network", "destroy.network", NULL, AWS_STEP_RETRY, 0,
+    s_fails (&c, "destroy.network", "destroy.network", NULL, DX_STEP_RETRY, 0,
              "DependencyViolation");
     s_config.wait_ms = 20000;
 
@@ -872,18 +872,18 @@ test_fixed_address_held (void **state)
                 holder, sizeof holder);
 
     //  A live holder: failed at once, the holder named
-    aws_step_out_t out;
+    dx_step_out_t out;
     int64_t start = dx_mono_ms ();
     s_run (&c, "host", "host.masters.0",
            s_host ("master", "masters", 0, "c5-master-0", "m5.large", "c5-1-masters-0", false, NULL),
            &out);
-    assert_int_equal (out.outcome, AWS_STEP_FAILED);
+    assert_int_equal (out.outcome, DX_STEP_FAILED);
     assert_int_equal (out.permanent, 1);
     assert_string_equal (out.code, "InvalidIPAddress.InUse");
     assert_non_null (strstr (out.message, holder));
     assert_non_null (strstr (out.message, "10.0.0.11"));
     assert_true (dx_mono_ms () - start < s_config.wait_ms / 2);
-    aws_step_out_fini (&out);
+    dx_step_out_fini (&out);
     json_t *st = s_side ("GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c5"), 0);
     json_decref (st);
@@ -1038,7 +1038,7 @@ test_unrepeatable_creates (void **state)
                                            "\"InternalError\", \"status\": 500, \"after\": true, "
                                            "\"count\": 1}"));
     long creates = s_calls ("by_action", "CreateVpc");
-    s_fails (&c, "network", "network", NULL, AWS_STEP_RETRY, 0, "InternalError");
+    s_fails (&c, "network", "network", NULL, DX_STEP_RETRY, 0, "InternalError");
     assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
     json_decref (s_done (&c, "network", "network", NULL));
     assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
@@ -1055,7 +1055,7 @@ test_unrepeatable_creates (void **state)
                                            "\"count\": 1}"));
     json_t *host = s_host ("access", "access", 0, "c8-access", "t3.small", "c8tok-1-access-0",
                            false, NULL);
-    s_fails (&c, "host", "host.access", json_incref (host), AWS_STEP_RETRY, 0,
+    s_fails (&c, "host", "host.access", json_incref (host), DX_STEP_RETRY, 0,
              "InternalError");
     json_decref (s_done (&c, "host", "host.access", host));
     st = s_side ("GET", "state", NULL);
@@ -1082,7 +1082,7 @@ test_no_secrets_in_logs (void **state)
                                            "\"status\": 500, \"count\": 2}"));
     json_decref (s_done (&c, "keypair", "keypair", NULL));
     snprintf (c.secret, sizeof c.secret, "wrong/Secret+Marker");
-    s_fails (&c, "image", "image", NULL, AWS_STEP_FAILED, 1, "SignatureDoesNotMatch");
+    s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "SignatureDoesNotMatch");
     s_cluster_fini (&c);
     char *text = th_log_release (saved, path);
     assert_non_null (text);
