@@ -99,7 +99,7 @@ dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
 int64_t
 dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate)
 {
-    int64_t start = dx_mono_ms ();
+    int64_t waited = 0;
     while (1) {
         pthread_mutex_lock (&self->lock);
         int64_t now = dx_mono_ms ();
@@ -109,6 +109,7 @@ dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double r
         if (wait <= 0)
             break;
         dx_sleep_ms (wait);
+        waited += wait;
     }
-    return dx_mono_ms () - start;
+    return waited;
 }

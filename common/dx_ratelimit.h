@@ -42,7 +42,8 @@ dx_bucket_t *dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
 
 /*  Takes one token of key's bucket (made as dx_ratelimit_bucket makes it),
     sleeping until there is one; thread-safe. Returns the milliseconds it
-    waited. Out of memory, it takes nothing and does not wait. */
+    slept (0 when a token was there). Out of memory, it takes nothing and
+    does not wait. */
 int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate);
 
 #endif
