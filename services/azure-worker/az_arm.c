@@ -608,12 +608,16 @@ typedef struct {
     char status [64];           /* the last one told */
 } s_operation_t;
 
+/*  Records the operation's status, and tells the progress callback when
+    it changed. */
 static void
 s_progress (az_arm_t *self, s_operation_t *op, const char *status, const json_t *json)
 {
-    if (!self->progress || strcmp (op->status, status) == 0)
+    if (strcmp (op->status, status) == 0)
         return;
     snprintf (op->status, sizeof op->status, "%s", status);
+    if (!self->progress)
+        return;
     json_t *percent = json_object_get (json, "percentComplete");
     az_progress_t progress = {
         .method = op->method, .path = op->what + strlen (op->method) + 1, .status = status,

@@ -389,6 +389,7 @@ test_fake_operation_ends (void **state)
     assert_string_equal (err.code, "OperationTimedOut");
     assert_int_equal (err.retryable, 1);
     assert_non_null (strstr (err.message, "virtualNetworks/fail-vnet"));
+    assert_non_null (strstr (err.message, "(status InProgress)"));
     s_config ("{\"lro_ms\": 300}");
     json_decref (body);
     az_arm_destroy (&arm);
