@@ -1384,12 +1384,8 @@ sch_engine_new (sch_store_t *store, dx_seal_t *seal, sch_broker_t *broker, int64
     self->held = zlistx_new ();
     self->unloaded = 1;                 /* the first tick reads Redis, if no one did */
     if (!self->deploys || !self->pacing || !self->tombs || !self->remains || !self->held) {
-        zhashx_destroy (&self->deploys);
-        zhashx_destroy (&self->tombs);
-        zlistx_destroy (&self->remains);
-        zlistx_destroy (&self->held);
-        dx_ratelimit_destroy (&self->pacing);
-        free (self);
+        self->broker = NULL;            /* its events were never set */
+        sch_engine_destroy (&self);
         return NULL;
     }
     zhashx_set_destructor (self->deploys, s_deploy_destroy);
