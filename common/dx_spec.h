@@ -22,6 +22,12 @@
 #define DX_GROUP_HOSTS_MAX   1000
 #define DX_CLUSTER_HOSTS_MAX 5000
 
+/*  Groups of one cluster, checked by the scheduler at a group's write: at
+    most this many of the largest groups (DX_MSG_BODY_MAX-bound vars,
+    attributes and customhwconf) still fit in one message, the group list
+    or the deployment's snapshot. */
+#define DX_CLUSTER_GROUPS_MAX 100
+
 /*  The rule for cluster and group names, which every service checks with
     this function: 1 to DX_NAME_MAX lowercase letters and digits, starting
     with a letter (^[a-z][a-z0-9]{0,15}$). 1 if s is such a name, else 0

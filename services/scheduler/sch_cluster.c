@@ -404,8 +404,8 @@ s_group_prepare (sch_ctx_t *ctx, const json_t *request, const char *replaced,
     if (*spec_p) {
         if (!replaced)
             replaced = json_string_value (json_object_get (*spec_p, "name"));
-        *reply_p = sch_hosts_check (request, json_object_get (loaded, "groups"), *spec_p,
-                                    replaced);
+        *reply_p = sch_groups_check (request, json_object_get (loaded, "groups"), *spec_p,
+                                     replaced);
         if (*reply_p) {
             json_decref (*spec_p);
             *spec_p = NULL;

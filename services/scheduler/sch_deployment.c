@@ -261,7 +261,7 @@ sch_deployment_put (sch_ctx_t *ctx, const json_t *request)
         int deploy = strcmp (command, "deploy") == 0;
         //  A destroy takes down whatever there is, however many
         if (deploy)
-            reply = sch_hosts_check (request, json_object_get (loaded, "groups"), NULL, NULL);
+            reply = sch_groups_check (request, json_object_get (loaded, "groups"), NULL, NULL);
         if (!reply)
             reply = s_deploy_refused (ctx, request, loaded, deploy);
     }

@@ -101,15 +101,22 @@ sch_fields (sch_fields_t kind, const json_t *request, const json_t *loaded,
 }
 
 json_t *
-sch_hosts_check (const json_t *request, const json_t *groups, const json_t *spec,
-                 const char *replaced)
+sch_groups_check (const json_t *request, const json_t *groups, const json_t *spec,
+                  const char *replaced)
 {
     json_int_t total = json_integer_value (json_object_get (spec, "hosts"));
+    size_t count = spec? 1: 0;
     const char *key;
     json_t *group;
     json_object_foreach ((json_t *) groups, key, group)
-        if (!replaced || strcmp (key, replaced))
+        if (!replaced || strcmp (key, replaced)) {
             total += json_integer_value (json_object_get (group, "hosts"));
+            count++;
+        }
+    if (spec && count > DX_CLUSTER_GROUPS_MAX)
+        return dx_reply_error (request, DX_INVALID, "name", "cluster %s would have %zu "
+                               "groups; a cluster may have at most %d groups",
+                               dx_msg_str (request, "name"), count, DX_CLUSTER_GROUPS_MAX);
     if (total <= DX_CLUSTER_HOSTS_MAX)
         return NULL;
     return dx_reply_error (request, DX_INVALID, "hosts", "cluster %s would have %"

@@ -105,12 +105,12 @@ typedef enum { SCH_FIELDS_CONFIG, SCH_FIELDS_GROUP, SCH_FIELDS_DEPLOYMENT } sch_
 json_t *sch_fields (sch_fields_t kind, const json_t *request, const json_t *loaded,
                     json_t *secrets, json_t **reply_p);
 
-/*  INVALID (field `hosts`) when the groups of a loaded cluster (name ->
-    group) hold more than DX_CLUSTER_HOSTS_MAX hosts together once spec
+/*  INVALID when the groups of a loaded cluster (name -> group), once spec
     (may be NULL) takes the place of the group named replaced (may be
-    NULL), else NULL. */
-json_t *sch_hosts_check (const json_t *request, const json_t *groups, const json_t *spec,
-                         const char *replaced);
+    NULL), are more than DX_CLUSTER_GROUPS_MAX (field `name`) or hold more
+    than DX_CLUSTER_HOSTS_MAX hosts together (field `hosts`), else NULL. */
+json_t *sch_groups_check (const json_t *request, const json_t *groups, const json_t *spec,
+                          const char *replaced);
 
 /*  Overwrites the string members of object (a plaintext secret's last
     copies) with zeroes; safe on NULL. */

@@ -864,6 +864,30 @@ test_cluster_hosts_cap (void **state)
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "destroy"));
 }
 
+/*  A cluster holds at most DX_CLUSTER_GROUPS_MAX groups: one more is
+    INVALID (field name); replacing or renaming one of them is not. */
+static void
+test_cluster_groups_cap (void **state)
+{
+    (void) state;
+    s_create ("c1", "aws");
+    s_configure ("c1");
+    for (int i = 0; i < DX_CLUSTER_GROUPS_MAX; i++) {
+        char group [16];
+        snprintf (group, sizeof group, "g%d", i);
+        s_check (DX_CREATED, s_group_req ("c1", group, 1));
+    }
+    json_t *reply = s_call (DX_INVALID, s_group_req ("c1", "extra", 1));
+    assert_string_equal (dx_msg_str (reply, "field"), "name");
+    s_assert_message (reply, "at most 100 groups");
+    json_decref (reply);
+    s_check (DX_OK, s_group_req ("c1", "g0", 2));
+    s_check (DX_OK, s_update_req ("c1", "g0", s_group_spec ("renamed", 1)));
+    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), DX_CLUSTER_GROUPS_MAX);
+    s_check (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g1"));
+    s_check (DX_CREATED, s_group_req ("c1", "extra", 1));
+}
+
 
 //  ---------------------------------------------------------------------
 //  Fields validated for the cluster's provider
@@ -1996,6 +2020,7 @@ main (void)
         cmocka_unit_test_setup (test_config, s_setup),
         cmocka_unit_test_setup (test_groups, s_setup),
         cmocka_unit_test_setup (test_cluster_hosts_cap, s_setup),
+        cmocka_unit_test_setup (test_cluster_groups_cap, s_setup),
         cmocka_unit_test_setup (test_fields_for_the_provider, s_setup),
         cmocka_unit_test_setup (test_deployment, s_setup),
         cmocka_unit_test_setup (test_vpn_and_events, s_setup),
