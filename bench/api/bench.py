@@ -458,8 +458,9 @@ which keeps the answer's JSON text beside the read, and Redis does no work
 for them; the api sends that text as it comes (`text` in
 `proto/PROTOCOL.md`). A GET that misses the cache (the first after a change
 of the cluster, or a second after the cached read) also costs the scheduler
-four HGETALLs in one Redis round trip and the making of its text. Figures from a machine that was doing other work are noise;
-compare runs from the same quiet machine only.
+four HGETALLs in one Redis round trip and the making of its text. Figures
+from a machine that was doing other work are noise; compare runs from the
+same quiet machine only.
 
 Commands (ports as in this run):
 
