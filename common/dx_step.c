@@ -88,3 +88,14 @@ dx_step_need (dx_step_out_t *self, const json_t *context, const char *key)
                      "(the step that makes it has not run)", key);
     return NULL;
 }
+
+void
+dx_step_job_read (dx_step_job_t *job, const json_t *assign)
+{
+    job->step = json_object_get (assign, "step");
+    job->context = json_object_get (job->step, "context");
+    job->credentials = json_object_get (assign, "credentials");
+    job->config = json_object_get (job->step, "config");
+    job->cluster = dx_step_str (assign, "cluster");
+    job->uid = dx_step_str (job->step, "uid");
+}

@@ -65,6 +65,19 @@ json_t *dx_step_resource (dx_step_out_t *self, const char *key, const char *kind
 /*  Sets attribute name of resource to value (NULL: ""). */
 void dx_step_attr (json_t *resource, const char *name, const char *value);
 
+/*  What every step reads of its job.assign (borrowed from it). */
+typedef struct {
+    const json_t *step;                 /* the job's step map */
+    const json_t *context;              /* step.context: what earlier steps made */
+    const json_t *credentials;
+    const json_t *config;               /* step.config: the cluster's config */
+    const char *cluster;
+    const char *uid;                    /* step.uid, the deployment's */
+} dx_step_job_t;
+
+/*  Reads job from assign (which must outlive it). */
+void dx_step_job_read (dx_step_job_t *job, const json_t *assign);
+
 /*  The string at key of object, or NULL. Borrowed. */
 const char *dx_step_str (const json_t *object, const char *key);
 

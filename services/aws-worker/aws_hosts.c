@@ -22,7 +22,7 @@
 int
 aws_step_image (aws_run_t *run)
 {
-    const char *wanted = dx_step_str (json_object_get (run->step, "config"), "image");
+    const char *wanted = dx_step_str (json_object_get (run->job.step, "config"), "image");
     bool by_id = wanted && *wanted;
     aws_params_t *p = aws_params_new ();
     if (by_id)
@@ -98,14 +98,14 @@ s_key_found (aws_run_t *run, const char *name)
 int
 aws_step_keypair (aws_run_t *run)
 {
-    const char *name = dx_step_str (json_object_get (run->step, "config"), "sshkey");
+    const char *name = dx_step_str (json_object_get (run->job.step, "config"), "sshkey");
     if (!name || !*name)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "MissingParameter",
                                 "the config has no sshkey (the key pair's name)");
     int found = s_key_found (run, name);
     if (found != 0)
         return found > 0? 0: -1;
-    const char *pem = dx_step_str (run->credentials, "sshkeydata");
+    const char *pem = dx_step_str (run->job.credentials, "sshkeydata");
     if (!pem || !*pem)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidKeyPair.NotFound",
                                 "The key pair '%s' does not exist, and there is no "
@@ -122,7 +122,7 @@ aws_step_keypair (aws_run_t *run)
     free (material);
     //  Not owned (destroy keeps it): tagged only with who imported it
     aws_params_add (p, "TagSpecification.1.ResourceType", "key-pair");
-    aws_params_tag (p, "TagSpecification.1", "dexter:imported-by", run->cluster);
+    aws_params_tag (p, "TagSpecification.1", "dexter:imported-by", run->job.cluster);
     if (aws_run_act (run, "ImportKeyPair", &p, NULL, "InvalidKeyPair.Duplicate", NULL))
         return -1;
     found = s_key_found (run, name);
@@ -155,12 +155,12 @@ static const char *const s_live_states [] = {
 static void
 s_step_key (aws_run_t *run, char *key, size_t size)
 {
-    const char *role = dx_step_str (run->step, "role");
+    const char *role = dx_step_str (run->job.step, "role");
     if (role && strcmp (role, "access") == 0)
         snprintf (key, size, "host.access");
     else
-        snprintf (key, size, "host.%s.%lld", dx_step_str (run->step, "group"),
-                  (long long) json_integer_value (json_object_get (run->step, "slot")));
+        snprintf (key, size, "host.%s.%lld", dx_step_str (run->job.step, "group"),
+                  (long long) json_integer_value (json_object_get (run->job.step, "slot")));
 }
 
 /*  The key of an instance's resource from its tags: host.access, or
@@ -332,7 +332,7 @@ s_root_device (aws_run_t *run, const char *image, char *buf, size_t size)
 static void
 s_block_devices (aws_run_t *run, aws_params_t *p, const char *root)
 {
-    json_int_t disk_size = json_integer_value (json_object_get (run->step, "disk_size"));
+    json_int_t disk_size = json_integer_value (json_object_get (run->job.step, "disk_size"));
     char size [32];
     snprintf (size, sizeof size, "%lld", (long long) (disk_size > 0? disk_size: 8));
     aws_params_add (p, "BlockDeviceMapping.1.DeviceName", root);
@@ -341,7 +341,7 @@ s_block_devices (aws_run_t *run, aws_params_t *p, const char *root)
     aws_params_add (p, "BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true");
     size_t i;
     json_t *disk;
-    json_array_foreach (json_object_get (run->step, "disks"), i, disk) {
+    json_array_foreach (json_object_get (run->job.step, "disks"), i, disk) {
         int n = (int) i + 2;
         const char *device = dx_step_str (disk, "device"), *type = dx_step_str (disk, "type");
         json_int_t gb = json_integer_value (json_object_get (disk, "size"));
@@ -366,7 +366,7 @@ s_block_devices (aws_run_t *run, aws_params_t *p, const char *root)
 static const char *
 s_subnet_key (aws_run_t *run)
 {
-    const char *role = dx_step_str (run->step, "role");
+    const char *role = dx_step_str (run->job.step, "role");
     return role && strcmp (role, "agent") == 0? "subnet.agents": "subnet";
 }
 
@@ -374,18 +374,18 @@ s_subnet_key (aws_run_t *run)
 static aws_params_t *
 s_run_params (aws_run_t *run, const char *token)
 {
-    const json_t *step = run->step;
+    const json_t *step = run->job.step;
     const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
     const char *host = dx_step_str (step, "hostname"), *type = dx_step_str (step, "instance_type");
     const char *private_ip = dx_step_str (step, "private_ip");
     bool public = json_is_true (json_object_get (step, "public"));
     bool access = strcmp (role, "access") == 0;
-    const char *subnet = dx_step_need (run->out, run->context, s_subnet_key (run));
-    const char *sg_cluster = dx_step_need (run->out, run->context, "sg.cluster");
-    const char *image = dx_step_need (run->out, run->context, "image");
-    const char *key = dx_step_need (run->out, run->context, "keypair");
-    const char *sg_access = access? dx_step_need (run->out, run->context, "sg.access"): NULL;
-    const char *sg_public = public? dx_step_need (run->out, run->context, "sg.public"): NULL;
+    const char *subnet = dx_step_need (run->out, run->job.context, s_subnet_key (run));
+    const char *sg_cluster = dx_step_need (run->out, run->job.context, "sg.cluster");
+    const char *image = dx_step_need (run->out, run->job.context, "image");
+    const char *key = dx_step_need (run->out, run->job.context, "keypair");
+    const char *sg_access = access? dx_step_need (run->out, run->job.context, "sg.access"): NULL;
+    const char *sg_public = public? dx_step_need (run->out, run->job.context, "sg.public"): NULL;
     if (!subnet || !sg_cluster || !image || !key || (access && !sg_access)
     ||  (public && !sg_public))
         return NULL;
@@ -397,7 +397,7 @@ s_run_params (aws_run_t *run, const char *token)
         return NULL;
 
     char err [256];
-    char *script = dx_provision_script (run->cluster, step, err, sizeof err);
+    char *script = dx_provision_script (run->job.cluster, step, err, sizeof err);
     if (!script)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
     char *user_data = dx_base64_encode ((const unsigned char *) script, strlen (script));
@@ -446,8 +446,8 @@ s_run_params (aws_run_t *run, const char *token)
 static int
 s_address_free_soon (aws_run_t *run)
 {
-    const char *ip = dx_step_str (run->step, "private_ip");
-    const char *subnet = dx_step_str (run->context, s_subnet_key (run));
+    const char *ip = dx_step_str (run->job.step, "private_ip");
+    const char *subnet = dx_step_str (run->job.context, s_subnet_key (run));
     aws_params_t *p = aws_params_new ();
     aws_params_filter (p, "subnet-id", subnet? subnet: "", NULL);
     aws_params_filter (p, "private-ip-address", ip? ip: "", NULL);
@@ -471,7 +471,7 @@ s_address_free_soon (aws_run_t *run)
     return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidIPAddress.InUse",
                             "host %s needs the private address %s, which instance %s (%s%s%s) "
                             "holds; terminate that instance or free the address, then deploy "
-                            "again", dx_step_str (run->step, "hostname"), ip? ip: "", holder,
+                            "again", dx_step_str (run->job.step, "hostname"), ip? ip: "", holder,
                             state, *owner? ", of cluster ": ", not Dexter's", owner), 0;
 }
 
@@ -483,8 +483,8 @@ s_address_free_soon (aws_run_t *run)
 static int
 s_run_instance (aws_run_t *run, char *id, size_t size)
 {
-    const char *base = dx_step_str (run->step, "client_token");
-    const char *host = dx_step_str (run->step, "hostname");
+    const char *base = dx_step_str (run->job.step, "client_token");
+    const char *host = dx_step_str (run->job.step, "hostname");
     if (!base || !*base || strlen (base) > 64)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the host step's client_token is missing or longer than 64");
@@ -511,7 +511,7 @@ s_run_instance (aws_run_t *run, char *id, size_t size)
             run->err = in_use;
             dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "host %s: address %s is still held "
                     "by an instance shutting down; waiting", host,
-                    dx_step_str (run->step, "private_ip"));
+                    dx_step_str (run->job.step, "private_ip"));
             dx_sleep_ms (run->config->poll_ms);
         }
         aws_params_destroy (&p);
@@ -606,7 +606,7 @@ s_access_address (aws_run_t *run, const char *instance, char *ip, size_t size)
     xmlFreeDoc (doc);
     if (!*alloc) {
         char name [128];
-        snprintf (name, sizeof name, "%s-eip-access", run->cluster);
+        snprintf (name, sizeof name, "%s-eip-access", run->job.cluster);
         p = aws_params_new ();
         aws_params_add (p, "Domain", "vpc");
         aws_run_tag_spec (run, p, "elastic-ip", "access", "access", NULL, name);
@@ -651,7 +651,7 @@ s_terminate_twins (aws_run_t *run, xmlDocPtr doc, const char *host, const char *
     xmlDocPtr done = aws_run_call (run, "TerminateInstances", p, NULL);
     aws_params_destroy (&p);
     for (size_t i = 0; i < count; i++)
-        dx_warn ("cluster %s: host %s runs as %s; its twin %s %s", run->cluster, host, keep,
+        dx_warn ("cluster %s: host %s runs as %s; its twin %s %s", run->job.cluster, host, keep,
                  twins [i], done? "is terminated": "could not be terminated (a destroy will)");
     xmlFreeDoc (done);
 }
@@ -659,7 +659,7 @@ s_terminate_twins (aws_run_t *run, xmlDocPtr doc, const char *host, const char *
 int
 aws_step_host (aws_run_t *run)
 {
-    const json_t *step = run->step;
+    const json_t *step = run->job.step;
     const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
     const char *host = dx_step_str (step, "hostname");
     if (!role || !group || !host
@@ -720,8 +720,8 @@ aws_step_host (aws_run_t *run)
 int
 aws_step_remove (aws_run_t *run)
 {
-    const char *host = dx_step_str (run->step, "hostname");
-    const char *group = dx_step_str (run->step, "group");
+    const char *host = dx_step_str (run->job.step, "hostname");
+    const char *group = dx_step_str (run->job.step, "group");
     if (!host || !*host || !group)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the remove step needs group and hostname");
@@ -759,7 +759,7 @@ aws_step_destroy_instances (aws_run_t *run)
             return rc;
     }
     return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "WaitTimeout", "instances of cluster %s "
-                            "were still there after %d rounds of termination", run->cluster,
+                            "were still there after %d rounds of termination", run->job.cluster,
                             S_DESTROY_ROUNDS);
 }
 

@@ -111,7 +111,7 @@ static int
 s_vpc (aws_run_t *run, char *vpc, size_t size)
 {
     char name [128];
-    snprintf (name, sizeof name, "%s-vpc", run->cluster);
+    snprintf (name, sizeof name, "%s-vpc", run->job.cluster);
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "CidrBlock", DX_NET_CIDR);
     if (s_find_or_create (run, &s_vpc_part, NULL, name, &p, vpc, size))
@@ -128,7 +128,7 @@ static int
 s_subnet (aws_run_t *run, const char *vpc, size_t n, char *id, size_t size)
 {
     char name [128], zone [64];
-    snprintf (name, sizeof name, "%s-%s", run->cluster, s_subnets [n].suffix);
+    snprintf (name, sizeof name, "%s-%s", run->job.cluster, s_subnets [n].suffix);
     snprintf (zone, sizeof zone, "%sa", run->region);
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "VpcId", vpc);
@@ -147,7 +147,7 @@ static int
 s_gateway (aws_run_t *run, const char *vpc, char *igw, size_t size)
 {
     char name [128];
-    snprintf (name, sizeof name, "%s-igw", run->cluster);
+    snprintf (name, sizeof name, "%s-igw", run->job.cluster);
     aws_params_t *p = aws_params_new ();
     if (s_find_or_create (run, &s_gateway_part, NULL, name, &p, igw, size))
         return -1;
@@ -173,7 +173,7 @@ s_route_table (aws_run_t *run, const char *vpc, const char *igw,
                char subnets [S_SUBNETS][64])
 {
     char rtb [64], name [128];
-    snprintf (name, sizeof name, "%s-rtb", run->cluster);
+    snprintf (name, sizeof name, "%s-rtb", run->job.cluster);
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "VpcId", vpc);
     if (s_find_or_create (run, &s_route_table_part, vpc, name, &p, rtb, sizeof rtb))
@@ -332,7 +332,7 @@ static int
 s_security_group (aws_run_t *run, const char *vpc, const s_group_t *group)
 {
     char name [128], id [64] = "", key [32];
-    snprintf (name, sizeof name, "%s-sg-%s", run->cluster, group->suffix);
+    snprintf (name, sizeof name, "%s-sg-%s", run->job.cluster, group->suffix);
     snprintf (key, sizeof key, "sg.%s", group->suffix);
     xmlDocPtr found = s_describe_group (run, vpc, name);
     if (!found)
@@ -376,7 +376,7 @@ s_security_group (aws_run_t *run, const char *vpc, const s_group_t *group)
 int
 aws_step_security (aws_run_t *run)
 {
-    const char *vpc = dx_step_need (run->out, run->context, "vpc");
+    const char *vpc = dx_step_need (run->out, run->job.context, "vpc");
     if (!vpc)
         return -1;
     for (size_t i = 0; i < sizeof s_groups / sizeof s_groups [0]; i++)

@@ -21,24 +21,20 @@ aws_run_init (aws_run_t *self, const aws_steps_config_t *config, const json_t *a
 {
     memset (self, 0, sizeof *self);
     self->config = config? config: &s_defaults;
-    self->step = json_object_get (assign, "step");
-    self->context = json_object_get (self->step, "context");
-    self->credentials = json_object_get (assign, "credentials");
-    self->cluster = dx_step_str (assign, "cluster");
-    self->uid = dx_step_str (self->step, "uid");
-    self->region = dx_step_str (json_object_get (self->step, "config"), "region");
+    dx_step_job_read (&self->job, assign);
+    self->region = dx_step_str (self->job.config, "region");
     self->out = out;
 }
 
 int
 aws_run_start (aws_run_t *self)
 {
-    if (!self->cluster || !*self->cluster || !self->uid)
+    if (!self->job.cluster || !*self->job.cluster || !self->job.uid)
         return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the job has no cluster or its step no uid");
-    const char *akid = dx_step_str (self->credentials, "aws_access_key_id");
-    const char *secret = dx_step_str (self->credentials, "aws_secret_access_key");
-    const char *token = dx_step_str (self->credentials, "aws_session_token");
+    const char *akid = dx_step_str (self->job.credentials, "aws_access_key_id");
+    const char *secret = dx_step_str (self->job.credentials, "aws_secret_access_key");
+    const char *token = dx_step_str (self->job.credentials, "aws_session_token");
     if (!akid || !*akid || !secret || !*secret)
         return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "AuthFailure", "the deployment's "
                                 "credentials lack aws_access_key_id or aws_secret_access_key");
@@ -121,7 +117,7 @@ aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
             return NULL;
         //  One line when the wait starts, the polls at debug level
         dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "cluster %s: ec2 %s: %s, not ready yet; "
-                "trying every %lld ms for at most %lld ms", self->cluster, action,
+                "trying every %lld ms for at most %lld ms", self->job.cluster, action,
                 self->err.code, (long long) self->config->poll_ms,
                 (long long) self->config->wait_ms);
         dx_sleep_ms (self->config->poll_ms);
@@ -186,7 +182,7 @@ aws_run_act (aws_run_t *self, const char *action, aws_params_t **params_p,
 void
 aws_run_owned (aws_run_t *self, aws_params_t *params, const char *role)
 {
-    aws_params_filter (params, "tag:dexter:cluster", self->cluster, NULL);
+    aws_params_filter (params, "tag:dexter:cluster", self->job.cluster, NULL);
     if (role)
         aws_params_filter (params, "tag:dexter:role", role, NULL);
 }
@@ -199,8 +195,8 @@ aws_run_tag_spec (aws_run_t *self, aws_params_t *params, const char *type, const
     snprintf (prefix, sizeof prefix, "TagSpecification.%d",
               aws_params_next (params, "TagSpecification"));
     aws_params_addf (params, type, "%s.ResourceType", prefix);
-    aws_params_tag (params, prefix, "dexter:cluster", self->cluster);
-    aws_params_tag (params, prefix, "dexter:uid", self->uid);
+    aws_params_tag (params, prefix, "dexter:cluster", self->job.cluster);
+    aws_params_tag (params, prefix, "dexter:uid", self->job.uid);
     aws_params_tag (params, prefix, "dexter:role", role);
     if (group)
         aws_params_tag (params, prefix, "dexter:group", group);

@@ -23,11 +23,7 @@
 typedef struct {
     const aws_steps_config_t *config;   /* borrowed, like everything but ec2 */
     aws_ec2_t *ec2;                     /* owned; NULL until aws_run_start */
-    const json_t *step;                 /* the job's step map */
-    const json_t *context;              /* step.context: what earlier steps made */
-    const json_t *credentials;
-    const char *cluster;
-    const char *uid;                    /* step.uid, the deployment's */
+    dx_step_job_t job;                  /* what the job.assign says */
     const char *region;                 /* step.config.region */
     dx_step_out_t *out;
     aws_error_t err;                    /* the last failed call's */

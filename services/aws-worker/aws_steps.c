@@ -27,7 +27,7 @@ aws_step_run (const aws_steps_config_t *config, const json_t *assign, dx_step_ou
 {
     aws_run_t run;
     aws_run_init (&run, config, assign, out);
-    const char *kind = dx_step_str (run.step, "kind");
+    const char *kind = dx_step_str (run.job.step, "kind");
     aws_step_fn *fn = NULL;
     for (size_t i = 0; kind && !fn && i < sizeof s_steps / sizeof s_steps [0]; i++)
         if (strcmp (s_steps [i].kind, kind) == 0)

@@ -20,14 +20,10 @@ az_run_init (az_run_t *self, const az_run_config_t *config, const json_t *assign
 {
     memset (self, 0, sizeof *self);
     self->config = config? config: &s_defaults;
-    self->step = json_object_get (assign, "step");
-    self->context = json_object_get (self->step, "context");
-    self->credentials = json_object_get (assign, "credentials");
-    self->cluster = dx_step_str (assign, "cluster");
-    self->uid = dx_step_str (self->step, "uid");
-    self->location = dx_step_str (json_object_get (self->step, "config"), "location");
+    dx_step_job_read (&self->job, assign);
+    self->location = dx_step_str (self->job.config, "location");
     snprintf (self->group, sizeof self->group, AZ_RUN_GROUP_PREFIX "%s",
-              self->cluster? self->cluster: "");
+              self->job.cluster? self->job.cluster: "");
     self->out = out;
 }
 
@@ -37,7 +33,7 @@ static void
 s_progress (const az_progress_t *progress, void *arg)
 {
     az_run_t *self = arg;
-    dx_info ("cluster %s: %s %s: %s after %lld s (%d polls)", self->cluster, progress->method,
+    dx_info ("cluster %s: %s %s: %s after %lld s (%d polls)", self->job.cluster, progress->method,
              progress->path, progress->status, (long long) (progress->elapsed_ms / 1000),
              progress->polls);
 }
@@ -45,11 +41,11 @@ s_progress (const az_progress_t *progress, void *arg)
 int
 az_run_start (az_run_t *self)
 {
-    if (!self->cluster || !*self->cluster || !self->uid)
+    if (!self->job.cluster || !*self->job.cluster || !self->job.uid)
         return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "InvalidStep",
                                 "the job has no cluster or its step no uid");
     char why [256];
-    az_cred_t *cred = az_cred_new (self->credentials, why, sizeof why);
+    az_cred_t *cred = az_cred_new (self->job.credentials, why, sizeof why);
     if (!cred)
         return dx_step_outcome (self->out, DX_STEP_FAILED, 1, "InvalidCredentials", "%s",
                                 *why? why: "out of memory");
@@ -89,8 +85,8 @@ az_run_path (az_run_t *self, char *buf, size_t size, const char *type, const cha
 json_t *
 az_run_tags (az_run_t *self, const char *role, const char *group, const char *host)
 {
-    json_t *tags = json_pack ("{s:s, s:s, s:s}", "dexter:cluster", self->cluster,
-                              "dexter:uid", self->uid, "dexter:role", role);
+    json_t *tags = json_pack ("{s:s, s:s, s:s}", "dexter:cluster", self->job.cluster,
+                              "dexter:uid", self->job.uid, "dexter:role", role);
     if (group)
         json_object_set_new (tags, "dexter:group", json_string (group));
     if (host)

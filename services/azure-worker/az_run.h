@@ -43,11 +43,7 @@ typedef struct {
 typedef struct {
     const az_run_config_t *config;      /* borrowed, like everything but arm */
     az_arm_t *arm;                      /* owned; NULL until az_run_start */
-    const json_t *step;                 /* the job's step map */
-    const json_t *context;              /* step.context: what earlier steps made */
-    const json_t *credentials;
-    const char *cluster;
-    const char *uid;                    /* step.uid, the deployment's */
+    dx_step_job_t job;                  /* what the job.assign says */
     const char *location;               /* step.config.location; may be NULL */
     char group [64];                    /* the cluster's resource group */
     dx_step_out_t *out;

@@ -54,8 +54,8 @@ test_names_and_tags (void **state)
     dx_step_out_init (&out, NULL, NULL);
     az_run_t run;
     az_run_init (&run, NULL, assign, &out);
-    assert_string_equal (run.cluster, "c1");
-    assert_string_equal (run.uid, "0123456789ab");
+    assert_string_equal (run.job.cluster, "c1");
+    assert_string_equal (run.job.uid, "0123456789ab");
     assert_string_equal (run.location, "westeurope");
     assert_string_equal (run.group, "dexter-c1");
     assert_ptr_equal (run.config->retry, NULL);
