@@ -562,14 +562,20 @@ def main():
     except Failed as e:
         print("\nbench: FAILED: %s" % e, file=sys.stderr)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        procs.stop()
-        if ok and os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say("logs and results kept in %s" % work)
+        finish(procs, work, ok)
     return 0 if ok else 1
+
+
+def finish(procs, work, ok):
+    """Stops every process (no signal may interrupt that), then removes the
+    work directory, or keeps it (BENCH_KEEP=1, or a failed run) and says so."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    procs.stop()
+    if ok and os.environ.get("BENCH_KEEP") != "1":
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        say("logs and results kept in %s" % work)
 
 
 def cpu_model():

@@ -282,13 +282,7 @@ def main():
     except Failed as e:
         print("\nbench: FAILED: %s" % e, file=sys.stderr)
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        procs.stop()
-        if ok and os.environ.get("BENCH_KEEP") != "1":
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            say("logs and results kept in %s" % work)
+        deploy.finish(procs, work, ok)
     return 0 if ok else 1
 
 
