@@ -111,4 +111,20 @@ json_t *az_run_ask (az_run_t *self, const char *method, const char *path,
     already (404); else -1 with the outcome set. */
 int az_run_delete (az_run_t *self, const char *path, const char *api_version);
 
+//  ---------------------------------------------------------------------
+//  The steps, one function per kind of proto/PROTOCOL.md ("Steps"); each
+//  is idempotent (docs/azure.md says what each calls and reports)
+
+typedef int (az_step_fn) (az_run_t *run);
+
+//  az_network.c
+int az_step_network (az_run_t *run);
+int az_step_security (az_run_t *run);
+int az_step_destroy_group (az_run_t *run);
+
+//  az_hosts.c
+int az_step_image (az_run_t *run);
+int az_step_host (az_run_t *run);
+int az_step_remove (az_run_t *run);
+
 #endif
