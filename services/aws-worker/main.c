@@ -1,6 +1,6 @@
 /*  dexter-aws-worker: configuration, signals and start-up; the job loop is
-    common/dx_worker, a job's step is aws_step_run (aws_steps.h), the EC2
-    client aws_ec2.c.
+    common/dx_worker, whose handler (common/dx_worker_steps) runs a job's
+    step with aws_step_run (aws_steps.h); the EC2 client is aws_ec2.c.
 
     DEXTER_WORKER_ENDPOINT    the scheduler's workers ROUTER (tcp://127.0.0.1:5557)
     DEXTER_DATA_DIR           where curve-aws-worker.key lives (./var)
@@ -24,6 +24,7 @@
 #include "dx_log.h"
 #include "dx_util.h"
 #include "dx_worker.h"
+#include "dx_worker_steps.h"
 
 #include <czmq.h>
 #include <sodium.h>
@@ -34,48 +35,12 @@
 static aws_steps_config_t s_config = AWS_STEPS_CONFIG_DEFAULT;
 
 static int
-s_cancelled (void *arg)
+s_run (const void *config, const json_t *assign, dx_step_out_t *out)
 {
-    return dx_worker_job_cancelled ((dx_worker_job_t *) arg);
+    return aws_step_run ((const aws_steps_config_t *) config, assign, out);
 }
 
-/*  One job: runs its step and hands the outcome and resources to the loop.
-    Logs one line at the start and one at the end; never the credentials. */
-static void
-s_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
-{
-    const aws_steps_config_t *config = arg;
-    const char *id = json_string_value (json_object_get (assign, "job"));
-    const char *kind = json_string_value (json_object_get (json_object_get (assign, "step"), "kind"));
-    long long attempt = (long long) json_integer_value (json_object_get (assign, "attempt"));
-    id = id? id: "?";
-    kind = kind? kind: "?";
-    dx_info ("job %s attempt %lld: step %s starts", id, attempt, kind);
-    int64_t start = dx_mono_ms ();
-
-    dx_step_out_t out;
-    dx_step_out_init (&out, s_cancelled, job);
-    aws_step_run (config, assign, &out);
-    size_t i;
-    json_t *resource;
-    //  Copies: the loop's thread sends them, nothing is shared between threads
-    json_array_foreach (out.resources, i, resource)
-        dx_worker_job_add_resource (job, json_deep_copy (resource));
-    if (out.outcome == DX_STEP_FAILED)
-        dx_worker_job_fail (job, out.permanent, out.code, "%s", out.message);
-    else
-    if (out.outcome == DX_STEP_RETRY)
-        dx_worker_job_retry (job, out.code, "%s", out.message);
-
-    if (out.outcome == DX_STEP_DONE)
-        dx_info ("job %s attempt %lld: step %s done in %lld ms, %zu resources", id, attempt,
-                 kind, (long long) (dx_mono_ms () - start), json_array_size (out.resources));
-    else
-        dx_warn ("job %s attempt %lld: step %s %s%s code=%s in %lld ms: %s", id, attempt,
-                 kind, dx_step_outcome_name (out.outcome), out.permanent? " (permanent)": "",
-                 out.code, (long long) (dx_mono_ms () - start), out.message);
-    dx_step_out_fini (&out);
-}
+static dx_worker_steps_t s_steps = { s_run, &s_config };
 
 int
 main (void)
@@ -117,7 +82,8 @@ main (void)
                                        DX_CURVE_WORKERS, "aws-worker")))
         dx_error ("cannot start: no CurveZMQ key pair (see above)");
     else
-    if (!(worker = dx_worker_new ("aws", (int) capacity, NULL, s_handle, &s_config)))
+    if (!(worker = dx_worker_new ("aws", (int) capacity, NULL, dx_worker_steps_handle,
+                                         &s_steps)))
         dx_error ("cannot start: the job loop could not be made (see above)");
     else {
         dx_worker_set_curve (worker, curve);
