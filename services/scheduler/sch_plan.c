@@ -32,10 +32,43 @@ typedef struct {
     size_t count;                       /* its jobs */
 } s_part_t;
 
+/*  A step of a provider's plan and the one it needs (NULL: none). */
+typedef struct {
+    const char *kind;
+    const char *need;
+} s_step_t;
+
+/*  What each provider's plans are made of (proto/PROTOCOL.md, "Steps"):
+    the steps a deploy starts with, every one of which each host needs;
+    the destroy steps, each after the one before; and the sizes of the
+    hosts the spec does not describe. */
+typedef struct {
+    const char *provider;
+    s_step_t lead [5];                  /* up to the first kind NULL */
+    const char *destroy [5];            /* up to the first NULL */
+    const char *access_type;
+    const char *master_type;            /* when the config has none */
+} s_cloud_t;
+
+static const s_cloud_t s_clouds [] = {
+    { "aws",
+      { { "network", NULL }, { "security", "network" }, { "image", NULL },
+        { "keypair", NULL } },
+      { "destroy.instances", "destroy.addresses", "destroy.security", "destroy.network" },
+      SCH_PLAN_ACCESS_TYPE_AWS, SCH_PLAN_MASTER_TYPE_AWS },
+    //  No key pair: the hosts' admin user logs in with the config's password
+    { "azure",
+      { { "network", NULL }, { "security", "network" }, { "image", NULL } },
+      { "destroy.group" },
+      SCH_PLAN_ACCESS_TYPE_AZURE, SCH_PLAN_MASTER_TYPE_AZURE },
+};
+#define S_CLOUDS (sizeof s_clouds / sizeof s_clouds [0])
+
 struct sch_plan {
     json_t *snapshot;                   /* a reference: names and groups are its */
     const char *name;
     const char *provider;
+    const s_cloud_t *cloud;             /* the provider's */
     const char *type;
     char uid [13];
     json_t *config;                     /* the config without bookkeeping */
@@ -288,11 +321,9 @@ s_plan_add_deleted (sch_plan_t *self, const json_t *resources, const json_t *rec
 static int
 s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
 {
-    if (s_plan_add_step (self, "network", NULL)
-    ||  s_plan_add_step (self, "security", "network")
-    ||  s_plan_add_step (self, "image", NULL)
-    ||  s_plan_add_step (self, "keypair", NULL))
-        return -1;
+    for (const s_step_t *step = self->cloud->lead; step->kind; step++)
+        if (s_plan_add_step (self, step->kind, step->need))
+            return -1;
     s_part_t *access = s_plan_part (self, S_HOSTS);
     int *slot = (int *) calloc (1, sizeof (int));
     if (!access || !slot) {
@@ -327,9 +358,7 @@ s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
 static int
 s_plan_lay_destroy (sch_plan_t *self)
 {
-    static const char *kinds [] = {
-        "destroy.instances", "destroy.addresses", "destroy.security", "destroy.network", NULL
-    };
+    const char *const *kinds = self->cloud->destroy;
     for (int i = 0; kinds [i]; i++)
         if (s_plan_add_step (self, kinds [i], i? kinds [i - 1]: NULL))
             return -1;
@@ -441,11 +470,14 @@ s_plan_removal (const sch_plan_t *self, const char *group, int slot)
     return step;
 }
 
-/*  The host jobs' needs: the network, security, image and key pair. */
+/*  The host jobs' needs: every leading step of the provider's deploy. */
 static json_t *
-s_plan_host_needs (void)
+s_plan_host_needs (const sch_plan_t *self)
 {
-    return json_pack ("[s, s, s, s]", "network", "security", "image", "keypair");
+    json_t *needs = json_array ();
+    for (const s_step_t *step = self->cloud->lead; step->kind; step++)
+        json_array_append_new (needs, json_string (step->kind));
+    return needs;
 }
 
 /*  Job i of part. */
@@ -460,21 +492,19 @@ s_plan_job (const sch_plan_t *self, const s_part_t *part, size_t i)
     json_t *step;
     if (strcmp (part->role, "access") == 0) {
         step = s_plan_host (self, "access", NULL, 0);
-        s_plan_host_plain (step, strcmp (self->provider, "aws") == 0
-                                 ? SCH_PLAN_ACCESS_TYPE_AWS: SCH_PLAN_ACCESS_TYPE_AZURE,
-                           SCH_PLAN_ACCESS_DISK);
+        s_plan_host_plain (step, self->cloud->access_type, SCH_PLAN_ACCESS_DISK);
     }
     else
     if (strcmp (part->role, "master") == 0) {
         const char *type = json_string_value (json_object_get (self->config, "master_type"));
         step = s_plan_host (self, "master", "masters", part->slots [i]);
-        s_plan_host_plain (step, type? type: "", SCH_PLAN_MASTER_DISK);
+        s_plan_host_plain (step, type? type: self->cloud->master_type, SCH_PLAN_MASTER_DISK);
     }
     else {
         step = s_plan_host (self, "agent", part->group, part->slots [i]);
         s_plan_host_agent (step, part->spec);
     }
-    return s_plan_job_of (step, s_plan_host_needs ());
+    return s_plan_job_of (step, s_plan_host_needs (self));
 }
 
 
@@ -497,6 +527,15 @@ sch_plan_new (const json_t *snapshot, const json_t *resources, char *err, size_t
         snprintf (err, errlen, "cluster %s has no config in this generation", name);
         return NULL;
     }
+    const char *provider = json_string_value (json_object_get (cluster, "provider"));
+    const s_cloud_t *cloud = NULL;
+    for (size_t i = 0; i < S_CLOUDS && !cloud; i++)
+        if (strcmp (s_clouds [i].provider, provider) == 0)
+            cloud = &s_clouds [i];
+    if (!cloud) {
+        snprintf (err, errlen, "cluster %s: no plan for provider %.32s", name, provider);
+        return NULL;
+    }
     sch_plan_t *self = (sch_plan_t *) calloc (1, sizeof *self);
     if (!self) {
         snprintf (err, errlen, "out of memory");
@@ -504,7 +543,8 @@ sch_plan_new (const json_t *snapshot, const json_t *resources, char *err, size_t
     }
     self->snapshot = json_incref ((json_t *) snapshot);
     self->name = name;
-    self->provider = json_string_value (json_object_get (cluster, "provider"));
+    self->provider = provider;
+    self->cloud = cloud;
     self->type = json_string_value (json_object_get (cluster, "type"));
     self->generation = json_integer_value (json_object_get (snapshot, "generation"));
     sch_plan_uid (name, json_string_value (json_object_get (cluster, "created_at")), self->uid);

@@ -11,16 +11,18 @@
 
     in an order where every job comes after the jobs it needs.
 
-    Deploy: network; security (needs network); image; keypair; the access
-    node, every master and every host of every group (each needs network,
-    security, image and keypair); and a `remove` for every recorded host
+    Deploy: the provider's leading steps, network; security (needs
+    network); image; keypair (aws only); then the access node, every
+    master and every host of every group (each needs every leading step);
+    and a `remove` for every recorded host
     that is no longer wanted: a group that shrank loses its highest slots
     (its newest hosts), a deleted group all of them. A group of n hosts
     keeps its n lowest recorded slots and fills up with the lowest free
     slot numbers, so a host whose step ran but whose result was lost is
     found again (by its host name tag) rather than duplicated.
-    Destroy: destroy.instances, destroy.addresses, destroy.security,
-    destroy.network, each after the one before.
+    Destroy, each step after the one before: aws destroy.instances,
+    destroy.addresses, destroy.security, destroy.network; azure
+    destroy.group (the cluster's resource group, dexter-NAME).
 
     A plan is made a slice at a time (sch_plan_next), so that a big one
     never holds the scheduler's loop: its size is known at once, and since
@@ -33,9 +35,15 @@
 #include <stddef.h>
 #include <jansson.h>
 
-/*  Defaults for the hosts the spec does not describe. */
+/*  Defaults for the hosts the spec does not describe. The access node's
+    sizes are offered in every region and location and run the images
+    the workers pick by default (Azure's: generation 1). The masters'
+    are the api's defaults of master_type (common/dx_spec.c), for a
+    config that lacks one. */
 #define SCH_PLAN_ACCESS_TYPE_AWS   "t3.small"
-#define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1"
+#define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1_v2"
+#define SCH_PLAN_MASTER_TYPE_AWS   "m3.large"
+#define SCH_PLAN_MASTER_TYPE_AZURE "Basic_A2"
 #define SCH_PLAN_ACCESS_DISK       20
 #define SCH_PLAN_MASTER_DISK       50
 
@@ -45,8 +53,8 @@ typedef struct sch_plan sch_plan_t;
     docs/redis.md) given resources (object: resource key -> resource, as
     recorded from job results; NULL for none), ready to be made from its
     first job. It keeps what it needs of both (the caller may free them).
-    NULL with err (size errlen) saying why: a snapshot without a config
-    cannot be deployed. */
+    NULL with err (size errlen) saying why: a snapshot without a config,
+    or of a provider other than aws and azure, cannot be deployed. */
 sch_plan_t *sch_plan_new (const json_t *snapshot, const json_t *resources,
                           char *err, size_t errlen);
 

@@ -46,6 +46,33 @@ s_snapshot (const char *command, int generation, ...)
                       "groups", groups);
 }
 
+/*  s_snapshot's cluster and groups on azure: an azure config in
+    centralus without master_type (master_type NULL) or with it, and the
+    groups of Azure sizes and disks. */
+static json_t *
+s_azure (json_t *snapshot, const char *master_type)
+{
+    json_object_set_new (json_object_get (snapshot, "cluster"), "provider",
+                         json_string ("azure"));
+    json_t *config = json_pack ("{s:i, s:s, s:s, s:s, s:s, s:s}", "masters", 3,
+                                "location", "centralus", "location_name", "Central US",
+                                "ssh_user", "dexter", "ssh_password_fingerprint",
+                                "0123456789abcdef", "updated_at", "2026-12-03T08:00:00.000Z");
+    if (master_type)
+        json_object_set_new (config, "master_type", json_string (master_type));
+    json_object_set_new (snapshot, "config", config);
+    json_object_set_new (snapshot, "secrets", json_pack ("{s:s}", "ssh_password", "dx1:sealed"));
+    size_t i;
+    json_t *group;
+    json_array_foreach (json_object_get (snapshot, "groups"), i, group) {
+        json_object_set_new (group, "instance_type", json_string ("Standard_D11"));
+        json_t *disk = json_array_get (json_object_get (json_object_get (group, "customhwconf"),
+                                                        "disks"), 0);
+        json_object_set_new (disk, "type", json_string ("Standard_LRS"));
+    }
+    return snapshot;
+}
+
 /*  The whole plan at once (NULL with err when it cannot be planned). */
 static json_t *
 s_build (const json_t *snapshot, const json_t *resources, char *err, size_t errlen)
@@ -76,6 +103,20 @@ s_ids (const json_t *plan, char *buf, size_t size)
     return buf;
 }
 
+/*  The needs of a job, space-separated, into buf. */
+static const char *
+s_needs (const json_t *job, char *buf, size_t size)
+{
+    buf [0] = 0;
+    size_t i;
+    json_t *need;
+    json_array_foreach (json_object_get (job, "needs"), i, need) {
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%s", i? " ": "", json_string_value (need));
+    }
+    return buf;
+}
+
 static json_t *
 s_job (const json_t *plan, const char *id)
 {
@@ -88,9 +129,10 @@ s_job (const json_t *plan, const char *id)
 }
 
 /*  Every job comes after each job it needs, ids are unique, every step map
-    carries the cluster-wide fields and no secret or bookkeeping. */
+    carries the cluster-wide fields of provider (aws: s_snapshot's, azure:
+    s_azure's) and no secret or bookkeeping. */
 static void
-s_check_order (const json_t *plan)
+s_check_order_of (const json_t *plan, const char *provider)
 {
     size_t i;
     json_t *job;
@@ -111,18 +153,30 @@ s_check_order (const json_t *plan)
         }
         const json_t *step = json_object_get (job, "step");
         assert_string_equal (json_string_value (json_object_get (step, "id")), id);
-        assert_string_equal (json_string_value (json_object_get (step, "provider")), "aws");
+        assert_string_equal (json_string_value (json_object_get (step, "provider")), provider);
         assert_string_equal (json_string_value (json_object_get (step, "cluster_type")), "mesos");
         assert_int_equal (strlen (json_string_value (json_object_get (step, "uid"))), 12);
         const json_t *config = json_object_get (step, "config");
-        assert_string_equal (json_string_value (json_object_get (config, "region")), "us-west-2");
+        if (strcmp (provider, "aws") == 0)
+            assert_string_equal (json_string_value (json_object_get (config, "region")),
+                                 "us-west-2");
+        else
+            assert_string_equal (json_string_value (json_object_get (config, "location")),
+                                 "centralus");
         assert_null (json_object_get (config, "sshkeydata_fingerprint"));
+        assert_null (json_object_get (config, "ssh_password_fingerprint"));
         assert_null (json_object_get (config, "updated_at"));
         assert_null (json_object_get (step, "secrets"));
         char *text = json_dumps (job, 0);
         assert_null (strstr (text, "dx1:"));
         free (text);
     }
+}
+
+static void
+s_check_order (const json_t *plan)
+{
+    s_check_order_of (plan, "aws");
 }
 
 static json_t *
@@ -168,7 +222,11 @@ test_fresh_deploy (void **state)
     assert_string_equal (json_string_value (json_object_get (json_object_get (agent, "attributes"),
                                                              "foo")), "bar");
     //  Hosts need the network, security, image and key pair; security the network
-    assert_int_equal (json_array_size (json_object_get (s_job (plan, "host.g1.1"), "needs")), 4);
+    char needs [256];
+    assert_string_equal (s_needs (s_job (plan, "host.g1.1"), needs, sizeof needs),
+                         "network security image keypair");
+    assert_string_equal (s_needs (s_job (plan, "host.access"), needs, sizeof needs),
+                         "network security image keypair");
     assert_int_equal (json_array_size (json_object_get (s_job (plan, "security"), "needs")), 1);
     assert_int_equal (json_array_size (json_object_get (s_job (plan, "image"), "needs")), 0);
 
@@ -374,6 +432,161 @@ s_history (void)
     return resources;
 }
 
+/*  Azure: network, security, image and no key pair; every host needs the
+    three; the access node of the default size, masters of the config's
+    master_type or else the api's default. */
+static void
+test_azure_deploy (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_azure (s_snapshot ("deploy", 1, "g1:3:role1", "pub:2:slave_public",
+                                            NULL), NULL);
+    char err [256], ids [2048], needs [256];
+    json_t *plan = s_build (snapshot, NULL, err, sizeof err);
+    assert_non_null (plan);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image host.access "
+                         "host.masters.0 host.masters.1 host.masters.2 "
+                         "host.g1.0 host.g1.1 host.g1.2 host.pub.0 host.pub.1");
+    s_check_order_of (plan, "azure");
+    assert_string_equal (s_needs (s_job (plan, "network"), needs, sizeof needs), "");
+    assert_string_equal (s_needs (s_job (plan, "security"), needs, sizeof needs), "network");
+    assert_string_equal (s_needs (s_job (plan, "image"), needs, sizeof needs), "");
+    size_t i;
+    json_t *job;
+    json_array_foreach (plan, i, job) {
+        const json_t *step = json_object_get (job, "step");
+        const char *kind = json_string_value (json_object_get (step, "kind"));
+        assert_string_equal (json_string_value (json_object_get (job, "kind")), kind);
+        if (strcmp (kind, "host") == 0)
+            assert_string_equal (s_needs (job, needs, sizeof needs), "network security image");
+        char *text = json_dumps (job, 0);
+        assert_null (strstr (text, "keypair"));
+        assert_null (strstr (text, "ssh_password"));
+        free (text);
+    }
+    const json_t *access = json_object_get (s_job (plan, "host.access"), "step");
+    assert_string_equal (json_string_value (json_object_get (access, "instance_type")),
+                         SCH_PLAN_ACCESS_TYPE_AZURE);
+    assert_string_equal (SCH_PLAN_ACCESS_TYPE_AZURE, "Standard_A1_v2");
+    assert_string_equal (json_string_value (json_object_get (access, "private_ip")), "10.0.0.10");
+    assert_string_equal (json_string_value (json_object_get (access, "hostname")), "c1-access");
+    assert_int_equal (json_integer_value (json_object_get (access, "disk_size")),
+                      SCH_PLAN_ACCESS_DISK);
+    const json_t *master = json_object_get (s_job (plan, "host.masters.1"), "step");
+    assert_string_equal (json_string_value (json_object_get (master, "instance_type")), "Basic_A2");
+    assert_string_equal (json_string_value (json_object_get (master, "private_ip")), "10.0.0.12");
+    assert_string_equal (json_string_value (json_object_get (master, "hostname")), "c1-master-1");
+    const json_t *agent = json_object_get (s_job (plan, "host.pub.1"), "step");
+    assert_string_equal (json_string_value (json_object_get (agent, "instance_type")),
+                         "Standard_D11");
+    assert_true (json_is_true (json_object_get (agent, "public")));
+    assert_string_equal (json_string_value (json_object_get (json_array_get (json_object_get (
+                             agent, "disks"), 0), "type")), "Standard_LRS");
+    assert_null (json_object_get (agent, "private_ip"));
+    assert_non_null (json_object_get (agent, "client_token"));
+    json_decref (plan);
+    json_decref (snapshot);
+
+    //  The config's master_type wins over the default
+    snapshot = s_azure (s_snapshot ("deploy", 1, NULL), "Standard_D11");
+    plan = s_build (snapshot, NULL, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image host.access "
+                         "host.masters.0 host.masters.1 host.masters.2");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+                             s_job (plan, "host.masters.0"), "step"), "instance_type")),
+                         "Standard_D11");
+    json_decref (plan);
+    json_decref (snapshot);
+}
+
+/*  The same spec and resources make on azure the plan they make on aws,
+    without the key pair: the same hosts, slots and removals. */
+static void
+test_azure_resize (void **state)
+{
+    (void) state;
+    json_t *resources = s_history ();
+    json_object_set_new (resources, "host.g1.6", s_host ("deleted"));
+    json_object_set_new (resources, "rg", json_pack ("{s:s, s:s}", "kind", "resource_group",
+                                                     "provider_id", "/subscriptions/x/"
+                                                     "resourceGroups/dexter-c1"));
+    json_t *aws = s_snapshot ("deploy", 2, "g1:3:role1", "pub:4:slave_public", NULL);
+    json_t *azure = s_azure (s_snapshot ("deploy", 2, "g1:3:role1", "pub:4:slave_public",
+                                         NULL), "Standard_D11");
+    char err [256], aws_ids [2048], azure_ids [2048];
+    json_t *aws_plan = s_build (aws, resources, err, sizeof err);
+    json_t *azure_plan = s_build (azure, resources, err, sizeof err);
+    s_check_order_of (azure_plan, "azure");
+    s_ids (aws_plan, aws_ids, sizeof aws_ids);
+    s_ids (azure_plan, azure_ids, sizeof azure_ids);
+    assert_string_equal (azure_ids, "network security image host.access host.masters.0 "
+                         "host.masters.3 host.masters.4 host.g1.0 host.g1.1 host.g1.4 "
+                         "remove.g1.3 host.pub.0 host.pub.1 host.pub.2 host.pub.3 "
+                         "remove.gone.0 remove.gone.1 remove.gone.2 remove.gone.3 remove.gone.4");
+    char *keypair = strstr (aws_ids, "keypair ");
+    assert_non_null (keypair);
+    memmove (keypair, keypair + strlen ("keypair "), strlen (keypair + strlen ("keypair ")) + 1);
+    assert_string_equal (aws_ids, azure_ids);
+    //  Removals: the same step maps but for the provider and its config
+    size_t i;
+    json_t *job;
+    json_array_foreach (azure_plan, i, job) {
+        const char *id = json_string_value (json_object_get (job, "id"));
+        if (strncmp (id, "remove.", 7))
+            continue;
+        json_t *mine = json_deep_copy (json_object_get (job, "step"));
+        json_t *theirs = json_deep_copy (json_object_get (s_job (aws_plan, id), "step"));
+        assert_string_equal (json_string_value (json_object_get (mine, "provider")), "azure");
+        assert_int_equal (json_array_size (json_object_get (job, "needs")), 0);
+        json_object_del (mine, "provider");
+        json_object_del (mine, "config");
+        json_object_del (theirs, "provider");
+        json_object_del (theirs, "config");
+        assert_true (json_equal (mine, theirs));
+        json_decref (mine);
+        json_decref (theirs);
+    }
+    assert_string_equal (json_string_value (json_object_get (json_object_get (
+                             s_job (azure_plan, "remove.g1.3"), "step"), "hostname")), "c1-g1-3");
+    json_decref (azure_plan);
+    json_decref (aws_plan);
+    json_decref (azure);
+    json_decref (aws);
+    json_decref (resources);
+}
+
+/*  Azure's destroy is one step: the cluster's resource group goes, with
+    everything in it. Another provider has no plan. */
+static void
+test_azure_destroy_and_providers (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_azure (s_snapshot ("destroy", 3, "g1:3:role1", NULL), NULL);
+    json_t *resources = s_history ();
+    char err [256], ids [256];
+    json_t *plan = s_build (snapshot, resources, err, sizeof err);
+    assert_non_null (plan);
+    assert_string_equal (s_ids (plan, ids, sizeof ids), "destroy.group");
+    s_check_order_of (plan, "azure");
+    const json_t *job = json_array_get (plan, 0);
+    assert_string_equal (json_string_value (json_object_get (job, "kind")), "destroy.group");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (job, "step"),
+                                                             "kind")), "destroy.group");
+    assert_int_equal (json_array_size (json_object_get (job, "needs")), 0);
+    json_decref (plan);
+    sch_plan_t *whole = sch_plan_new (snapshot, NULL, err, sizeof err);
+    assert_int_equal (sch_plan_size (whole), 1);
+    sch_plan_destroy (&whole);
+
+    json_object_set_new (json_object_get (snapshot, "cluster"), "provider", json_string ("gcp"));
+    assert_null (s_build (snapshot, resources, err, sizeof err));
+    assert_non_null (strstr (err, "no plan for provider gcp"));
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
 /*  The plan made in slices of any size is the plan made at once, and its
     size is known before any job is made. */
 static void
@@ -482,6 +695,9 @@ main (void)
         cmocka_unit_test (test_scale_up_fills_gaps),
         cmocka_unit_test (test_deleted_group_and_masters),
         cmocka_unit_test (test_destroy_and_errors),
+        cmocka_unit_test (test_azure_deploy),
+        cmocka_unit_test (test_azure_resize),
+        cmocka_unit_test (test_azure_destroy_and_providers),
         cmocka_unit_test (test_slices_equal_whole),
         cmocka_unit_test (test_resume_after_restart),
         cmocka_unit_test (test_big_plan),
