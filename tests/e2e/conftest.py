@@ -12,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import pytest
 import requests
@@ -36,12 +37,29 @@ FAKE_EC2 = os.path.join(REPO, "tests", "fakes", "fake_ec2.py")
 FAKE_KEY_ID = "AKIADEXTERE2ETEST001"
 FAKE_SECRET = "dexterE2E/fake+Secret0123456789abcdefABCD"
 
+# The fake ARM and Entra token endpoint (tests/fakes/README.md) and the one
+# service principal the Azure tests give it (TENANT:CLIENT_ID:SUBSCRIPTION:SECRET).
+FAKE_ARM = os.path.join(REPO, "tests", "fakes", "fake_arm.py")
+FAKE_AZ_TENANT = "4c1d5e2a-0000-4000-8000-00000000e2e0"
+FAKE_AZ_CLIENT = "9b7f3c11-0000-4000-8000-00000000e2e1"
+FAKE_AZ_SUBSCRIPTION = "0d5c2f7e-0000-4000-8000-00000000e2e2"
+FAKE_AZ_SECRET = "e2e8Q~fake.Azure-client_secret.0123456789ab"
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _side_channel(base_url, method, path, body=None):
+    """One request to a fake's side channel (/_fake/...): its JSON (200 only)."""
+    with requests.Session() as s:
+        s.trust_env = False  # never through a proxy
+        r = s.request(method, base_url + path, json=body, timeout=30)
+    assert r.status_code == 200, "%s %s: %d %s" % (method, path, r.status_code, r.text[:500])
+    return r.json()
 
 
 def wait_until(predicate, timeout, what):
@@ -136,6 +154,9 @@ class Stack:
         self.fake_ec2 = None      # the fake EC2 Proc (not in procs: no sanitizer check)
         self.fake_ec2_url = None  # http://127.0.0.1:<port>
         self.aws_workers = []     # every aws-worker Proc ever started
+        self.fake_arm = None      # the fake ARM Proc (not in procs: no sanitizer check)
+        self.fake_arm_url = None  # http://127.0.0.1:<port>, ARM and the token endpoint
+        self.azure_workers = []   # every azure-worker Proc ever started
         # Contract checks that failed without stopping the test (aws_helpers.defer):
         # the test asserts them at its end, and stop() reports any left.
         self.deferred = []
@@ -246,7 +267,7 @@ class Stack:
                     problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
         # Workers go before the scheduler (they drain and say worker.bye), and
         # each must exit 0 unless the test killed it on purpose.
-        for proc in self.aws_workers:
+        for proc in self.aws_workers + self.azure_workers:
             try:
                 rc = proc.stop()
             except AssertionError as e:
@@ -261,6 +282,8 @@ class Stack:
                     problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
         if self.fake_ec2 is not None:
             self.fake_ec2.stop()
+        if self.fake_arm is not None:
+            self.fake_arm.stop()
         problems += ["deferred check failed: " + d for d in self.deferred]
         if self.redis is not None:
             self.redis.stop()
@@ -271,6 +294,45 @@ class Stack:
                 except AssertionError as e:
                     problems.append(str(e))
         assert not problems, "\n".join(problems)
+
+    # -- the fakes -------------------------------------------------------------
+    def _start_fake(self, name, script, argv_opts, env):
+        """Starts a fake (python3 SCRIPT --port 0 --port-file F OPTS...) and
+        waits until it answers /_fake/health; returns (Proc, its base URL)."""
+        port_file = os.path.join(self.dir, "%s.port" % name)
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        argv = ["/usr/bin/python3", script, "--port", "0", "--port-file", port_file] + argv_opts
+        proc = Proc(name, argv, env, os.path.join(self.dir, "%s.log" % name)).start()
+        wait_until(lambda: os.path.exists(port_file) or not proc.alive(), 30,
+                   "%s to write its port file" % name)
+        assert proc.alive(), "%s exited:\n%s" % (script, proc.log()[-3000:])
+        with open(port_file) as f:
+            url = "http://127.0.0.1:%d" % int(f.read().strip())
+
+        def healthy():
+            try:
+                return _side_channel(url, "GET", "/_fake/health") == {"ok": True}
+            except (requests.RequestException, AssertionError):
+                return False
+        wait_until(healthy, 10, "%s to answer /_fake/health" % name)
+        return proc, url
+
+    @staticmethod
+    def _flags(opts, first=()):
+        """Command-line flags from options: latency_ms=50 -> --latency-ms 50;
+        True -> the bare flag; None/False -> left out; a list repeats the
+        flag. The keys in `first` come first, in that order."""
+        argv = []
+        for key in list(first) + sorted(k for k in opts if k not in first):
+            value = opts.get(key)
+            if value is None or value is False:
+                continue
+            for one in (value if isinstance(value, list) else [value]):
+                argv.append("--" + key.replace("_", "-"))
+                if one is not True:
+                    argv.append(str(one))
+        return argv
 
     # -- the fake EC2 and aws-workers -----------------------------------------
     def start_fake_ec2(self, **options):
@@ -283,42 +345,16 @@ class Stack:
         opts = {"access_key": FAKE_KEY_ID, "secret_key": FAKE_SECRET, "region": "any",
                 "pending_ms": 200, "shutdown_ms": 200, "quiet": True}
         opts.update(options)
-        port_file = os.path.join(self.dir, "fake-ec2.port")
-        if os.path.exists(port_file):
-            os.unlink(port_file)
-        argv = ["/usr/bin/python3", FAKE_EC2, "--port", "0", "--port-file", port_file]
         # --access-key must come first: --secret-key belongs to the key before it
-        for key in ["access_key", "secret_key"] + sorted(k for k in opts if k not in ("access_key", "secret_key")):
-            value = opts.get(key)
-            if value is None or value is False:
-                continue
-            argv.append("--" + key.replace("_", "-"))
-            if value is not True:
-                argv.append(str(value))
+        argv = self._flags(opts, first=("access_key", "secret_key"))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
-        self.fake_ec2 = Proc("fake-ec2", argv, env, os.path.join(self.dir, "fake-ec2.log")).start()
-        wait_until(lambda: os.path.exists(port_file) or not self.fake_ec2.alive(), 30,
-                   "the fake EC2 to write its port file")
-        assert self.fake_ec2.alive(), "fake_ec2.py exited:\n" + self.fake_ec2.log()[-3000:]
-        with open(port_file) as f:
-            self.fake_ec2_url = "http://127.0.0.1:%d" % int(f.read().strip())
-
-        def healthy():
-            try:
-                return self.fake("GET", "/_fake/health") == {"ok": True}
-            except (requests.RequestException, AssertionError):
-                return False
-        wait_until(healthy, 10, "the fake EC2 to answer /_fake/health")
+        self.fake_ec2, self.fake_ec2_url = self._start_fake("fake-ec2", FAKE_EC2, argv, env)
         return self.fake_ec2
 
     def fake(self, method, path, body=None):
         """One request to the fake's side channel (/_fake/...): its JSON."""
         assert self.fake_ec2_url, "no fake EC2 started"
-        with requests.Session() as s:
-            s.trust_env = False  # never through a proxy
-            r = s.request(method, self.fake_ec2_url + path, json=body, timeout=30)
-        assert r.status_code == 200, "%s %s: %d %s" % (method, path, r.status_code, r.text[:500])
-        return r.json()
+        return _side_channel(self.fake_ec2_url, method, path, body)
 
     def fake_state(self):
         """GET /_fake/state: every resource with its tags and state."""
@@ -353,6 +389,68 @@ class Stack:
         self.procs.append(proc)
         # Until it has logged something (it installed its signal handlers by
         # then, so a SIGTERM is a clean stop), or for at most 10 s.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.alive() and not proc.log().strip():
+            time.sleep(0.05)
+        assert proc.alive(), "%s exited at once:\n%s" % (proc.name, proc.log()[-3000:])
+        return proc
+
+    # -- the fake ARM and azure-workers ---------------------------------------
+    def start_fake_arm(self, **options):
+        """Starts tests/fakes/fake_arm.py on a free port (it picks one, and
+        says which in --port-file). Options are its command-line flags, as
+        for start_fake_ec2. Defaults: the FAKE_AZ_* principal, 100 ms
+        operations polled with Retry-After 0, quiet."""
+        assert self.fake_arm is None or not self.fake_arm.alive(), "one fake ARM per stack"
+        opts = {"principal": ":".join((FAKE_AZ_TENANT, FAKE_AZ_CLIENT, FAKE_AZ_SUBSCRIPTION, FAKE_AZ_SECRET)),
+                "lro_ms": 100, "retry_after_s": 0, "quiet": True}
+        opts.update(options)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AZURE_"))}
+        self.fake_arm, self.fake_arm_url = self._start_fake("fake-arm", FAKE_ARM, self._flags(opts), env)
+        return self.fake_arm
+
+    def arm(self, method, path, body=None):
+        """One request to the fake ARM's side channel (/_fake/...): its JSON."""
+        assert self.fake_arm_url, "no fake ARM started"
+        return _side_channel(self.fake_arm_url, method, path, body)
+
+    def arm_state(self, tag=None):
+        """GET /_fake/state[?tag=NAME=VALUE]: resource groups, resources
+        (children and disks included) and operations."""
+        path = "/_fake/state"
+        if tag:
+            path += "?" + urllib.parse.urlencode({"tag": "%s=%s" % tag})
+        return self.arm("GET", path)
+
+    def arm_calls(self):
+        """GET /_fake/calls: counts by method, request, status, error code; log."""
+        return self.arm("GET", "/_fake/calls")
+
+    def arm_credentials(self, client_id=None):
+        """The `--sdk-auth` credentials file of a principal, pointing at the
+        fake ARM (GET /_fake/sdk-auth)."""
+        return self.arm("GET", "/_fake/sdk-auth" + ("?client_id=" + client_id if client_id else ""))
+
+    def start_azure_worker(self, extra_env=None):
+        """Starts one more dexter-azure-worker (azure-worker-1, -2, ...)
+        connected to this stack's scheduler. The fake ARM is reached through
+        the credentials' endpoints, so nothing here points at it."""
+        exe = os.path.join(BIN_DIR, "dexter-azure-worker")
+        assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
+        n = len(self.azure_workers) + 1
+        extra = {"DEXTER_AZURE_POLL_MS": "50", "DEXTER_AZURE_WAIT_MS": "30000",
+                 "DEXTER_WORKER_DRAIN_MS": "5000"}
+        extra.update(extra_env or {})
+        env = {k: v for k, v in self.env(extra).items()
+               if not k.startswith("AZURE_") and k.lower() not in
+               ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+        env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+        proc = WorkerProc("azure-worker-%d" % n, [exe], env,
+                          os.path.join(self.dir, "azure-worker-%d.log" % n)).start()
+        self.azure_workers.append(proc)
+        self.procs.append(proc)
+        # Until it has logged something (its signal handlers are installed
+        # by then), or for at most 10 s.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.alive() and not proc.log().strip():
             time.sleep(0.05)
