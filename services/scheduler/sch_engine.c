@@ -37,6 +37,18 @@ static const struct {
 };
 #define S_PACING (sizeof s_pacing / sizeof s_pacing [0])
 
+/*  The secrets of the config that a step's credentials carry, by the
+    step's kind (proto/PROTOCOL.md, "Steps"): aws's key pair takes the
+    private key, azure's hosts their admin password. */
+static const struct {
+    const char *kind;
+    const char *secret;
+} s_step_secrets [] = {
+    { "keypair", "sshkeydata" },
+    { "host", "ssh_password" },
+};
+#define S_STEP_SECRETS (sizeof s_step_secrets / sizeof s_step_secrets [0])
+
 typedef enum { S_PENDING, S_RUNNING, S_DONE, S_FAILED } s_status_t;
 
 static const char *s_status_names [] = { "pending", "running", "done", "failed" };
@@ -68,7 +80,7 @@ typedef struct {
     size_t njobs, running, done;
     json_t *resources;                  /* key -> resource */
     char *credentials;                  /* sealed */
-    char *sshkeydata;                   /* sealed, from the snapshot; may be NULL */
+    json_t *secrets;                    /* the snapshot's, sealed; may be NULL */
     int failing;                        /* a job failed for good */
     json_t *last_error;                 /* {step, code, message} or NULL */
     char *pace_key;                     /* its s_pacing bucket, or NULL */
@@ -147,7 +159,7 @@ s_deploy_destroy (void **item_p)
     json_decref (d->resources);
     json_decref (d->last_error);
     free (d->credentials);
-    free (d->sshkeydata);
+    json_decref (d->secrets);
     free (d->masters_ips);
     free (d->pace_key);
     free (d);
@@ -258,15 +270,6 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
     json_decref (fields);
     json_decref (event);
     return rc;
-}
-
-/*  The sealed value of a secret of the snapshot, or NULL. */
-static char *
-s_snapshot_secret (const json_t *snapshot, const char *name)
-{
-    const char *sealed = json_string_value (json_object_get (json_object_get (snapshot, "secrets"),
-                                                             name));
-    return sealed? strdup (sealed): NULL;
 }
 
 /*  The pacing bucket of the deployment's account and region, if its
@@ -382,7 +385,7 @@ s_deploy_new (sch_engine_t *self, const char *name, json_t *loaded, const json_t
     //  job cannot be sent without them
     sch_read_credentials (self->read, name, &d->credentials);
     s_deploy_pacing (self, d, json_object_get (snapshot, "config"));
-    d->sshkeydata = s_snapshot_secret (snapshot, "sshkeydata");
+    d->secrets = json_deep_copy (json_object_get (snapshot, "secrets"));
 
     //  The jobs in plan order: each record says where it was in the plan
     d->njobs = json_object_size (jobs);
@@ -577,8 +580,8 @@ s_deploy_context (s_deploy_t *d)
     return context;
 }
 
-/*  The job's credentials, opened: the deployment's, plus the ssh key for
-    the keypair step. NULL when they cannot be opened. */
+/*  The job's credentials, opened: the deployment's, plus the secret its
+    kind takes (s_step_secrets). NULL when they cannot be opened. */
 static json_t *
 s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind)
 {
@@ -594,11 +597,14 @@ s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind)
         json_decref (credentials);
         return NULL;
     }
-    if (strcmp (kind, "keypair") == 0 && d->sshkeydata) {
-        char *key = dx_seal_open (self->seal, d->sshkeydata, &len);
-        if (key) {
-            json_object_set_new (credentials, "sshkeydata", json_stringn (key, len));
-            dx_seal_free (key, len);
+    for (size_t i = 0; i < S_STEP_SECRETS; i++) {
+        const char *name = s_step_secrets [i].secret;
+        const char *sealed = json_string_value (json_object_get (d->secrets, name));
+        char *secret = sealed && strcmp (kind, s_step_secrets [i].kind) == 0
+                     ? dx_seal_open (self->seal, sealed, &len): NULL;
+        if (secret) {
+            json_object_set_new (credentials, name, json_stringn (secret, len));
+            dx_seal_free (secret, len);
         }
     }
     return credentials;

@@ -17,7 +17,9 @@
     engine (a new one on the same Redis) picks up a running job from the
     worker's renewals; destroy drops the recorded resources; a recovered
     deployment whose steps are all done ends; credentials that cannot be
-    opened fail it. */
+    opened fail it; an azure deployment runs on azure workers without a
+    key pair, its admin password sent to host steps alone, and destroys
+    in one step. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -68,6 +70,8 @@ static struct {
     char hang [64];                     /* this step waits until cancelled */
     int hang_release;                   /* set: a hanging step finishes */
     int saw_sshkey;                     /* the keypair step got sshkeydata */
+    int saw_password;                   /* host steps that got ssh_password */
+    int password_elsewhere;             /* other steps that got it */
     int order_ok;                       /* no host started before network was done */
     int network_done;
     int64_t host_starts [64];           /* dx_mono_ms of each host step's start */
@@ -127,6 +131,7 @@ s_script_reset (void)
     S.fail [0] = S.retry_once [0] = S.hang [0] = 0;
     S.hang_release = 0;
     S.saw_sshkey = 0;
+    S.saw_password = S.password_elsewhere = 0;
     S.order_ok = 1;
     S.network_done = 0;
     S.hosts = 0;
@@ -192,6 +197,12 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
     if (strcmp (kind, "keypair") == 0
     &&  json_object_get (json_object_get (assign, "credentials"), "sshkeydata"))
         S.saw_sshkey = 1;
+    if (json_object_get (json_object_get (assign, "credentials"), "ssh_password")) {
+        if (strcmp (kind, "host") == 0)
+            S.saw_password++;
+        else
+            S.password_elsewhere++;
+    }
     int fail = strcmp (S.fail, id) == 0;
     int retry = strcmp (S.retry_once, id) == 0 && attempt == 1;
     int hang = strcmp (S.hang, id) == 0;
@@ -222,13 +233,19 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
 }
 
 static zactor_t *
-s_worker (const char *name, int capacity, int64_t drain_ms)
+s_service_worker (const char *service, const char *name, int capacity, int64_t drain_ms)
 {
-    dx_worker_args_t args = { "aws", capacity, sch_broker_endpoint (T.broker), s_handler,
+    dx_worker_args_t args = { service, capacity, sch_broker_endpoint (T.broker), s_handler,
                               (void *) name, drain_ms };
     zactor_t *worker = zactor_new (dx_worker_actor, &args);
     assert_non_null (worker);
     return worker;
+}
+
+static zactor_t *
+s_worker (const char *name, int capacity, int64_t drain_ms)
+{
+    return s_service_worker ("aws", name, capacity, drain_ms);
 }
 
 
@@ -559,6 +576,75 @@ test_deploy_runs_every_step (void **state)
     free (accessip);
     zactor_destroy (&a);
     zactor_destroy (&b);
+}
+
+/*  An azure cluster runs on azure workers: no key pair; the admin
+    password goes to the host steps alone; the access IP comes from
+    eip.access as on aws; destroy is the one step destroy.group. */
+static void
+test_azure_deployment (void **state)
+{
+    (void) state;
+    zactor_t *z = s_service_worker ("azure", "z", 4, 1000);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (sch_broker_workers (T.broker, "azure", NULL) != 1 && dx_mono_ms () < deadline)
+        s_pump (10);
+    s_expect (sch_cluster_create, DX_CREATED,
+              s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "az",
+                     "provider", "azure", "type", "mesos"));
+    s_expect (sch_config_put, DX_OK,
+              s_req ("config.put", "{s:s, s:{s:i, s:s, s:s, s:s}}", "name", "az",
+                     "fields", "masters", 1, "location", "Central US", "ssh_user", "dexter",
+                     "ssh_password", "Azure-Engine-Pass1"));
+    //  Standard_D11 has 2 vCPUs: 2 hosts
+    s_expect (sch_group_upsert, DX_CREATED,
+              s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
+                     "s:i, s:{s:[]}}}", "name", "az",
+                     "fields", "name", "g1", "role", "role1", "attributes", "vars",
+                     "instance_type", "Standard_D11", "cpus", 4, "ram", 8,
+                     "disk_size", 50, "customhwconf", "disks"));
+    const char *auth = "{\"clientId\": \"11111111-2222-3333-4444-555555555555\", "
+                       "\"clientSecret\": \"EngineCredSecret\", "
+                       "\"subscriptionId\": \"66666666-7777-8888-9999-000000000000\", "
+                       "\"tenantId\": \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"}";
+    char *credentials = dx_base64_encode ((const unsigned char *) auth, strlen (auth));
+    assert_non_null (credentials);
+    s_expect (sch_deployment_put, DX_ACCEPTED,
+              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
+                     "fields", "command", "deploy", "parallelism", 5,
+                     "credentials", credentials));
+    char *final = s_wait_final ("az", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    //  network, security, image, access, 1 master, 2 hosts: once each
+    const char *steps [] = { "network@", "security@", "image@", "host.access@",
+                             "host.masters.0@", "host.g1.0@", "host.g1.1@", NULL };
+    for (int i = 0; steps [i]; i++)
+        assert_int_equal (s_log_count (steps [i]), 1);
+    assert_int_equal (s_log_count ("keypair"), 0);
+    assert_true (S.order_ok);
+    assert_int_equal (S.saw_password, 4);
+    assert_int_equal (S.password_elsewhere, 0);
+    char *total = s_raw_str ("HGET dexter:{az}:deployment steps_total");
+    char *ip = s_raw_str ("HGET dexter:{az}:deployment accessip");
+    assert_string_equal (total, "7");
+    assert_string_equal (ip, "203.0.113.7");
+    free (total), free (ip);
+
+    s_script_reset ();
+    s_expect (sch_deployment_put, DX_ACCEPTED,
+              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
+                     "fields", "command", "destroy", "parallelism", 5,
+                     "credentials", credentials));
+    final = s_wait_final ("az", 15000);
+    assert_string_equal (final, "destroyed");
+    free (final);
+    assert_string_equal (S.log, "destroy.group@1:z ");
+    redisReply *r = s_raw ("EXISTS dexter:{az}:resources");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    free (credentials);
+    zactor_destroy (&z);
 }
 
 static void
@@ -1177,6 +1263,7 @@ main (void)
     dx_log_init ("test_sch_engine");
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_deploy_runs_every_step, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_azure_deployment, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_permanent_failure, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_retry_runs_again, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_worker_leaves, s_test_setup, s_test_teardown),
