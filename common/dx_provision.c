@@ -147,8 +147,16 @@ s_common (s_script_t *self, const json_t *step)
         s_line (self, "# Extra disks. A disk asked for as /dev/xvdX shows up as /dev/xvdX or");
         s_line (self, "# /dev/sdX (Xen), or on Nitro as an NVMe namespace whose EBS controller");
         s_line (self, "# names the device (bytes 3072-3103 of nvme id-ctrl, as ebsnvme-id reads).");
+        s_line (self, "# On Azure the disks are at LUNs in device order (the second argument),");
+        s_line (self, "# named by the udev rules of the Azure agent or of azure-vm-utils.");
         s_line (self, "dx_find_disk () {");
-        s_line (self, "    local name=\"$1\" letter=\"${1#xvd}\" link dev want");
+        s_line (self, "    local name=\"$1\" lun=\"$2\" letter=\"${1#xvd}\" link dev want");
+        s_line (self, "    if [ -d /dev/disk/azure ]; then");
+        s_line (self, "        for link in \"/dev/disk/azure/scsi1/lun$lun\" \"/dev/disk/azure/data/by-lun/$lun\"; do");
+        s_line (self, "            dev=$(readlink -f \"$link\") && [ -b \"$dev\" ] && { echo \"$dev\"; return 0; }");
+        s_line (self, "        done");
+        s_line (self, "        return 1");
+        s_line (self, "    fi");
         s_line (self, "    for dev in \"/dev/$name\" \"/dev/sd$letter\"; do");
         s_line (self, "        [ -b \"$dev\" ] && { echo \"$dev\"; return 0; }");
         s_line (self, "    done");
@@ -163,9 +171,9 @@ s_common (s_script_t *self, const json_t *step)
         s_line (self, "    return 1");
         s_line (self, "}");
         s_line (self, "dx_disk () {");
-        s_line (self, "    local name=\"$1\" dev=\"\" i uuid");
+        s_line (self, "    local name=\"$1\" lun=\"$2\" dev=\"\" i uuid");
         s_line (self, "    for i in $(seq 1 300); do");
-        s_line (self, "        dev=$(dx_find_disk \"$name\") && break");
+        s_line (self, "        dev=$(dx_find_disk \"$name\" \"$lun\") && break");
         s_line (self, "        sleep 1");
         s_line (self, "    done");
         s_line (self, "    if [ -z \"$dev\" ]; then echo \"dexter: disk $name did not appear\"; return 1; fi");
@@ -186,7 +194,14 @@ s_common (s_script_t *self, const json_t *step)
             s_fail (self, "host step: disk %zu: device must be one of xvdf to xvdz", i + 1);
             return;
         }
-        s_line (self, "dx_disk xvd%c", letter);
+        //  Its LUN on Azure: the disks before it in device order
+        size_t lun = 0, j;
+        json_t *other;
+        json_array_foreach (disks, j, other)
+            if (dx_spec_disk_letter (json_string_value (json_object_get (other, "device")))
+                < letter)
+                lun++;
+        s_line (self, "dx_disk xvd%c %zu", letter, lun);
     }
     s_line (self, "%s", "");
     s_line (self, "# What this host is, for the installs and for people");

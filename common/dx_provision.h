@@ -11,7 +11,8 @@
       - sets the host name (and /etc/hosts);
       - for each extra disk (`disks`: xvdf..xvdz) waits for the device
         (/dev/xvdX, /dev/sdX, or on Nitro instances the NVMe namespace
-        whose EBS controller names that device), makes an ext4 file
+        whose EBS controller names that device; on Azure the disk at its
+        LUN, the disks being at LUNs in device order), makes an ext4 file
         system when there is none, mounts it at /hdd/<device> and adds it
         to /etc/fstab (by UUID, nofail);
       - writes /etc/dexter/role (the group role), attributes.json and

@@ -489,6 +489,14 @@ test_host_agent_disks (void **state)
     assert_string_equal (s_attr (json_array_get (data, 0), "name"), "c1-g1-1-xvdf");
     assert_int_equal (json_integer_value (json_object_get (json_array_get (data, 1), "lun")), 1);
     assert_string_equal (s_attr (json_array_get (data, 1), "name"), "c1-g1-1-xvdg");
+    /* the first boot finds each disk at its LUN */
+    json_t *os_profile = json_object_get (json_object_get (json_object_get (vm, "body"),
+                                                           "properties"), "osProfile");
+    size_t len = 0;
+    char *script = (char *) dx_base64_decode (s_attr (os_profile, "customData"), &len);
+    assert_non_null (script);
+    assert_non_null (strstr (script, "\ndx_disk xvdg 1\ndx_disk xvdf 0\n"));
+    free (script);
     /* no OS disk size below the image's: the image's */
     json_t *os = json_object_get (json_object_get (json_object_get (json_object_get (
                      vm, "body"), "properties"), "storageProfile"), "osDisk");

@@ -129,7 +129,8 @@ test_roles (void **state)
         s_json_round_trip (script, "/etc/dexter/attributes.json", json_object_get (step, "attributes"));
         s_json_round_trip (script, "/etc/dexter/vars.json", json_object_get (step, "vars"));
         if (r == 2) {
-            assert_non_null (strstr (script, "\ndx_disk xvdf\ndx_disk xvdg\n"));
+            assert_non_null (strstr (script, "\ndx_disk xvdf 0\ndx_disk xvdg 1\n"));
+            assert_non_null (strstr (script, "/dev/disk/azure/scsi1/lun$lun"));
             assert_non_null (strstr (script, "/hdd/$name"));
             assert_non_null (strstr (script, "mkfs.ext4"));
             assert_non_null (strstr (script, "/etc/fstab"));
