@@ -669,6 +669,7 @@ static const s_schema_t s_schemas [] = {
                              REQ_UINT ("generation", 0, INT64_MAX), REQ ("step", S_MAP),
                              REQ ("credentials", S_STRMAP), POSITIVE ("lease_ms") } },
     { "job.renew",         { JOB } },
+    { "job.progress",      { JOB, REQ ("message", S_STR) } },
     { "job.result",        { JOB, REQ_ONE_OF ("outcome", s_outcomes),
                              REQ ("resources", S_ARRAY), OPT ("error", S_MAP) } },
     { "job.cancel",        { JOB } },

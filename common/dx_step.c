@@ -51,6 +51,19 @@ dx_step_outcome (dx_step_out_t *self, dx_step_outcome_t outcome, int permanent,
     return -1;
 }
 
+void
+dx_step_progress (dx_step_out_t *self, const char *fmt, ...)
+{
+    if (!self->progress)
+        return;
+    char text [256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    self->progress (self->progress_arg, text);
+}
+
 int
 dx_step_cancelled (const dx_step_out_t *self)
 {

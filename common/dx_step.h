@@ -33,6 +33,8 @@ typedef struct {
     json_t *resources;      /* array of {key, kind, provider_id, attributes...}; owned */
     dx_cancel_fn *cancelled;            /* may be NULL */
     void *cancel_arg;
+    void (*progress) (void *arg, const char *text);    /* may be NULL */
+    void *progress_arg;
 } dx_step_out_t;
 
 /*  Empty result (done, no resources), with an optional cancel check. */
@@ -53,6 +55,12 @@ int dx_step_outcome (dx_step_out_t *self, dx_step_outcome_t outcome, int permane
 int dx_step_voutcome (dx_step_out_t *self, dx_step_outcome_t outcome, int permanent,
                       const char *code, const char *fmt, va_list args)
     __attribute__ ((format (printf, 5, 0)));
+
+/*  Says how the step is getting on (a long wait's state), through
+    self->progress when there is one (the worker's job.progress); never a
+    secret. */
+void dx_step_progress (dx_step_out_t *self, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 
 /*  1 once the job is cancelled. */
 int dx_step_cancelled (const dx_step_out_t *self);

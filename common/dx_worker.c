@@ -65,6 +65,7 @@ struct dx_worker_job {
     //  Under s_lock
     int finished;
     int abandoned;
+    char *progress;                     /* the newest progress not sent yet */
     //  The loop's
     int64_t renew_every;
     int64_t next_renew;
@@ -114,8 +115,25 @@ s_job_free (dx_worker_job_t **job_p)
     free (job->id);
     free (job->code);
     free (job->message);
+    free (job->progress);
     free (job);
     *job_p = NULL;
+}
+
+/*  Wakes the loop from a job thread, under s_lock (so the loop cannot
+    abandon the job and end meanwhile). Only a wake-up: the loop looks at
+    the jobs' flags. */
+static void
+s_job_wake (dx_worker_job_t *job, const char *why)
+{
+    zsock_t *push = zsock_new (ZMQ_PUSH);
+    if (push) {
+        zsock_set_sndtimeo (push, 1000);
+        zsock_set_linger (push, 1000);
+        if (zsock_connect (push, "%s", job->inproc) == 0)
+            zstr_send (push, why);
+        zsock_destroy (&push);
+    }
 }
 
 /*  The job thread: the handler, then the wipe, then the report. */
@@ -135,16 +153,7 @@ s_job_thread (void *arg)
         return NULL;
     }
     job->finished = 1;
-    //  Only a wake-up: the loop looks at the finished flags. Sent under
-    //  the lock so the loop cannot abandon us and end meanwhile.
-    zsock_t *push = zsock_new (ZMQ_PUSH);
-    if (push) {
-        zsock_set_sndtimeo (push, 1000);
-        zsock_set_linger (push, 1000);
-        if (zsock_connect (push, "%s", job->inproc) == 0)
-            zstr_send (push, "done");
-        zsock_destroy (&push);
-    }
+    s_job_wake (job, "done");
     pthread_mutex_unlock (&s_lock);
     return NULL;
 }
@@ -202,6 +211,31 @@ dx_worker_job_retry (dx_worker_job_t *job, const char *code, const char *fmt, ..
     va_start (args, fmt);
     s_job_set_error (job, "retry", 0, code, fmt, args);
     va_end (args);
+}
+
+void
+dx_worker_job_progress (dx_worker_job_t *job, const char *fmt, ...)
+{
+    if (!job)
+        return;
+    char text [DX_WORKER_PROGRESS_MAX + 1];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (text, sizeof text, fmt, args);
+    va_end (args);
+    char *copy = strdup (text);
+    if (!copy)
+        return;                         /* progress is worth no failure */
+    pthread_mutex_lock (&s_lock);
+    if (!job->abandoned) {
+        //  Only the newest counts: one the loop has not sent yet is replaced
+        free (job->progress);
+        job->progress = copy;
+        copy = NULL;
+        s_job_wake (job, "progress");
+    }
+    pthread_mutex_unlock (&s_lock);
+    free (copy);
 }
 
 void
@@ -551,6 +585,26 @@ s_take_finished (dx_worker_t *self, int abandon)
     return done;
 }
 
+/*  job.progress of job when it has news since the last one. */
+static void
+s_send_progress (dx_worker_t *self, dx_worker_job_t *job)
+{
+    pthread_mutex_lock (&s_lock);
+    char *progress = job->progress;
+    job->progress = NULL;
+    pthread_mutex_unlock (&s_lock);
+    if (!progress)
+        return;
+    json_t *msg = dx_msg_new ("job.progress", NULL);
+    if (msg) {
+        json_object_set_new (msg, "job", json_string (job->id));
+        json_object_set_new (msg, "attempt", json_integer (job->attempt));
+        json_object_set_new (msg, "message", json_string (progress));
+    }
+    s_send (self, msg);
+    free (progress);
+}
+
 /*  Joins, reports and frees the finished jobs. */
 static void
 s_collect (dx_worker_t *self, int abandon)
@@ -560,6 +614,7 @@ s_collect (dx_worker_t *self, int abandon)
         dx_worker_job_t *job = done;
         done = job->next;
         pthread_join (job->thread, NULL);
+        s_send_progress (self, job);    /* its last words come before its result */
         s_send_result (self, job);
         s_job_free (&job);
     }
@@ -763,6 +818,8 @@ s_run (dx_worker_t *self, zsock_t *pipe)
             if (items [i].socket == zsock_resolve (self->pull)) {
                 char *wake = zstr_recv (self->pull);
                 zstr_free (&wake);
+                for (dx_worker_job_t *job = self->jobs; job; job = job->next)
+                    s_send_progress (self, job);
                 s_collect (self, 0);
             }
             else

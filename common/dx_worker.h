@@ -126,6 +126,16 @@ void dx_worker_job_fail (dx_worker_job_t *job, int permanent, const char *code,
 void dx_worker_job_retry (dx_worker_job_t *job, const char *code,
                           const char *fmt, ...) __attribute__ ((format (printf, 3, 4)));
 
+/*  Says how the job is getting on ("VM c1-g1-0: Creating after 20 s"):
+    the loop sends it to the scheduler as job.progress, which records it
+    in the deployment's events (step.progress). Only the newest text that
+    has not left yet is sent, so a handler may call it as often as it
+    likes; texts are cut at DX_WORKER_PROGRESS_MAX bytes. Never put a
+    secret in it. */
+#define DX_WORKER_PROGRESS_MAX 256
+void dx_worker_job_progress (dx_worker_job_t *job, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
 /*  Wipes (sodium_memzero) every string of the message's `credentials` map
     in place. The loop calls it on each job.assign when its job ends. */
 void dx_worker_wipe_credentials (json_t *assign);

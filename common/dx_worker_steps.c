@@ -9,6 +9,12 @@ s_cancelled (void *arg)
     return dx_worker_job_cancelled ((dx_worker_job_t *) arg);
 }
 
+static void
+s_progress (void *arg, const char *text)
+{
+    dx_worker_job_progress ((dx_worker_job_t *) arg, "%s", text);
+}
+
 void
 dx_worker_steps_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
 {
@@ -23,6 +29,8 @@ dx_worker_steps_handle (const json_t *assign, dx_worker_job_t *job, void *arg)
 
     dx_step_out_t out;
     dx_step_out_init (&out, s_cancelled, job);
+    out.progress = s_progress;
+    out.progress_arg = job;
     steps->run (steps->config, assign, &out);
     size_t i;
     json_t *resource;

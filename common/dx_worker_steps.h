@@ -7,7 +7,8 @@
         static dx_worker_steps_t steps = { run, &config };
         dx_worker_new ("aws", capacity, NULL, dx_worker_steps_handle, &steps);
 
-    The handler runs the step with the job's cancel flag, hands its outcome
+    The handler runs the step with the job's cancel flag and its progress
+    (dx_step_progress becomes job.progress), hands its outcome
     and resources to the loop (dx_worker_job_fail, _retry, _add_resource),
     and logs one line when the step starts and one when it ends; never the
     credentials. */

@@ -27,8 +27,9 @@ az_run_init (az_run_t *self, const az_run_config_t *config, const json_t *assign
     self->out = out;
 }
 
-/*  A long-running operation's progress, in the worker's log: one line
-    each time its status changes. */
+/*  A long-running operation's progress, in the worker's log and the
+    deployment's events (dx_step_progress): one line each time its status
+    changes. The events name the resource by its type and name. */
 static void
 s_progress (const az_progress_t *progress, void *arg)
 {
@@ -36,6 +37,10 @@ s_progress (const az_progress_t *progress, void *arg)
     dx_info ("cluster %s: %s %s: %s after %lld s (%d polls)", self->job.cluster, progress->method,
              progress->path, progress->status, (long long) (progress->elapsed_ms / 1000),
              progress->polls);
+    const char *what = strstr (progress->path, "/providers/");
+    dx_step_progress (self->out, "%s %s: %s after %lld s", progress->method,
+                      what? what + strlen ("/providers/"): progress->path, progress->status,
+                      (long long) (progress->elapsed_ms / 1000));
 }
 
 int

@@ -181,7 +181,7 @@ s_broker_bye (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
     free (key);
 }
 
-/*  job.result and job.renew: the engine's to judge (stale attempts are
+/*  job.result, job.renew and job.progress: the engine's to judge (stale attempts are
     ignored there). */
 static void
 s_broker_job (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
@@ -207,6 +207,7 @@ static const struct {
     { "worker.bye", s_broker_bye },
     { "job.result", s_broker_job },
     { "job.renew",  s_broker_job },
+    { "job.progress", s_broker_job },
 };
 
 /*  Handles one decoded message from identity (its registry key is key). */

@@ -1269,13 +1269,36 @@ s_engine_replay (sch_engine_t *self)
     }
 }
 
-/*  The broker's job callback: job.result or job.renew. A renewal that
-    comes before Redis was read is not judged: its job is not known yet,
-    and the next one comes soon. */
+/*  job.progress of the current attempt of a job: event step.progress.
+    Progress of another attempt, or before Redis was read, says nothing
+    worth keeping. */
+static void
+s_engine_progress (sch_engine_t *self, const char *name, const json_t *msg)
+{
+    s_deploy_t *d = NULL;
+    s_job_t *job = self->recovered? s_engine_find (self, msg, &d): NULL;
+    if (!job || job->status != S_RUNNING)
+        return;
+    json_t *event = json_pack ("{s:s, s:I, s:s, s:s}", "step", job->id,
+                               "attempt", (json_int_t) dx_msg_int (msg, "attempt", 0),
+                               "worker", name? name: "",
+                               "message", dx_msg_str (msg, "message"));
+    sch_store_change_t change = { .event_type = "step.progress", .event = event };
+    s_engine_record (self, d->name, &change, "a step's progress", NULL);
+    json_decref (event);
+}
+
+/*  The broker's job callback: job.result, job.renew or job.progress. A
+    renewal that comes before Redis was read is not judged: its job is not
+    known yet, and the next one comes soon. */
 static void
 s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *msg)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    if (strcmp (dx_msg_type (msg), "job.progress") == 0) {
+        s_engine_progress (self, name, msg);
+        return;
+    }
     int renew = strcmp (dx_msg_type (msg), "job.renew") == 0;
     if (!self->recovered) {
         if (!renew)

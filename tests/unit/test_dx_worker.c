@@ -98,6 +98,17 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
         }
     }
     else
+    if (streq (kind, "progress")) {
+        char longer [400];
+        memset (longer, 'x', sizeof longer - 1);
+        longer [sizeof longer - 1] = 0;
+        dx_worker_job_progress (job, "first");
+        zclock_sleep (20);
+        dx_worker_job_progress (job, "%s", longer);
+        zclock_sleep (20);
+        dx_worker_job_progress (job, "last %d", 3);
+    }
+    else
     if (streq (kind, "latin1"))
         dx_worker_job_fail (job, 0, "Caf\xe9", "r\xe9seau indisponible");
     else
@@ -414,6 +425,31 @@ test_results (void **state)
     json_decref (result);
 
     assert_int_equal (atomic_load (&s_ctl.credentials_ok), 4);
+    s_stop (&fake, &worker);
+}
+
+/*  A handler's progress reaches the scheduler as job.progress of its job
+    and attempt, the newest text last, cut at DX_WORKER_PROGRESS_MAX bytes,
+    before the job's result. */
+static void
+test_progress (void **state)
+{
+    (void) state;
+    fake_t fake = { 0 };
+    zactor_t *worker = s_start (&fake, 1, 1000);
+    s_assign (&fake, "job-p", 2, "progress");
+    json_t *progress;
+    char last [DX_WORKER_PROGRESS_MAX + 1] = "";
+    while (strcmp (last, "last 3") && (progress = s_expect (&fake, "job.progress", WAIT_MS))) {
+        assert_string_equal (dx_msg_str (progress, "job"), "job-p");
+        assert_int_equal (dx_msg_int (progress, "attempt", 0), 2);
+        const char *text = dx_msg_str (progress, "message");
+        assert_true (strlen (text) <= DX_WORKER_PROGRESS_MAX);
+        snprintf (last, sizeof last, "%s", text);
+        json_decref (progress);
+    }
+    assert_string_equal (last, "last 3");
+    json_decref (s_result (&fake, "job-p", 2, "done"));
     s_stop (&fake, &worker);
 }
 
@@ -789,6 +825,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_welcome_and_heartbeats),
         cmocka_unit_test (test_results),
+        cmocka_unit_test (test_progress),
         cmocka_unit_test (test_renewals),
         cmocka_unit_test (test_capacity),
         cmocka_unit_test (test_reconnect_after_silence),

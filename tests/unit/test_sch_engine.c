@@ -904,6 +904,40 @@ test_lease_expires (void **state)
     zactor_destroy (&b);
 }
 
+/*  job.progress of the running attempt becomes the event step.progress
+    with its text; one of an attempt that is not the job's current one is
+    dropped. */
+static void
+test_progress_events (void **state)
+{
+    (void) state;
+    zsock_t *raw;
+    json_t *assign = s_raw_first_job ("c18", &raw);
+    assert_string_equal (dx_msg_str (assign, "job"), "c18:1:network");
+    json_decref (assign);
+    const char *text = "PUT virtualNetworks/c18-vnet: InProgress after 5 s";
+    for (int current = 0; current <= 1; current++) {
+        json_t *msg = dx_msg_new ("job.progress", NULL);
+        json_object_set_new (msg, "job", json_string ("c18:1:network"));
+        json_object_set_new (msg, "attempt", json_integer (current? 1: 7));
+        json_object_set_new (msg, "message", json_string (current? text: "stale"));
+        assert_int_equal (dx_msg_send (raw, NULL, msg), 0);
+        json_decref (msg);
+    }
+    s_pump (100);
+    assert_int_equal (s_events ("c18", "step.progress"), 1);
+    char *message = s_event_field ("c18", "step.progress", "message");
+    assert_string_equal (message, text);
+    free (message);
+    char *step = s_event_field ("c18", "step.progress", "step");
+    assert_string_equal (step, "network");
+    free (step);
+    s_raw_job (raw, "c18:1:network", 1, "done", NULL);
+    s_pump (100);
+    assert_int_equal (s_events ("c18", "step.done"), 1);
+    zsock_destroy (&raw);
+}
+
 /*  A worker that reconnects under a new identity (it heard nothing from
     a stalled scheduler) while the old identity still looks alive: the jobs
     it lists stay its own, and are not run a second time when the old
@@ -1276,6 +1310,7 @@ main (void)
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_recheck_loads_unknown, s_test_setup,
                                          s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_progress_events, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_reconnected_worker_keeps_its_jobs, s_test_setup,
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_result_from_unknown_identity, s_test_setup,
