@@ -272,9 +272,10 @@ def iso_seconds(t):
     return datetime.datetime.strptime(t.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
-def run_command(base, command, parallelism, timeout, procs):
-    form = {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET, "command": command,
-            "parallelism": str(parallelism)}
+def run_command(base, command, parallelism, timeout, procs, creds):
+    """Runs a deploy or destroy of CLUSTER (creds: the credentials' form
+    fields) to its end state; its wall time, steps and retries."""
+    form = dict(creds, command=command, parallelism=str(parallelism))
     t0 = time.monotonic()
     d = api(base, "PUT", "/clusters/%s/deployment" % CLUSTER, 202, form=form)
     gen = d["generation"]
@@ -320,26 +321,38 @@ def fake(fake_url, method, path, body=None):
     status, out = request(method, fake_url + path, json.dumps(body) if body is not None else None,
                        "application/json" if body is not None else None)
     if status != 200:
-        raise Failed("fake EC2 %s %s: %d %s" % (method, path, status, out))
+        raise Failed("fake %s %s: %d %s" % (method, path, status, out))
     return out
 
 
-def measure(base, fake_url, parallelism, timeout, procs, services):
+def usage_start(services):
+    """Resets the peak RSS of services ((name, pid) pairs) and returns their
+    CPU seconds so far, for usage_end."""
     for _, pid in services:
         reset_hwm(pid)
-    cpu0 = {name: cpu_seconds(pid) for name, pid in services}
-    dep = run_command(base, "deploy", parallelism, timeout, procs)
+    return {name: cpu_seconds(pid) for name, pid in services}
+
+
+def usage_end(services, cpu0):
+    """CPU seconds since usage_start, and peak RSS (kB), by service name."""
+    return ({name: cpu_seconds(pid) - cpu0[name] for name, pid in services},
+            {name: vm(pid, "VmHWM") for name, pid in services})
+
+
+def measure(base, fake_url, parallelism, timeout, procs, services):
+    cpu0 = usage_start(services)
+    creds = {"aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET}
+    dep = run_command(base, "deploy", parallelism, timeout, procs, creds)
     st = fake(fake_url, "GET", "/_fake/state")
     live = [i for i in st["instances"] if i["state"] != "terminated"]
     if len(live) != INSTANCES:
         raise Failed("deployed with %d live instances, want %d" % (len(live), INSTANCES))
     calls_deploy = fake(fake_url, "GET", "/_fake/calls")
-    des = run_command(base, "destroy", parallelism, timeout, procs)
+    des = run_command(base, "destroy", parallelism, timeout, procs, creds)
     st = fake(fake_url, "GET", "/_fake/state")
     if [i for i in st["instances"] if i["state"] != "terminated"] or st["vpcs"]:
         raise Failed("destroyed, but instances or VPCs are left")
-    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in services}
-    hwm = {name: vm(pid, "VmHWM") for name, pid in services}
+    cpu, hwm = usage_end(services, cpu0)
     calls = fake(fake_url, "GET", "/_fake/calls")
     fake(fake_url, "POST", "/_fake/reset")   # the next run starts from an empty account and zero counts
     return {"parallelism": parallelism, "deploy": dep, "destroy": des, "cpu": cpu, "hwm_kb": hwm,
@@ -378,14 +391,7 @@ def report(r, doc):
     head = ["parallelism", "deploy (PUT → deployed)", "lower bound (binding term)", "deploy / bound", "target",
             "result", "destroy (PUT → destroyed)", "CPU s: scheduler / workers", "peak RSS MB: scheduler / worker",
             "EC2 calls in the deploy"]
-    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(row) + " |" for row in rows]
-    text = "\n".join(md)
-    print()
-    print("Dexter deployment benchmark — %s, %s, commit %s" % (r["date"], r["machine"], r["commit"]))
-    for row in rows:
-        print("  " + "  ".join(x.replace("*", "") for x in row))
-    print("\nMISSED: " + "; ".join(missed) if missed else "\nAll targets met.")
+    text = print_table("Dexter deployment benchmark", r, head, rows, missed)
     L, P = r["latency_ms"], r["pending_ms"]
     section = """{start}
 ## Deployments on AWS (fake EC2)
@@ -430,6 +436,19 @@ Command: `{command}`
     say("wrote %s" % doc)
 
 
+def print_table(title, r, head, rows, missed):
+    """Prints rows (lists of cells) and the verdict; returns them as a
+    Markdown table under head."""
+    md = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(row) + " |" for row in rows]
+    print()
+    print("%s — %s, %s, commit %s" % (title, r["date"], r["machine"], r["commit"]))
+    for row in rows:
+        print("  " + "  ".join(x.replace("*", "") for x in row))
+    print("\nMISSED: " + "; ".join(missed) if missed else "\nAll targets met.")
+    return "\n".join(md)
+
+
 # -- main ---------------------------------------------------------------------------
 
 def git(*args):
@@ -440,31 +459,21 @@ def git(*args):
         return ""
 
 
-def main():
+def cli(doc, report, measure_all):
+    """The command line of a deployment benchmark. `--report RESULTS.json`
+    rewrites the section from a kept results.json without measuring; no
+    argument measures: measure_all(procs, work) starts what it needs through
+    procs and returns the results, which report(results, BENCH_DOC) writes.
+    Anything else prints doc. Returns the exit status."""
+    out = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
     if len(sys.argv) == 3 and sys.argv[1] == "--report":
-        # rewrite the section from a kept results.json (BENCH_KEEP=1), without measuring
         with open(sys.argv[2]) as f:
-            report(json.load(f), os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+            report(json.load(f), out)
         return 0
     if len(sys.argv) > 1:
         # -h, --help, or anything it does not know: the usage, nothing run
-        print(__doc__.strip())
+        print(doc.strip())
         return 0 if sys.argv[1] in ("-h", "--help") else 2
-    bin_dir = os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
-    doc = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
-    pars = [int(x) for x in (os.environ.get("BENCH_PARALLELISM") or "5,20,100").split(",")]
-    workers = env_int("BENCH_WORKERS", 1)
-    capacity = env_int("BENCH_WORKER_CAPACITY", 100)
-    latency = env_int("BENCH_LATENCY_MS", 50)
-    pending = env_int("BENCH_PENDING_MS", 5000)
-    shutdown = env_int("BENCH_SHUTDOWN_MS", 1000)
-    timeout = env_int("BENCH_TIMEOUT", 900)
-    poll = os.environ.get("BENCH_POLL_MS", "").strip()
-    for exe in ("dexter-scheduler", "dexter-api", "dexter-aws-worker"):
-        if not os.access(os.path.join(bin_dir, exe), os.X_OK):
-            sys.exit("bench: %s/%s is missing: run 'make services' (or set DEXTER_BIN_DIR)" % (bin_dir, exe))
-    if workers * capacity < max(pars):
-        sys.exit("bench: %d worker(s) × capacity %d cannot run %d jobs at once" % (workers, capacity, max(pars)))
 
     def interrupted(signum, frame):
         raise Failed("interrupted by signal %d" % signum)
@@ -474,96 +483,168 @@ def main():
     procs = Procs(work)
     ok = False
     try:
-        redis_port, sched_port, worker_port, api_port = (free_port() for _ in range(4))
-        os.makedirs(os.path.join(work, "redis"))
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
-        procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                              "--dir", os.path.join(work, "redis"), "--appendonly", "yes",
-                              "--appendfsync", "always", "--save", "", "--protected-mode", "yes"], base_env)
-
-        def redis_up():
-            try:
-                with socket.create_connection(("127.0.0.1", redis_port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-        wait_for(redis_up, 10, "redis-server", procs)
-        env = dict(base_env, DEXTER_REDIS_URL="redis://127.0.0.1:%d/0" % redis_port,
-                   DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
-                   DEXTER_WORKER_ENDPOINT="tcp://127.0.0.1:%d" % worker_port,
-                   DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
-                   DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="5000",
-                   DEXTER_LOG_LEVEL="info")
-        port_file = os.path.join(work, "fake-ec2.port")
-        fake_argv = ["/usr/bin/python3", os.path.join(ROOT, "tests", "fakes", "fake_ec2.py"), "--port", "0",
-                     "--port-file", port_file, "--access-key", KEY_ID, "--secret-key", SECRET, "--region", "any",
-                     "--latency-ms", str(latency), "--pending-ms", str(pending), "--shutdown-ms", str(shutdown),
-                     "--instance-limit", "1000", "--seed", "1", "--quiet"]
-        procs.start("fake-ec2", fake_argv, base_env)
-        procs.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], env)
-        procs.start("api", [os.path.join(bin_dir, "dexter-api")], env)
-        wait_for(lambda: os.path.exists(port_file), 30, "the fake EC2's port file", procs)
-        with open(port_file) as f:
-            fake_url = "http://127.0.0.1:%d" % int(f.read())
-        global FAKE_URL
-        FAKE_URL = fake_url
-        base = "http://127.0.0.1:%d/api/v1.0" % api_port
-        wait_for(lambda: up(base + "/clusters"), 20, "the api", procs)
-        wait_for(lambda: up(fake_url + "/_fake/health"), 10, "the fake EC2", procs)
-        wenv = dict(env, AWS_ENDPOINT_URL_EC2=fake_url, DEXTER_WORKER_CAPACITY=str(capacity), NO_PROXY="127.0.0.1")
-        if poll:
-            wenv["DEXTER_AWS_POLL_MS"] = poll
-        for n in range(workers):
-            procs.start("aws-worker-%d" % (n + 1), [os.path.join(bin_dir, "dexter-aws-worker")], wenv)
-        say("work dir %s; api :%d, fake EC2 %s, %d worker(s)" % (work, api_port, fake_url, workers))
-
-        # the cluster
-        pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True, check=True,
-                             timeout=120).stdout
-        api(base, "POST", "/clusters", 201, form={"name": CLUSTER, "provider": "aws", "type": "mesos"})
-        api(base, "PUT", "/clusters/%s/config" % CLUSTER, 200,
-            form={"master_type": MASTER_TYPE, "masters": str(MASTERS), "region": "us-west-2",
-                  "sshkey": "bench", "sshkeydata": base64.b64encode(pem).decode()})
-        total = 0
-        for g in GROUPS:
-            body = dict({"role": "*", "attributes": {}, "vars": {}, "disk_size": 20}, **g)
-            total += api(base, "POST", "/clusters/%s/groups" % CLUSTER, 201, js=body)["hosts"]
-        if total != AGENTS:
-            raise Failed("the groups have %d hosts, not %d" % (total, AGENTS))
-        # until the scheduler knows the workers
-        wait_for(lambda: not api(base, "GET", "/clusters/%s/deployment" % CLUSTER, 200).get("waiting"), 20,
-                 "the aws-workers to register", procs)
-
-        services = [(name, p.pid) for name, p in procs.items
-                    if name == "scheduler" or name.startswith("aws-worker")]
-        hwm_reset = all(reset_hwm(pid) for _, pid in services)
-        r = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-             "machine": "%d cores, %s, Linux %s" % (os.cpu_count(), cpu_model(), os.uname().release),
-             "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
-             "commit": git("rev-parse", "--short", "HEAD") or "unknown",
-             "dirty": bool(git("status", "--porcelain", "--", "Makefile", "common", "services", "proto")),
-             "bin_dir": (os.path.relpath(bin_dir, ROOT) if os.path.abspath(bin_dir).startswith(ROOT + os.sep)
-                         else bin_dir), "workers": workers, "capacity": capacity,
-             "poll_ms": poll or "1000 (default)", "latency_ms": latency, "pending_ms": pending,
-             "shutdown_ms": shutdown, "hwm_reset": hwm_reset, "runs": [],
-             "command": " ".join(["DEXTER_BIN_DIR=" + bin_dir] +
-                                 ["%s=%s" % (k, os.environ[k]) for k in sorted(os.environ)
-                                  if k.startswith("BENCH_") and k not in ("BENCH_DOC", "BENCH_KEEP")] +
-                                 ["bench/deploy/bench.py"])}
-        for p in pars:
-            bound, binding, _ = deploy_bound(p, workers, latency, pending)
-            say("parallelism %d: lower bound %.1f s (%s)" % (p, bound, binding))
-            r["runs"].append(measure(base, fake_url, p, timeout, procs, services))
-            with open(os.path.join(work, "results.json"), "w") as f:
-                json.dump(r, f, indent=1)
-        report(r, doc)
+        r = measure_all(procs, work)
+        report(r, out)
         ok = True
     except Failed as e:
         print("\nbench: FAILED: %s" % e, file=sys.stderr)
     finally:
         finish(procs, work, ok)
     return 0 if ok else 1
+
+
+def parallelisms():
+    return [int(x) for x in (os.environ.get("BENCH_PARALLELISM") or "5,20,100").split(",")]
+
+
+def bin_dir():
+    return os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
+
+
+def check_setup(*binaries):
+    """Exits with a message when a binary is missing, or when the workers
+    (BENCH_WORKERS × BENCH_WORKER_CAPACITY) cannot run the largest
+    parallelism's jobs at once."""
+    for exe in binaries:
+        if not os.access(os.path.join(bin_dir(), exe), os.X_OK):
+            sys.exit("bench: %s/%s is missing: run 'make services' (or set DEXTER_BIN_DIR)" % (bin_dir(), exe))
+    pars = parallelisms()
+    workers, capacity = env_int("BENCH_WORKERS", 1), env_int("BENCH_WORKER_CAPACITY", 100)
+    if workers * capacity < max(pars):
+        sys.exit("bench: %d worker(s) × capacity %d cannot run %d jobs at once" % (workers, capacity, max(pars)))
+
+
+def start_core(procs, work, drop=("DEXTER_", "AWS_")):
+    """Starts redis-server (appendonly yes, appendfsync always),
+    dexter-scheduler and dexter-api on free loopback ports. Returns the
+    environment without the variables named by drop's prefixes (for the
+    fake), the services' environment, and the api's base URL once it
+    answers."""
+    redis_port, sched_port, worker_port, api_port = (free_port() for _ in range(4))
+    os.makedirs(os.path.join(work, "redis"))
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
+                          "--dir", os.path.join(work, "redis"), "--appendonly", "yes",
+                          "--appendfsync", "always", "--save", "", "--protected-mode", "yes"], base_env)
+
+    def redis_up():
+        try:
+            with socket.create_connection(("127.0.0.1", redis_port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+    wait_for(redis_up, 10, "redis-server", procs)
+    env = dict(base_env, DEXTER_REDIS_URL="redis://127.0.0.1:%d/0" % redis_port,
+               DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
+               DEXTER_WORKER_ENDPOINT="tcp://127.0.0.1:%d" % worker_port,
+               DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
+               DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="5000",
+               DEXTER_LOG_LEVEL="info")
+    procs.start("scheduler", [os.path.join(bin_dir(), "dexter-scheduler")], env)
+    procs.start("api", [os.path.join(bin_dir(), "dexter-api")], env)
+    base = "http://127.0.0.1:%d/api/v1.0" % api_port
+    wait_for(lambda: up(base + "/clusters"), 20, "the api", procs)
+    return base_env, env, base
+
+
+def start_fake(procs, work, name, argv, env):
+    """Starts a fake cloud (argv without --port and --port-file) and
+    returns its URL once it answers; sets FAKE_URL."""
+    port_file = os.path.join(work, name + ".port")
+    procs.start(name, argv + ["--port", "0", "--port-file", port_file], env)
+    wait_for(lambda: os.path.exists(port_file), 30, "the %s's port file" % name, procs)
+    with open(port_file) as f:
+        url = "http://127.0.0.1:%d" % int(f.read())
+    wait_for(lambda: up(url + "/_fake/health"), 10, name, procs)
+    global FAKE_URL
+    FAKE_URL = url
+    return url
+
+
+def add_groups(base, groups, agents):
+    """POSTs the groups of CLUSTER; they must add up to agents hosts."""
+    total = 0
+    for g in groups:
+        body = dict({"role": "*", "attributes": {}, "vars": {}}, **g)
+        total += api(base, "POST", "/clusters/%s/groups" % CLUSTER, 201, js=body)["hosts"]
+    if total != agents:
+        raise Failed("the groups have %d hosts, not %d" % (total, agents))
+
+
+def wait_workers(base, procs, what):
+    """Until the scheduler knows a worker of CLUSTER's provider."""
+    wait_for(lambda: not api(base, "GET", "/clusters/%s/deployment" % CLUSTER, 200).get("waiting"), 20,
+             what + " to register", procs)
+
+
+def run_info(script):
+    """What every results.json says of the run: date, machine, load,
+    commit, binaries and the command."""
+    bd = bin_dir()
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": "%d cores, %s, Linux %s" % (os.cpu_count(), cpu_model(), os.uname().release),
+            "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
+            "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--", "Makefile", "common", "services", "proto")),
+            "bin_dir": os.path.relpath(bd, ROOT) if os.path.abspath(bd).startswith(ROOT + os.sep) else bd,
+            "command": " ".join(["DEXTER_BIN_DIR=" + bd] +
+                                ["%s=%s" % (k, os.environ[k]) for k in sorted(os.environ)
+                                 if k.startswith("BENCH_") and k not in ("BENCH_DOC", "BENCH_KEEP")] +
+                                [script])}
+
+
+def measure_aws(procs, work):
+    pars = parallelisms()
+    workers = env_int("BENCH_WORKERS", 1)
+    capacity = env_int("BENCH_WORKER_CAPACITY", 100)
+    latency = env_int("BENCH_LATENCY_MS", 50)
+    pending = env_int("BENCH_PENDING_MS", 5000)
+    shutdown = env_int("BENCH_SHUTDOWN_MS", 1000)
+    timeout = env_int("BENCH_TIMEOUT", 900)
+    poll = os.environ.get("BENCH_POLL_MS", "").strip()
+    base_env, env, base = start_core(procs, work)
+    fake_url = start_fake(procs, work, "fake-ec2", [
+        "/usr/bin/python3", os.path.join(ROOT, "tests", "fakes", "fake_ec2.py"),
+        "--access-key", KEY_ID, "--secret-key", SECRET, "--region", "any",
+        "--latency-ms", str(latency), "--pending-ms", str(pending), "--shutdown-ms", str(shutdown),
+        "--instance-limit", "1000", "--seed", "1", "--quiet"], base_env)
+    wenv = dict(env, AWS_ENDPOINT_URL_EC2=fake_url, DEXTER_WORKER_CAPACITY=str(capacity), NO_PROXY="127.0.0.1")
+    if poll:
+        wenv["DEXTER_AWS_POLL_MS"] = poll
+    for n in range(workers):
+        procs.start("aws-worker-%d" % (n + 1), [os.path.join(bin_dir(), "dexter-aws-worker")], wenv)
+    say("work dir %s; api %s, fake EC2 %s, %d worker(s)" % (work, base, fake_url, workers))
+
+    # the cluster
+    pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True, check=True,
+                         timeout=120).stdout
+    api(base, "POST", "/clusters", 201, form={"name": CLUSTER, "provider": "aws", "type": "mesos"})
+    api(base, "PUT", "/clusters/%s/config" % CLUSTER, 200,
+        form={"master_type": MASTER_TYPE, "masters": str(MASTERS), "region": "us-west-2",
+              "sshkey": "bench", "sshkeydata": base64.b64encode(pem).decode()})
+    add_groups(base, [dict(g, disk_size=20) for g in GROUPS], AGENTS)
+    wait_workers(base, procs, "the aws-workers")
+
+    services = [(name, p.pid) for name, p in procs.items
+                if name == "scheduler" or name.startswith("aws-worker")]
+    hwm_reset = all(reset_hwm(pid) for _, pid in services)
+    r = dict(run_info("bench/deploy/bench.py"), workers=workers, capacity=capacity,
+             poll_ms=poll or "1000 (default)", latency_ms=latency, pending_ms=pending,
+             shutdown_ms=shutdown, hwm_reset=hwm_reset, runs=[])
+    for p in pars:
+        bound, binding, _ = deploy_bound(p, workers, latency, pending)
+        say("parallelism %d: lower bound %.1f s (%s)" % (p, bound, binding))
+        r["runs"].append(measure(base, fake_url, p, timeout, procs, services))
+        with open(os.path.join(work, "results.json"), "w") as f:
+            json.dump(r, f, indent=1)
+    return r
+
+
+def main():
+    if len(sys.argv) == 1:
+        check_setup("dexter-scheduler", "dexter-api", "dexter-aws-worker")
+    return cli(__doc__, report, measure_aws)
 
 
 def finish(procs, work, ok):
