@@ -409,6 +409,31 @@ test_again_writes_nothing (void **state)
     json_decref (all);
 }
 
+/*  A location given by its display name is the same location: no write
+    the second time. */
+static void
+test_display_name (void **state)
+{
+    (void) state;
+    long puts = 0;
+    for (int run = 0; run < 2; run++) {
+        s_job_t job;
+        job.assign = s_assign ("c11", "network");
+        json_object_set_new (json_object_get (json_object_get (job.assign, "step"), "config"),
+                             "location", json_string ("West Europe"));
+        dx_step_out_init (&job.out, NULL, NULL);
+        az_run_init (&job.run, &s_config, job.assign, &job.out);
+        assert_int_equal (az_run_start (&job.run), 0);
+        assert_int_equal (az_step_network (&job.run), 0);
+        assert_string_equal (s_field (s_reported (&job.out, "rg"), "location"), "westeurope");
+        s_job_end (&job);
+        if (run == 0)
+            puts = s_count ("by_method", "PUT");
+    }
+    assert_int_equal (s_count ("by_method", "PUT"), puts);
+    s_done (az_step_destroy_group, "c11", "destroy.group");
+}
+
 //  ---------------------------------------------------------------------
 //  destroy.group
 
@@ -659,6 +684,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_create),
         cmocka_unit_test (test_again_writes_nothing),
+        cmocka_unit_test (test_display_name),
         cmocka_unit_test (test_destroy),
         cmocka_unit_test (test_not_ours),
         cmocka_unit_test (test_faults_absorbed),
