@@ -457,6 +457,55 @@ test_host_access (void **state)
     json_decref (st);
 }
 
+/*  A master: its fixed address in the hosts' subnet, the cluster's NSG,
+    no public IP; the admin password in no log line. */
+static void
+test_host_master (void **state)
+{
+    (void) state;
+    json_t *step = s_step ("host", "host.masters.1");
+    json_t *fields = json_pack ("{s:s, s:s, s:i, s:s, s:s, s:i, s:[], s:s, s:b, s:s,"
+                                " s:{}, s:{}, s:s}",
+                                "role", "master", "group", "masters", "slot", 1,
+                                "hostname", "c1-master-1", "instance_type", "Standard_D11",
+                                "disk_size", 30, "disks", "private_ip", "10.0.0.12",
+                                "public", 0, "group_role", "", "attributes", "vars",
+                                "client_token", "c1-master-1");
+    json_object_update (step, fields);
+    json_decref (fields);
+    char path [128];
+    snprintf (path, sizeof path, "%s/master.log", T.dir);
+    int saved = th_log_capture (path);
+    assert_true (saved >= 0);
+    dx_step_out_t out;
+    s_run (az_step_host, step, &out);
+    char *log = th_log_release (saved, path);
+    assert_non_null (log);
+    assert_non_null (strstr (log, "virtualMachines/c1-master-1"));
+    assert_null (strstr (log, PASSWORD));
+    assert_null (strstr (log, SECRET));
+    free (log);
+    s_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = s_resource (&out, "host.masters.1");
+    assert_non_null (host);
+    assert_string_equal (s_attr (host, "private_ip"), "10.0.0.12");
+    assert_string_equal (s_attr (host, "public_ip"), "");
+    assert_string_equal (s_attr (host, "role"), "master");
+    assert_null (s_resource (&out, "eip.access"));
+    dx_step_out_fini (&out);
+    json_t *st;
+    json_t *nic = s_fake_resource (&st, "Microsoft.Network/networkInterfaces", "c1-master-1-nic");
+    s_expect_tags (nic, "master", "masters", "c1-master-1");
+    json_t *props = json_object_get (json_object_get (nic, "body"), "properties");
+    assert_string_equal (s_attr (json_object_get (props, "networkSecurityGroup"), "id"),
+                         RG "Microsoft.Network/networkSecurityGroups/c1-nsg-cluster");
+    assert_null (json_object_get (json_object_get (json_array_get (json_object_get (
+                     props, "ipConfigurations"), 0), "properties"), "publicIPAddress"));
+    json_decref (st);
+    assert_null (s_fake_resource (&st, "", "c1-master-1-ip"));
+    json_decref (st);
+}
+
 /*  An agent with two disks given out of order: xvdf at LUN 0, xvdg at 1,
     each a tagged disk of its own. */
 static void
@@ -730,6 +779,7 @@ main (void)
         cmocka_unit_test (test_image_explicit),
         cmocka_unit_test (test_image_missing),
         cmocka_unit_test (test_host_access),
+        cmocka_unit_test (test_host_master),
         cmocka_unit_test (test_host_agent_disks),
         cmocka_unit_test (test_host_public_agent),
         cmocka_unit_test (test_host_again_writes_nothing),
