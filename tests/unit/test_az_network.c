@@ -626,18 +626,53 @@ test_group_being_deleted (void **state)
     json_decref (all);
 }
 
-/*  The token expires while the step waits for an operation: a fresh one
-    is fetched and the step goes on. */
-static int s_expired;
+/*  A progress callback that calls the fake's side channel once, the
+    first time an operation is followed: s_once_what with s_once_json. */
+static const char *s_once_what, *s_once_json;
+static int s_once_calls;
 
 static void
-s_expire_once (const az_progress_t *progress, void *arg)
+s_once (const az_progress_t *progress, void *arg)
 {
     (void) progress;
     (void) arg;
-    if (s_expired++ == 0)
-        json_decref (th_fake_side (T.endpoint, "POST", "expire-tokens", NULL));
+    if (s_once_calls++ == 0)
+        json_decref (th_fake_side (T.endpoint, "POST", s_once_what, s_once_json));
 }
+
+/*  A twin attempt's PUT still runs: the step's GET waits for it to end,
+    finds the VNet as wanted, and writes nothing. */
+static void
+test_twin_still_running (void **state)
+{
+    (void) state;
+    json_decref (s_side ("POST", "config", "{\"lro_ms\": 600000}"));
+    static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast };
+    s_job_t job;
+    s_run (&job, az_step_network, "c12", "network", &impatient);
+    s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");
+    s_job_end (&job);
+    json_decref (s_side ("POST", "config", "{\"lro_ms\": 50}"));
+
+    long puts = s_count ("by_method", "PUT");
+    s_job_start (&job, "c12", "network", NULL);
+    s_once_what = "advance";
+    s_once_json = "{\"seconds\": 601}";
+    s_once_calls = 0;
+    az_arm_set_progress (job.run.arm, s_once, NULL);
+    assert_int_equal (az_step_network (&job.run), 0);
+    s_expect (&job, DX_STEP_DONE, 0, "");
+    assert_true (s_once_calls > 0);
+    assert_string_equal (s_field (s_reported (&job.out, "subnet"), "provider_id"),
+                         "/subscriptions/" SUB "/resourceGroups/dexter-c12/providers/"
+                         "Microsoft.Network/virtualNetworks/c12-vnet/subnets/hosts");
+    s_job_end (&job);
+    assert_int_equal (s_count ("by_method", "PUT"), puts);
+    s_done (az_step_destroy_group, "c12", "destroy.group");
+}
+
+/*  The token expires while the step waits for an operation: a fresh one
+    is fetched and the step goes on. */
 
 static void
 test_token_expires_mid_step (void **state)
@@ -647,13 +682,15 @@ test_token_expires_mid_step (void **state)
     long grants = s_count ("by_request", "POST token");
     s_job_t job;
     s_job_start (&job, "c9", "network", NULL);
-    az_arm_set_progress (job.run.arm, s_expire_once, NULL);
-    s_expired = 0;
+    s_once_what = "expire-tokens";
+    s_once_json = NULL;
+    s_once_calls = 0;
+    az_arm_set_progress (job.run.arm, s_once, NULL);
     assert_int_equal (az_step_network (&job.run), 0);
     s_expect (&job, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 4);
     s_job_end (&job);
-    assert_true (s_expired > 0);
+    assert_true (s_once_calls > 0);
     assert_int_equal (s_count ("by_error_code", "ExpiredAuthenticationToken"), expired + 1);
     assert_true (s_count ("by_request", "POST token") >= grants + 1);
     s_done (az_step_destroy_group, "c9", "destroy.group");
@@ -690,6 +727,7 @@ main (void)
         cmocka_unit_test (test_faults_absorbed),
         cmocka_unit_test (test_operation_failed),
         cmocka_unit_test (test_group_being_deleted),
+        cmocka_unit_test (test_twin_still_running),
         cmocka_unit_test (test_token_expires_mid_step),
         cmocka_unit_test (test_no_location),
     };
