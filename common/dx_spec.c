@@ -1076,7 +1076,7 @@ static const s_field_t s_config_fields [] = {
     { .name = "masters",     .on = S_BOTH, .required = S_BOTH, .check = s_check_int,
       .min = 1, .max = 9, .flags = S_ODD },
     { .name = "master_type", .on = S_BOTH, .required = S_NONE,
-      .check = s_check_instance_type, .dflt = { "m3.large", "Basic_A2" } },
+      .check = s_check_instance_type, .dflt = { DX_SPEC_MASTER_TYPE_AWS, DX_SPEC_MASTER_TYPE_AZURE } },
     { .name = "region",      .on = S_AWS, .required = S_AWS, .check = s_check_region },
     { .name = "sshkey",      .on = S_AWS, .required = S_AWS, .check = s_check_printable,
       .min = 1, .max = 255 },

@@ -28,6 +28,10 @@
     or the deployment's snapshot. */
 #define DX_CLUSTER_GROUPS_MAX 100
 
+/*  A config's master_type when it names none, per provider. */
+#define DX_SPEC_MASTER_TYPE_AWS   "m3.large"
+#define DX_SPEC_MASTER_TYPE_AZURE "Basic_A2"
+
 /*  The rule for cluster and group names, which every service checks with
     this function: 1 to DX_NAME_MAX lowercase letters and digits, starting
     with a letter (^[a-z][a-z0-9]{0,15}$). 1 if s is such a name, else 0

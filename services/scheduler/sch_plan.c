@@ -7,6 +7,7 @@
     sch_plan_next then makes the jobs of the parts in order, so a slice
     costs what its own jobs cost, however big the plan. */
 #include "sch_plan.h"
+#include "dx_spec.h"
 #include "dx_netplan.h"
 
 #include <stdbool.h>
@@ -55,12 +56,12 @@ static const s_cloud_t s_clouds [] = {
       { { "network", NULL }, { "security", "network" }, { "image", NULL },
         { "keypair", NULL } },
       { "destroy.instances", "destroy.addresses", "destroy.security", "destroy.network" },
-      SCH_PLAN_ACCESS_TYPE_AWS, SCH_PLAN_MASTER_TYPE_AWS },
+      SCH_PLAN_ACCESS_TYPE_AWS, DX_SPEC_MASTER_TYPE_AWS },
     //  No key pair: the hosts' admin user logs in with the config's password
     { "azure",
       { { "network", NULL }, { "security", "network" }, { "image", NULL } },
       { "destroy.group" },
-      SCH_PLAN_ACCESS_TYPE_AZURE, SCH_PLAN_MASTER_TYPE_AZURE },
+      SCH_PLAN_ACCESS_TYPE_AZURE, DX_SPEC_MASTER_TYPE_AZURE },
 };
 #define S_CLOUDS (sizeof s_clouds / sizeof s_clouds [0])
 

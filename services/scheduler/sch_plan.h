@@ -37,13 +37,10 @@
 
 /*  Defaults for the hosts the spec does not describe. The access node's
     sizes are offered in every region and location and run the images
-    the workers pick by default (Azure's: generation 1). The masters'
-    are the api's defaults of master_type (common/dx_spec.c), for a
-    config that lacks one. */
+    the workers pick by default (Azure's: generation 1). A config without
+    master_type gets dx_spec.h's DX_SPEC_MASTER_TYPE_* for its masters. */
 #define SCH_PLAN_ACCESS_TYPE_AWS   "t3.small"
 #define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1_v2"
-#define SCH_PLAN_MASTER_TYPE_AWS   "m3.large"
-#define SCH_PLAN_MASTER_TYPE_AZURE "Basic_A2"
 #define SCH_PLAN_ACCESS_DISK       20
 #define SCH_PLAN_MASTER_DISK       50
 
