@@ -99,9 +99,10 @@ s_unanswered (const char *key)
 }
 
 /*  1 when everything of want is in have: ARM's answer holds what was PUT
-    plus what ARM adds. Strings compare without case (ids, enums). */
+    plus what ARM adds. Strings compare without case (ids, enums), unless
+    exact (tag values). */
 static bool
-s_matches (const json_t *want, const json_t *have)
+s_matches_as (const json_t *want, const json_t *have, bool exact)
 {
     if (json_is_object (want)) {
         if (!json_is_object (have))
@@ -109,7 +110,9 @@ s_matches (const json_t *want, const json_t *have)
         const char *key;
         json_t *value;
         json_object_foreach ((json_t *) want, key, value)
-            if (!s_unanswered (key) && !s_matches (value, json_object_get (have, key)))
+            if (!s_unanswered (key)
+            &&  !s_matches_as (value, json_object_get (have, key), exact
+                                                                || strcmp (key, "tags") == 0))
                 return false;
         return true;
     }
@@ -117,16 +120,22 @@ s_matches (const json_t *want, const json_t *have)
         if (!json_is_array (have) || json_array_size (want) != json_array_size (have))
             return false;
         for (size_t i = 0; i < json_array_size (want); i++)
-            if (!s_matches (json_array_get (want, i), json_array_get (have, i)))
+            if (!s_matches_as (json_array_get (want, i), json_array_get (have, i), exact))
                 return false;
         return true;
     }
-    if (json_is_string (want))
+    if (json_is_string (want) && !exact)
         return json_is_string (have)
             && strcasecmp (json_string_value (want), json_string_value (have)) == 0;
     if (json_is_number (want))
         return json_is_number (have) && json_number_value (want) == json_number_value (have);
     return json_equal (want, have);
+}
+
+static bool
+s_matches (const json_t *want, const json_t *have)
+{
+    return s_matches_as (want, have, false);
 }
 
 /*  properties.<name> of a resource, as a string or NULL. */
