@@ -712,14 +712,16 @@ s_started (const s_request_t *request)
     return (request->status == 200 || request->status == 201) && state && !s_terminal (state);
 }
 
-/*  The answer of an operation that succeeded: for PUT and PATCH the
-    resource as it is now (GET url), for POST what its Location holds,
-    for DELETE {}. Replaces request->json. */
+/*  The answer of an operation that succeeded: for PUT and PATCH, and a
+    GET that met its resource changing, the resource as it is now (GET
+    url), for POST what its Location holds, for DELETE {}. Replaces
+    request->json. */
 static int
 s_result (az_arm_t *self, s_request_t *request, s_operation_t *op, const char *location,
           az_error_t *err)
 {
-    int put = strcmp (op->method, "PUT") == 0 || strcmp (op->method, "PATCH") == 0;
+    int put = strcmp (op->method, "PUT") == 0 || strcmp (op->method, "PATCH") == 0
+           || strcmp (op->method, "GET") == 0;
     const char *url = put? request->url
                     : strcmp (op->method, "POST") == 0 && location
                       && s_on_endpoint (self, location)? location: NULL;

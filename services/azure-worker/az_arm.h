@@ -105,9 +105,10 @@ void az_arm_set_progress (az_arm_t *self, az_arm_progress_fn *fn, void *arg);
     subscription ("resourceGroups/dexter-c1"), or a resource id from the
     endpoint's root ("/subscriptions/.../virtualNetworks/v"); it may hold a
     query (already encoded). When the answer starts a long-running
-    operation, waits for its end. Returns the answer (caller decrefs): the
-    resource as it is at the end for PUT and PATCH, the result (or {})
-    for POST, {} for DELETE and whatever GET got; or NULL with *err
+    operation, or a GET finds its resource changing (a provisioningState
+    not final), waits for its end. Returns the answer (caller decrefs):
+    the resource as it is at the end for PUT, PATCH and GET, the result
+    (or {}) for POST, {} for DELETE; or NULL with *err
     filled (err may be NULL). A resource that does not exist is
     http_status 404 (ResourceNotFound, ResourceGroupNotFound, ...). */
 json_t *az_arm_call (az_arm_t *self, const char *method, const char *path,

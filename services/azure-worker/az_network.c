@@ -128,16 +128,11 @@ s_state (const json_t *resource)
 /*  GETs path into *found: the resource, or NULL when it does not exist.
     0, or -1 with the outcome set. A GET that meets a resource still
     being changed (a twin attempt's PUT, a group being deleted) waits
-    until its operation ends, and may then answer {}: the resource is
-    asked for once more. */
+    until its operation ends and answers it as it is then (az_arm). */
 static int
 s_look (az_run_t *run, const char *path, const char *api_version, json_t **found)
 {
     *found = az_run_call (run, "GET", path, api_version, NULL);
-    if (*found && !json_object_get (*found, "id")) {
-        json_decref (*found);
-        *found = az_run_call (run, "GET", path, api_version, NULL);
-    }
     if (*found || az_run_gone (run))
         return 0;
     return az_run_failed (run, "GET", path);
