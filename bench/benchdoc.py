@@ -16,6 +16,7 @@ run; earlier figures are in git history.
 |---|---|---|
 | API | `bench/api/run.sh` | `make bench` (builds the release services first) |
 | Deployments on AWS (fake EC2) | `bench/deploy/bench.py` | `make services && bench/deploy/bench.py` |
+| Deployments on Azure (fake ARM) | `bench/deploy/azure.py` | `make services && bench/deploy/azure.py` |
 | getpid from memory | `bench/getpid/run.sh` | `make bench` |
 | A GET while big deploys are planned and every cluster is listed | `bench/slices/bench.py` | `make services && bench/slices/bench.py` |
 
