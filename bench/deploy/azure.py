@@ -55,8 +55,8 @@ sees it end):
 
   L latency per call, P operation time, N = 104 VMs, p the parallelism;
   L + 2·O the chain before any host: the resource group's PUT (synchronous),
-  the virtual network, then the three network security groups (independent
-  of each other: one O); each host a NIC, then its VM (2·O; data disks
+  the virtual network, then (the plan's order) the three network security
+  groups, independent of each other: one O; each host a NIC, then its VM (2·O; data disks
   would run beside the NIC); the access node a public IP first (3·O);
   ARM's write bucket Bw = 200, Rw = 10/s and read bucket Br = 250,
   Rr = 25/s, per subscription, full when the hosts start; Wh = 2N + 1 host
@@ -258,7 +258,7 @@ def breakdown(run, r):
     return textwrap.fill(("Where the time went at parallelism {p} ({wall:.1f} s against {bound:.1f} s): the chain before "
             "the hosts ended at {sec:.1f} s against the bound's {chain:.2f} s; `network` took {net:.1f} s "
             "and `security` {secd:.1f} s, {secops:.1f} × O, where the bound has one O for the three "
-            "network security groups, which depend on nothing but the network. The hosts then took "
+            "network security groups, which reference nothing but their resource group. The hosts then took "
             "{hosts:.1f} s against the bound's {waves:.1f} s ({w} × 2·O), a host step {mean:.1f} s on average "
             "(longest {longest:.1f} s) against 2·O = {two:.1f} s: the worker read {rpv:.1f} times per VM "
             "(the bound counts 3: a look-up and a poll per operation), {reads} host reads that ARM's read "
@@ -271,7 +271,7 @@ def breakdown(run, r):
         w=math.ceil(INSTANCES / p), mean=ph["host_mean"], longest=ph["host_max"], two=2 * O,
         rpv=host_reads / float(INSTANCES), reads=host_reads, rb=max(0.0, (host_reads - READ_BURST) / READ_RATE),
         polls=cd["polls"], ops=ops, ppo=cd["polls"] / float(ops or 1), ra=max(1, math.ceil(P)),
-        writes=cd["by_method"].get("PUT", 0), t429=cd["by_status"].get("429", 0)), width=88)
+        writes=cd["by_method"].get("PUT", 0), t429=cd["by_status"].get("429", 0)), width=88, break_on_hyphens=False)
 
 
 def report(r, doc):
@@ -338,14 +338,14 @@ PUT, the operation, one poll that sees it end):
 `L + 2·O + max(ceil(N/p)·2·O, 3·O, (Wh − Bw)/Rw + O, (Rh − Br)/Rr + L)`
 with L = {L} ms, P = {P} ms, N = {n} VMs: `L + 2·O` is the chain before any host (the
 resource group's synchronous PUT, the virtual network, then the three network security
-groups, which depend on nothing but the network: one O); a host is its NIC, then its VM
-(2·O), the access node a public IP before them (3·O); ARM's write bucket Bw = 200,
-Rw = 10/s and read bucket Br = 250, Rr = 25/s per subscription, full when the hosts start,
-against Wh = {wh} host writes (a NIC and a VM each, the public IP) and Rh = {rh} host
-reads (one look-up per host, one poll per operation). Destroy: O (the resource group's
-DELETE, its operation, one poll). Look-ups before each write and the final GET of each
-resource are not counted, so no implementation of this plan can beat the bound. See
-`bench/README.md`.
+groups, which the plan makes after the network and which reference nothing but their
+resource group: one O); a host is its NIC, then its VM (2·O), the access node a public
+IP before them (3·O); ARM's write bucket Bw = 200, Rw = 10/s and read bucket Br = 250,
+Rr = 25/s per subscription, full when the hosts start, against Wh = {wh} host writes (a
+NIC and a VM each, the public IP) and Rh = {rh} host reads (one look-up per host, one
+poll per operation). Destroy: O (the resource group's DELETE, its operation, one poll).
+Look-ups before each write and the final GET of each resource are not counted, so no
+implementation of this plan can beat the bound. See `bench/README.md`.
 
 Command: `{command}`
 {end}""".format(start=START, end=END, date=r["date"], machine=r["machine"], loadavg=r["loadavg"],
