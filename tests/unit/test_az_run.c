@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "../../services/azure-worker/az_run.h"
+#include "../../services/azure-worker/az_steps.h"
 #include "harness.h"
 
 #define TENANT  "3c0d1e2f-0000-4000-8000-0000000000aa"
@@ -109,6 +110,32 @@ test_start_refused (void **state)
     assert_int_equal (az_run_start (&run), -1);
     assert_string_equal (out.code, "InvalidStep");
     az_run_fini (&run);
+    dx_step_out_fini (&out);
+    json_decref (assign);
+}
+
+/*  az_step_run: a kind no step has fails for good, before any call; a
+    known kind with refused credentials fails as az_run_start says. */
+static void
+test_step_dispatch (void **state)
+{
+    (void) state;
+    json_t *assign = s_assign (NULL);
+    json_object_set_new (json_object_get (assign, "step"), "kind", json_string ("keypair"));
+    dx_step_out_t out;
+    dx_step_out_init (&out, NULL, NULL);
+    assert_int_equal (az_step_run (&s_config, assign, &out), -1);
+    assert_int_equal (out.outcome, DX_STEP_FAILED);
+    assert_int_equal (out.permanent, 1);
+    assert_string_equal (out.code, "InvalidStep");
+    assert_string_equal (out.message, "unknown step kind keypair");
+    dx_step_out_fini (&out);
+
+    json_object_set_new (json_object_get (assign, "step"), "kind", json_string ("network"));
+    json_object_del (json_object_get (assign, "credentials"), "tenantId");
+    dx_step_out_init (&out, NULL, NULL);
+    assert_int_equal (az_step_run (&s_config, assign, &out), -1);
+    assert_string_equal (out.code, "InvalidCredentials");
     dx_step_out_fini (&out);
     json_decref (assign);
 }
@@ -301,6 +328,7 @@ main (void)
     const struct CMUnitTest offline [] = {
         cmocka_unit_test (test_names_and_tags),
         cmocka_unit_test (test_start_refused),
+        cmocka_unit_test (test_step_dispatch),
     };
     const struct CMUnitTest fake [] = {
         cmocka_unit_test (test_fake_done),
