@@ -535,13 +535,10 @@ s_vm_body (az_run_t *run, s_host_t *h, const json_t *nic, json_t *data)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "MissingParameter", "host %s needs "
                                 "the config's ssh_user and ssh_password", h->host), NULL;
     char err [256];
-    char *script = dx_provision_script (run->job.cluster, run->job.step, err, sizeof err);
-    if (!script)
-        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
-    char *custom = dx_base64_encode ((const unsigned char *) script, strlen (script));
-    free (script);
+    char *custom = dx_provision_user_data (run->job.cluster, run->job.step,
+                                           run->job.credentials, err, sizeof err);
     if (!custom)
-        return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory"), NULL;
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
 
     char os_disk [160];
     snprintf (os_disk, sizeof os_disk, "%s-osdisk", h->host);
@@ -612,6 +609,35 @@ s_vm (az_run_t *run, s_host_t *h, json_t *body)
     return az_run_ask (run, "PUT", path, AZ_API_COMPUTE, body);
 }
 
+/*  Tags the OS disk the VM made, which ARM makes without tags: a PATCH
+    of its tags (those it has, with ours) unless it has ours already.
+    0, or -1 with the outcome set. */
+static int
+s_os_disk_tags (az_run_t *run, s_host_t *h)
+{
+    char name [128], path [512];
+    snprintf (name, sizeof name, "%s-osdisk", h->host);
+    az_run_path (run, path, sizeof path, "Microsoft.Compute/disks", name);
+    bool missing;
+    json_t *disk = s_get (run, path, S_API_DISKS, &missing);
+    if (!disk)
+        return missing? 0: -1;          /* none: a VM made from another disk */
+    json_t *want = json_pack ("{s:o}", "tags", az_run_tags (run, h->role, h->group, h->host));
+    int rc = 0;
+    if (!s_matches (want, disk)) {
+        json_t *have = json_object_get (disk, "tags");
+        if (json_is_object (have))
+            json_object_update_missing (json_object_get (want, "tags"), have);
+        dx_debug ("cluster %s: PATCH %s", run->job.cluster, path);
+        json_t *done = az_run_ask (run, "PATCH", path, S_API_DISKS, want);
+        rc = done? 0: -1;
+        json_decref (done);
+    }
+    json_decref (want);
+    json_decref (disk);
+    return rc;
+}
+
 /*  Reports the VM (or, when vm is NULL, the one at the host's path, if
     any: what a failed operation left) under the host's key. */
 static void
@@ -676,7 +702,7 @@ az_step_host (az_run_t *run)
     ||  !(body = s_vm_body (run, &h, nic, data)))
         goto done;
     vm = s_vm (run, &h, body);
-    rc = vm? 0: -1;
+    rc = vm? s_os_disk_tags (run, &h): -1;
 done:
     if (nic)
         s_report_vm (run, &h, vm, nic, ip);

@@ -2391,7 +2391,31 @@ class FakeArm:
             return self._get(ctx, kind, rid)
         if ctx.method == "DELETE":
             return self._delete(ctx, kind, rid)
+        if ctx.method == "PATCH" and kind is DISK:
+            return self._patch_tags(ctx, kind, rid)
         raise ArmError(405, "MethodNotAllowed", "The fake ARM does not serve %s on %s." % (ctx.method, kind.type))
+
+    def _patch_tags(self, ctx, kind, rid):
+        """PATCH of a disk (the SDK's DiskUpdate): the fake changes its tags
+        only, which the body replaces as a whole, as ARM does, synchronously.
+        An OS disk made with its VM has no tags until a PATCH gives them."""
+        st = self.state
+        body = self._json(ctx.body)
+        sdk_models(kind.package, ctx.api_version).check(body, "DiskUpdate")
+        other = sorted(k for k in body if k != "tags")
+        if other:
+            raise invalid_parameter("The fake updates a disk's tags only, not '%s'." % other[0], other[0])
+        st.group(rid.sub, rid.rg)
+        res = st.res.get(rid.key)
+        if res is None or res.state is None:
+            raise not_found(kind.type, rid.name, rid.rg)
+        if res.busy():
+            raise self._in_progress(ctx, res.op)
+        res.tags = self._tags(body)
+        res.state = "Succeeded"  # an update that succeeds provisions it, even after a failed operation
+        res.writes += 1
+        res.changes += 1
+        return 200, {}, kind.render(st, res)
 
     def _get(self, ctx, kind, rid):
         st = self.state

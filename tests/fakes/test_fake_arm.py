@@ -740,6 +740,27 @@ def test_scaling_down_deletes_a_vm_with_its_nic_and_disks(arm):
     assert len(names) == 4 and all("agent-0" in n for n in names), names
 
 
+def test_a_disk_patch_replaces_its_tags_only(arm):
+    network(arm)
+    host(arm, "c1-agent-0", ip=None)
+    os_disk = [d for d in resources(arm, type="Microsoft.Compute/disks")]
+    assert len(os_disk) == 1 and not os_disk[0].get("tags"), os_disk   # made with its VM: no tags
+    disk = os_disk[0]["id"]
+    r = arm.call("PATCH", disk, {"tags": {"dexter:cluster": "c1", "dexter:host": "c1-agent-0"}})
+    assert r.status == 200 and r.json["tags"] == {"dexter:cluster": "c1", "dexter:host": "c1-agent-0"}, r
+    r = arm.call("PATCH", disk, {"tags": {"dexter:cluster": "c1"}})
+    assert arm.get(disk).json["tags"] == {"dexter:cluster": "c1"}
+    # What DiskUpdate has not, and what the fake does not change, are refused
+    r = arm.call("PATCH", disk, {"tags": {}, "colour": "blue"})
+    assert (r.status, r.code) == (400, "InvalidRequestContent"), r
+    r = arm.call("PATCH", disk, {"properties": {"diskSizeGB": 64}})
+    assert (r.status, r.code) == (400, "InvalidParameter"), r
+    r = arm.call("PATCH", disk.replace(os_disk[0]["name"], "nothere"), {"tags": {}})
+    assert r.status == 404, r
+    r = arm.call("PATCH", vm_id("c1-agent-0"), {"tags": {}})
+    assert r.status == 405, r
+
+
 def test_vm_rules(srv, arm):
     network(arm)
     nic = net("networkInterfaces", "nic")

@@ -73,9 +73,10 @@ s_assign (json_t *step)
 static json_t *
 s_step (const char *kind, const char *id)
 {
-    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:i},"
+    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:i},"
                               " s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
                               "kind", kind, "id", id, "uid", UID, "cluster_type", "mesos",
+                              "provider", "azure",
                               "config", "location", "westeurope", "ssh_user", "dexter",
                               "master_type", "Basic_A2", "masters", 1,
                               "context", "subnet", RG "Microsoft.Network/virtualNetworks/c1-vnet/"
@@ -424,8 +425,9 @@ test_host_access (void **state)
     dx_step_out_fini (&out);
 
     //  In the fake: tags on everything the step made, and what they hold
-    const char *const made [] = { "c1-access-ip", "c1-access-nic", "c1-access" };
-    for (size_t i = 0; i < 3; i++) {
+    const char *const made [] = { "c1-access-ip", "c1-access-nic", "c1-access",
+                                  "c1-access-osdisk" };
+    for (size_t i = 0; i < 4; i++) {
         json_t *st;
         json_t *res = s_fake_resource (&st, "", made [i]);
         assert_non_null (res);
@@ -448,7 +450,7 @@ test_host_access (void **state)
     size_t len = 0;
     unsigned char *script = dx_base64_decode (s_attr (os, "customData"), &len);
     assert_non_null (script);
-    assert_true (len > 20 && memcmp (script, "#!", 2) == 0);
+    assert_true (len > 20 && memcmp (script, "Content-Type: multipart/mixed", 29) == 0);
     assert_non_null (strstr ((char *) script, "c1-access"));
     free (script);
     json_t *disk = json_object_get (json_object_get (props, "storageProfile"), "osDisk");
@@ -473,6 +475,8 @@ test_host_master (void **state)
                                 "client_token", "c1-master-1");
     json_object_update (step, fields);
     json_decref (fields);
+    json_object_set_new (json_object_get (step, "context"), "masters_ips",
+                         json_string ("10.0.0.11,10.0.0.12"));
     char path [128];
     snprintf (path, sizeof path, "%s/master.log", T.dir);
     int saved = th_log_capture (path);
