@@ -292,6 +292,25 @@ s_tls_crypt_valid (const char *text)
 //  ---------------------------------------------------------------------
 //  The CRL
 
+//  Lists serial in crl as revoked at `at` (seconds since the epoch).
+static bool
+s_crl_add (X509_CRL *crl, uint64_t serial, int64_t at)
+{
+    X509_REVOKED *entry = X509_REVOKED_new ();
+    ASN1_INTEGER *number = ASN1_INTEGER_new ();
+    ASN1_TIME *when = at >= 0? ASN1_TIME_set (NULL, (time_t) at): NULL;
+    bool ok = entry && number && when
+           && ASN1_INTEGER_set_uint64 (number, serial) == 1
+           && X509_REVOKED_set_serialNumber (entry, number) == 1
+           && X509_REVOKED_set_revocationDate (entry, when) == 1
+           && X509_CRL_add0_revoked (crl, entry) == 1;
+    if (!ok)
+        X509_REVOKED_free (entry);
+    ASN1_INTEGER_free (number);
+    ASN1_TIME_free (when);
+    return ok;
+}
+
 //  The CRL of every revoked user in users, numbered number, signed by the
 //  CA; plus serial revoked at `at` when serial is not 0. PEM text (caller
 //  frees) or NULL.
@@ -313,42 +332,12 @@ s_crl_new (vpn_pki_t *self, const json_t *users, uint64_t number,
 
     size_t index;
     json_t *user;
-    json_array_foreach (users, index, user) {
-        if (!ok)
-            break;
-        if (!json_is_true (json_object_get (user, "revoked")))
-            continue;
-        uint64_t user_serial = (uint64_t) json_integer_value (json_object_get (user, "serial"));
-        int64_t user_at = s_iso_epoch (json_string_value (json_object_get (user, "revoked_at")));
-        X509_REVOKED *entry = X509_REVOKED_new ();
-        ASN1_INTEGER *entry_serial = ASN1_INTEGER_new ();
-        ASN1_TIME *entry_at = ASN1_TIME_set (NULL, (time_t) user_at);
-        ok = entry && entry_serial && entry_at && user_at >= 0
-          && ASN1_INTEGER_set_uint64 (entry_serial, user_serial) == 1
-          && X509_REVOKED_set_serialNumber (entry, entry_serial) == 1
-          && X509_REVOKED_set_revocationDate (entry, entry_at) == 1
-          && X509_CRL_add0_revoked (crl, entry) == 1;
-        if (ok)
-            entry = NULL;
-        X509_REVOKED_free (entry);
-        ASN1_INTEGER_free (entry_serial);
-        ASN1_TIME_free (entry_at);
-    }
-    if (ok && serial) {
-        X509_REVOKED *entry = X509_REVOKED_new ();
-        ASN1_INTEGER *entry_serial = ASN1_INTEGER_new ();
-        ASN1_TIME *entry_at = ASN1_TIME_set (NULL, (time_t) at);
-        ok = entry && entry_serial && entry_at
-          && ASN1_INTEGER_set_uint64 (entry_serial, serial) == 1
-          && X509_REVOKED_set_serialNumber (entry, entry_serial) == 1
-          && X509_REVOKED_set_revocationDate (entry, entry_at) == 1
-          && X509_CRL_add0_revoked (crl, entry) == 1;
-        if (ok)
-            entry = NULL;
-        X509_REVOKED_free (entry);
-        ASN1_INTEGER_free (entry_serial);
-        ASN1_TIME_free (entry_at);
-    }
+    json_array_foreach (users, index, user)
+        if (ok && json_is_true (json_object_get (user, "revoked")))
+            ok = s_crl_add (crl, (uint64_t) json_integer_value (json_object_get (user, "serial")),
+                            s_iso_epoch (json_string_value (json_object_get (user, "revoked_at"))));
+    if (ok && serial)
+        ok = s_crl_add (crl, serial, at);
     if (ok) {
         X509V3_CTX ctx;
         X509V3_set_ctx_nodb (&ctx);

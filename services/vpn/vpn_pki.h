@@ -16,7 +16,11 @@
     Storage form: a JSON object (vpn_pki_to_json). Its secrets are the
     members VPN_PKI_SECRETS names; with a seal they are stored sealed
     (dx_seal), which is the only way a service may store them. The module
-    writes no files and logs no key; the key material it frees is wiped.
+    writes no files and logs no key; the key material it frees is wiped
+    (libcrypto clears the keys it frees; the PEM texts are wiped here).
+    Copies in jansson's strings are wiped only under wiping allocators
+    (json_set_alloc_funcs with dx_free_wiped, as services/api/main.c does),
+    which a service holding a PKI installs.
     Loading a JSON object gives back the same PKI, byte for byte: nothing is
     made again once it exists.
 
