@@ -3,7 +3,7 @@
 # `make run` starts the whole system. See README.md.
 
 CC       ?= gcc
-PKGS     := libczmq libzmq msgpack libmicrohttpd hiredis jansson libsodium libcurl libcrypto libxml-2.0
+PKGS     := libczmq libzmq msgpack libmicrohttpd hiredis jansson libsodium libcurl libcrypto libxml-2.0 zlib
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
                -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS_EXTRA)
 LIBS     := -Wl,--as-needed $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm

@@ -1,43 +1,32 @@
-/*  dx_provision: the first-boot script of a host. See dx_provision.h.
+/*  dx_provision: the user data of a host. See dx_provision.h.
 
-    The script is built in three parts: the common part (host name, disks,
-    /etc/dexter), then the part of the host's role (s_role_access,
-    s_role_master, s_role_agent: the places the provisioning issue fills
-    in), then the end marker. Values are checked before they are written
-    (names and disk devices by dx_spec's rules, the others by s_safe), JSON
-    is written as one line inside a quoted here-document. */
+    Three passes: the step and the settings are read and checked into a
+    dx_prov_t (nothing is written from an unchecked value); the parts are
+    written (dx_provision_base.c, dx_provision_roles.c: files and shell
+    lines; dx_provision_cloud.c: the #cloud-config of the files); the two
+    parts are joined as MIME multipart, and for the user data gzipped when
+    over the provider's limit and base64-encoded. The document depends on
+    nothing but its inputs (no time, no randomness, a fixed boundary), so
+    a step run again sends the same user data: EC2 matches a ClientToken's
+    parameters, user data included. */
 #include "dx_provision.h"
+#include "dx_provision_host.h"
 #include "dx_spec.h"
+#include "dx_util.h"
 
 #include <stdarg.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <zlib.h>
 
-/*  The here-document terminator. A compact JSON document is one line that
-    starts with '{', so it can never be this line; s_heredoc checks anyway. */
-#define S_EOF "DEXTER_EOF"
+/*  The MIME boundary. Every line of either part is the module's own, or a
+    content line of the cloud-config that starts with spaces, so no line
+    can be a delimiter; the join checks anyway. */
+#define S_BOUNDARY "==DEXTER-USER-DATA-7f3a9c=="
 
-typedef struct {
-    FILE *out;
-    const char *cluster;
-    const char *type;                   /* mesos or dcos */
-    const char *role;                   /* access, master, agent */
-    const char *hostname;
-    const char *group;
-    const char *group_role;
-    const char *masters;                /* comma-separated IPs, may be "" */
-    char *err;
-    size_t errlen;
-    bool failed;
-} s_script_t;
-
-static void
-s_fail (s_script_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_fail (s_script_t *self, const char *fmt, ...)
+void
+dx_prov_fail (dx_prov_t *self, const char *fmt, ...)
 {
     if (self->failed)
         return;                         /* the first fault is the one to say */
@@ -48,9 +37,46 @@ s_fail (s_script_t *self, const char *fmt, ...)
     va_end (args);
 }
 
+void
+dx_prov_sh (dx_prov_t *self, const char *fmt, ...)
+{
+    va_list args;
+    va_start (args, fmt);
+    vfprintf (self->sh, fmt, args);
+    va_end (args);
+    fputc ('\n', self->sh);
+}
+
+void
+dx_prov_sh_lines (dx_prov_t *self, const char *const *lines)
+{
+    for (; *lines; lines++) {
+        fputs (*lines, self->sh);
+        fputc ('\n', self->sh);
+    }
+}
+
+char *
+dx_prov_zk_url (const dx_prov_t *self, const char *path)
+{
+    size_t size = 6 + self->master_count * 22 + strlen (path) + 1;
+    char *url = malloc (size);
+    if (!url)
+        return NULL;
+    strcpy (url, "zk://");
+    for (size_t i = 0; i < self->master_count; i++) {
+        if (i)
+            strcat (url, ",");
+        strcat (url, self->masters [i]);
+        strcat (url, ":2181");
+    }
+    strcat (url, path);
+    return url;
+}
+
 /*  1 if text is 1..max characters, each a letter, digit or one of extra. */
 static int
-s_safe (const char *text, size_t max, const char *extra)
+s_chars (const char *text, size_t max, const char *extra)
 {
     size_t len = text? strlen (text): 0;
     if (len == 0 || len > max)
@@ -64,283 +90,304 @@ s_safe (const char *text, size_t max, const char *extra)
 
 /*  The string field of step, checked; "" allowed when may_be_empty. */
 static const char *
-s_field (s_script_t *self, const json_t *step, const char *name, size_t max,
+s_field (dx_prov_t *self, const json_t *step, const char *name, size_t max,
          const char *extra, bool may_be_empty)
 {
     const char *text = json_string_value (json_object_get (step, name));
     if (may_be_empty && (!text || !*text))
         return "";
-    if (!s_safe (text, max, extra)) {
-        s_fail (self, "host step: %s is missing or has characters other than "
-                "letters, digits and '%s'", name, extra);
+    if (!s_chars (text, max, extra)) {
+        dx_prov_fail (self, "host step: %s is missing or has characters other than "
+                      "letters, digits and '%s'", name, extra);
         return "";
     }
     return text;
 }
 
-static void
-s_line (s_script_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-
-static void
-s_line (s_script_t *self, const char *fmt, ...)
+/*  1 if text is an IPv4 address in dotted-quad form. */
+static int
+s_ipv4 (const char *text)
 {
-    va_list args;
-    va_start (args, fmt);
-    vfprintf (self->out, fmt, args);
-    va_end (args);
-    fputc ('\n', self->out);
+    struct in_addr addr;
+    return text && strlen (text) < 16 && inet_pton (AF_INET, text, &addr) == 1;
 }
 
-/*  Writes object (attributes or vars) to path, exactly, through a quoted
-    here-document: the shell expands nothing in it. */
-static void
-s_heredoc_json (s_script_t *self, const char *path, const json_t *object, const char *what)
+/*  A setting from the environment, or its default; checked against the
+    characters a URL (or a version, a distribution) may hold here, none
+    of them a shell's or YAML's quote. */
+static const char *
+s_setting (dx_prov_t *self, const char *name, const char *fallback, bool url)
 {
-    if (object && !json_is_object (object)) {
-        s_fail (self, "host step: %s must be an object", what);
-        return;
-    }
-    json_t *empty = json_object ();
-    //  Compact and ASCII: one line, no raw control character or newline
-    char *text = json_dumps (object? object: empty,
-                             JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-    json_decref (empty);
-    if (!text) {
-        s_fail (self, "host step: %s cannot be written as JSON", what);
-        return;
-    }
-    if (strchr (text, '\n') || strcmp (text, S_EOF) == 0)
-        s_fail (self, "host step: %s would break out of its here-document", what);
-    else {
-        s_line (self, "cat >%s <<'" S_EOF "'", path);
-        s_line (self, "%s", text);
-        s_line (self, S_EOF);
-    }
-    free (text);
+    const char *value = getenv (name);
+    if (!value)
+        value = fallback;
+    if (!*value)
+        return value;
+    bool ok = url? (strncmp (value, "http://", 7) == 0 || strncmp (value, "https://", 8) == 0)
+                   && s_chars (value, 1024, ":/._~%+=?&@,-")
+                 : s_chars (value, 64, ".+~:-_");
+    if (!ok)
+        dx_prov_fail (self, "%s is not %s (docs/provision.md)", name,
+                      url? "an http or https URL of letters, digits and :/._~%+=?&@,-"
+                         : "letters, digits and .+~:-_");
+    return ok? value: "";
 }
 
-/*  The common part: host name, disks, /etc/dexter. */
 static void
-s_common (s_script_t *self, const json_t *step)
+s_settings (dx_prov_t *self)
 {
-    s_line (self, "#!/bin/bash");
-    s_line (self, "# Dexter first boot: cluster %s (%s), host %s, role %s.",
-            self->cluster, self->type, self->hostname, self->role);
-    s_line (self, "# Written by common/dx_provision.c; its log is /var/log/dexter-provision.log.");
-    s_line (self, "set -u");
-    s_line (self, "exec >>/var/log/dexter-provision.log 2>&1");
-    s_line (self, "echo \"dexter: provisioning starts $(date -u +%%FT%%TZ)\"");
-    s_line (self, "umask 022");
-    s_line (self, "%s", "");
-    s_line (self, "# Host name");
-    s_line (self, "hostnamectl set-hostname '%s' 2>/dev/null || hostname '%s'",
-            self->hostname, self->hostname);
-    s_line (self, "echo '%s' >/etc/hostname", self->hostname);
-    s_line (self, "grep -q ' %s$' /etc/hosts || echo '127.0.1.1 %s' >>/etc/hosts",
-            self->hostname, self->hostname);
-    s_line (self, "%s", "");
+    dx_prov_settings_t *s = &self->settings;
+    s->mesos_apt_repo = s_setting (self, DX_PROVISION_ENV_MESOS_APT_REPO,
+                                   DX_PROVISION_MESOS_APT_REPO, true);
+    if (!*s->mesos_apt_repo)
+        dx_prov_fail (self, DX_PROVISION_ENV_MESOS_APT_REPO " is empty (docs/provision.md)");
+    s->mesos_apt_dist = s_setting (self, DX_PROVISION_ENV_MESOS_APT_DIST, "", false);
+    s->mesos_apt_key_url = s_setting (self, DX_PROVISION_ENV_MESOS_APT_KEY_URL,
+                                      DX_PROVISION_MESOS_APT_KEY_URL, true);
+    s->mesos_version = s_setting (self, DX_PROVISION_ENV_MESOS_VERSION, "", false);
+    s->marathon_version = s_setting (self, DX_PROVISION_ENV_MARATHON_VERSION, "", false);
+    s->dcos_installer_url = s_setting (self, DX_PROVISION_ENV_DCOS_INSTALLER_URL, "", true);
+}
 
-    const json_t *disks = json_object_get (step, "disks");
-    if (disks && !json_is_array (disks))
-        s_fail (self, "host step: disks must be an array");
-    if (json_array_size (disks) > 0) {
-        s_line (self, "# Extra disks. A disk asked for as /dev/xvdX shows up as /dev/xvdX or");
-        s_line (self, "# /dev/sdX (Xen), or on Nitro as an NVMe namespace whose EBS controller");
-        s_line (self, "# names the device (bytes 3072-3103 of nvme id-ctrl, as ebsnvme-id reads).");
-        s_line (self, "# On Azure the disks are at LUNs in device order (the second argument),");
-        s_line (self, "# named by the udev rules of the Azure agent or of azure-vm-utils.");
-        s_line (self, "dx_find_disk () {");
-        s_line (self, "    local name=\"$1\" lun=\"$2\" letter=\"${1#xvd}\" link dev want");
-        s_line (self, "    if [ -d /dev/disk/azure ]; then");
-        s_line (self, "        for link in \"/dev/disk/azure/scsi1/lun$lun\" \"/dev/disk/azure/data/by-lun/$lun\"; do");
-        s_line (self, "            dev=$(readlink -f \"$link\") && [ -b \"$dev\" ] && { echo \"$dev\"; return 0; }");
-        s_line (self, "        done");
-        s_line (self, "        return 1");
-        s_line (self, "    fi");
-        s_line (self, "    for dev in \"/dev/$name\" \"/dev/sd$letter\"; do");
-        s_line (self, "        [ -b \"$dev\" ] && { echo \"$dev\"; return 0; }");
-        s_line (self, "    done");
-        s_line (self, "    for link in /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_*; do");
-        s_line (self, "        [ -e \"$link\" ] || continue");
-        s_line (self, "        case \"$link\" in *-part*) continue ;; esac");
-        s_line (self, "        dev=$(readlink -f \"$link\")");
-        s_line (self, "        command -v nvme >/dev/null || continue");
-        s_line (self, "        want=$(nvme id-ctrl --raw-binary \"$dev\" 2>/dev/null | dd bs=1 skip=3072 count=32 2>/dev/null | tr -d ' \\000')");
-        s_line (self, "        case \"${want#/dev/}\" in \"$name\"|\"sd$letter\") echo \"$dev\"; return 0 ;; esac");
-        s_line (self, "    done");
-        s_line (self, "    return 1");
-        s_line (self, "}");
-        s_line (self, "dx_disk () {");
-        s_line (self, "    local name=\"$1\" lun=\"$2\" dev=\"\" i uuid");
-        s_line (self, "    for i in $(seq 1 300); do");
-        s_line (self, "        dev=$(dx_find_disk \"$name\" \"$lun\") && break");
-        s_line (self, "        sleep 1");
-        s_line (self, "    done");
-        s_line (self, "    if [ -z \"$dev\" ]; then echo \"dexter: disk $name did not appear\"; return 1; fi");
-        s_line (self, "    blkid \"$dev\" >/dev/null 2>&1 || mkfs.ext4 -q -F \"$dev\" || return 1");
-        s_line (self, "    uuid=$(blkid -s UUID -o value \"$dev\")");
-        s_line (self, "    mkdir -p \"/hdd/$name\"");
-        s_line (self, "    grep -q \" /hdd/$name \" /etc/fstab ||");
-        s_line (self, "        echo \"UUID=$uuid /hdd/$name ext4 defaults,nofail 0 2\" >>/etc/fstab");
-        s_line (self, "    mountpoint -q \"/hdd/$name\" || mount \"/hdd/$name\"");
-        s_line (self, "    echo \"dexter: disk $name is $dev, mounted at /hdd/$name\"");
-        s_line (self, "}");
-    }
-    size_t i;
-    json_t *disk;
-    json_array_foreach (disks, i, disk) {
-        char letter = dx_spec_disk_letter (json_string_value (json_object_get (disk, "device")));
-        if (!letter) {
-            s_fail (self, "host step: disk %zu: device must be one of xvdf to xvdz", i + 1);
-            return;
+/*  The masters of context.masters_ips, and a master's ZooKeeper id: its
+    place among them (its private_ip's), so every master numbers the
+    ensemble alike. */
+static void
+s_masters (dx_prov_t *self, const json_t *step)
+{
+    const json_t *context = json_object_get (step, "context");
+    const char *list = json_string_value (json_object_get (context, "masters_ips"));
+    if (list && *list) {
+        const char *start = list;
+        while (!self->failed) {
+            size_t len = strcspn (start, ",");
+            char ip [16] = "";
+            if (len < sizeof ip)
+                memcpy (ip, start, len);
+            if (len >= sizeof ip || !s_ipv4 (ip))
+                dx_prov_fail (self, "host step: context.masters_ips must be IPv4 addresses "
+                              "separated by commas");
+            else
+            if (self->master_count == DX_PROV_MASTERS_MAX)
+                dx_prov_fail (self, "host step: more than %d masters", DX_PROV_MASTERS_MAX);
+            else
+                strcpy (self->masters [self->master_count++], ip);
+            if (!start [len])
+                break;
+            start += len + 1;
         }
-        //  Its LUN on Azure: the disks before it in device order
-        size_t lun = 0, j;
-        json_t *other;
-        json_array_foreach (disks, j, other)
-            if (dx_spec_disk_letter (json_string_value (json_object_get (other, "device")))
-                < letter)
-                lun++;
-        s_line (self, "dx_disk xvd%c %zu", letter, lun);
     }
-    s_line (self, "%s", "");
-    s_line (self, "# What this host is, for the installs and for people");
-    s_line (self, "mkdir -p /etc/dexter");
-    s_line (self, "echo '%s' >/etc/dexter/role", self->group_role);
-    s_heredoc_json (self, "/etc/dexter/attributes.json",
-                    json_object_get (step, "attributes"), "attributes");
-    s_heredoc_json (self, "/etc/dexter/vars.json", json_object_get (step, "vars"), "vars");
-    s_line (self, "cat >/etc/dexter/cluster <<'" S_EOF "'");
-    s_line (self, "DEXTER_CLUSTER=%s", self->cluster);
-    s_line (self, "DEXTER_CLUSTER_TYPE=%s", self->type);
-    s_line (self, "DEXTER_ROLE=%s", self->role);
-    s_line (self, "DEXTER_GROUP=%s", self->group);
-    s_line (self, "DEXTER_GROUP_ROLE=%s", self->group_role);
-    s_line (self, "DEXTER_HOSTNAME=%s", self->hostname);
-    s_line (self, "DEXTER_MASTERS=%s", self->masters);
-    s_line (self, S_EOF);
-    s_line (self, "echo '%s' | tr ',' '\\n' | sed '/^$/d' >/etc/dexter/masters", self->masters);
-    s_line (self, "%s", "");
-}
-
-/*  The masters as Mesos' ZooKeeper URL, where a Mesos install reads it
-    (/etc/mesos/zk of the Mesosphere packages). DC/OS takes its master list
-    from the installer's config instead; /etc/dexter/masters serves it. */
-static void
-s_masters_for_install (s_script_t *self)
-{
-    if (strcmp (self->type, "mesos") != 0 || !*self->masters)
+    if (self->failed)
         return;
-    s_line (self, "mkdir -p /etc/mesos");
-    s_line (self, "echo \"zk://$(sed 's/$/:2181/' /etc/dexter/masters | paste -sd, -)/mesos\" >/etc/mesos/zk");
+    bool needs = strcmp (self->role, "access") != 0 || strcmp (self->type, "dcos") == 0;
+    if (needs && self->master_count == 0) {
+        dx_prov_fail (self, "host step: context.masters_ips is empty; a %s %s needs the masters",
+                      self->type, self->role);
+        return;
+    }
+    if (strcmp (self->role, "master") == 0) {
+        for (size_t i = 0; i < self->master_count; i++)
+            if (strcmp (self->masters [i], self->private_ip) == 0)
+                self->zk_id = i + 1;
+        if (!self->zk_id)
+            dx_prov_fail (self, "host step: a master's private_ip (%s) must be one of "
+                          "context.masters_ips", *self->private_ip? self->private_ip: "none");
+    }
 }
 
-/*  The access node: the cluster's way in (ssh, and OpenVPN from the vpn
-    service). */
+/*  Reads and checks the step into self. */
 static void
-s_role_access (s_script_t *self)
+s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *credentials)
 {
-    s_line (self, "# ---- Role: access node ----------------------------------------------");
-    s_line (self, "# PROVISIONING ISSUE: install and start OpenVPN with the server");
-    s_line (self, "# configuration of services/vpn here. Nothing is installed yet.");
-    s_line (self, "echo 'dexter: access node: the VPN install is not written yet (provisioning issue)'");
+    if (!dx_spec_name_valid (cluster)) {
+        dx_prov_fail (self, "host step: the cluster name is missing or not a name");
+        return;
+    }
+    if (!json_is_object (step)) {
+        dx_prov_fail (self, "host step: not an object");
+        return;
+    }
+    self->cluster = cluster;
+    self->role = s_field (self, step, "role", 16, "", false);
+    self->type = s_field (self, step, "cluster_type", 16, "", false);
+    self->provider = s_field (self, step, "provider", 16, "", false);
+    self->hostname = s_field (self, step, "hostname", 63, "-", false);
+    self->group = json_string_value (json_object_get (step, "group"));
+    if (!dx_spec_name_valid (self->group))
+        dx_prov_fail (self, "host step: group is missing or not a name");
+    self->group_role = s_field (self, step, "group_role", 64, "-_*.", true);
+    self->private_ip = json_string_value (json_object_get (step, "private_ip"));
+    if (!self->private_ip)
+        self->private_ip = "";
+    if (*self->private_ip && !s_ipv4 (self->private_ip))
+        dx_prov_fail (self, "host step: private_ip is not an IPv4 address");
+    if (self->failed)
+        return;
+    if (strcmp (self->role, "access") && strcmp (self->role, "master") && strcmp (self->role, "agent"))
+        dx_prov_fail (self, "host step: role must be access, master or agent");
+    if (strcmp (self->type, "mesos") && strcmp (self->type, "dcos"))
+        dx_prov_fail (self, "host step: cluster_type must be mesos or dcos");
+    if (strcmp (self->provider, "aws") && strcmp (self->provider, "azure"))
+        dx_prov_fail (self, "host step: provider must be aws or azure");
+    if (!*self->group_role)
+        self->group_role = strcmp (self->role, "agent") == 0? "*": self->role;
+
+    static const char *objects [] = { "attributes", "vars" };
+    const json_t **slots [] = { &self->attributes, &self->vars };
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *value = json_object_get (step, objects [i]);
+        if (value && !json_is_object (value))
+            dx_prov_fail (self, "host step: %s must be an object", objects [i]);
+        *slots [i] = value;
+    }
+    self->disks = json_object_get (step, "disks");
+    if (self->disks && !json_is_array (self->disks))
+        dx_prov_fail (self, "host step: disks must be an array");
+    self->vpn = json_object_get (credentials, "vpn");
+    if (!self->vpn)
+        self->vpn = json_object_get (step, "vpn");
+    if (self->vpn && !json_is_object (self->vpn))
+        dx_prov_fail (self, "host step: vpn must be an object");
+    if (self->vpn && strcmp (self->role, "access") != 0)
+        dx_prov_fail (self, "host step: only the access node takes a vpn server bundle");
+    if (self->failed)
+        return;
+    s_masters (self, step);
+    s_settings (self);
+    if (!self->failed && strcmp (self->type, "dcos") == 0 && strcmp (self->role, "access") == 0
+    &&  !*self->settings.dcos_installer_url)
+        dx_prov_fail (self, DX_PROVISION_ENV_DCOS_INSTALLER_URL " is not set: the access node "
+                      "of a dcos cluster serves the DC/OS installer from it (docs/provision.md)");
 }
 
-/*  A master: Mesos master + ZooKeeper, or a DC/OS master. */
-static void
-s_role_master (s_script_t *self)
+/*  text's lines never start with the boundary's delimiter. */
+static bool
+s_no_delimiter (const char *text)
 {
-    s_line (self, "# ---- Role: master -----------------------------------------------------");
-    s_masters_for_install (self);
-    s_line (self, "# PROVISIONING ISSUE: install the %s master here (%s), reading",
-            self->type, strcmp (self->type, "dcos") == 0
-            ? "DC/OS installer, master_list from /etc/dexter/masters"
-            : "ZooKeeper and mesos-master; quorum from /etc/dexter/masters");
-    s_line (self, "# /etc/dexter/cluster. Nothing is installed yet.");
-    s_line (self, "echo 'dexter: master: the %s install is not written yet (provisioning issue)'",
-            self->type);
-}
-
-/*  An agent of a group: Mesos agent (or DC/OS agent), public or private
-    by the group's role, with the group's attributes. */
-static void
-s_role_agent (s_script_t *self)
-{
-    s_line (self, "# ---- Role: agent ------------------------------------------------------");
-    s_masters_for_install (self);
-    s_line (self, "# PROVISIONING ISSUE: install the %s agent here, with role", self->type);
-    s_line (self, "# /etc/dexter/role, attributes /etc/dexter/attributes.json and the");
-    s_line (self, "# group's vars /etc/dexter/vars.json. Nothing is installed yet.");
-    s_line (self, "echo 'dexter: agent: the %s install is not written yet (provisioning issue)'",
-            self->type);
+    const char *delimiter = "\n--" S_BOUNDARY;
+    return strncmp (text, delimiter + 1, strlen (delimiter) - 1) != 0
+        && !strstr (text, delimiter);
 }
 
 char *
-dx_provision_script (const char *cluster, const json_t *step, char *err, size_t errlen)
+dx_provision_document (const char *cluster, const json_t *step, const json_t *credentials,
+                       char *err, size_t errlen)
 {
     char scratch [8];
-    s_script_t self = { .cluster = cluster, .err = err? err: scratch,
-                        .errlen = err? errlen: sizeof scratch };
-    if (errlen && err)
-        *err = 0;
-    if (!dx_spec_name_valid (cluster)) {
-        s_fail (&self, "host step: the cluster name is missing or not a name");
-        return NULL;
-    }
-    if (!json_is_object (step)) {
-        s_fail (&self, "host step: not an object");
-        return NULL;
-    }
-    self.role = s_field (&self, step, "role", 16, "", false);
-    self.type = s_field (&self, step, "cluster_type", 16, "", false);
-    self.hostname = s_field (&self, step, "hostname", 63, "-", false);
-    self.group = json_string_value (json_object_get (step, "group"));
-    if (!dx_spec_name_valid (self.group))
-        s_fail (&self, "host step: group is missing or not a name");
-    self.group_role = s_field (&self, step, "group_role", 64, "-_*.", true);
-    const json_t *context = json_object_get (step, "context");
-    const char *masters = json_string_value (json_object_get (context, "masters_ips"));
-    self.masters = masters && *masters? masters: "";
-    if (*self.masters && !s_safe (self.masters, 1024, ".,"))
-        s_fail (&self, "host step: context.masters_ips must be IPs separated by commas");
-    if (self.failed)
-        return NULL;
-    if (strcmp (self.type, "mesos") != 0 && strcmp (self.type, "dcos") != 0) {
-        s_fail (&self, "host step: cluster_type must be mesos or dcos");
-        return NULL;
-    }
-    if (!*self.group_role)
-        self.group_role = strcmp (self.role, "agent") == 0? "*": self.role;
+    dx_prov_t self = { .err = err? err: scratch, .errlen = err? errlen: sizeof scratch };
+    *self.err = 0;
+    json_t *empty = json_object ();
+    json_t *no_disks = json_array ();
+    s_read (&self, cluster, step, credentials);
+    if (!self.attributes)
+        self.attributes = empty;
+    if (!self.vars)
+        self.vars = empty;
+    if (!self.disks)
+        self.disks = no_disks;
 
-    char *text = NULL;
+    char *shell = NULL, *config = NULL, *document = NULL;
     size_t size = 0;
-    self.out = open_memstream (&text, &size);
-    if (!self.out) {
-        s_fail (&self, "out of memory");
-        return NULL;
+    self.files = json_array ();
+    self.sh = self.failed? NULL: open_memstream (&shell, &size);
+    if (!self.failed && (!self.sh || !self.files))
+        dx_prov_fail (&self, "out of memory");
+    if (!self.failed) {
+        dx_prov_base (&self);
+        dx_prov_role (&self);
+        dx_prov_sh (&self, "%s", "");
+        dx_prov_sh (&self, "echo \"dexter: provisioning ends $(date -u +%%FT%%TZ)\"");
     }
-    s_common (&self, step);
-    if (strcmp (self.role, "access") == 0)
-        s_role_access (&self);
-    else
-    if (strcmp (self.role, "master") == 0)
-        s_role_master (&self);
-    else
-    if (strcmp (self.role, "agent") == 0)
-        s_role_agent (&self);
-    else
-        s_fail (&self, "host step: role must be access, master or agent");
-    s_line (&self, "%s", "");
-    s_line (&self, "echo \"dexter: provisioning ends $(date -u +%%FT%%TZ)\"");
-    if (fclose (self.out) != 0)
-        s_fail (&self, "out of memory");
-    if (!self.failed && size > DX_PROVISION_MAX_BYTES)
-        s_fail (&self, "the user data of host %s would be %zu bytes; EC2 takes at most %d "
-                "(attributes and vars are too large)", self.hostname, size,
-                DX_PROVISION_MAX_BYTES);
+    if (self.sh && fclose (self.sh) != 0)
+        dx_prov_fail (&self, "out of memory");
+    if (!self.failed)
+        config = dx_prov_cloud_config (&self);
+    if (!self.failed && (!s_no_delimiter (shell) || !s_no_delimiter (config)))
+        dx_prov_fail (&self, "host step: a part would hold the MIME boundary");
+    if (!self.failed) {
+#define S_PART_HEADER(type, name) \
+            "Content-Type: " type "; charset=\"us-ascii\"\n" \
+            "MIME-Version: 1.0\n" \
+            "Content-Transfer-Encoding: 7bit\n" \
+            "Content-Disposition: attachment; filename=\"" name "\"\n\n"
+        if (asprintf (&document,
+                "Content-Type: multipart/mixed; boundary=\"" S_BOUNDARY "\"\n"
+                "MIME-Version: 1.0\n\n"
+                "--" S_BOUNDARY "\n" S_PART_HEADER ("text/cloud-config", "dexter.cfg") "%s"
+                "--" S_BOUNDARY "\n" S_PART_HEADER ("text/x-shellscript", "dexter.sh") "%s"
+                "--" S_BOUNDARY "--\n", config, shell) < 0) {
+            document = NULL;
+            dx_prov_fail (&self, "out of memory");
+        }
+    }
+    free (shell);
+    free (config);
+    json_decref (self.files);
+    json_decref (empty);
+    json_decref (no_disks);
     if (self.failed) {
-        free (text);
+        free (document);
         return NULL;
     }
-    return text;
+    return document;
+}
+
+/*  data gzipped (no name, no time: the same bytes every time); *size in
+    and out. Caller frees. */
+static unsigned char *
+s_gzip (const char *data, size_t *size)
+{
+    z_stream z = { 0 };
+    if (deflateInit2 (&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+        return NULL;
+    uLong bound = deflateBound (&z, (uLong) *size);
+    unsigned char *out = malloc (bound);
+    if (!out) {
+        deflateEnd (&z);
+        return NULL;
+    }
+    z.next_in = (Bytef *) data;
+    z.avail_in = (uInt) *size;
+    z.next_out = out;
+    z.avail_out = (uInt) bound;
+    int rc = deflate (&z, Z_FINISH);
+    *size = z.total_out;
+    deflateEnd (&z);
+    if (rc != Z_STREAM_END) {
+        free (out);
+        return NULL;
+    }
+    return out;
+}
+
+char *
+dx_provision_user_data (const char *cluster, const json_t *step, const json_t *credentials,
+                        char *err, size_t errlen)
+{
+    char *document = dx_provision_document (cluster, step, credentials, err, errlen);
+    if (!document)
+        return NULL;
+    bool aws = strcmp (json_string_value (json_object_get (step, "provider")), "aws") == 0;
+    size_t limit = aws? DX_PROVISION_AWS_MAX_BYTES: DX_PROVISION_AZURE_MAX_BYTES;
+    size_t size = strlen (document);
+    char *user_data = NULL;
+    if (size <= limit)
+        user_data = dx_base64_encode ((const unsigned char *) document, size);
+    else {
+        size_t plain = size;
+        unsigned char *packed = s_gzip (document, &size);
+        if (packed && size <= limit)
+            user_data = dx_base64_encode (packed, size);
+        else
+        if (packed && err)
+            snprintf (err, errlen, "the user data of host %s is %zu bytes, %zu gzipped; %s takes "
+                      "at most %zu (the group's vars and attributes are too large)",
+                      json_string_value (json_object_get (step, "hostname")), plain, size,
+                      aws? "EC2": "Azure", limit);
+        free (packed);
+    }
+    if (!user_data && err && !*err)
+        snprintf (err, errlen, "out of memory");
+    free (document);
+    return user_data;
 }

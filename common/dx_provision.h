@@ -1,47 +1,71 @@
-/*  dx_provision: the user data (a cloud-init shell script) that turns a
-    fresh Ubuntu instance into one host of a cluster.
+/*  dx_provision: the user data that turns a fresh Ubuntu instance into
+    one host of a Mesos or DC/OS cluster, for every provider.
 
-    The one place that knows what a host does at first boot, for every
-    provider: the aws-worker passes the script as RunInstances' UserData,
-    the azure-worker will pass it as customData. Input is the `host` step
-    map of proto/PROTOCOL.md ("Steps") and the cluster's name; the step's
-    `context.masters_ips` gives the masters.
+    The user data is a cloud-init MIME multipart document of two parts:
+      - `#cloud-config` whose write_files carries every file the host
+        needs: /etc/dexter (cluster facts, the group's vars and
+        attributes), the ZooKeeper, Mesos and Marathon configuration and
+        units, the DC/OS bootstrap configuration, and on the access node
+        the OpenVPN server files when the step brings a server bundle;
+      - a bash script that does the rest: host name, extra disks at
+        /hdd/<device>, packages, and starting the services.
+    docs/provision.md says what each role does on each cluster type, the
+    settings (package sources, versions, the DC/OS installer) and the
+    limits.
 
-    The script, in order:
-      - sets the host name (and /etc/hosts);
-      - for each extra disk (`disks`: xvdf..xvdz) waits for the device
-        (/dev/xvdX, /dev/sdX, or on Nitro instances the NVMe namespace
-        whose EBS controller names that device; on Azure the disk at its
-        LUN, the disks being at LUNs in device order), makes an ext4 file
-        system when there is none, mounts it at /hdd/<device> and adds it
-        to /etc/fstab (by UUID, nofail);
-      - writes /etc/dexter/role (the group role), attributes.json and
-        vars.json (the JSON exactly, in quoted here-documents: nothing in
-        it is expanded by the shell), cluster (KEY=VALUE: name, type,
-        role, group, host, masters) and masters (one IP per line);
-      - then the role's own part: one function per role (access, master,
-        agent) in dx_provision.c. The Mesos/DC-OS and VPN installs are not
-        written yet; each role's part says so in the script and in its
-        log instead of pretending.
+    Input is the `host` step map of proto/PROTOCOL.md ("Steps") and the
+    cluster's name; the step's `context.masters_ips` gives the masters,
+    and an optional `vpn` object (in the step or in the job's credentials)
+    the access node's OpenVPN server bundle: strings `ca`, `cert`, `key`,
+    `tls_crypt`, `crl` and `server_conf`. The settings are read from the
+    environment (DX_PROVISION_ENV_*) at each call.
 
-    Every value that goes into the script is checked against a strict
-    character set (host names, groups, roles, devices, IPs), and JSON goes
-    only into quoted here-documents as one line, so no value can run a
-    command. The script must fit EC2's 16 KiB user data limit. */
+    Every value is checked before it is written: names, roles, devices and
+    IPs against strict character sets, file contents as printable ASCII
+    inside YAML double-quoted strings, and nothing the user gives reaches
+    the script, so no value can run a command. */
 #ifndef DX_PROVISION_H
 #define DX_PROVISION_H
 
 #include <stddef.h>
 #include <jansson.h>
 
-#define DX_PROVISION_MAX_BYTES 16384    /* EC2's limit on decoded user data */
+/*  The providers' limits on the user data before its base64: EC2 takes
+    16 KiB; Azure 65,535 bytes (customData of at most 87,380 base64
+    characters). A document over its provider's limit goes gzipped, which
+    cloud-init reads as well. */
+#define DX_PROVISION_AWS_MAX_BYTES      16384
+#define DX_PROVISION_AZURE_MAX_BYTES    65535
 
-/*  The script for the host step (role, hostname, cluster_type, group,
-    group_role, attributes, vars, disks, context.masters_ips) of cluster
-    `cluster`. Returns a new NUL-terminated string (caller frees), or NULL
-    with a sentence in err (errlen bytes) when a value is missing or unsafe
-    or the script would be over DX_PROVISION_MAX_BYTES. */
-char *dx_provision_script (const char *cluster, const json_t *step,
-                           char *err, size_t errlen);
+/*  The settings: environment variables of the worker that renders the
+    user data, each with its default (docs/provision.md). */
+#define DX_PROVISION_ENV_MESOS_APT_REPO     "DEXTER_MESOS_APT_REPO"
+#define DX_PROVISION_ENV_MESOS_APT_DIST     "DEXTER_MESOS_APT_DIST"
+#define DX_PROVISION_ENV_MESOS_APT_KEY_URL  "DEXTER_MESOS_APT_KEY_URL"
+#define DX_PROVISION_ENV_MESOS_VERSION      "DEXTER_MESOS_VERSION"
+#define DX_PROVISION_ENV_MARATHON_VERSION   "DEXTER_MARATHON_VERSION"
+#define DX_PROVISION_ENV_DCOS_INSTALLER_URL "DEXTER_DCOS_INSTALLER_URL"
+
+#define DX_PROVISION_MESOS_APT_REPO     "http://repos.mesosphere.com/ubuntu"
+#define DX_PROVISION_MESOS_APT_KEY_URL  "https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
+/*  No default: the distribution is the host's own codename, the versions
+    the newest the repository has, and a dcos cluster needs an installer
+    URL set by the operator (an access node of a dcos cluster is refused
+    without one). */
+
+/*  The document as text (MIME multipart, never compressed) for the host
+    step of cluster `cluster`; credentials (may be NULL) may hold `vpn`.
+    Returns a new NUL-terminated string (caller frees), or NULL with a
+    sentence in err (errlen bytes) when a value is missing or unsafe. */
+char *dx_provision_document (const char *cluster, const json_t *step,
+                             const json_t *credentials, char *err, size_t errlen);
+
+/*  The user data as the step's `provider` (aws or azure) takes it: the
+    base64 of the document, gzipped first when it is over the provider's
+    limit. Returns a new string (caller frees), or NULL with a sentence in
+    err when the document cannot be made or is over the limit even
+    gzipped. */
+char *dx_provision_user_data (const char *cluster, const json_t *step,
+                              const json_t *credentials, char *err, size_t errlen);
 
 #endif

@@ -397,11 +397,10 @@ s_run_params (aws_run_t *run, const char *token)
         return NULL;
 
     char err [256];
-    char *script = dx_provision_script (run->job.cluster, step, err, sizeof err);
-    if (!script)
+    char *user_data = dx_provision_user_data (run->job.cluster, step, run->job.credentials,
+                                              err, sizeof err);
+    if (!user_data)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
-    char *user_data = dx_base64_encode ((const unsigned char *) script, strlen (script));
-    free (script);
 
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "ImageId", image);

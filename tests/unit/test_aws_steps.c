@@ -520,7 +520,7 @@ test_cluster_life (void **state)
     assert_non_null (user_data);
     assert_non_null (strstr (user_data, "hostnamectl set-hostname 'c1-g1-0'"));
     assert_non_null (strstr (user_data, "dx_disk xvdf 0\ndx_disk xvdg 1\n"));
-    assert_non_null (strstr (user_data, "\"r1 $(id)\""));
+    assert_non_null (strstr (user_data, "\\\"r1 $(id)\\\""));
     json_t *sgs = json_object_get (agent, "sg_ids");
     assert_int_equal (json_array_size (sgs), 1);
     assert_string_equal (json_string_value (json_array_get (sgs, 0)),
