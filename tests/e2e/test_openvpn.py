@@ -19,7 +19,6 @@ wait ends at a line that says what happened, within a deadline.
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
