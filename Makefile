@@ -51,7 +51,7 @@ HARNESS  := $(OBJ)/tests/unit/harness.o
 
 PY := /usr/bin/python3
 
-.PHONY: all services unit deps run test test-unit test-e2e asan fuzz fuzz-run bench clean
+.PHONY: all services unit deps run test test-unit test-e2e lint-openapi asan fuzz fuzz-run bench clean
 all: services
 
 services: $(BINS)
@@ -96,12 +96,18 @@ asan:
 # Both variants are built and their unit tests run: the release build (-O2)
 # is what users run, and gcc warns at -O2 of what -O1 does not see.
 test: deps
+	@$(MAKE) --no-print-directory lint-openapi
 	@$(MAKE) --no-print-directory services unit
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory test-unit test-e2e
 
 test-unit:
 	@scripts/run-unit-tests.sh $(BUILDROOT)/tests $(BUILDROOT)/asan/tests
+
+# docs/openapi.yaml passes @redocly/cli's lint, every rule of redocly.yaml
+# an error; scripts/install-deps.sh installs the linter into .tools/.
+lint-openapi: deps
+	.tools/node_modules/.bin/redocly lint --config redocly.yaml docs/openapi.yaml
 
 test-e2e:
 	DEXTER_BIN_DIR=$(abspath $(BUILDROOT))/asan/bin $(PY) -m pytest -q -p no:cacheprovider tests/e2e tests/fakes
