@@ -16,11 +16,14 @@ GB and one managed data disk per `customhwconf` disk; every resource the
 worker makes carries the ownership tags.
 """
 import base64
+import email
 import gzip
 import ipaddress
 import json
 import math
 from collections import Counter, defaultdict
+
+import yaml
 
 import aws_helpers
 from aws_helpers import api, events, get_deployment, short, wait_finished_event
@@ -203,19 +206,33 @@ def top_level(st):
     return [r for r in st["resources"] if r["parent"] is None]
 
 
-def os_disk_ids(st):
-    """Ids (lower case) of the disks that are VMs' OS disks: ARM makes them
-    from the image, and like ARM the fake gives them no tags."""
-    return {vm["disks"]["os"].lower() for vm in of_type(st, VM_TYPE) if "os" in vm["disks"]}
-
-
 def custom_data_text(raw):
+    """A VM's custom data as text to search: the document, and, when it
+    is MIME multipart or #cloud-config (cloud-init's formats), every part
+    and the content of every file its write_files writes."""
     if not raw:
         return ""
     data = base64.b64decode(raw)
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    return data.decode("utf-8", "replace")
+    text = data.decode("utf-8", "replace")
+    parts = [text]
+    if text.startswith(("Content-Type: multipart", "MIME-Version")):
+        for part in email.message_from_string(text).walk():
+            if not part.is_multipart():
+                parts.append(part.get_payload(decode=True).decode("utf-8", "replace"))
+    for part in list(parts):
+        if part.startswith("#cloud-config"):
+            for f in (yaml.safe_load(part) or {}).get("write_files") or []:
+                content = f.get("content") or ""
+                encoding = (f.get("encoding") or "").lower()
+                if encoding in ("b64", "base64", "gz+b64", "gzip+base64", "gz+base64", "gzip+b64"):
+                    content = base64.b64decode(content)
+                    if content[:2] == b"\x1f\x8b":
+                        content = gzip.decompress(content)
+                    content = content.decode("utf-8", "replace")
+                parts.append(content)
+    return "\n".join(parts)
 
 
 def vm_props(vm):
@@ -352,6 +369,7 @@ def check_cluster(stack, name, masters, groups, master_type=None, location=LOCAT
             want_gb = max(spec["disk_size"], IMAGE_OS_DISK_GB)
             assert os_disks[0]["diskSizeGB"] == want_gb, (host, os_disks[0]["diskSizeGB"], spec)
         assert os_disks[0]["deleteOption"] == "Delete", "%s's OS disk would outlive it: %s" % (host, os_disks[0])
+        assert os_disks[0]["tags"].get("dexter:host") == host, "OS disk of %s: %s" % (host, os_disks[0]["tags"])
         data = [x for x in attached if x is not os_disks[0]]
         want_disks = spec.get("disks", []) if spec and host in spec.get("disks_on", [host]) else []
         lun_of = {v.lower(): int(k[3:]) for k, v in vm["disks"].items() if k.startswith("lun")}
@@ -412,14 +430,11 @@ def check_provisioned(host, text, group):
 
 def check_owned(st, name, uid=None):
     """Every top-level resource in the subscription is the cluster's
-    (dexter:cluster, one dexter:uid of 12 hex digits, dexter:role), but
-    for the OS disks ARM makes untagged; nothing is orphaned: every NIC and
-    disk is attached to a VM."""
-    os_ids = os_disk_ids(st)
+    (dexter:cluster, one dexter:uid of 12 hex digits, dexter:role), the
+    OS disks ARM makes untagged included (the worker tags them); nothing is
+    orphaned: every NIC and disk is attached to a VM."""
     uids = set()
     for r in top_level(st):
-        if r["id"].lower() in os_ids:
-            continue
         t = r.get("tags") or {}
         assert t.get("dexter:cluster") == name, "%s is not tagged dexter:cluster=%s: %s" % (r["id"], name, t)
         assert t.get("dexter:role"), "%s has no dexter:role: %s" % (r["id"], t)
