@@ -7,11 +7,14 @@
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/packages.txt scripts/install-deps.sh scripts/
-RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN DEXTER_DEPS=build bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY Makefile ./
 COPY common/ common/
 COPY proto/ proto/
 COPY services/ services/
+# The api answers docs/openapi.yaml (GET /api/v1.0/openapi.json), built in.
+COPY docs/openapi.yaml docs/
+COPY scripts/openapi-embed.py scripts/
 RUN make -j"$(nproc)" services
 # The runtime needs of what was built: the Debian package of every shared
 # library the binaries link against (the runtime halves of packages.txt's

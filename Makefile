@@ -60,6 +60,15 @@ $(OBJ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# The api answers its OpenAPI document (GET /api/v1.0/openapi.json):
+# docs/openapi.yaml as a C string literal, written at build time.
+OPENAPI_INC := $(OBJ)/gen/api_openapi.inc
+$(OPENAPI_INC): docs/openapi.yaml scripts/openapi-embed.py
+	@mkdir -p $(dir $@)
+	$(PY) scripts/openapi-embed.py $< $@
+$(OBJ)/services/api/api_openapi.o: $(OPENAPI_INC)
+$(OBJ)/services/api/api_openapi.o: CFLAGS += -I$(OBJ)/gen
+
 $(LIBDEXTER): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^

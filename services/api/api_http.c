@@ -6,6 +6,7 @@
 #include "api_handler.h"
 #include "api_head.h"
 #include "api_loop.h"
+#include "api_openapi.h"
 #include "api_route.h"
 #include "api_tls.h"
 #include "dx_log.h"
@@ -576,6 +577,12 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
                        "in the query string)");
     if (api_loop_stopping (self->loop))
         return MHD_NO;              /* stopping: no new work */
+    if (req->match.route->action == API_DO_DOCUMENT) {
+        req->answer.status = 200;
+        req->answer.text = json_stringn (api_openapi_json, api_openapi_json_len);
+        return req->answer.text ? s_answer (conn, req)
+             : s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
+    }
     json_t *fields = NULL;
     if (req->match.route->body) {
         api_fault_t fault;

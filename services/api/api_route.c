@@ -28,6 +28,8 @@ static const api_route_t s_routes [] = {
     { "/clusters/{name}/deployment", "DELETE", "deployment.delete", API_DO_PLAIN, API_QUERY_FORCE, false },
     { "/clusters/{name}/deployment/events", "GET", "deployment.events", API_DO_PLAIN, API_QUERY_EVENTS, false },
     { "/clusters/{name}/deployment/vpn", "GET", "deployment.vpn", API_DO_PLAIN, API_QUERY_NONE, false },
+    { .pattern = "/openapi.json", .method = "GET", .type = "openapi",
+      .action = API_DO_DOCUMENT, .query = API_QUERY_NONE },
 };
 #define API_ROUTES (sizeof s_routes / sizeof s_routes [0])
 

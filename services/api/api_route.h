@@ -15,8 +15,10 @@
 typedef enum {
     API_DO_PLAIN,       /* name/group from the path, the query's parameters */
     API_DO_CREATE,      /* cluster.create: the body checked by dx_spec_cluster */
-    API_DO_FIELDS       /* the body's fields as parsed: the scheduler checks
+    API_DO_FIELDS,      /* the body's fields as parsed: the scheduler checks
                            them for the cluster's provider */
+    API_DO_DOCUMENT     /* no scheduler request: the api answers its OpenAPI
+                           document itself (api_openapi.h) */
 } api_do_t;
 
 /*  Which query parameters a route accepts; any other is a 400. */
