@@ -126,6 +126,8 @@ def test_mesos_on_azure(stack_factory, tmp_path):
     generation = 0
     for line, kind in zip(commands, kinds):
         ran = run_line(stack, env, line, name)
+        if kind in ("create", "config", "group"):
+            assert stack.arm_calls()["total"] == 0, "ARM called before any deploy"
         if kind == "create":
             assert ran.status == 201 and ran.json["provider"] == "azure", ran
         elif kind == "config":
@@ -216,6 +218,8 @@ def test_dcos_on_azure(stack_factory, tmp_path):
     generation = 0
     for line, kind in zip(commands, kinds):
         ran = run_line(stack, env, line, name)
+        if kind in ("create", "config", "group"):
+            assert stack.arm_calls()["total"] == 0, "ARM called before any deploy"
         if kind == "create":
             assert ran.status == 201 and ran.json["type"] == "dcos", ran
         elif kind == "config":
@@ -263,7 +267,7 @@ def test_image_that_does_not_exist(stack_factory):
     make_azure_cluster(stack, name, [SMALL], image=urn)
     gen = put_deployment(stack, name)["generation"]
     err, evs = fail_reason(stack, name, gen)
-    assert "no-such-offer" in err["message"], err
+    assert err["step"] == "image" and "no-such-offer" in err["message"], err
     failed = [e for e in evs if e["type"] == "step.failed"]
     assert failed and all(e["permanent"] is True for e in failed), short(evs)
     assert not of_type(stack.arm_state(), VM_TYPE)
@@ -274,8 +278,8 @@ def test_image_that_does_not_exist(stack_factory):
 
 def test_location_without_the_size(stack_factory):
     """A location that lacks the group's size (the fake's /_fake/locations):
-    deploy_failed naming size and location, no VM of that size tried
-    twice; the destroy after it leaves nothing."""
+    deploy_failed naming size and location, permanent, no VM of that size
+    made; the destroy after it leaves nothing."""
     stack = start_azure_stack(stack_factory)
     stack.arm("POST", "/_fake/locations", {"location": "westeurope", "remove": ["Standard_D2_v3"]})
     name = "nosize"
@@ -284,6 +288,8 @@ def test_location_without_the_size(stack_factory):
     err, evs = fail_reason(stack, name, gen)
     assert "Standard_D2_v3" in err["message"] and "westeurope" in err["message"].replace(" ", "").lower(), err
     assert err["step"].startswith("host.g1."), err
+    failed = [e for e in evs if e["type"] == "step.failed"]
+    assert failed and all(e["permanent"] is True for e in failed), short(evs)
     vms = of_type(stack.arm_state(), VM_TYPE)
     assert not [vm for vm in vms if vm["body"]["properties"]["hardwareProfile"]["vmSize"] == "Standard_D2_v3"], vms
     d, evs = deploy(stack, name, "destroy")
