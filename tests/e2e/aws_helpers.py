@@ -7,7 +7,6 @@ worker to do": ownership tags, the network plan, fixed private addresses) and
 docs/api.md (deployment object, events, a group's `hosts`).
 """
 import base64
-import gzip
 import json
 import math
 import os
@@ -278,13 +277,10 @@ def live_instances(state, name):
 
 
 def user_data_text(inst):
-    raw = inst.get("user_data_b64")
-    if not raw:
-        return ""
-    data = base64.b64decode(raw)
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data.decode("utf-8", "replace")
+    """An instance's user data as text to search: cloud-init's document read
+    as azure_helpers reads a VM's custom data (the same module makes both)."""
+    from azure_helpers import custom_data_text
+    return custom_data_text(inst.get("user_data_b64"))
 
 
 def check_cluster(stack, name, masters, groups, master_type=None, deployment=None, provision=None):

@@ -40,6 +40,10 @@ FAKE_SECRET = "dexterE2E/fake+Secret0123456789abcdefABCD"
 # The fake ARM and Entra token endpoint (tests/fakes/README.md) and the one
 # service principal the Azure tests give it (TENANT:CLIENT_ID:SUBSCRIPTION:SECRET).
 FAKE_ARM = os.path.join(REPO, "tests", "fakes", "fake_arm.py")
+
+# The workers' DC/OS installer source (docs/provision.md): a dcos cluster's
+# access node is refused without one. Nothing downloads it in the tests.
+DCOS_INSTALLER_URL = "https://dcos-mirror.example.com/dcos_generate_config.sh"
 FAKE_AZ_TENANT = "4c1d5e2a-0000-4000-8000-00000000e2e0"
 FAKE_AZ_CLIENT = "9b7f3c11-0000-4000-8000-00000000e2e1"
 FAKE_AZ_SUBSCRIPTION = "0d5c2f7e-0000-4000-8000-00000000e2e2"
@@ -374,7 +378,8 @@ class Stack:
         exe = os.path.join(BIN_DIR, "dexter-aws-worker")
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.aws_workers) + 1
-        extra = {"DEXTER_AWS_POLL_MS": "50", "DEXTER_WORKER_DRAIN_MS": "5000"}
+        extra = {"DEXTER_AWS_POLL_MS": "50", "DEXTER_WORKER_DRAIN_MS": "5000",
+                 "DEXTER_DCOS_INSTALLER_URL": DCOS_INSTALLER_URL}
         extra.update(extra_env or {})
         env = {k: v for k, v in self.env(extra).items()
                if not k.startswith("AWS_") and k.lower() not in
@@ -439,7 +444,7 @@ class Stack:
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.azure_workers) + 1
         extra = {"DEXTER_AZURE_POLL_MS": "50", "DEXTER_AZURE_WAIT_MS": "30000",
-                 "DEXTER_WORKER_DRAIN_MS": "5000"}
+                 "DEXTER_WORKER_DRAIN_MS": "5000", "DEXTER_DCOS_INSTALLER_URL": DCOS_INSTALLER_URL}
         extra.update(extra_env or {})
         env = {k: v for k, v in self.env(extra).items()
                if not k.startswith("AZURE_") and k.lower() not in
