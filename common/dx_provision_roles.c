@@ -27,6 +27,8 @@
 #define S_BOOTSTRAP_PORT 8080
 #define S_BOOTSTRAP_DIR  "/opt/dcos-bootstrap"
 #define S_INSTALL_DIR    "/opt/dcos-install"
+#define S_OPENVPN_CONF   "/etc/openvpn/server/dexter.conf"
+#define S_OPENVPN_DIR    "/etc/openvpn/server/dexter"
 
 /*  The Mesos attributes of the group: "key:value;..." of the attributes
     whose key and value Mesos takes as they are (text of letters, digits
@@ -169,29 +171,36 @@ s_docker (dx_prov_t *self, const char *more)
     dx_prov_sh (self, "systemctl enable --now docker");
 }
 
-/*  The access node's OpenVPN server, from the vpn service's bundle. */
+/*  The access node's OpenVPN server, from the vpn service's bundle: the
+    config as /etc/openvpn/server/dexter.conf (openvpn-server@dexter), the
+    files it names under /etc/openvpn/server/dexter/, keys readable by
+    root alone. */
 static void
 s_openvpn (dx_prov_t *self)
 {
-    static const struct { const char *field, *file, *mode, *begins; } parts [] = {
-        { "ca",          "ca.crt",        "0644", "-----BEGIN CERTIFICATE-----" },
-        { "cert",        "server.crt",    "0644", "-----BEGIN CERTIFICATE-----" },
-        { "key",         "server.key",    "0600", "-----BEGIN " },
-        { "tls_crypt",   "tls-crypt.key", "0600", NULL },
-        { "crl",         "crl.pem",       "0644", "-----BEGIN X509 CRL-----" },
-        { "server_conf", "dexter.conf",   "0644", NULL },
+    static const struct {
+        const char *field, *path, *mode, *begins;
+        bool optional;
+    } parts [] = {
+        { "server_conf", S_OPENVPN_CONF,               "0644", NULL, false },
+        { "ca",          S_OPENVPN_DIR "/ca.crt",        "0644", "-----BEGIN CERTIFICATE-----", false },
+        { "cert",        S_OPENVPN_DIR "/server.crt",    "0644", "-----BEGIN CERTIFICATE-----", false },
+        { "key",         S_OPENVPN_DIR "/server.key",    "0600", "-----BEGIN ", false },
+        { "tls_crypt",   S_OPENVPN_DIR "/tls-crypt.key", "0600", "-----BEGIN OpenVPN Static key V1-----", false },
+        { "crl",         S_OPENVPN_DIR "/crl.pem",       "0644", "-----BEGIN X509 CRL-----", false },
+        { "auth",        S_OPENVPN_DIR "/auth.py",       "0755", "#!", true },
     };
     for (size_t i = 0; i < sizeof parts / sizeof parts [0]; i++) {
         const char *text = json_string_value (json_object_get (self->vpn, parts [i].field));
-        if (!text || !*text || strlen (text) > 16384
+        if (parts [i].optional && !json_object_get (self->vpn, parts [i].field))
+            continue;
+        if (!text || !*text || strlen (text) > 65536
         || (parts [i].begins && !strstr (text, parts [i].begins))) {
             dx_prov_fail (self, "host step: vpn.%s is missing or is not what the access "
                           "node's OpenVPN server takes", parts [i].field);
             return;
         }
-        char path [96];
-        snprintf (path, sizeof path, "/etc/openvpn/server/%s", parts [i].file);
-        dx_prov_file (self, path, parts [i].mode, text);
+        dx_prov_file (self, parts [i].path, parts [i].mode, text);
     }
     const char *conf = json_string_value (json_object_get (self->vpn, "server_conf"));
     if (!strstr (conf, "\nserver ") && strncmp (conf, "server ", 7) != 0
@@ -200,10 +209,7 @@ s_openvpn (dx_prov_t *self)
                       "(no `server` or `mode server`)");
         return;
     }
-    dx_prov_file (self, "/etc/pam.d/openvpn", "0644",
-                  "# Written by Dexter: OpenVPN's password login, by the host's users\n"
-                  "@include common-auth\n@include common-account\n");
-    dx_prov_sh (self, "# OpenVPN server on UDP 1194: /etc/openvpn/server/dexter.conf");
+    dx_prov_sh (self, "# OpenVPN server on UDP 1194: " S_OPENVPN_CONF);
     dx_prov_sh (self, "dx_apt install openvpn");
     dx_prov_sh (self, "systemctl enable --now openvpn-server@dexter");
 }

@@ -158,7 +158,7 @@ def test_shellcheck(rendered, tmp_path):
         path.write_text(parts["text/x-shellscript"])
         scripts.append(str(path))
         for i, f in enumerate(yaml.safe_load(parts["text/cloud-config"])["write_files"]):
-            if f["content"].startswith("#!"):
+            if f["content"].startswith(("#!/bin/sh", "#!/bin/bash")):
                 path = tmp_path / ("%s-file%d" % (name, i))
                 path.write_text(f["content"])
                 scripts.append(str(path))
@@ -293,10 +293,18 @@ def test_shell_part_in_a_sandbox(rendered, sandboxes, name):
 
     if role == "access":
         # OpenVPN from the bundle, its keys private; forwarding and NAT
-        assert box.mode("/etc/openvpn/server/server.key") == 0o600
-        assert box.mode("/etc/openvpn/server/tls-crypt.key") == 0o600
-        assert box.mode("/etc/openvpn/server/ca.crt") == 0o644
-        assert "server 10.8.0.0 255.255.255.0" in box.read("/etc/openvpn/server/dexter.conf")
+        assert box.mode("/etc/openvpn/server/dexter/server.key") == 0o600
+        assert box.mode("/etc/openvpn/server/dexter/tls-crypt.key") == 0o600
+        assert box.mode("/etc/openvpn/server/dexter/ca.crt") == 0o644
+        assert box.mode("/etc/openvpn/server/dexter/auth.py") == 0o755
+        conf = box.read("/etc/openvpn/server/dexter.conf")
+        assert "server 10.8.0.0 255.255.255.0" in conf
+        # every file the config names is there
+        for line in conf.splitlines():
+            words = line.split()
+            if words and words[0] in ("ca", "cert", "key", "tls-crypt", "crl-verify",
+                                      "auth-user-pass-verify"):
+                assert os.path.isfile(box.path(words[1])), line
         called("systemctl enable --now openvpn-server@dexter")
         called("apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold "
                "install openvpn")

@@ -34,14 +34,18 @@ static const char *s_pem_key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM4
 static const char *s_tls_crypt = "-----BEGIN OpenVPN Static key V1-----\n0123456789abcdef\n-----END OpenVPN Static key V1-----\n";
 static const char *s_crl = "-----BEGIN X509 CRL-----\nMIIBCDCBrwIBATAKBggq\n-----END X509 CRL-----\n";
 static const char *s_server_conf = "port 1194\nproto udp\ndev tun\nserver 10.8.0.0 255.255.255.0\n"
-    "ca ca.crt\ncert server.crt\nkey server.key\ntls-crypt tls-crypt.key\ncrl-verify crl.pem\n";
+    "ca /etc/openvpn/server/dexter/ca.crt\ncert /etc/openvpn/server/dexter/server.crt\n"
+    "key /etc/openvpn/server/dexter/server.key\ntls-crypt /etc/openvpn/server/dexter/tls-crypt.key\n"
+    "crl-verify /etc/openvpn/server/dexter/crl.pem\nscript-security 2\n"
+    "auth-user-pass-verify /etc/openvpn/server/dexter/auth.py via-file\n";
+static const char *s_auth = "#!/usr/bin/env python3\nimport sys\nsys.exit(1)\n";
 
 static json_t *
 s_vpn (void)
 {
-    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}", "ca", s_pem_cert, "cert", s_pem_cert,
+    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ca", s_pem_cert, "cert", s_pem_cert,
                       "key", s_pem_key, "tls_crypt", s_tls_crypt, "crl", s_crl,
-                      "server_conf", s_server_conf);
+                      "server_conf", s_server_conf, "auth", s_auth);
 }
 
 /*  The host step of role on type and provider, as the scheduler plans it:
@@ -276,11 +280,12 @@ s_check_agent (const char *type, const char *config, const char *shell)
 static void
 s_check_access (const char *type, const char *provider, const char *config, const char *shell)
 {
-    s_file_is (config, "/etc/openvpn/server/ca.crt", "0644", s_pem_cert);
-    s_file_is (config, "/etc/openvpn/server/server.crt", "0644", s_pem_cert);
-    s_file_is (config, "/etc/openvpn/server/server.key", "0600", s_pem_key);
-    s_file_is (config, "/etc/openvpn/server/tls-crypt.key", "0600", s_tls_crypt);
-    s_file_is (config, "/etc/openvpn/server/crl.pem", "0644", s_crl);
+    s_file_is (config, "/etc/openvpn/server/dexter/ca.crt", "0644", s_pem_cert);
+    s_file_is (config, "/etc/openvpn/server/dexter/server.crt", "0644", s_pem_cert);
+    s_file_is (config, "/etc/openvpn/server/dexter/server.key", "0600", s_pem_key);
+    s_file_is (config, "/etc/openvpn/server/dexter/tls-crypt.key", "0600", s_tls_crypt);
+    s_file_is (config, "/etc/openvpn/server/dexter/crl.pem", "0644", s_crl);
+    s_file_is (config, "/etc/openvpn/server/dexter/auth.py", "0755", s_auth);
     s_file_is (config, "/etc/openvpn/server/dexter.conf", "0644", s_server_conf);
     s_file_is (config, "/etc/sysctl.d/60-dexter-forward.conf", "0644", NULL);
     s_file_has (config, "/usr/local/sbin/dexter-nat", "rule nat POSTROUTING ! -s \"$net\" -d \"$net\" -j MASQUERADE");
@@ -394,7 +399,7 @@ test_vpn_source (void **state)
     char *document = dx_provision_document ("c1", step, credentials, err, sizeof err);
     assert_non_null (document);
     char *config = s_part (document, 0);
-    s_file_is (config, "/etc/openvpn/server/server.key", "0600", s_pem_key);
+    s_file_is (config, "/etc/openvpn/server/dexter/server.key", "0600", s_pem_key);
     free (config);
     free (document);
     document = s_document (step);
@@ -623,6 +628,16 @@ test_refusals (void **state)
     vpn = s_vpn ();
     json_object_set_new (vpn, "key", json_string ("-----BEGIN PRIVATE KEY-----\n\x01\n"));
     s_refused_with (step, "vpn", vpn, "server.key has a character other than printable ASCII");
+    vpn = s_vpn ();
+    json_object_set_new (vpn, "auth", json_integer (1));
+    s_refused_with (step, "vpn", vpn, "vpn.auth");
+    //  The auth script is optional
+    vpn = s_vpn ();
+    json_object_del (vpn, "auth");
+    json_object_set_new (step, "vpn", vpn);
+    char *document = s_document (step);
+    assert_null (strstr (document, "auth.py\n"));
+    free (document);
     s_refused_with (step, "vpn", json_string ("x"), "vpn must be an object");
     json_t *credentials = json_pack ("{s:s}", "vpn", "x");
     s_refused (step, credentials, "vpn must be an object");
@@ -652,7 +667,7 @@ test_refusals (void **state)
     s_settings ();
     //  A mesos cluster needs no installer
     unsetenv ("DEXTER_DCOS_INSTALLER_URL");
-    char *document = s_document (step);
+    document = s_document (step);
     free (document);
     json_decref (step);
     s_settings ();
