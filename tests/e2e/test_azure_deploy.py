@@ -145,6 +145,10 @@ def test_mesos_on_azure(stack_factory, tmp_path):
             d = wait_deployment(stack, name, generation)
             evs = wait_finished_event(stack, name, generation)
             check_events(evs, generation, "deployed", planned_steps(3, {GROUP: 6}))
+            # long-running operations show in the events as the steps run
+            progress = [e for e in evs if e["type"] == "step.progress" and e["step"].startswith("host.")]
+            assert any("virtualMachines/%s-%s-0" % (name, GROUP) in e.get("message", "") for e in progress), \
+                short(progress)
             _, g = api(stack, "GET", "/clusters/%s/groups/%s" % (name, GROUP), 200)
             by_group, st = check_cluster(stack, name, 3, {GROUP: group_spec(g)}, master_type="Basic_A2",
                                          location="centralus", deployment=d, provision={GROUP: g})
