@@ -11,6 +11,7 @@
     parameters, user data included. */
 #include "dx_provision.h"
 #include "dx_provision_host.h"
+#include "dx_config.h"
 #include "dx_spec.h"
 #include "dx_util.h"
 
@@ -112,17 +113,16 @@ s_ipv4 (const char *text)
     return text && strlen (text) < 16 && inet_pton (AF_INET, text, &addr) == 1;
 }
 
-/*  A setting from the environment, or its default; checked against the
-    characters a URL (or a version, a distribution) may hold here, none
-    of them a shell's or YAML's quote. */
+/*  A setting's value (dx_config_str: the default when unset or empty,
+    as docker compose passes an unset variable on); `none` is "" for a
+    setting that may be switched off. Checked against the characters a
+    URL (or a version, a distribution) may hold here, none of them a
+    shell's or YAML's quote; name is the variable, for the message. */
 static const char *
-s_setting (dx_prov_t *self, const char *name, const char *fallback, bool url)
+s_setting (dx_prov_t *self, const char *name, const char *value, bool url)
 {
-    const char *value = getenv (name);
-    if (!value)
-        value = fallback;
-    if (!*value)
-        return value;
+    if (!*value || strcmp (value, "none") == 0)
+        return "";
     bool ok = url? (strncmp (value, "http://", 7) == 0 || strncmp (value, "https://", 8) == 0)
                    && s_chars (value, 1024, ":/._~%+=?&@,-")
                  : s_chars (value, 64, ".+~:-_");
@@ -137,16 +137,20 @@ static void
 s_settings (dx_prov_t *self)
 {
     dx_prov_settings_t *s = &self->settings;
-    s->mesos_apt_repo = s_setting (self, DX_PROVISION_ENV_MESOS_APT_REPO,
-                                   DX_PROVISION_MESOS_APT_REPO, true);
+    s->mesos_apt_repo = s_setting (self, "DEXTER_MESOS_APT_REPO",
+        dx_config_str ("MESOS_APT_REPO", DX_PROVISION_MESOS_APT_REPO), true);
     if (!*s->mesos_apt_repo)
-        dx_prov_fail (self, DX_PROVISION_ENV_MESOS_APT_REPO " is empty (docs/provision.md)");
-    s->mesos_apt_dist = s_setting (self, DX_PROVISION_ENV_MESOS_APT_DIST, "", false);
-    s->mesos_apt_key_url = s_setting (self, DX_PROVISION_ENV_MESOS_APT_KEY_URL,
-                                      DX_PROVISION_MESOS_APT_KEY_URL, true);
-    s->mesos_version = s_setting (self, DX_PROVISION_ENV_MESOS_VERSION, "", false);
-    s->marathon_version = s_setting (self, DX_PROVISION_ENV_MARATHON_VERSION, "", false);
-    s->dcos_installer_url = s_setting (self, DX_PROVISION_ENV_DCOS_INSTALLER_URL, "", true);
+        dx_prov_fail (self, "DEXTER_MESOS_APT_REPO cannot be none (docs/provision.md)");
+    s->mesos_apt_dist = s_setting (self, "DEXTER_MESOS_APT_DIST",
+        dx_config_str ("MESOS_APT_DIST", ""), false);
+    s->mesos_apt_key_url = s_setting (self, "DEXTER_MESOS_APT_KEY_URL",
+        dx_config_str ("MESOS_APT_KEY_URL", DX_PROVISION_MESOS_APT_KEY_URL), true);
+    s->mesos_version = s_setting (self, "DEXTER_MESOS_VERSION",
+        dx_config_str ("MESOS_VERSION", ""), false);
+    s->marathon_version = s_setting (self, "DEXTER_MARATHON_VERSION",
+        dx_config_str ("MARATHON_VERSION", ""), false);
+    s->dcos_installer_url = s_setting (self, "DEXTER_DCOS_INSTALLER_URL",
+        dx_config_str ("DCOS_INSTALLER_URL", ""), true);
 }
 
 /*  The masters of context.masters_ips, and a master's ZooKeeper id: its
@@ -256,7 +260,7 @@ s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *
     s_settings (self);
     if (!self->failed && strcmp (self->type, "dcos") == 0 && strcmp (self->role, "access") == 0
     &&  !*self->settings.dcos_installer_url)
-        dx_prov_fail (self, DX_PROVISION_ENV_DCOS_INSTALLER_URL " is not set: the access node "
+        dx_prov_fail (self, "DEXTER_DCOS_INSTALLER_URL is not set: the access node "
                       "of a dcos cluster serves the DC/OS installer from it (docs/provision.md)");
 }
 

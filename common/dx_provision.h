@@ -17,8 +17,8 @@
     cluster's name; the step's `context.masters_ips` gives the masters,
     and an optional `vpn` object (in the step or in the job's credentials)
     the access node's OpenVPN server bundle: strings `ca`, `cert`, `key`,
-    `tls_crypt`, `crl` and `server_conf`. The settings are read from the
-    environment (DX_PROVISION_ENV_*) at each call.
+    `tls_crypt`, `crl`, `server_conf` and optionally `auth`. The settings
+    are read from the environment at each call (below).
 
     Every value is checked before it is written: names, roles, devices and
     IPs against strict character sets, file contents as printable ASCII
@@ -38,19 +38,15 @@
 #define DX_PROVISION_AZURE_MAX_BYTES    65535
 
 /*  The settings: environment variables of the worker that renders the
-    user data, each with its default (docs/provision.md). */
-#define DX_PROVISION_ENV_MESOS_APT_REPO     "DEXTER_MESOS_APT_REPO"
-#define DX_PROVISION_ENV_MESOS_APT_DIST     "DEXTER_MESOS_APT_DIST"
-#define DX_PROVISION_ENV_MESOS_APT_KEY_URL  "DEXTER_MESOS_APT_KEY_URL"
-#define DX_PROVISION_ENV_MESOS_VERSION      "DEXTER_MESOS_VERSION"
-#define DX_PROVISION_ENV_MARATHON_VERSION   "DEXTER_MARATHON_VERSION"
-#define DX_PROVISION_ENV_DCOS_INSTALLER_URL "DEXTER_DCOS_INSTALLER_URL"
-
+    user data, read at each call (docs/provision.md, "Settings"):
+    DEXTER_MESOS_APT_REPO, DEXTER_MESOS_APT_DIST, DEXTER_MESOS_APT_KEY_URL,
+    DEXTER_MESOS_VERSION, DEXTER_MARATHON_VERSION and
+    DEXTER_DCOS_INSTALLER_URL. Unset or empty, each is its default: */
 #define DX_PROVISION_MESOS_APT_REPO     "http://repos.mesosphere.com/ubuntu"
 #define DX_PROVISION_MESOS_APT_KEY_URL  "https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
-/*  No default: the distribution is the host's own codename, the versions
-    the newest the repository has, and a dcos cluster needs an installer
-    URL set by the operator (an access node of a dcos cluster is refused
+/*  and for the others none: the distribution is the host's own codename,
+    the versions the newest the repository has, and a dcos cluster needs
+    an installer URL set by the operator (its access node is refused
     without one). */
 
 /*  The document as text (MIME multipart, never compressed) for the host

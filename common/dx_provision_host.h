@@ -20,7 +20,7 @@
 typedef struct {
     const char *mesos_apt_repo;         /* never NULL: the default when unset */
     const char *mesos_apt_dist;         /* "": the host's codename */
-    const char *mesos_apt_key_url;      /* "": the repository needs no key of ours */
+    const char *mesos_apt_key_url;      /* "" (set to none): no key of ours */
     const char *mesos_version;          /* "": the newest */
     const char *marathon_version;       /* "": the newest */
     const char *dcos_installer_url;     /* "": none */

@@ -86,7 +86,7 @@ s_settings (void)
     setenv ("DEXTER_MESOS_APT_REPO", "http://mirror.example.com/mesos/ubuntu", 1);
     setenv ("DEXTER_MESOS_VERSION", "1.11.0", 1);
     unsetenv ("DEXTER_MESOS_APT_DIST");
-    setenv ("DEXTER_MESOS_APT_KEY_URL", "", 1);
+    setenv ("DEXTER_MESOS_APT_KEY_URL", "none", 1);
     unsetenv ("DEXTER_MARATHON_VERSION");
 }
 
@@ -649,6 +649,8 @@ test_refusals (void **state)
     step = s_step ("access", "dcos", "azure");
     unsetenv ("DEXTER_DCOS_INSTALLER_URL");
     s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not set");
+    setenv ("DEXTER_DCOS_INSTALLER_URL", "", 1);
+    s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not set");
     setenv ("DEXTER_DCOS_INSTALLER_URL", "ftp://x/y", 1);
     s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not an http or https URL");
     setenv ("DEXTER_DCOS_INSTALLER_URL", "https://x/y'$(id)", 1);
@@ -659,8 +661,8 @@ test_refusals (void **state)
     setenv ("DEXTER_MESOS_VERSION", "1.11;id", 1);
     s_refused (step, NULL, "DEXTER_MESOS_VERSION is not");
     s_settings ();
-    setenv ("DEXTER_MESOS_APT_REPO", "", 1);
-    s_refused (step, NULL, "DEXTER_MESOS_APT_REPO is empty");
+    setenv ("DEXTER_MESOS_APT_REPO", "none", 1);
+    s_refused (step, NULL, "DEXTER_MESOS_APT_REPO cannot be none");
     s_settings ();
     setenv ("DEXTER_MESOS_APT_KEY_URL", "https://keys.example.com/k ey", 1);
     s_refused (step, NULL, "DEXTER_MESOS_APT_KEY_URL is not");
@@ -680,9 +682,10 @@ test_defaults (void **state)
 {
     (void) state;
     s_settings ();
-    unsetenv ("DEXTER_MESOS_APT_REPO");
+    //  Empty is unset (docker compose passes an unset variable as empty)
+    setenv ("DEXTER_MESOS_APT_REPO", "", 1);
     unsetenv ("DEXTER_MESOS_APT_KEY_URL");
-    unsetenv ("DEXTER_MESOS_VERSION");
+    setenv ("DEXTER_MESOS_VERSION", "", 1);
     json_t *step = s_step ("master", "mesos", "aws");
     char *document = s_document (step);
     char *config = s_part (document, 0);
