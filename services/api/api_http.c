@@ -13,6 +13,7 @@
 #include "dx_util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -45,6 +46,12 @@
     (dx_malloc_release). So does the memory of closed connections (their
     pools, their bodies), once none closed for API_TRIM_MS. */
 #define API_TRIM_BYTES  (256u * 1024u)
+/*  Each connection's socket send buffer (the kernel doubles it): a send
+    copies at most this much, so one turn of the loop writes at most this
+    much per connection, and a turn that answers a hundred lists of 1 MB
+    at once does not hold every other answer behind 100 MB of copying;
+    the rest goes in the next turns, as the sockets drain. */
+#define API_SNDBUF      (128 * 1024)
 #define API_TRIM_MS     300
 
 struct api_http_t {
@@ -64,6 +71,13 @@ struct api_http_t {
        must then be at once: MHD does not count them in its timeout). */
     MHD_socket resumed [API_CONNECTIONS];
     unsigned resumed_count;
+    /* The last answer made of a reply's text, kept for the rest of the
+       run: the connections a shared request answers (api_loop_send) get
+       the same text, and each queues this one response, whose buffer MHD
+       sends from, rather than a copy of its own. */
+    json_t *shared_text;
+    struct MHD_Response *shared_response;
+    size_t shared_len;
 };
 
 /*  A connection's request, from its request line to the end of its
@@ -93,8 +107,8 @@ typedef struct {
     char *body;
     size_t len, cap;
     size_t dropped;
-    char pending [80];              /* the id of the scheduler request it
-                                       waits for (suspended), or "" */
+    api_wait_t *wait;               /* while suspended: the scheduler
+                                       reply it waits for, else NULL */
     bool ready;                     /* answer holds the reply's answer */
     api_answer_t answer;
     size_t sent;                    /* bytes of the answer */
@@ -132,8 +146,8 @@ s_printable (char *dst, size_t size, const char *src)
 static void
 s_request_clear (s_request_t *req)
 {
-    if (req->pending [0])           /* only when closed while waiting */
-        api_loop_forget (req->http->loop, req->pending);
+    if (req->wait)                  /* only when closed while waiting */
+        api_loop_forget (req->http->loop, req->wait);
     s_body_free (req);
     json_decref (req->refusal_body);
     json_decref (req->answer.body);
@@ -165,6 +179,9 @@ s_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
             MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (info && (req = calloc (1, sizeof *req))) {
             *req = (s_request_t) { .http = self, .conn = conn, .fd = info->connect_fd };
+            int size = API_SNDBUF;
+            if (setsockopt (req->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size))
+                dx_debug ("cannot set SO_SNDBUF: %s", strerror (errno));
             api_deadline_open (self->deadline, req->fd, dx_mono_ms ());
         }
         *socket_context = req;
@@ -298,39 +315,69 @@ s_body_text (json_t *body, json_t *text, size_t *len)
     return buf;
 }
 
+/*  Drops the kept answer (api_http_t.shared_response). */
+static void
+s_unshare (api_http_t *self)
+{
+    if (self->shared_response)
+        MHD_destroy_response (self->shared_response);
+    json_decref (self->shared_text);
+    self->shared_response = NULL;
+    self->shared_text = NULL;
+}
+
 /*  Queues the answer: status and a JSON body or its text (both stolen;
     NULL for none), plus an Allow header and the Bearer challenge when
-    asked. */
+    asked. An answer of the same text as the kept one is that response. */
 static enum MHD_Result
 s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
            json_t *body, json_t *body_text, const char *allow, bool challenge)
 {
+    api_http_t *self = req->http;
+    bool shareable = body_text && !body && !allow && !challenge && !req->close;
+    struct MHD_Response *response;
     size_t len;
-    char *text = s_body_text (body, body_text, &len);
-    struct MHD_Response *response = len
-        ? MHD_create_response_from_buffer (len, text, MHD_RESPMEM_MUST_FREE)
-        : MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
-    if (!response) {
-        free (text);
-        return MHD_NO;
+    if (shareable && body_text == self->shared_text) {
+        json_decref (body_text);
+        response = self->shared_response;
+        len = self->shared_len;
+    }
+    else {
+        json_t *kept = shareable ? json_incref (body_text) : NULL;
+        char *text = s_body_text (body, body_text, &len);
+        response = len
+            ? MHD_create_response_from_buffer (len, text, MHD_RESPMEM_MUST_FREE)
+            : MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);
+        if (!response) {
+            free (text);
+            json_decref (kept);
+            return MHD_NO;
+        }
+        if (len)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                     "application/json");
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (allow && *allow)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
+        if (challenge)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                     "Bearer realm=\"dexter\"");
+        /* A retired or stopping daemon lets each client go after its answer:
+           the next request comes on a new connection, to the daemon that
+           replaced it. A refused head closes too (api_head.h). */
+        if (self->quiesced || req->close)
+            MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
+        if (kept) {
+            s_unshare (self);
+            self->shared_text = kept;
+            self->shared_response = response;
+            self->shared_len = len;
+        }
     }
     req->sent = len;
-    if (len)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                 "application/json");
-    MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (allow && *allow)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
-    if (challenge)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-                                 "Bearer realm=\"dexter\"");
-    /* A retired or stopping daemon lets each client go after its answer:
-       the next request comes on a new connection, to the daemon that
-       replaced it. A refused head closes too (api_head.h). */
-    if (req->http->quiesced || req->close)
-        MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response (conn, (unsigned) status, response);
-    MHD_destroy_response (response);
+    if (response != self->shared_response)
+        MHD_destroy_response (response);
     req->status = status;
     return rc;
 }
@@ -552,7 +599,7 @@ s_on_reply (void *ctx, const json_t *reply)
 {
     s_request_t *req = ctx;
     api_http_t *self = req->http;
-    req->pending [0] = 0;
+    req->wait = NULL;
     api_handler_reply (reply, &req->answer);
     req->ready = true;
     MHD_resume_connection (req->conn);
@@ -595,15 +642,12 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
                                            &req->answer);
     if (!request)
         return s_answer (conn, req);
-    const char *id = api_loop_send (self->loop, request, s_on_reply, req);
-    if (!id || strlen (id) >= sizeof req->pending) {
-        if (id)
-            api_loop_forget (self->loop, id);
+    req->wait = api_loop_send (self->loop, request, req->match.route->shared,
+                               s_on_reply, req);
+    if (!req->wait)
         return s_fail (conn, req, 500, "INTERNAL", NULL,
                        "the request cannot be sent to the scheduler: out of memory, "
                        "or too large or too deeply nested to encode");
-    }
-    strcpy (req->pending, id);
     MHD_suspend_connection (conn);
     return MHD_YES;
 }
@@ -647,7 +691,7 @@ s_access (void *cls, struct MHD_Connection *conn, const char *url,
     }
     if (req->ready)                 /* resumed: the reply came */
         return s_answer (conn, req);
-    if (req->pending [0])           /* still waiting (not expected) */
+    if (req->wait)                  /* still waiting (not expected) */
         return MHD_YES;
     return s_finish (self, conn, req);
 }
@@ -749,6 +793,7 @@ api_http_destroy (api_http_t **self_p)
     if (!self_p || !*self_p)
         return;
     api_http_t *self = *self_p;
+    s_unshare (self);
     if (self->daemon) {
         /* A quiesced daemon leaves the (maybe shared) socket open. */
         api_http_quiesce (self);
@@ -822,6 +867,7 @@ api_http_run (api_http_t *self, const zmq_pollitem_t *items, int count)
     }
     self->resumed_count = 0;
     MHD_run_from_select (self->daemon, &reads, &writes, &errors);
+    s_unshare (self);
     now = dx_mono_ms ();
     api_deadline_expire (self->deadline, now);
     if (self->trim_at && now >= self->trim_at) {
@@ -850,6 +896,7 @@ api_http_answer (api_http_t *self)
             FD_SET (self->resumed [i], &writes);
     self->resumed_count = 0;
     MHD_run_from_select (self->daemon, &reads, &writes, &errors);
+    s_unshare (self);
 }
 
 void

@@ -17,17 +17,31 @@
 #define API_LOOP_FLUSH   5      /* daemon runs after the last reply, on stop */
 #define API_LOOP_REDIAL_MS 1000 /* next try at a DEALER: no scheduler key yet, or refused */
 
-/*  A request waiting for its reply. */
+/*  A scheduler request: sent once, answering every waiter it has. */
 typedef struct s_pending_t {
-    struct s_pending_t *prev, *next;    /* the wait queue, in deadline order */
+    struct s_pending_t *next_unsent;    /* the send queue, in order */
     json_t *request;                    /* owned; its id is the table's key */
     char *frame;                        /* the request encoded (owned, wiped) */
     size_t frame_len;
+    bool sent;                          /* false: waits for the DEALER, or
+                                           for the one before it (held) */
+    bool held;                          /* waits for before's reply */
+    char *key;                          /* shared: the request without its
+                                           id (owned); NULL: not shared */
+    struct s_pending_t *before, *after; /* shared: the one of the same key
+                                           in flight, the one held for it */
+    struct api_wait_t *waiters;         /* in arrival order, by mate */
+} s_pending_t;
+
+/*  One caller waiting for a reply (an HTTP request). */
+struct api_wait_t {
+    struct api_wait_t *prev, *next;     /* the wait queue, in deadline order */
+    struct api_wait_t *mate;            /* the next waiter of its request */
+    s_pending_t *pending;
     int64_t deadline;                   /* monotonic ms */
-    bool sent;                          /* false: waits for the DEALER */
     api_reply_fn *fn;
     void *ctx;
-} s_pending_t;
+};
 
 struct api_loop_t {
     char *endpoint;
@@ -42,9 +56,13 @@ struct api_loop_t {
     void *handle;                       /* the DEALER's libzmq socket */
     zsock_t *watch;                     /* the DEALER's handshakes */
     int64_t redial;                     /* when to dial again without a DEALER */
-    zhashx_t *pending;                  /* id -> s_pending_t (not owned) */
-    s_pending_t *head, *tail;           /* soonest deadline first */
-    size_t unsent;                      /* entries with sent false */
+    zhashx_t *pending;                  /* id -> s_pending_t (freed by
+                                           s_pending_free) */
+    zhashx_t *shared;                   /* key -> the newest s_pending_t of
+                                           that key (not owned) */
+    api_wait_t *head, *tail;            /* waiters, soonest deadline first */
+    s_pending_t *unsent, *unsent_tail;  /* to send, in order (a held one
+                                           joins when its turn comes) */
     pthread_t thread;
     bool started;
     atomic_bool stop;                   /* asked to stop (any thread) */
@@ -112,14 +130,18 @@ api_loop_new (const api_loop_config_t *config)
     self->curve = config->curve;
     self->endpoint = strdup (config->endpoint);
     self->pending = zhashx_new ();
+    self->shared = zhashx_new ();
     self->daemons = zlistx_new ();
     self->control = zsys_create_pipe (&self->pipe);
-    if (!self->endpoint || !self->pending || !self->daemons || !self->control)
+    if (!self->endpoint || !self->pending || !self->shared || !self->daemons || !self->control)
         goto fail;
     zlistx_set_destructor (self->daemons, (czmq_destructor *) api_http_destroy);
-    /* Keys are the requests' ids, which live as long as their entries. */
+    /* Keys are the requests' ids and keys, which live as long as their
+       entries. */
     zhashx_set_key_duplicator (self->pending, NULL);
     zhashx_set_key_destructor (self->pending, NULL);
+    zhashx_set_key_duplicator (self->shared, NULL);
+    zhashx_set_key_destructor (self->shared, NULL);
 
     if (s_dial (self))
         goto fail;
@@ -135,36 +157,123 @@ fail:
     return NULL;
 }
 
-/*  Takes p out of the queue and the table and frees it. */
+/*  Appends p to the send queue. */
+static void
+s_unsent_add (api_loop_t *self, s_pending_t *p)
+{
+    p->next_unsent = NULL;
+    if (self->unsent_tail)
+        self->unsent_tail->next_unsent = p;
+    else
+        self->unsent = p;
+    self->unsent_tail = p;
+}
+
+/*  Takes p out of the send queue, if it is there. */
+static void
+s_unsent_remove (api_loop_t *self, s_pending_t *p)
+{
+    s_pending_t *prev = NULL;
+    for (s_pending_t *q = self->unsent; q; prev = q, q = q->next_unsent)
+        if (q == p) {
+            if (prev)
+                prev->next_unsent = p->next_unsent;
+            else
+                self->unsent = p->next_unsent;
+            if (self->unsent_tail == p)
+                self->unsent_tail = prev;
+            break;
+        }
+    p->next_unsent = NULL;
+}
+
+/*  Encodes p's request with a deadline of now plus the timeout, in place
+    of its frame. 0, or -1 when the codec cannot carry it (the frame, if
+    any, is kept). */
+static int
+s_encode (api_loop_t *self, s_pending_t *p)
+{
+    char *frame;
+    size_t len;
+    if (json_object_set_new (p->request, "deadline",
+                             json_integer (dx_now_ms () + self->timeout_ms))
+    ||  dx_msg_encode (p->request, &frame, &len))
+        return -1;
+    if (p->frame)
+        sodium_memzero (p->frame, p->frame_len);    /* it may hold secrets */
+    free (p->frame);
+    p->frame = frame;
+    p->frame_len = len;
+    return 0;
+}
+
+/*  Forgets p, whose waiters are gone: out of the table and the send
+    queue; the request held behind it (same key) may be sent now. */
 static void
 s_pending_free (api_loop_t *self, s_pending_t *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        self->head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        self->tail = p->prev;
-    if (!p->sent)
-        self->unsent--;
+    if (!p->sent && !p->held)
+        s_unsent_remove (self, p);
+    if (p->key && zhashx_lookup (self->shared, p->key) == p)
+        zhashx_delete (self->shared, p->key);
+    if (p->before)
+        p->before->after = NULL;
+    if (p->after) {
+        s_pending_t *next = p->after;
+        next->before = NULL;
+        next->held = false;
+        /* Its deadline counts from now, since it could not go before
+           (out of memory: the one it was made with) */
+        s_encode (self, next);
+        s_unsent_add (self, next);
+    }
     zhashx_delete (self->pending, dx_msg_id (p->request));
     json_decref (p->request);
     if (p->frame)
         sodium_memzero (p->frame, p->frame_len);    /* it may hold secrets */
     free (p->frame);
+    free (p->key);
     free (p);
 }
 
-/*  Forgets p and hands reply (stolen) to its callback. */
+/*  Takes w out of the wait queue and of its request's waiters, and frees
+    it; the request goes when its last waiter does. */
+static void
+s_wait_free (api_loop_t *self, api_wait_t *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        self->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        self->tail = w->prev;
+    s_pending_t *p = w->pending;
+    api_wait_t **link = &p->waiters;
+    while (*link != w)
+        link = &(*link)->mate;
+    *link = w->mate;
+    free (w);
+    if (!p->waiters)
+        s_pending_free (self, p);
+}
+
+/*  Hands reply (stolen) to every waiter of p, each forgotten first, then
+    forgets p. */
 static void
 s_complete (api_loop_t *self, s_pending_t *p, json_t *reply)
 {
-    api_reply_fn *fn = p->fn;
-    void *ctx = p->ctx;
-    s_pending_free (self, p);
-    fn (ctx, reply);
+    while (p->waiters) {
+        api_wait_t *w = p->waiters;
+        api_reply_fn *fn = w->fn;
+        void *ctx = w->ctx;
+        bool last = !w->mate;
+        s_wait_free (self, w);          /* the last frees p */
+        fn (ctx, reply);
+        if (last)
+            break;
+    }
     json_decref (reply);
 }
 
@@ -181,58 +290,105 @@ s_send (api_loop_t *self, s_pending_t *p)
     if (rc == -1)
         return -1;
     p->sent = true;
-    self->unsent--;
     return 0;
 }
 
-const char *
-api_loop_send (api_loop_t *self, json_t *request, api_reply_fn *fn, void *ctx)
+/*  The key under which request is shared: its text without the id. NULL
+    when out of memory. Caller frees. */
+static char *
+s_share_key (const json_t *request)
 {
-    s_pending_t *p = request ? calloc (1, sizeof *p) : NULL;
+    json_t *copy = json_copy ((json_t *) request);
+    char *key = copy && json_object_del (copy, "id") == 0
+              ? json_dumps (copy, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref (copy);
+    return key;
+}
+
+api_wait_t *
+api_loop_send (api_loop_t *self, json_t *request, bool share,
+               api_reply_fn *fn, void *ctx)
+{
+    api_wait_t *w = request ? calloc (1, sizeof *w) : NULL;
     const char *id = dx_msg_id (request);
-    //  Encoded now, so that a request the codec cannot carry is refused
-    //  here instead of waiting at the head of the queue, in front of others
-    if (!p || !id
-    ||  json_object_set_new (request, "deadline",
-                             json_integer (dx_now_ms () + self->timeout_ms))
-    ||  dx_msg_encode (request, &p->frame, &p->frame_len)) {
-        free (p);
+    char *key = share && w && id ? s_share_key (request) : NULL;
+    s_pending_t *newest = key ? zhashx_lookup (self->shared, key) : NULL;
+    s_pending_t *p = newest && !newest->sent ? newest : NULL;
+    if (p) {
+        /* Joins the request of the same key not sent yet: its reply will
+           be read after this request came, so it answers this one too. */
+        free (key);
         json_decref (request);
-        return NULL;
     }
-    p->request = request;
-    p->deadline = dx_mono_ms () + self->timeout_ms;
-    p->fn = fn;
-    p->ctx = ctx;
-    p->prev = self->tail;
+    else {
+        p = w && id && (!share || key) ? calloc (1, sizeof *p) : NULL;
+        if (p)
+            p->request = request;
+        //  Encoded now, so that a request the codec cannot carry is refused
+        //  here instead of waiting at the head of the queue, in front of others
+        if (!p || s_encode (self, p)) {
+            free (p);
+            free (key);
+            free (w);
+            json_decref (request);
+            return NULL;
+        }
+        p->key = key;
+        if (newest) {
+            /* The one of the same key is in flight: this one goes when
+               that is answered, for every request that joins it meanwhile */
+            p->held = true;
+            p->before = newest;
+            newest->after = p;
+        }
+        else
+            s_unsent_add (self, p);
+        if (key) {
+            /* Deleted first: an update would keep the old entry's key,
+               which is freed with it */
+            zhashx_delete (self->shared, key);
+            zhashx_insert (self->shared, key, p);
+        }
+        zhashx_insert (self->pending, dx_msg_id (p->request), p);
+    }
+    w->pending = p;
+    w->deadline = dx_mono_ms () + self->timeout_ms;
+    w->fn = fn;
+    w->ctx = ctx;
+    api_wait_t **link = &p->waiters;
+    while (*link)
+        link = &(*link)->mate;
+    *link = w;
+    w->prev = self->tail;
     if (self->tail)
-        self->tail->next = p;
+        self->tail->next = w;
     else
-        self->head = p;
-    self->tail = p;
-    self->unsent++;
-    zhashx_insert (self->pending, id, p);
-    return id;                      /* sent with the turn's others (s_turn) */
+        self->head = w;
+    self->tail = w;
+    return w;                       /* sent with the turn's others (s_turn) */
 }
 
 void
-api_loop_forget (api_loop_t *self, const char *id)
+api_loop_forget (api_loop_t *self, api_wait_t *wait)
 {
-    s_pending_t *p = id ? zhashx_lookup (self->pending, id) : NULL;
-    if (p)
-        s_pending_free (self, p);
+    if (wait)
+        s_wait_free (self, wait);
 }
 
 /*  Sends what waits for the DEALER, in order, as long as it takes them. */
 static void
 s_flush (api_loop_t *self)
 {
-    for (s_pending_t *p = self->head; p && self->unsent; p = p->next)
-        if (!p->sent && s_send (self, p))
-            break;
+    while (self->unsent && s_send (self, self->unsent) == 0) {
+        s_pending_t *p = self->unsent;
+        self->unsent = p->next_unsent;
+        if (!self->unsent)
+            self->unsent_tail = NULL;
+        p->next_unsent = NULL;
+    }
 }
 
-/*  The type of the request with id, for log lines. */
+/*  The type of p's request, for log lines. */
 static const char *
 s_type_of (s_pending_t *p)
 {
@@ -267,7 +423,7 @@ s_receive (api_loop_t *self)
     if (reply) {
         s_pending_t *p = dx_msg_id (reply)
                        ? zhashx_lookup (self->pending, dx_msg_id (reply)) : NULL;
-        if (p)
+        if (p && p->sent)
             s_complete (self, p, reply);
         else {
             dx_debug ("dropped a late reply to an abandoned request");
@@ -282,6 +438,8 @@ s_receive (api_loop_t *self)
             : NULL;
         const char *id = dx_msg_id (envelope);
         s_pending_t *p = id ? zhashx_lookup (self->pending, id) : NULL;
+        if (p && !p->sent)
+            p = NULL;
         dx_error ("malformed reply from the scheduler to %s: %s", s_type_of (p), err);
         if (p)
             s_complete (self, p, dx_reply_error (p->request, DX_INTERNAL, NULL,
@@ -292,13 +450,14 @@ s_receive (api_loop_t *self)
     return 0;
 }
 
-/*  Answers every request whose deadline has passed with a made-up
-    UNAVAILABLE reply: "not carried out" when it was never sent. */
+/*  Answers every waiter whose deadline has passed with a made-up
+    UNAVAILABLE reply: "not carried out" when its request was never sent. */
 static void
 s_expire (api_loop_t *self, int64_t now)
 {
     while (self->head && self->head->deadline <= now) {
-        s_pending_t *p = self->head;
+        api_wait_t *w = self->head;
+        s_pending_t *p = w->pending;
         json_t *reply;
         if (!p->sent) {
             dx_warn ("no scheduler to take %s within %d ms at %s",
@@ -316,7 +475,11 @@ s_expire (api_loop_t *self, int64_t now)
                                     "request may or may not have been carried out: "
                                     "GET to check", self->timeout_ms);
         }
-        s_complete (self, p, reply);
+        api_reply_fn *fn = w->fn;
+        void *ctx = w->ctx;
+        s_wait_free (self, w);
+        fn (ctx, reply);
+        json_decref (reply);
     }
 }
 
@@ -488,11 +651,12 @@ api_loop_destroy (api_loop_t **self_p)
        nobody waits for can be left. */
     zlistx_destroy (&self->daemons);
     while (self->head)
-        s_pending_free (self, self->head);
+        s_wait_free (self, self->head);
     s_hang_up (self);
     zsock_destroy (&self->control);
     zsock_destroy (&self->pipe);
     zhashx_destroy (&self->pending);
+    zhashx_destroy (&self->shared);
     free (self->endpoint);
     free (self);
     *self_p = NULL;

@@ -7,7 +7,8 @@
     wakeup carries many messages.
 
     A request is sent at once when the DEALER takes it, else kept in order
-    until it does (ZMQ_IMMEDIATE: nothing is queued to a scheduler that is
+    until it does (a shared read may also wait for the one of its fields
+    in flight: api_loop_send) (ZMQ_IMMEDIATE: nothing is queued to a scheduler that is
     not connected). The DEALER is a CurveZMQ client (dx_curve.h); while
     the scheduler's public key is not there yet, or after the scheduler
     refused the handshake, the loop has none and makes one again every
@@ -69,18 +70,30 @@ int api_loop_renew (api_loop_t *self, const struct api_tls_t *tls);
 /*  The loop's daemon (the one taking new connections). */
 api_http_t *api_loop_http (api_loop_t *self);
 
+/*  A caller waiting for a reply (api_loop_send). */
+typedef struct api_wait_t api_wait_t;
+
 /*  From the loop's thread: sends request (stolen) with its `deadline`,
     after the daemon's current run together with the others made in it,
-    and calls fn (ctx) once with its reply. Returns the request's id for
-    api_loop_forget (borrowed until then), or NULL when out of memory or
-    when the codec cannot carry the request (fn is not called): either is
-    known at once, so nothing unsendable waits in front of other
-    requests. */
-const char *api_loop_send (api_loop_t *self, json_t *request,
+    and calls fn (ctx) once with its reply, or with a made-up UNAVAILABLE
+    one when none came within the timeout. Returns the wait, for
+    api_loop_forget until fn is called, or NULL when out of memory or when
+    the codec cannot carry the request (fn is not called): either is known
+    at once, so nothing unsendable waits in front of other requests.
+
+    share: a read whose answer is the same for every request of the same
+    fields (cluster.list): it joins the request of the same fields that
+    is not sent yet, if there is one, and one reply answers both. While
+    one of those fields is in flight the next is held, and sent when it
+    is answered: one list crosses the link at a time, for every caller
+    that asked in the meantime, instead of one copy per caller in front
+    of every other reply. Each caller still gets an answer read after
+    it asked, and its own 503 at its own deadline. */
+api_wait_t *api_loop_send (api_loop_t *self, json_t *request, bool share,
                            api_reply_fn *fn, void *ctx);
 
-/*  From the loop's thread: forget the request with id (fn is not called). */
-void api_loop_forget (api_loop_t *self, const char *id);
+/*  From the loop's thread: forget wait (its fn is not called). */
+void api_loop_forget (api_loop_t *self, api_wait_t *wait);
 
 /*  true once the loop is stopping: start no new work. */
 bool api_loop_stopping (api_loop_t *self);

@@ -36,6 +36,10 @@ typedef struct {
     api_do_t action;
     api_query_kind_t query;
     bool body;                  /* takes a form or JSON body */
+    bool shared;                /* a read whose answer is the same for
+                                   every request of the same query, and
+                                   large: requests waiting to be sent
+                                   share one (api_loop_send) */
 } api_route_t;
 
 /*  The result of matching a request line. */

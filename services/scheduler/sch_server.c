@@ -11,7 +11,9 @@
     A list of clusters may be too long to read in one turn: cluster.list
     requests wait in line, and each turn gives the list being built
     (sch_list) a few milliseconds, between bursts, so that no request waits
-    for a whole list. While lists wait, the loop does not sleep.
+    for a whole list; a message on the ROUTER ends the lists' share after
+    the slice under way (one Redis round trip), so a GET waits for one
+    slice at most. While lists wait, the loop does not sleep.
 
     For each message on the ROUTER:
       - undecodable: answered INVALID (with the decoder's sentence) when its
@@ -79,7 +81,8 @@ static const s_handler_t s_server_handlers [] = {
     { "deployment.get",    .loaded = sch_deployment_get, .load = SCH_LOAD_DEPLOYMENT },
     { "deployment.put",    .change = sch_deployment_put },
     { "deployment.delete", .change = sch_deployment_delete },
-    { "deployment.vpn",    .loaded = sch_deployment_vpn, .load = SCH_LOAD_DEPLOYMENT },
+    { "deployment.vpn",    .loaded = sch_deployment_vpn,
+                           .load = SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES },
     { "deployment.events", .queue = sch_deployment_events_queue,
                            .reply = sch_deployment_events_reply },
 };
@@ -430,14 +433,27 @@ s_server_list_begin (sch_server_t *self)
     return 0;
 }
 
-/*  Gives the lists their time until `until`: reads the list being built,
-    answers the requests it serves once it is complete, and begins the
-    next one, for as long as time remains. */
+/*  1 if a message waits on the ROUTER. */
+static int
+s_server_readable (sch_server_t *self)
+{
+    return (zsock_events (self->router) & ZMQ_POLLIN) != 0;
+}
+
+/*  Gives the lists their time until `until`, a slice at a time: reads the
+    list being built, answers the requests it serves once it is complete,
+    and begins the next one, for as long as time remains and no request
+    waits on the ROUTER: a GET that comes during a list is read after the
+    slice under way, not after the lists' whole share of the turn. */
 static void
 s_server_lists (sch_server_t *self, int64_t until)
 {
     while (self->list || s_server_list_begin (self) == 0) {
-        if (sch_list_build (self->list, until) == 0)
+        int built;
+        do
+            built = sch_list_build (self->list, 0);
+        while (built == 0 && dx_mono_ms () < until && !s_server_readable (self));
+        if (built == 0)
             return;
         s_pending_t *list;
         while ((list = (s_pending_t *) zlistx_first (self->served))) {
@@ -448,6 +464,8 @@ s_server_lists (sch_server_t *self, int64_t until)
                 return;
         }
         sch_list_destroy (&self->list);
+        if (dx_mono_ms () >= until || s_server_readable (self))
+            return;
     }
 }
 
