@@ -252,17 +252,14 @@ def by_id(st):
 
 
 def check_cluster(stack, name, masters, groups, master_type=None, location=LOCATION, deployment=None,
-                  provision=None, allow_updates=False):
+                  provision=None):
     """What the fake ARM holds for a deployed cluster equals the spec.
 
     groups: {group: {"hosts": N, "instance_type": T, "disk_size": GB,
     "disks": [{"size","type","device"}]}} (a group's disks are checked on
     the hosts listed in its "disks_on", default all). provision: {group:
     group object of the API}: its agents' custom data must carry the group's
-    role, attributes and vars. allow_updates: a VM may have been PUT again
-    after it was made (its last body then lacks the password and custom
-    data, which were checked by no one but the fake when it was made).
-    Returns ({group: [VM]}, the fake's state)."""
+    role, attributes and vars. Returns ({group: [VM]}, the fake's state)."""
     st = stack.arm_state()
     d = deployment or get_deployment(stack, name)
     assert d["state"] == "deployed", d
@@ -302,12 +299,9 @@ def check_cluster(stack, name, masters, groups, master_type=None, location=LOCAT
         os_profile = vm_props(vm).get("osProfile") or {}
         assert os_profile.get("adminUsername") == SSH_USER, os_profile.get("adminUsername")
         assert os_profile.get("computerName") == t["dexter:host"], os_profile.get("computerName")
-        if vm["writes"] > 1 and "adminPassword" not in os_profile:
-            # An update PUT (a step run again while the VM was being made)
-            # sends neither password nor custom data, which cannot change.
-            assert allow_updates, "VM %s was written %d times" % (vm["name"], vm["writes"])
-            assert "customData" not in os_profile, vm["name"]
-            continue
+        # made by one PUT and never changed (a step run again, a twin
+        # attempt, an unchanged deploy: they find it as it is)
+        assert vm["changes"] == 1, "VM %s was changed by %d PUTs" % (vm["name"], vm["changes"])
         assert os_profile.get("adminPassword") == SSH_PASSWORD, "VM %s: password %r, not the config's" % (
             vm["name"], os_profile.get("adminPassword"))
         assert t["dexter:host"] in custom_data_text(os_profile.get("customData")), \
@@ -343,6 +337,7 @@ def check_cluster(stack, name, masters, groups, master_type=None, location=LOCAT
         assert [x.lower() for x in vm["networkInterfaces"]] == [nic["id"].lower()], (host, vm["networkInterfaces"])
         assert (nic["virtualMachine"] or "").lower() == vm["id"].lower(), nic
         assert nic["tags"].get("dexter:host") == host, nic["tags"]
+        assert nic["changes"] == 1, "NIC %s was changed by %d PUTs" % (nic["name"], nic["changes"])
         props, ip = nic_config(nic)
         subnet = (props.get("subnet") or {}).get("id", "")
         assert ip, "NIC %s has no private address" % nic["name"]
@@ -377,14 +372,13 @@ def check_cluster(stack, name, masters, groups, master_type=None, location=LOCAT
         assert got == [(i, w["size"], w["type"]) for i, w in enumerate(want_disks)], \
             "data disks of %s (lun, GB, sku): %s; customhwconf wants %s" % (host, got, want_disks)
         text = custom_data_text(vm_props(vm)["osProfile"].get("customData"))
-        updated = "customData" not in vm_props(vm)["osProfile"]   # (allow_updates, above)
         for x in data:
             assert x["tags"].get("dexter:cluster") == name and x["tags"].get("dexter:host") == host, \
                 "data disk %s is not tagged with its cluster and host: %s" % (x["name"], x["tags"])
         for w in want_disks:
-            assert updated or ("/hdd/" in text and w["device"] in text), \
+            assert "/hdd/" in text and w["device"] in text, \
                 "custom data of %s does not mount %s under /hdd" % (host, w["device"])
-        if provision and group in provision and not updated:
+        if provision and group in provision:
             check_provisioned(host, text, provision[group])
     assert sorted(master_ips, key=ipaddress.ip_address) == ["10.0.0.%d" % (11 + i) for i in range(masters)], \
         "masters' addresses %s" % master_ips
