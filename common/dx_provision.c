@@ -26,6 +26,13 @@
     can be a delimiter; the join checks anyway. */
 #define S_BOUNDARY "==DEXTER-USER-DATA-7f3a9c=="
 
+/*  The head of a part: ASCII text, lines short enough for 7bit. */
+#define S_PART_HEADER(type, name) \
+    "Content-Type: " type "; charset=\"us-ascii\"\n" \
+    "MIME-Version: 1.0\n" \
+    "Content-Transfer-Encoding: 7bit\n" \
+    "Content-Disposition: attachment; filename=\"" name "\"\n\n"
+
 void
 dx_prov_fail (dx_prov_t *self, const char *fmt, ...)
 {
@@ -309,11 +316,6 @@ dx_provision_document (const char *cluster, const json_t *step, const json_t *cr
     if (!self.failed && (!s_no_delimiter (shell) || !s_no_delimiter (config)))
         dx_prov_fail (&self, "host step: a part would hold the MIME boundary");
     if (!self.failed) {
-#define S_PART_HEADER(type, name) \
-            "Content-Type: " type "; charset=\"us-ascii\"\n" \
-            "MIME-Version: 1.0\n" \
-            "Content-Transfer-Encoding: 7bit\n" \
-            "Content-Disposition: attachment; filename=\"" name "\"\n\n"
         if (asprintf (&document,
                 "Content-Type: multipart/mixed; boundary=\"" S_BOUNDARY "\"\n"
                 "MIME-Version: 1.0\n\n"

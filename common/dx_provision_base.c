@@ -120,8 +120,6 @@ s_vars_env (dx_prov_t *self, size_t *left_out)
     *left_out = 0;
     const char *key;
     json_t *value;
-    void *tmp;
-    (void) tmp;
     json_object_foreach ((json_t *) self->vars, key, value) {
         char scalar [64];
         const char *text_value = NULL;

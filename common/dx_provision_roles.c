@@ -30,9 +30,16 @@
 #define S_OPENVPN_CONF   "/etc/openvpn/server/dexter.conf"
 #define S_OPENVPN_DIR    "/etc/openvpn/server/dexter"
 
+static int
+s_compare (const void *a, const void *b)
+{
+    return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
 /*  The Mesos attributes of the group: "key:value;..." of the attributes
     whose key and value Mesos takes as they are (text of letters, digits
-    and _-./, or a number); `left_out` counts the others. Caller frees. */
+    and _-./, or a number or boolean); `left_out` counts the others.
+    Caller frees. */
 static char *
 s_mesos_attributes (dx_prov_t *self, size_t *left_out)
 {
@@ -48,20 +55,15 @@ s_mesos_attributes (dx_prov_t *self, size_t *left_out)
     json_t *value;
     size_t written = 0;
     //  Sorted, for the same document every time
-    json_t *keys = json_array ();
-    json_object_foreach ((json_t *) self->attributes, key, value)
-        json_array_append_new (keys, json_string (key));
-    size_t count = json_array_size (keys);
+    size_t count = json_object_size (self->attributes), n = 0;
     const char **sorted = calloc (count + 1, sizeof *sorted);
-    for (size_t i = 0; sorted && i < count; i++)
-        sorted [i] = json_string_value (json_array_get (keys, i));
-    for (size_t i = 0; sorted && i + 1 < count; i++)
-        for (size_t j = i + 1; j < count; j++)
-            if (strcmp (sorted [j], sorted [i]) < 0) {
-                const char *swap = sorted [i];
-                sorted [i] = sorted [j];
-                sorted [j] = swap;
-            }
+    json_object_foreach ((json_t *) self->attributes, key, value)
+        if (sorted)
+            sorted [n++] = key;
+    if (sorted)
+        qsort (sorted, count, sizeof *sorted, s_compare);
+    else
+        dx_prov_fail (self, "out of memory");
     for (size_t i = 0; sorted && i < count; i++) {
         value = json_object_get (self->attributes, sorted [i]);
         char scalar [64] = "";
@@ -95,7 +97,6 @@ s_mesos_attributes (dx_prov_t *self, size_t *left_out)
             (*left_out)++;
     }
     free (sorted);
-    json_decref (keys);
     if (fclose (out) != 0) {
         free (text);
         dx_prov_fail (self, "out of memory");
