@@ -17,6 +17,9 @@ import urllib.parse
 import pytest
 import requests
 
+# Every answer of the api is checked against docs/openapi.yaml (openapi_check.py).
+from openapi_check import openapi_checked, openapi_contract  # noqa: F401
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.environ.get("DEXTER_BIN_DIR", os.path.join(REPO, "build", "bin"))
 # The reference the curl lines are read from: the repo's copy, so the tests run

@@ -25,6 +25,7 @@ import uuid
 import pytest
 import requests
 
+import openapi_check
 from conftest import REFERENCE, SHARED_REFERENCE, wait_until
 
 SECTIONS = [
@@ -221,12 +222,13 @@ def run_line(stack, user_env, line, cluster_name):
     port_line = line.replace("localhost:5555", "127.0.0.1:%d" % stack.api_port)
     assert port_line != line, "line has no localhost:5555: %r" % line
     wrapper = ('curl() { printf "%s\\0" "$@" > "$DX_ARGV"; '
-               'command curl -sS -m 20 -w "\\n%{http_code}" "$@"; }; ')
+               'command curl -sS -m 20 -D "$DX_ARGV.head" -w "\\n%{http_code}" "$@"; }; ')
     env = dict(user_env["env"], cluster_name=cluster_name)
-    try:
-        os.unlink(env["DX_ARGV"])
-    except FileNotFoundError:
-        pass
+    for stale in (env["DX_ARGV"], env["DX_ARGV"] + ".head"):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
     p = subprocess.run(["bash", "-c", wrapper + port_line], cwd=user_env["cwd"], env=env,
                        capture_output=True, timeout=60)
     out = p.stdout.decode("utf-8", "replace")
@@ -236,7 +238,15 @@ def run_line(stack, user_env, line, cluster_name):
         argv = [a.decode("utf-8") for a in f.read().split(b"\0")[:-1]]
     body, _, status = out.rpartition("\n")
     assert re.fullmatch(r"\d{3}", status), "no status from %s: %r" % (line, out)
-    return Ran(line, argv, int(status), body)
+    ran = Ran(line, argv, int(status), body)
+    # The answer's head (the last, after any 100 Continue) for the check
+    # against docs/openapi.yaml.
+    with open(env["DX_ARGV"] + ".head", "rb") as f:
+        head = f.read().decode("latin-1").replace("\r\n", "\n").strip().split("\n\n")[-1]
+    headers = dict(h.split(":", 1) for h in head.split("\n")[1:] if ":" in h)
+    openapi_check.answer(ran.method, ran.url, ran.status,
+                         {k.strip(): v.strip() for k, v in headers.items()}, body.encode("utf-8"))
+    return ran
 
 
 # ----------------------------------------------------------------- checks --

@@ -1,0 +1,229 @@
+"""Every answer the end-to-end tests get from the api is checked against
+docs/openapi.yaml, so the contract and the code cannot drift.
+
+conftest.py imports the two fixtures below. `openapi_contract` (session,
+autouse) wraps requests.Session.send, which every requests call goes
+through: an answer to a path under /api/v1.0, or to any path of an address
+that answered one, is checked, by method and path template, for its status
+(one the operation lists), its headers (the required ones the response
+lists) and its body (the schema of its Content-Type, with Debian's
+python3-jsonschema, Draft 2020-12 as OpenAPI 3.1 says). `openapi_checked`
+(autouse) fails each test whose answers broke the contract, listing them.
+
+A method a path does not list must be a 405; a path no template matches a
+404; HEAD is checked as GET without a body; an HTML page without a
+Content-Type is libmicrohttpd's own answer (text/html in the document). Requests sent by other means
+through raw sockets are not seen here; test_reference.py hands its curl
+answers to `answer`.
+"""
+import json
+import os
+import re
+import threading
+import urllib.parse
+
+import jsonschema
+import pytest
+import requests
+import yaml
+from requests.structures import CaseInsensitiveDict
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEC_PATH = os.path.join(REPO, "docs", "openapi.yaml")
+PREFIX = "/api/v1.0"
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# What any request can get before its path is looked at (docs/api.md,
+# "Requests"): a refused request line or head, or no token.
+BEFORE_ROUTING = ("400", "401", "414", "431", "505")
+
+
+def load_spec(path=SPEC_PATH):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+class Contract:
+    """The checks of one OpenAPI document."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.resolver = jsonschema.RefResolver.from_schema(spec)
+        self.routes = []            # (regex, template, path item)
+        for template, item in spec["paths"].items():
+            rx = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+            self.routes.append((re.compile(rx), template, item))
+        responses = spec["components"]["responses"]
+        ref = lambda name: {"$ref": "#/components/responses/" + name}
+        before = {"400": ref("BadRequest"), "401": ref("Unauthorized"),
+                  "414": ref("UriTooLong"), "431": ref("HeadersTooLarge"),
+                  "505": ref("VersionNotSupported")}
+        assert set(before) == set(BEFORE_ROUTING)
+        assert all(r["$ref"].rsplit("/", 1)[1] in responses for r in before.values())
+        # The pseudo-operations of a path no template matches, and of a
+        # method a path does not list (a name in the path may be refused
+        # first: 404).
+        self.unknown_path = {"responses": dict(before, **{"404": ref("NotFound")})}
+        self.other_method = {"responses": dict(before, **{"404": ref("NotFound"),
+                                                          "405": ref("MethodNotAllowed")})}
+
+    def deref(self, obj):
+        while isinstance(obj, dict) and "$ref" in obj:
+            _, obj = self.resolver.resolve(obj["$ref"])
+        return obj
+
+    def route(self, path):
+        """(template, path item) of an api path (after the prefix), or
+        (None, None). One trailing slash is the same path without it."""
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]
+        for rx, template, item in self.routes:
+            if rx.match(path):
+                return template, item
+        return None, None
+
+    def operation(self, method, url):
+        """(what, operation object) for a request."""
+        path = urllib.parse.urlsplit(url).path
+        if not path.startswith(PREFIX + "/"):
+            return "unknown path %s" % path, self.unknown_path
+        template, item = self.route(path[len(PREFIX):])
+        if template is None:
+            return "unknown path %s" % path, self.unknown_path
+        m = method.lower()
+        if m == "head":
+            m = "get"
+        if m not in item:
+            return "%s %s (not listed)" % (method, template), self.other_method
+        return "%s %s" % (method, template), item[m]
+
+    def validate(self, schema, instance):
+        """The errors of instance against a schema of the document."""
+        validator = jsonschema.Draft202012Validator(
+            schema, resolver=self.resolver,
+            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        return sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+
+    def check(self, method, url, status, headers, body):
+        """The problems of one answer (a list of strings, empty when it
+        keeps the contract). headers: a case-insensitive mapping; body:
+        bytes."""
+        what, op = self.operation(method, url)
+        problems = []
+        response = self.deref(op["responses"].get(str(status)))
+        if response is None:
+            return ["%s answered %d, which the document does not list for it (%s)"
+                    % (what, status, ", ".join(sorted(op["responses"])))]
+        for name, header in (response.get("headers") or {}).items():
+            header = self.deref(header)
+            value = headers.get(name)
+            if value is None:
+                if header.get("required"):
+                    problems.append("%s %d: no %s header" % (what, status, name))
+                continue
+            for e in self.validate(header.get("schema", {}), value):
+                problems.append("%s %d: header %s %r: %s" % (what, status, name, value, e.message))
+        content = response.get("content")
+        if method.upper() == "HEAD" or status == 204:
+            if body:
+                problems.append("%s %d: a body where none belongs: %r" % (what, status, body[:200]))
+            return problems
+        if not content:
+            if body:
+                problems.append("%s %d: a body the document does not describe: %r"
+                                % (what, status, body[:200]))
+            return problems
+        ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if not ctype and body.startswith(b"<html>"):
+            ctype = "text/html"     # libmicrohttpd's own page comes without one
+        if ctype not in content:
+            return problems + ["%s %d: Content-Type %r, the document has %s"
+                               % (what, status, ctype, ", ".join(content))]
+        schema = content[ctype].get("schema", {})
+        if ctype == "application/json":
+            try:
+                instance = json.loads(body.decode("utf-8"))
+            except ValueError as e:
+                return problems + ["%s %d: not JSON (%s): %r" % (what, status, e, body[:200])]
+        else:
+            instance = body.decode("utf-8", "replace")
+        for e in self.validate(schema, instance)[:5]:
+            where = "/".join(str(p) for p in e.absolute_path) or "(body)"
+            problems.append("%s %d: %s: %s" % (what, status, where, e.message[:300]))
+        return problems
+
+
+class Recorder:
+    """The answers that broke the contract since the last look."""
+
+    def __init__(self, contract):
+        self.contract = contract
+        self.lock = threading.Lock()
+        self.problems = []
+        self.checked = 0
+        self.api_hosts = set()      # addresses that answered a /api/v1.0 path
+
+    def seen(self, response):
+        """An answer requests got."""
+        if response.request is not None:
+            self.answer(response.request.method, response.request.url, response.status_code,
+                        response.headers, response.content)
+
+    def answer(self, method, url, status, headers, body):
+        """An answer to a request to url: checked if it is the api's."""
+        parts = urllib.parse.urlsplit(url)
+        with self.lock:
+            if parts.path.startswith(PREFIX + "/") or parts.path == PREFIX:
+                self.api_hosts.add(parts.netloc)
+            elif parts.netloc not in self.api_hosts:
+                return
+        problems = self.contract.check(method, url, status, headers, body)
+        with self.lock:
+            self.checked += 1
+            self.problems += ["%s %s: %s" % (method, url, p) for p in problems]
+
+    def take(self):
+        with self.lock:
+            problems, self.problems = self.problems, []
+            self.api_hosts.clear()
+            return problems
+
+
+_ACTIVE = []                        # the session's Recorder
+
+
+def answer(method, url, status, headers, body):
+    """Checks an answer that did not come through requests (test_reference.py
+    runs curl): headers a mapping (case-insensitive), body bytes."""
+    if _ACTIVE:
+        _ACTIVE[0].answer(method, url, status, CaseInsensitiveDict(headers), body)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openapi_contract():
+    """Checks every api answer of the session (see the module's doc)."""
+    recorder = Recorder(Contract(load_spec()))
+    _ACTIVE.append(recorder)
+    send = requests.Session.send
+
+    def checked_send(self, request, **kwargs):
+        response = send(self, request, **kwargs)
+        recorder.seen(response)
+        return response
+
+    requests.Session.send = checked_send
+    try:
+        yield recorder
+    finally:
+        requests.Session.send = send
+        _ACTIVE.remove(recorder)
+
+
+@pytest.fixture(autouse=True)
+def openapi_checked(openapi_contract):
+    """Fails the test when an answer it got (or a fixture of it got) broke
+    the contract."""
+    yield
+    problems = openapi_contract.take()
+    if problems:
+        pytest.fail("%d answer(s) of the api break docs/openapi.yaml:\n%s"
+                    % (len(problems), "\n".join(problems[:20])), pytrace=False)
