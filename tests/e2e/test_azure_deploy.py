@@ -45,9 +45,6 @@ GROUP = "slaves1"
 CUSTOMHWCONF = {"disks": [{"size": 20}, {"size": 30, "type": "StandardSSD_LRS", "device": "xvdh"}]}
 DISKS = [{"size": 20, "type": "Standard_LRS", "device": "xvdf"},
          {"size": 30, "type": "StandardSSD_LRS", "device": "xvdh"}]
-# A DC/OS cluster's access node serves the installer from this URL
-# (common/dx_provision.h); the hosts are never booted here.
-WORKER_ENV = {"DEXTER_DCOS_INSTALLER_URL": "https://downloads.example.com/dcos/dcos_generate_config.sh"}
 SMALL = {"name": "g1", "instance_type": "Standard_A2_v2", "cpus": 2, "ram": 4}   # 1 host
 
 
@@ -70,7 +67,7 @@ def user_env(stack, root):
 def start_azure_stack(stack_factory, **fake_options):
     stack = stack_factory()
     stack.start_fake_arm(**fake_options)
-    stack.start_azure_worker(WORKER_ENV)
+    stack.start_azure_worker()
     return stack
 
 
