@@ -387,3 +387,42 @@ def test_shell_part_in_a_sandbox(rendered, sandboxes, name):
                 box.read("/var/lib/dcos/mesos-slave-common")
             called("dcos_install.sh slave_public")
             not_called("systemctl enable --now dexter-mesos-agent")
+
+
+def test_dcos_without_installer_fails_at_the_access_node(stack_factory, tmp_path):
+    """A dcos deployment whose workers have no DEXTER_DCOS_INSTALLER_URL
+    fails at the access node's host step, permanently, naming the setting
+    (the api and the scheduler cannot see the workers' settings at PUT);
+    with the setting, a redeploy finishes the same cluster and the access
+    node's user data downloads the installer from it."""
+    from aws_helpers import (live_instances, make_aws_cluster, pem_key, put_deployment,
+                             user_data_text, wait_deployment, wait_finished_event)
+    stack = stack_factory()
+    stack.start_fake_ec2()
+    worker = stack.start_aws_worker({"DEXTER_DCOS_INSTALLER_URL": ""})
+    name = "dcosnourl"
+    make_aws_cluster(stack, name, pem_key(str(tmp_path / "k.pem")),
+                     [{"name": "g1", "instance_type": "m5.large", "cpus": 2, "ram": 8}], ctype="dcos")
+    gen = put_deployment(stack, name, parallelism=1)["generation"]
+    d = wait_deployment(stack, name, gen, allow_failure=True, timeout=60)
+    assert d["state"] == "deploy_failed", d
+    err = d["last_error"]
+    assert err["code"] == "InvalidUserData" and err["step"] == "host.access", err
+    assert "DEXTER_DCOS_INSTALLER_URL is not set" in err["message"], err
+    evs = wait_finished_event(stack, name, gen)
+    failed = [e for e in evs if e["type"] == "step.failed"]
+    assert [e["step"] for e in failed] == ["host.access"], failed
+    access = [i for i in live_instances(stack.fake_state(), name)
+              if i["tags"].get("dexter:role") == "access"]
+    assert access == [], access
+
+    assert worker.stop() == 0
+    url = "https://dcos-mirror.example.com/2.2/dcos_generate_config.sh"
+    stack.start_aws_worker({"DEXTER_DCOS_INSTALLER_URL": url})
+    gen = put_deployment(stack, name)["generation"]
+    d = wait_deployment(stack, name, gen, timeout=90)
+    assert d["state"] == "deployed", d
+    access = [i for i in live_instances(stack.fake_state(), name)
+              if i["tags"].get("dexter:role") == "access"]
+    assert len(access) == 1
+    assert "-o /opt/dcos-bootstrap/dcos_generate_config.sh '%s'" % url in user_data_text(access[0])
