@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sodium.h>
 #include <zlib.h>
 
 /*  The MIME boundary. Every line of either part is the module's own, or a
@@ -271,6 +272,21 @@ s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *
                       "of a dcos cluster serves the DC/OS installer from it (docs/provision.md)");
 }
 
+/*  Wipes every string in value (an array of arrays, or an object). */
+static void
+s_wipe_strings (json_t *value)
+{
+    if (json_is_string (value))
+        sodium_memzero ((char *) json_string_value (value), json_string_length (value));
+    size_t i;
+    json_t *item;
+    json_array_foreach (value, i, item)
+        s_wipe_strings (item);
+    const char *key;
+    json_object_foreach (value, key, item)
+        s_wipe_strings (item);
+}
+
 /*  text's lines never start with the boundary's delimiter. */
 static bool
 s_no_delimiter (const char *text)
@@ -289,6 +305,15 @@ dx_provision_document (const char *cluster, const json_t *step, const json_t *cr
     *self.err = 0;
     json_t *empty = json_object ();
     json_t *no_disks = json_array ();
+    //  A job's credentials are strings (proto/PROTOCOL.md): there the
+    //  bundle comes as its JSON text
+    json_t *opened = NULL;
+    const char *bundle = json_string_value (json_object_get (credentials, "vpn"));
+    if (bundle) {
+        json_t *vpn = json_loads (bundle, JSON_REJECT_DUPLICATES, NULL);
+        opened = json_pack ("{s:o}", "vpn", vpn? vpn: json_string ("not JSON"));
+        credentials = opened;
+    }
     s_read (&self, cluster, step, credentials);
     if (!self.attributes)
         self.attributes = empty;
@@ -327,12 +352,16 @@ dx_provision_document (const char *cluster, const json_t *step, const json_t *cr
         }
     }
     free (shell);
-    free (config);
+    //  The bundle's keys were in these: wiped before they are freed
+    s_wipe_strings (self.files);
+    s_wipe_strings (json_object_get (opened, "vpn"));
+    dx_free_wiped (config);
     json_decref (self.files);
     json_decref (empty);
     json_decref (no_disks);
+    json_decref (opened);
     if (self.failed) {
-        free (document);
+        dx_free_wiped (document);
         return NULL;
     }
     return document;
@@ -390,10 +419,10 @@ dx_provision_user_data (const char *cluster, const json_t *step, const json_t *c
                       "at most %zu (the group's vars and attributes are too large)",
                       json_string_value (json_object_get (step, "hostname")), plain, size,
                       aws? "EC2": "Azure", limit);
-        free (packed);
+        dx_free_wiped (packed);
     }
     if (!user_data && err && !*err)
         snprintf (err, errlen, "out of memory");
-    free (document);
+    dx_free_wiped (document);
     return user_data;
 }

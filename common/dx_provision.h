@@ -15,8 +15,9 @@
 
     Input is the `host` step map of proto/PROTOCOL.md ("Steps") and the
     cluster's name; the step's `context.masters_ips` gives the masters,
-    and an optional `vpn` object (in the step or in the job's credentials)
-    the access node's OpenVPN server bundle: strings `ca`, `cert`, `key`,
+    and an optional `vpn` object (in the step, or in the job's credentials
+    as its JSON text, since credentials are strings) the access node's
+    OpenVPN server bundle: strings `ca`, `cert`, `key`,
     `tls_crypt`, `crl`, `server_conf` and optionally `auth`. The settings
     are read from the environment at each call (below).
 
@@ -58,9 +59,10 @@ char *dx_provision_document (const char *cluster, const json_t *step,
 
 /*  The user data as the step's `provider` (aws or azure) takes it: the
     base64 of the document, gzipped first when it is over the provider's
-    limit. Returns a new string (caller frees), or NULL with a sentence in
-    err when the document cannot be made or is over the limit even
-    gzipped. */
+    limit. Returns a new string (caller frees; with a vpn bundle it holds
+    the server's key), or NULL with a sentence in err when the document
+    cannot be made or is over the limit even gzipped. Every copy made on
+    the way is wiped before it is freed. */
 char *dx_provision_user_data (const char *cluster, const json_t *step,
                               const json_t *credentials, char *err, size_t errlen);
 

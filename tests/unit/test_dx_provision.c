@@ -402,6 +402,20 @@ test_vpn_source (void **state)
     s_file_is (config, "/etc/openvpn/server/dexter/server.key", "0600", s_pem_key);
     free (config);
     free (document);
+    //  A job's credentials are strings: there the bundle is its JSON text
+    char *text = json_dumps (json_object_get (credentials, "vpn"), JSON_COMPACT);
+    json_t *strings = json_pack ("{s:s}", "vpn", text);
+    free (text);
+    document = dx_provision_document ("c1", step, strings, err, sizeof err);
+    assert_non_null (document);
+    config = s_part (document, 0);
+    s_file_is (config, "/etc/openvpn/server/dexter/tls-crypt.key", "0600", s_tls_crypt);
+    free (config);
+    free (document);
+    json_object_set_new (strings, "vpn", json_string ("{\"ca\": 1"));
+    assert_null (dx_provision_document ("c1", step, strings, err, sizeof err));
+    s_has (err, "vpn must be an object");
+    json_decref (strings);
     document = s_document (step);
     config = s_part (document, 0);
     char *shell = s_part (document, 1);
