@@ -410,7 +410,7 @@ s_run_params (aws_run_t *run, const char *token)
     aws_params_add (p, "KeyName", key);
     aws_params_add (p, "ClientToken", token);
     aws_params_add (p, "UserData", user_data? user_data: "");
-    free (user_data);
+    dx_free_wiped (user_data);          /* it may hold the vpn server key */
     s_block_devices (run, p, root);
 
     //  Network: a public agent's public address comes with its interface

@@ -564,7 +564,7 @@ s_vm_body (az_run_t *run, s_host_t *h, const json_t *nic, json_t *data)
                      "linuxConfiguration", "disablePasswordAuthentication", 0,
         "networkProfile", "networkInterfaces", "id", dx_step_str (nic, "id"),
                           "properties", "primary", 1));
-    free (custom);
+    dx_free_wiped (custom);             /* it may hold the vpn server key */
     if (!json_object_get (body, "properties")) {
         json_decref (body);
         return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory"),
