@@ -77,11 +77,15 @@ s_deploy_record (json_t *loaded)
     from the live workers: none connected (or no broker), or null when
     some are. */
 static json_t *
-s_deploy_waiting (sch_broker_t *broker, const char *provider)
+s_deploy_waiting (sch_broker_t *broker, const char *provider, int deploy)
 {
     if (!broker || sch_broker_workers (broker, provider, NULL) == 0)
         return json_sprintf ("no %s worker is connected; the deployment goes on when "
                              "one registers", provider);
+    //  A deploy's vpn steps run on the vpn service's workers
+    if (deploy && sch_broker_workers (broker, "vpn", NULL) == 0)
+        return json_string ("no vpn worker is connected; the deployment's vpn steps, and "
+                            "the access node after them, wait until one registers");
     return json_null ();
 }
 
@@ -93,8 +97,12 @@ sch_deployment_get (sch_ctx_t *ctx, const json_t *request, json_t *loaded)
     json_t *object = s_deploy_object (dx_msg_str (request, "name"), s_deploy_record (loaded));
     const char *provider = sch_provider (loaded);
     const char *state = json_string_value (json_object_get (object, "state"));
-    if (object && ctx->broker && provider && state && sch_state_running (state))
-        json_object_set_new (object, "waiting", s_deploy_waiting (ctx->broker, provider));
+    if (object && ctx->broker && provider && state && sch_state_running (state)) {
+        const char *command = json_string_value (json_object_get (object, "command"));
+        json_object_set_new (object, "waiting",
+                             s_deploy_waiting (ctx->broker, provider,
+                                               !command || strcmp (command, "destroy")));
+    }
     return dx_reply_new (request, DX_OK, object);
 }
 
@@ -203,7 +211,7 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
                                  "steps_total", (json_int_t) steps,
                                  "current",
                                  "waiting", s_deploy_waiting (ctx->broker,
-                                                              sch_provider (loaded)),
+                                                              sch_provider (loaded), deploy),
                                  "last_error", "started_at", now, "finished_at");
     json_t *reply = NULL;
     if (!snapshot || !sealed || !changes || !no_jobs) {
@@ -301,22 +309,37 @@ sch_deployment_delete (sch_ctx_t *ctx, const json_t *request)
     return dx_reply_new (request, DX_OK, json_pack ("{s:s}", "deleted", "deployment"));
 }
 
-/*  deployment.vpn: NOT_FOUND until an access node exists; the profile
-    itself comes with the vpn service. */
+/*  deployment.vpn: the client profile of the vpn service's vpn.profile
+    step (the recorded resource vpn.profile, sealed), as a JSON string;
+    NOT_FOUND, saying why, until it exists. */
 json_t *
 sch_deployment_vpn (sch_ctx_t *ctx, const json_t *request, json_t *loaded)
 {
-    (void) ctx;
     const char *name = dx_msg_str (request, "name");
     const char *accessip = json_string_value (json_object_get (s_deploy_record (loaded),
                                                                "accessip"));
-    if (!accessip || !*accessip)
+    const json_t *resource = json_object_get (json_object_get (loaded, "resources"),
+                                              "vpn.profile");
+    const char *sealed = json_string_value (json_object_get (resource, "profile"));
+    if (!sealed && (!accessip || !*accessip))
         return dx_reply_error (request, DX_NOT_FOUND, NULL,
                                "no access node has been deployed for cluster %s yet; "
                                "deploy first", name);
-    return dx_reply_error (request, DX_NOT_FOUND, NULL,
-                           "the VPN profile of cluster %s is not available yet: "
-                           "no vpn service has issued it", name);
+    if (!sealed)
+        return dx_reply_error (request, DX_NOT_FOUND, NULL,
+                               "the VPN profile of cluster %s is not made yet: the "
+                               "deployment's vpn.profile step has not run", name);
+    size_t len = 0;
+    char *profile = dx_seal_open (ctx->seal, sealed, &len);
+    if (!profile) {
+        dx_error ("cluster %s: its VPN profile cannot be opened with the master key", name);
+        return dx_reply_error (request, DX_INTERNAL, NULL,
+                               "the VPN profile of cluster %s cannot be opened: it was sealed "
+                               "with another master key; deploy again to make it anew", name);
+    }
+    json_t *text = json_stringn (profile, len);
+    dx_seal_free (profile, len);
+    return dx_reply_new (request, DX_OK, text);
 }
 
 /*  1 if text is a stream id: digits, optionally "-" and digits. */

@@ -49,6 +49,29 @@ static const struct {
 };
 #define S_STEP_SECRETS (sizeof s_step_secrets / sizeof s_step_secrets [0])
 
+/*  The service whose workers run a step, by the prefix of its kind; every
+    other step goes to the workers of the deployment's provider. */
+static const struct {
+    const char *prefix;
+    const char *service;
+} s_step_services [] = {
+    { "vpn.", "vpn" },
+};
+#define S_STEP_SERVICES (sizeof s_step_services / sizeof s_step_services [0])
+
+/*  Secrets that an earlier step reported sealed in a resource, opened into
+    the credentials of the steps that need them (proto/PROTOCOL.md,
+    "Steps"): the access node's host step takes the vpn service's server
+    bundle, as `vpn` (its JSON text), for its user data. */
+static const struct {
+    const char *step;                   /* the step id */
+    const char *resource, *attribute;   /* the sealed text */
+    const char *credential;
+} s_resource_secrets [] = {
+    { "host.access", "vpn.pki", "server", "vpn" },
+};
+#define S_RESOURCE_SECRETS (sizeof s_resource_secrets / sizeof s_resource_secrets [0])
+
 typedef enum { S_PENDING, S_RUNNING, S_DONE, S_FAILED } s_status_t;
 
 static const char *s_status_names [] = { "pending", "running", "done", "failed" };
@@ -560,10 +583,29 @@ s_engine_bury (sch_engine_t *self, int64_t until)
     return 0;
 }
 
+/*  The service of a step of kind (s_step_services). */
+static const char *
+s_step_service (const s_deploy_t *d, const char *kind)
+{
+    for (size_t i = 0; kind && i < S_STEP_SERVICES; i++)
+        if (strncmp (kind, s_step_services [i].prefix, strlen (s_step_services [i].prefix)) == 0)
+            return s_step_services [i].service;
+    return d->provider;
+}
+
+/*  The attribute of a recorded resource, or NULL. */
+static const char *
+s_deploy_attr (const s_deploy_t *d, const char *key, const char *attribute)
+{
+    return json_string_value (json_object_get (json_object_get (d->resources, key), attribute));
+}
+
 /*  What earlier steps recorded, as the step's context: resource key ->
-    provider id, hosts and addresses left out, and the masters' IPs. */
+    provider id, hosts and addresses left out, and the masters' IPs; a
+    vpn step also gets the recorded PKI (its secrets sealed) and the
+    access node's public address. */
 static json_t *
-s_deploy_context (s_deploy_t *d)
+s_deploy_context (s_deploy_t *d, const char *kind)
 {
     json_t *context = json_object ();
     const char *key;
@@ -577,14 +619,46 @@ s_deploy_context (s_deploy_t *d)
     }
     json_object_set_new (context, "masters_ips",
                          json_string (d->masters_ips? d->masters_ips: ""));
+    if (strcmp (s_step_service (d, kind), "vpn") == 0) {
+        const char *pki = s_deploy_attr (d, "vpn.pki", "pki");
+        const char *ip = s_deploy_attr (d, "eip.access", "public_ip");
+        if (pki)
+            json_object_set_new (context, "vpn_pki", json_string (pki));
+        if (ip && *ip)
+            json_object_set_new (context, "access_ip", json_string (ip));
+    }
     return context;
 }
 
-/*  The job's credentials, opened: the deployment's, plus the secret its
-    kind takes (s_step_secrets). NULL when they cannot be opened. */
-static json_t *
-s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind)
+/*  Wipes every string in value, however deep, in place. */
+static void
+s_wipe (json_t *value)
 {
+    size_t i;
+    const char *key;
+    json_t *item;
+    if (json_is_string (value))
+        sodium_memzero ((char *) json_string_value (value), json_string_length (value));
+    else
+    if (json_is_array (value))
+        json_array_foreach (value, i, item)
+            s_wipe (item);
+    else
+    if (json_is_object (value))
+        json_object_foreach (value, key, item)
+            s_wipe (item);
+}
+
+/*  The job's credentials, opened: the deployment's, plus the secret its
+    kind takes (s_step_secrets) and those its step id takes from the
+    resources (s_resource_secrets); none for a vpn step. NULL when they
+    cannot be opened. */
+static json_t *
+s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind, const char *id)
+{
+    //  The vpn service is no cloud's client: its steps get no credentials
+    if (strcmp (s_step_service (d, kind), "vpn") == 0)
+        return json_object ();
     if (!d->credentials)
         return NULL;
     size_t len = 0;
@@ -604,6 +678,24 @@ s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind)
                      ? dx_seal_open (self->seal, sealed, &len): NULL;
         if (secret) {
             json_object_set_new (credentials, name, json_stringn (secret, len));
+            dx_seal_free (secret, len);
+        }
+    }
+    for (size_t i = 0; i < S_RESOURCE_SECRETS; i++) {
+        if (strcmp (id, s_resource_secrets [i].step))
+            continue;
+        const char *sealed = s_deploy_attr (d, s_resource_secrets [i].resource,
+                                            s_resource_secrets [i].attribute);
+        char *secret = sealed? dx_seal_open (self->seal, sealed, &len): NULL;
+        if (sealed && !secret) {
+            //  Sealed with another key: no step can use it
+            s_wipe (credentials);
+            json_decref (credentials);
+            return NULL;
+        }
+        if (secret) {
+            json_object_set_new (credentials, s_resource_secrets [i].credential,
+                                 json_stringn (secret, len));
             dx_seal_free (secret, len);
         }
     }
@@ -662,12 +754,12 @@ static json_t *
 s_engine_assign (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
 {
     const char *kind = json_string_value (json_object_get (job->record, "kind"));
-    json_t *credentials = s_deploy_credentials (self, d, kind? kind: "");
+    json_t *credentials = s_deploy_credentials (self, d, kind? kind: "", job->id);
     if (!credentials)
         return NULL;
     char job_id [128];
     json_t *step = json_deep_copy (json_object_get (job->record, "step"));
-    json_object_set_new (step, "context", s_deploy_context (d));
+    json_object_set_new (step, "context", s_deploy_context (d, kind? kind: ""));
     json_t *msg = dx_msg_new ("job.assign", NULL);
     json_object_set_new (msg, "job", json_string (s_job_id (d, job, job_id, sizeof job_id)));
     json_object_set_new (msg, "attempt", json_integer (job->attempt));
@@ -684,7 +776,7 @@ static void
 s_assign_free (json_t **msg_p)
 {
     if (*msg_p) {
-        dx_worker_wipe_credentials (*msg_p);
+        s_wipe (json_object_get (*msg_p, "credentials"));
         json_decref (*msg_p);
         *msg_p = NULL;
     }
@@ -825,6 +917,8 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
     if (!self->broker || d->failing || d->plan || sch_redis_kept (self->redis))
         return;
     int paced = 0;                      /* no more paced steps this time */
+    const char *full [S_STEP_SERVICES + 1]; /* services with no room this time */
+    size_t nfull = 0;
     for (size_t i = 0; i < d->njobs && d->running < (size_t) d->parallelism; i++) {
         s_job_t *job = &d->jobs [i];
         if (!s_job_ready (d, job, now))
@@ -833,9 +927,19 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
         int pace = d->pace_key && kind && strcmp (kind, d->pace_kind) == 0;
         if (pace && (paced || d->paced_until > now))
             continue;
-        const char *worker = sch_broker_pick (self->broker, d->provider);
-        if (!worker)
-            return;
+        const char *service = s_step_service (d, kind);
+        size_t f = 0;
+        while (f < nfull && strcmp (full [f], service))
+            f++;
+        if (f < nfull)
+            continue;
+        const char *worker = sch_broker_pick (self->broker, service);
+        if (!worker) {
+            full [nfull++] = service;
+            if (nfull == S_STEP_SERVICES + 1)
+                return;
+            continue;
+        }
         if (pace) {
             dx_bucket_t *bucket = dx_ratelimit_bucket (self->pacing, d->pace_key,
                                                        d->pace_burst, d->pace_rate, now);

@@ -325,6 +325,10 @@ s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
     for (const s_step_t *step = self->cloud->lead; step->kind; step++)
         if (s_plan_add_step (self, step->kind, step->need))
             return -1;
+    //  The VPN, the same on every provider: the access node's server
+    //  bundle before it, the client profile once it has its address
+    if (s_plan_add_step (self, SCH_PLAN_VPN_SERVER, NULL))
+        return -1;
     s_part_t *access = s_plan_part (self, S_HOSTS);
     int *slot = (int *) calloc (1, sizeof (int));
     if (!access || !slot) {
@@ -335,6 +339,8 @@ s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
     snprintf (access->group, sizeof access->group, "access");
     access->slots = slot;
     access->count = 1;
+    if (s_plan_add_step (self, SCH_PLAN_VPN_PROFILE, "host.access"))
+        return -1;
 
     json_t *recorded = s_plan_recorded (resources);
     json_int_t masters = json_integer_value (json_object_get (self->config, "masters"));
@@ -494,6 +500,9 @@ s_plan_job (const sch_plan_t *self, const s_part_t *part, size_t i)
     if (strcmp (part->role, "access") == 0) {
         step = s_plan_host (self, "access", NULL, 0);
         s_plan_host_plain (step, self->cloud->access_type, SCH_PLAN_ACCESS_DISK);
+        json_t *needs = s_plan_host_needs (self);
+        json_array_append_new (needs, json_string (SCH_PLAN_VPN_SERVER));
+        return s_plan_job_of (step, needs);
     }
     else
     if (strcmp (part->role, "master") == 0) {

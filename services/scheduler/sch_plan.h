@@ -12,8 +12,12 @@
     in an order where every job comes after the jobs it needs.
 
     Deploy: the provider's leading steps, network; security (needs
-    network); image; keypair (aws only); then the access node, every
-    master and every host of every group (each needs every leading step);
+    network); image; keypair (aws only); then vpn.server (the cluster's
+    PKI and the access node's server bundle, run by the vpn service);
+    the access node (needs every leading step and vpn.server);
+    vpn.profile (needs host.access, whose public address it names);
+    every master and every host of every group (each needs every
+    leading step);
     and a `remove` for every recorded host
     that is no longer wanted: a group that shrank loses its highest slots
     (its newest hosts), a deleted group all of them. A group of n hosts
@@ -22,7 +26,9 @@
     found again (by its host name tag) rather than duplicated.
     Destroy, each step after the one before: aws destroy.instances,
     destroy.addresses, destroy.security, destroy.network; azure
-    destroy.group (the cluster's resource group, dexter-NAME).
+    destroy.group (the cluster's resource group, dexter-NAME). A destroy
+    has no vpn step: the cluster's PKI is a recorded resource, deleted
+    with the others once the destroy has finished.
 
     A plan is made a slice at a time (sch_plan_next), so that a big one
     never holds the scheduler's loop: its size is known at once, and since
@@ -43,6 +49,10 @@
 #define SCH_PLAN_ACCESS_TYPE_AZURE "Standard_A1_v2"
 #define SCH_PLAN_ACCESS_DISK       20
 #define SCH_PLAN_MASTER_DISK       50
+
+/*  The VPN's steps, on every provider (services/vpn, docs/vpn.md). */
+#define SCH_PLAN_VPN_SERVER        "vpn.server"
+#define SCH_PLAN_VPN_PROFILE       "vpn.profile"
 
 typedef struct sch_plan sch_plan_t;
 

@@ -244,8 +244,10 @@ def check_events(evs, generation, state, expected_steps=(), command="deploy"):
 
 def planned_steps(masters, groups):
     """The steps of a first deploy: network, security, image, keypair, the
-    access node, masters and every group's hosts (PROTOCOL.md)."""
-    steps = ["network", "security", "image", "keypair", "host.access"]
+    vpn's server bundle, the access node, its vpn profile, masters and every
+    group's hosts (PROTOCOL.md)."""
+    steps = ["network", "security", "image", "keypair", "vpn.server", "host.access",
+             "vpn.profile"]
     steps += ["host.masters.%d" % i for i in range(masters)]
     for g, n in groups.items():
         steps += ["host.%s.%d" % (g, i) for i in range(n)]

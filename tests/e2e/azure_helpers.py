@@ -170,8 +170,9 @@ check_events = aws_helpers.check_events
 
 def planned_steps(masters, groups):
     """The steps of a first Azure deploy: network, security, image (no key
-    pair), the access node, masters and every group's hosts."""
-    steps = ["network", "security", "image", "host.access"]
+    pair), the vpn's server bundle, the access node, its vpn profile,
+    masters and every group's hosts."""
+    steps = ["network", "security", "image", "vpn.server", "host.access", "vpn.profile"]
     steps += ["host.masters.%d" % i for i in range(masters)]
     for g, n in groups.items():
         steps += ["host.%s.%d" % (g, i) for i in range(n)]

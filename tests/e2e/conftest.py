@@ -164,6 +164,7 @@ class Stack:
         self.fake_arm = None      # the fake ARM Proc (not in procs: no sanitizer check)
         self.fake_arm_url = None  # http://127.0.0.1:<port>, ARM and the token endpoint
         self.azure_workers = []   # every azure-worker Proc ever started
+        self.vpn_workers = []     # every vpn worker Proc ever started
         # Contract checks that failed without stopping the test (aws_helpers.defer):
         # the test asserts them at its end, and stop() reports any left.
         self.deferred = []
@@ -274,7 +275,7 @@ class Stack:
                     problems.append("%s exited with %s:\n%s" % (proc.name, rc, proc.log()[-4000:]))
         # Workers go before the scheduler (they drain and say worker.bye), and
         # each must exit 0 unless the test killed it on purpose.
-        for proc in self.aws_workers + self.azure_workers:
+        for proc in self.aws_workers + self.azure_workers + self.vpn_workers:
             try:
                 rc = proc.stop()
             except AssertionError as e:
@@ -377,7 +378,10 @@ class Stack:
 
     def start_aws_worker(self, extra_env=None):
         """Starts one more dexter-aws-worker (aws-worker-1, -2, ...) connected
-        to this stack's scheduler and pointed at the fake EC2."""
+        to this stack's scheduler and pointed at the fake EC2; with the
+        first cloud worker, a vpn worker too (a deploy's vpn steps)."""
+        if not self.vpn_workers:
+            self.start_vpn_worker()
         exe = os.path.join(BIN_DIR, "dexter-aws-worker")
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.aws_workers) + 1
@@ -442,7 +446,10 @@ class Stack:
     def start_azure_worker(self, extra_env=None):
         """Starts one more dexter-azure-worker (azure-worker-1, -2, ...)
         connected to this stack's scheduler. The fake ARM is reached through
-        the credentials' endpoints, so nothing here points at it."""
+        the credentials' endpoints, so nothing here points at it. With the
+        first cloud worker, a vpn worker too (a deploy's vpn steps)."""
+        if not self.vpn_workers:
+            self.start_vpn_worker()
         exe = os.path.join(BIN_DIR, "dexter-azure-worker")
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.azure_workers) + 1
@@ -459,6 +466,25 @@ class Stack:
         self.procs.append(proc)
         # Until it has logged something (its signal handlers are installed
         # by then), or for at most 10 s.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.alive() and not proc.log().strip():
+            time.sleep(0.05)
+        assert proc.alive(), "%s exited at once:\n%s" % (proc.name, proc.log()[-3000:])
+        return proc
+
+    # -- vpn workers -----------------------------------------------------------
+    def start_vpn_worker(self, extra_env=None):
+        """Starts one more dexter-vpn (vpn-1, -2, ...): it seals with the
+        stack's master key, as the scheduler does."""
+        exe = os.path.join(BIN_DIR, "dexter-vpn")
+        assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
+        n = len(self.vpn_workers) + 1
+        extra = {"DEXTER_WORKER_DRAIN_MS": "5000"}
+        extra.update(extra_env or {})
+        proc = WorkerProc("vpn-%d" % n, [exe], self.env(extra),
+                          os.path.join(self.dir, "vpn-%d.log" % n)).start()
+        self.vpn_workers.append(proc)
+        self.procs.append(proc)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.alive() and not proc.log().strip():
             time.sleep(0.05)

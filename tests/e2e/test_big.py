@@ -115,7 +115,7 @@ def test_deploy_planned_between_requests(stack):
         body = put_deployment(stack, "big")
         accepted = time.monotonic()
         steps = body["progress"]["steps_total"]
-        assert steps == 4 + 1 + 3 + CLUSTER_HOSTS, body
+        assert steps == 4 + 2 + 1 + 3 + CLUSTER_HOSTS, body   # leading, vpn, access, masters
         assert body["state"] == "deploying", body
         # Until the plan is whole the record says how far it is
         seen_planning = False

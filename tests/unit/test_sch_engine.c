@@ -57,6 +57,7 @@ static struct {
     dx_seal_t *seal;
     sch_broker_t *broker;
     sch_engine_t *engine;
+    zactor_t *vpn;                      /* every test's vpn worker: it runs the vpn steps */
     sch_ctx_t ctx;
 } T;
 
@@ -76,7 +77,17 @@ static struct {
     int network_done;
     int64_t host_starts [64];           /* dx_mono_ms of each host step's start */
     int hosts;
+    int saw_bundle;                     /* host.access got vpn.server's bundle, opened */
+    int bundle_elsewhere;               /* other steps that got a bundle */
+    int pki_elsewhere;                  /* steps other than vpn's given the PKI, or
+                                           vpn steps given cloud credentials */
+    int profile_context_ok;             /* vpn.profile got the PKI and the access IP */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .order_ok = 1 };
+
+/*  What the scripted vpn worker records as the PKI, and the bundle it
+    seals for the access node. */
+#define VPN_PKI_TEXT  "{\"cluster\":\"test\",\"ca_key\":\"dx1:sealed\"}"
+#define VPN_BUNDLE    "{\"ca\":\"CA-1\",\"key\":\"server key\"}"
 
 
 //  ---------------------------------------------------------------------
@@ -135,6 +146,7 @@ s_script_reset (void)
     S.order_ok = 1;
     S.network_done = 0;
     S.hosts = 0;
+    S.saw_bundle = S.bundle_elsewhere = S.pki_elsewhere = S.profile_context_ok = 0;
     pthread_mutex_unlock (&S.lock);
 }
 
@@ -172,9 +184,58 @@ s_report (dx_worker_job_t *job, const char *kind, const char *id)
                                                     "state", "terminated"));
     }
     else
+    if (strcmp (kind, "vpn.server") == 0) {
+        char *bundle = dx_seal_seal (T.seal, VPN_BUNDLE, strlen (VPN_BUNDLE));
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s, s:s}",
+                                                    "key", "vpn.pki", "kind", "vpn.pki",
+                                                    "provider_id", "ca-1", "pki", VPN_PKI_TEXT,
+                                                    "server", bundle));
+        free (bundle);
+    }
+    else
+    if (strcmp (kind, "vpn.profile") == 0) {
+        const char *profile = "client\nremote 203.0.113.7 1194\n";
+        char *sealed = dx_seal_seal (T.seal, profile, strlen (profile));
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s, s:s}",
+                                                    "key", "vpn.profile", "kind", "vpn.profile",
+                                                    "provider_id", "ca-1",
+                                                    "remote", "203.0.113.7", "profile", sealed));
+        free (sealed);
+    }
+    else
     if (strncmp (kind, "destroy.", 8) != 0)
         dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s}", "key", id, "kind", kind,
                                                     "provider_id", "x-1"));
+}
+
+/*  What a step got of the VPN: host.access alone the opened bundle, the
+    vpn steps alone the PKI, vpn.profile the access IP. Under S.lock. */
+static void
+s_check_vpn (const json_t *assign, const char *kind, const char *id)
+{
+    const json_t *context = json_object_get (json_object_get (assign, "step"), "context");
+    const char *text = json_string_value (json_object_get (json_object_get (assign,
+                                                                          "credentials"), "vpn"));
+    json_t *bundle = text? json_loads (text, 0, NULL): NULL;
+    const char *pki = json_string_value (json_object_get (context, "vpn_pki"));
+    if (text && strcmp (id, "host.access") == 0
+    &&  strcmp (json_string_value (json_object_get (bundle, "ca")), "CA-1") == 0
+    &&  strcmp (json_string_value (json_object_get (bundle, "key")), "server key") == 0)
+        S.saw_bundle++;
+    else
+    if (text)
+        S.bundle_elsewhere++;
+    if (pki && strncmp (kind, "vpn.", 4))
+        S.pki_elsewhere++;
+    //  The vpn service gets no cloud credentials
+    if (strncmp (kind, "vpn.", 4) == 0
+    &&  json_object_size (json_object_get (assign, "credentials")) != 0)
+        S.pki_elsewhere++;
+    const char *ip = json_string_value (json_object_get (context, "access_ip"));
+    if (strcmp (kind, "vpn.profile") == 0 && pki && strcmp (pki, VPN_PKI_TEXT) == 0
+    &&  ip && strcmp (ip, "203.0.113.7") == 0)
+        S.profile_context_ok++;
+    json_decref (bundle);
 }
 
 static void
@@ -197,6 +258,7 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
     if (strcmp (kind, "keypair") == 0
     &&  json_object_get (json_object_get (assign, "credentials"), "sshkeydata"))
         S.saw_sshkey = 1;
+    s_check_vpn (assign, kind, id);
     if (json_object_get (json_object_get (assign, "credentials"), "ssh_password")) {
         if (strcmp (kind, "host") == 0)
             S.saw_password++;
@@ -291,6 +353,22 @@ s_wait_final (const char *name, int64_t timeout_ms)
             break;
     }
     return state;
+}
+
+/*  Starts the vpn worker v (on) or stops it (off), and waits until the
+    broker knows. Every test starts with one, for the vpn steps of its
+    deploys; a test about other steps alone stops it first. */
+static void
+s_vpn (int on)
+{
+    if (on && !T.vpn)
+        T.vpn = s_service_worker ("vpn", "v", 4, 1000);
+    if (!on)
+        zactor_destroy (&T.vpn);
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (sch_broker_workers (T.broker, "vpn", NULL) != (size_t) on && dx_mono_ms () < deadline)
+        s_pump (10);
+    assert_int_equal (sch_broker_workers (T.broker, "vpn", NULL), on);
 }
 
 static void
@@ -481,13 +559,17 @@ s_test_setup (void **state)
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
     T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
                           .broker = T.broker, .engine = T.engine };
-    return T.broker && T.engine? 0: -1;
+    if (!T.broker || !T.engine)
+        return -1;
+    s_vpn (1);
+    return 0;
 }
 
 static int
 s_test_teardown (void **state)
 {
     (void) state;
+    zactor_destroy (&T.vpn);
     sch_engine_destroy (&T.engine);
     sch_broker_destroy (&T.broker);
     return 0;
@@ -510,24 +592,35 @@ test_deploy_runs_every_step (void **state)
     assert_string_equal (final, "deployed");
     free (final);
 
-    //  network, security, image, keypair, access, 1 master, 4 hosts: once each
-    const char *steps [] = { "network@", "security@", "image@", "keypair@", "host.access@",
-                             "host.masters.0@", "host.g1.0@", "host.g1.3@", NULL };
+    //  network, security, image, keypair, the vpn's 2, access, 1 master,
+    //  4 hosts: once each, the vpn's on the vpn worker
+    const char *steps [] = { "network@", "security@", "image@", "keypair@", "vpn.server@1:v",
+                             "host.access@", "vpn.profile@1:v", "host.masters.0@",
+                             "host.g1.0@", "host.g1.3@", NULL };
     for (int i = 0; steps [i]; i++)
         assert_int_equal (s_log_count (steps [i]), 1);
+    assert_int_equal (s_log_count (":v "), 2);
     assert_true (S.peak <= 3);          /* parallelism */
     assert_true (S.peak >= 2);          /* and things did run side by side */
     assert_true (S.order_ok);           /* no host before the network was done */
     assert_true (S.saw_sshkey);         /* the keypair step got the key */
     assert_true (s_log_count (":a ") > 0 && s_log_count (":b ") > 0);
+    //  The access node alone got the server bundle, opened; the vpn steps
+    //  alone the PKI; the profile the access IP
+    assert_int_equal (S.saw_bundle, 1);
+    assert_int_equal (S.bundle_elsewhere, 0);
+    assert_int_equal (S.pki_elsewhere, 0);
+    assert_int_equal (S.profile_context_ok, 1);
+    assert_true (strstr (S.log, "vpn.server@") < strstr (S.log, "host.access@"));
+    assert_true (strstr (S.log, "host.access@") < strstr (S.log, "vpn.profile@"));
 
     char *done = s_raw_str ("HGET dexter:{c1}:deployment steps_done");
     char *total = s_raw_str ("HGET dexter:{c1}:deployment steps_total");
     char *ip = s_raw_str ("HGET dexter:{c1}:deployment accessip");
     char *observed = s_raw_str ("HGET dexter:{c1}:deployment observed_generation");
     char *mirror = s_raw_str ("HGET dexter:{c1}:cluster state");
-    assert_string_equal (done, "10");
-    assert_string_equal (total, "10");
+    assert_string_equal (done, "12");
+    assert_string_equal (total, "12");
     assert_string_equal (ip, "203.0.113.7");
     assert_string_equal (observed, "1");
     assert_string_equal (mirror, "deployed");
@@ -536,10 +629,15 @@ test_deploy_runs_every_step (void **state)
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     r = s_raw ("HLEN dexter:{c1}:resources");
-    assert_int_equal (r->integer, 4 + 2 + 1 + 4);  /* access: host and eip */
+    assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 4);  /* access: host and eip; vpn.* */
     freeReplyObject (r);
-    assert_int_equal (s_events ("c1", "step.started"), 10);
-    assert_int_equal (s_events ("c1", "step.done"), 10);
+    //  What the resources hold of the VPN is sealed
+    char *bundle = s_raw_str ("HGET dexter:{c1}:resources vpn.pki");
+    assert_non_null (strstr (bundle, "\"server\":\"dx1:"));
+    assert_null (strstr (bundle, "server key"));
+    free (bundle);
+    assert_int_equal (s_events ("c1", "step.started"), 12);
+    assert_int_equal (s_events ("c1", "step.done"), 12);
     assert_int_equal (s_events ("c1", "deployment.finished"), 1);
     assert_int_equal (sch_engine_size (T.engine), 0);
 
@@ -616,9 +714,11 @@ test_azure_deployment (void **state)
     char *final = s_wait_final ("az", 15000);
     assert_string_equal (final, "deployed");
     free (final);
-    //  network, security, image, access, 1 master, 2 hosts: once each
-    const char *steps [] = { "network@", "security@", "image@", "host.access@",
-                             "host.masters.0@", "host.g1.0@", "host.g1.1@", NULL };
+    //  network, security, image, the vpn's 2, access, 1 master, 2 hosts:
+    //  once each
+    const char *steps [] = { "network@", "security@", "image@", "vpn.server@1:v",
+                             "host.access@", "vpn.profile@1:v", "host.masters.0@",
+                             "host.g1.0@", "host.g1.1@", NULL };
     for (int i = 0; steps [i]; i++)
         assert_int_equal (s_log_count (steps [i]), 1);
     assert_int_equal (s_log_count ("keypair"), 0);
@@ -627,7 +727,10 @@ test_azure_deployment (void **state)
     assert_int_equal (S.password_elsewhere, 0);
     char *total = s_raw_str ("HGET dexter:{az}:deployment steps_total");
     char *ip = s_raw_str ("HGET dexter:{az}:deployment accessip");
-    assert_string_equal (total, "7");
+    assert_string_equal (total, "9");
+    assert_int_equal (S.saw_bundle, 1);
+    assert_int_equal (S.bundle_elsewhere, 0);
+    assert_int_equal (S.profile_context_ok, 1);
     assert_string_equal (ip, "203.0.113.7");
     free (total), free (ip);
 
@@ -771,6 +874,7 @@ s_raw_hear (zsock_t *dealer, const char *type, int64_t timeout_ms)
 static json_t *
 s_raw_first_job (const char *cluster, zsock_t **raw_p)
 {
+    s_vpn (0);
     *raw_p = s_raw_worker ();
     s_wait_workers (1);
     s_cluster (cluster, 1);
@@ -857,6 +961,7 @@ test_lease_expires (void **state)
 
     //  Go silent; a real worker finishes the deployment with attempt 2
     zactor_t *b = s_worker ("b", 8, 1000);
+    s_vpn (1);
     char *final = s_wait_final ("c5", 15000);
     assert_string_equal (final, "deployed");
     free (final);
@@ -1134,6 +1239,7 @@ static void
 test_unreadable_credentials (void **state)
 {
     (void) state;
+    s_vpn (0);
     s_cluster ("c10", 1);
     s_deploy ("c10", "deploy", 5);
     //  Sealed by another key, as after a change of DEXTER_MASTER_KEY
@@ -1216,11 +1322,12 @@ test_result_kept_for_redis (void **state)
     ip = s_raw_str ("HGET dexter:{c15}:deployment accessip");
     assert_string_equal (ip, "203.0.113.7");
     free (ip);
-    //  network, security, image, keypair, access, 1 master, 2 hosts
-    assert_int_equal (s_events ("c15", "step.started"), 8);
-    assert_int_equal (s_events ("c15", "step.done"), 8);
-    assert_int_equal (s_log_count ("@1:"), 8);
-    assert_int_equal (s_log_count ("@"), 8);
+    //  network, security, image, keypair, the vpn's 2, access, 1 master,
+    //  2 hosts
+    assert_int_equal (s_events ("c15", "step.started"), 10);
+    assert_int_equal (s_events ("c15", "step.done"), 10);
+    assert_int_equal (s_log_count ("@1:"), 10);
+    assert_int_equal (s_log_count ("@"), 10);
     zactor_destroy (&a);
 }
 
@@ -1231,11 +1338,13 @@ static void
 test_start_recorded_before_sent (void **state)
 {
     (void) state;
+    s_vpn (0);
     s_cluster ("c16", 1);
     s_deploy ("c16", "deploy", 5);      /* no worker yet: nothing can start */
     s_refuse_writes (1);
     zactor_t *a = s_worker ("a", 8, 1000);
     s_wait_workers (1);
+    s_vpn (1);
     s_pump (1000);
     assert_int_equal (s_log_count ("@"), 0);
     char *job = s_raw_str ("HGET dexter:{c16}:jobs network");
@@ -1247,9 +1356,9 @@ test_start_recorded_before_sent (void **state)
     assert_string_equal (final, "deployed");
     free (final);
     assert_int_equal (s_log_count ("network@1:a"), 1);
-    assert_int_equal (s_log_count ("@1:"), 7);
-    assert_int_equal (s_log_count ("@"), 7);
-    assert_int_equal (s_events ("c16", "step.started"), 7);
+    assert_int_equal (s_log_count ("@1:"), 9);
+    assert_int_equal (s_log_count ("@"), 9);
+    assert_int_equal (s_events ("c16", "step.started"), 9);
     zactor_destroy (&a);
 }
 

@@ -1133,7 +1133,42 @@ test_vpn_and_events (void **state)
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "_accessip")),
                          "203.0.113.7");
     json_decref (reply);
-    s_check (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    reply = s_call (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    s_assert_message (reply, "the VPN profile of cluster c1 is not made yet: the "
+                      "deployment's vpn.profile step has not run");
+    json_decref (reply);
+
+    //  The vpn.profile step's resource: its profile, sealed, is the answer,
+    //  a JSON string
+    const char *profile = "client\nremote 203.0.113.7 1194\n<ca>\nCA\n</ca>\n";
+    char *sealed = dx_seal_seal (T.seal, profile, strlen (profile));
+    char *resource = NULL;
+    assert_true (asprintf (&resource, "{\"key\":\"vpn.profile\",\"kind\":\"vpn.profile\","
+                           "\"provider_id\":\"ab\",\"remote\":\"203.0.113.7\","
+                           "\"profile\":\"%s\"}", sealed) > 0);
+    freeReplyObject (s_raw ("HSET dexter:{c1}:resources vpn.profile %s", resource));
+    reply = s_call (DX_OK, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    assert_string_equal (json_string_value (s_body (reply)), profile);
+    json_decref (reply);
+    free (resource);
+    free (sealed);
+    //  Sealed with another master key: said so, nothing else
+    static const unsigned char other_key [32] = { 0x07 };
+    dx_seal_t *other = dx_seal_new_key (other_key);
+    sealed = dx_seal_seal (other, profile, strlen (profile));
+    assert_true (asprintf (&resource, "{\"key\":\"vpn.profile\",\"profile\":\"%s\"}",
+                           sealed) > 0);
+    freeReplyObject (s_raw ("HSET dexter:{c1}:resources vpn.profile %s", resource));
+    reply = s_call (DX_INTERNAL, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    s_assert_message (reply, "sealed with another master key");
+    char *text = json_dumps (reply, 0);
+    assert_null (strstr (text, "remote 203"));
+    free (text);
+    json_decref (reply);
+    free (resource);
+    free (sealed);
+    dx_seal_destroy (&other);
+    freeReplyObject (s_raw ("DEL dexter:{c1}:resources"));
 
     s_configure ("c1");
     s_check (DX_CREATED, s_group_req ("c1", "g1", 1));

@@ -195,7 +195,7 @@ test_fresh_deploy (void **state)
     json_t *plan = s_build (snapshot, NULL, err, sizeof err);
     assert_non_null (plan);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
-                         "network security image keypair host.access "
+                         "network security image keypair vpn.server host.access vpn.profile "
                          "host.masters.0 host.masters.1 host.masters.2 "
                          "host.g1.0 host.g1.1 host.g1.2 host.pub.0 host.pub.1");
     s_check_order (plan);
@@ -225,8 +225,12 @@ test_fresh_deploy (void **state)
     char needs [256];
     assert_string_equal (s_needs (s_job (plan, "host.g1.1"), needs, sizeof needs),
                          "network security image keypair");
+    //  The access node also needs its server bundle; its profile needs it
     assert_string_equal (s_needs (s_job (plan, "host.access"), needs, sizeof needs),
-                         "network security image keypair");
+                         "network security image keypair vpn.server");
+    assert_string_equal (s_needs (s_job (plan, "vpn.server"), needs, sizeof needs), "");
+    assert_string_equal (s_needs (s_job (plan, "vpn.profile"), needs, sizeof needs),
+                         "host.access");
     assert_int_equal (json_array_size (json_object_get (s_job (plan, "security"), "needs")), 1);
     assert_int_equal (json_array_size (json_object_get (s_job (plan, "image"), "needs")), 0);
 
@@ -270,7 +274,7 @@ test_scale_down_removes_newest (void **state)
     char err [256], ids [2048];
     json_t *plan = s_build (snapshot, resources, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
-                         "network security image keypair host.access "
+                         "network security image keypair vpn.server host.access vpn.profile "
                          "host.masters.0 host.masters.1 host.masters.2 "
                          "host.g1.0 host.g1.1 host.g1.2 remove.g1.3 remove.g1.4");
     s_check_order (plan);
@@ -293,7 +297,7 @@ test_scale_down_removes_newest (void **state)
     }
     plan = s_build (snapshot, resources, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
-                         "network security image keypair host.access "
+                         "network security image keypair vpn.server host.access vpn.profile "
                          "host.masters.0 host.masters.1 host.masters.2 "
                          "host.g1.0 host.g1.2 host.g1.3 remove.g1.1 remove.g1.4");
     json_decref (plan);
@@ -410,6 +414,56 @@ test_destroy_and_errors (void **state)
     json_decref (snapshot);
 }
 
+/*  Every deploy, first or again, on either provider, has the vpn steps
+    around the access node: the recorded PKI and profile are the vpn
+    service's to load, not hosts to keep or remove. A destroy has none. */
+static void
+test_vpn_steps (void **state)
+{
+    (void) state;
+    json_t *resources = json_pack ("{s:{s:s, s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:o}",
+                                   "vpn.pki", "key", "vpn.pki", "kind", "vpn.pki",
+                                   "provider_id", "ab12", "pki", "{}",
+                                   "vpn.profile", "key", "vpn.profile", "kind", "vpn.profile",
+                                   "remote", "203.0.113.9",
+                                   "host.access", s_host ("running"));
+    const char *providers [] = { "aws", "azure" };
+    for (int p = 0; p < 2; p++) {
+        json_t *snapshot = s_snapshot ("deploy", 2, "g1:1:role1", NULL);
+        if (p)
+            snapshot = s_azure (snapshot, NULL);
+        char err [256], ids [2048], needs [256];
+        json_t *plan = s_build (snapshot, resources, err, sizeof err);
+        assert_non_null (plan);
+        s_check_order_of (plan, providers [p]);
+        assert_string_equal (s_ids (plan, ids, sizeof ids),
+                             p? "network security image vpn.server host.access vpn.profile "
+                                "host.masters.0 host.masters.1 host.masters.2 host.g1.0"
+                              : "network security image keypair vpn.server host.access "
+                                "vpn.profile host.masters.0 host.masters.1 host.masters.2 "
+                                "host.g1.0");
+        const json_t *server = s_job (plan, "vpn.server");
+        const json_t *profile = s_job (plan, "vpn.profile");
+        assert_string_equal (json_string_value (json_object_get (server, "kind")), "vpn.server");
+        assert_string_equal (json_string_value (json_object_get (json_object_get (
+                                 profile, "step"), "kind")), "vpn.profile");
+        assert_string_equal (s_needs (server, needs, sizeof needs), "");
+        assert_string_equal (s_needs (profile, needs, sizeof needs), "host.access");
+        assert_non_null (strstr (s_needs (s_job (plan, "host.access"), needs, sizeof needs),
+                                 " vpn.server"));
+        //  Masters and agents do not wait for the VPN
+        assert_null (strstr (s_needs (s_job (plan, "host.masters.0"), needs, sizeof needs),
+                             "vpn"));
+        json_decref (plan);
+        json_object_set_new (snapshot, "command", json_string ("destroy"));
+        plan = s_build (snapshot, resources, err, sizeof err);
+        assert_null (strstr (s_ids (plan, ids, sizeof ids), "vpn"));
+        json_decref (plan);
+        json_decref (snapshot);
+    }
+    json_decref (resources);
+}
+
 /*  Resources of a cluster deployed before: g1 of 5 (shrinks to 3, with
     launch times), a deleted group, masters 3 and 4, terminated hosts. */
 static json_t *
@@ -445,7 +499,7 @@ test_azure_deploy (void **state)
     json_t *plan = s_build (snapshot, NULL, err, sizeof err);
     assert_non_null (plan);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
-                         "network security image host.access "
+                         "network security image vpn.server host.access vpn.profile "
                          "host.masters.0 host.masters.1 host.masters.2 "
                          "host.g1.0 host.g1.1 host.g1.2 host.pub.0 host.pub.1");
     s_check_order_of (plan, "azure");
@@ -459,7 +513,11 @@ test_azure_deploy (void **state)
         const char *kind = json_string_value (json_object_get (step, "kind"));
         assert_string_equal (json_string_value (json_object_get (job, "kind")), kind);
         if (strcmp (kind, "host") == 0)
-            assert_string_equal (s_needs (job, needs, sizeof needs), "network security image");
+            assert_string_equal (s_needs (job, needs, sizeof needs),
+                                 strcmp (json_string_value (json_object_get (job, "id")),
+                                         "host.access") == 0
+                                 ? "network security image vpn.server"
+                                 : "network security image");
         char *text = json_dumps (job, 0);
         assert_null (strstr (text, "keypair"));
         assert_null (strstr (text, "ssh_password"));
@@ -492,7 +550,7 @@ test_azure_deploy (void **state)
     snapshot = s_azure (s_snapshot ("deploy", 1, NULL), "Standard_D11");
     plan = s_build (snapshot, NULL, err, sizeof err);
     assert_string_equal (s_ids (plan, ids, sizeof ids),
-                         "network security image host.access "
+                         "network security image vpn.server host.access vpn.profile "
                          "host.masters.0 host.masters.1 host.masters.2");
     assert_string_equal (json_string_value (json_object_get (json_object_get (
                              s_job (plan, "host.masters.0"), "step"), "instance_type")),
@@ -521,7 +579,7 @@ test_azure_resize (void **state)
     s_check_order_of (azure_plan, "azure");
     s_ids (aws_plan, aws_ids, sizeof aws_ids);
     s_ids (azure_plan, azure_ids, sizeof azure_ids);
-    assert_string_equal (azure_ids, "network security image host.access host.masters.0 "
+    assert_string_equal (azure_ids, "network security image vpn.server host.access vpn.profile host.masters.0 "
                          "host.masters.3 host.masters.4 host.g1.0 host.g1.1 host.g1.4 "
                          "remove.g1.3 host.pub.0 host.pub.1 host.pub.2 host.pub.3 "
                          "remove.gone.0 remove.gone.1 remove.gone.2 remove.gone.3 remove.gone.4");
@@ -661,13 +719,13 @@ test_big_plan (void **state)
     char err [256];
     sch_plan_t *plan = sch_plan_new (snapshot, NULL, err, sizeof err);
     assert_non_null (plan);
-    assert_int_equal (sch_plan_size (plan), 4 + 1 + 3 + 5000);
+    assert_int_equal (sch_plan_size (plan), 4 + 2 + 1 + 3 + 5000);   /* and the vpn's 2 */
     json_t *jobs = json_array ();
     assert_int_equal (sch_plan_next (plan, 2000, NULL), 2000);
     assert_int_equal (sch_plan_next (plan, 2, jobs), 2);
     assert_string_equal (json_string_value (json_object_get (json_array_get (jobs, 0), "id")),
-                         "host.b.992");
-    assert_int_equal (sch_plan_next (plan, SIZE_MAX, NULL), 5008 - 2002);
+                         "host.b.990");
+    assert_int_equal (sch_plan_next (plan, SIZE_MAX, NULL), 5010 - 2002);
     json_decref (jobs);
     sch_plan_destroy (&plan);
     json_decref (snapshot);
@@ -695,6 +753,7 @@ main (void)
         cmocka_unit_test (test_scale_up_fills_gaps),
         cmocka_unit_test (test_deleted_group_and_masters),
         cmocka_unit_test (test_destroy_and_errors),
+        cmocka_unit_test (test_vpn_steps),
         cmocka_unit_test (test_azure_deploy),
         cmocka_unit_test (test_azure_resize),
         cmocka_unit_test (test_azure_destroy_and_providers),

@@ -255,7 +255,7 @@ test_plan_in_slices (void **state)
     int64_t start = dx_mono_ms ();
     size_t steps = s_deploy ("big");
     int64_t put = dx_mono_ms () - start;
-    assert_int_equal (steps, 4 + 1 + 3 + DX_CLUSTER_HOSTS_MAX);
+    assert_int_equal (steps, 4 + 2 + 1 + 3 + DX_CLUSTER_HOSTS_MAX);
     size_t made = (size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs");
     assert_true (made < steps);
     assert_int_equal (th_redis_int (&T.redis, "HGET dexter:{big}:deployment steps_total"), steps);
