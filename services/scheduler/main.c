@@ -19,7 +19,11 @@
     DEXTER_LEASE_MS            lease of a job told to workers (30000)
     DEXTER_LOG_LEVEL           debug, info, warn, error (info)
 
-    Exits 0 after SIGTERM/SIGINT, 1 if it cannot start. */
+    Exits 0 after SIGTERM/SIGINT, 1 if it cannot start.
+
+    `dexter-scheduler --probe` serves nothing: it asks the running
+    scheduler whether it is healthy (sch_probe.h) and exits 0 or 1. */
+#include "sch_probe.h"
 #include "sch_server.h"
 #include "sch_store.h"
 #include "sch_broker.h"
@@ -31,13 +35,20 @@
 #include "dx_seal.h"
 #include "dx_util.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /*  Reads the configuration, starts the store, the seal and the server, and
     serves until SIGTERM/SIGINT; everything is freed so ASan sees no leak. */
 int
-main (void)
+main (int argc, char *argv [])
 {
+    if (argc == 2 && strcmp (argv [1], "--probe") == 0)
+        return sch_probe_main ();
+    if (argc > 1) {
+        fprintf (stderr, "usage: dexter-scheduler [--probe]\n");
+        return 2;
+    }
     dx_catch_stop_signals ();           /* first: a stop during start-up is clean */
     dx_log_init ("scheduler");
     dx_malloc_init ();

@@ -20,7 +20,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #define S_CONNECT_TIMEOUT_MS  1000      /* connect(2) to Redis */
@@ -53,6 +55,8 @@ struct sch_redis {
     const char *status;         /* DX_UNAVAILABLE / DX_INTERNAL of last failure */
     char error [512];
     char said [600];            /* error, and the writes waiting, as told */
+    char cause [160];           /* why the last connection failed or was
+                                   lost, without the address (health) */
     s_kept_t *kept, *kept_last; /* the outbox, oldest first */
     size_t nkept;
     uint64_t serial;            /* of the last write kept */
@@ -113,6 +117,7 @@ s_redis_lost (sch_redis_t *self, const char *why)
         why = "connection lost";
     sch_redis_fail (self, DX_UNAVAILABLE, "redis at %s is unavailable: %s", self->address,
                     why);
+    snprintf (self->cause, sizeof self->cause, "%s", why);
     if (self->ctx) {
         dx_warn ("lost the connection to redis at %s: %s", self->address, why);
         s_redis_drop (self);
@@ -322,6 +327,7 @@ s_redis_setup_command (sch_redis_t *self, int argc, const char **argv, const cha
     if (reply->type == REDIS_REPLY_ERROR) {
         sch_redis_fail (self, DX_UNAVAILABLE, "redis at %s is unavailable: %s failed: %s",
                         self->address, what, reply->str);
+        snprintf (self->cause, sizeof self->cause, "%s failed: %s", what, reply->str);
         rc = -1;
     }
     freeReplyObject (reply);
@@ -346,6 +352,8 @@ s_redis_connect (sch_redis_t *self)
     if (!self->ctx || self->ctx->err) {
         sch_redis_fail (self, DX_UNAVAILABLE, "redis at %s is unavailable: %s", self->address,
                         self->ctx? self->ctx->errstr: "out of memory");
+        snprintf (self->cause, sizeof self->cause, "%s",
+                  self->ctx? self->ctx->errstr: "out of memory");
         s_redis_drop (self);
         return -1;
     }
@@ -422,9 +430,31 @@ sch_redis_destroy (sch_redis_t **self_p)
     *self_p = NULL;
 }
 
+/*  Looks at the idle connection without waiting: Redis sends nothing
+    unasked, so a socket that is readable holds its end (or an error, or
+    bytes out of step): the connection is lost. A Redis that stopped is
+    seen at once, not at the next command. */
+static void
+s_redis_peek (sch_redis_t *self)
+{
+    if (!self->ctx || self->ctx->fd < 0)
+        return;
+    struct pollfd pfd = { .fd = self->ctx->fd, .events = POLLIN };
+    if (poll (&pfd, 1, 0) <= 0)
+        return;
+    char byte;
+    ssize_t got = recv (self->ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    s_redis_lost (self, got == 0? "Server closed the connection"
+                      : got < 0? strerror (errno): "unexpected data from redis");
+}
+
 void
 sch_redis_tick (sch_redis_t *self)
 {
+    if (!self->kept)
+        s_redis_peek (self);
     int up = self->kept? s_redis_drain (self) == 0: self->ctx || s_redis_connect (self) == 0;
     if (up)
         return;
@@ -433,6 +463,21 @@ sch_redis_tick (sch_redis_t *self)
         dx_warn ("%s; retrying every second", sch_redis_error (self));
         self->last_warning = now;
     }
+}
+
+const char *
+sch_redis_health (sch_redis_t *self, char *buf, size_t size)
+{
+    s_redis_peek (self);
+    if (!self->ctx)
+        snprintf (buf, size, "unreachable: %s", self->cause [0]? self->cause: "not connected");
+    else
+    if (self->nkept)
+        snprintf (buf, size, "%zu accepted writes wait for it: it takes no writes now",
+                  self->nkept);
+    else
+        return NULL;
+    return buf;
 }
 
 int

@@ -41,9 +41,17 @@ sch_redis_t *sch_redis_new (const char *url);
     *self_p to NULL. */
 void sch_redis_destroy (sch_redis_t **self_p);
 
-/*  Cron: reconnects when disconnected and sends the kept writes; while
-    Redis stays down, says so every 30 s, not every second. */
+/*  Cron: notices a connection Redis closed (without waiting), reconnects
+    when disconnected and sends the kept writes; while Redis stays down,
+    says so every 30 s, not every second. */
 void sch_redis_tick (sch_redis_t *self);
+
+/*  Whether Redis serves now, for health: NULL when the connection is up
+    and no write waits, else a sentence saying what is wrong, written into
+    buf, without the address or the password. Never waits: it only looks
+    at the idle connection (one that Redis closed counts as lost) and
+    never connects; sch_redis_tick does, every second. */
+const char *sch_redis_health (sch_redis_t *self, char *buf, size_t size);
 
 /*  1 while a connection is up. */
 int sch_redis_connected (sch_redis_t *self);
