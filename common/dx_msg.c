@@ -664,7 +664,7 @@ static const s_schema_t s_schemas [] = {
     { "worker.ready",      { REQ_ONE_OF ("service", s_services), POSITIVE ("capacity"),
                              REQ ("worker", S_STR), OPT ("active", S_ARRAY) } },
     { "worker.welcome",    { POSITIVE ("heartbeat_ms"), POSITIVE ("lease_ms") } },
-    { "heartbeat",         { OPT ("active", S_ARRAY) } },
+    { "heartbeat",         { OPT ("active", S_ARRAY), OPT ("metrics", S_MAP) } },
     { "worker.reconnect",  { { 0 } } },
     { "job.assign",        { JOB, REQ ("cluster", S_STR),
                              REQ_UINT ("generation", 0, INT64_MAX), REQ ("step", S_MAP),

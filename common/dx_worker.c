@@ -18,6 +18,7 @@
     Nothing survives a job: its message, credentials included, is wiped and
     freed by the job thread; the loop keeps only the id and attempt. */
 #include "dx_worker.h"
+#include "dx_cloud_metrics.h"
 #include "dx_config.h"
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -729,8 +730,13 @@ s_tick (dx_worker_t *self)
     }
     if (self->welcomed && now >= self->next_heartbeat) {
         json_t *msg = dx_msg_new ("heartbeat", NULL);
-        if (msg)
+        if (msg) {
             json_object_set_new (msg, "active", s_active (self));
+            json_t *metrics = dx_metrics_snapshot (dx_cloud_metrics ());
+            if (json_object_size (metrics))
+                json_object_set (msg, "metrics", metrics);
+            json_decref (metrics);
+        }
         s_send (self, msg);
         self->next_heartbeat = now + self->heartbeat_ms;
     }

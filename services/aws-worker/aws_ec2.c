@@ -1,6 +1,7 @@
 /*  aws_ec2: the EC2 Query API client: parameters, the signed call with
     rate limit and retries, and reading the XML answers. */
 #include "aws_ec2.h"
+#include "dx_cloud_metrics.h"
 #include "dx_http.h"
 #include "dx_log.h"
 #include "dx_netplan.h"
@@ -529,12 +530,15 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
     xmlDocPtr doc = NULL;
     while (1) {
         int64_t waited = dx_ratelimit_wait (self->limits, key, burst, rate);
-        if (waited > 0)
+        if (waited > 0) {
             dx_debug ("ec2 %s waited %lld ms for the %s rate limit", action, (long long) waited, class);
+            dx_cloud_metrics_wait ("aws", waited / 1000.0);
+        }
         int64_t start = dx_mono_ms ();
         dx_retry_class_t cls;
         doc = s_try (self, body, err, &cls);
         err->attempts = retry.attempts + 1;
+        dx_cloud_metrics_call ("aws", action, doc != NULL, cls, (dx_mono_ms () - start) / 1000.0);
         if (doc) {
             dx_debug ("ec2 %s ok in %lld ms (try %d)", action, (long long) (dx_mono_ms () - start), err->attempts);
             break;
@@ -561,6 +565,7 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
         dx_info ("ec2 %s: %s (HTTP %ld, %s), try %d of %d, again in %lld ms",
                  action, err->code, err->http_status, dx_retry_class_name (cls),
                  err->attempts, retry.policy.max_attempts, (long long) wait);
+        dx_cloud_metrics_retry ("aws", action);
         if (dx_sleep_cancellable (wait, self->cancel, self->cancel_arg)) {
             s_error (err, "CANCELLED", 0, "the job was cancelled while %s was retried", action);
             err->retryable = 0;

@@ -2,6 +2,7 @@
     grant, the bearer call with rate limit and retries, and the long-running
     operations. See az_arm.h. */
 #include "az_arm.h"
+#include "dx_cloud_metrics.h"
 #include "dx_http.h"
 #include "dx_log.h"
 #include "dx_util.h"
@@ -12,6 +13,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sodium.h>
+
+/*  The actions metrics name for Entra ID's token grant and for the polls
+    of a long-running operation (az_arm_call names the others). */
+#define S_TOKEN_ACTION "POST token"
+#define S_POLL_ACTION  "GET operation"
 
 //  ---------------------------------------------------------------------
 //  Errors and their retry class
@@ -249,10 +255,10 @@ typedef int (s_try_fn) (az_arm_t *self, void *ctx, az_error_t *err,
 
 /*  Tries until one succeeds (0), no retry can help or the budget is spent
     (-1), or the job is cancelled (-1, CANCELLED). what names the request
-    in logs. */
+    in logs, action in metrics. */
 static int
-s_with_retries (az_arm_t *self, const char *what, s_try_fn *try_fn, void *ctx,
-                az_error_t *err)
+s_with_retries (az_arm_t *self, const char *what, const char *action, s_try_fn *try_fn,
+                void *ctx, az_error_t *err)
 {
     dx_retry_t retry;
     dx_retry_init (&retry, &self->retry);
@@ -288,6 +294,7 @@ s_with_retries (az_arm_t *self, const char *what, s_try_fn *try_fn, void *ctx,
         dx_info ("arm %s: %s (HTTP %ld, %s), try %d of %d, again in %lld ms", what, err->code,
                  err->http_status, dx_retry_class_name (cls), err->attempts,
                  retry.policy.max_attempts, (long long) wait);
+        dx_cloud_metrics_retry ("azure", action);
         if (dx_sleep_cancellable (wait, self->cancel, self->cancel_arg))
             break;
     }
@@ -390,6 +397,7 @@ s_grant_try (az_arm_t *self, void *ctx, az_error_t *err, dx_retry_class_t *cls,
         .method = "POST", .url = az_cred_token_url (self->cred), .headers = headers,
         .body = body, .body_len = strlen (body), .timeout_ms = S_TRY_TIMEOUT_MS
     };
+    int64_t start = dx_mono_ms ();
     dx_http_response_t *resp = dx_http_request (&req);
     dx_free_wiped (body);
     int rc = -1;
@@ -402,6 +410,8 @@ s_grant_try (az_arm_t *self, void *ctx, az_error_t *err, dx_retry_class_t *cls,
             *cls = DX_RETRY_TRANSIENT;          /* temporarily_unavailable */
         *after_ms = dx_http_retry_after_ms (resp);
     }
+    dx_cloud_metrics_call ("azure", S_TOKEN_ACTION, rc == 0, *cls,
+                           (dx_mono_ms () - start) / 1000.0);
     s_response_wipe (&resp);
     return rc;
 }
@@ -417,7 +427,7 @@ s_token (az_arm_t *self, const char *stale, az_error_t *err)
     if (token)
         return token;
     s_grant_t grant = { NULL, 0 };
-    int rc = s_with_retries (self, "token grant", s_grant_try, &grant, err);
+    int rc = s_with_retries (self, "token grant", S_TOKEN_ACTION, s_grant_try, &grant, err);
     az_tokens_release (self->tokens, self->cred, rc == 0? grant.token: NULL, grant.lifetime_s);
     return grant.token;
 }
@@ -431,6 +441,7 @@ typedef struct {
     const char *url;            /* complete, api-version included */
     const char *body;           /* JSON text, or NULL */
     const char *what;           /* for logs: "PUT resourceGroups/x" */
+    const char *action;         /* for metrics: "PUT Microsoft.Network/virtualNetworks" */
     /* the answer */
     long status;
     json_t *json;
@@ -460,6 +471,7 @@ s_exchange (s_request_t *request, const char *token, az_error_t *err, dx_retry_c
         .body = request->body, .body_len = request->body? strlen (request->body): 0,
         .timeout_ms = S_TRY_TIMEOUT_MS
     };
+    int64_t start = dx_mono_ms ();
     dx_http_response_t *resp = dx_http_request (&req);
     dx_free_wiped (bearer);
     int rc = -1;
@@ -477,6 +489,8 @@ s_exchange (s_request_t *request, const char *token, az_error_t *err, dx_retry_c
         rc = request->json? 0: -1;
     }
     dx_http_response_destroy (&resp);
+    dx_cloud_metrics_call ("azure", request->action, rc == 0, *cls,
+                           (dx_mono_ms () - start) / 1000.0);
     return rc;
 }
 
@@ -505,9 +519,11 @@ s_request_try (az_arm_t *self, void *ctx, az_error_t *err, dx_retry_class_t *cls
     snprintf (key, sizeof key, "%.*s|%s|%s", (int) self->origin_len, az_cred_arm (self->cred),
               az_cred_subscription (self->cred), class);
     int64_t waited = dx_ratelimit_wait (self->limits, key, burst, rate);
-    if (waited > 0)
+    if (waited > 0) {
         dx_debug ("arm %s waited %lld ms for the %s rate limit", request->what,
                   (long long) waited, class);
+        dx_cloud_metrics_wait ("azure", waited / 1000.0);
+    }
     s_request_clear (request);
     request->status = 0;
     char *token = s_token (self, NULL, err);
@@ -531,7 +547,7 @@ s_request_try (az_arm_t *self, void *ctx, az_error_t *err, dx_retry_class_t *cls
 static int
 s_request (az_arm_t *self, s_request_t *request, az_error_t *err)
 {
-    return s_with_retries (self, request->what, s_request_try, request, err);
+    return s_with_retries (self, request->what, request->action, s_request_try, request, err);
 }
 
 /*  The complete URL of path (see az_arm_call) with api_version. Caller
@@ -556,6 +572,41 @@ s_on_endpoint (az_arm_t *self, const char *url)
 {
     return strncasecmp (url, az_cred_arm (self->cred), self->origin_len) == 0
         && url [self->origin_len] == '/';
+}
+
+/*  "METHOD type", what metrics name: the resource type of path, its
+    provider namespace and type segments without the names between them
+    ("PUT Microsoft.Network/virtualNetworks/subnets"), `resourceGroups`
+    for a resource group, `subscription` above it. A bounded set, unlike
+    the names in path. */
+static void
+s_action (const char *method, const char *path, char *action, size_t size)
+{
+    size_t len = strcspn (path, "?");
+    const char *providers = NULL;
+    for (const char *p = path; (p = strstr (p, "providers/")) && (size_t) (p - path) < len; p++)
+        if (p == path || p [-1] == '/')
+            providers = p;
+    int n = snprintf (action, size, "%s ", method);
+    if (!providers) {
+        const char *group = strstr (path, "resourceGroups/");
+        snprintf (action + n, size - n, "%s", group && (size_t) (group - path) < len
+                                               ? "resourceGroups": "subscription");
+        return;
+    }
+    //  providers/NS/type/name/type/name...: keep NS and every type
+    const char *p = providers + strlen ("providers/");
+    const char *end = path + len;
+    for (int segment = 0; p < end && (size_t) n < size - 1; segment++) {
+        size_t seg = strcspn (p, "/?");
+        if (p + seg > end)
+            seg = end - p;
+        if (segment == 0 || segment % 2 == 1)
+            n += snprintf (action + n, size - n, "%s%.*s", segment? "/": "", (int) seg, p);
+        p += seg;
+        if (*p == '/')
+            p++;
+    }
 }
 
 /*  "METHOD path", the path below the subscription: what logs name. */
@@ -603,6 +654,7 @@ s_operation_failed (az_error_t *err, const char *status, const json_t *error, co
 typedef struct {
     const char *method;
     const char *what;
+    const char *action;
     int64_t start;
     int polls;
     char status [64];           /* the last one told */
@@ -670,7 +722,8 @@ s_follow (az_arm_t *self, s_request_t *request, s_operation_t *op, az_error_t *e
             s_error (err, "CANCELLED", 0, "the job was cancelled while %s ran", op->what);
             break;
         }
-        s_request_t poll = { .method = "GET", .url = poll_url, .what = op->what };
+        s_request_t poll = { .method = "GET", .url = poll_url, .what = op->what,
+                             .action = S_POLL_ACTION };
         op->polls++;
         if (s_request (self, &poll, err)) {
             s_request_clear (&poll);
@@ -730,7 +783,7 @@ s_result (az_arm_t *self, s_request_t *request, s_operation_t *op, const char *l
         request->json = json_object ();
         return 0;
     }
-    s_request_t get = { .method = "GET", .url = url, .what = op->what };
+    s_request_t get = { .method = "GET", .url = url, .what = op->what, .action = op->action };
     if (s_request (self, &get, err)) {
         s_request_clear (&get);
         return -1;
@@ -767,8 +820,9 @@ az_arm_call (az_arm_t *self, const char *method, const char *path,
     if (!err)
         err = &scratch;
     memset (err, 0, sizeof *err);
-    char what [256];
+    char what [256], action [128];
     s_what (self, method, path, what, sizeof what);
+    s_action (method, path, action, sizeof action);
     char *url = s_url (self, path, api_version);
     char *text = body? json_dumps (body, JSON_COMPACT): NULL;
     if (!url || (body && !text)) {
@@ -777,8 +831,10 @@ az_arm_call (az_arm_t *self, const char *method, const char *path,
         s_json_text_free (text);
         return NULL;
     }
-    s_request_t request = { .method = method, .url = url, .body = text, .what = what };
-    s_operation_t op = { .method = method, .what = what, .start = dx_mono_ms () };
+    s_request_t request = { .method = method, .url = url, .body = text, .what = what,
+                            .action = action };
+    s_operation_t op = { .method = method, .what = what, .action = action,
+                         .start = dx_mono_ms () };
     int rc = s_request (self, &request, err);
     s_json_text_free (text);
     request.body = NULL;
@@ -817,8 +873,9 @@ az_arm_list (az_arm_t *self, const char *path, const char *api_version, az_error
 {
     json_t *all = json_array ();
     char *url = s_url (self, path, api_version);
-    char what [256];
+    char what [256], action [128];
     s_what (self, "GET", path, what, sizeof what);
+    s_action ("GET", path, action, sizeof action);
     az_error_t scratch;
     if (!err)
         err = &scratch;
@@ -829,7 +886,7 @@ az_arm_list (az_arm_t *self, const char *path, const char *api_version, az_error
         all = NULL;
     }
     while (all && url) {
-        s_request_t request = { .method = "GET", .url = url, .what = what };
+        s_request_t request = { .method = "GET", .url = url, .what = what, .action = action };
         int rc = s_request (self, &request, err);
         const char *next = rc == 0? s_member (request.json, "nextLink"): NULL;
         if (rc == 0)

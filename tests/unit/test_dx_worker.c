@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dx_cloud_metrics.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_util.h"
@@ -379,6 +380,36 @@ test_welcome_and_heartbeats (void **state)
     json_t *beat = s_must (&fake, "heartbeat");
     assert_false (s_has (json_object_get (beat, "active"), "job-a"));
     json_decref (beat);
+    s_stop (&fake, &worker);
+}
+
+/*  Heartbeats carry the process's cloud metrics, cumulative, once it
+    counted something. */
+static void
+test_heartbeat_metrics (void **state)
+{
+    (void) state;
+    fake_t fake = { 0 };
+    zactor_t *worker = s_start (&fake, 2, 1000);
+    const char *key = "dexter_cloud_calls_total{provider=\"aws\",action=\"RunInstances\","
+                      "outcome=\"ok\"}";
+    json_t *beat = s_must (&fake, "heartbeat");
+    json_t *metrics = json_object_get (beat, "metrics");
+    json_int_t before = json_integer_value (json_object_get (metrics, key));
+    json_decref (beat);
+
+    dx_cloud_metrics_call ("aws", "RunInstances", 1, DX_RETRY_NO, 0.2);
+    dx_cloud_metrics_call ("aws", "RunInstances", 1, DX_RETRY_NO, 0.3);
+    json_int_t seen = before;
+    for (int i = 0; i < 10 && seen < before + 2; i++) {
+        beat = s_must (&fake, "heartbeat");
+        seen = json_integer_value (json_object_get (json_object_get (beat, "metrics"), key));
+        if (seen == before + 2)
+            assert_non_null (json_object_get (json_object_get (beat, "metrics"),
+                             "dexter_cloud_call_duration_seconds_count{provider=\"aws\"}"));
+        json_decref (beat);
+    }
+    assert_int_equal (seen, before + 2);
     s_stop (&fake, &worker);
 }
 
@@ -824,6 +855,7 @@ main (void)
 
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_welcome_and_heartbeats),
+        cmocka_unit_test (test_heartbeat_metrics),
         cmocka_unit_test (test_results),
         cmocka_unit_test (test_progress),
         cmocka_unit_test (test_renewals),
