@@ -59,11 +59,8 @@ s_ask (zsock_t *dealer, int64_t deadline, char *why, size_t size)
         int64_t left = deadline - dx_mono_ms ();
         if (left <= 0 || !zpoller_wait (poller, (int) left))
             break;
-        zframe_t *identity, *raw;
         char err [DX_ERR_LEN];
-        reply = dx_msg_recv (dealer, &identity, &raw, err, sizeof err);
-        zframe_destroy (&identity);
-        zframe_destroy (&raw);
+        reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
         if (reply && !s_same (dx_msg_id (reply), dx_msg_id (request))) {
             json_decref (reply);
             reply = NULL;
