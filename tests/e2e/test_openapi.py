@@ -169,6 +169,19 @@ def test_the_reference_lines_are_valid_requests(user_env):  # noqa: F811
     assert checked >= 25, checked
 
 
+def test_every_answer_goes_through_the_check(shared_stack, openapi_contract):
+    """The session's requests are checked: each API answer counts once; an
+    answer outside /api/v1.0 is not the contract's."""
+    before = openapi_contract.checked
+    requests.get(shared_stack.url("/clusters"), timeout=10)
+    requests.request("PATCH", shared_stack.url("/clusters"), timeout=10)
+    with requests.Session() as session:
+        session.get(shared_stack.url("/clusters/nosuch"), timeout=10)
+    requests.get("http://127.0.0.1:%d/elsewhere" % shared_stack.api_port, timeout=10)
+    assert openapi_contract.checked == before + 3
+    assert openapi_contract.problems == []
+
+
 def test_the_check_finds_what_breaks_the_contract():
     """The check of openapi_check.py fails answers that break it."""
     c = Contract(load_spec())
