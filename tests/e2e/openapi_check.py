@@ -32,7 +32,6 @@ from requests.structures import CaseInsensitiveDict
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC_PATH = os.path.join(REPO, "docs", "openapi.yaml")
 PREFIX = "/api/v1.0"
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # What any request can get before its path is looked at (docs/api.md,
 # "Requests"): a refused request line or head, or no token.
 BEFORE_ROUTING = ("400", "401", "414", "431", "505")
