@@ -657,6 +657,7 @@ static const s_schema_t s_schemas [] = {
     { "deployment.events", { DEADLINE, NAME, OPT ("after", S_STR),
                              OPT_UINT ("count", 1, DX_MSG_PAGE_MAX) } },
     { "health.get",        { DEADLINE } },
+    { "metrics.get",       { DEADLINE } },
     { "reply",             { REQ_ONE_OF ("status", s_statuses), OPT ("body", S_ANY),
                              OPT ("text", S_STR), OPT ("message", S_STR),
                              OPT ("field", S_STR), OPT ("errors", S_ARRAY) } },

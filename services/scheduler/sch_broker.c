@@ -43,6 +43,7 @@ struct sch_broker {
     zhashx_t *workers;                  /* identity hex -> s_worker_t */
     sch_broker_events_t events;         /* the engine's callbacks, or zeros */
     void *events_arg;
+    sch_wmetrics_t *metrics;            /* what the workers' heartbeats counted */
 };
 
 typedef void (s_broker_fn) (sch_broker_t *self, s_worker_t *worker, const json_t *msg);
@@ -157,12 +158,15 @@ s_broker_ready (sch_broker_t *self, zframe_t *identity, const char *key, s_worke
         self->events.ready (self->events_arg, key, worker->name, msg);
 }
 
-/*  heartbeat: being heard is the point; it also says which jobs run. */
+/*  heartbeat: being heard is the point; it also says which jobs run,
+    and what the worker's process counted. */
 static void
 s_broker_heartbeat (sch_broker_t *self, s_worker_t *worker, const json_t *msg)
 {
-    (void) self;
     worker->active = s_broker_active (msg);
+    const json_t *metrics = json_object_get (msg, "metrics");
+    if (metrics)
+        sch_wmetrics_update (self->metrics, worker->name, metrics, dx_mono_ms ());
 }
 
 /*  worker.bye: a clean shutdown; its jobs go back to the queue and the
@@ -280,8 +284,9 @@ sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms,
     self->lease_ms = lease_ms > 0? lease_ms: SCH_BROKER_LEASE_MS;
     self->next_heartbeat = dx_mono_ms () + self->heartbeat_ms;
     self->workers = zhashx_new ();
+    self->metrics = sch_wmetrics_new ();
     self->router = zsock_new (ZMQ_ROUTER);
-    if (!self->workers || !self->router) {
+    if (!self->workers || !self->metrics || !self->router) {
         dx_error ("broker: cannot create the workers' ROUTER: %s", zmq_strerror (zmq_errno ()));
         sch_broker_destroy (&self);
         return NULL;
@@ -306,6 +311,12 @@ sch_broker_new (const char *endpoint, int64_t heartbeat_ms, int64_t lease_ms,
     return self;
 }
 
+sch_wmetrics_t *
+sch_broker_metrics (sch_broker_t *self)
+{
+    return self->metrics;
+}
+
 /*  Closes the socket and forgets every worker; safe on NULL. */
 void
 sch_broker_destroy (sch_broker_t **self_p)
@@ -315,6 +326,7 @@ sch_broker_destroy (sch_broker_t **self_p)
     sch_broker_t *self = *self_p;
     zsock_destroy (&self->router);
     zhashx_destroy (&self->workers);
+    sch_wmetrics_destroy (&self->metrics);
     free (self->endpoint);
     free (self);
     *self_p = NULL;

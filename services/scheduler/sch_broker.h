@@ -24,6 +24,7 @@
 #include <czmq.h>
 #include <jansson.h>
 #include "dx_curve.h"
+#include "sch_wmetrics.h"
 
 #define SCH_BROKER_HEARTBEAT_MS 1000
 #define SCH_BROKER_LEASE_MS     30000
@@ -92,6 +93,9 @@ int sch_broker_send_to (sch_broker_t *self, const char *worker, json_t *msg, int
     a job). Unknown workers are ignored. */
 void sch_broker_release (sch_broker_t *self, const char *worker);
 void sch_broker_adopt (sch_broker_t *self, const char *worker);
+
+/*  What the workers' heartbeats counted (sch_wmetrics.h). Borrowed. */
+sch_wmetrics_t *sch_broker_metrics (sch_broker_t *self);
 
 /*  The host:pid name of worker, or NULL. Borrowed. */
 const char *sch_broker_name (sch_broker_t *self, const char *worker);

@@ -1,5 +1,6 @@
 /*  sch_cache: kept reads of clusters and their memos. See sch_cache.h. */
 #include "sch_cache.h"
+#include "sch_metrics.h"
 #include "dx_util.h"
 
 #include <stdlib.h>
@@ -87,7 +88,9 @@ json_t *
 sch_cache_get (sch_cache_t *self, const char *name, unsigned what, uint64_t *serial)
 {
     s_kept_t *kept = s_cache_fresh (self, name);
-    if (!kept || (kept->what & what) != what)
+    int hit = kept && (kept->what & what) == what;
+    sch_metrics_cache (hit);
+    if (!hit)
         return NULL;
     *serial = kept->serial;
     return json_incref (kept->parts);

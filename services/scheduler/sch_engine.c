@@ -3,6 +3,7 @@
     workers", "Steps") and docs/redis.md (jobs, resources, events). */
 #include "sch_engine.h"
 #include "sch_plan.h"
+#include "sch_metrics.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_netplan.h"
@@ -289,6 +290,9 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
     };
     int rc = s_engine_record (self, d->name, &change, event_type? event_type: "progress",
                               serial);
+    if (job)
+        sch_metrics_step (d->provider, json_string_value (json_object_get (job->record, "kind")),
+                          event_type);
     json_decref (jobs);
     json_decref (fields);
     json_decref (event);
@@ -1018,6 +1022,7 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
     json_decref (event);
     if (refused)
         return 0;
+    sch_metrics_deployment_finished (d->provider, state);
     dx_info ("deployment %s generation %" PRId64 " %s: %zu of %zu steps done", d->name,
              d->generation, state, d->done, d->njobs);
     zhashx_delete (self->deploys, d->name);
@@ -1061,6 +1066,14 @@ s_engine_requeue (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *r
                                "attempt", (json_int_t) job->attempt, "reason", reason);
     s_engine_write (self, d, job, NULL, NULL, NULL, "step.requeued", event, NULL);
     return s_engine_maybe_finish (self, d);
+}
+
+/*  A running job's lease ran out: counted, and requeued. */
+static int
+s_engine_lease_expired (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
+{
+    sch_metrics_lease_expired (d->provider);
+    return s_engine_requeue (self, d, job, "its lease expired", 1);
 }
 
 
@@ -1689,7 +1702,7 @@ sch_engine_tick (sch_engine_t *self)
                 d = NULL;
             else
             if (job->status == S_RUNNING && job->lease_expiry <= now
-            &&  s_engine_requeue (self, d, job, "its lease expired", 1))
+            &&  s_engine_lease_expired (self, d, job))
                 d = NULL;
         }
         if (!d)
@@ -1715,4 +1728,21 @@ size_t
 sch_engine_size (sch_engine_t *self)
 {
     return zhashx_size (self->deploys);
+}
+
+void
+sch_engine_stats (sch_engine_t *self, sch_engine_stats_t *stats)
+{
+    memset (stats, 0, sizeof *stats);
+    for (s_deploy_t *d = (s_deploy_t *) zhashx_first (self->deploys); d;
+         d = (s_deploy_t *) zhashx_next (self->deploys)) {
+        if (d->destroy)
+            stats->destroying++;
+        else
+            stats->deploying++;
+        for (size_t i = 0; i < d->njobs; i++) {
+            stats->queued += d->jobs [i].status == S_PENDING;
+            stats->running += d->jobs [i].status == S_RUNNING;
+        }
+    }
 }

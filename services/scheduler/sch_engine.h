@@ -98,4 +98,14 @@ int64_t sch_engine_tick (sch_engine_t *self);
 /*  The number of deployments in progress that the engine holds. */
 size_t sch_engine_size (sch_engine_t *self);
 
+/*  What the engine holds now, for metrics: deployments in progress by
+    state, and their jobs not started yet (queued) and handed to workers
+    (running). */
+typedef struct {
+    size_t deploying, destroying;
+    size_t queued, running;
+} sch_engine_stats_t;
+
+void sch_engine_stats (sch_engine_t *self, sch_engine_stats_t *stats);
+
 #endif

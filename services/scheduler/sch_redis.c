@@ -11,6 +11,7 @@
     first (s_redis_drain) and is refused while it cannot: that one rule
     keeps Redis in the order the writes were made. */
 #include "sch_redis.h"
+#include "sch_metrics.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_util.h"
@@ -118,6 +119,7 @@ s_redis_lost (sch_redis_t *self, const char *why)
     sch_redis_fail (self, DX_UNAVAILABLE, "redis at %s is unavailable: %s", self->address,
                     why);
     snprintf (self->cause, sizeof self->cause, "%s", why);
+    sch_metrics_redis_error ("connection");
     if (self->ctx) {
         dx_warn ("lost the connection to redis at %s: %s", self->address, why);
         s_redis_drop (self);
@@ -145,6 +147,7 @@ sch_redis_check (sch_redis_t *self, const redisReply *reply, const char *what)
     if (reply && reply->type != REDIS_REPLY_ERROR)
         return 0;
     const char *text = reply && reply->str? reply->str: "unexpected reply";
+    sch_metrics_redis_error ("reply");
     if (s_redis_transient (text))
         sch_redis_fail (self, DX_UNAVAILABLE, "redis at %s is unavailable: %s",
                         self->address, text);
@@ -666,6 +669,7 @@ s_redis_roundtrip (sch_redis_t *self, const sch_batch_t *batch, int transaction,
     }
     if (s_redis_connect (self))
         return -1;
+    double start = sch_metrics_clock ();
     size_t size = batch->len + batch->count * 24 + sizeof multi + sizeof exec;
     char *out = malloc (size);
     size_t expected = batch->count + (transaction? 2: 0);
@@ -712,6 +716,7 @@ s_redis_roundtrip (sch_redis_t *self, const sch_batch_t *batch, int transaction,
         }
         replies [i] = reply;
     }
+    sch_metrics_redis_roundtrip (sch_metrics_clock () - start);
     *replies_p = replies;
     return 0;
 }
