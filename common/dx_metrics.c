@@ -15,10 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct dx_series {
     dx_series_t *next;
     const dx_metric_t *family;
+    uint64_t hash;                      /* of the label values, looked at first */
     char *values [DX_METRICS_MAX_LABELS];
     char *labels;                       /* `a="x",b="y"`, escaped; "" without labels */
     _Atomic uint64_t value;             /* counter, gauge: a double's bits */
@@ -67,6 +69,31 @@ s_atomic_add (_Atomic uint64_t *word, double v)
     while (!atomic_compare_exchange_weak_explicit (word, &old, s_bits (s_double (old) + v),
                                                    memory_order_relaxed, memory_order_relaxed))
         ;
+}
+
+static int s_enabled = 1;
+static pthread_once_t s_enabled_once = PTHREAD_ONCE_INIT;
+
+static void
+s_enabled_read (void)
+{
+    const char *value = getenv ("DEXTER_METRICS");
+    s_enabled = !(value && strcmp (value, "0") == 0);
+}
+
+int
+dx_metrics_enabled (void)
+{
+    pthread_once (&s_enabled_once, s_enabled_read);
+    return s_enabled;
+}
+
+double
+dx_metrics_clock (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 dx_metrics_t *
@@ -367,13 +394,28 @@ dx_metrics_render (dx_metrics_t *self)
 //  ---------------------------------------------------------------------
 //  Series
 
+/*  FNV-1a of the label values, each with its terminating NUL. */
+static uint64_t
+s_hash (const char *const *values, size_t count)
+{
+    uint64_t hash = 14695981039346656037ull;
+    for (size_t i = 0; i < count; i++)
+        for (const char *p = values [i];; p++) {
+            hash = (hash ^ (unsigned char) *p) * 1099511628211ull;
+            if (!*p)
+                break;
+        }
+    return hash;
+}
+
 static dx_series_t *
-s_series_new (const dx_metric_t *family, const char *const *values)
+s_series_new (const dx_metric_t *family, const char *const *values, uint64_t hash)
 {
     dx_series_t *series = calloc (1, sizeof *series);
     if (!series)
         return NULL;
     series->family = family;
+    series->hash = hash;
     s_text_t labels = { NULL, 0, 0 };
     s_puts (&labels, "");
     for (size_t i = 0; i < family->nlabels; i++) {
@@ -402,7 +444,7 @@ s_series_new (const dx_metric_t *family, const char *const *values)
 dx_series_t *
 dx_metric_series (dx_metric_t *family, ...)
 {
-    if (!family)
+    if (!family || !dx_metrics_enabled ())
         return NULL;
     const char *values [DX_METRICS_MAX_LABELS];
     va_list args;
@@ -413,10 +455,13 @@ dx_metric_series (dx_metric_t *family, ...)
             values [i] = "";
     }
     va_end (args);
+    uint64_t hash = s_hash (values, family->nlabels);
 
     pthread_mutex_lock (&family->lock);
     dx_series_t *series = family->series;
     for (; series; series = series->next) {
+        if (series->hash != hash)
+            continue;
         size_t i = 0;
         while (i < family->nlabels && strcmp (series->values [i], values [i]) == 0)
             i++;
@@ -424,7 +469,7 @@ dx_metric_series (dx_metric_t *family, ...)
             break;
     }
     if (!series) {
-        series = s_series_new (family, values);
+        series = s_series_new (family, values, hash);
         if (series) {
             if (family->last)
                 family->last->next = series;

@@ -50,6 +50,15 @@ typedef enum {
 #define DX_LABELS(...) ((const char *const []) { __VA_ARGS__, NULL })
 #define DX_NO_LABELS   ((const char *const []) { NULL })
 
+/*  0 when DEXTER_METRICS is "0" (read once): then no series is ever made
+    (dx_metric_series answers NULL), so every update is a no-op and the
+    registries render their headers only. The services' switch, for
+    measuring what metrics cost (docs/metrics.md). */
+int dx_metrics_enabled (void);
+
+/*  Seconds of a monotonic clock, for durations. */
+double dx_metrics_clock (void);
+
 dx_metrics_t *dx_metrics_new (void);
 
 /*  Frees the registry, its families and series; safe on NULL; sets

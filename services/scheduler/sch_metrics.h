@@ -13,7 +13,8 @@
 #include <jansson.h>
 #include "sch_handlers.h"
 
-/*  Seconds of a monotonic clock, for durations (finer than dx_mono_ms). */
+/*  Seconds of a monotonic clock, for durations (finer than dx_mono_ms);
+    0, without reading the clock, when metrics are off (dx_metrics_enabled). */
 double sch_metrics_clock (void);
 
 /*  The engine wrote the event event_type ("step.started", "step.done",
