@@ -1,0 +1,70 @@
+/*  Unit tests for services/api/api_metrics.c: requests counted by route
+    template, a method from the fixed set and status; connections and
+    timeouts; the /metrics text with and without the scheduler's. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../services/api/api_metrics.h"
+
+static void
+s_contains (const char *text, const char *line)
+{
+    if (!strstr (text, line))
+        fail_msg ("missing: %s\nin:\n%s", line, text);
+}
+
+static void
+test_requests (void **state)
+{
+    (void) state;
+    assert_true (api_metrics_enabled ());
+    const char *route = "/api/v1.0/clusters/{name}";
+    api_metrics_request (route, "GET", 200, 0.0004);
+    api_metrics_request (route, "GET", 200, 0.002);
+    api_metrics_request (route, "GET", 404, 0.0001);
+    api_metrics_request (API_METRICS_NO_ROUTE, "BREW", 405, 0.0001);
+    api_metrics_request (route, "DELETE", 0, 0.1);
+    api_metrics_connection (1);
+    api_metrics_connection (1);
+    api_metrics_connection (-1);
+    api_metrics_scheduler_timeout ();
+
+    char *text = api_metrics_text ("# scheduler\n");
+    s_contains (text, "# TYPE dexter_api_requests_total counter\n");
+    s_contains (text, "dexter_api_requests_total{route=\"/api/v1.0/clusters/{name}\","
+                      "method=\"GET\",code=\"200\"} 2\n");
+    s_contains (text, "dexter_api_requests_total{route=\"/api/v1.0/clusters/{name}\","
+                      "method=\"GET\",code=\"404\"} 1\n");
+    s_contains (text, "dexter_api_requests_total{route=\"none\",method=\"other\","
+                      "code=\"405\"} 1\n");
+    s_contains (text, "method=\"DELETE\",code=\"aborted\"} 1\n");
+    s_contains (text, "dexter_api_request_duration_seconds_bucket{route=\"/api/v1.0/clusters/"
+                      "{name}\",method=\"GET\",le=\"0.0005\"} 2\n");
+    s_contains (text, "dexter_api_request_duration_seconds_count{route=\"/api/v1.0/clusters/"
+                      "{name}\",method=\"GET\"} 3\n");
+    s_contains (text, "dexter_api_open_connections 1\n");
+    s_contains (text, "dexter_api_scheduler_timeouts_total 1\n");
+    s_contains (text, "dexter_api_scheduler_scrape_ok 1\n");
+    //  The scheduler's text follows the api's
+    assert_string_equal (text + strlen (text) - strlen ("# scheduler\n"), "# scheduler\n");
+    free (text);
+
+    text = api_metrics_text (NULL);
+    s_contains (text, "dexter_api_scheduler_scrape_ok 0\n");
+    assert_null (strstr (text, "# scheduler"));
+    free (text);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test (test_requests),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
