@@ -364,7 +364,7 @@ Command: `{command}`
 
 def main():
     if len(sys.argv) == 1:
-        bench.check_setup("dexter-scheduler", "dexter-api", "dexter-azure-worker")
+        bench.check_setup("dexter-scheduler", "dexter-api", "dexter-vpn", "dexter-azure-worker")
     return bench.cli(__doc__, report, measure_all)
 
 

@@ -516,10 +516,10 @@ def check_setup(*binaries):
 
 def start_core(procs, work, drop=("DEXTER_", "AWS_")):
     """Starts redis-server (appendonly yes, appendfsync always),
-    dexter-scheduler and dexter-api on free loopback ports. Returns the
-    environment without the variables named by drop's prefixes (for the
-    fake), the services' environment, and the api's base URL once it
-    answers."""
+    dexter-scheduler, dexter-api and dexter-vpn on free loopback ports.
+    Returns the environment without the variables named by drop's prefixes
+    (for the fake), the services' environment, and the api's base URL once
+    it answers."""
     redis_port, sched_port, worker_port, api_port = (free_port() for _ in range(4))
     os.makedirs(os.path.join(work, "redis"))
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
@@ -543,6 +543,8 @@ def start_core(procs, work, drop=("DEXTER_", "AWS_")):
                DEXTER_LOG_LEVEL="info")
     procs.start("scheduler", [os.path.join(bin_dir(), "dexter-scheduler")], env)
     procs.start("api", [os.path.join(bin_dir(), "dexter-api")], env)
+    # a deploy's vpn steps (the access node's server bundle, the profile)
+    procs.start("vpn", [os.path.join(bin_dir(), "dexter-vpn")], env)
     base = "http://127.0.0.1:%d/api/v1.0" % api_port
     wait_for(lambda: up(base + "/clusters"), 20, "the api", procs)
     return base_env, env, base
@@ -643,7 +645,7 @@ def measure_aws(procs, work):
 
 def main():
     if len(sys.argv) == 1:
-        check_setup("dexter-scheduler", "dexter-api", "dexter-aws-worker")
+        check_setup("dexter-scheduler", "dexter-api", "dexter-vpn", "dexter-aws-worker")
     return cli(__doc__, report, measure_aws)
 
 

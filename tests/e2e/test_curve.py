@@ -205,18 +205,22 @@ def test_scaled_workers_join_in_any_order(stack_factory, tmp_path):
     for w in workers:
         wait_until(lambda: "worker joined service=aws worker=%s " % stack.worker_name(w)
                    in stack.scheduler.log(), 20, "%s to join" % w.name)
+    # and the vpn worker the stack starts with its first cloud worker
     certs = os.listdir(os.path.join(shared, "workers"))
-    assert len(certs) == 2 and all(c.startswith("aws-worker-") for c in certs), certs
+    assert len([c for c in certs if c.startswith("aws-worker-")]) == 2, certs
+    assert all(c.startswith(("aws-worker-", "vpn-")) for c in certs), certs
 
 
 def test_key_files_are_private(stack):
     """(4) The key pairs and certificates are 0600, their directories 0700."""
     stack.start_aws_worker()
     data = os.path.join(stack.dir, "data")
-    wait_until(lambda: os.listdir(os.path.join(data, "curve", "workers")), 10,
-               "the worker's certificate")
+    # (and the vpn worker the stack starts with it)
+    wait_until(lambda: len(os.listdir(os.path.join(data, "curve", "workers"))) == 2, 10,
+               "the workers' certificates")
     keys = sorted(n for n in os.listdir(data) if n.startswith("curve-"))
-    assert keys == ["curve-api.key", "curve-aws-worker.key", "curve-scheduler.key"], keys
+    assert keys == ["curve-api.key", "curve-aws-worker.key", "curve-scheduler.key",
+                    "curve-vpn.key"], keys
     seen = []
     for root, dirs, files in os.walk(data):
         if root == data:
@@ -228,7 +232,7 @@ def test_key_files_are_private(stack):
             mode = stat.S_IMODE(os.stat(os.path.join(root, f)).st_mode)
             assert mode == 0o600, "%s is %o" % (os.path.join(root, f), mode)
             seen.append(f)
-    assert "scheduler.cert" in seen and len(seen) == 6, seen
+    assert "scheduler.cert" in seen and len(seen) == 8, seen
 
 
 def test_compose_shares_the_certificates_only():

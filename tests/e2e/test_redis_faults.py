@@ -196,8 +196,9 @@ def check_deployed(stack, baseline, evs, d):
     assert recorded(stack) == baseline["deploy"]
     _, st = check_cluster(stack, NAME, 1, SPECS, deployment=d)     # _accessip is the EIP's
     check_no_duplicates(st, NAME, HOSTS)
+    # The vpn.profile step ran: the profile names the access node
     status, body = api(stack, "GET", "/clusters/%s/deployment/vpn" % NAME)
-    assert "no access node" not in body["message"], (status, body)
+    assert status == 200 and "\nremote %s 1194\n" % d["_accessip"] in body, (status, body)
     assert_deferred(stack)
 
 
