@@ -12,7 +12,7 @@ No worker: a deploy is planned and recorded, no cloud work happens. Then:
   2. quiet: wrk, 1 connection, GET /clusters/probe for BENCH_SECONDS;
   3. loaded, for BENCH_SECONDS: the same GET while wrk keeps BENCH_LISTERS
      connections listing GET /clusters (10,001 clusters each) and this script
-     makes cluster `big` (3 masters, 5 groups of 1,000 hosts: 5,008 steps),
+     makes cluster `big` (3 masters, 5 groups of 1,000 hosts: 5,010 steps),
      deploys it, waits until its plan is whole (progress.current no longer
      says `planning`), deletes it with force=true, and again, until the
      GET's run ends.
@@ -66,7 +66,9 @@ START, END = benchdoc.markers("slices")
 CLUSTERS = 10000
 POPULATE_CLIENTS = 32
 GROUPS, GROUP_HOSTS, MASTERS = 5, 1000, 3
-STEPS = 4 + 1 + MASTERS + GROUPS * GROUP_HOSTS
+#  network, security, image, keypair; vpn.server; the access node, the
+#  masters, the agents; vpn.profile
+STEPS = 4 + 1 + 1 + MASTERS + GROUPS * GROUP_HOSTS + 1
 TARGET_P99_MS = 50.0
 KEY_ID, SECRET = "AKIADEXTERBENCH00001", "dexterBench/fake+Secret0123456789abcdefAB"
 
