@@ -19,6 +19,7 @@ run; earlier figures are in git history.
 | Deployments on Azure (fake ARM) | `bench/deploy/azure.py` | `make services && bench/deploy/azure.py` |
 | getpid from memory | `bench/getpid/run.sh` | `make bench` |
 | A GET while big deploys are planned and every cluster is listed | `bench/slices/bench.py` | `make services && bench/slices/bench.py` |
+| Metrics: the GET throughput with metrics on and off | `bench/metrics/bench.py` | `make services && bench/metrics/bench.py` |
 
 The load generator, the services and the fake share the machine's cores, so
 a figure holds for the machine it was measured on, while it did nothing
