@@ -576,9 +576,9 @@ s_on_endpoint (az_arm_t *self, const char *url)
 
 /*  "METHOD type", what metrics name: the resource type of path, its
     provider namespace and type segments without the names between them
-    ("PUT Microsoft.Network/virtualNetworks/subnets"), `resourceGroups`
-    for a resource group, `subscription` above it. A bounded set, unlike
-    the names in path. */
+    ("PUT Microsoft.Network/virtualNetworks/subnets"); without a provider,
+    the path's first segment (`resourceGroups` for a group and the list of
+    them, whatever its case). A bounded set, unlike the names in path. */
 static void
 s_action (const char *method, const char *path, char *action, size_t size)
 {
@@ -589,9 +589,14 @@ s_action (const char *method, const char *path, char *action, size_t size)
             providers = p;
     int n = snprintf (action, size, "%s ", method);
     if (!providers) {
-        const char *group = strstr (path, "resourceGroups/");
-        snprintf (action + n, size - n, "%s", group && (size_t) (group - path) < len
-                                               ? "resourceGroups": "subscription");
+        size_t seg = strcspn (path, "/?");
+        if (seg == 0)
+            snprintf (action + n, size - n, "subscription");
+        else
+        if (seg == strlen ("resourceGroups") && strncasecmp (path, "resourceGroups", seg) == 0)
+            snprintf (action + n, size - n, "resourceGroups");
+        else
+            snprintf (action + n, size - n, "%.*s", (int) seg, path);
         return;
     }
     //  providers/NS/type/name/type/name...: keep NS and every type
@@ -783,7 +788,10 @@ s_result (az_arm_t *self, s_request_t *request, s_operation_t *op, const char *l
         request->json = json_object ();
         return 0;
     }
-    s_request_t get = { .method = "GET", .url = url, .what = op->what, .action = op->action };
+    char action [128];                  /* a GET of the operation's resource type */
+    const char *type = strchr (op->action, ' ');
+    snprintf (action, sizeof action, "GET %s", type? type + 1: op->action);
+    s_request_t get = { .method = "GET", .url = url, .what = op->what, .action = action };
     if (s_request (self, &get, err)) {
         s_request_clear (&get);
         return -1;

@@ -22,6 +22,7 @@
 #include "../../services/azure-worker/az_arm.h"
 #include "harness.h"
 
+#include "dx_cloud_metrics.h"
 #include "dx_util.h"
 
 //  ---------------------------------------------------------------------
@@ -307,6 +308,23 @@ s_on_progress (const az_progress_t *progress, void *arg)
     seen->calls++;
 }
 
+/*  The value of a sample of the process's cloud metrics, 0 when absent. */
+static double
+s_metric (const char *action, const char *outcome)
+{
+    char key [256];
+    if (outcome)
+        snprintf (key, sizeof key, "dexter_cloud_calls_total{provider=\"azure\",action=\"%s\","
+                  "outcome=\"%s\"}", action, outcome);
+    else
+        snprintf (key, sizeof key, "dexter_cloud_retries_total{provider=\"azure\","
+                  "action=\"%s\"}", action);
+    json_t *snapshot = dx_metrics_snapshot (dx_cloud_metrics ());
+    double v = json_number_value (json_object_get (snapshot, key));
+    json_decref (snapshot);
+    return v;
+}
+
 /*  A PUT that ARM runs as an operation: followed through
     Azure-AsyncOperation to the resource as it is at the end; a resource
     group's DELETE through its Location, to {}. */
@@ -317,6 +335,10 @@ test_fake_operations (void **state)
     az_arm_t *arm = s_client (NULL);
     s_seen_t seen = { "", 0, 0 };
     az_arm_set_progress (arm, s_on_progress, &seen);
+    const char *vnets = "PUT Microsoft.Network/virtualNetworks";
+    double puts = s_metric (vnets, "ok"), polls_ok = s_metric ("GET operation", "ok");
+    double deletes = s_metric ("DELETE resourceGroups", "ok");
+    double missing = s_metric ("DELETE resourceGroups", "error");
     json_decref (s_call_ok (arm, "PUT", "resourceGroups/dexter-ops", AZ_API_RESOURCES,
                             s_group_body ()));
     assert_int_equal (seen.calls, 0);              /* at once: no operation */
@@ -352,6 +374,11 @@ test_fake_operations (void **state)
     assert_null (az_arm_call (arm, "DELETE", "resourceGroups/dexter-ops", AZ_API_RESOURCES,
                               NULL, &err));
     assert_int_equal (err.http_status, 404);
+    /* counted by action, the resource type without names: each try */
+    assert_true (s_metric (vnets, "ok") == puts + 2);
+    assert_true (s_metric ("GET operation", "ok") > polls_ok);
+    assert_true (s_metric ("DELETE resourceGroups", "ok") == deletes + 1);
+    assert_true (s_metric ("DELETE resourceGroups", "error") == missing + 1);
     az_arm_destroy (&arm);
 }
 
@@ -529,6 +556,8 @@ test_fake_retries (void **state)
     (void) state;
     az_arm_t *arm = s_client (NULL);
     long throttled = s_count ("by_error_code", "TooManyRequests");
+    double counted = s_metric ("GET resourceGroups", "throttled");
+    double retries = s_metric ("GET resourceGroups", NULL);
     json_decref (s_side ("POST", "faults", "{\"method\": \"GET\", \"status\": 429, "
                          "\"code\": \"TooManyRequests\", \"count\": 2, \"retry_after\": 1}"));
     az_error_t err;
@@ -540,6 +569,8 @@ test_fake_retries (void **state)
     assert_int_equal (err.attempts, 3);
     assert_true (took >= 2000 && took < 6000);     /* 1 s twice, not 40 ms */
     assert_int_equal (s_count ("by_error_code", "TooManyRequests"), throttled + 2);
+    assert_true (s_metric ("GET resourceGroups", "throttled") == counted + 2);
+    assert_true (s_metric ("GET resourceGroups", NULL) == retries + 2);
 
     json_decref (s_side ("POST", "faults", "{\"method\": \"PUT\", \"status\": 500, \"count\": 2}"));
     t0 = dx_mono_ms ();
