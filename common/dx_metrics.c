@@ -2,9 +2,11 @@
 
     A value is a double kept in an atomic 64-bit word (its bits), added to
     with a compare-and-swap loop, so updates from any thread take no lock.
-    A family's series are a list guarded by the family's mutex, searched on
-    each dx_metric_series (a handful of series per family: a list beats a
-    hash here); the list only grows, so a series pointer stays valid. */
+    A family's series are a list that only grows, so a series pointer stays
+    valid: appended under the family's mutex, searched under it by each
+    dx_metric_series (the hash of the label values compared first: a few
+    hundred series at most, where a list of integers to compare is quick),
+    and read without it by the renderers, through atomic links. */
 #include "dx_metrics.h"
 
 #include <math.h>
@@ -18,7 +20,7 @@
 #include <time.h>
 
 struct dx_series {
-    dx_series_t *next;
+    dx_series_t *_Atomic next;          /* set once, under the family's lock */
     const dx_metric_t *family;
     uint64_t hash;                      /* of the label values, looked at first */
     char *values [DX_METRICS_MAX_LABELS];
@@ -112,7 +114,7 @@ dx_metrics_destroy (dx_metrics_t **self_p)
         dx_metric_t *next_family = family->next;
         dx_series_t *series = family->series;
         while (series) {
-            dx_series_t *next = series->next;
+            dx_series_t *next = atomic_load (&series->next);
             for (size_t i = 0; i < family->nlabels; i++)
                 free (series->values [i]);
             free (series->labels);
@@ -367,8 +369,8 @@ s_render_sample (void *arg, const dx_metric_t *family, const char *suffix,
     s_sample (arg, family->name, suffix, labels, extra, v);
 }
 
-/*  The family's first series; the list only grows, so what follows it
-    may be read without the lock. */
+/*  The family's first series; the list only grows and its links are
+    atomics, so what follows it may be read without the lock. */
 static dx_series_t *
 s_first (dx_metric_t *family)
 {
@@ -385,7 +387,7 @@ dx_metrics_render (dx_metrics_t *self)
     s_puts (&text, "");
     for (dx_metric_t *family = self? self->families: NULL; family; family = family->next) {
         s_header (&text, family);
-        for (dx_series_t *series = s_first (family); series; series = series->next)
+        for (dx_series_t *series = s_first (family); series; series = atomic_load (&series->next))
             s_samples (family, series, s_render_sample, &text);
     }
     return text.data;
@@ -459,7 +461,7 @@ dx_metric_series (dx_metric_t *family, ...)
 
     pthread_mutex_lock (&family->lock);
     dx_series_t *series = family->series;
-    for (; series; series = series->next) {
+    for (; series; series = atomic_load (&series->next)) {
         if (series->hash != hash)
             continue;
         size_t i = 0;
@@ -472,7 +474,7 @@ dx_metric_series (dx_metric_t *family, ...)
         series = s_series_new (family, values, hash);
         if (series) {
             if (family->last)
-                family->last->next = series;
+                atomic_store (&family->last->next, series);
             else
                 family->series = series;
             family->last = series;
@@ -560,7 +562,8 @@ dx_metrics_snapshot (dx_metrics_t *self)
     for (dx_metric_t *family = self? self->families: NULL; family; family = family->next) {
         if (family->type == DX_METRIC_GAUGE)
             continue;
-        for (dx_series_t *series = s_first (family); series && snapshot; series = series->next)
+        for (dx_series_t *series = s_first (family); series && snapshot;
+             series = atomic_load (&series->next))
             s_samples (family, series, s_snapshot_sample, &snapshot);
     }
     return snapshot;
