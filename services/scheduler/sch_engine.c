@@ -706,6 +706,25 @@ s_deploy_credentials (sch_engine_t *self, s_deploy_t *d, const char *kind, const
     return credentials;
 }
 
+/*  1 unless a secret that step id takes from the resources
+    (s_resource_secrets) is there and does not open. */
+static int
+s_resource_secrets_open (sch_engine_t *self, s_deploy_t *d, const char *id)
+{
+    for (size_t i = 0; i < S_RESOURCE_SECRETS; i++) {
+        const char *sealed = strcmp (id, s_resource_secrets [i].step)? NULL
+                           : s_deploy_attr (d, s_resource_secrets [i].resource,
+                                            s_resource_secrets [i].attribute);
+        size_t len;
+        char *secret = sealed? dx_seal_open (self->seal, sealed, &len): NULL;
+        if (sealed && !secret)
+            return 0;
+        if (secret)
+            dx_seal_free (secret, len);
+    }
+    return 1;
+}
+
 /*  1 when every job that job needs is done. */
 static int
 s_job_ready (s_deploy_t *d, s_job_t *job, int64_t now)
@@ -828,15 +847,23 @@ s_engine_no_credentials (sch_engine_t *self, s_deploy_t *d, s_job_t *job)
         return 0;
     }
     free (sealed);
+    const char *code = "CredentialsUnreadable";
     const char *message = "the deployment's credentials cannot be opened: they are missing, "
                           "or were sealed with another master key (DEXTER_MASTER_KEY or the "
                           "data directory changed); PUT the deployment again with its "
                           "credentials";
+    if (!s_resource_secrets_open (self, d, job->id)) {
+        code = "VpnBundleUnreadable";
+        message = "the access node's OpenVPN server bundle, which the vpn service sealed, "
+                  "cannot be opened with the scheduler's master key: the vpn service and the "
+                  "scheduler must have the same master key (DEXTER_MASTER_KEY or "
+                  "DEXTER_MASTER_KEY_FILE); fix it, then destroy and deploy again";
+    }
     dx_error ("deployment %s: step %s: %s", d->name, job->id, message);
-    s_engine_fail (d, job, "CredentialsUnreadable", message);
+    s_engine_fail (d, job, code, message);
     json_t *event = json_pack ("{s:s, s:I, s:s, s:s, s:s}", "step", job->id,
                                "attempt", (json_int_t) job->attempt,
-                               "code", "CredentialsUnreadable", "message", message,
+                               "code", code, "message", message,
                                "permanent", "true");
     s_engine_write (self, d, job, NULL, NULL, NULL, "step.failed", event, NULL);
     return s_engine_maybe_finish (self, d);

@@ -19,7 +19,10 @@
     deployment whose steps are all done ends; credentials that cannot be
     opened fail it; an azure deployment runs on azure workers without a
     key pair, its admin password sent to host steps alone, and destroys
-    in one step. */
+    in one step. The vpn steps run on a vpn worker, without cloud
+    credentials; only the access node gets their server bundle, opened,
+    and a bundle sealed with another master key fails the deployment
+    saying so. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -82,6 +85,7 @@ static struct {
     int pki_elsewhere;                  /* steps other than vpn's given the PKI, or
                                            vpn steps given cloud credentials */
     int profile_context_ok;             /* vpn.profile got the PKI and the access IP */
+    int vpn_other_key;                  /* the vpn worker seals with another master key */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .order_ok = 1 };
 
 /*  What the scripted vpn worker records as the PKI, and the bundle it
@@ -147,6 +151,7 @@ s_script_reset (void)
     S.network_done = 0;
     S.hosts = 0;
     S.saw_bundle = S.bundle_elsewhere = S.pki_elsewhere = S.profile_context_ok = 0;
+    S.vpn_other_key = 0;
     pthread_mutex_unlock (&S.lock);
 }
 
@@ -185,7 +190,13 @@ s_report (dx_worker_job_t *job, const char *kind, const char *id)
     }
     else
     if (strcmp (kind, "vpn.server") == 0) {
-        char *bundle = dx_seal_seal (T.seal, VPN_BUNDLE, strlen (VPN_BUNDLE));
+        static const unsigned char other_key [32] = { 0x33 };
+        dx_seal_t *other = dx_seal_new_key (other_key);
+        pthread_mutex_lock (&S.lock);
+        dx_seal_t *seal = S.vpn_other_key? other: T.seal;
+        pthread_mutex_unlock (&S.lock);
+        char *bundle = dx_seal_seal (seal, VPN_BUNDLE, strlen (VPN_BUNDLE));
+        dx_seal_destroy (&other);
         dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s, s:s}",
                                                     "key", "vpn.pki", "kind", "vpn.pki",
                                                     "provider_id", "ca-1", "pki", VPN_PKI_TEXT,
@@ -356,8 +367,8 @@ s_wait_final (const char *name, int64_t timeout_ms)
 }
 
 /*  Starts the vpn worker v (on) or stops it (off), and waits until the
-    broker knows. Every test starts with one, for the vpn steps of its
-    deploys; a test about other steps alone stops it first. */
+    broker knows: a test whose deploys must end starts one for their vpn
+    steps; the teardown stops it. */
 static void
 s_vpn (int on)
 {
@@ -449,6 +460,7 @@ s_deploy_hanging (const char *name, int hosts, const char *step)
 {
     zactor_t *a = s_worker ("a", 8, 1000);
     s_wait_workers (1);
+    s_vpn (1);
     s_cluster (name, hosts);
     snprintf (S.hang, sizeof S.hang, "%s", step);
     s_deploy (name, "deploy", 5);
@@ -559,10 +571,7 @@ s_test_setup (void **state)
     T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
     T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
                           .broker = T.broker, .engine = T.engine };
-    if (!T.broker || !T.engine)
-        return -1;
-    s_vpn (1);
-    return 0;
+    return T.broker && T.engine? 0: -1;
 }
 
 static int
@@ -583,6 +592,7 @@ static void
 test_deploy_runs_every_step (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 2, 1000);
     zactor_t *b = s_worker ("b", 2, 1000);
     s_wait_workers (2);
@@ -683,6 +693,7 @@ static void
 test_azure_deployment (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *z = s_service_worker ("azure", "z", 4, 1000);
     int64_t deadline = dx_mono_ms () + 5000;
     while (sch_broker_workers (T.broker, "azure", NULL) != 1 && dx_mono_ms () < deadline)
@@ -781,6 +792,7 @@ static void
 test_retry_runs_again (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 4, 1000);
     s_wait_workers (1);
     s_cluster ("c3", 1);
@@ -801,6 +813,7 @@ static void
 test_worker_leaves (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 8, 0);     /* abandons at once when stopped */
     s_wait_workers (1);
     s_cluster ("c4", 1);
@@ -874,7 +887,6 @@ s_raw_hear (zsock_t *dealer, const char *type, int64_t timeout_ms)
 static json_t *
 s_raw_first_job (const char *cluster, zsock_t **raw_p)
 {
-    s_vpn (0);
     *raw_p = s_raw_worker ();
     s_wait_workers (1);
     s_cluster (cluster, 1);
@@ -1187,6 +1199,7 @@ static void
 test_recovered_deployment_ends (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 8, 1000);
     s_wait_workers (1);
     s_cluster ("c9", 1);
@@ -1217,6 +1230,7 @@ static void
 test_recheck_loads_unknown (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 8, 1000);
     s_wait_workers (1);
     s_cluster ("c11", 1);
@@ -1239,7 +1253,6 @@ static void
 test_unreadable_credentials (void **state)
 {
     (void) state;
-    s_vpn (0);
     s_cluster ("c10", 1);
     s_deploy ("c10", "deploy", 5);
     //  Sealed by another key, as after a change of DEXTER_MASTER_KEY
@@ -1272,6 +1285,7 @@ static void
 test_host_pacing (void **state)
 {
     (void) state;
+    s_vpn (1);
     zactor_t *a = s_worker ("a", 16, 1000);
     zactor_t *b = s_worker ("b", 16, 1000);
     s_wait_workers (2);
@@ -1293,6 +1307,32 @@ test_host_pacing (void **state)
     assert_true (s_log_count (":a ") > 0 && s_log_count (":b ") > 0);
     zactor_destroy (&a);
     zactor_destroy (&b);
+}
+
+/*  A vpn worker whose master key is not the scheduler's: the access node's
+    step is never sent, and the deployment fails saying why. */
+static void
+test_vpn_key_mismatch (void **state)
+{
+    (void) state;
+    s_vpn (1);
+    zactor_t *a = s_worker ("a", 8, 1000);
+    s_wait_workers (1);
+    S.vpn_other_key = 1;
+    s_cluster ("c19", 1);
+    s_deploy ("c19", "deploy", 5);
+    char *final = s_wait_final ("c19", 15000);
+    assert_string_equal (final, "deploy_failed");
+    free (final);
+    char *error = s_raw_str ("HGET dexter:{c19}:deployment last_error");
+    assert_non_null (strstr (error, "\"step\":\"host.access\""));
+    assert_non_null (strstr (error, "VpnBundleUnreadable"));
+    assert_non_null (strstr (error, "same master key"));
+    free (error);
+    assert_int_equal (s_log_count ("vpn.server@1:v"), 1);
+    assert_int_equal (s_log_count ("host.access@"), 0);
+    assert_int_equal (S.saw_bundle + S.bundle_elsewhere, 0);
+    zactor_destroy (&a);
 }
 
 /*  Redis refuses writes while the access node's step ends: its result is
@@ -1338,7 +1378,6 @@ static void
 test_start_recorded_before_sent (void **state)
 {
     (void) state;
-    s_vpn (0);
     s_cluster ("c16", 1);
     s_deploy ("c16", "deploy", 5);      /* no worker yet: nothing can start */
     s_refuse_writes (1);
@@ -1407,6 +1446,7 @@ main (void)
     const struct CMUnitTest tests [] = {
         cmocka_unit_test_setup_teardown (test_deploy_runs_every_step, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_azure_deployment, s_test_setup, s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_vpn_key_mismatch, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_permanent_failure, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_retry_runs_again, s_test_setup, s_test_teardown),
         cmocka_unit_test_setup_teardown (test_worker_leaves, s_test_setup, s_test_teardown),
