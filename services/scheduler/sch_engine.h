@@ -9,8 +9,10 @@
         whole, so the resources it is made from stay as they were, and a
         scheduler restarted meanwhile makes the rest of the same plan;
       - dispatch: a pending job whose needs are all done is sent to the
-        least loaded live worker of the cluster's provider (job.assign), at
-        most `parallelism` jobs of one deployment at once, and steps that
+        least loaded live worker of its service (job.assign): the
+        cluster's provider, or `vpn` for the vpn.* steps, which get no
+        cloud credentials (a service without a worker holds back only its
+        own steps); at most `parallelism` jobs of one deployment at once, and steps that
         launch a machine no faster than the provider's launch rate per
         account and region (so adding workers never breaks it). Its start
         (attempt, worker, step.started) is written before it is sent, and
