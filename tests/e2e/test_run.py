@@ -209,12 +209,15 @@ def test_run_starts_everything_and_stops_it(tmp, runs, sig):
     names = run.names()
     # every built service (the aws-worker too), and redis
     built = sorted(os.path.basename(p) for p in glob.glob(os.path.join(BIN_DIR, "dexter-*")))
-    assert {"dexter-scheduler", "dexter-api", "dexter-aws-worker"} <= set(built), built
+    assert {"dexter-scheduler", "dexter-api", "dexter-aws-worker", "dexter-vpn"} <= set(built), built
     for expected in ["redis-server"] + built:
         assert expected in names, "run.sh did not start %s (children: %r)" % (expected, names)
     # and the aws-worker found the scheduler (the endpoint both read)
     wait_until(lambda: "worker joined service=aws" in run.log(), 15,
                "the aws-worker to join the scheduler")
+    # and the vpn worker, with the scheduler's master key and nothing set
+    wait_until(lambda: "worker joined service=vpn" in run.log(), 15,
+               "the vpn worker to join the scheduler")
     assert listening(run.redis_port), "redis is not on DEXTER_REDIS_PORT"
 
     # The data lives under DEXTER_DATA_DIR: Redis's AOF, the master key.
