@@ -10,6 +10,12 @@ and the reference's `echo -e` line turns it into the file byte for byte. A
 redeploy keeps the PKI (the same CA, the same recorded PKI); a destroy
 drops it, and the profile with it. Redis holds no key in clear and no
 service logs one (docs/vpn.md).
+
+And with the real openvpn (test_openvpn.py's server and client): the
+server runs the config and files the access node's user data writes, on
+the access IP (an address of its private network namespace), and a
+password user connects with the profile the reference's line makes of
+GET …/deployment/vpn; a wrong password is refused.
 """
 import base64
 import email
@@ -25,7 +31,10 @@ import yaml
 
 import aws_helpers
 import azure_helpers
+import pytest
 from aws_helpers import hosts_for, live_instances, make_aws_cluster, pem_key
+from test_openvpn import (CHECK_PASSWORD, CONNECTED, OPENVPN, PAM_LOGIN, Client, Server,
+                          tun_refused, write)
 
 SERVER_DIR = "/etc/openvpn/server/dexter"
 SERVER_CONF = "/etc/openvpn/server/dexter.conf"
@@ -203,3 +212,66 @@ def test_azure_vpn(stack_factory):
 
     azure_helpers.deploy(stack, name, "destroy")
     check_destroyed(stack, name)
+
+
+class AccessNode(Server):
+    """test_openvpn's server, answering on the access node's address."""
+
+    def __init__(self, workdir, root, address):
+        super().__init__(workdir, root)
+        script = self.proc.argv[-1].replace("ip link set lo up && ",
+                                            "ip link set lo up && ip addr add %s/32 dev lo && "
+                                            % address)
+        self.proc.argv[-1] = script
+
+
+def test_aws_vpn_connects(stack_factory, tmp_path):
+    assert os.access(OPENVPN, os.X_OK), "openvpn is missing (scripts/packages.txt)"
+    why = tun_refused()
+    if why:
+        pytest.skip(why)
+    stack = stack_factory()
+    stack.start_fake_ec2()
+    stack.start_aws_worker()
+    name = "vpnreal"
+    pem = pem_key(str(tmp_path / "key.pem"))
+    make_aws_cluster(stack, name, pem, [{"name": "g1", "instance_type": "m5.large",
+                                         "cpus": 2, "ram": 8}])
+    d, _ = aws_helpers.deploy(stack, name)
+    access = [i for i in live_instances(stack.fake_state(), name)
+              if i["tags"].get("dexter:role") == "access"]
+    files = write_files(access[0]["user_data_b64"])
+
+    # The access node's /etc/openvpn/server, as its user data writes it
+    work = str(tmp_path / "vpn")
+    root = os.path.join(work, "root")
+    for path, (mode, content) in files.items():
+        if path.startswith("/etc/openvpn/server/"):
+            os.makedirs(os.path.dirname(root + path), exist_ok=True)
+            write(root + path, content, int(mode, 8))
+    os.mkdir(os.path.join(work, "pam.d"))
+    write(os.path.join(work, "pam.d", "login"), PAM_LOGIN.format(dir=work), 0o644)
+    write(os.path.join(work, "check-password"), CHECK_PASSWORD.format(dir=work), 0o755)
+    write(os.path.join(work, "passwords"), "vpnuser1:correct horse battery\n")
+    write(os.path.join(work, "good.creds"), "vpnuser1\ncorrect horse battery\n")
+    write(os.path.join(work, "bad.creds"), "vpnuser1\nwrong horse\n")
+
+    # The profile as the reference's line writes it
+    profile = check_profile(stack, name, d["_accessip"], check_server_files(files))
+    write(os.path.join(work, "reference.ovpn"), profile + "\n")
+
+    server = AccessNode(work, root, d["_accessip"])
+    server.start()
+    try:
+        c = Client(server, work, "password", os.path.join(work, "reference.ovpn"),
+                   os.path.join(work, "good.creds"))
+        assert c.run_until([CONNECTED, "AUTH_FAILED"]) == CONNECTED, c.log()[-4000:]
+        assert "Username/Password authentication succeeded for username 'vpnuser1'" \
+            in c.server_log()
+        assert "link remote: [AF_INET]%s:1194" % d["_accessip"] in c.log(), c.log()[-4000:]
+        c = Client(server, work, "badpassword", os.path.join(work, "reference.ovpn"),
+                   os.path.join(work, "bad.creds"))
+        assert c.run_until([CONNECTED, "AUTH_FAILED"]) == "AUTH_FAILED", c.log()[-4000:]
+    finally:
+        server.stop()
+    assert "Exiting due to fatal error" not in server.log()
