@@ -41,7 +41,8 @@ SERVER_CONF = "/etc/openvpn/server/dexter.conf"
 
 
 def write_files(user_data_b64):
-    """The write_files of a user data document: {path: (permissions, content)}."""
+    """The write_files of a user data document: {path: (permissions,
+    content)}, and its shell part under the key "#!"."""
     data = base64.b64decode(user_data_b64)
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
@@ -54,6 +55,8 @@ def write_files(user_data_b64):
         if body.startswith("#cloud-config"):
             for f in yaml.safe_load(body).get("write_files") or []:
                 files[f["path"]] = (f.get("permissions"), f.get("content"))
+        if body.startswith("#!"):
+            files["#!"] = (None, body)
     return files
 
 
@@ -96,6 +99,9 @@ def check_server_files(files):
         assert cert_key == key_key, "the server key is not the server certificate's"
         openssl("crl", "-in", os.path.join(d, "crl.pem"), "-noout", "-CAfile", os.path.join(d, "ca.crt"))
     assert "OpenVPN Static key V1" in got["tls-crypt.key"]
+    # and the shell part starts the server
+    assert re.search(r"^systemctl enable --now openvpn-server@dexter$", files["#!"][1], re.M), \
+        files["#!"][1]
     return got
 
 
