@@ -820,60 +820,98 @@ s_json_text_free (char *text)
     free_fn (text);
 }
 
+struct az_call {
+    char what [256];            /* for logs: "PUT resourceGroups/x" */
+    char action [128];          /* for metrics */
+    char *url;
+    s_request_t request;
+    s_operation_t op;
+    int rc;                     /* the request's: 0, or -1 with err */
+    az_error_t err;
+};
+
+az_call_t *
+az_arm_begin (az_arm_t *self, const char *method, const char *path,
+              const char *api_version, const json_t *body)
+{
+    az_call_t *call = (az_call_t *) calloc (1, sizeof *call);
+    if (!call)
+        return NULL;
+    s_what (self, method, path, call->what, sizeof call->what);
+    s_action (method, path, call->action, sizeof call->action);
+    call->url = s_url (self, path, api_version);
+    char *text = body? json_dumps (body, JSON_COMPACT): NULL;
+    if (!call->url || (body && !text)) {
+        s_error (&call->err, "OutOfMemory", 0, "out of memory");
+        call->rc = -1;
+        s_json_text_free (text);
+        return call;
+    }
+    call->request = (s_request_t) { .method = method, .url = call->url, .body = text,
+                                    .what = call->what, .action = call->action };
+    call->op = (s_operation_t) { .method = method, .what = call->what,
+                                 .action = call->action, .start = dx_mono_ms () };
+    call->rc = s_request (self, &call->request, &call->err);
+    s_json_text_free (text);
+    call->request.body = NULL;
+    return call;
+}
+
 json_t *
-az_arm_call (az_arm_t *self, const char *method, const char *path,
-             const char *api_version, const json_t *body, az_error_t *err)
+az_arm_finish (az_arm_t *self, az_call_t **call_p, az_error_t *err)
 {
     az_error_t scratch;
     if (!err)
         err = &scratch;
-    memset (err, 0, sizeof *err);
-    char what [256], action [128];
-    s_what (self, method, path, what, sizeof what);
-    s_action (method, path, action, sizeof action);
-    char *url = s_url (self, path, api_version);
-    char *text = body? json_dumps (body, JSON_COMPACT): NULL;
-    if (!url || (body && !text)) {
+    az_call_t *call = call_p? *call_p: NULL;
+    if (!call) {
+        memset (err, 0, sizeof *err);
         s_error (err, "OutOfMemory", 0, "out of memory");
-        free (url);
-        s_json_text_free (text);
         return NULL;
     }
-    s_request_t request = { .method = method, .url = url, .body = text, .what = what,
-                            .action = action };
-    s_operation_t op = { .method = method, .what = what, .action = action,
-                         .start = dx_mono_ms () };
-    int rc = s_request (self, &request, err);
-    s_json_text_free (text);
-    request.body = NULL;
-    if (rc == 0 && s_started (&request)) {
-        const char *state = s_provisioning_state (request.json);
-        char *location = request.location? strdup (request.location): NULL;
-        s_progress (self, &op, state? state: "Accepted", request.json);
-        rc = s_follow (self, &request, &op, err);
+    *call_p = NULL;
+    *err = call->err;
+    s_request_t *request = &call->request;
+    s_operation_t *op = &call->op;
+    int rc = call->rc;
+    if (rc == 0 && s_started (request)) {
+        const char *state = s_provisioning_state (request->json);
+        char *location = request->location? strdup (request->location): NULL;
+        s_progress (self, op, state? state: "Accepted", request->json);
+        rc = s_follow (self, request, op, err);
         if (rc == 0)
-            rc = s_result (self, &request, &op, location, err);
+            rc = s_result (self, request, op, location, err);
         else
         if (strcmp (err->code, "CANCELLED") != 0)
-            s_progress (self, &op, strcmp (err->code, "OperationTimedOut") == 0
-                                   ? "TimedOut": "Failed", NULL);
+            s_progress (self, op, strcmp (err->code, "OperationTimedOut") == 0
+                                  ? "TimedOut": "Failed", NULL);
         free (location);
         dx_log (rc == 0? DX_LOG_DEBUG: DX_LOG_INFO, "arm %s: the operation ended %s after "
-                "%d polls, %lld ms", what, rc == 0? "Succeeded": err->code, op.polls,
-                (long long) (dx_mono_ms () - op.start));
+                "%d polls, %lld ms", call->what, rc == 0? "Succeeded": err->code, op->polls,
+                (long long) (dx_mono_ms () - op->start));
     }
     /* a resource still failed after its PUT is no success */
-    const char *state = rc == 0? s_provisioning_state (request.json): NULL;
-    if (state && strcmp (op.method, "GET") != 0 && strcasecmp (state, "Succeeded") != 0
+    const char *state = rc == 0? s_provisioning_state (request->json): NULL;
+    if (state && strcmp (op->method, "GET") != 0 && strcasecmp (state, "Succeeded") != 0
     &&  s_terminal (state))
-        rc = s_operation_failed (err, state, NULL, what);
-    json_t *json = rc == 0? request.json: NULL;
+        rc = s_operation_failed (err, state, NULL, call->what);
+    json_t *json = rc == 0? request->json: NULL;
     if (rc)
-        json_decref (request.json);
-    request.json = NULL;
-    s_request_clear (&request);
-    free (url);
+        json_decref (request->json);
+    request->json = NULL;
+    s_request_clear (request);
+    free (call->url);
+    sodium_memzero (&call->err, sizeof call->err);
+    free (call);
     return json;
+}
+
+json_t *
+az_arm_call (az_arm_t *self, const char *method, const char *path,
+             const char *api_version, const json_t *body, az_error_t *err)
+{
+    az_call_t *call = az_arm_begin (self, method, path, api_version, body);
+    return az_arm_finish (self, &call, err);
 }
 
 json_t *

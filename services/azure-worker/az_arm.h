@@ -114,6 +114,18 @@ void az_arm_set_progress (az_arm_t *self, az_arm_progress_fn *fn, void *arg);
 json_t *az_arm_call (az_arm_t *self, const char *method, const char *path,
                      const char *api_version, const json_t *body, az_error_t *err);
 
+/*  az_arm_call in two halves, so that several operations run in ARM at
+    once: begin sends the request (with its retries) and returns once
+    ARM has answered it, before following any operation it started;
+    finish follows that operation to its end and answers exactly as
+    az_arm_call would. Every begun call must be finished (finish takes
+    it). method is borrowed until then. begin returns NULL only when out
+    of memory; finish of NULL fails with OutOfMemory. */
+typedef struct az_call az_call_t;
+az_call_t *az_arm_begin (az_arm_t *self, const char *method, const char *path,
+                         const char *api_version, const json_t *body);
+json_t *az_arm_finish (az_arm_t *self, az_call_t **call_p, az_error_t *err);
+
 /*  GETs a list at path and every next page (nextLink); returns the
     elements of every page's "value" as one array (caller decrefs), or
     NULL with *err filled. */

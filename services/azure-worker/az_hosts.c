@@ -587,14 +587,16 @@ s_wipe_password (json_t *body)
 
 /*  The VM: the one there when it matches, else a PUT. Once made, its
     admin password and custom data cannot change, so an update sends
-    neither. The VM (caller decrefs), or NULL with the outcome set. */
+    neither. The VM (caller decrefs), or NULL with the outcome set;
+    *made when there was none before. */
 static json_t *
-s_vm (az_run_t *run, s_host_t *h, json_t *body)
+s_vm (az_run_t *run, s_host_t *h, json_t *body, bool *made)
 {
     char path [512];
     az_run_path (run, path, sizeof path, "Microsoft.Compute/virtualMachines", h->host);
     bool missing;
     json_t *existing = s_get (run, path, AZ_API_COMPUTE, &missing);
+    *made = missing;
     if (!existing && !missing)
         return NULL;
     if (s_current (existing, body))
@@ -610,16 +612,17 @@ s_vm (az_run_t *run, s_host_t *h, json_t *body)
 }
 
 /*  Tags the OS disk the VM made, which ARM makes without tags: a PATCH
-    of its tags (those it has, with ours) unless it has ours already.
-    0, or -1 with the outcome set. */
+    of its tags (those it has, with ours) unless it has ours already. A
+    disk its VM made just now has none: no need to look (fresh). 0, or -1
+    with the outcome set. */
 static int
-s_os_disk_tags (az_run_t *run, s_host_t *h)
+s_os_disk_tags (az_run_t *run, s_host_t *h, bool fresh)
 {
     char name [128], path [512];
     snprintf (name, sizeof name, "%s-osdisk", h->host);
     az_run_path (run, path, sizeof path, "Microsoft.Compute/disks", name);
-    bool missing;
-    json_t *disk = s_get (run, path, S_API_DISKS, &missing);
+    bool missing = false;
+    json_t *disk = fresh? json_object (): s_get (run, path, S_API_DISKS, &missing);
     if (!disk)
         return missing? 0: -1;          /* none: a VM made from another disk */
     json_t *want = json_pack ("{s:o}", "tags", az_run_tags (run, h->role, h->group, h->host));
@@ -701,8 +704,9 @@ az_step_host (az_run_t *run)
     if (!(nic = s_nic (run, &h, ip)) || !data || s_data_disks (run, &h, data)
     ||  !(body = s_vm_body (run, &h, nic, data)))
         goto done;
-    vm = s_vm (run, &h, body);
-    rc = vm? s_os_disk_tags (run, &h): -1;
+    bool made;
+    vm = s_vm (run, &h, body, &made);
+    rc = vm? s_os_disk_tags (run, &h, made): -1;
 done:
     if (nic)
         s_report_vm (run, &h, vm, nic, ip);

@@ -9,6 +9,7 @@
     GET does not show it already as wanted: a step run again on an
     unchanged cluster writes nothing. */
 #include "az_run.h"
+#include "dx_log.h"
 #include "dx_netplan.h"
 
 #include <stdbool.h>
@@ -336,36 +337,64 @@ s_rules (const s_nsg_t *nsg)
     return rules;
 }
 
-/*  One network security group with exactly its rules. */
-static int
-s_security_group (az_run_t *run, const s_nsg_t *nsg)
-{
-    char name [128], path [256], key [32];
-    snprintf (name, sizeof name, "%s-nsg-%s", run->job.cluster, nsg->suffix);
-    snprintf (key, sizeof key, "nsg.%s", nsg->suffix);
-    az_run_path (run, path, sizeof path, S_NSG_TYPE, name);
-    json_t *body = json_pack ("{s:s, s:o, s:{s:o}}", "location", run->location,
-                              "tags", az_run_tags (run, "security", NULL, NULL),
-                              "properties", "securityRules", s_rules (nsg));
-    json_t *group = s_ensure (run, path, AZ_API_NETWORK, body);
-    if (!group)
-        return -1;
-    json_t *res = s_report (run, group, key, "network_security_group");
-    if (res)
-        dx_step_attr (res, "name", name);
-    json_decref (group);
-    return res? 0: -1;
-}
-
+/*  Each network security group with exactly its rules. Their PUTs go out
+    together, so that ARM runs their operations at once; then each is
+    followed to its end. */
 int
 az_step_security (az_run_t *run)
 {
     if (s_location (run))
         return -1;
-    for (size_t i = 0; i < sizeof s_nsgs / sizeof s_nsgs [0]; i++)
-        if (s_security_group (run, &s_nsgs [i]))
-            return -1;
-    return 0;
+    enum { COUNT = sizeof s_nsgs / sizeof s_nsgs [0] };
+    char names [COUNT][128], paths [COUNT][256];
+    json_t *answers [COUNT] = { NULL };
+    az_call_t *calls [COUNT] = { NULL };
+    int rc = 0;
+    for (size_t i = 0; i < COUNT && rc == 0; i++) {
+        snprintf (names [i], sizeof names [i], "%s-nsg-%s", run->job.cluster, s_nsgs [i].suffix);
+        az_run_path (run, paths [i], sizeof paths [i], S_NSG_TYPE, names [i]);
+        json_t *body = json_pack ("{s:s, s:o, s:{s:o}}", "location", run->location,
+                                  "tags", az_run_tags (run, "security", NULL, NULL),
+                                  "properties", "securityRules", s_rules (&s_nsgs [i]));
+        json_t *found = NULL;
+        if (!body)
+            rc = dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
+        else
+        if (s_look (run, paths [i], AZ_API_NETWORK, &found))
+            rc = -1;
+        else {
+            const char *state = s_state (found);
+            if (found && state && strcasecmp (state, "Succeeded") == 0
+            &&  s_covers (found, body, false))
+                answers [i] = found;
+            else {
+                json_decref (found);
+                dx_debug ("cluster %s: PUT %s", run->job.cluster, paths [i]);
+                calls [i] = az_run_begin (run, "PUT", paths [i], AZ_API_NETWORK, body);
+                if (!calls [i])
+                    rc = dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory",
+                                          "out of memory");
+            }
+        }
+        json_decref (body);
+    }
+    //  Every begun call is finished, even after a failure: its operation
+    //  runs in ARM whatever we do, and what it made is reported
+    for (size_t i = 0; i < COUNT; i++)
+        if (calls [i] && !(answers [i] = az_run_finish (run, &calls [i], "PUT", paths [i])))
+            rc = -1;
+    for (size_t i = 0; i < COUNT; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "nsg.%s", s_nsgs [i].suffix);
+        json_t *res = answers [i]? s_report (run, answers [i], key, "network_security_group"): NULL;
+        if (res)
+            dx_step_attr (res, "name", names [i]);
+        else
+        if (answers [i])
+            rc = -1;
+        json_decref (answers [i]);
+    }
+    return rc;
 }
 
 //  ---------------------------------------------------------------------

@@ -154,6 +154,22 @@ az_run_ask (az_run_t *self, const char *method, const char *path, const char *ap
     return json;
 }
 
+az_call_t *
+az_run_begin (az_run_t *self, const char *method, const char *path, const char *api_version,
+              const json_t *body)
+{
+    return az_arm_begin (self->arm, method, path, api_version, body);
+}
+
+json_t *
+az_run_finish (az_run_t *self, az_call_t **call_p, const char *method, const char *path)
+{
+    json_t *json = az_arm_finish (self->arm, call_p, &self->err);
+    if (!json)
+        az_run_failed (self, method, path);
+    return json;
+}
+
 int
 az_run_delete (az_run_t *self, const char *path, const char *api_version)
 {

@@ -107,6 +107,16 @@ int az_run_gone (az_run_t *self);
 json_t *az_run_ask (az_run_t *self, const char *method, const char *path,
                     const char *api_version, const json_t *body);
 
+/*  az_run_ask in two halves (az_arm_begin, az_arm_finish), so that a
+    step can have several operations run in ARM at once: begin sends
+    method on path, finish follows what it started and answers ARM's
+    answer, or NULL with the outcome set. Every begun call must be
+    finished. */
+az_call_t *az_run_begin (az_run_t *self, const char *method, const char *path,
+                         const char *api_version, const json_t *body);
+json_t *az_run_finish (az_run_t *self, az_call_t **call_p, const char *method,
+                       const char *path);
+
 /*  DELETEs path and waits until it is gone. 0 when it is, or was gone
     already (404); else -1 with the outcome set. */
 int az_run_delete (az_run_t *self, const char *path, const char *api_version);

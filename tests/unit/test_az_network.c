@@ -271,9 +271,29 @@ test_create (void **state)
     assert_string_equal (s_field (res, "cidr"), "10.0.32.0/19");
     s_job_end (&job);
 
+    json_t *calls = s_side ("GET", "calls", NULL);
+    size_t before = json_array_size (json_object_get (calls, "log"));
+    json_decref (calls);
     s_run (&job, az_step_security, "c1", "security", NULL);
     s_expect (&job, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 3);
+    //  The three groups' PUTs went out before any of their operations was
+    //  polled: ARM ran the three at once
+    calls = s_side ("GET", "calls", NULL);
+    const json_t *log = json_object_get (calls, "log");
+    int puts = 0, polled_first = 0;
+    for (size_t i = before; i < json_array_size (log); i++) {
+        const json_t *call = json_array_get (log, i);
+        const char *method = s_field (call, "method"), *path = s_field (call, "path");
+        if (strcmp (method, "PUT") == 0 && strstr (path, "networkSecurityGroups"))
+            puts++;
+        else
+        if (strcmp (method, "GET") == 0 && strstr (path, "/operations/") && puts < 3)
+            polled_first = 1;
+    }
+    json_decref (calls);
+    assert_int_equal (puts, 3);
+    assert_false (polled_first);
     const char *const suffixes [] = { "cluster", "access", "public" };
     for (size_t i = 0; i < 3; i++) {
         char key [32];
