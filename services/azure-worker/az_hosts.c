@@ -356,25 +356,42 @@ s_host_read (az_run_t *run, s_host_t *h, bool for_remove)
     return for_remove? 0: s_location (run, h->location, sizeof h->location);
 }
 
+/*  The size named name in a vmSizes list, or NULL. Borrowed. */
+static const json_t *
+s_size (const json_t *sizes, const char *name)
+{
+    size_t i;
+    json_t *size;
+    json_array_foreach (sizes, i, size) {
+        const char *its = dx_step_str (size, "name");
+        if (its && strcasecmp (its, name) == 0)
+            return size;
+    }
+    return NULL;
+}
+
 /*  The size must be offered in the location and take the host's data
     disks. 0, or -1 with the outcome set (failed for good: no retry
     brings the size there). */
 static int
 s_check_size (az_run_t *run, s_host_t *h, size_t disks)
 {
-    char path [256];
+    char path [256], key [512];
     snprintf (path, sizeof path, "providers/Microsoft.Compute/locations/%s/vmSizes",
               h->location);
-    json_t *sizes = az_arm_list (run->arm, path, AZ_API_COMPUTE, &run->err);
-    if (!sizes)
-        return az_run_failed (run, "GET", path);
-    const json_t *found = NULL;
-    size_t i;
-    json_t *size;
-    json_array_foreach (sizes, i, size) {
-        const char *name = dx_step_str (size, "name");
-        if (name && strcasecmp (name, h->size) == 0)
-            found = size;
+    const az_cred_t *cred = az_arm_cred (run->arm);
+    snprintf (key, sizeof key, "%s|%s|%s", az_cred_arm (cred), az_cred_subscription (cred),
+              h->location);
+    json_t *sizes = az_sizes_get (run->config->sizes, key);
+    const json_t *found = sizes? s_size (sizes, h->size): NULL;
+    if (!found) {
+        //  Not kept, or not in what was kept: ARM's own list decides
+        json_decref (sizes);
+        sizes = az_arm_list (run->arm, path, AZ_API_COMPUTE, &run->err);
+        if (!sizes)
+            return az_run_failed (run, "GET", path);
+        az_sizes_put (run->config->sizes, key, sizes);
+        found = s_size (sizes, h->size);
     }
     int rc = 0;
     json_int_t most = json_integer_value (json_object_get (found, "maxDataDiskCount"));

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "az_arm.h"
+#include "az_sizes.h"
 #include "dx_ratelimit.h"
 #include "dx_retry.h"
 #include "dx_step.h"
@@ -32,10 +33,11 @@ typedef struct {
     int64_t poll_ms;                    /* between polls of an operation without Retry-After */
     int64_t wait_ms;                    /* longest wait for one operation */
     const dx_retry_policy_t *retry;     /* az_arm's retries; NULL: dx_retry's defaults */
+    az_sizes_t *sizes;                  /* shared by all jobs (borrowed); NULL: no cache */
 } az_run_config_t;
 
 #define AZ_RUN_CONFIG_DEFAULT \
-    { NULL, NULL, AZ_ARM_DEFAULT_POLL_MS, AZ_ARM_DEFAULT_WAIT_MS, NULL }
+    { NULL, NULL, AZ_ARM_DEFAULT_POLL_MS, AZ_ARM_DEFAULT_WAIT_MS, NULL, NULL }
 
 /*  The prefix of a cluster's resource group: dexter-NAME. */
 #define AZ_RUN_GROUP_PREFIX "dexter-"

@@ -16,6 +16,8 @@
     DEXTER_AZURE_POLL_MS      poll period of an operation that gives no
                               Retry-After, 10..60000 (5000)
     DEXTER_AZURE_WAIT_MS      longest wait for one operation, 1000..86400000 (1800000)
+    DEXTER_AZURE_SIZES_TTL_MS how long a location's VM sizes are kept, 0..86400000
+                              (600000; 0: every host step lists them)
     DEXTER_LOG_LEVEL          debug, info, warn, error (info)
 
     ARM and Entra ID are reached at the endpoints of each job's
@@ -51,9 +53,12 @@ main (void)
     bad |= ok;
     //  Never freed: a job abandoned at stop may still be finishing a call;
     //  s_config keeps them reachable until exit
+    int64_t sizes_ttl = dx_config_int ("AZURE_SIZES_TTL_MS", 600000, 0, 86400000, &ok);
+    bad |= ok;
     s_config.limits = dx_ratelimit_new ();
     s_config.tokens = az_tokens_new ();
-    if (!s_config.limits || !s_config.tokens) {
+    s_config.sizes = sizes_ttl > 0? az_sizes_new (sizes_ttl): NULL;
+    if (!s_config.limits || !s_config.tokens || (sizes_ttl > 0 && !s_config.sizes)) {
         dx_error ("cannot start: out of memory");
         return 1;
     }

@@ -38,7 +38,7 @@ static struct {
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
-static const az_run_config_t s_config = { NULL, NULL, 20, 60000, &s_fast };
+static const az_run_config_t s_config = { NULL, NULL, 20, 60000, &s_fast, NULL };
 
 static int s_cancel_flag;
 
@@ -135,16 +135,22 @@ s_agent (int slot, const char *size, int public, json_t *disks)
 /*  One step run with az_hosts' function fn: its result in out (caller
     finis it). */
 static void
-s_run (az_step_fn *fn, json_t *step, dx_step_out_t *out)
+s_run_with (const az_run_config_t *config, az_step_fn *fn, json_t *step, dx_step_out_t *out)
 {
     json_t *assign = s_assign (step);
     dx_step_out_init (out, s_cancelled, NULL);
     az_run_t run;
-    az_run_init (&run, &s_config, assign, out);
+    az_run_init (&run, config, assign, out);
     if (az_run_start (&run) == 0)
         fn (&run);
     az_run_fini (&run);
     json_decref (assign);
+}
+
+static void
+s_run (az_step_fn *fn, json_t *step, dx_step_out_t *out)
+{
+    s_run_with (&s_config, fn, step, out);
 }
 
 static void
@@ -719,6 +725,39 @@ test_host_cancelled (void **state)
     dx_step_out_fini (&out);
 }
 
+/*  With a worker's size cache, hosts of one location list its sizes
+    once; a size not in the kept list is asked of ARM again before it is
+    refused, so one Azure added meanwhile is found. */
+static void
+test_sizes_kept (void **state)
+{
+    (void) state;
+    az_sizes_t *sizes = az_sizes_new (600000);
+    az_run_config_t config = s_config;
+    config.sizes = sizes;
+    s_side ("POST", "locations", "{\"location\": \"westeurope\", "
+                                 "\"remove\": [\"Standard_D11\"]}");
+    long lists = th_fake_calls (T.endpoint, "by_request", "GET vmSizes");
+    dx_step_out_t out;
+    for (int i = 0; i < 2; i++) {
+        s_run_with (&config, az_step_host, s_agent (11, "Standard_D11", 0, NULL), &out);
+        s_expect (&out, DX_STEP_FAILED, 1, "SkuNotAvailable");
+        dx_step_out_fini (&out);
+    }
+    assert_int_equal (th_fake_calls (T.endpoint, "by_request", "GET vmSizes"), lists + 2);
+    s_side ("POST", "locations", "{\"location\": \"westeurope\", "
+                                 "\"add\": [\"Standard_D11\"]}");
+    for (int slot = 11; slot <= 12; slot++) {
+        s_run_with (&config, az_step_host, s_agent (slot, "Standard_D11", 0, NULL), &out);
+        s_expect (&out, DX_STEP_DONE, 0, "");
+        dx_step_out_fini (&out);
+    }
+    //  The first host listed again (its size was not in the kept list),
+    //  the second took the kept one
+    assert_int_equal (th_fake_calls (T.endpoint, "by_request", "GET vmSizes"), lists + 3);
+    az_sizes_destroy (&sizes);
+}
+
 //  ---------------------------------------------------------------------
 //  remove
 
@@ -792,6 +831,7 @@ main (void)
         cmocka_unit_test (test_host_vm_failed),
         cmocka_unit_test (test_host_cancelled),
         cmocka_unit_test (test_remove),
+        cmocka_unit_test (test_sizes_kept),
     };
     int rc = cmocka_run_group_tests_name ("fake ARM", tests, s_group_setup, s_group_teardown);
     th_tmpdir_remove (T.dir, rc != 0);

@@ -33,7 +33,7 @@ static struct {
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 4, 1 };
-static const az_run_config_t s_config = { NULL, NULL, 20, 60000, &s_fast };
+static const az_run_config_t s_config = { NULL, NULL, 20, 60000, &s_fast, NULL };
 
 //  ---------------------------------------------------------------------
 //  A step's run
@@ -622,7 +622,7 @@ test_group_being_deleted (void **state)
     (void) state;
     s_deploy ("c8");
     json_decref (s_side ("POST", "config", "{\"lro_ms\": 600000}"));
-    static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast };
+    static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast, NULL };
     s_job_t job;
     s_run (&job, az_step_destroy_group, "c8", "destroy.group", &impatient);
     s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");
@@ -667,7 +667,7 @@ test_twin_still_running (void **state)
 {
     (void) state;
     json_decref (s_side ("POST", "config", "{\"lro_ms\": 600000}"));
-    static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast };
+    static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast, NULL };
     s_job_t job;
     s_run (&job, az_step_network, "c12", "network", &impatient);
     s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");

@@ -28,7 +28,7 @@ static struct {
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 4, 1 };
-static const az_run_config_t s_config = { NULL, NULL, 100, 60000, &s_fast };
+static const az_run_config_t s_config = { NULL, NULL, 100, 60000, &s_fast, NULL };
 
 /*  A job.assign of cluster c1 in westeurope with credentials for the
     fake (secret NULL: SECRET). */
