@@ -448,6 +448,7 @@ typedef struct {
     char *async_url;            /* Azure-AsyncOperation, or NULL */
     char *location;             /* Location, or NULL */
     int64_t retry_after_ms;     /* -1 when none */
+    int64_t answered;           /* when the answer came (monotonic ms) */
 } s_request_t;
 
 /*  Sends the request once with token. 0 with the answer in request, else
@@ -482,6 +483,7 @@ s_exchange (s_request_t *request, const char *token, az_error_t *err, dx_retry_c
         request->json = az_arm_parse (resp->status, resp->body, resp->body_len, err);
         *cls = request->json? DX_RETRY_NO: az_arm_classify (err->code, resp->status);
         *after_ms = request->retry_after_ms = dx_http_retry_after_ms (resp);
+        request->answered = dx_mono_ms ();
         const char *async_url = dx_http_header (resp, "Azure-AsyncOperation");
         const char *location = dx_http_header (resp, "Location");
         request->async_url = async_url && *async_url? strdup (async_url): NULL;
@@ -711,9 +713,14 @@ s_follow (az_arm_t *self, s_request_t *request, s_operation_t *op, az_error_t *e
     int by_location = !async && request->location;
     int64_t deadline = op->start + self->wait_ms;
     int64_t delay = request->retry_after_ms;
+    //  The first wait counts from ARM's answer, not from now: an operation
+    //  begun beside others (az_arm_begin) may be followed after them
+    int64_t since = request->answered? dx_mono_ms () - request->answered: 0;
     int rc = -1;
     while (1) {
         int64_t wait = delay < 0? self->poll_ms: delay > S_MIN_POLL_MS? delay: S_MIN_POLL_MS;
+        wait = since < wait - S_MIN_POLL_MS? wait - since: S_MIN_POLL_MS;
+        since = 0;
         int64_t left = deadline - dx_mono_ms ();
         if (left <= 0) {
             s_error (err, "OperationTimedOut", 0, "%s still runs after %lld s (status %s)",
