@@ -83,9 +83,8 @@ dx_prov_zk_url (const dx_prov_t *self, const char *path)
     return url;
 }
 
-/*  1 if text is 1..max characters, each a letter, digit or one of extra. */
-static int
-s_chars (const char *text, size_t max, const char *extra)
+int
+dx_prov_chars (const char *text, size_t max, const char *extra)
 {
     size_t len = text? strlen (text): 0;
     if (len == 0 || len > max)
@@ -97,6 +96,24 @@ s_chars (const char *text, size_t max, const char *extra)
     return 1;
 }
 
+const char *
+dx_prov_scalar (const json_t *value, char *buf, size_t size)
+{
+    if (json_is_string (value))
+        return json_string_value (value);
+    if (json_is_integer (value))
+        snprintf (buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
+    else
+    if (json_is_real (value))
+        snprintf (buf, size, "%.17g", json_real_value (value));
+    else
+    if (json_is_boolean (value))
+        return json_is_true (value)? "true": "false";
+    else
+        return NULL;
+    return buf;
+}
+
 /*  The string field of step, checked; "" allowed when may_be_empty. */
 static const char *
 s_field (dx_prov_t *self, const json_t *step, const char *name, size_t max,
@@ -105,7 +122,7 @@ s_field (dx_prov_t *self, const json_t *step, const char *name, size_t max,
     const char *text = json_string_value (json_object_get (step, name));
     if (may_be_empty && (!text || !*text))
         return "";
-    if (!s_chars (text, max, extra)) {
+    if (!dx_prov_chars (text, max, extra)) {
         dx_prov_fail (self, "host step: %s is missing or has characters other than "
                       "letters, digits and '%s'", name, extra);
         return "";
@@ -132,8 +149,8 @@ s_setting (dx_prov_t *self, const char *name, const char *value, bool url)
     if (!*value || strcmp (value, "none") == 0)
         return "";
     bool ok = url? (strncmp (value, "http://", 7) == 0 || strncmp (value, "https://", 8) == 0)
-                   && s_chars (value, 1024, ":/._~%+=?&@,-")
-                 : s_chars (value, 64, ".+~:-_");
+                   && dx_prov_chars (value, 1024, ":/._~%+=?&@,-")
+                 : dx_prov_chars (value, 64, ".+~:-_");
     if (!ok)
         dx_prov_fail (self, "%s is not %s (docs/provision.md)", name,
                       url? "an http or https URL of letters, digits and :/._~%+=?&@,-"

@@ -88,20 +88,6 @@ s_json (dx_prov_t *self, const json_t *object, const char *what)
     return text;
 }
 
-/*  1 if text is 1..max characters, each a letter, digit or one of extra. */
-static int
-s_chars (const char *text, size_t max, const char *extra)
-{
-    size_t len = text? strlen (text): 0;
-    if (len == 0 || len > max)
-        return 0;
-    for (const char *c = text; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
-           || (*c >= '0' && *c <= '9') || strchr (extra, *c)))
-            return 0;
-    return 1;
-}
-
 /*  The group's vars as KEY=VALUE lines for /etc/environment and systemd's
     EnvironmentFile: the vars whose name is an environment name and whose
     value is a string, number or boolean of plain characters (none that
@@ -122,25 +108,10 @@ s_vars_env (dx_prov_t *self, size_t *left_out)
     json_t *value;
     json_object_foreach ((json_t *) self->vars, key, value) {
         char scalar [64];
-        const char *text_value = NULL;
-        if (json_is_string (value))
-            text_value = json_string_value (value);
-        else
-        if (json_is_integer (value)) {
-            snprintf (scalar, sizeof scalar, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
-            text_value = scalar;
-        }
-        else
-        if (json_is_real (value)) {
-            snprintf (scalar, sizeof scalar, "%.17g", json_real_value (value));
-            text_value = scalar;
-        }
-        else
-        if (json_is_boolean (value))
-            text_value = json_is_true (value)? "true": "false";
-        bool name_ok = s_chars (key, 128, "_") && !(key [0] >= '0' && key [0] <= '9');
+        const char *text_value = dx_prov_scalar (value, scalar, sizeof scalar);
+        bool name_ok = dx_prov_chars (key, 128, "_") && !(key [0] >= '0' && key [0] <= '9');
         bool value_ok = text_value
-            && (!*text_value || s_chars (text_value, 4096, " _.,:/@%+=-"))
+            && (!*text_value || dx_prov_chars (text_value, 4096, " _.,:/@%+=-"))
             && text_value [0] != ' ' && (!*text_value || text_value [strlen (text_value) - 1] != ' ');
         if (name_ok && value_ok)
             fprintf (out, "%s=%s\n", key, text_value);

@@ -53,6 +53,13 @@ typedef struct {
     bool failed;
 } dx_prov_t;
 
+/*  1 if text is 1..max characters, each a letter, digit or one of extra. */
+int dx_prov_chars (const char *text, size_t max, const char *extra);
+
+/*  A JSON scalar as text: a string as it is, a number or a boolean
+    written into buf (size bytes); NULL for anything else. */
+const char *dx_prov_scalar (const json_t *value, char *buf, size_t size);
+
 /*  Records the first fault (later ones are dropped). */
 void dx_prov_fail (dx_prov_t *self, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));

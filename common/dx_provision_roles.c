@@ -67,22 +67,7 @@ s_mesos_attributes (dx_prov_t *self, size_t *left_out)
     for (size_t i = 0; sorted && i < count; i++) {
         value = json_object_get (self->attributes, sorted [i]);
         char scalar [64] = "";
-        const char *text_value = NULL;
-        if (json_is_string (value))
-            text_value = json_string_value (value);
-        else
-        if (json_is_integer (value)) {
-            snprintf (scalar, sizeof scalar, "%" JSON_INTEGER_FORMAT, json_integer_value (value));
-            text_value = scalar;
-        }
-        else
-        if (json_is_real (value)) {
-            snprintf (scalar, sizeof scalar, "%.17g", json_real_value (value));
-            text_value = scalar;
-        }
-        else
-        if (json_is_boolean (value))
-            text_value = json_is_true (value)? "true": "false";
+        const char *text_value = dx_prov_scalar (value, scalar, sizeof scalar);
         bool ok = text_value && *text_value && strlen (sorted [i]) <= 128
                   && strlen (text_value) <= 256;
         for (const char *c = sorted [i]; ok && *c; c++)
