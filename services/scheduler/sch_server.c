@@ -26,6 +26,7 @@
     Secret values the request carried are wiped from memory once handled. */
 #include "sch_server.h"
 #include "sch_handlers.h"
+#include "sch_health.h"
 #include "sch_list.h"
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -56,6 +57,7 @@ typedef struct {
     sch_queue_fn *queue;
     sch_reply_fn *reply;
     sch_loaded_fn *loaded;
+    sch_change_fn *now;         /* answered at once, without Redis */
     unsigned load;
     bool pure;
     bool list;
@@ -85,6 +87,7 @@ static const s_handler_t s_server_handlers [] = {
                            .load = SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES },
     { "deployment.events", .queue = sch_deployment_events_queue,
                            .reply = sch_deployment_events_reply },
+    { "health.get",        .now = sch_health_get },
 };
 
 /*  A read waiting for the flush of its burst; owns its message. */
@@ -125,6 +128,7 @@ s_server_check_names (const json_t *request)
     //  Requests for one cluster must say which
     const char *type = dx_msg_type (request);
     if (strcmp (type, "cluster.list") && strcmp (type, "cluster.create")
+    &&  strcmp (type, "health.get")
     &&  !json_is_string (json_object_get (request, "name")))
         return dx_reply_error (request, DX_INVALID, "name", "the cluster name is missing");
     return NULL;
@@ -156,6 +160,9 @@ s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **r
                                "the scheduler does not serve '%.64s' messages",
                                type? type: "untyped");
     json_t *reply = s_server_check_names (request);
+    if (!reply && row->now)
+        reply = row->now (&self->ctx, request);
+    else
     if (!reply && row->list)
         reply = sch_list_check (request);
     else
