@@ -5,6 +5,7 @@
 #include "api_deadline.h"
 #include "api_handler.h"
 #include "api_head.h"
+#include "api_health.h"
 #include "api_loop.h"
 #include "api_openapi.h"
 #include "api_route.h"
@@ -501,12 +502,17 @@ s_begin (api_http_t *self, struct MHD_Connection *conn, s_request_t *req,
         req->close = true;
         return s_fail (conn, req, refusal.status, refusal.code, NULL, refusal.message);
     }
-    if (!s_authorized (self, conn))
+    /* Matched first (a pure function) only so that the probes, which
+       need no token for GET, HEAD and OPTIONS, are known: every other
+       request still gets its 401 before its 404 or 405. */
+    api_route_match (method, url, &req->match);
+    bool probe = req->match.probe
+              && (req->match.status == 200 || req->match.status == 204);
+    if (!probe && !s_authorized (self, conn))
         return s_refuse (conn, req, 401, api_error_body ("UNAUTHORIZED", NULL,
                          "this api needs the header 'Authorization: Bearer <token>' "
                          "with the token it was started with (DEXTER_API_TOKEN)"), true);
 
-    api_route_match (method, url, &req->match);
     if (req->match.status == 204)
         return s_refuse (conn, req, 204, NULL, false);
     if (req->match.status == 405)
@@ -600,7 +606,10 @@ s_on_reply (void *ctx, const json_t *reply)
     s_request_t *req = ctx;
     api_http_t *self = req->http;
     req->wait = NULL;
-    api_handler_reply (reply, &req->answer);
+    if (req->match.route->action == API_DO_READY)
+        api_health_ready (reply, &req->answer);
+    else
+        api_handler_reply (reply, &req->answer);
     req->ready = true;
     MHD_resume_connection (req->conn);
     const union MHD_ConnectionInfo *info =
@@ -630,6 +639,10 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
         return req->answer.text ? s_answer (conn, req)
              : s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
     }
+    if (req->match.route->action == API_DO_ALIVE) {
+        api_health_alive (&req->answer);
+        return s_answer (conn, req);
+    }
     json_t *fields = NULL;
     if (req->match.route->body) {
         api_fault_t fault;
@@ -638,9 +651,14 @@ s_finish (api_http_t *self, struct MHD_Connection *conn, s_request_t *req)
         if (!fields)
             return s_fail (conn, req, 400, "INVALID", fault.field, fault.message);
     }
-    json_t *request = api_handler_request (&req->match, &req->args, &fields,
-                                           &req->answer);
-    if (!request)
+    json_t *request;
+    if (req->match.route->action == API_DO_READY) {
+        if (!(request = api_health_request ()))
+            return s_fail (conn, req, 500, "INTERNAL", NULL, "out of memory");
+    }
+    else
+    if (!(request = api_handler_request (&req->match, &req->args, &fields,
+                                         &req->answer)))
         return s_answer (conn, req);
     req->wait = api_loop_send (self->loop, request, req->match.route->shared,
                                s_on_reply, req);

@@ -30,6 +30,10 @@ static const api_route_t s_routes [] = {
     { "/clusters/{name}/deployment/vpn", "GET", "deployment.vpn", API_DO_PLAIN, API_QUERY_NONE, false, false },
     { .pattern = "/openapi.json", .method = "GET", .type = "openapi",
       .action = API_DO_DOCUMENT, .query = API_QUERY_NONE },
+    { .pattern = "/healthz", .method = "GET", .type = "health",
+      .action = API_DO_ALIVE, .query = API_QUERY_NONE },
+    { .pattern = "/readyz", .method = "GET", .type = "health.get",
+      .action = API_DO_READY, .query = API_QUERY_NONE },
 };
 #define API_ROUTES (sizeof s_routes / sizeof s_routes [0])
 
@@ -123,23 +127,32 @@ s_unknown_path (const char *path, api_match_t *match)
     match->status = 404;
 }
 
+bool
+api_route_probe (const api_route_t *route)
+{
+    return route->action == API_DO_ALIVE || route->action == API_DO_READY;
+}
+
 void
 api_route_match (const char *method, const char *path, api_match_t *match)
 {
     memset (match, 0, sizeof *match);
     size_t prefix = strlen (API_PREFIX);
-    if (!path || strncmp (path, API_PREFIX, prefix) != 0) {
-        s_unknown_path (path ? path : "", match);
+    if (!path) {
+        s_unknown_path ("", match);
         return;
     }
+    /* Outside the prefix, only the probes' paths. */
+    bool probe = strncmp (path, API_PREFIX, prefix) != 0;
+    const char *after = probe ? path : path + prefix;
     /* One trailing slash is accepted: /clusters/ is /clusters. */
     char rest [256];
-    size_t len = strlen (path + prefix);
+    size_t len = strlen (after);
     if (len >= sizeof rest) {
         s_unknown_path (path, match);
         return;
     }
-    memcpy (rest, path + prefix, len + 1);
+    memcpy (rest, after, len + 1);
     if (len > 0 && rest [len - 1] == '/')
         rest [len - 1] = 0;
 
@@ -148,12 +161,14 @@ api_route_match (const char *method, const char *path, api_match_t *match)
     const char *pattern = NULL;
     if (s_split (rest, segs, &count) == 0)
         for (size_t i = 0; i < API_ROUTES && !pattern; i++)
-            if (s_fits (s_routes [i].pattern, segs, count, &name, &group))
+            if (api_route_probe (&s_routes [i]) == probe
+            &&  s_fits (s_routes [i].pattern, segs, count, &name, &group))
                 pattern = s_routes [i].pattern;
     if (!pattern) {
         s_unknown_path (path, match);
         return;
     }
+    match->probe = probe;
     if (name.text && s_take_name (&name, "cluster", match->name, match))
         return;
     if (group.text && s_take_name (&group, "group", match->group, match))

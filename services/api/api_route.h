@@ -17,8 +17,13 @@ typedef enum {
     API_DO_CREATE,      /* cluster.create: the body checked by dx_spec_cluster */
     API_DO_FIELDS,      /* the body's fields as parsed: the scheduler checks
                            them for the cluster's provider */
-    API_DO_DOCUMENT     /* no scheduler request: the api answers its OpenAPI
+    API_DO_DOCUMENT,    /* no scheduler request: the api answers its OpenAPI
                            document itself (api_openapi.h) */
+    /* The probes (api_health.h): their patterns are whole paths, outside
+       API_PREFIX, and they need no token (api_route_probe). */
+    API_DO_ALIVE,       /* no scheduler request: GET /healthz */
+    API_DO_READY        /* health.get, its reply made into GET /readyz's
+                           answer */
 } api_do_t;
 
 /*  Which query parameters a route accepts; any other is a 400. */
@@ -49,6 +54,7 @@ typedef struct {
     char name [DX_NAME_MAX + 1];    /* cluster in the path, or "" */
     char group [DX_NAME_MAX + 1];   /* group in the path, or "" */
     char allow [64];            /* Allow header for 204 and 405 */
+    bool probe;                 /* the path is a probe's (api_route_probe) */
     char message [200];         /* why, for 404 and 405 */
 } api_match_t;
 
@@ -60,8 +66,12 @@ typedef struct {
     int limit;                  /* 0 when absent */
 } api_query_t;
 
+/*  1 if route is a probe's (API_DO_ALIVE, API_DO_READY). */
+bool api_route_probe (const api_route_t *route);
+
 /*  Matches method and path (raw, as sent, without the query: not
-    %-decoded, so an encoded '/' is part of its segment). HEAD is read as
+    %-decoded, so an encoded '/' is part of its segment): under API_PREFIX
+    the API's routes, outside it the probes'. HEAD is read as
     GET; OPTIONS answers 204 with the Allow list of the path. A name or
     group that fails dx_spec_name_valid is a 404: it cannot exist. */
 void api_route_match (const char *method, const char *path, api_match_t *match);
