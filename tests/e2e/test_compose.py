@@ -401,3 +401,114 @@ def test_dockerfile_entrypoint_picks_the_service():
         assert run("run").stdout.split() == ["run.sh"]
         assert run("echo", "hi").stdout.strip() == "hi"
         assert run().returncode != 0
+
+
+def seconds(duration):
+    """A compose duration such as 10s, 1m30s or 500ms, in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(duration))
+    assert parts and "".join(n + u for n, u in parts) == str(duration), duration
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def image_packages():
+    """The Debian packages of scripts/packages.txt that the runtime image
+    installs (the Dockerfile's filter: no -dev, no build or python tools)."""
+    with open(os.path.join(REPO, "scripts", "packages.txt")) as f:
+        names = [l.split("#")[0].strip() for l in f]
+    return {n for n in names if n and not n.endswith("-dev")
+            and not re.fullmatch(r"gcc|make|pkg-config|python3.*", n)}
+
+
+def test_healthchecks_and_start_order():
+    """`docker compose up` starts in order: Redis; the scheduler once Redis
+    is healthy; the api and every worker once the scheduler is. Each
+    healthcheck runs a program its image has, on what the code serves, and
+    waits longer than the probe it runs."""
+    c = compose()
+    services = c["services"]
+
+    def waits_for(name, dep):
+        deps = services[name].get("depends_on") or {}
+        assert isinstance(deps, dict) and (deps.get(dep) or {}).get("condition") == "service_healthy", \
+            "%s must wait for %s to be healthy: %r" % (name, dep, deps)
+        assert services[dep].get("healthcheck"), "%s has no healthcheck to wait for" % dep
+
+    waits_for("scheduler", "redis")
+    waits_for("api", "scheduler")
+    workers = [name for name, svc in services.items()
+               if command_service(svc.get("command", [""])) in ("aws-worker", "azure-worker", "vpn")]
+    assert workers
+    for name in workers:
+        waits_for(name, "scheduler")
+    for name in ("redis", "scheduler", "api"):
+        check = services[name]["healthcheck"]
+        assert check["test"][0] == "CMD", (name, check)
+        assert seconds(check["interval"]) > 0 and int(check["retries"]) >= 1, (name, check)
+
+    assert services["redis"]["healthcheck"]["test"][1:] == ["redis-cli", "ping"]
+
+    # The scheduler: its own binary's probe, given longer than it waits.
+    check = services["scheduler"]["healthcheck"]
+    assert check["test"][1:] == ["dexter-scheduler", "--probe"], check
+    assert "scheduler" in built_services()
+    with open(os.path.join(REPO, "services", "scheduler", "main.c")) as f:
+        assert '"--probe"' in f.read(), "dexter-scheduler takes no --probe"
+    with open(os.path.join(REPO, "services", "scheduler", "sch_probe.h")) as f:
+        probe_ms = int(re.search(r"#define SCH_PROBE_TIMEOUT_MS\s+(\d+)", f.read()).group(1))
+    assert seconds(check["timeout"]) * 1000 > probe_ms, (check, probe_ms)
+
+    # The api: curl (which the image installs) on /readyz, at the port and
+    # with the scheme the api serves, failing on a 503, given longer than
+    # the api waits for the scheduler.
+    check = services["api"]["healthcheck"]
+    argv = check["test"][1:]
+    assert argv[0] == "curl" and "curl" in image_packages(), argv
+    assert any(a.startswith("-") and not a.startswith("--") and "f" in a for a in argv), \
+        "curl must fail on a 503 (-f): %r" % argv
+    url = urlparse(argv[-1])
+    env = env_of(services["api"])
+    assert url.scheme == ("https" if env.get("DEXTER_API_TLS_CERT") else "http"), url
+    assert url.hostname == "localhost" and str(url.port) == env["DEXTER_API_ADDR"].rsplit(":", 1)[1]
+    assert url.path == "/readyz", url
+    with open(os.path.join(REPO, "services", "api", "api_route.c")) as f:
+        assert '"/readyz"' in f.read(), "the api routes no /readyz"
+    api_timeout_ms = int(resolved(env["DEXTER_API_TIMEOUT_MS"]))
+    assert seconds(check["timeout"]) * 1000 > api_timeout_ms, (check, api_timeout_ms)
+
+
+def test_api_healthcheck_runs():
+    """The api's healthcheck command, run here against an HTTPS api whose
+    certificate does not name localhost (API_CERT_NAMES may leave it out):
+    it fails while no scheduler answers (/readyz: 503), and the same
+    command on /healthz succeeds."""
+    argv = compose()["services"]["api"]["healthcheck"]["test"][1:]
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "api.pem"), os.path.join(d, "api.key")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-days", "1", "-subj", "/CN=dexter.example.com", "-addext",
+                "subjectAltName=DNS:dexter.example.com", "-keyout", key, "-out", cert)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DEXTER_")}
+        env.update({"DEXTER_API_ADDR": "127.0.0.1:%d" % port, "DEXTER_API_TOKEN": "t0ken",
+                    "DEXTER_API_TLS_CERT": cert, "DEXTER_API_TLS_KEY": key,
+                    "DEXTER_API_TIMEOUT_MS": "300", "DEXTER_DATA_DIR": os.path.join(d, "data"),
+                    "DEXTER_SCHEDULER_ENDPOINT": "tcp://127.0.0.1:%d" % free_port(),
+                    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1"})
+        proc = Proc("api", [os.path.join(BIN_DIR, "dexter-api")], env,
+                    os.path.join(d, "api.log")).start()
+        try:
+            wait_until(lambda: "listening on https://" in proc.log() or not proc.alive(), 15,
+                       "dexter-api to listen")
+            local = [a.replace("localhost:%s" % urlparse(argv[-1]).port, "localhost:%d" % port)
+                     for a in argv]
+            ready = subprocess.run(local, capture_output=True, text=True, timeout=30)
+            assert ready.returncode == 22, (ready.returncode, ready.stderr)     # HTTP 503
+            assert "503" in ready.stderr, ready.stderr
+            alive = subprocess.run(local[:-1] + [local[-1].replace("/readyz", "/healthz")],
+                                   capture_output=True, text=True, timeout=30)
+            assert alive.returncode == 0 and '"status":"ok"' in alive.stdout, (alive.returncode,
+                                                                              alive.stderr)
+        finally:
+            assert proc.stop() == 0, proc.log()
+        proc.assert_clean()
