@@ -7,10 +7,13 @@
 #include "api_head.h"
 #include "api_health.h"
 #include "api_loop.h"
+#include "api_metrics.h"
 #include "api_openapi.h"
 #include "api_route.h"
 #include "api_tls.h"
 #include "dx_log.h"
+#include "dx_metrics.h"
+#include "dx_msg.h"
 #include "dx_util.h"
 
 #include <arpa/inet.h>
@@ -92,6 +95,7 @@ typedef struct {
     struct MHD_Connection *conn;
     int fd;                         /* the connection's socket */
     int64_t started;                /* monotonic ms */
+    double clock;                   /* api_metrics_clock at its start */
     char *uri;                      /* the raw request target, as sent */
     char *query;                    /* raw text after '?' (in uri), or NULL */
     const char *line_uri;           /* where MHD's request line holds the
@@ -175,6 +179,7 @@ s_connection (void *cls, struct MHD_Connection *conn, void **socket_context,
 {
     api_http_t *self = cls;
     s_request_t *req = *socket_context;
+    api_metrics_connection (toe == MHD_CONNECTION_NOTIFY_STARTED? 1: -1);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info (conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -212,6 +217,7 @@ s_uri_log (void *cls, const char *uri, struct MHD_Connection *conn)
         return NULL;
     s_request_clear (req);
     req->started = dx_mono_ms ();
+    req->clock = api_metrics_clock ();
     api_deadline_start (req->http->deadline, req->fd, req->started);
     if (!uri || !(req->uri = strdup (uri)))
         return NULL;
@@ -242,6 +248,19 @@ s_unescape_none (void *cls, struct MHD_Connection *conn, char *text)
     return strlen (text);
 }
 
+/*  Counts a request that reached the access handler (api_metrics.h): by
+    its route's template, or none when no route matched. */
+static void
+s_count (s_request_t *req)
+{
+    char route [96] = API_METRICS_NO_ROUTE;
+    const api_route_t *matched = req->match.status == 200? req->match.route: NULL;
+    if (matched)
+        snprintf (route, sizeof route, "%s%s",
+                  api_route_outside (matched)? "": API_PREFIX, matched->pattern);
+    api_metrics_request (route, req->method, req->status, api_metrics_clock () - req->clock);
+}
+
 /*  MHD calls this when a request is over, answered or not: one log line,
     then the context is cleared for the connection's next request. Never
     logs bodies or query values. */
@@ -256,6 +275,8 @@ s_completed (void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     if (req->sent > API_TRIM_BYTES)
         s_trim_later (self);
+    if (req->seen)
+        s_count (req);
     long long ms = (long long) (dx_mono_ms () - req->started);
     if (req->seen && req->status)
         dx_info ("%s %s %d %lldms", req->method, req->path, req->status, ms);
@@ -354,9 +375,11 @@ s_respond (struct MHD_Connection *conn, s_request_t *req, int status,
             json_decref (kept);
             return MHD_NO;
         }
+        bool metrics = req->match.route && req->match.route->action == API_DO_METRICS
+                    && status == 200;
         if (len)
             MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                     "application/json");
+                                     metrics? DX_METRICS_CONTENT_TYPE: "application/json");
         MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         if (allow && *allow)
             MHD_add_response_header (response, MHD_HTTP_HEADER_ALLOW, allow);
@@ -521,6 +544,9 @@ s_begin (api_http_t *self, struct MHD_Connection *conn, s_request_t *req,
     if (req->match.status != 200)
         return s_refuse (conn, req, 404, api_error_body ("NOT_FOUND", NULL,
                                                          req->match.message), false);
+    if (req->match.route->action == API_DO_METRICS && !api_metrics_enabled ())
+        return s_refuse (conn, req, 404, api_error_body ("NOT_FOUND", NULL,
+                         "metrics are off on this api (DEXTER_METRICS=0)"), false);
 
     api_fault_t fault;
     if (api_route_query (req->match.route, req->query, &req->args, &fault))
@@ -597,6 +623,24 @@ s_collect (s_request_t *req, const char *data, size_t size)
     return MHD_YES;
 }
 
+/*  The answer of GET /metrics: the api's text and the text of the
+    scheduler's reply, or the api's alone (scrape_ok 0) when the scheduler
+    gave none. */
+static void
+s_metrics_answer (const json_t *reply, api_answer_t *answer)
+{
+    const char *status = json_string_value (json_object_get (reply, "status"));
+    const char *text = status && strcmp (status, DX_OK) == 0
+                     ? json_string_value (json_object_get (reply, "text")): NULL;
+    char *body = api_metrics_text (text);
+    answer->body = NULL;
+    answer->text = body? json_string (body): NULL;
+    answer->status = answer->text? 200: 500;
+    if (!answer->text)
+        answer->body = api_error_body (DX_INTERNAL, NULL, "out of memory");
+    free (body);
+}
+
 /*  The loop's callback with the reply to the request a connection waits
     for: the connection resumes with its answer, which the access handler's
     next call sends. */
@@ -608,6 +652,9 @@ s_on_reply (void *ctx, const json_t *reply)
     req->wait = NULL;
     if (req->match.route->action == API_DO_READY)
         api_health_ready (reply, &req->answer);
+    else
+    if (req->match.route->action == API_DO_METRICS)
+        s_metrics_answer (reply, &req->answer);
     else
         api_handler_reply (reply, &req->answer);
     req->ready = true;

@@ -1,5 +1,6 @@
 /*  api_loop: an event loop thread: HTTP daemon + DEALER + waiting requests. */
 #include "api_loop.h"
+#include "api_metrics.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_util.h"
@@ -475,6 +476,7 @@ s_expire (api_loop_t *self, int64_t now)
                                     "request may or may not have been carried out: "
                                     "GET to check", self->timeout_ms);
         }
+        api_metrics_scheduler_timeout ();
         api_reply_fn *fn = w->fn;
         void *ctx = w->ctx;
         s_wait_free (self, w);

@@ -34,6 +34,8 @@ static const api_route_t s_routes [] = {
       .action = API_DO_ALIVE, .query = API_QUERY_NONE },
     { .pattern = "/readyz", .method = "GET", .type = "health.get",
       .action = API_DO_READY, .query = API_QUERY_NONE },
+    { .pattern = "/metrics", .method = "GET", .type = "metrics.get",
+      .action = API_DO_METRICS, .query = API_QUERY_NONE },
 };
 #define API_ROUTES (sizeof s_routes / sizeof s_routes [0])
 
@@ -133,6 +135,12 @@ api_route_probe (const api_route_t *route)
     return route->action == API_DO_ALIVE || route->action == API_DO_READY;
 }
 
+bool
+api_route_outside (const api_route_t *route)
+{
+    return api_route_probe (route) || route->action == API_DO_METRICS;
+}
+
 void
 api_route_match (const char *method, const char *path, api_match_t *match)
 {
@@ -142,9 +150,9 @@ api_route_match (const char *method, const char *path, api_match_t *match)
         s_unknown_path ("", match);
         return;
     }
-    /* Outside the prefix, only the probes' paths. */
-    bool probe = strncmp (path, API_PREFIX, prefix) != 0;
-    const char *after = probe ? path : path + prefix;
+    /* Outside the prefix, only the probes' paths and /metrics. */
+    bool outside = strncmp (path, API_PREFIX, prefix) != 0;
+    const char *after = outside ? path : path + prefix;
     /* One trailing slash is accepted: /clusters/ is /clusters. */
     char rest [256];
     size_t len = strlen (after);
@@ -161,14 +169,15 @@ api_route_match (const char *method, const char *path, api_match_t *match)
     const char *pattern = NULL;
     if (s_split (rest, segs, &count) == 0)
         for (size_t i = 0; i < API_ROUTES && !pattern; i++)
-            if (api_route_probe (&s_routes [i]) == probe
-            &&  s_fits (s_routes [i].pattern, segs, count, &name, &group))
+            if (api_route_outside (&s_routes [i]) == outside
+            &&  s_fits (s_routes [i].pattern, segs, count, &name, &group)) {
                 pattern = s_routes [i].pattern;
+                match->probe = api_route_probe (&s_routes [i]);
+            }
     if (!pattern) {
         s_unknown_path (path, match);
         return;
     }
-    match->probe = probe;
     if (name.text && s_take_name (&name, "cluster", match->name, match))
         return;
     if (group.text && s_take_name (&group, "group", match->group, match))

@@ -22,8 +22,10 @@ typedef enum {
     /* The probes (api_health.h): their patterns are whole paths, outside
        API_PREFIX, and they need no token (api_route_probe). */
     API_DO_ALIVE,       /* no scheduler request: GET /healthz */
-    API_DO_READY        /* health.get, its reply made into GET /readyz's
+    API_DO_READY,       /* health.get, its reply made into GET /readyz's
                            answer */
+    /* GET /metrics (api_metrics.h), outside API_PREFIX too, with the token */
+    API_DO_METRICS      /* metrics.get; the api's text and the reply's */
 } api_do_t;
 
 /*  Which query parameters a route accepts; any other is a 400. */
@@ -68,6 +70,10 @@ typedef struct {
 
 /*  1 if route is a probe's (API_DO_ALIVE, API_DO_READY). */
 bool api_route_probe (const api_route_t *route);
+
+/*  1 if route's pattern is a whole path, outside API_PREFIX (the probes'
+    and /metrics, which is outside the OpenAPI contract: docs/metrics.md). */
+bool api_route_outside (const api_route_t *route);
 
 /*  Matches method and path (raw, as sent, without the query: not
     %-decoded, so an encoded '/' is part of its segment): under API_PREFIX

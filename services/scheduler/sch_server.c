@@ -28,6 +28,7 @@
 #include "sch_handlers.h"
 #include "sch_health.h"
 #include "sch_list.h"
+#include "sch_metrics.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_spec.h"
@@ -88,6 +89,7 @@ static const s_handler_t s_server_handlers [] = {
     { "deployment.events", .queue = sch_deployment_events_queue,
                            .reply = sch_deployment_events_reply },
     { "health.get",        .now = sch_health_get },
+    { "metrics.get",       .change = sch_metrics_get },
 };
 
 /*  A read waiting for the flush of its burst; owns its message. */
@@ -128,7 +130,7 @@ s_server_check_names (const json_t *request)
     //  Requests for one cluster must say which
     const char *type = dx_msg_type (request);
     if (strcmp (type, "cluster.list") && strcmp (type, "cluster.create")
-    &&  strcmp (type, "health.get")
+    &&  strcmp (type, "health.get") && strcmp (type, "metrics.get")
     &&  !json_is_string (json_object_get (request, "name")))
         return dx_reply_error (request, DX_INVALID, "name", "the cluster name is missing");
     return NULL;

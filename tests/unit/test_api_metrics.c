@@ -1,6 +1,7 @@
 /*  Unit tests for services/api/api_metrics.c: requests counted by route
     template, a method from the fixed set and status; connections and
-    timeouts; the /metrics text with and without the scheduler's. */
+    timeouts; the /metrics text with and without the scheduler's; and the
+    /metrics route (api_route.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "../../services/api/api_metrics.h"
+#include "../../services/api/api_route.h"
 
 static void
 s_contains (const char *text, const char *line)
@@ -60,11 +62,52 @@ test_requests (void **state)
     free (text);
 }
 
+/*  /metrics is a route outside API_PREFIX, but no probe (it needs the
+    token): GET and HEAD, OPTIONS with its Allow, a 405 for the rest;
+    nothing below it. */
+static void
+test_route (void **state)
+{
+    (void) state;
+    api_match_t match;
+    const char *reads [] = { "GET", "HEAD" };
+    for (size_t i = 0; i < 2; i++) {
+        api_route_match (reads [i], "/metrics", &match);
+        assert_int_equal (match.status, 200);
+        assert_int_equal (match.route->action, API_DO_METRICS);
+        assert_string_equal (match.route->type, "metrics.get");
+        assert_string_equal (match.route->pattern, "/metrics");
+        assert_true (api_route_outside (match.route));
+        assert_false (api_route_probe (match.route));
+        assert_false (match.probe);
+    }
+    api_route_match ("GET", "/metrics/", &match);
+    assert_int_equal (match.status, 200);
+    api_route_match ("OPTIONS", "/metrics", &match);
+    assert_int_equal (match.status, 204);
+    assert_string_equal (match.allow, "GET, HEAD, OPTIONS");
+    assert_false (match.probe);
+    api_route_match ("POST", "/metrics", &match);
+    assert_int_equal (match.status, 405);
+    assert_null (match.route);
+    assert_non_null (strstr (match.message, "allowed: GET, HEAD, OPTIONS"));
+    const char *others [] = { "/metrics/x", "/api/v1.0/metrics", "/Metrics", "/metricsx" };
+    for (size_t i = 0; i < 4; i++) {
+        api_route_match ("GET", others [i], &match);
+        assert_int_equal (match.status, 404);
+    }
+    //  The probes stay probes
+    api_route_match ("GET", "/healthz", &match);
+    assert_true (match.probe);
+    assert_true (api_route_outside (match.route));
+}
+
 int
 main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_requests),
+        cmocka_unit_test (test_route),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
