@@ -35,6 +35,7 @@
     upload, only at its end). */
 #define API_DROP_MAX    (8u * 1024u * 1024u)
 #define API_IDLE_S      30u         /* close connections idle this long */
+#define API_PROFILE_TYPE "application/x-openvpn-profile"   /* GET …/deployment/vpn, raw */
 /*  Connections at once. The daemon runs in select mode (see api_http_new),
     which takes only descriptors below FD_SETSIZE (1024): those it would
     get beyond that it closes at once, whatever this limit says. */
@@ -415,10 +416,55 @@ s_fail (struct MHD_Connection *conn, s_request_t *req, int status,
                       NULL, NULL, status == 401);
 }
 
+/*  1 if req is GET …/deployment/vpn answered 200 whose Accept names the
+    raw profile (API_PROFILE_TYPE). */
+static bool
+s_wants_profile (struct MHD_Connection *conn, s_request_t *req)
+{
+    const char *accept = MHD_lookup_connection_value (conn, MHD_HEADER_KIND,
+                                                      MHD_HTTP_HEADER_ACCEPT);
+    return req->answer.status == 200 && req->answer.text && accept
+        && strcmp (req->match.route->type, "deployment.vpn") == 0
+        && strcasestr (accept, API_PROFILE_TYPE);
+}
+
+/*  Queues the profile of a JSON string answer as the raw file. */
+static enum MHD_Result
+s_answer_profile (struct MHD_Connection *conn, s_request_t *req)
+{
+    json_t *text = req->answer.text;
+    req->answer.text = NULL;
+    req->ready = false;
+    json_t *profile = json_loadb (json_string_value (text), json_string_length (text),
+                                  JSON_DECODE_ANY, NULL);
+    json_decref (text);
+    if (!json_is_string (profile)) {
+        json_decref (profile);
+        return s_fail (conn, req, 500, "INTERNAL", NULL, "the profile is not a JSON string");
+    }
+    size_t len = json_string_length (profile);
+    struct MHD_Response *response = MHD_create_response_from_buffer (
+        len, (void *) json_string_value (profile), MHD_RESPMEM_MUST_COPY);
+    json_decref (profile);
+    if (!response)
+        return MHD_NO;
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CONTENT_TYPE, API_PROFILE_TYPE);
+    MHD_add_response_header (response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (req->http->quiesced || req->close)
+        MHD_add_response_header (response, MHD_HTTP_HEADER_CONNECTION, "close");
+    req->sent = len;
+    enum MHD_Result rc = MHD_queue_response (conn, 200, response);
+    MHD_destroy_response (response);
+    req->status = 200;
+    return rc;
+}
+
 /*  Queues the answer left in req. */
 static enum MHD_Result
 s_answer (struct MHD_Connection *conn, s_request_t *req)
 {
+    if (s_wants_profile (conn, req))
+        return s_answer_profile (conn, req);
     json_t *body = req->answer.body, *text = req->answer.text;
     req->answer.body = req->answer.text = NULL;
     req->ready = false;

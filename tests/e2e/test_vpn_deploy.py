@@ -6,7 +6,8 @@ the fake ARM customData: tests/fakes/README.md) writes the OpenVPN server
 files of the cluster's CA: the server certificate is the CA's and its key
 is the certificate's; GET …/deployment/vpn answers the client profile as a
 JSON string, with `remote <_accessip> 1194`, the same CA and tls-crypt key,
-and the reference's `echo -e` line turns it into the file byte for byte. A
+and the reference's `echo -e` line turns it into the file byte for byte;
+with `Accept: application/x-openvpn-profile` it answers that file. A
 redeploy keeps the PKI (the same CA, the same recorded PKI); a destroy
 drops it, and the profile with it. Redis holds no key in clear and no
 service logs one (docs/vpn.md).
@@ -38,6 +39,7 @@ from test_openvpn import (CHECK_PASSWORD, CONNECTED, OPENVPN, PAM_LOGIN, Client,
 
 SERVER_DIR = "/etc/openvpn/server/dexter"
 SERVER_CONF = "/etc/openvpn/server/dexter.conf"
+PROFILE_TYPE = "application/x-openvpn-profile"
 
 
 def write_files(user_data_b64):
@@ -130,6 +132,11 @@ def check_profile(stack, name, accessip, server):
     out = subprocess.run(["bash", "-c", "echo -e `curl -qs%s %s | tr -d '\"'`" % (header, url)],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert out == profile + "\n"
+    # Asked for the file, the file itself
+    raw = requests.get(url, headers=dict(stack.auth_headers(), Accept=PROFILE_TYPE), timeout=10)
+    assert raw.status_code == 200, raw.text
+    assert raw.headers["Content-Type"] == PROFILE_TYPE, raw.headers
+    assert raw.content == profile.encode()
     return profile
 
 
@@ -153,10 +160,12 @@ def check_sealed(stack, name):
 def check_destroyed(stack, name):
     r = stack.redis_client()
     assert not r.exists("dexter:{%s}:resources" % name)
-    got = requests.get(stack.url("/clusters/%s/deployment/vpn" % name), headers=stack.auth_headers(),
-                       timeout=10)
-    assert got.status_code == 404, got.text
-    assert "deploy first" in got.json()["message"], got.json()
+    # No profile, in either form: the error is JSON
+    for accept in ("application/json", PROFILE_TYPE):
+        got = requests.get(stack.url("/clusters/%s/deployment/vpn" % name),
+                           headers=dict(stack.auth_headers(), Accept=accept), timeout=10)
+        assert got.status_code == 404, got.text
+        assert "deploy first" in got.json()["message"], got.json()
 
 
 def test_aws_vpn(stack_factory, tmp_path):
