@@ -254,12 +254,10 @@ s_unescape_none (void *cls, struct MHD_Connection *conn, char *text)
 static void
 s_count (s_request_t *req)
 {
-    char route [96] = API_METRICS_NO_ROUTE;
     const api_route_t *matched = req->match.status == 200? req->match.route: NULL;
-    if (matched)
-        snprintf (route, sizeof route, "%s%s",
-                  api_route_outside (matched)? "": API_PREFIX, matched->pattern);
-    api_metrics_request (route, req->method, req->status, api_metrics_clock () - req->clock);
+    api_metrics_request (matched && !api_route_outside (matched)? API_PREFIX: "",
+                         matched? matched->pattern: API_METRICS_NO_ROUTE, req->method,
+                         req->status, api_metrics_clock () - req->clock);
 }
 
 /*  MHD calls this when a request is over, answered or not: one log line,

@@ -3,6 +3,7 @@
 #include "dx_metrics.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,20 +65,44 @@ s_method (const char *method)
     return "other";
 }
 
+/*  A thread's handles of the series it counted into lately, by pattern,
+    method and status: a request then costs no lookup, only its updates. */
+typedef struct {
+    const char *pattern, *method;
+    int status;
+    dx_series_t *count, *duration;
+} s_slot_t;
+
+#define S_SLOTS 64
+static __thread s_slot_t s_slots [S_SLOTS];
+
 void
-api_metrics_request (const char *route, const char *method, int status, double seconds)
+api_metrics_request (const char *prefix, const char *pattern, const char *method, int status,
+                     double seconds)
 {
     if (!dx_metrics_enabled ())
         return;
     pthread_once (&s_once, s_init);
-    char code [16];
-    if (status >= 100 && status <= 599)
-        snprintf (code, sizeof code, "%d", status);
-    else
-        strcpy (code, "aborted");
     const char *label = s_method (method);
-    dx_metric_add (s.requests, 1, route, label, code);
-    dx_metric_observe (s.durations, seconds, route, label);
+    uintptr_t hash = ((uintptr_t) pattern >> 3) * 31u + ((uintptr_t) label >> 3) * 7u
+                   + (uintptr_t) status;
+    s_slot_t *slot = &s_slots [hash % S_SLOTS];
+    if (slot->pattern != pattern || slot->method != label || slot->status != status
+    ||  !slot->count || !slot->duration) {
+        char route [128], code [16];
+        snprintf (route, sizeof route, "%s%s", prefix, pattern);
+        if (status >= 100 && status <= 599)
+            snprintf (code, sizeof code, "%d", status);
+        else
+            strcpy (code, "aborted");
+        *slot = (s_slot_t) {
+            .pattern = pattern, .method = label, .status = status,
+            .count = dx_metric_series (s.requests, route, label, code),
+            .duration = dx_metric_series (s.durations, route, label)
+        };
+    }
+    dx_series_add (slot->count, 1);
+    dx_series_observe (slot->duration, seconds);
 }
 
 void

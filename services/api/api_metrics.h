@@ -22,12 +22,16 @@ bool api_metrics_enabled (void);
 /*  Seconds of a monotonic clock; 0 without reading it when metrics are off. */
 double api_metrics_clock (void);
 
-/*  A request answered: route is its template (API_PREFIX included, or
-    API_METRICS_NO_ROUTE), method as sent (any other than the HTTP
-    methods the api knows is counted as `other`), status the HTTP status
-    answered (0: none, counted as `aborted`), seconds from its request
-    line to its answer. */
-void api_metrics_request (const char *route, const char *method, int status, double seconds);
+/*  A request answered: its route's template is prefix (API_PREFIX, or ""
+    outside it) followed by pattern (the route table's, or
+    API_METRICS_NO_ROUTE: a string that lives as long as the process and
+    always comes with the same prefix, as it keys each thread's cache of
+    series); method as sent (any other than the HTTP methods the api
+    knows is counted as `other`), status the HTTP status answered (0:
+    none, counted as `aborted`), seconds from its request line to its
+    answer. */
+void api_metrics_request (const char *prefix, const char *pattern, const char *method,
+                          int status, double seconds);
 
 /*  A connection opened (+1) or closed (-1). */
 void api_metrics_connection (int delta);

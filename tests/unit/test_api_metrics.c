@@ -25,12 +25,15 @@ test_requests (void **state)
 {
     (void) state;
     assert_true (api_metrics_enabled ());
-    const char *route = "/api/v1.0/clusters/{name}";
-    api_metrics_request (route, "GET", 200, 0.0004);
-    api_metrics_request (route, "GET", 200, 0.002);
-    api_metrics_request (route, "GET", 404, 0.0001);
-    api_metrics_request (API_METRICS_NO_ROUTE, "BREW", 405, 0.0001);
-    api_metrics_request (route, "DELETE", 0, 0.1);
+    const char *route = "/clusters/{name}";
+    api_metrics_request ("/api/v1.0", route, "GET", 200, 0.0004);
+    api_metrics_request ("/api/v1.0", route, "GET", 200, 0.002);
+    api_metrics_request ("/api/v1.0", route, "GET", 404, 0.0001);
+    api_metrics_request ("", API_METRICS_NO_ROUTE, "BREW", 405, 0.0001);
+    api_metrics_request ("/api/v1.0", route, "DELETE", 0, 0.1);
+    //  A method the cache met under another text is the same series
+    char get [] = "GET";
+    api_metrics_request ("/api/v1.0", route, get, 200, 0.0004);
     api_metrics_connection (1);
     api_metrics_connection (1);
     api_metrics_connection (-1);
@@ -39,16 +42,16 @@ test_requests (void **state)
     char *text = api_metrics_text ("# scheduler\n");
     s_contains (text, "# TYPE dexter_api_requests_total counter\n");
     s_contains (text, "dexter_api_requests_total{route=\"/api/v1.0/clusters/{name}\","
-                      "method=\"GET\",code=\"200\"} 2\n");
+                      "method=\"GET\",code=\"200\"} 3\n");
     s_contains (text, "dexter_api_requests_total{route=\"/api/v1.0/clusters/{name}\","
                       "method=\"GET\",code=\"404\"} 1\n");
     s_contains (text, "dexter_api_requests_total{route=\"none\",method=\"other\","
                       "code=\"405\"} 1\n");
     s_contains (text, "method=\"DELETE\",code=\"aborted\"} 1\n");
     s_contains (text, "dexter_api_request_duration_seconds_bucket{route=\"/api/v1.0/clusters/"
-                      "{name}\",method=\"GET\",le=\"0.0005\"} 2\n");
+                      "{name}\",method=\"GET\",le=\"0.0005\"} 3\n");
     s_contains (text, "dexter_api_request_duration_seconds_count{route=\"/api/v1.0/clusters/"
-                      "{name}\",method=\"GET\"} 3\n");
+                      "{name}\",method=\"GET\"} 4\n");
     s_contains (text, "dexter_api_open_connections 1\n");
     s_contains (text, "dexter_api_scheduler_timeouts_total 1\n");
     s_contains (text, "dexter_api_scheduler_scrape_ok 1\n");
