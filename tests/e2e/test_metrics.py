@@ -121,10 +121,12 @@ def test_metrics_after_deploy(stack, tmp_path):
 
     def settled():
         # the worker's counts reach the scheduler with its next heartbeat
-        s = scrape(stack)
+        # (the fake is read first: the worker may still be polling, and a
+        # scrape taken after the fake's count is never behind it when settled)
         ok = stack.fake_calls()["by_action_ok"]
-        calls = s.value("dexter_cloud_calls_total", provider="aws", action="RunInstances", outcome="ok")
-        return s if calls == ok.get("RunInstances") else None
+        s = scrape(stack)
+        return s if all(s.value("dexter_cloud_calls_total", provider="aws", action=action,
+                                outcome="ok") == ok.get(action) for action in ok) else None
     after = wait_until(settled, 20, "the worker's cloud calls in /metrics")
 
     def delta(name, **labels):
