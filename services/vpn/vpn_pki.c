@@ -627,6 +627,12 @@ const char *vpn_pki_tls_crypt (const vpn_pki_t *self) { return self->tls_crypt; 
 const char *vpn_pki_crl_pem (const vpn_pki_t *self) { return self->crl_pem; }
 uint64_t vpn_pki_next_serial (const vpn_pki_t *self) { return self->next_serial; }
 
+uint64_t
+vpn_pki_crl_number (const vpn_pki_t *self)
+{
+    return self->crl_number;
+}
+
 json_t *
 vpn_pki_users (const vpn_pki_t *self)
 {

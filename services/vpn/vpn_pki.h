@@ -81,6 +81,10 @@ const char *vpn_pki_server_key_pem (const vpn_pki_t *self);       /* secret */
 const char *vpn_pki_tls_crypt (const vpn_pki_t *self);            /* secret */
 const char *vpn_pki_crl_pem (const vpn_pki_t *self);              /* changes on revoke */
 
+/*  The number of the current CRL: 1 for the empty CRL, one more with each
+    revocation. */
+uint64_t vpn_pki_crl_number (const vpn_pki_t *self);
+
 /*  The serial the next client certificate gets. */
 uint64_t vpn_pki_next_serial (const vpn_pki_t *self);
 

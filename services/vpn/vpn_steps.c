@@ -7,6 +7,7 @@
 #include "vpn_steps.h"
 #include "vpn_auth.h"
 #include "vpn_profile.h"
+#include "vpn_users.h"
 #include "dx_util.h"
 
 #include <stdio.h>
@@ -22,13 +23,45 @@ typedef struct {
 
 /*  A text sealed with the master key (caller frees), or NULL with the
     outcome set. */
+char *
+vpn_steps_seal (const vpn_steps_config_t *config, dx_step_out_t *out, const char *text,
+                const char *what)
+{
+    char *sealed = dx_seal_seal (config->seal, text, strlen (text));
+    if (!sealed)
+        dx_step_outcome (out, DX_STEP_FAILED, 0, "SealFailed", "cannot seal the %s", what);
+    return sealed;
+}
+
 static char *
 s_seal (s_run_t *run, const char *text, const char *what)
 {
-    char *sealed = dx_seal_seal (run->config->seal, text, strlen (text));
-    if (!sealed)
-        dx_step_outcome (run->out, DX_STEP_FAILED, 0, "SealFailed", "cannot seal the %s", what);
-    return sealed;
+    return vpn_steps_seal (run->config, run->out, text, what);
+}
+
+vpn_pki_t *
+vpn_steps_load (const vpn_steps_config_t *config, const dx_step_job_t *job,
+                dx_step_out_t *out, int *found)
+{
+    const char *text = dx_step_str (job->context, "vpn_pki");
+    *found = text && *text;
+    if (!*found)
+        return NULL;
+    json_t *json = json_loads (text, 0, NULL);
+    const char *error = "it is not JSON";
+    vpn_pki_t *pki = json? vpn_pki_from_json (json, config->seal, &error): NULL;
+    json_decref (json);
+    if (pki && strcmp (vpn_pki_cluster (pki), job->cluster)) {
+        error = "it is another cluster's";
+        vpn_pki_destroy (&pki);
+    }
+    if (!pki)
+        dx_step_outcome (out, DX_STEP_FAILED, 1, "VpnPkiUnreadable",
+                         "the recorded VPN PKI of cluster %s cannot be used (%s): it was "
+                         "sealed with another master key (DEXTER_MASTER_KEY or the key file "
+                         "changed) or altered; a new one would break the profiles already "
+                         "handed out, so none is made", job->cluster, error);
+    return pki;
 }
 
 /*  The cluster's recorded PKI (context.vpn_pki), opened; NULL when there
@@ -37,25 +70,7 @@ s_seal (s_run_t *run, const char *text, const char *what)
 static vpn_pki_t *
 s_load (s_run_t *run, int *found)
 {
-    const char *text = dx_step_str (run->job.context, "vpn_pki");
-    *found = text && *text;
-    if (!*found)
-        return NULL;
-    json_t *json = json_loads (text, 0, NULL);
-    const char *error = "it is not JSON";
-    vpn_pki_t *pki = json? vpn_pki_from_json (json, run->config->seal, &error): NULL;
-    json_decref (json);
-    if (pki && strcmp (vpn_pki_cluster (pki), run->job.cluster)) {
-        error = "it is another cluster's";
-        vpn_pki_destroy (&pki);
-    }
-    if (!pki)
-        dx_step_outcome (run->out, DX_STEP_FAILED, 1, "VpnPkiUnreadable",
-                         "the recorded VPN PKI of cluster %s cannot be used (%s): it was "
-                         "sealed with another master key (DEXTER_MASTER_KEY or the key file "
-                         "changed) or altered; a new one would break the profiles already "
-                         "handed out, so none is made", run->job.cluster, error);
-    return pki;
+    return vpn_steps_load (run->config, &run->job, run->out, found);
 }
 
 json_t *
@@ -74,10 +89,8 @@ vpn_steps_bundle (const vpn_pki_t *pki)
     return bundle;
 }
 
-/*  The CA's fingerprint, the PKI's provider id: SHA-256 of its PEM text,
-    in hex, into buf (65 bytes). */
-static const char *
-s_ca_id (const vpn_pki_t *pki, char *buf)
+const char *
+vpn_steps_ca_id (const vpn_pki_t *pki, char *buf)
 {
     unsigned char hash [crypto_hash_sha256_BYTES];
     const char *pem = vpn_pki_ca_pem (pki);
@@ -116,7 +129,7 @@ s_step_server (s_run_t *run)
     if (text && server) {
         char id [65];
         json_t *resource = dx_step_resource (run->out, VPN_STEPS_PKI, VPN_STEPS_PKI,
-                                             s_ca_id (pki, id));
+                                             vpn_steps_ca_id (pki, id));
         dx_step_attr (resource, "pki", text);
         dx_step_attr (resource, "server", server);
     }
@@ -146,7 +159,7 @@ s_step_profile (s_run_t *run)
     if (sealed) {
         char id [65];
         json_t *resource = dx_step_resource (run->out, VPN_STEPS_PROFILE, VPN_STEPS_PROFILE,
-                                             s_ca_id (pki, id));
+                                             vpn_steps_ca_id (pki, id));
         dx_step_attr (resource, "remote", ip);
         dx_step_attr (resource, "profile", sealed);
     }
@@ -155,12 +168,27 @@ s_step_profile (s_run_t *run)
     vpn_pki_destroy (&pki);
 }
 
+/*  vpn.user.add and vpn.user.revoke: vpn_users.c. */
+static void
+s_step_user_add (s_run_t *run)
+{
+    vpn_users_add (run->config, &run->job, run->out);
+}
+
+static void
+s_step_user_revoke (s_run_t *run)
+{
+    vpn_users_revoke (run->config, &run->job, run->out);
+}
+
 static const struct {
     const char *kind;
     void (*fn) (s_run_t *run);
 } s_steps [] = {
     { "vpn.server", s_step_server },
     { "vpn.profile", s_step_profile },
+    { "vpn.user.add", s_step_user_add },
+    { "vpn.user.revoke", s_step_user_revoke },
 };
 
 int

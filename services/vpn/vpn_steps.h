@@ -19,6 +19,8 @@
         login profile for context.access_ip; reports the resource
         `vpn.profile` with `remote` and `profile` (sealed: it holds the
         tls-crypt key).
+      - vpn.user.add, vpn.user.revoke: a user's certificate issued or
+        revoked on the recorded PKI (vpn_users.h).
     Both are idempotent: a PKI once recorded is the one every later run
     loads, so a re-run or a redeploy gives the same CA. A recorded PKI
     that does not open (another master key, a changed record) fails the
@@ -54,6 +56,22 @@ typedef struct {
 /*  Runs the step of assign (job.assign: cluster, step) and fills out.
     Returns 0 when the outcome is done, else -1. */
 int vpn_step_run (const vpn_steps_config_t *config, const json_t *assign, dx_step_out_t *out);
+
+/*  The cluster's recorded PKI (the job's context.vpn_pki), opened: NULL
+    when there is none (*found 0) or, with out's outcome set
+    (VpnPkiUnreadable, permanent), when it does not open or is another
+    cluster's (*found 1). */
+vpn_pki_t *vpn_steps_load (const vpn_steps_config_t *config, const dx_step_job_t *job,
+                           dx_step_out_t *out, int *found);
+
+/*  text sealed with the master key (caller frees), or NULL with out's
+    outcome set (SealFailed; what names the text). */
+char *vpn_steps_seal (const vpn_steps_config_t *config, dx_step_out_t *out,
+                      const char *text, const char *what);
+
+/*  The CA's fingerprint, the provider id of the PKI's resources: SHA-256
+    of its PEM text in hex, into buf (65 bytes). Returns buf. */
+const char *vpn_steps_ca_id (const vpn_pki_t *pki, char *buf);
 
 /*  The server bundle of pki as a JSON object of VPN_STEPS_BUNDLE_FIELDS
     (caller owns; it holds the server's key and the tls-crypt key), or
