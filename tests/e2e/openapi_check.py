@@ -3,19 +3,23 @@ docs/openapi.yaml, so the contract and the code cannot drift.
 
 conftest.py imports the two fixtures below. `openapi_contract` (session,
 autouse) wraps requests.Session.send, which every requests call goes
-through: an answer to a path under /api/v1.0 is checked, by method and
-path template, for its status (one the operation lists), its headers (the
-required ones the response lists) and its body (the schema of its
-Content-Type, with Debian's python3-jsonschema, Draft 2020-12 as OpenAPI
-3.1 says). `openapi_checked` (autouse) fails each test whose answers, or
-its fixtures' answers, broke the contract, listing them.
+through: an answer to a path under /api/v1.0, or to one of the paths the
+document puts at the api's root (those whose `servers` is the root:
+/healthz, /readyz, /metrics), is checked, by method and path template, for
+its status (one the operation lists), its headers (the required ones the
+response lists) and its body (the schema of its Content-Type, with
+Debian's python3-jsonschema, Draft 2020-12 as OpenAPI 3.1 says).
+`openapi_checked` (autouse) fails each test whose answers, or its
+fixtures' answers, broke the contract, listing them.
 
 A method a path does not list must be a 405; a path under /api/v1.0 that no
 template matches a 404; HEAD is checked as GET without a body; an HTML page
 without a Content-Type is libmicrohttpd's own answer (text/html in the
-document). Paths outside /api/v1.0 are not this contract's. Requests sent
-through raw sockets are not seen here; test_reference.py hands its curl
-answers to `answer`.
+document); a media type with parameters in the document (`text/plain;
+version=0.0.4`) needs them in the answer's Content-Type. The other paths
+outside /api/v1.0 are not this contract's. Requests sent through raw
+sockets are not seen here; test_reference.py hands its curl answers to
+`answer`.
 """
 import json
 import os
@@ -42,16 +46,35 @@ def load_spec(path=SPEC_PATH):
         return yaml.safe_load(f)
 
 
+def at_root(item):
+    """True if a path item is at the api's root, not under /api/v1.0: it
+    has servers of its own, the root."""
+    return [s.get("url") for s in item.get("servers", [])] == ["/"]
+
+
+def media_type(text):
+    """(type, {parameter: value}) of a Content-Type or a media type key,
+    in lower case but for the values."""
+    parts = text.split(";")
+    params = {}
+    for part in parts[1:]:
+        name, _, value = part.partition("=")
+        params[name.strip().lower()] = value.strip().strip('"')
+    return parts[0].strip().lower(), params
+
+
 class Contract:
     """The checks of one OpenAPI document."""
 
     def __init__(self, spec):
         self.spec = spec
         self.resolver = jsonschema.RefResolver.from_schema(spec)
-        self.routes = []            # (regex, template, path item)
+        self.routes = []            # (regex, template, path item), under /api/v1.0
+        self.root_routes = []       # the same, at the api's root
         for template, item in spec["paths"].items():
             rx = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
-            self.routes.append((re.compile(rx), template, item))
+            routes = self.root_routes if at_root(item) else self.routes
+            routes.append((re.compile(rx), template, item))
         responses = spec["components"]["responses"]
         ref = lambda name: {"$ref": "#/components/responses/" + name}
         before = {"400": ref("BadRequest"), "401": ref("Unauthorized"),
@@ -71,22 +94,31 @@ class Contract:
             _, obj = self.resolver.resolve(obj["$ref"])
         return obj
 
-    def route(self, path):
-        """(template, path item) of an api path (after the prefix), or
-        (None, None). One trailing slash is the same path without it."""
+    def route(self, path, routes=None):
+        """(template, path item) of an api path (after the prefix; routes:
+        self.routes or self.root_routes), or (None, None). One trailing
+        slash is the same path without it."""
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]
-        for rx, template, item in self.routes:
+        for rx, template, item in self.routes if routes is None else routes:
             if rx.match(path):
                 return template, item
         return None, None
 
+    def covers(self, url):
+        """True if the answer to a request to url is the document's: a path
+        under /api/v1.0, or one of its paths at the api's root."""
+        path = urllib.parse.urlsplit(url).path
+        return (path.startswith(PREFIX + "/") or path == PREFIX
+                or self.route(path, self.root_routes)[0] is not None)
+
     def operation(self, method, url):
         """(what, operation object) for a request."""
         path = urllib.parse.urlsplit(url).path
-        if not path.startswith(PREFIX + "/"):
-            return "unknown path %s" % path, self.unknown_path
-        template, item = self.route(path[len(PREFIX):])
+        if path.startswith(PREFIX + "/"):
+            template, item = self.route(path[len(PREFIX):])
+        else:
+            template, item = self.route(path, self.root_routes)
         if template is None:
             return "unknown path %s" % path, self.unknown_path
         m = method.lower()
@@ -132,13 +164,15 @@ class Contract:
                 problems.append("%s %d: a body the document does not describe: %r"
                                 % (what, status, body[:200]))
             return problems
-        ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        ctype, params = media_type(headers.get("Content-Type") or "")
         if not ctype and body.startswith(b"<html>"):
             ctype = "text/html"     # libmicrohttpd's own page comes without one
-        if ctype not in content:
+        listed = [key for key in content
+                  if media_type(key)[0] == ctype and media_type(key)[1].items() <= params.items()]
+        if not listed:
             return problems + ["%s %d: Content-Type %r, the document has %s"
-                               % (what, status, ctype, ", ".join(content))]
-        schema = content[ctype].get("schema", {})
+                               % (what, status, headers.get("Content-Type"), ", ".join(content))]
+        schema = content[listed[0]].get("schema", {})
         if ctype == "application/json":
             try:
                 instance = json.loads(body.decode("utf-8"))
@@ -169,8 +203,7 @@ class Recorder:
 
     def answer(self, method, url, status, headers, body):
         """An answer to a request to url: checked if it is the API's."""
-        path = urllib.parse.urlsplit(url).path
-        if not (path.startswith(PREFIX + "/") or path == PREFIX):
+        if not self.contract.covers(url):
             return
         problems = self.contract.check(method, url, status, headers, body)
         with self.lock:

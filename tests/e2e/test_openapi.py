@@ -1,5 +1,6 @@
 """docs/openapi.yaml: the api serves it, it is a sound OpenAPI 3.1 document,
-every route it lists is the api's, the reference's curl lines are valid
+every route it lists is the api's (those at its root too: the probes and
+/metrics), the reference's curl lines are valid
 requests by it, and its copies of the catalog and error codes are the
 code's. (Every answer of every e2e test is checked against it as well:
 openapi_check.py.)"""
@@ -15,10 +16,11 @@ import yaml
 from requests.structures import CaseInsensitiveDict
 
 from conftest import REPO
-from openapi_check import PREFIX, Contract, load_spec
+from openapi_check import PREFIX, Contract, at_root, load_spec
 from test_reference import SECTIONS, all_commands, parse_argv, user_env  # noqa: F401
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+ROOT_PATHS = {"/healthz", "/readyz", "/metrics"}    # at the api's root
 JSON = CaseInsensitiveDict({"Content-Type": "application/json"})
 JSON_TEXT = ("attributes", "vars", "customhwconf")   # JSON text in a form
 
@@ -52,6 +54,7 @@ def test_served_document_equals_the_file(shared_stack):
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == "application/json"
     assert r.json() == load_spec()
+    assert {t for t, item in r.json()["paths"].items() if at_root(item)} == ROOT_PATHS
     head = requests.head(shared_stack.url("/openapi.json/"), timeout=10)
     assert head.status_code == 200 and head.content == b""
 
@@ -98,6 +101,17 @@ def test_is_an_openapi_3_1_document():
         for media in (op.get("requestBody") or {}).get("content", {}).values():
             jsonschema.Draft202012Validator.check_schema(media["schema"])
     assert len(ids) == len(set(ids)), "operationIds repeat"
+    # The paths outside /api/v1.0 say so with servers of their own, the
+    # api's root; the probes need no token, /metrics the API's.
+    for template, item in spec["paths"].items():
+        assert "servers" not in item or at_root(item), template
+    assert {t for t, item in spec["paths"].items() if at_root(item)} == ROOT_PATHS
+    for template in ("/healthz", "/readyz"):
+        for method, op in spec["paths"][template].items():
+            if method in METHODS:
+                assert op["security"] == [{}] and "401" not in op["responses"], (template, method)
+    assert "security" not in spec["paths"]["/metrics"]["get"]
+    assert "401" in spec["paths"]["/metrics"]["get"]["responses"]
 
 
 def test_every_listed_route_is_the_apis(shared_stack):
@@ -115,7 +129,8 @@ def test_every_listed_route_is_the_apis(shared_stack):
                             "cpus": "2", "ram": "4", "disk_size": "20"}, timeout=10)
     assert r.status_code == 201, r.text
     for template, item in spec["paths"].items():
-        url = s.url(template.replace("{name}", "oapi").replace("{group}", "g1"))
+        path = template.replace("{name}", "oapi").replace("{group}", "g1")
+        url = "http://127.0.0.1:%d%s" % (s.api_port, path) if at_root(item) else s.url(path)
         listed = [m.upper() for m in METHODS if m in item]
         r = requests.options(url, timeout=10)
         assert r.status_code == 204, (template, r.status_code, r.text)
@@ -176,15 +191,21 @@ def test_the_reference_lines_are_valid_requests(user_env):  # noqa: F811
 
 
 def test_every_answer_goes_through_the_check(shared_stack, openapi_contract):
-    """The session's requests are checked: each API answer counts once; an
-    answer outside /api/v1.0 is not the contract's."""
+    """The session's requests are checked: each API answer counts once, and
+    so does each of the paths at the api's root; another answer outside
+    /api/v1.0 is not the contract's."""
     before = openapi_contract.checked
+    root = "http://127.0.0.1:%d" % shared_stack.api_port
     requests.get(shared_stack.url("/clusters"), timeout=10)
     requests.request("PATCH", shared_stack.url("/clusters"), timeout=10)
     with requests.Session() as session:
         session.get(shared_stack.url("/clusters/nosuch"), timeout=10)
-    requests.get("http://127.0.0.1:%d/elsewhere" % shared_stack.api_port, timeout=10)
-    assert openapi_contract.checked == before + 3
+    requests.get(root + "/healthz", timeout=10)
+    requests.get(root + "/readyz/", timeout=10)
+    requests.get(root + "/metrics", timeout=10)
+    requests.get(root + "/elsewhere", timeout=10)
+    requests.get(root + "/healthz/deeper", timeout=10)
+    assert openapi_contract.checked == before + 6
     assert openapi_contract.problems == []
 
 
@@ -222,6 +243,34 @@ def test_the_check_finds_what_breaks_the_contract():
     # HEAD: no body.
     assert c.check("HEAD", "http://h" + PREFIX + "/clusters", 200, JSON, b"") == []
     assert c.check("HEAD", "http://h" + PREFIX + "/clusters", 200, JSON, ok)
+    # The paths at the root: the probes' bodies, and /metrics's text in the
+    # exposition format 0.0.4; under /api/v1.0 they are unknown paths.
+    store = CaseInsensitiveDict({"Content-Type": "application/json", "Cache-Control": "no-store"})
+    alive = b'{"status": "ok"}'
+    assert c.check("GET", "http://h/healthz", 200, store, alive) == []
+    assert c.check("GET", "http://h/healthz", 200, JSON, alive)          # no Cache-Control
+    assert c.check("GET", "http://h/healthz", 200, store, b'{"status": "fine"}')
+    denied = CaseInsensitiveDict({"Content-Type": "application/json",
+                                  "WWW-Authenticate": 'Bearer realm="dexter"'})
+    unauthorized = b'{"code": "UNAUTHORIZED", "message": "no token"}'
+    assert c.check("GET", "http://h/healthz", 401, denied, unauthorized)  # needs no token
+    assert c.check("GET", "http://h" + PREFIX + "/healthz", 404, JSON, notfound) == []
+    assert c.check("GET", "http://h" + PREFIX + "/healthz", 200, store, alive)
+    down = (b'{"ready": false, "scheduler": "the scheduler did not answer within 5000 ms",'
+            b' "redis": "unknown", "workers": null}')
+    assert c.check("GET", "http://h/readyz", 503, store, down) == []
+    assert c.check("GET", "http://h/readyz", 200, store, down.replace(b"false", b"true"))
+    assert c.check("GET", "http://h/readyz", 503, store, down.replace(b"null", b"{}"))
+    up = b'{"ready": true, "scheduler": "ok", "redis": "ok", "workers": {"aws": 1, "azure": 0, "vpn": 1}}'
+    assert c.check("GET", "http://h/readyz/", 200, store, up) == []
+    text = b"# HELP dexter_api_open_connections HTTP connections open now.\n"
+    exposition = CaseInsensitiveDict({"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    assert c.check("GET", "http://h/metrics", 200, exposition, text) == []
+    assert c.check("GET", "http://h/metrics", 200,
+                   CaseInsensitiveDict({"Content-Type": "text/plain"}), text)
+    assert c.check("GET", "http://h/metrics", 200, exposition, b"up 1\n")
+    assert c.check("GET", "http://h/metrics", 401, denied, unauthorized) == []
+    assert c.check("DELETE", "http://h/metrics", 405, allow, refused) == []
 
 
 # ------------------------------------------------- copies of the code's lists --
