@@ -1597,6 +1597,9 @@ sch_engine_recover (sch_engine_t *self)
     json_t *clusters = sch_read_list (self->read);
     if (!clusters)
         return -1;
+    //  The count of clusters by state, from what Redis has (once none waits)
+    if (!sch_redis_kept (self->redis))
+        sch_states_load (sch_store_states (self->store), clusters);
     int rc = 0;
     size_t i;
     json_t *cluster;

@@ -34,7 +34,8 @@ s_init (void)
     s.clusters = dx_metrics_gauge (r, "dexter_scheduler_clusters",
         "Clusters in Redis (absent when Redis did not answer).", DX_NO_LABELS);
     s.deployments = dx_metrics_gauge (r, "dexter_scheduler_deployments",
-        "Deployments in progress, by state (deploying, destroying).", DX_LABELS ("state"));
+        "Clusters by the state of their deployment (init, deploying, deployed, "
+        "deploy_failed, destroying, destroyed, destroy_failed).", DX_LABELS ("state"));
     s.finished = dx_metrics_counter (r, "dexter_scheduler_deployments_finished_total",
         "Deployments that ended, by provider and the state they ended in.",
         DX_LABELS ("provider", "state"));
@@ -158,11 +159,14 @@ s_gauges (sch_ctx_t *ctx)
     if (ctx->store)
         dx_series_set (dx_metric_only (s.outbox),
                        (double) sch_redis_kept (sch_store_redis (ctx->store)));
+    sch_states_t *states = ctx->store? sch_store_states (ctx->store): NULL;
+    if (sch_states_loaded (states))
+        for (size_t i = 0; i < SCH_STATES_COUNT; i++)
+            dx_metric_set (s.deployments, (double) sch_states_count (states, i),
+                           sch_states_names [i]);
     sch_engine_stats_t stats = { 0 };
     if (ctx->engine)
         sch_engine_stats (ctx->engine, &stats);
-    dx_metric_set (s.deployments, (double) stats.deploying, "deploying");
-    dx_metric_set (s.deployments, (double) stats.destroying, "destroying");
     dx_series_set (dx_metric_only (s.queued), (double) stats.queued);
     dx_series_set (dx_metric_only (s.running), (double) stats.running);
     static const char *const services [] = { "aws", "azure", "vpn" };

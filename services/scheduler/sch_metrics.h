@@ -3,8 +3,10 @@
 
     One registry per process (made on first use): the Redis connection,
     the read cache and the engine count into it as things happen; what is
-    a state (clusters, deployments in progress, jobs queued and running,
-    workers connected) is read when metrics.get is answered. The answer is
+    a state is read when metrics.get is answered: the clusters by the state
+    of their deployment from the store's counts (sch_states.h, kept as it
+    writes: no cluster is read), the clusters in Redis, the jobs queued and
+    running, the workers connected. The answer is
     the scheduler's text followed by the sums of its workers' metrics
     (sch_wmetrics.h), rendered with the families of dx_cloud_metrics. */
 #ifndef SCH_METRICS_H

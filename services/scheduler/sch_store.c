@@ -20,6 +20,7 @@ struct sch_store {
     sch_redis_t *redis;
     sch_cache_t *cache;
     sch_read_t *read;
+    sch_states_t *states;
 };
 
 /*  The per-cluster key parts. Every key a cluster owns is listed here, so
@@ -48,7 +49,8 @@ sch_store_new (const char *url)
     self->redis = sch_redis_new (url);
     self->cache = sch_cache_new (SCH_CACHE_MAX, SCH_CACHE_TTL_MS);
     self->read = self->redis && self->cache? sch_read_new (self->redis, self->cache): NULL;
-    if (!self->read)
+    self->states = sch_states_new ();
+    if (!self->read || !self->states)
         sch_store_destroy (&self);
     return self;
 }
@@ -60,6 +62,7 @@ sch_store_destroy (sch_store_t **self_p)
         return;
     sch_store_t *self = *self_p;
     sch_read_destroy (&self->read);
+    sch_states_destroy (&self->states);
     sch_cache_destroy (&self->cache);
     sch_redis_destroy (&self->redis);
     free (self);
@@ -76,6 +79,12 @@ sch_cache_t *
 sch_store_cache (sch_store_t *self)
 {
     return self->cache;
+}
+
+sch_states_t *
+sch_store_states (sch_store_t *self)
+{
+    return self->states;
 }
 
 sch_read_t *
@@ -267,6 +276,18 @@ s_batch_event (sch_batch_t *batch, const char *name, const char *type, const cha
     sch_batch_witness (batch);
 }
 
+/*  The state a change of cluster name wrote (fields' `state`, if any) is
+    its state now, when Redis has the change or keeps it (rc >= 0). Returns
+    rc. */
+static int
+s_store_state (sch_store_t *self, int rc, const char *name, const json_t *fields)
+{
+    const char *state = json_string_value (json_object_get (fields, "state"));
+    if (rc >= 0 && state)
+        sch_states_set (self->states, name, state);
+    return rc;
+}
+
 /*  Sends the change of cluster name as one transaction and frees it. The
     cache forgets the cluster first, whether or not the change is carried
     out: it may be, with only its answer lost. */
@@ -318,7 +339,10 @@ sch_store_cluster_create (sch_store_t *self, const json_t *cluster, const char *
     json_t *event = json_pack ("{s:s, s:s}", "provider", provider, "cluster_type", type);
     s_batch_event (&batch, name, "cluster.created", now, event);
     json_decref (event);
-    return s_store_transact (self, name, &batch, "cluster create");
+    int rc = s_store_transact (self, name, &batch, "cluster create");
+    if (rc == 0)
+        sch_states_set (self->states, name, "init");
+    return rc;
 }
 
 /*  Every key of the cluster and its index member: nothing is left behind. */
@@ -328,7 +352,10 @@ sch_store_cluster_delete (sch_store_t *self, const char *name)
     sch_batch_t batch = { 0 };
     s_batch_del (&batch, name, s_parts);
     sch_batch_cmd (&batch, "ZREM", SCH_STORE_INDEX, name, NULL);
-    return s_store_transact (self, name, &batch, "cluster delete");
+    int rc = s_store_transact (self, name, &batch, "cluster delete");
+    if (rc == 0)
+        sch_states_drop (self->states, name);
+    return rc;
 }
 
 /*  Replaces config and secrets (DEL, then HSET): no field of an older
@@ -447,7 +474,8 @@ sch_store_deployment_start (sch_store_t *self, const char *name, int64_t generat
                                 "parallelism", json_object_get (deployment, "parallelism"));
     s_batch_event (&batch, name, "deployment.requested", now, fields);
     json_decref (fields);
-    return s_store_transact (self, name, &batch, "deployment start");
+    return s_store_state (self, s_store_transact (self, name, &batch, "deployment start"),
+                          name, deployment);
 }
 
 /*  One transition of a running deployment in one transaction, kept for
@@ -482,9 +510,10 @@ sch_store_deployment_change (sch_store_t *self, const char *name,
     if (!sch_batch_size (&batch))
         return 0;
     sch_cache_forget (self->cache, name);
-    return sch_redis_write (self->redis, &batch, change->event_type? change->event_type
-                                                                   : "deployment change",
-                            serial);
+    int rc = sch_redis_write (self->redis, &batch, change->event_type? change->event_type
+                                                                     : "deployment change",
+                              serial);
+    return s_store_state (self, rc, name, change->deployment);
 }
 
 /*  Back to a fresh init record; snapshots, credentials, plan and
@@ -498,5 +527,8 @@ sch_store_deployment_reset (sch_store_t *self, const char *name, const char *now
         "deployment", "specs", "credentials", "jobs", "resources", NULL });
     s_batch_record_init (&batch, name, now, generation);
     s_batch_event (&batch, name, "deployment.deleted", now, NULL);
-    return s_store_transact (self, name, &batch, "deployment delete");
+    int rc = s_store_transact (self, name, &batch, "deployment delete");
+    if (rc == 0)
+        sch_states_set (self->states, name, "init");
+    return rc;
 }

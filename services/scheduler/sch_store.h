@@ -30,6 +30,7 @@
 #include "sch_redis.h"
 #include "sch_cache.h"
 #include "sch_read.h"
+#include "sch_states.h"
 
 typedef struct sch_store sch_store_t;
 
@@ -47,6 +48,11 @@ void sch_store_destroy (sch_store_t **self_p);
 sch_redis_t *sch_store_redis (sch_store_t *self);
 sch_cache_t *sch_store_cache (sch_store_t *self);
 sch_read_t *sch_store_read (sch_store_t *self);
+
+/*  Every cluster's deployment state and the count per state, borrowed
+    (sch_states.h): the store sets a cluster's state with each change that
+    writes it, and drops a deleted cluster. */
+sch_states_t *sch_store_states (sch_store_t *self);
 
 /*  The sentence of the last failure (borrowed), for logs, and the error
     reply to request for it (caller owns). The reply says what failed in

@@ -5,17 +5,21 @@ the families and their types are the documented ones, label values are
 bounded (no cluster name), histograms are consistent, and after a deploy
 the values moved as they should: steps done by kind, the fake's own count
 of RunInstances and other calls, the api's requests by route template and
-code, the workers connected. Also: the same auth as the API, and
-DEXTER_METRICS=0 turns it off."""
+code, the workers connected. The clusters by deployment state follow a
+cluster from init through deploying, deployed, destroying and destroyed,
+across a scheduler restart, to its delete. Also: the same auth as the API,
+and DEXTER_METRICS=0 turns it off."""
 import base64
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from aws_helpers import api, deploy, hosts_for, pem_key
+from aws_helpers import api, deploy, hosts_for, pem_key, put_deployment, wait_deployment
 from conftest import wait_until
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+STATES = ("init", "deploying", "deployed", "deploy_failed", "destroying", "destroyed",
+          "destroy_failed")
 
 # Family (as the parser names it: a counter without _total) -> type
 FAMILIES = {
@@ -141,6 +145,7 @@ def test_metrics_after_deploy(stack, tmp_path):
     assert delta(steps, event="failed") == 0
     assert delta("dexter_scheduler_deployments_finished_total", provider="aws", state="deployed") == 1
     assert after.value("dexter_scheduler_deployments", state="deploying") == 0
+    assert after.value("dexter_scheduler_deployments", state="deployed") == 1
     assert after.value("dexter_scheduler_jobs_running") == 0
     assert after.value("dexter_scheduler_jobs_queued") == 0
     assert after.value("dexter_scheduler_clusters") == 1
@@ -169,6 +174,70 @@ def test_metrics_after_deploy(stack, tmp_path):
     # Bounded labels: no cluster or group name, no path
     assert not after.labels() & {name, "g1", "nosuch", "/api/v1.0/clusters/metrics1"}, after.labels()
     check_histograms(after)
+
+
+def by_state(s):
+    """{state: clusters} of dexter_scheduler_deployments: every state there."""
+    found = {dict(ls)["state"]: v for (n, ls), v in s.samples.items()
+             if n == "dexter_scheduler_deployments"}
+    assert set(found) == set(STATES), found
+    return found
+
+
+def states_are(stack, **counts):
+    """Scrapes until the clusters by state are counts (the others 0)."""
+    want = {state: counts.get(state, 0) for state in STATES}
+    return wait_until(lambda: (lambda s: s if by_state(s) == want else None)(scrape(stack)), 20,
+                      "clusters by state %s in /metrics" % counts)
+
+
+def test_deployments_by_state(stack, tmp_path):
+    """Every cluster counted in the state of its deployment: a deploy and a
+    destroy held in deploying and destroying while no aws worker is there,
+    and ending once one is; a restarted scheduler counts the same from the
+    start; a deleted cluster is counted no more."""
+    stack.start_fake_ec2(latency_ms=5, seed=22)
+    assert by_state(scrape(stack)) == {state: 0 for state in STATES}
+    name = "states1"
+    pem = pem_key(str(tmp_path / "key.pem"))
+    api(stack, "POST", "/clusters", 201, data={"name": name, "provider": "aws", "type": "mesos"})
+    api(stack, "POST", "/clusters", 201, data={"name": "idle", "provider": "aws", "type": "mesos"})
+    api(stack, "PUT", "/clusters/%s/config" % name, 200,
+        data={"master_type": "m5.large", "masters": "1", "region": "us-west-2", "sshkey": name + "-key",
+              "sshkeydata": base64.urlsafe_b64encode(pem.encode()).decode()})
+    api(stack, "POST", "/clusters/%s/groups" % name, 201,
+        json={"name": "g1", "role": "*", "attributes": {}, "vars": {}, "instance_type": "m5.large",
+              "cpus": 2, "ram": 4, "disk_size": 20})
+    states_are(stack, init=2)
+
+    # No aws worker yet: the deploy waits in deploying
+    gen = put_deployment(stack, name)["generation"]
+    states_are(stack, init=1, deploying=1)
+    worker = stack.start_aws_worker()
+    wait_deployment(stack, name, gen)
+    s = states_are(stack, init=1, deployed=1)
+    assert s.value("dexter_scheduler_deployments_finished_total", state="deployed") == 1
+
+    # The worker gone, the destroy waits in destroying
+    assert worker.stop() == 0
+    wait_until(lambda: scrape(stack).value("dexter_scheduler_workers", service="aws") == 0, 20,
+               "the aws worker gone from /metrics")
+    gen = put_deployment(stack, name, "destroy")["generation"]
+    states_are(stack, init=1, destroying=1)
+    stack.start_aws_worker()
+    wait_deployment(stack, name, gen, "destroy")
+    states_are(stack, init=1, destroyed=1)
+
+    # A restarted scheduler counts them from its first scrape
+    assert stack.scheduler.stop() == 0
+    stack.start_scheduler()
+    s = wait_until(lambda: (lambda s: s if s.value("dexter_api_scheduler_scrape_ok") == 1
+                            else None)(scrape(stack)), 20, "the restarted scheduler in /metrics")
+    assert by_state(s) == dict({state: 0 for state in STATES}, init=1, destroyed=1)
+
+    api(stack, "DELETE", "/clusters/%s" % name, 200)
+    api(stack, "DELETE", "/clusters/idle", 200)
+    states_are(stack)
 
 
 def test_metrics_auth_and_off(stack_factory):
