@@ -13,8 +13,10 @@ by what our worker happens to send:
   can parse the worker's parser must parse too.
 
 Resources live in memory with AWS's ID formats, states and dependency rules.
-Latency, throttling (503 RequestLimitExceeded) and 500 InternalError can be
-injected at random (deterministic with a seed) or scripted per action, and a
+EC2's token buckets of RunInstances and TerminateInstances (requests and
+instances, per account and region) can be turned on (ec2_limits). Latency,
+throttling (503 RequestLimitExceeded), 500 InternalError and short capacity
+can be injected at random (deterministic with a seed) or scripted, and a
 side channel under /_fake/ shows the state and counts the calls.
 
 Run:    /usr/bin/python3 tests/fakes/fake_ec2.py --port 0 --port-file F
@@ -72,6 +74,13 @@ DEFAULT_CONFIG = {
     "vpc_limit": 5,             # VpcLimitExceeded beyond this
     "eip_limit": 5,             # AddressLimitExceeded beyond this
     "instance_limit": 64,       # InstanceLimitExceeded beyond this many live instances
+    # EC2's token buckets (see THROTTLING below), per account and region:
+    # True models them, False turns them off.
+    "ec2_limits": False,
+    "run_request_burst": 5, "run_request_rate": 2.0,
+    "run_resource_burst": 1000, "run_resource_rate": 2.0,
+    "terminate_request_burst": 100, "terminate_request_rate": 5.0,
+    "terminate_resource_burst": 1000, "terminate_resource_rate": 20.0,
 }
 
 
@@ -384,6 +393,8 @@ class SigV4Verifier:
         return m.group(1) if m else None
 
     def verify(self, method, raw_path, headers, body):
+        """Raises ApiError unless the request is signed right; returns the
+        region of its credential scope."""
         auth = headers.get("Authorization")
         if not auth:
             raise ApiError("MissingAuthenticationToken", "The request must contain either a valid "
@@ -456,6 +467,7 @@ class SigV4Verifier:
             raise ApiError("SignatureDoesNotMatch", "The request signature we calculated does not match "
                            "the signature you provided. Check your AWS Secret Access Key and signing "
                            "method. Consult the service documentation for details.", 403)
+        return region
         return cred, region
 
 
@@ -726,9 +738,11 @@ def _wildcard(pattern):
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern) + r"\Z")
 
 
-# EC2 refuses a call whose filter has more values than this (error code
-# FilterLimitExceeded, in EC2's published error codes; the number is the one
-# its message gives).
+# EC2 refuses a call with more filter values than this, all its filters
+# together (error code FilterLimitExceeded, in EC2's published error codes;
+# the number and "on a single call" are its message's). So an instance-id
+# filter holds at most 200 IDs, fewer beside other filters; InstanceId.N has
+# no such limit, but cannot be paged (MaxResults) and fails on an unknown ID.
 MAX_FILTER_VALUES = 200
 
 
@@ -736,15 +750,15 @@ def filtered(items, filters, table):
     """AWS filter semantics: values of one filter OR'ed (with * and ?
     wildcards), filters AND'ed; tag:KEY, tag-key and tag-value everywhere."""
     tests = []
+    if sum(len(f.get("Values", [])) for f in filters or []) > MAX_FILTER_VALUES:
+        raise ApiError("FilterLimitExceeded", "The maximum number of filter values specified "
+                       "on a single call is %d" % MAX_FILTER_VALUES)
     for f in filters or []:
         name, values = f.get("Name"), f.get("Values", [])
         if not name:
             raise ApiError("MissingParameter", "The request must contain the parameter Filter.N.Name")
         if not values:
             raise invalid("The filter '%s' requires at least one value" % name)
-        if len(values) > MAX_FILTER_VALUES:
-            raise ApiError("FilterLimitExceeded", "The maximum number of filter values specified "
-                           "on a single call is %d" % MAX_FILTER_VALUES)
         if name.startswith("tag:"):
             key = name[4:]
             get = (lambda key: lambda r: [r.tags[key]] if key in r.tags else [])(key)
@@ -1682,8 +1696,22 @@ def run_instances(st, p, ctx):
             raise invalid("User data is limited to 16384 bytes")
     volumes = _block_devices(st, p, image)
     tags = tag_specs(p, {"instance", "volume", "network-interface", "spot-instances-request", "elastic-gpu"})
+    # fewer than MinCount launchable: none launched; else as many as can be, up to MaxCount
+    resources = ctx.get("resources") or Resources(None, 0)
+    count = min(p["MaxCount"], resources.available())
+    if count < p["MinCount"]:
+        raise resources.refuse()
+    capacity = ctx["capacity"]() if ctx.get("capacity") else None
+    if capacity is not None:
+        if capacity < p["MinCount"]:
+            raise ApiError("InsufficientInstanceCapacity", "We currently do not have sufficient %s capacity in "
+                           "the Availability Zone you requested (%s). Our system will be working on "
+                           "provisioning additional capacity. You can currently get %s capacity by not "
+                           "specifying an Availability Zone in your request or choosing %s."
+                           % (itype, subnet.az, itype, ", ".join(a for a in _azs(st) if a != subnet.az)))
+        count = min(count, capacity)
     live = len(st.live_instances())
-    count = min(p["MaxCount"], st.config["instance_limit"] - live)
+    count = min(count, st.config["instance_limit"] - live)
     if count < p["MinCount"]:
         raise ApiError("InstanceLimitExceeded", "You have requested more instances (%d) than your current "
                        "instance limit of %d allows for the specified instance type."
@@ -1709,6 +1737,7 @@ def run_instances(st, p, ctx):
     if wanted is None and len(free) < count:
         raise ApiError("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet "
                        "'%s' to satisfy the requested number of instances." % subnet.id)
+    resources.take(count)  # nothing below can fail
     now = st.now()
     rid = st.new_id("r")
     instances = []
@@ -1770,13 +1799,26 @@ def describe_instances(st, p, ctx):
             "NextToken": token}
 
 
+# TerminateInstances' InstanceId.N (botocore's model: "Constraints: Up to 1000
+# instance IDs").
+MAX_TERMINATE_IDS = 1000
+
+
 @action("TerminateInstances")
 def terminate_instances(st, p, ctx):
+    if len(p["InstanceIds"]) > MAX_TERMINATE_IDS:
+        raise invalid("The maximum number of instance IDs in one TerminateInstances call is %d"
+                      % MAX_TERMINATE_IDS)
     instances = st.get_many("instance", p["InstanceIds"])
     for i in instances:
         if i.disable_api_termination:
             raise ApiError("OperationNotPermitted", "The instance '%s' may not be terminated. Modify its "
                            "'disableApiTermination' instance attribute and try again." % i.id)
+    stopping = {i.id for i in instances if i.state in ("pending", "running", "stopping", "stopped")}
+    resources = ctx.get("resources") or Resources(None, 0)
+    if resources.available() < len(stopping):
+        raise resources.refuse()
+    resources.take(len(stopping))
     now = st.now()
     out = []
     for i in instances:
@@ -1986,12 +2028,132 @@ def describe_addresses(st, p, ctx):
 
 
 # --------------------------------------------------------------------------
+# Throttling: EC2's token buckets
+# --------------------------------------------------------------------------
+#
+# As AWS documents it ("Request throttling for the Amazon EC2 API",
+# https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html):
+# EC2 throttles each account per region with token buckets. A bucket holds
+# at most its maximum capacity and refills at its rate each second; a call
+# that finds its bucket empty answers RequestLimitExceeded.
+#
+# * Request rate limiting: "Each request that you make removes one token
+#   from the API's bucket". RunInstances: capacity 5, refill 2/s;
+#   TerminateInstances: 100, 5/s (the "Uncategorized actions" table).
+# * Resource rate limiting, for RunInstances and TerminateInstances "in
+#   addition to request rate limiting": "a separate resource token bucket
+#   that depletes based on the number of resources that are impacted by the
+#   request". RunInstances: 1000, 2/s ("you can immediately launch 1000
+#   instances, using any number of API requests, such as one request for 1000
+#   instances or four requests for 250 instances. After the resource token
+#   bucket is empty, you can launch up to two instances every second");
+#   TerminateInstances: 1000, 20/s.
+#
+# The guide does not say what a RunInstances call asking for more instances
+# than the resource bucket holds gets. Its MinCount/MaxCount are the API's
+# answer for any shortfall (RunInstances, botocore's model: "If you specify
+# more instances than Amazon EC2 can launch in the target Availability Zone,
+# Amazon EC2 launches the largest possible number of instances above
+# MinCount"; "If you specify a minimum that is more instances than Amazon
+# EC2 can launch [...], Amazon EC2 launches no instances"), and the bucket
+# depletes by the instances the call launches. So here: a call is refused
+# (RequestLimitExceeded) when fewer than MinCount resource tokens remain;
+# otherwise it launches at most as many instances as there are whole
+# tokens, and takes one token per instance launched. A TerminateInstances
+# call needs a token for every instance it moves to shutting-down.
+#
+# Every call takes its request token, whether it then succeeds or not (a
+# refused call takes none: its bucket was empty); only a call that launches
+# or terminates takes resource tokens. A repeated ClientToken returns the
+# earlier reservation and launches nothing, so it takes a request token
+# only. Other actions' buckets are not modelled. Buckets run on the fake's
+# clock, so /_fake/advance refills them.
+
+class Bucket:
+    """A token bucket on the fake's clock: `burst` tokens at most, `rate`
+    more per second."""
+
+    def __init__(self, burst, rate, now):
+        self.burst, self.rate, self.tokens, self.at = float(burst), float(rate), float(burst), now
+
+    def level(self, now):
+        if now > self.at:
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+        return self.tokens
+
+    def take(self, n, now):
+        self.level(now)
+        self.tokens -= n
+
+    def wait(self, n, now):
+        """Seconds until n tokens are there (inf if never)."""
+        short = n - self.level(now)
+        if short <= 0:
+            return 0.0
+        return short / self.rate if self.rate > 0 and n <= self.burst else float("inf")
+
+
+# (action, kind) -> the config keys of its capacity and refill rate
+BUCKETS = {("RunInstances", "request"): ("run_request_burst", "run_request_rate"),
+           ("RunInstances", "resource"): ("run_resource_burst", "run_resource_rate"),
+           ("TerminateInstances", "request"): ("terminate_request_burst", "terminate_request_rate"),
+           ("TerminateInstances", "resource"): ("terminate_resource_burst", "terminate_resource_rate")}
+
+
+class Limits:
+    """The buckets of every account and region seen, made on first use."""
+
+    def __init__(self):
+        self.buckets = {}      # (account, region, action, kind) -> Bucket
+        self.refused = {}      # "RunInstances request" -> calls refused by that bucket
+
+    def bucket(self, cfg, account, region, action, kind, now):
+        key = (account, region, action, kind)
+        b = self.buckets.get(key)
+        if b is None:
+            burst, rate = BUCKETS[(action, kind)]
+            b = self.buckets[key] = Bucket(cfg[burst], cfg[rate], now)
+        return b
+
+    def refuse(self, action, kind):
+        name = "%s %s" % (action, kind)
+        self.refused[name] = self.refused.get(name, 0) + 1
+        return ApiError("RequestLimitExceeded", "Request limit exceeded.", 503)
+
+    def snapshot(self, now):
+        return {"%s/%s %s %s" % k: {"tokens": round(b.level(now), 3), "burst": b.burst, "rate": b.rate}
+                for k, b in sorted(self.buckets.items())}
+
+
+class Resources:
+    """What a handler hands out of the resource bucket of its call (ctx
+    "resources"): available() whole tokens, take(n) once it can no longer
+    fail. Without limits: unlimited."""
+
+    def __init__(self, bucket, now, limits=None, action=None):
+        self.bucket, self.now, self.limits, self.action = bucket, now, limits, action
+
+    def available(self):
+        return float("inf") if self.bucket is None else int(self.bucket.level(self.now) + 1e-9)
+
+    def refuse(self):
+        return self.limits.refuse(self.action, "resource")
+
+    def take(self, n):
+        if self.bucket is not None and n:
+            self.bucket.take(n, self.now)
+
+
+# --------------------------------------------------------------------------
 # The service: auth, validation, faults, dispatch, statistics
 # --------------------------------------------------------------------------
 
 CONFIG_TYPES = {"latency_ms": (int, float), "throttle_rate": (int, float), "error_rate": (int, float),
                 "pending_ms": (int, float), "shutdown_ms": (int, float), "terminated_ttl_ms": (int, float),
-                "vpc_limit": int, "eip_limit": int, "instance_limit": int}
+                "vpc_limit": int, "eip_limit": int, "instance_limit": int, "ec2_limits": bool}
+BUCKET_CONFIG = [k for pair in BUCKETS.values() for k in pair]
+CONFIG_TYPES.update({k: int if k.endswith("_burst") else (int, float) for k in BUCKET_CONFIG})
 
 
 class FakeEc2:
@@ -2011,6 +2173,8 @@ class FakeEc2:
         self.state = Ec2State(self.region, account, seed)
         self.fault_rng = random.Random(None if seed is None else seed + 1)
         self.scripted = []
+        self.capacities = []   # capacity of the next RunInstances calls that launch, in order
+        self.limits = Limits()
         self.reset_calls()
         self.set_config(**config)
 
@@ -2021,10 +2185,13 @@ class FakeEc2:
                 if k == "seed":
                     self.fault_rng = random.Random(v)
                     continue
-                if k not in CONFIG_TYPES or not isinstance(v, CONFIG_TYPES[k]) or isinstance(v, bool) or v < 0:
+                kind = CONFIG_TYPES.get(k)
+                if kind is None or not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool) or v < 0:
                     raise ValueError("bad config %s=%r (known: %s, seed)" % (k, v, ", ".join(CONFIG_TYPES)))
-                if k.endswith("_rate") and v > 1:
+                if k in ("throttle_rate", "error_rate") and v > 1:
                     raise ValueError("%s must be a probability" % k)
+                if k == "ec2_limits" or k in BUCKET_CONFIG:
+                    self.limits = Limits()   # turned on, or new figures: every bucket starts full
                 self.state.config[k] = v
             return dict(self.state.config)
 
@@ -2042,6 +2209,26 @@ class FakeEc2:
                                   "message": message or _FAULT_MESSAGES.get(code, "Injected fault"),
                                   "after": bool(after)})
 
+    def set_capacity(self, capacity, count=1):
+        """The next `count` RunInstances calls that would launch can launch
+        at most `capacity` instances each: fewer than MinCount answers
+        InsufficientInstanceCapacity, else the call launches that many."""
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0 \
+                or isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError("capacity must be an integer >= 0 and count >= 1")
+        with self.lock:
+            self.capacities += [capacity] * count
+            return list(self.capacities)
+
+    def _next_capacity(self):
+        with self.lock:
+            return self.capacities.pop(0) if self.capacities else None
+
+    def get_buckets(self):
+        with self.lock:
+            return {"enabled": self.state.config["ec2_limits"], "buckets": self.limits.snapshot(self.state.now()),
+                    "refused": dict(self.limits.refused)}
+
     def advance(self, seconds):
         """Moves the fake's clock forward (instance transitions, TTLs)."""
         with self.lock:
@@ -2052,6 +2239,8 @@ class FakeEc2:
             config = self.state.config
             self.state = Ec2State(self.region, self.account, self.seed, config)
             self.scripted = []
+            self.capacities = []
+            self.limits = Limits()
             self.reset_calls()
 
     def reset_calls(self):
@@ -2078,10 +2267,13 @@ class FakeEc2:
             pairs = self._pairs(method, raw_path, headers, body)
             action = next((v for k, v in pairs if k == "Action"), "-")
             token = next((v for k, v in pairs if k == "ClientToken"), None)
-            self.verifier.verify(method, raw_path, headers, body)
+            region = self.verifier.verify(method, raw_path, headers, body)
             self._count(action, key)
             op = self._operation(pairs)
             after = self._inject_before(action)
+            limited = self.state.config["ec2_limits"] and (action, "request") in BUCKETS
+            if limited:
+                self._take_request_token(action, region)
             params = self.decoder.decode(op, [(k, v) for k, v in pairs if k not in ("Action", "Version")])
             handler = HANDLERS.get(action)
             if handler is None:
@@ -2092,8 +2284,16 @@ class FakeEc2:
                 self.state.tick()
                 # A failed call leaves no trace, even if its handler got half way.
                 backup = None if action.startswith("Describe") else copy.deepcopy(self.state)
+                ctx = {"request_id": request_id, "access_key": key}
+                if action == "RunInstances":
+                    ctx["capacity"] = self._next_capacity
+                if limited and (action, "resource") in BUCKETS:
+                    now = self.state.now()
+                    ctx["resources"] = Resources(self.limits.bucket(self.state.config, self.account, region,
+                                                                    action, "resource", now),
+                                                 now, self.limits, action)
                 try:
-                    result = handler(self.state, params, {"request_id": request_id, "access_key": key})
+                    result = handler(self.state, params, ctx)
                 except ApiError:
                     if backup is not None:
                         self.state = backup
@@ -2158,6 +2358,15 @@ class FakeEc2:
             raise ApiError("InternalError", _FAULT_MESSAGES["InternalError"], 500)
         return None
 
+    def _take_request_token(self, action, region):
+        """One token of the action's request bucket, or RequestLimitExceeded."""
+        with self.lock:
+            now = self.state.now()
+            bucket = self.limits.bucket(self.state.config, self.account, region, action, "request", now)
+            if bucket.level(now) < 1:
+                raise self.limits.refuse(action, "request")
+            bucket.take(1, now)
+
     def _count(self, action, key):
         with self.lock:
             c = self.calls
@@ -2200,6 +2409,12 @@ class FakeEc2:
                 out = {"pending": self.scripted}
             elif route == ("GET", "/_fake/faults"):
                 out = {"pending": self.scripted}
+            elif route == ("GET", "/_fake/capacity"):
+                out = {"pending": list(self.capacities)}
+            elif route == ("POST", "/_fake/capacity"):
+                out = {"pending": self.set_capacity(**data)}
+            elif route == ("GET", "/_fake/buckets"):
+                out = self.get_buckets()
             elif route == ("POST", "/_fake/advance"):
                 self.advance(data.get("seconds", 0))
                 out = {"now": self.state.now()}
@@ -2369,6 +2584,12 @@ class _CredentialAction(argparse.Action):
         namespace.credentials = creds
 
 
+def _flag_bool(text):
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError("true or false, not %r" % text)
+    return text.lower() == "true"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Fake Amazon EC2 (Query API) on 127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1; 0 picks a free one")
@@ -2382,7 +2603,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, help="seed for IDs and fault injection")
     ap.add_argument("--quiet", action="store_true", help="no per-call log on stderr")
     for name, default in DEFAULT_CONFIG.items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+        ap.add_argument("--" + name.replace("_", "-"), type=_flag_bool if isinstance(default, bool) else type(default),
+                        default=default, metavar="true|false" if isinstance(default, bool) else None)
     args = ap.parse_args(argv)
 
     creds = []

@@ -47,7 +47,9 @@ NO_RETRY = botocore.config.Config(retries={"total_max_attempts": 1})
 
 @pytest.fixture
 def srv():
-    with fake_ec2.FakeEc2Server(credentials=CREDS, seed=7, pending_ms=0, shutdown_ms=0) as s:
+    """A fake without EC2's token buckets (the tests of those turn them on):
+    most tests launch faster than RunInstances' 2 per second."""
+    with fake_ec2.FakeEc2Server(credentials=CREDS, seed=7, pending_ms=0, shutdown_ms=0, ec2_limits=False) as s:
         yield s
 
 
@@ -786,6 +788,217 @@ def test_latency_and_seeded_faults_are_deterministic():
         s.fake.set_config(latency_ms=0)
 
 
+# ------------------------------------------------------- EC2's token buckets
+
+# Refill rates this slow make a test independent of how long its calls take:
+# only /_fake/advance (the fake's clock) refills.
+SLOW = 0.0001
+
+
+def limited(srv, **figures):
+    """Turns EC2's buckets on; the figures not given keep AWS's capacities
+    and refill (almost) never."""
+    cfg = {"ec2_limits": True, "run_request_rate": SLOW, "run_resource_rate": SLOW,
+           "terminate_request_rate": SLOW, "terminate_resource_rate": SLOW}
+    cfg.update(figures)
+    return admin(srv, "config", cfg)
+
+
+def launch(ec2, subnet, sg, low, high, token=None, **kw):
+    """RunInstances with MinCount low, MaxCount high; the instances' IDs."""
+    extra = {"ClientToken": token} if token else {}
+    r = ec2.run_instances(ImageId=ubuntu(ec2), InstanceType="m5.large", MinCount=low, MaxCount=high,
+                          SubnetId=subnet, SecurityGroupIds=[sg], **extra, **kw)
+    return [i["InstanceId"] for i in r["Instances"]]
+
+
+def refused(fn, code="RequestLimitExceeded"):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        fn()
+    assert error_code(e) == code, e.value.response["Error"]
+    return e
+
+
+def test_buckets_are_aws_figures_and_off_unless_asked():
+    fake = fake_ec2.FakeEc2(credentials=CREDS)
+    assert {k: v for k, v in fake.config.items() if k.startswith(("run_", "terminate_"))} == {
+        "run_request_burst": 5, "run_request_rate": 2.0, "run_resource_burst": 1000, "run_resource_rate": 2.0,
+        "terminate_request_burst": 100, "terminate_request_rate": 5.0,
+        "terminate_resource_burst": 1000, "terminate_resource_rate": 20.0}
+    assert fake.config["ec2_limits"] is False
+
+
+def test_run_instances_request_bucket(srv):
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    image = ubuntu(ec2)
+    limited(srv)
+    for n in range(5):                                   # the burst
+        launch(ec2, subnet, sg, 1, 1)
+    e = refused(lambda: launch(ec2, subnet, sg, 1, 1))   # the sixth: no request token
+    assert http_status(e) == 503
+    # a refused call takes nothing and launches nothing; a call the model refuses still takes its token
+    assert len(admin(srv, "state")["instances"]) == 5
+    srv.fake.advance(1 / SLOW)                           # one token back
+    refused(lambda: ec2.run_instances(ImageId=image, InstanceType="m9.huge", MinCount=1, MaxCount=1,
+                                      SubnetId=subnet), "InvalidParameterValue")
+    refused(lambda: launch(ec2, subnet, sg, 1, 1))
+    srv.fake.advance(1 / SLOW)
+    launch(ec2, subnet, sg, 1, 1)
+    # other actions have no bucket here
+    for _ in range(20):
+        ec2.describe_instances()
+    b = admin(srv, "buckets")
+    assert b["enabled"] is True and b["refused"] == {"RunInstances request": 2}
+    run = b["buckets"]["%s/%s RunInstances request" % (fake_ec2.DEFAULT_ACCOUNT, REGION)]
+    assert run["burst"] == 5 and run["tokens"] < 1
+    # 6 launched, 2 refilled by the clock's 2 steps
+    assert b["buckets"]["%s/%s RunInstances resource" % (fake_ec2.DEFAULT_ACCOUNT, REGION)]["tokens"] == \
+        pytest.approx(1000 - 6 + 2, abs=0.01)
+    calls = admin(srv, "calls")
+    assert calls["by_error_code"]["RequestLimitExceeded"] == 2 and calls["by_action_ok"]["RunInstances"] == 6
+
+
+def test_buckets_are_per_region_and_off_switch():
+    with fake_ec2.FakeEc2Server(credentials=CREDS, region="any", pending_ms=0, ec2_limits=True,
+                                run_request_burst=1, run_request_rate=SLOW) as s:
+        ec2 = client(s)
+        vpc, subnet, igw, sg = network(ec2)
+        launch(ec2, subnet, sg, 1, 1)
+        refused(lambda: launch(ec2, subnet, sg, 1, 1))
+        # another region's bucket is full (the fake keeps one state for all regions)
+        launch(client(s, region="eu-west-1"), subnet, sg, 1, 1)
+        s.fake.set_config(ec2_limits=False)
+        for _ in range(3):
+            launch(ec2, subnet, sg, 1, 1)
+        s.fake.set_config(ec2_limits=True)                # new figures or switch: full buckets
+        launch(ec2, subnet, sg, 1, 1)
+        refused(lambda: launch(ec2, subnet, sg, 1, 1))
+
+
+def test_run_instances_resource_bucket_and_min_count(srv):
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    limited(srv, run_request_burst=100, run_resource_burst=10)
+    assert len(launch(ec2, subnet, sg, 1, 4)) == 4         # 6 tokens left
+    first = launch(ec2, subnet, sg, 2, 10, token="part")    # MinCount met: as many as there are tokens
+    assert len(first) == 6
+    refused(lambda: launch(ec2, subnet, sg, 1, 1))          # no token left
+    # the same token again: the same reservation, launching (and taking) nothing
+    assert launch(ec2, subnet, sg, 2, 10, token="part") == first
+    srv.fake.advance(3 / SLOW)                              # 3 tokens back
+    refused(lambda: launch(ec2, subnet, sg, 4, 8))          # fewer than MinCount: none launched
+    assert len(admin(srv, "state")["instances"]) == 10
+    assert len(launch(ec2, subnet, sg, 3, 8)) == 3
+    assert admin(srv, "buckets")["refused"] == {"RunInstances resource": 2}
+    # a launch larger than the bucket can ever hold
+    srv.fake.advance(10 / SLOW)
+    assert len(launch(ec2, subnet, sg, 1, 50)) == 10
+    srv.fake.advance(10 / SLOW)
+    refused(lambda: launch(ec2, subnet, sg, 11, 11))
+
+
+def test_launch_index_of_each_instance(srv):
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    limited(srv)
+    r = run(ec2, subnet, sg, "five", count=5)
+    assert [i["AmiLaunchIndex"] for i in r["Instances"]] == [0, 1, 2, 3, 4]
+    ids = [i["InstanceId"] for i in r["Instances"]]
+    # on the wire it is <amiLaunchIndex> (the Instance shape's member AmiLaunchIndex)
+    status, code, root = raw(srv, {"Action": "DescribeInstances", "Version": fake_ec2.API_VERSION,
+                                   "InstanceId.1": ids[3]})
+    assert status == 200 and root.find(".//{%s}amiLaunchIndex" % fake_ec2.XMLNS).text == "3"
+    found = ec2.describe_instances(Filters=[{"Name": "launch-index", "Values": ["2"]},
+                                            {"Name": "reservation-id", "Values": [r["ReservationId"]]}])
+    assert [i["InstanceId"] for rr in found["Reservations"] for i in rr["Instances"]] == [ids[2]]
+    again = run(ec2, subnet, sg, "five", count=5)
+    assert again["ReservationId"] == r["ReservationId"]
+    assert [(i["InstanceId"], i["AmiLaunchIndex"]) for i in again["Instances"]] == list(zip(ids, range(5)))
+
+
+def test_capacity_knob_fills_a_call_in_part(srv):
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    limited(srv, run_request_burst=100)
+    assert admin(srv, "capacity", {"capacity": 3})["pending"] == [3]
+    got = launch(ec2, subnet, sg, 2, 10, token="short")
+    assert len(got) == 3
+    assert admin(srv, "capacity")["pending"] == []
+    assert launch(ec2, subnet, sg, 2, 10, token="short") == got  # the token's reservation, as filled
+    assert len(launch(ec2, subnet, sg, 2, 10)) == 10              # one call only
+    srv.fake.set_capacity(1, count=2)
+    e = refused(lambda: launch(ec2, subnet, sg, 2, 10), "InsufficientInstanceCapacity")
+    assert "m5.large" in e.value.response["Error"]["Message"]
+    assert len(launch(ec2, subnet, sg, 1, 10)) == 1
+    assert len(admin(srv, "state")["instances"]) == 14
+    # the resource bucket paid for what was launched only
+    assert admin(srv, "buckets")["buckets"]["%s/%s RunInstances resource" % (
+        fake_ec2.DEFAULT_ACCOUNT, REGION)]["tokens"] == pytest.approx(1000 - 14, abs=0.01)
+    for bad in ({"capacity": -1}, {"capacity": 2, "count": 0}, {"capacity": "3"}):
+        assert requests.post(srv.endpoint_url + "/_fake/capacity", json=bad, timeout=5).status_code == 400
+
+
+def test_terminate_instances_buckets(srv):
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    ids = launch(ec2, subnet, sg, 6, 6)
+    limited(srv, terminate_resource_burst=3, terminate_request_burst=3)
+    refused(lambda: ec2.terminate_instances(InstanceIds=ids[:4]))   # 4 instances, 3 tokens
+    assert {i["state"] for i in admin(srv, "state")["instances"]} == {"running"}
+    ec2.terminate_instances(InstanceIds=ids[:3])
+    ec2.terminate_instances(InstanceIds=ids[:3])                      # already shutting down: no token
+    refused(lambda: ec2.terminate_instances(InstanceIds=ids[3:4]))    # request bucket empty now
+    assert admin(srv, "buckets")["refused"] == {"TerminateInstances resource": 1, "TerminateInstances request": 1}
+    srv.fake.set_config(ec2_limits=False)
+    many = ["i-%017x" % n for n in range(1001)]
+    e = refused(lambda: ec2.terminate_instances(InstanceIds=many), "InvalidParameterValue")
+    assert "1000" in e.value.response["Error"]["Message"]
+
+
+def test_describe_instances_of_a_thousand(srv):
+    ec2 = client(srv)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.32.0/19")["Subnet"]["SubnetId"]
+    sg = ec2.create_security_group(GroupName="big", Description="big", VpcId=vpc)["GroupId"]
+    limited(srv, instance_limit=1100)
+    ids = launch(ec2, subnet, sg, 1000, 1000, TagSpecifications=spec("instance"))  # one call: the whole bucket
+    assert len(ids) == 1000 and len(set(ids)) == 1000
+
+    def described(**kw):
+        out, pages = [], 0
+        while True:
+            r = ec2.describe_instances(**kw)
+            pages += 1
+            out += [i["InstanceId"] for rr in r["Reservations"] for i in rr["Instances"]]
+            if not r.get("NextToken"):
+                return out, pages
+            kw["NextToken"] = r["NextToken"]
+
+    # an instance-id filter: at most 200 values in the call, all filters together
+    assert sorted(described(Filters=[{"Name": "instance-id", "Values": ids[:200]}])[0]) == sorted(ids[:200])
+    refused(lambda: ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids[:201]}]),
+            "FilterLimitExceeded")
+    refused(lambda: ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids[:199]},
+                                                    {"Name": "instance-state-name", "Values": ["pending", "running"]}]),
+            "FilterLimitExceeded")
+    # unknown IDs in a filter are left out; in InstanceId.N they fail the call
+    gone = "i-%017x" % 12345
+    assert described(Filters=[{"Name": "instance-id", "Values": [gone, ids[7]]}])[0] == [ids[7]]
+    refused(lambda: ec2.describe_instances(InstanceIds=[gone, ids[7]]), "InvalidInstanceID.NotFound")
+    # InstanceId.N: all thousand in one answer, and no MaxResults beside it
+    assert sorted(described(InstanceIds=ids)[0]) == sorted(ids)
+    refused(lambda: ec2.describe_instances(InstanceIds=ids[:5], MaxResults=5), "InvalidParameterCombination")
+    # pages of a tag filter, each instance once
+    seen, pages = described(Filters=[{"Name": "tag:dexter:cluster", "Values": ["c1"]}], MaxResults=300)
+    assert pages == 4 and sorted(seen) == sorted(ids)
+    for bad in (4, 1001):
+        refused(lambda: ec2.describe_instances(MaxResults=bad), "InvalidParameterValue")
+    # every instance in one reservation, by launch index
+    r = ec2.describe_instances(Filters=[{"Name": "launch-index", "Values": ["999"]}])
+    assert [i["InstanceId"] for rr in r["Reservations"] for i in rr["Instances"]] == [ids[999]]
+
+
 # ------------------------------------------------------- side channel and CLI
 
 def test_side_channel(srv):
@@ -802,6 +1015,11 @@ def test_side_channel(srv):
     assert admin(srv, "config", {"pending_ms": 10})["pending_ms"] == 10
     r = requests.post(srv.endpoint_url + "/_fake/config", json={"pending_ms": "soon"}, timeout=5)
     assert r.status_code == 400
+    assert admin(srv, "config", {"ec2_limits": True, "run_request_rate": 0.5})["run_request_rate"] == 0.5
+    for bad in ({"ec2_limits": 1}, {"run_request_burst": 1.5}, {"run_resource_rate": True},
+                {"terminate_request_rate": -1}):
+        assert requests.post(srv.endpoint_url + "/_fake/config", json=bad, timeout=5).status_code == 400, bad
+    assert admin(srv, "buckets")["enabled"] is True
     assert requests.get(srv.endpoint_url + "/_fake/nothing", timeout=5).status_code == 404
     admin(srv, "reset", {})
     assert admin(srv, "state")["vpcs"] == [] and admin(srv, "calls")["total"] == 0
@@ -813,7 +1031,8 @@ def test_command_line_entry_point():
         proc = subprocess.Popen(
             ["/usr/bin/python3", os.path.join(HERE, "fake_ec2.py"), "--port", "0", "--port-file", port_file,
              "--access-key", KEY, "--secret-key", SECRET, "--access-key", TMP_KEY, "--secret-key", TMP_SECRET,
-             "--session-token", TMP_TOKEN, "--pending-ms", "0", "--seed", "3", "--latency-ms", "1"],
+             "--session-token", TMP_TOKEN, "--pending-ms", "0", "--seed", "3", "--latency-ms", "1",
+             "--ec2-limits", "true", "--run-request-burst", "1", "--run-resource-rate", "0.5"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 20
@@ -830,6 +1049,8 @@ def test_command_line_entry_point():
             with pytest.raises(botocore.exceptions.ClientError) as e:
                 client(Endpoint, TMP_KEY, TMP_SECRET).describe_vpcs()
             assert error_code(e) == "AuthFailure"
+            cfg = requests.get(Endpoint.endpoint_url + "/_fake/config", timeout=5).json()
+            assert (cfg["ec2_limits"], cfg["run_request_burst"], cfg["run_resource_rate"]) == (True, 1, 0.5)
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
