@@ -5,7 +5,9 @@
     slots each group keeps, adds and drops) and lays the plan out as parts:
     one step, the hosts of one group, the removals of one group.
     sch_plan_next then makes the jobs of the parts in order, so a slice
-    costs what its own jobs cost, however big the plan. */
+    costs what its own jobs cost, however big the plan. With aws batches
+    (the snapshot's aws_batch_max), an agent group's missing slots are a
+    part of batch jobs and its removals a part of one job. */
 #include "sch_plan.h"
 #include "dx_spec.h"
 #include "dx_netplan.h"
@@ -19,7 +21,7 @@
 
 #define S_MAX_SLOTS 4096                /* more hosts than any group may have */
 
-typedef enum { S_STEP, S_HOSTS, S_REMOVALS } s_kind_t;
+typedef enum { S_STEP, S_HOSTS, S_BATCHES, S_REMOVALS } s_kind_t;
 
 /*  A run of consecutive jobs of the plan. */
 typedef struct {
@@ -27,9 +29,11 @@ typedef struct {
     const char *step;                   /* S_STEP: its kind, which is its id */
     const char *need;                   /* S_STEP: the step it needs, or NULL */
     const char *role;                   /* S_HOSTS: access, master or agent */
-    char group [32];                    /* S_HOSTS, S_REMOVALS */
-    const json_t *spec;                 /* S_HOSTS of agents: the group, the snapshot's */
-    int *slots;                         /* S_HOSTS, S_REMOVALS: ascending */
+    char group [32];                    /* S_HOSTS, S_BATCHES, S_REMOVALS */
+    const json_t *spec;                 /* S_HOSTS of agents, S_BATCHES: the group, the snapshot's */
+    int *slots;                         /* S_HOSTS, S_BATCHES, S_REMOVALS: ascending */
+    size_t nslots;                      /* S_BATCHES, S_REMOVALS of one job */
+    size_t batch;                       /* S_BATCHES: the most slots of a job */
     size_t count;                       /* its jobs */
 } s_part_t;
 
@@ -74,6 +78,7 @@ struct sch_plan {
     char uid [13];
     json_t *config;                     /* the config without bookkeeping */
     int64_t generation;
+    size_t batch_max;                   /* aws agents per batch step; 0: one host step each */
     s_part_t *parts;
     size_t nparts, cap;
     size_t size;                        /* jobs of all parts */
@@ -200,10 +205,11 @@ s_slot_order (const void *a, const void *b)
     and fills up with the lowest free numbers (into want), both ascending.
     Newest is by recorded launch time, then by slot; the masters go by
     slot alone, as their fixed addresses (dx_netplan.h: base + slot) must
-    stay the first n. 0, or -1 when out of memory. */
+    stay the first n. Marks the recorded slots kept in kept (S_MAX_SLOTS
+    bytes, zeroed). 0, or -1 when out of memory. */
 static int
 s_plan_slots (const json_t *resources, const char *group, const json_t *recorded, size_t n,
-              s_part_t *want, s_part_t *drop)
+              s_part_t *want, s_part_t *drop, unsigned char *kept)
 {
     size_t count = json_array_size (recorded);
     s_host_t *hosts = (s_host_t *) calloc (count + 1, sizeof *hosts);
@@ -230,7 +236,6 @@ s_plan_slots (const json_t *resources, const char *group, const json_t *recorded
     for (size_t i = keep; i < unique; i++)
         drop->slots [drop->count++] = hosts [i].slot;
     qsort (drop->slots, drop->count, sizeof (int), s_slot_order);
-    unsigned char kept [S_MAX_SLOTS] = { 0 };
     for (size_t i = 0; i < keep; i++)
         kept [hosts [i].slot] = 1;
     size_t fill = n - keep;
@@ -247,21 +252,58 @@ s_plan_slots (const json_t *resources, const char *group, const json_t *recorded
     return 0;
 }
 
+/*  With batches: moves the slots of want into two parts of batch jobs,
+    each job a run of at most batch_max of them: the recorded ones (kept
+    set), whose batches find their hosts and launch none, then the
+    missing ones. 0, or -1 when out of memory. */
+static int
+s_plan_batches (const sch_plan_t *self, s_part_t *want, const unsigned char *kept,
+                s_part_t *found, s_part_t *added)
+{
+    found->slots = (int *) calloc (want->count + 1, sizeof (int));
+    added->slots = (int *) calloc (want->count + 1, sizeof (int));
+    if (!found->slots || !added->slots)
+        return -1;
+    for (size_t i = 0; i < want->count; i++) {
+        s_part_t *part = kept [want->slots [i]]? found: added;
+        part->slots [part->nslots++] = want->slots [i];
+    }
+    want->count = 0;
+    s_part_t *parts [2] = { found, added };
+    for (int i = 0; i < 2; i++) {
+        parts [i]->batch = self->batch_max;
+        parts [i]->count = (parts [i]->nslots + self->batch_max - 1) / self->batch_max;
+    }
+    return 0;
+}
+
 /*  The parts of one group that wants n hosts in role (NULL: a deleted
-    group, which only loses hosts): its hosts, then its removals. spec is
-    an agent group's spec. */
+    group, which only loses hosts): its hosts, or with batches (aws
+    agents) the batches of its recorded hosts and of its missing ones;
+    then its removals. spec is an agent group's spec. */
 static int
 s_plan_add_group (sch_plan_t *self, const json_t *resources, const json_t *recorded,
                   const char *group, const char *role, const json_t *spec, size_t n)
 {
     s_part_t want = { .kind = S_HOSTS, .role = role, .spec = spec };
+    s_part_t found = { .kind = S_BATCHES, .role = role, .spec = spec };
+    s_part_t added = found;
     s_part_t drop = { .kind = S_REMOVALS };
     snprintf (want.group, sizeof want.group, "%s", group);
+    snprintf (found.group, sizeof found.group, "%s", group);
+    snprintf (added.group, sizeof added.group, "%s", group);
     snprintf (drop.group, sizeof drop.group, "%s", group);
+    unsigned char kept [S_MAX_SLOTS] = { 0 };
     int rc = s_plan_slots (resources, group, json_object_get (recorded, group),
-                           n < S_MAX_SLOTS? n: S_MAX_SLOTS, &want, &drop);
-    s_part_t *parts [2] = { &want, &drop };
-    for (int i = 0; i < 2 && rc == 0; i++) {
+                           n < S_MAX_SLOTS? n: S_MAX_SLOTS, &want, &drop, kept);
+    if (rc == 0 && self->batch_max && role && strcmp (role, "agent") == 0)
+        rc = s_plan_batches (self, &want, kept, &found, &added);
+    if (rc == 0 && self->batch_max && drop.count) {
+        drop.nslots = drop.count;       /* one remove.GROUP */
+        drop.count = 1;
+    }
+    s_part_t *parts [4] = { &want, &found, &added, &drop };
+    for (int i = 0; i < 4 && rc == 0; i++) {
         if (parts [i]->count == 0)
             continue;
         s_part_t *part = s_plan_part (self, parts [i]->kind);
@@ -272,8 +314,8 @@ s_plan_add_group (sch_plan_t *self, const json_t *resources, const json_t *recor
             parts [i]->slots = NULL;    /* the plan's now */
         }
     }
-    free (want.slots);
-    free (drop.slots);
+    for (int i = 0; i < 4; i++)
+        free (parts [i]->slots);
     return rc;
 }
 
@@ -398,6 +440,16 @@ s_plan_job_of (json_t *step, json_t *needs)
                       "step", step);
 }
 
+/*  The host name of a group's host. */
+static void
+s_plan_hostname (const sch_plan_t *self, const char *group, int slot, char *buf, size_t size)
+{
+    if (strcmp (group, "masters") == 0)
+        snprintf (buf, size, "%s-master-%d", self->name, slot);
+    else
+        snprintf (buf, size, "%s-%s-%d", self->name, group, slot);
+}
+
 /*  One host step. group NULL: the access node. */
 static json_t *
 s_plan_host (const sch_plan_t *self, const char *role, const char *group, int slot)
@@ -466,14 +518,53 @@ s_plan_removal (const sch_plan_t *self, const char *group, int slot)
 {
     char id [64], hostname [64];
     snprintf (id, sizeof id, "remove.%s.%d", group, slot);
-    if (strcmp (group, "masters") == 0)
-        snprintf (hostname, sizeof hostname, "%s-master-%d", self->name, slot);
-    else
-        snprintf (hostname, sizeof hostname, "%s-%s-%d", self->name, group, slot);
+    s_plan_hostname (self, group, slot, hostname, sizeof hostname);
     json_t *step = s_plan_step (self, "remove", id);
     json_object_set_new (step, "group", json_string (group));
     json_object_set_new (step, "slot", json_integer (slot));
     json_object_set_new (step, "hostname", json_string (hostname));
+    return step;
+}
+
+/*  The one remove step of a group's count hosts of slots (batches on). */
+static json_t *
+s_plan_removals (const sch_plan_t *self, const char *group, const int *slots, size_t count)
+{
+    char id [64], hostname [64];
+    snprintf (id, sizeof id, "remove.%s", group);
+    json_t *step = s_plan_step (self, "remove", id);
+    json_t *numbers = json_array (), *names = json_array ();
+    for (size_t i = 0; i < count; i++) {
+        s_plan_hostname (self, group, slots [i], hostname, sizeof hostname);
+        json_array_append_new (numbers, json_integer (slots [i]));
+        json_array_append_new (names, json_string (hostname));
+    }
+    json_object_set_new (step, "group", json_string (group));
+    json_object_set_new (step, "slots", numbers);
+    json_object_set_new (step, "hostnames", names);
+    return step;
+}
+
+/*  The batch step of an agent group's count hosts of slots: hosts.GROUP.FIRST. */
+static json_t *
+s_plan_batch (const sch_plan_t *self, const char *group, const int *slots, size_t count)
+{
+    char id [64], hostname [64], token [65];
+    snprintf (id, sizeof id, "hosts.%s.%d", group, slots [0]);
+    snprintf (token, sizeof token, "%s-%lld-%s-b%d", self->uid, (long long) self->generation,
+              group, slots [0]);
+    json_t *step = s_plan_step (self, "hosts", id);
+    json_t *numbers = json_array (), *names = json_array ();
+    for (size_t i = 0; i < count; i++) {
+        s_plan_hostname (self, group, slots [i], hostname, sizeof hostname);
+        json_array_append_new (numbers, json_integer (slots [i]));
+        json_array_append_new (names, json_string (hostname));
+    }
+    json_object_set_new (step, "role", json_string ("agent"));
+    json_object_set_new (step, "group", json_string (group));
+    json_object_set_new (step, "slots", numbers);
+    json_object_set_new (step, "hostnames", names);
+    json_object_set_new (step, "client_token", json_string (token));
     return step;
 }
 
@@ -494,9 +585,19 @@ s_plan_job (const sch_plan_t *self, const s_part_t *part, size_t i)
     if (part->kind == S_STEP)
         return s_plan_job_of (s_plan_step (self, part->step, part->step),
                               part->need? json_pack ("[s]", part->need): NULL);
+    if (part->kind == S_REMOVALS && part->nslots)
+        return s_plan_job_of (s_plan_removals (self, part->group, part->slots, part->nslots),
+                              NULL);
     if (part->kind == S_REMOVALS)
         return s_plan_job_of (s_plan_removal (self, part->group, part->slots [i]), NULL);
     json_t *step;
+    if (part->kind == S_BATCHES) {
+        size_t first = i * part->batch;
+        size_t count = part->nslots - first < part->batch? part->nslots - first: part->batch;
+        step = s_plan_batch (self, part->group, part->slots + first, count);
+        s_plan_host_agent (step, part->spec);
+        return s_plan_job_of (step, s_plan_host_needs (self));
+    }
     if (strcmp (part->role, "access") == 0) {
         step = s_plan_host (self, "access", NULL, 0);
         s_plan_host_plain (step, self->cloud->access_type, SCH_PLAN_ACCESS_DISK);
@@ -558,6 +659,10 @@ sch_plan_new (const json_t *snapshot, const json_t *resources, char *err, size_t
     self->type = json_string_value (json_object_get (cluster, "type"));
     self->generation = json_integer_value (json_object_get (snapshot, "generation"));
     sch_plan_uid (name, json_string_value (json_object_get (cluster, "created_at")), self->uid);
+    json_int_t batch_max = json_integer_value (json_object_get (snapshot, "aws_batch_max"));
+    if (strcmp (provider, "aws") == 0 && batch_max > 0)
+        self->batch_max = batch_max < SCH_PLAN_AWS_BATCH_MAX? (size_t) batch_max
+                                                             : SCH_PLAN_AWS_BATCH_MAX;
     self->config = json_deep_copy (config);
     //  Bookkeeping and fingerprints are not for workers
     json_object_del (self->config, "updated_at");

@@ -20,7 +20,15 @@
     leading step);
     and a `remove` for every recorded host
     that is no longer wanted: a group that shrank loses its highest slots
-    (its newest hosts), a deleted group all of them. A group of n hosts
+    (its newest hosts), a deleted group all of them. On aws, with the
+    snapshot's `aws_batch_max` above 0 (the scheduler's setting when the
+    snapshot was taken, so a plan made again is the same), an agent
+    group's hosts are `hosts` steps (hosts.GROUP.FIRST, up to
+    aws_batch_max slots each, ascending): first those of its recorded
+    slots (which find their hosts and launch none: a batch's hosts carry
+    no host name tag for a host step to find them by), then those of the
+    slots that no recorded host holds; and a group's removals are one
+    step, remove.GROUP, with the slots and host names. A group of n hosts
     keeps its n lowest recorded slots and fills up with the lowest free
     slot numbers, so a host whose step ran but whose result was lost is
     found again (by its host name tag) rather than duplicated.
@@ -53,6 +61,11 @@
 /*  The VPN's steps, on every provider (services/vpn, docs/vpn.md). */
 #define SCH_PLAN_VPN_SERVER        "vpn.server"
 #define SCH_PLAN_VPN_PROFILE       "vpn.profile"
+
+/*  The most agents one aws `hosts` step launches: the default of the
+    scheduler's DEXTER_AWS_BATCH_MAX, and its upper limit (EC2 launches up
+    to 1,000 instances at once, docs/aws.md). */
+#define SCH_PLAN_AWS_BATCH_MAX     1000
 
 typedef struct sch_plan sch_plan_t;
 

@@ -744,6 +744,299 @@ test_uid (void **state)
     assert_string_equal (a, c);
 }
 
+/*  s_snapshot with the scheduler's aws batch size. */
+static json_t *
+s_batched (json_t *snapshot, int batch_max)
+{
+    json_object_set_new (snapshot, "aws_batch_max", json_integer (batch_max));
+    return snapshot;
+}
+
+/*  The slots of a step, space-separated, into buf. */
+static const char *
+s_slots (const json_t *job, char *buf, size_t size)
+{
+    buf [0] = 0;
+    size_t i;
+    json_t *slot;
+    json_array_foreach (json_object_get (json_object_get (job, "step"), "slots"), i, slot) {
+        size_t len = strlen (buf);
+        snprintf (buf + len, size - len, "%s%lld", i? " ": "",
+                  (long long) json_integer_value (slot));
+    }
+    return buf;
+}
+
+/*  Batches on: an aws agent group's new hosts are hosts steps of at most
+    aws_batch_max slots, with the fields of an agent's host step but the
+    slots and host names in place of one's; the access node and the
+    masters keep a host step each. 0, or no aws_batch_max: host steps. */
+static void
+test_batch_fresh_deploy (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_batched (s_snapshot ("deploy", 1, "g1:3:role1", "pub:2:slave_public",
+                                              NULL), 1000);
+    char err [256], ids [4096], slots [4096];
+    json_t *plan = s_build (snapshot, NULL, err, sizeof err);
+    assert_non_null (plan);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair vpn.server host.access vpn.profile "
+                         "host.masters.0 host.masters.1 host.masters.2 hosts.g1.0 hosts.pub.0");
+    s_check_order (plan);
+    const json_t *job = s_job (plan, "hosts.g1.0");
+    const json_t *host = s_job (plan, "host.masters.0");
+    char needs [256], host_needs [256];
+    assert_string_equal (s_needs (job, needs, sizeof needs),
+                         s_needs (host, host_needs, sizeof host_needs));
+    const json_t *step = json_object_get (job, "step");
+    assert_string_equal (json_string_value (json_object_get (job, "kind")), "hosts");
+    assert_string_equal (json_string_value (json_object_get (step, "kind")), "hosts");
+    assert_string_equal (s_slots (job, slots, sizeof slots), "0 1 2");
+    json_t *names = json_object_get (step, "hostnames");
+    assert_int_equal (json_array_size (names), 3);
+    assert_string_equal (json_string_value (json_array_get (names, 0)), "c1-g1-0");
+    assert_string_equal (json_string_value (json_array_get (names, 2)), "c1-g1-2");
+    assert_null (json_object_get (step, "slot"));
+    assert_null (json_object_get (step, "hostname"));
+    assert_null (json_object_get (step, "private_ip"));
+    assert_string_equal (json_string_value (json_object_get (step, "role")), "agent");
+    assert_string_equal (json_string_value (json_object_get (step, "group")), "g1");
+    assert_string_equal (json_string_value (json_object_get (step, "group_role")), "role1");
+    assert_string_equal (json_string_value (json_object_get (step, "instance_type")),
+                         "r3.xlarge");
+    assert_int_equal (json_integer_value (json_object_get (step, "disk_size")), 50);
+    assert_int_equal (json_array_size (json_object_get (step, "disks")), 1);
+    assert_string_equal (json_string_value (json_object_get (json_object_get (step, "attributes"),
+                                                             "foo")), "bar");
+    assert_string_equal (json_string_value (json_object_get (json_object_get (step, "vars"),
+                                                             "x")), "1");
+    assert_true (json_is_false (json_object_get (step, "public")));
+    assert_true (json_is_true (json_object_get (json_object_get (s_job (plan, "hosts.pub.0"),
+                                                                 "step"), "public")));
+    const char *token = json_string_value (json_object_get (step, "client_token"));
+    assert_non_null (token);
+    assert_true (strlen (token) <= 64);
+    assert_string_not_equal (token, json_string_value (json_object_get (
+        json_object_get (s_job (plan, "hosts.pub.0"), "step"), "client_token")));
+    //  The masters' steps are a host step's, as without batches
+    assert_string_equal (json_string_value (json_object_get (json_object_get (host, "step"),
+                                                             "kind")), "host");
+    json_decref (plan);
+
+    //  The same snapshot without batches: a host step per agent
+    json_t *unbatched [2] = { s_batched (s_snapshot ("deploy", 1, "g1:3:role1",
+                                                     "pub:2:slave_public", NULL), 0),
+                              s_snapshot ("deploy", 1, "g1:3:role1", "pub:2:slave_public",
+                                          NULL) };
+    for (int i = 0; i < 2; i++) {
+        plan = s_build (unbatched [i], NULL, err, sizeof err);
+        assert_string_equal (s_ids (plan, ids, sizeof ids),
+                             "network security image keypair vpn.server host.access "
+                             "vpn.profile host.masters.0 host.masters.1 host.masters.2 "
+                             "host.g1.0 host.g1.1 host.g1.2 host.pub.0 host.pub.1");
+        json_decref (plan);
+        json_decref (unbatched [i]);
+    }
+    //  Azure has no batches
+    json_decref (snapshot);
+    snapshot = s_batched (s_azure (s_snapshot ("deploy", 1, "g1:3:role1", NULL), NULL), 1000);
+    plan = s_build (snapshot, NULL, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids), "host.g1.0 host.g1.1 host.g1.2"));
+    json_decref (plan);
+    json_decref (snapshot);
+}
+
+/*  1000 new hosts are one batch of 1000, 1001 two (1000 and 1); a batch
+    size of 3 cuts 7 into 3, 3, 1; every wanted slot in exactly one. */
+static void
+test_batch_split (void **state)
+{
+    (void) state;
+    const struct { int hosts, batch; const char *ids; size_t last; } cases [] = {
+        { 1000, 1000, "hosts.big.0", 1000 },
+        { 1001, 1000, "hosts.big.0 hosts.big.1000", 1 },
+        { 7, 3, "hosts.big.0 hosts.big.3 hosts.big.6", 1 },
+        { 6, 3, "hosts.big.0 hosts.big.3", 3 },
+        { 1, 1, "hosts.big.0", 1 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases [0]; c++) {
+        char spec [32], err [256], ids [4096];
+        snprintf (spec, sizeof spec, "big:%d:role1", cases [c].hosts);
+        json_t *snapshot = s_batched (s_snapshot ("deploy", 1, spec, NULL), cases [c].batch);
+        json_t *plan = s_build (snapshot, NULL, err, sizeof err);
+        assert_non_null (plan);
+        const char *all = s_ids (plan, ids, sizeof ids);
+        assert_string_equal (strstr (all, "hosts."), cases [c].ids);
+        unsigned char seen [1001] = { 0 };
+        size_t i, total = 0, batches = 0;
+        json_t *job;
+        json_array_foreach (plan, i, job) {
+            if (strcmp (json_string_value (json_object_get (job, "kind")), "hosts"))
+                continue;
+            json_t *slots = json_object_get (json_object_get (job, "step"), "slots");
+            assert_true (json_array_size (slots) <= (size_t) cases [c].batch);
+            char first [32];
+            snprintf (first, sizeof first, "hosts.big.%lld",
+                      (long long) json_integer_value (json_array_get (slots, 0)));
+            assert_string_equal (json_string_value (json_object_get (job, "id")), first);
+            size_t s;
+            json_t *slot;
+            json_array_foreach (slots, s, slot) {
+                json_int_t n = json_integer_value (slot);
+                assert_true (n >= 0 && n < cases [c].hosts && !seen [n]);
+                seen [n] = 1;
+                if (s)
+                    assert_true (n > json_integer_value (json_array_get (slots, s - 1)));
+            }
+            total += json_array_size (slots);
+            if (++batches == (size_t) (cases [c].hosts + cases [c].batch - 1) / cases [c].batch)
+                assert_int_equal (json_array_size (slots), cases [c].last);
+        }
+        assert_int_equal (total, cases [c].hosts);
+        json_decref (plan);
+        json_decref (snapshot);
+    }
+}
+
+/*  Scale up: the recorded hosts are batches of their own (which launch
+    nothing), the new ones a batch of the lowest free slots, holes first;
+    scale down: one remove.GROUP with the slots and host names that go,
+    the same slots as without batches; a deleted group and masters the
+    same. */
+static void
+test_batch_scale (void **state)
+{
+    (void) state;
+    //  Recorded 0 1 3 5 (holes at 2 and 4), 7 wanted: 2 4 6 are added
+    json_t *snapshot = s_batched (s_snapshot ("deploy", 2, "g1:7:role1", NULL), 1000);
+    json_t *resources = json_object ();
+    int recorded [] = { 0, 1, 3, 5 };
+    for (int i = 0; i < 4; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", recorded [i]);
+        json_object_set_new (resources, key, s_host ("running"));
+    }
+    char err [256], ids [4096], slots [256];
+    json_t *plan = s_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids),
+                             "host.masters.2 hosts.g1.0 hosts.g1.2"));
+    assert_null (strstr (ids, "host.g1."));
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.0"), slots, sizeof slots), "0 1 3 5");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.2"), slots, sizeof slots), "2 4 6");
+    json_t *names = json_object_get (json_object_get (s_job (plan, "hosts.g1.2"), "step"),
+                                     "hostnames");
+    assert_string_equal (json_string_value (json_array_get (names, 1)), "c1-g1-4");
+    s_check_order (plan);
+    json_decref (plan);
+    //  A batch of 2: the holes first, then the rest
+    json_object_set_new (snapshot, "aws_batch_max", json_integer (2));
+    plan = s_build (snapshot, resources, err, sizeof err);
+    assert_non_null (strstr (s_ids (plan, ids, sizeof ids),
+                             "host.masters.2 hosts.g1.0 hosts.g1.3 hosts.g1.2 hosts.g1.6"));
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.0"), slots, sizeof slots), "0 1");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.3"), slots, sizeof slots), "3 5");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.2"), slots, sizeof slots), "2 4");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.6"), slots, sizeof slots), "6");
+    json_decref (plan);
+    //  Nothing missing: the batch of the recorded hosts alone
+    json_decref (snapshot);
+    snapshot = s_batched (s_snapshot ("deploy", 2, "g1:4:role1", NULL), 1000);
+    plan = s_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (strstr (s_ids (plan, ids, sizeof ids), "host.masters.2"),
+                         "host.masters.2 hosts.g1.0");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.0"), slots, sizeof slots), "0 1 3 5");
+    json_decref (plan);
+
+    //  Scale down to 2: the newest go (3 and 5), in one step
+    json_decref (snapshot);
+    snapshot = s_batched (s_snapshot ("deploy", 3, "g1:2:role1", NULL), 1000);
+    plan = s_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair vpn.server host.access vpn.profile "
+                         "host.masters.0 host.masters.1 host.masters.2 "
+                         "hosts.g1.0 remove.g1");
+    assert_string_equal (s_slots (s_job (plan, "hosts.g1.0"), slots, sizeof slots), "0 1");
+    const json_t *remove = s_job (plan, "remove.g1");
+    const json_t *step = json_object_get (remove, "step");
+    assert_string_equal (json_string_value (json_object_get (step, "kind")), "remove");
+    assert_string_equal (json_string_value (json_object_get (step, "group")), "g1");
+    assert_string_equal (s_slots (remove, slots, sizeof slots), "3 5");
+    names = json_object_get (step, "hostnames");
+    assert_int_equal (json_array_size (names), 2);
+    assert_string_equal (json_string_value (json_array_get (names, 0)), "c1-g1-3");
+    assert_string_equal (json_string_value (json_array_get (names, 1)), "c1-g1-5");
+    assert_null (json_object_get (step, "slot"));
+    assert_null (json_object_get (step, "hostname"));
+    assert_int_equal (json_array_size (json_object_get (remove, "needs")), 0);
+    s_check_order (plan);
+    json_decref (plan);
+
+    //  A deleted group and masters beyond the config's: one step each
+    json_object_set_new (resources, "host.gone.0", s_host ("running"));
+    json_object_set_new (resources, "host.gone.1", s_host ("running"));
+    json_object_set_new (resources, "host.gone.2", s_host ("terminated"));
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.masters.%d", slot);
+        json_object_set_new (resources, key, s_host ("running"));
+    }
+    plan = s_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair vpn.server host.access vpn.profile "
+                         "host.masters.0 host.masters.1 host.masters.2 remove.masters "
+                         "hosts.g1.0 remove.g1 remove.gone");
+    assert_string_equal (s_slots (s_job (plan, "remove.masters"), slots, sizeof slots), "3 4");
+    names = json_object_get (json_object_get (s_job (plan, "remove.masters"), "step"),
+                             "hostnames");
+    assert_string_equal (json_string_value (json_array_get (names, 0)), "c1-master-3");
+    assert_string_equal (s_slots (s_job (plan, "remove.gone"), slots, sizeof slots), "0 1");
+    json_decref (plan);
+    //  Without batches, the same slots go, one step each
+    json_object_set_new (snapshot, "aws_batch_max", json_integer (0));
+    plan = s_build (snapshot, resources, err, sizeof err);
+    assert_string_equal (s_ids (plan, ids, sizeof ids),
+                         "network security image keypair vpn.server host.access vpn.profile "
+                         "host.masters.0 host.masters.1 host.masters.2 remove.masters.3 "
+                         "remove.masters.4 host.g1.0 host.g1.1 remove.g1.3 remove.g1.5 "
+                         "remove.gone.0 remove.gone.1");
+    json_decref (plan);
+    json_decref (resources);
+    json_decref (snapshot);
+}
+
+/*  A batched plan in slices equals the whole, and one made again skips
+    what the first made: batches are fixed by the snapshot. */
+static void
+test_batch_slices (void **state)
+{
+    (void) state;
+    json_t *snapshot = s_batched (s_snapshot ("deploy", 1, "a:2500:role1", "b:30:role1", NULL),
+                                  1000);
+    char err [256];
+    json_t *whole = s_build (snapshot, NULL, err, sizeof err);
+    assert_int_equal (json_array_size (whole), 4 + 2 + 1 + 3 + 3 + 1);
+    sch_plan_t *plan = sch_plan_new (snapshot, NULL, err, sizeof err);
+    assert_int_equal (sch_plan_size (plan), json_array_size (whole));
+    json_t *jobs = json_array ();
+    while (sch_plan_next (plan, 2, jobs) > 0)
+        ;
+    assert_true (json_equal (jobs, whole));
+    sch_plan_destroy (&plan);
+    json_decref (jobs);
+    plan = sch_plan_new (snapshot, NULL, err, sizeof err);
+    assert_int_equal (sch_plan_next (plan, 11, NULL), 11);
+    jobs = json_array ();
+    assert_int_equal (sch_plan_next (plan, SIZE_MAX, jobs), 3);
+    assert_true (json_equal (json_array_get (jobs, 0), json_array_get (whole, 11)));
+    assert_string_equal (json_string_value (json_object_get (json_array_get (jobs, 1), "id")),
+                         "hosts.a.2000");
+    sch_plan_destroy (&plan);
+    json_decref (jobs);
+    json_decref (whole);
+    json_decref (snapshot);
+}
+
 int
 main (void)
 {
@@ -761,6 +1054,10 @@ main (void)
         cmocka_unit_test (test_resume_after_restart),
         cmocka_unit_test (test_big_plan),
         cmocka_unit_test (test_uid),
+        cmocka_unit_test (test_batch_fresh_deploy),
+        cmocka_unit_test (test_batch_split),
+        cmocka_unit_test (test_batch_scale),
+        cmocka_unit_test (test_batch_slices),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
