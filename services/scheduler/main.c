@@ -17,6 +17,9 @@
                                (DATA_DIR/curve-scheduler.key)
     DEXTER_HEARTBEAT_MS        heartbeat interval told to workers (1000)
     DEXTER_LEASE_MS            lease of a job told to workers (30000)
+    DEXTER_AWS_BATCH_MAX       the most agents one aws `hosts` step
+                               launches, 0 to 1000; 0: one host step per
+                               agent (1000)
     DEXTER_LOG_LEVEL           debug, info, warn, error (info)
 
     Exits 0 after SIGTERM/SIGINT, 1 if it cannot start.
@@ -28,6 +31,7 @@
 #include "sch_store.h"
 #include "sch_broker.h"
 #include "sch_engine.h"
+#include "sch_plan.h"
 #include "dx_worker.h"
 #include "dx_config.h"
 #include "dx_curve.h"
@@ -59,11 +63,13 @@ main (int argc, char *argv [])
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
     const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
     const char *worker_endpoint = dx_config_str ("WORKER_ENDPOINT", DX_WORKER_DEFAULT_ENDPOINT);
-    int heartbeat_bad, lease_bad;      /* -1 when malformed or out of range */
+    int heartbeat_bad, lease_bad, batch_bad;   /* -1 when malformed or out of range */
     int64_t heartbeat_ms = dx_config_int ("HEARTBEAT_MS", SCH_BROKER_HEARTBEAT_MS, 10,
                                           600000, &heartbeat_bad);
     int64_t lease_ms = dx_config_int ("LEASE_MS", SCH_BROKER_LEASE_MS, 100, 86400000,
                                       &lease_bad);
+    int64_t batch_max = dx_config_int ("AWS_BATCH_MAX", SCH_PLAN_AWS_BATCH_MAX, 0,
+                                       SCH_PLAN_AWS_BATCH_MAX, &batch_bad);
 
     int rc = 1;
     sch_store_t *store = NULL;
@@ -88,6 +94,10 @@ main (int argc, char *argv [])
         dx_error ("cannot start: DEXTER_HEARTBEAT_MS must be 10 to 600000 and "
                   "DEXTER_LEASE_MS 100 to 86400000 (milliseconds)");
     else
+    if (batch_bad)
+        dx_error ("cannot start: DEXTER_AWS_BATCH_MAX must be 0 to %d",
+                  SCH_PLAN_AWS_BATCH_MAX);
+    else
     if (!(broker = sch_broker_new (worker_endpoint, heartbeat_ms, lease_ms, curve)))
         dx_error ("cannot start: cannot bind the workers' endpoint %s "
                   "(DEXTER_WORKER_ENDPOINT)", worker_endpoint);
@@ -97,6 +107,7 @@ main (int argc, char *argv [])
     else {
         sch_server_set_broker (server, broker);
         sch_server_set_engine (server, engine);
+        sch_server_set_aws_batch_max (server, (int) batch_max);
         dx_info ("scheduler serving on %s, workers on %s, redis at %s",
                  sch_server_endpoint (server), sch_broker_endpoint (broker),
                  sch_redis_address (sch_store_redis (store)));

@@ -198,6 +198,10 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
                                   "config", json_object_get (loaded, "config"),
                                   "secrets", json_object_get (loaded, "secrets"),
                                   "groups", sch_groups (json_object_get (loaded, "groups")));
+    //  The plan's batch size is the snapshot's, so a plan made again is the same
+    const char *provider = sch_provider (loaded);
+    if (snapshot && provider && strcmp (provider, "aws") == 0)
+        json_object_set_new (snapshot, "aws_batch_max", json_integer (ctx->aws_batch_max));
     char *sealed = s_deploy_seal_credentials (ctx, credentials);
     char err [256] = "";
     size_t steps = s_deploy_steps (snapshot, json_object_get (loaded, "resources"),

@@ -26,7 +26,9 @@
 /*  Steps that each start one machine are paced per account and region, so
     that however many workers run them, the provider's published rate of
     instance launches holds (dx_netplan.h; each worker holds the same
-    bucket for its own calls). */
+    bucket for its own calls). A `hosts` step, which launches a batch, is
+    not paced here: its worker takes a request and an instance per host
+    from the buckets it shares with the other workers of the account. */
 static const struct {
     const char *provider;
     const char *kind;
@@ -267,13 +269,15 @@ s_engine_record (sch_engine_t *self, const char *name, const sch_store_change_t 
 }
 
 /*  Writes one transition: the job's record (job may be NULL), progress,
-    extra deployment fields (fields, taken, may be NULL), resources and
-    the event (taken, may be NULL); what Redis cannot take now is kept for
-    it (s_engine_record's answer and *serial, serial may be NULL). */
+    extra deployment fields (fields, taken, may be NULL), resources, the
+    host.done events of a batch step (hosts, may be NULL) and the event
+    (taken, may be NULL), in one transaction; what Redis cannot take now
+    is kept for it (s_engine_record's answer and *serial, serial may be
+    NULL). */
 static int
-s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
-                json_t *resources_set, json_t *resources_del, const char *event_type,
-                json_t *event, uint64_t *serial)
+s_engine_write_hosts (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
+                      json_t *resources_set, json_t *resources_del, const json_t *hosts,
+                      const char *event_type, json_t *event, uint64_t *serial)
 {
     json_t *jobs = json_object ();
     if (job)
@@ -286,7 +290,8 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
     sch_store_change_t change = {
         .deployment = fields, .jobs = jobs,
         .resources_set = resources_set, .resources_del = resources_del,
-        .event_type = event_type, .event = event
+        .event_type = event_type, .event = event,
+        .events_type = hosts? "host.done": NULL, .events = hosts
     };
     int rc = s_engine_record (self, d->name, &change, event_type? event_type: "progress",
                               serial);
@@ -297,6 +302,15 @@ s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
     json_decref (fields);
     json_decref (event);
     return rc;
+}
+
+static int
+s_engine_write (sch_engine_t *self, s_deploy_t *d, s_job_t *job, json_t *fields,
+                json_t *resources_set, json_t *resources_del, const char *event_type,
+                json_t *event, uint64_t *serial)
+{
+    return s_engine_write_hosts (self, d, job, fields, resources_set, resources_del, NULL,
+                                 event_type, event, serial);
 }
 
 /*  The pacing bucket of the deployment's account and region, if its
@@ -1181,31 +1195,71 @@ s_backoff_ms (int n)
 
 /*  A host step done on a host that existed already with another instance
     type than the spec's: existing hosts are not rebuilt, so say so. The
-    warning (caller frees), or NULL. */
+    warning (caller frees), or NULL. A batch step (kind hosts) names the
+    first such host of its own. */
 static char *
 s_host_drift (const s_job_t *job, const json_t *resources)
 {
     const json_t *step = json_object_get (job->record, "step");
     const char *wanted = json_string_value (json_object_get (step, "instance_type"));
-    if (!wanted || strcmp (json_string_value (json_object_get (step, "kind")), "host") != 0)
+    const char *kind = json_string_value (json_object_get (step, "kind"));
+    int batch = kind && strcmp (kind, "hosts") == 0;
+    if (!wanted || !kind || (strcmp (kind, "host") && !batch))
         return NULL;
+    const char *group = json_string_value (json_object_get (step, "group"));
+    char prefix [64];
+    snprintf (prefix, sizeof prefix, "host.%s.", group? group: "");
     size_t i;
     json_t *resource;
     json_array_foreach (resources, i, resource) {
         const char *key = json_string_value (json_object_get (resource, "key"));
         const char *actual = json_string_value (json_object_get (resource, "instance_type"));
-        if (key && strcmp (key, job->id) == 0 && actual && *actual && strcmp (actual, wanted)) {
+        int own = key && (batch? strncmp (key, prefix, strlen (prefix)) == 0
+                               : strcmp (key, job->id) == 0);
+        if (own && actual && *actual && strcmp (actual, wanted)) {
+            const char *hostname = json_string_value (json_object_get (
+                                   batch? resource: step, "hostname"));
             char *text = NULL;
             if (asprintf (&text, "host %s runs %s, the spec now says %s: a deploy does not "
                           "rebuild existing hosts; the change applies to hosts added from now "
                           "on (scale the group down and up again to replace them)",
-                          json_string_value (json_object_get (step, "hostname")),
-                          actual, wanted) < 0)
+                          hostname? hostname: key, actual, wanted) < 0)
                 return NULL;
             return text;
         }
     }
     return NULL;
+}
+
+/*  The host.done events of a batch step done (kind hosts): one per host
+    its result recorded, naming the host's own step id (caller owns), or
+    NULL for any other step. */
+static json_t *
+s_batch_hosts (const s_job_t *job, const json_t *resources)
+{
+    const char *kind = json_string_value (json_object_get (job->record, "kind"));
+    if (!kind || strcmp (kind, "hosts"))
+        return NULL;
+    json_t *hosts = json_array ();
+    size_t i;
+    json_t *resource;
+    json_array_foreach (resources, i, resource) {
+        const char *key = json_string_value (json_object_get (resource, "key"));
+        const char *state = json_string_value (json_object_get (resource, "state"));
+        if (!key || strncmp (key, "host.", 5)
+        ||  (state && (strcmp (state, "terminated") == 0 || strcmp (state, "deleted") == 0)))
+            continue;
+        const char *instance = json_string_value (json_object_get (resource, "provider_id"));
+        const char *ip = json_string_value (json_object_get (resource, "private_ip"));
+        const char *hostname = json_string_value (json_object_get (resource, "hostname"));
+        json_array_append_new (hosts, json_pack ("{s:s, s:s, s:I, s:s, s:s, s:s}",
+                               "step", key, "batch", job->id,
+                               "attempt", (json_int_t) job->attempt,
+                               "instance", instance? instance: "",
+                               "private_ip", ip? ip: "",
+                               "hostname", hostname? hostname: ""));
+    }
+    return hosts;
 }
 
 static void
@@ -1228,6 +1282,7 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     json_t *set = json_object (), *del = json_array ();
     s_engine_resources (d, json_object_get (msg, "resources"), set, del, fields);
     const char *type;
+    json_t *hosts = NULL;
     json_t *event = json_pack ("{s:s, s:I, s:s}", "step", job->id,
                                "attempt", (json_int_t) job->attempt,
                                "worker", job->worker_name? job->worker_name: "");
@@ -1235,6 +1290,7 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
         job->status = S_DONE;
         d->done++;
         type = "step.done";
+        hosts = s_batch_hosts (job, json_object_get (msg, "resources"));
         char *warning = s_host_drift (job, json_object_get (msg, "resources"));
         if (warning) {
             dx_warn ("deployment %s: %s", d->name, warning);
@@ -1272,7 +1328,8 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     dx_info ("deployment %s: step %s attempt %lld %s%s%s%s%s", d->name, job->id,
              (long long) dx_msg_int (msg, "attempt", 0), outcome, code? " code=": "", code? code: "",
              message? ": ": "", message? message: "");
-    s_engine_write (self, d, job, fields, set, del, type, event, NULL);
+    s_engine_write_hosts (self, d, job, fields, set, del, hosts, type, event, NULL);
+    json_decref (hosts);
     json_decref (set);
     json_decref (del);
     s_engine_maybe_finish (self, d);

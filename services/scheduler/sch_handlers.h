@@ -24,6 +24,7 @@ typedef struct {
     dx_seal_t *seal;            /* borrowed */
     sch_broker_t *broker;       /* borrowed; NULL: no worker endpoint (tests) */
     sch_engine_t *engine;       /* borrowed; NULL: deployments never run (tests) */
+    int aws_batch_max;          /* DEXTER_AWS_BATCH_MAX, for aws snapshots (sch_plan.h) */
 } sch_ctx_t;
 
 /*  A change. */

@@ -582,6 +582,12 @@ sch_server_set_engine (sch_server_t *self, sch_engine_t *engine)
     self->ctx.engine = engine;
 }
 
+void
+sch_server_set_aws_batch_max (sch_server_t *self, int batch_max)
+{
+    self->ctx.aws_batch_max = batch_max;
+}
+
 /*  The endpoint as bound (an ephemeral port resolved), for logs and tests. */
 const char *
 sch_server_endpoint (sch_server_t *self)

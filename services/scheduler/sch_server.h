@@ -38,6 +38,11 @@ void sch_server_set_broker (sch_server_t *self, sch_broker_t *broker);
     recorded but never run, as unit tests of the handlers want). */
 void sch_server_set_engine (sch_server_t *self, sch_engine_t *engine);
 
+/*  The most agents an aws `hosts` step launches, taken into each
+    deployment's snapshot (sch_plan.h); 0 (the default): one host step
+    per agent. */
+void sch_server_set_aws_batch_max (sch_server_t *self, int batch_max);
+
 /*  The endpoint actually bound (with the port resolved). Borrowed. */
 const char *sch_server_endpoint (sch_server_t *self);
 

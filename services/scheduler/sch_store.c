@@ -505,6 +505,11 @@ sch_store_deployment_change (sch_store_t *self, const char *name,
     }
     if (change->drop_credentials)
         s_batch_del (&batch, name, (const char *[]) { "credentials", NULL });
+    size_t i;
+    json_t *event;
+    json_array_foreach (change->events_type? change->events: NULL, i, event)
+        s_batch_event (&batch, name, change->events_type, now, event);
+    //  Last: the witness of the batch is its last XADD
     if (change->event_type)
         s_batch_event (&batch, name, change->event_type, now, change->event);
     if (!sch_batch_size (&batch))

@@ -120,6 +120,9 @@ int sch_store_deployment_start (sch_store_t *self, const char *name, int64_t gen
       drop_resources:   delete every resource record (all destroyed)
       event_type, event: one event appended to the stream (string and
                      integer members of event become its fields)
+      events_type, events: more events of that type (an array of
+                     objects), appended before event (a batch step's
+                     host.done, one per host)
     Returns 0 when Redis has it, 1 when it is kept for Redis (numbered
     *serial, when not NULL: sch_redis_written), -1 when Redis refused it
     for good (logged; sch_redis_write). */
@@ -132,6 +135,8 @@ typedef struct {
     int drop_resources;
     const char *event_type;
     const json_t *event;
+    const char *events_type;
+    const json_t *events;
 } sch_store_change_t;
 
 int sch_store_deployment_change (sch_store_t *self, const char *name,

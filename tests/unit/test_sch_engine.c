@@ -219,6 +219,33 @@ s_report (dx_worker_job_t *job, const char *kind, const char *id)
                                                     "provider_id", "x-1"));
 }
 
+/*  What a batch step reports (kind hosts, or remove with slots): a
+    host.GROUP.SLOT per slot, running with an instance id and private IP
+    of its slot, or terminated. */
+static void
+s_report_slots (dx_worker_job_t *job, const json_t *step)
+{
+    const char *kind = json_string_value (json_object_get (step, "kind"));
+    const char *group = json_string_value (json_object_get (step, "group"));
+    int hosts = strcmp (kind, "hosts") == 0;
+    size_t i;
+    json_t *slot;
+    json_array_foreach (json_object_get (step, "slots"), i, slot) {
+        char key [64], id [32], ip [32];
+        json_int_t n = json_integer_value (slot);
+        snprintf (key, sizeof key, "host.%s.%lld", group, (long long) n);
+        snprintf (id, sizeof id, "i-%05lld", (long long) n);
+        snprintf (ip, sizeof ip, "10.0.%lld.%lld", (long long) n / 250, (long long) n % 250 + 4);
+        dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}",
+                                                    "key", key, "kind", "instance",
+                                                    "provider_id", id, "private_ip", ip,
+                                                    "hostname", json_string_value (
+                                                        json_array_get (json_object_get (
+                                                            step, "hostnames"), i)),
+                                                    "state", hosts? "running": "terminated"));
+    }
+}
+
 /*  What a step got of the VPN: host.access alone the opened bundle, the
     vpn steps alone the PKI, vpn.profile the access IP. Under S.lock. */
 static void
@@ -296,6 +323,9 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
     else
     if (retry)
         dx_worker_job_retry (job, "RequestLimitExceeded", "Request limit exceeded.");
+    else
+    if (json_object_get (step, "slots"))
+        s_report_slots (job, step);
     else
         s_report (job, kind, id);
     pthread_mutex_lock (&S.lock);
@@ -1439,6 +1469,117 @@ test_workers_heard_before_redis_read (void **state)
     zsock_destroy (&raw);
 }
 
+/*  Batches on (aws): an agent group's hosts are one `hosts` step; its
+    result's many host.GROUP.SLOT resources are recorded in the one
+    transaction of its step.done, with a host.done event per host naming
+    the host's step, the batch, the instance and its address; while Redis
+    refuses writes the whole result is kept, and none of it shows until
+    Redis has all of it. Progress counts the batch as one step. Scale down
+    is one remove.GROUP; destroy drops every record. */
+static void
+test_batch_hosts (void **state)
+{
+    (void) state;
+    T.ctx.aws_batch_max = 1000;
+    zactor_t *a = s_deploy_hanging ("c20", 300, "hosts.g1.0");
+    char *total = s_raw_str ("HGET dexter:{c20}:deployment steps_total");
+    //  network, security, image, keypair, the vpn's 2, access, 1 master, 1 batch
+    assert_string_equal (total, "9");
+    free (total);
+    char *job = s_raw_str ("HGET dexter:{c20}:jobs hosts.g1.0");
+    assert_non_null (strstr (job, "\"kind\":\"hosts\""));
+    free (job);
+    s_refuse_writes (1);
+    s_pump (100);
+    s_hang_release ();
+    s_pump (1000);
+    assert_true (sch_redis_kept (sch_store_redis (T.store)) > 0);
+    redisReply *r = s_raw ("HLEN dexter:{c20}:resources");
+    assert_true (r->integer < 300);
+    freeReplyObject (r);
+    assert_int_equal (s_events ("c20", "host.done"), 0);
+
+    s_refuse_writes (0);
+    char *final = s_wait_final ("c20", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("hosts.g1.0@1:a"), 1);
+    assert_int_equal (s_log_count ("host.g1."), 0);
+    r = s_raw ("HLEN dexter:{c20}:resources");
+    assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 300);
+    freeReplyObject (r);
+    char *host = s_raw_str ("HGET dexter:{c20}:resources host.g1.299");
+    assert_non_null (strstr (host, "\"provider_id\":\"i-00299\""));
+    free (host);
+    char *done = s_raw_str ("HGET dexter:{c20}:deployment steps_done");
+    assert_string_equal (done, "9");
+    free (done);
+    assert_int_equal (s_events ("c20", "step.started"), 9);
+    assert_int_equal (s_events ("c20", "step.done"), 9);
+    assert_int_equal (s_events ("c20", "host.done"), 300);
+    char *step = s_event_field ("c20", "host.done", "step");
+    char *batch = s_event_field ("c20", "host.done", "batch");
+    char *instance = s_event_field ("c20", "host.done", "instance");
+    char *ip = s_event_field ("c20", "host.done", "private_ip");
+    assert_string_equal (step, "host.g1.0");
+    assert_string_equal (batch, "hosts.g1.0");
+    assert_string_equal (instance, "i-00000");
+    assert_string_equal (ip, "10.0.0.4");
+    free (step), free (batch), free (instance), free (ip);
+    //  Each host once, and the batch's step.done after its hosts'
+    r = s_raw ("XRANGE dexter:{c20}:events - +");
+    unsigned char seen [300] = { 0 };
+    size_t hosts_seen = 0, batch_done = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *type = s_entry_field (r->element [i], "type");
+        const char *of = s_entry_field (r->element [i], "step");
+        if (strcmp (type, "host.done") == 0) {
+            int slot = atoi (of + strlen ("host.g1."));
+            assert_true (slot >= 0 && slot < 300 && !seen [slot] && !batch_done);
+            seen [slot] = 1;
+            hosts_seen++;
+        }
+        if (strcmp (type, "step.done") == 0 && strcmp (of, "hosts.g1.0") == 0)
+            batch_done = i;
+    }
+    assert_int_equal (hosts_seen, 300);
+    assert_true (batch_done > 0);
+    freeReplyObject (r);
+
+    //  Scale down to 100: the 200 newest go, in one step
+    s_script_reset ();
+    freeReplyObject (s_raw ("HSET dexter:{c20}:groups g1 %s",
+                            "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},\"vars\":{},"
+                            "\"instance_type\":\"r3.xlarge\",\"cpus\":400,\"ram\":8,"
+                            "\"disk_size\":50,\"customhwconf\":{\"disks\":[]},\"hosts\":100}"));
+    s_deploy ("c20", "deploy", 5);
+    final = s_wait_final ("c20", 15000);
+    assert_string_equal (final, "deployed");
+    free (final);
+    assert_int_equal (s_log_count ("remove.g1@1:a"), 1);
+    assert_int_equal (s_log_count ("hosts.g1.0@1:a"), 1);
+    assert_int_equal (s_log_count ("@"), 10);      /* the 9 and remove.g1 */
+    r = s_raw ("HLEN dexter:{c20}:resources");
+    assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 100);
+    freeReplyObject (r);
+    r = s_raw ("HEXISTS dexter:{c20}:resources host.g1.100");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    r = s_raw ("HEXISTS dexter:{c20}:resources host.g1.99");
+    assert_int_equal (r->integer, 1);
+    freeReplyObject (r);
+
+    s_script_reset ();
+    s_deploy ("c20", "destroy", 5);
+    final = s_wait_final ("c20", 15000);
+    assert_string_equal (final, "destroyed");
+    free (final);
+    r = s_raw ("EXISTS dexter:{c20}:resources");
+    assert_int_equal (r->integer, 0);
+    freeReplyObject (r);
+    zactor_destroy (&a);
+}
+
 int
 main (void)
 {
@@ -1472,6 +1613,7 @@ main (void)
                                          s_test_teardown),
         cmocka_unit_test_setup_teardown (test_workers_heard_before_redis_read, s_test_setup,
                                          s_test_teardown),
+        cmocka_unit_test_setup_teardown (test_batch_hosts, s_test_setup, s_test_teardown),
     };
     return cmocka_run_group_tests (tests, s_setup, s_teardown);
 }
