@@ -20,6 +20,14 @@ dx_bucket_init (dx_bucket_t *self, double burst, double rate, int64_t now_ms)
 int64_t
 dx_bucket_take (dx_bucket_t *self, int64_t now_ms)
 {
+    return dx_bucket_take_n (self, 1, now_ms);
+}
+
+int64_t
+dx_bucket_take_n (dx_bucket_t *self, double n, int64_t now_ms)
+{
+    if (n > self->burst)
+        n = self->burst;                /* more would never be there */
     if (self->rate <= 0)
         return 0;                       /* no limit */
     if (now_ms > self->last_ms) {       /* a clock that goes back refills nothing */
@@ -30,11 +38,11 @@ dx_bucket_take (dx_bucket_t *self, int64_t now_ms)
     }
     /* The tolerance absorbs rounding: a wait computed below always ends
        with a whole token. */
-    if (self->tokens >= 1.0 - 1e-9) {
-        self->tokens -= 1.0;
+    if (self->tokens >= n - 1e-9) {
+        self->tokens -= n;
         return 0;
     }
-    int64_t wait = (int64_t) ceil ((1.0 - self->tokens) * 1000.0 / self->rate);
+    int64_t wait = (int64_t) ceil ((n - self->tokens) * 1000.0 / self->rate);
     return wait > 0 ? wait : 1;
 }
 
@@ -99,12 +107,19 @@ dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
 int64_t
 dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate)
 {
+    return dx_ratelimit_wait_n (self, key, burst, rate, 1);
+}
+
+int64_t
+dx_ratelimit_wait_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
+                     double n)
+{
     int64_t waited = 0;
     while (1) {
         pthread_mutex_lock (&self->lock);
         int64_t now = dx_mono_ms ();
         dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, now);
-        int64_t wait = bucket? dx_bucket_take (bucket, now): 0;
+        int64_t wait = bucket? dx_bucket_take_n (bucket, n, now): 0;
         pthread_mutex_unlock (&self->lock);
         if (wait <= 0)
             break;

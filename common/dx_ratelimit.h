@@ -29,6 +29,12 @@ void dx_bucket_init (dx_bucket_t *self, double burst, double rate, int64_t now_m
     will be there (the caller waits that long and asks again). */
 int64_t dx_bucket_take (dx_bucket_t *self, int64_t now_ms);
 
+/*  The same for n tokens at once (EC2's instance bucket: a RunInstances
+    of n instances takes n): all of them, or none and the milliseconds
+    until n will be there. n above burst is taken as burst, so a take
+    always ends. */
+int64_t dx_bucket_take_n (dx_bucket_t *self, double n, int64_t now_ms);
+
 typedef struct dx_ratelimit dx_ratelimit_t;
 
 dx_ratelimit_t *dx_ratelimit_new (void);
@@ -45,5 +51,9 @@ dx_bucket_t *dx_ratelimit_bucket (dx_ratelimit_t *self, const char *key,
     slept (0 when a token was there). Out of memory, it takes nothing and
     does not wait. */
 int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double rate);
+
+/*  The same for n tokens at once (dx_bucket_take_n). */
+int64_t dx_ratelimit_wait_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
+                             double n);
 
 #endif

@@ -460,6 +460,18 @@ aws_ec2_action_class (const char *action, double *burst, double *rate)
     return "Other";
 }
 
+/*  The MaxCount of RunInstances' params (1 when absent or not a number). */
+static double
+s_max_count (const aws_params_t *params)
+{
+    for (size_t i = 0; params && i < params->count; i++)
+        if (strcmp (params->pairs [i].key, "MaxCount") == 0) {
+            long n = strtol (params->pairs [i].value, NULL, 10);
+            return n > 0? (double) n: 1;
+        }
+    return 1;
+}
+
 /*  One try: the document, or NULL with *err and *cls set. */
 static xmlDocPtr
 s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cls)
@@ -524,6 +536,24 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
     const char *class = aws_ec2_action_class (action, &burst, &rate);
     char key [512];
     snprintf (key, sizeof key, "%s|%s|%s", self->access_key, self->region, class);
+
+    //  RunInstances also takes one token of the instance bucket per
+    //  instance it may launch (MaxCount), once: a retry with the same
+    //  ClientToken launches nothing more
+    double instances = strcmp (action, "RunInstances") == 0? s_max_count (params): 0;
+    if (instances > 0) {
+        char ikey [512];
+        snprintf (ikey, sizeof ikey, "%s|%s|RunInstances.instances", self->access_key,
+                  self->region);
+        int64_t waited = dx_ratelimit_wait_n (self->limits, ikey, AWS_EC2_INSTANCE_BURST,
+                                              AWS_EC2_INSTANCE_RATE, instances);
+        memset (ikey, 0, sizeof ikey);
+        if (waited > 0) {
+            dx_debug ("ec2 %s waited %lld ms for %.0f instance tokens", action,
+                      (long long) waited, instances);
+            dx_cloud_metrics_wait ("aws", waited / 1000.0);
+        }
+    }
 
     dx_retry_t retry;
     dx_retry_init (&retry, &self->retry);

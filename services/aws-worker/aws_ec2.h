@@ -112,7 +112,13 @@ xmlDocPtr aws_ec2_call (aws_ec2_t *self, const char *action,
     burst 100, 20/s), "RunInstances" (DX_AWS_LAUNCH_BURST and _RATE of
     dx_netplan.h, which the scheduler paces hosts with), "Other" (burst
     200, 5/s): the rates AWS publishes. A registry shared with
-    aws_ec2_set_limits keys its buckets ACCESS_KEY_ID|REGION|CLASS. */
+    aws_ec2_set_limits keys its buckets ACCESS_KEY_ID|REGION|CLASS.
+    RunInstances takes, besides its request token, one token per instance
+    of its MaxCount from EC2's instance bucket (AWS_EC2_INSTANCE_BURST,
+    _RATE), keyed ACCESS_KEY_ID|REGION|RunInstances.instances. */
+#define AWS_EC2_INSTANCE_BURST  1000
+#define AWS_EC2_INSTANCE_RATE   2       /* per second */
+
 const char *aws_ec2_action_class (const char *action, double *burst, double *rate);
 
 /*  Retry class of an EC2 error code with its HTTP status. */

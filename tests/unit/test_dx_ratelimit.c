@@ -41,6 +41,24 @@ test_burst_then_rate (void **state)
     assert_int_equal (dx_bucket_take (&b, 0), 200);
 }
 
+/*  n tokens at once (EC2's instance bucket, 1,000 at 2/s): all or none,
+    the wait is until all n are there, and more than burst is burst. */
+static void
+test_take_n (void **state)
+{
+    (void) state;
+    dx_bucket_t b;
+    dx_bucket_init (&b, 1000, 2, 0);
+    assert_int_equal (dx_bucket_take_n (&b, 600, 0), 0);
+    assert_int_equal (dx_bucket_take_n (&b, 500, 0), 50000);   /* 100 short at 2/s */
+    assert_int_equal (dx_bucket_take_n (&b, 400, 0), 0);       /* the refused take took none */
+    assert_int_equal (dx_bucket_take_n (&b, 1, 0), 500);
+    assert_int_equal (dx_bucket_take_n (&b, 20, 10000), 0);
+    assert_int_equal (dx_bucket_take_n (&b, 5000, 10000), 500000);  /* burst: 1000 */
+    assert_int_equal (dx_bucket_take_n (&b, 5000, 510000), 0);
+    assert_int_equal (dx_bucket_take (&b, 510000), 500);
+}
+
 /*  Idle time refills up to burst, never beyond. */
 static void
 test_refill_capped (void **state)
@@ -158,6 +176,7 @@ main (void)
 {
     const struct CMUnitTest tests [] = {
         cmocka_unit_test (test_burst_then_rate),
+        cmocka_unit_test (test_take_n),
         cmocka_unit_test (test_refill_capped),
         cmocka_unit_test (test_wait_is_enough),
         cmocka_unit_test (test_registry),
