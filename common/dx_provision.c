@@ -240,7 +240,20 @@ s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *
     self->role = s_field (self, step, "role", 16, "", false);
     self->type = s_field (self, step, "cluster_type", 16, "", false);
     self->provider = s_field (self, step, "provider", 16, "", false);
-    self->hostname = s_field (self, step, "hostname", 63, "-", false);
+    const json_t *batch = json_object_get (step, "batch");
+    if (batch) {
+        //  A batch of agents: each works its name out (dx_provision.h)
+        self->batched = true;
+        self->hostname_prefix = s_field (self, step, "hostname_prefix", 54, "-", false);
+        self->batch = json_is_integer (batch)? (long long) json_integer_value (batch): -1;
+        if (self->batch < 0 || self->batch > 99999999)
+            dx_prov_fail (self, "host step: batch must be a slot, 0 to 99999999");
+        snprintf (self->batch_label, sizeof self->batch_label, "%s(%lld+index)",
+                  self->hostname_prefix, self->batch);
+        self->hostname = self->batch_label;
+    }
+    else
+        self->hostname = s_field (self, step, "hostname", 63, "-", false);
     self->group = json_string_value (json_object_get (step, "group"));
     if (!dx_spec_name_valid (self->group))
         dx_prov_fail (self, "host step: group is missing or not a name");
@@ -258,6 +271,9 @@ s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *
         dx_prov_fail (self, "host step: cluster_type must be mesos or dcos");
     if (strcmp (self->provider, "aws") && strcmp (self->provider, "azure"))
         dx_prov_fail (self, "host step: provider must be aws or azure");
+    if (self->batched && (strcmp (self->provider, "aws") || strcmp (self->role, "agent")))
+        dx_prov_fail (self, "host step: only aws agents come in batches (the slot is EC2's "
+                      "ami-launch-index plus the batch)");
     if (!*self->group_role)
         self->group_role = strcmp (self->role, "agent") == 0? "*": self->role;
 
@@ -412,6 +428,17 @@ s_gzip (const char *data, size_t *size)
     return out;
 }
 
+/*  The host name of a step for a message: its hostname, or its batch's
+    prefix. */
+static const char *
+s_hostname_of (const json_t *step)
+{
+    const char *name = json_string_value (json_object_get (step, "hostname"));
+    if (!name)
+        name = json_string_value (json_object_get (step, "hostname_prefix"));
+    return name? name: "?";
+}
+
 char *
 dx_provision_user_data (const char *cluster, const json_t *step, const json_t *credentials,
                         char *err, size_t errlen)
@@ -434,7 +461,7 @@ dx_provision_user_data (const char *cluster, const json_t *step, const json_t *c
         if (packed && err)
             snprintf (err, errlen, "the user data of host %s is %zu bytes, %zu gzipped; %s takes "
                       "at most %zu (the group's vars and attributes are too large)",
-                      json_string_value (json_object_get (step, "hostname")), plain, size,
+                      s_hostname_of (step), plain, size,
                       aws? "EC2": "Azure", limit);
         dx_free_wiped (packed);
     }

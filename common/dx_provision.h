@@ -66,4 +66,11 @@ char *dx_provision_document (const char *cluster, const json_t *step,
 char *dx_provision_user_data (const char *cluster, const json_t *step,
                               const json_t *credentials, char *err, size_t errlen);
 
+/*  A batch of aws agents (the `hosts` step of proto/PROTOCOL.md) shares
+    one document: its step has `hostname_prefix` (the host names but the
+    slot) and `batch` (the first slot of the RunInstances call) in place
+    of `hostname`, and each instance names itself prefix + (batch + its
+    ami-launch-index), read from the instance metadata (IMDSv2) before
+    anything uses the name; /etc/dexter/cluster gets DEXTER_HOSTNAME then. */
+
 #endif

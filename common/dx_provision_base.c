@@ -78,6 +78,36 @@ static const char *const s_disk_functions [] = {
     NULL
 };
 
+static const char *const s_imds [] = {
+    "# One document for a whole batch: this instance's slot is the batch's",
+    "# first plus its place in the launch, ami-launch-index, read from the",
+    "# instance metadata (IMDSv2: a session token first).",
+    "dx_imds () {",
+    "    local token",
+    "    token=$(curl -fsS --retry 10 --retry-connrefused -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' http://169.254.169.254/latest/api/token) || return 1",
+    "    curl -fsS --retry 10 --retry-connrefused -H \"X-aws-ec2-metadata-token: $token\" \"http://169.254.169.254/latest/meta-data/$1\"",
+    "}",
+    "index=$(dx_imds ami-launch-index)",
+    "case \"$index\" in",
+    "    ''|*[!0-9]*) echo \"dexter: ami-launch-index '$index' is not a number\"; exit 1 ;;",
+    "esac",
+    NULL
+};
+
+/*  The host name of an agent of a batch, worked out before anything uses
+    it; /etc/dexter/cluster gets it as the others get theirs. */
+static void
+s_batch_hostname (dx_prov_t *self)
+{
+    dx_prov_sh_lines (self, s_imds);
+    dx_prov_sh (self, "dx_host=\"%s$((%lld + 10#$index))\"", self->hostname_prefix, self->batch);
+    dx_prov_sh (self, "hostnamectl set-hostname \"$dx_host\" || hostname \"$dx_host\"");
+    dx_prov_sh (self, "echo \"$dx_host\" >/etc/hostname");
+    dx_prov_sh (self, "grep -q \" $dx_host\\$\" /etc/hosts || echo \"127.0.1.1 $dx_host\" >>/etc/hosts");
+    dx_prov_sh (self, "grep -q '^DEXTER_HOSTNAME=' /etc/dexter/cluster ||");
+    dx_prov_sh (self, "    echo \"DEXTER_HOSTNAME=$dx_host\" >>/etc/dexter/cluster");
+}
+
 /*  object as one line of compact ASCII JSON, sorted; caller frees. */
 static char *
 s_json (dx_prov_t *self, const json_t *object, const char *what)
@@ -147,11 +177,15 @@ s_dexter_files (dx_prov_t *self)
             strcat (lines, "\n");
         }
         dx_prov_file (self, "/etc/dexter/masters", "0644", lines);
+        //  A batch's agent adds its host name when it knows it
+        char host_line [96] = "";
+        if (!self->batched)
+            snprintf (host_line, sizeof host_line, "DEXTER_HOSTNAME=%s\n", self->hostname);
         dx_prov_file_fmt (self, "/etc/dexter/cluster", "0644",
             "DEXTER_CLUSTER=%s\nDEXTER_CLUSTER_TYPE=%s\nDEXTER_PROVIDER=%s\n"
-            "DEXTER_ROLE=%s\nDEXTER_GROUP=%s\nDEXTER_GROUP_ROLE=%s\nDEXTER_HOSTNAME=%s\n"
+            "DEXTER_ROLE=%s\nDEXTER_GROUP=%s\nDEXTER_GROUP_ROLE=%s\n%s"
             "DEXTER_MASTERS=%s\n", self->cluster, self->type, self->provider, self->role,
-            self->group, self->group_role, self->hostname, masters);
+            self->group, self->group_role, host_line, masters);
     }
     if (left_out)
         dx_prov_sh (self, "echo 'dexter: %zu of the group vars are not plain KEY=VALUE and are "
@@ -172,11 +206,15 @@ dx_prov_base (dx_prov_t *self)
     dx_prov_sh_lines (self, s_head);
 
     dx_prov_sh (self, "# Host name");
-    dx_prov_sh (self, "hostnamectl set-hostname '%s' || hostname '%s'",
-                self->hostname, self->hostname);
-    dx_prov_sh (self, "echo '%s' >/etc/hostname", self->hostname);
-    dx_prov_sh (self, "grep -q ' %s$' /etc/hosts || echo '127.0.1.1 %s' >>/etc/hosts",
-                self->hostname, self->hostname);
+    if (self->batched)
+        s_batch_hostname (self);
+    else {
+        dx_prov_sh (self, "hostnamectl set-hostname '%s' || hostname '%s'",
+                    self->hostname, self->hostname);
+        dx_prov_sh (self, "echo '%s' >/etc/hostname", self->hostname);
+        dx_prov_sh (self, "grep -q ' %s$' /etc/hosts || echo '127.0.1.1 %s' >>/etc/hosts",
+                    self->hostname, self->hostname);
+    }
     dx_prov_sh (self, "%s", "");
 
     if (json_array_size (self->disks) > 0)

@@ -32,7 +32,11 @@ typedef struct {
     const char *provider;               /* aws, azure */
     const char *type;                   /* mesos, dcos */
     const char *role;                   /* access, master, agent */
-    const char *hostname;
+    const char *hostname;               /* in a batch: a label, for comments */
+    bool batched;                       /* one document for a batch of agents: */
+    const char *hostname_prefix;        /*   the names but the slot, */
+    long long batch;                    /*   the first slot of the batch */
+    char batch_label [96];              /*   hostname's text */
     const char *group;
     const char *group_role;             /* Mesos role: "*" when none */
     const char *private_ip;             /* "" when the cloud picks it */

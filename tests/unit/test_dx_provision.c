@@ -10,7 +10,8 @@
     to that directory, for tests/e2e/test_provision.py (cloud-init schema,
     shellcheck, a sandboxed run): each host's document (ROLE-TYPE-PROVIDER
     .mime) and user data (.userdata, base64-decoded), a gzipped one
-    (gzipped.*) and the hostile one (hostile.mime). */
+    (gzipped.*), the hostile one (hostile.mime) and an aws agent of a
+    batch (batch.*). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -563,6 +564,74 @@ test_hostile_values (void **state)
     json_decref (step);
 }
 
+static void s_refused (json_t *step, const json_t *credentials, const char *says);
+static void s_refused_with (json_t *step, const char *field, json_t *value, const char *says);
+
+/*  One document for a batch of aws agents from slot 5: the host works its
+    name out from its ami-launch-index (IMDSv2) before anything uses it,
+    and /etc/dexter/cluster gets it from the script; batches are aws
+    agents only, of a prefix of name characters and a slot. */
+static void
+test_batch (void **state)
+{
+    (void) state;
+    s_settings ();
+    json_t *step = s_step ("agent", "mesos", "aws");
+    json_object_del (step, "hostname");
+    json_object_del (step, "slot");
+    json_object_set_new (step, "hostname_prefix", json_string ("c1-g1-"));
+    json_object_set_new (step, "batch", json_integer (5));
+    char *document = s_document (step);
+    char *config = s_part (document, 0);
+    char *shell = s_part (document, 1);
+    s_has (shell, "http://169.254.169.254/latest/api/token");
+    s_has (shell, "-H 'X-aws-ec2-metadata-token-ttl-seconds: 300'");
+    s_has (shell, "http://169.254.169.254/latest/meta-data/$1");
+    s_has (shell, "index=$(dx_imds ami-launch-index)\n");
+    s_has (shell, "dx_host=\"c1-g1-$((5 + 10#$index))\"\n");
+    s_has (shell, "hostnamectl set-hostname \"$dx_host\"");
+    s_has (shell, "echo \"DEXTER_HOSTNAME=$dx_host\" >>/etc/dexter/cluster\n");
+    //  The name before anything else: disks, packages
+    assert_true (strstr (shell, "dx_host=") < strstr (shell, "dx_disk "));
+    assert_true (strstr (shell, "dx_host=") < strstr (shell, "dx_apt install"));
+    assert_null (strstr (shell, "hostnamectl set-hostname '"));
+    s_file_has (config, "/etc/dexter/cluster", "DEXTER_GROUP_ROLE=slave_public\nDEXTER_MASTERS=");
+    char *cluster = s_file (config, "/etc/dexter/cluster", NULL);
+    assert_non_null (cluster);
+    assert_null (strstr (cluster, "DEXTER_HOSTNAME"));
+    free (cluster);
+    s_check_agent ("mesos", config, shell);
+    s_bash_syntax (shell);
+    const char *dir = getenv ("DX_PROVISION_RENDER_DIR");
+    if (dir) {
+        s_write (dir, "batch", "mime", document, strlen (document));
+        char err [256];
+        char *user_data = dx_provision_user_data ("c1", step, NULL, err, sizeof err);
+        assert_non_null (user_data);
+        size_t size;
+        unsigned char *raw = dx_base64_decode (user_data, &size);
+        assert_non_null (raw);
+        s_write (dir, "batch", "userdata", raw, size);
+        free (raw);
+        free (user_data);
+    }
+    free (config);
+    free (shell);
+    free (document);
+
+    s_refused_with (step, "hostname_prefix", json_string ("c1-g1;reboot"), "hostname_prefix");
+    s_refused_with (step, "hostname_prefix", NULL, "hostname_prefix");
+    s_refused_with (step, "batch", json_integer (-1), "batch");
+    s_refused_with (step, "batch", json_string ("5"), "batch");
+    s_refused_with (step, "provider", json_string ("azure"), "only aws agents");
+    json_decref (step);
+    step = s_step ("master", "mesos", "aws");
+    json_object_set_new (step, "hostname_prefix", json_string ("c1-master-"));
+    json_object_set_new (step, "batch", json_integer (0));
+    s_refused (step, NULL, "only aws agents");
+    json_decref (step);
+}
+
 static void
 s_refused (json_t *step, const json_t *credentials, const char *says)
 {
@@ -737,6 +806,7 @@ main (void)
         cmocka_unit_test (test_vpn_source),
         cmocka_unit_test (test_user_data),
         cmocka_unit_test (test_hostile_values),
+        cmocka_unit_test (test_batch),
         cmocka_unit_test (test_refusals),
         cmocka_unit_test (test_defaults),
     };
