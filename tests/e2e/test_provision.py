@@ -3,7 +3,8 @@ cloud-init and the host see it.
 
 The documents are the ones the unit test test_dx_provision renders (it writes
 them to DX_PROVISION_RENDER_DIR: each host of a three-master cluster, a
-gzipped one and one full of hostile values). Here:
+gzipped one, one full of hostile values and an agent of an aws batch, whose
+sandbox answers the instance metadata with a stub). Here:
   - cloud-init's own user-data reader (Debian's cloud-init) takes each user
     data, gzipped or not, apart into the #cloud-config and the shell part;
   - every #cloud-config passes `cloud-init schema --config-file`, and the
@@ -55,7 +56,14 @@ STUB_ANSWERS = {
              'for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done\n'
              'if [ -n "$out" ]; then\n'
              '    printf \'#!/bin/bash\\necho "%s $*" >>/record/calls\\n\' "$(basename "$out")" >"$out"\n'
-             'fi\n'),
+             'fi\n'
+             # the instance metadata (IMDSv2): a session token, then this
+             # instance's launch index, only with the token
+             'case "$*" in\n'
+             '    *"-X PUT"*latest/api/token) echo imds-token ;;\n'
+             '    *"X-aws-ec2-metadata-token: imds-token"*meta-data/ami-launch-index) echo 2 ;;\n'
+             '    *169.254.169.254*) exit 22 ;;\n'
+             'esac\n'),
 }
 STUBBED = ["apt-get", "systemctl", "hostnamectl", "hostname", "mkfs.ext4", "blkid", "mount",
            "mountpoint", "docker", "curl", "sysctl", "iptables", "nvme", "sleep", "groupadd"]
@@ -104,7 +112,7 @@ def cloud_init_parts(raw):
     return found
 
 
-@pytest.mark.parametrize("name", HOSTS + ["gzipped"])
+@pytest.mark.parametrize("name", HOSTS + ["gzipped", "batch"])
 def test_cloud_init_reads_the_user_data(rendered, name):
     with open(os.path.join(rendered, name + ".userdata"), "rb") as f:
         raw = f.read()
@@ -123,7 +131,7 @@ def test_cloud_config_schema(rendered, tmp_path):
     """Every #cloud-config passes Debian's `cloud-init schema` (run side by
     side: each takes a second)."""
     runs = []
-    for name in HOSTS + ["hostile", "gzipped"]:
+    for name in HOSTS + ["hostile", "gzipped", "batch"]:
         path = tmp_path / (name + ".yaml")
         path.write_text(document(rendered, name)["text/cloud-config"])
         runs.append((name, subprocess.Popen(["cloud-init", "schema", "--config-file", str(path)],
@@ -152,7 +160,7 @@ def test_hostile_values_read_back_exactly(rendered):
 def test_shellcheck(rendered, tmp_path):
     """Every shell part and every script among the files passes shellcheck."""
     scripts = []
-    for name in HOSTS + ["hostile"]:
+    for name in HOSTS + ["hostile", "batch"]:
         parts = document(rendered, name)
         path = tmp_path / (name + ".sh")
         path.write_text(parts["text/x-shellscript"])
@@ -387,6 +395,45 @@ def test_shell_part_in_a_sandbox(rendered, sandboxes, name):
                 box.read("/var/lib/dcos/mesos-slave-common")
             called("dcos_install.sh slave_public")
             not_called("systemctl enable --now dexter-mesos-agent")
+
+
+def test_batch_agent_in_a_sandbox(rendered, sandboxes):
+    """An agent of a batch from slot 5 whose ami-launch-index is 2 (the
+    stubbed metadata) is host c1-g1-7, named before anything else, and
+    /etc/dexter/cluster says so."""
+    box = Sandbox(sandboxes, "batch", document(rendered, "batch"))
+    box.write_files("aws")
+    run = box.run("aws", "/bin/bash", "/record/dexter.sh")
+    log = box.read("/var/log/dexter-provision.log")
+    assert run.returncode == 0, log + run.stderr
+    assert "dexter: provisioning ends" in log and "failed" not in log, log
+    calls = box.calls()
+    token = ("curl -fsS --retry 10 --retry-connrefused -X PUT -H "
+             "X-aws-ec2-metadata-token-ttl-seconds: 300 http://169.254.169.254/latest/api/token")
+    index = ("curl -fsS --retry 10 --retry-connrefused -H X-aws-ec2-metadata-token: imds-token "
+             "http://169.254.169.254/latest/meta-data/ami-launch-index")
+    assert calls[:3] == [token, index, "hostnamectl set-hostname c1-g1-7"], calls
+    assert box.read("/etc/hostname") == "c1-g1-7\n"
+    assert box.read("/etc/hosts") == "127.0.0.1 localhost\n127.0.1.1 c1-g1-7\n"
+    cluster = box.read("/etc/dexter/cluster")
+    assert cluster.endswith("DEXTER_HOSTNAME=c1-g1-7\n") and cluster.count("DEXTER_HOSTNAME") == 1
+    assert "DEXTER_GROUP=g1\n" in cluster
+    assert "systemctl enable --now dexter-mesos-agent" in calls
+
+
+def test_batch_agent_without_metadata_fails(rendered, sandboxes):
+    """No launch index from the metadata: the script stops before it names
+    the host."""
+    box = Sandbox(sandboxes, "batch-no-imds", document(rendered, "batch"))
+    with open(os.path.join(box.root, "stubs", "curl"), "w") as f:
+        f.write(STUB + "exit 7\n")
+    box.write_files("aws")
+    run = box.run("aws", "/bin/bash", "/record/dexter.sh")
+    log = box.read("/var/log/dexter-provision.log")
+    assert run.returncode != 0
+    assert "dexter: provisioning failed" in log, log
+    assert not [c for c in box.calls() if c.startswith(("hostnamectl", "apt-get"))]
+    assert "DEXTER_HOSTNAME" not in box.read("/etc/dexter/cluster")
 
 
 def test_dcos_without_installer_fails_at_the_access_node(stack_factory, tmp_path):
