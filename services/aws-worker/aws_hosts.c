@@ -1,7 +1,9 @@
 /*  aws_hosts: the steps that make and remove a cluster's hosts: image (the
     AMI to boot), keypair, host (one instance, and the access node's
     Elastic IP), remove, and on destroy destroy.instances and
-    destroy.addresses. docs/aws.md says what each step calls. */
+    destroy.addresses; the batch steps (aws_batch.c) share its launch
+    parameters and its reading of an instance's slot. docs/aws.md says
+    what each step calls. */
 #include "aws_run.h"
 #include "dx_log.h"
 #include "dx_provision.h"
@@ -135,16 +137,10 @@ aws_step_keypair (aws_run_t *run)
 //  ---------------------------------------------------------------------
 //  Instances
 
-static const char *const s_live_states [] = {
+const char *const aws_live_states [] = {
     "pending", "running", "stopping", "stopped", NULL
 };
 
-/*  Each instance of a DescribeInstances or RunInstances answer. */
-#define S_FOREACH_INSTANCE(doc, inst) \
-    for (xmlNodePtr s_r_ = aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item"); \
-         s_r_; s_r_ = aws_xml_next (s_r_)) \
-        for (xmlNodePtr inst = aws_xml_child (s_r_, "instancesSet/item"); inst; \
-             inst = aws_xml_next (inst))
 
 /*  Instance ids per call: a filter takes at most 200 values
     (FilterLimitExceeded beyond), and a destroy of a big cluster has more
@@ -163,20 +159,41 @@ s_step_key (aws_run_t *run, char *key, size_t size)
                   (long long) json_integer_value (json_object_get (run->job.step, "slot")));
 }
 
+/*  A decimal number of at most 9 digits, or -1. */
+static long long
+s_number (const char *text)
+{
+    if (!text || !*text || strlen (text) > 9 || strspn (text, "0123456789") != strlen (text))
+        return -1;
+    return strtoll (text, NULL, 10);
+}
+
+long long
+aws_instance_slot (xmlNodePtr instance)
+{
+    const char *host = aws_xml_tag (instance, "dexter:host");
+    if (host) {
+        const char *dash = strrchr (host, '-');
+        return dash? s_number (dash + 1): -1;
+    }
+    long long batch = s_number (aws_xml_tag (instance, "dexter:batch"));
+    long long index = s_number (aws_xml_text (instance, "amiLaunchIndex"));
+    return batch >= 0 && index >= 0? batch + index: -1;
+}
+
 /*  The key of an instance's resource from its tags: host.access, or
-    host.GROUP.SLOT with the slot from the host name's last part. */
+    host.GROUP.SLOT (aws_instance_slot). */
 static void
 s_instance_key (xmlNodePtr instance, char *key, size_t size)
 {
     const char *role = aws_xml_tag (instance, "dexter:role");
     const char *group = aws_xml_tag (instance, "dexter:group");
-    const char *host = aws_xml_tag (instance, "dexter:host");
-    const char *dash = host? strrchr (host, '-'): NULL;
+    long long slot = aws_instance_slot (instance);
     if (role && strcmp (role, "access") == 0)
         snprintf (key, size, "host.access");
     else
-    if (group && dash && dash [1])
-        snprintf (key, size, "host.%s.%s", group, dash + 1);
+    if (group && slot >= 0)
+        snprintf (key, size, "host.%s.%lld", group, slot);
     else
         snprintf (key, size, "host.%s", aws_xml_text (instance, "instanceId"));
 }
@@ -193,7 +210,7 @@ s_find_instances (aws_run_t *run, const char *host, bool with_shutting_down)
         aws_params_filter (p, "tag:dexter:host", host, NULL);
     int n = aws_params_next (p, "Filter"), m = 0;
     aws_params_addf (p, "instance-state-name", "Filter.%d.Name", n);
-    for (const char *const *s = s_live_states; *s; s++)
+    for (const char *const *s = aws_live_states; *s; s++)
         aws_params_addf (p, *s, "Filter.%d.Value.%d", n, ++m);
     if (with_shutting_down)
         aws_params_addf (p, "shutting-down", "Filter.%d.Value.%d", n, ++m);
@@ -215,7 +232,7 @@ s_count_alive (aws_run_t *run, const char *const *ids, size_t count)
         xmlDocPtr doc = aws_run_ask (run, "DescribeInstances", &p, NULL);
         if (!doc)
             return -1;
-        S_FOREACH_INSTANCE (doc, inst) {
+        AWS_FOREACH_INSTANCE (doc, inst) {
             const char *state = aws_xml_text (inst, "instanceState/name");
             if (state && strcmp (state, "terminated") != 0)
                 alive++;
@@ -274,7 +291,7 @@ s_terminate_all (aws_run_t *run, xmlDocPtr doc, const char *fixed_key, const cha
 {
     size_t count = 0, cap = 16;
     const char **ids = calloc (cap, sizeof *ids);
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         const char *id = aws_xml_text (inst, "instanceId");
         if (!ids || !id || !*id)
             continue;
@@ -289,7 +306,7 @@ s_terminate_all (aws_run_t *run, xmlDocPtr doc, const char *fixed_key, const cha
     }
     int rc = ids? s_terminate (run, ids, count)
                 : dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         char key [128];
         if (fixed_key)
             snprintf (key, sizeof key, "%s", fixed_key);
@@ -370,13 +387,11 @@ s_subnet_key (aws_run_t *run)
     return role && strcmp (role, "agent") == 0? "subnet.agents": "subnet";
 }
 
-/*  RunInstances' parameters for the host step; NULL with the outcome set. */
-static aws_params_t *
-s_run_params (aws_run_t *run, const char *token)
+aws_params_t *
+aws_host_params (aws_run_t *run, const json_t *provision)
 {
     const json_t *step = run->job.step;
-    const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
-    const char *host = dx_step_str (step, "hostname"), *type = dx_step_str (step, "instance_type");
+    const char *role = dx_step_str (step, "role"), *type = dx_step_str (step, "instance_type");
     const char *private_ip = dx_step_str (step, "private_ip");
     bool public = json_is_true (json_object_get (step, "public"));
     bool access = strcmp (role, "access") == 0;
@@ -397,7 +412,7 @@ s_run_params (aws_run_t *run, const char *token)
         return NULL;
 
     char err [256];
-    char *user_data = dx_provision_user_data (run->job.cluster, step, run->job.credentials,
+    char *user_data = dx_provision_user_data (run->job.cluster, provision, run->job.credentials,
                                               err, sizeof err);
     if (!user_data)
         return dx_step_outcome (run->out, DX_STEP_FAILED, 1, "InvalidUserData", "%s", err), NULL;
@@ -405,10 +420,7 @@ s_run_params (aws_run_t *run, const char *token)
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "ImageId", image);
     aws_params_add (p, "InstanceType", type);
-    aws_params_add (p, "MinCount", "1");
-    aws_params_add (p, "MaxCount", "1");
     aws_params_add (p, "KeyName", key);
-    aws_params_add (p, "ClientToken", token);
     aws_params_add (p, "UserData", user_data? user_data: "");
     dx_free_wiped (user_data);          /* it may hold the vpn server key */
     s_block_devices (run, p, root);
@@ -431,6 +443,22 @@ s_run_params (aws_run_t *run, const char *token)
         if (private_ip && *private_ip)
             aws_params_add (p, "PrivateIpAddress", private_ip);
     }
+    return p;
+}
+
+/*  RunInstances' parameters for the host step; NULL with the outcome set. */
+static aws_params_t *
+s_run_params (aws_run_t *run, const char *token)
+{
+    const json_t *step = run->job.step;
+    const char *role = dx_step_str (step, "role"), *group = dx_step_str (step, "group");
+    const char *host = dx_step_str (step, "hostname");
+    aws_params_t *p = aws_host_params (run, step);
+    if (!p)
+        return NULL;
+    aws_params_add (p, "MinCount", "1");
+    aws_params_add (p, "MaxCount", "1");
+    aws_params_add (p, "ClientToken", token);
     aws_run_tag_spec (run, p, "instance", role, group, host, host);
     aws_run_tag_spec (run, p, "volume", role, group, host, host);
     return p;
@@ -454,7 +482,7 @@ s_address_free_soon (aws_run_t *run)
     if (!doc)
         return -1;
     char holder [64] = "", state [32] = "", owner [128] = "";
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         const char *st = aws_xml_text (inst, "instanceState/name");
         if (!st || strcmp (st, "terminated") == 0 || strcmp (st, "shutting-down") == 0)
             continue;
@@ -557,7 +585,7 @@ s_wait_running (aws_run_t *run, const char *id)
             break;
         }
         char state [32] = "";
-        S_FOREACH_INSTANCE (doc, inst) {
+        AWS_FOREACH_INSTANCE (doc, inst) {
             const char *text = aws_xml_text (inst, "instanceState/name");
             snprintf (state, sizeof state, "%s", text? text: "");
         }
@@ -638,7 +666,7 @@ s_terminate_twins (aws_run_t *run, xmlDocPtr doc, const char *host, const char *
 {
     const char *twins [16];
     size_t count = 0;
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         const char *text = aws_xml_text (inst, "instanceId");
         if (text && strcmp (text, keep) && count < sizeof twins / sizeof twins [0])
             twins [count++] = text;
@@ -672,7 +700,7 @@ aws_step_host (aws_run_t *run)
     xmlDocPtr doc = s_find_instances (run, host, false);
     if (!doc)
         return -1;
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         const char *text = aws_xml_text (inst, "instanceId");
         if (text && (!*id || strcmp (text, id) < 0))
             snprintf (id, sizeof id, "%s", text);
@@ -695,7 +723,7 @@ aws_step_host (aws_run_t *run)
         return -1;
     dx_step_attr (res, "state", "running");
     char public_ip [64] = "";
-    S_FOREACH_INSTANCE (doc, inst) {
+    AWS_FOREACH_INSTANCE (doc, inst) {
         const char *text = aws_xml_text (inst, "ipAddress");
         snprintf (public_ip, sizeof public_ip, "%s", text? text: "");
         dx_step_attr (res, "private_ip", aws_xml_text (inst, "privateIpAddress"));
@@ -719,6 +747,8 @@ aws_step_host (aws_run_t *run)
 int
 aws_step_remove (aws_run_t *run)
 {
+    if (json_object_get (run->job.step, "slots"))
+        return aws_step_remove_batch (run);
     const char *host = dx_step_str (run->job.step, "hostname");
     const char *group = dx_step_str (run->job.step, "group");
     if (!host || !*host || !group)

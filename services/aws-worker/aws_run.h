@@ -3,9 +3,9 @@
     An aws_run_t is one job's step being run: the job's fields, the EC2
     client made from its credentials, and the result being filled.
     aws_steps.c makes one per job and hands it to the step's function;
-    aws_network.c and aws_hosts.c hold those functions, which read the job
-    through it, call EC2 through it, and record their outcome and
-    resources in its result, run->out, with common/dx_step's helpers.
+    aws_network.c, aws_hosts.c and aws_batch.c hold those functions, which
+    read the job through it, call EC2 through it, and record their outcome
+    and resources in its result, run->out, with common/dx_step's helpers.
 
     A step function returns 0 when done, or -1 with the outcome set. So do
     the helpers here that return int; the ones that return a document
@@ -104,6 +104,33 @@ int aws_run_each_owned (aws_run_t *self, const char *action, const char *set,
 int aws_doc_text (xmlDocPtr doc, const char *set, const char *path, char *buf, size_t size);
 
 //  ---------------------------------------------------------------------
+//  Instances (aws_hosts.c), shared with the batch steps (aws_batch.c)
+
+/*  The states of an instance that is there: pending, running, stopping,
+    stopped (NULL-terminated). */
+extern const char *const aws_live_states [];
+
+/*  Each instance (inst, an xmlNodePtr) of a DescribeInstances answer. */
+#define AWS_FOREACH_INSTANCE(doc, inst) \
+    for (xmlNodePtr s_r_ = aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item"); \
+         s_r_; s_r_ = aws_xml_next (s_r_)) \
+        for (xmlNodePtr inst = aws_xml_child (s_r_, "instancesSet/item"); inst; \
+             inst = aws_xml_next (inst))
+
+/*  The slot of an instance of a group: the last part of its dexter:host
+    tag (a host launched alone), else its dexter:batch tag (the first slot
+    of the RunInstances call that made it) plus its amiLaunchIndex; -1
+    when it has neither. */
+long long aws_instance_slot (xmlNodePtr instance);
+
+/*  RunInstances' parameters that do not depend on how many instances a
+    call launches: image, type, key, the user data of provision (a host
+    step map, dx_provision's input), disks, subnet and security groups of
+    the job's step. The caller adds MinCount, MaxCount, ClientToken and
+    the tags. NULL with the outcome set. */
+aws_params_t *aws_host_params (aws_run_t *run, const json_t *provision);
+
+//  ---------------------------------------------------------------------
 //  The steps, one function per kind of proto/PROTOCOL.md ("Steps"); each
 //  is idempotent (docs/aws.md says what each calls and reports)
 
@@ -122,5 +149,9 @@ int aws_step_host (aws_run_t *run);
 int aws_step_remove (aws_run_t *run);
 int aws_step_destroy_instances (aws_run_t *run);
 int aws_step_destroy_addresses (aws_run_t *run);
+
+//  aws_batch.c
+int aws_step_hosts (aws_run_t *run);
+int aws_step_remove_batch (aws_run_t *run);         /* aws_step_remove with `slots` */
 
 #endif

@@ -1,5 +1,5 @@
 /*  aws_steps: the aws-worker's entry point, aws_step_run: a table from a
-    step's kind to its function (aws_network.c, aws_hosts.c), run on the
+    step's kind to its function (aws_network.c, aws_hosts.c, aws_batch.c), run on the
     job through an aws_run_t (aws_run.c). See aws_steps.h. */
 #include "aws_steps.h"
 #include "aws_run.h"
@@ -15,6 +15,7 @@ static const struct {
     { "image", aws_step_image },
     { "keypair", aws_step_keypair },
     { "host", aws_step_host },
+    { "hosts", aws_step_hosts },
     { "remove", aws_step_remove },
     { "destroy.instances", aws_step_destroy_instances },
     { "destroy.addresses", aws_step_destroy_addresses },

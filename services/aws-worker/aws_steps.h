@@ -19,8 +19,8 @@
 
     The result (common/dx_step) says the outcome, with AWS's code and
     message or one of docs/aws.md's. The steps themselves are in
-    aws_network.c and aws_hosts.c, and what they share in aws_run.h;
-    aws_steps.c maps a kind to its step. */
+    aws_network.c, aws_hosts.c and aws_batch.c, and what they share in
+    aws_run.h; aws_steps.c maps a kind to its step. */
 #ifndef AWS_STEPS_H
 #define AWS_STEPS_H
 

@@ -1,0 +1,723 @@
+/*  Tests of services/aws-worker's batch steps (`hosts`, and `remove` with
+    `slots`), through aws_step_run, against tests/fakes/fake_ec2.py (every
+    request decoded by botocore's EC2 model inside the fake).
+
+    A group's 20 agents are one RunInstances (MinCount 1, MaxCount 20),
+    tagged with the batch and mapped to their slots by amiLaunchIndex; the
+    wait is one DescribeInstances per poll whatever the number of hosts;
+    the step run again makes no call that creates; a call EC2 fills only
+    in part leaves the rest to a further call from the first slot missing;
+    a step killed right after its RunInstances, or whose reply was lost,
+    finds the batch again (by its tags, or its client token) and makes no
+    twin; a remove of 3 is one TerminateInstances; destroy.instances finds
+    batch instances by their tags; RunInstances takes one request token and
+    MaxCount instance tokens of the client-side buckets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <jansson.h>
+
+#include "../../services/aws-worker/aws_ec2.h"
+#include "../../services/aws-worker/aws_steps.h"
+#include "harness.h"
+
+#include "dx_util.h"
+
+#define AKID    "AKIDDEXTERBATCH01"
+#define SECRET  "batch/Secret+Key=Marker42"
+#define REGION  "us-west-2"
+
+static struct {
+    char dir [64];
+    char endpoint [64];
+    pid_t fake;
+    char pem [8192];
+} T;
+
+static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
+static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
+
+//  ---------------------------------------------------------------------
+//  The fake EC2
+
+static json_t *
+s_side (const char *method, const char *what, const char *json)
+{
+    json_t *out = th_fake_side (T.endpoint, method, what, json);
+    assert_non_null (out);
+    return out;
+}
+
+static long
+s_calls (const char *action)
+{
+    return th_fake_calls (T.endpoint, "by_action", action);
+}
+
+/*  Every call the fake answered. */
+static long
+s_total (void)
+{
+    json_t *calls = s_side ("GET", "calls", NULL);
+    long n = (long) json_integer_value (json_object_get (calls, "total"));
+    json_decref (calls);
+    return n;
+}
+
+/*  The live instances of cluster in the fake (caller decrefs): an array. */
+static json_t *
+s_instances (const char *cluster)
+{
+    json_t *state = s_side ("GET", "state", NULL);
+    json_t *out = json_array ();
+    size_t i;
+    json_t *r;
+    json_array_foreach (json_object_get (state, "instances"), i, r) {
+        const char *st = json_string_value (json_object_get (r, "state"));
+        const char *c = json_string_value (json_object_get (json_object_get (r, "tags"),
+                                                            "dexter:cluster"));
+        if (c && strcmp (c, cluster) == 0 && strcmp (st, "terminated") != 0
+        &&  strcmp (st, "shutting-down") != 0)
+            json_array_append (out, r);
+    }
+    json_decref (state);
+    return out;
+}
+
+/*  The instance of slot of group in instances (by its batch tag and launch
+    index), borrowed; NULL when none or more than one. */
+static json_t *
+s_instance_of (const json_t *instances, const char *group, long long slot)
+{
+    json_t *found = NULL;
+    size_t i, n = 0;
+    json_t *r;
+    json_array_foreach (instances, i, r) {
+        json_t *tags = json_object_get (r, "tags");
+        const char *g = json_string_value (json_object_get (tags, "dexter:group"));
+        const char *batch = json_string_value (json_object_get (tags, "dexter:batch"));
+        long long index = json_integer_value (json_object_get (r, "launch_index"));
+        if (g && batch && strcmp (g, group) == 0 && atoll (batch) + index == slot) {
+            found = r;
+            n++;
+        }
+    }
+    return n == 1? found: NULL;
+}
+
+//  ---------------------------------------------------------------------
+//  Jobs as the scheduler makes them
+
+typedef struct {
+    const char *name;
+    json_t *context;
+    json_t *config;
+} s_cluster_t;
+
+static void
+s_cluster_init (s_cluster_t *c, const char *name)
+{
+    c->name = name;
+    c->context = json_pack ("{s:s}", "masters_ips", "10.0.0.11");
+    c->config = json_pack ("{s:s, s:s, s:s, s:i}", "region", REGION, "sshkey", "dexter-batch",
+                           "master_type", "m5.large", "masters", 1);
+}
+
+static void
+s_cluster_fini (s_cluster_t *c)
+{
+    json_decref (c->context);
+    json_decref (c->config);
+}
+
+static json_t *
+s_assign (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
+{
+    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}",
+        "kind", kind, "id", id, "provider", "aws", "cluster_type", "mesos",
+        "uid", "0123456789ab", "config", c->config, "context", c->context);
+    if (extra)
+        json_object_update (step, extra);
+    json_decref (extra);
+    json_t *credentials = json_pack ("{s:s, s:s}", "aws_access_key_id", AKID,
+                                     "aws_secret_access_key", SECRET);
+    if (strcmp (kind, "keypair") == 0)
+        json_object_set_new (credentials, "sshkeydata", json_string (T.pem));
+    char job [128];
+    snprintf (job, sizeof job, "%s:1:%s", c->name, id);
+    return json_pack ("{s:s, s:i, s:s, s:i, s:o, s:o, s:i}", "job", job, "attempt", 1,
+                      "cluster", c->name, "generation", 1, "step", step,
+                      "credentials", credentials, "lease_ms", 30000);
+}
+
+/*  The texts job.progress was given, one a line. */
+static char s_progress [65536];
+
+static void
+s_on_progress (void *arg, const char *text)
+{
+    (void) arg;
+    size_t len = strlen (s_progress);
+    snprintf (s_progress + len, sizeof s_progress - len, "%s\n", text);
+}
+
+static void
+s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, dx_step_out_t *out)
+{
+    json_t *assign = s_assign (c, kind, id, extra);
+    dx_step_out_init (out, NULL, NULL);
+    out->progress = s_on_progress;
+    s_progress [0] = 0;
+    aws_step_run (&s_config, assign, out);
+    json_decref (assign);
+    size_t i;
+    json_t *r;
+    json_array_foreach (out->resources, i, r) {
+        const char *key = json_string_value (json_object_get (r, "key"));
+        const char *pid = json_string_value (json_object_get (r, "provider_id"));
+        assert_non_null (key);
+        assert_non_null (pid);
+        if (strncmp (key, "host.", 5) == 0)
+            continue;
+        const char *state = json_string_value (json_object_get (r, "state"));
+        if (state && strcmp (state, "deleted") == 0)
+            json_object_del (c->context, key);
+        else
+            json_object_set_new (c->context, key, json_string (pid));
+    }
+}
+
+static json_t *
+s_done (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
+{
+    dx_step_out_t out;
+    s_run (c, kind, id, extra, &out);
+    if (out.outcome != DX_STEP_DONE)
+        print_error ("step %s: %s %s: %s\n", id, dx_step_outcome_name (out.outcome),
+                     out.code, out.message);
+    assert_int_equal (out.outcome, DX_STEP_DONE);
+    json_t *resources = json_incref (out.resources);
+    dx_step_out_fini (&out);
+    return resources;
+}
+
+static void
+s_before_hosts (s_cluster_t *c)
+{
+    json_decref (s_done (c, "network", "network", NULL));
+    json_decref (s_done (c, "security", "security", NULL));
+    json_decref (s_done (c, "image", "image", NULL));
+    json_decref (s_done (c, "keypair", "keypair", NULL));
+}
+
+static void
+s_destroy_all (s_cluster_t *c)
+{
+    json_decref (s_done (c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (s_done (c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (s_done (c, "destroy.security", "destroy.security", NULL));
+    json_decref (s_done (c, "destroy.network", "destroy.network", NULL));
+}
+
+static json_t *
+s_res (const json_t *resources, const char *key)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach (resources, i, r)
+        if (strcmp (json_string_value (json_object_get (r, "key")), key) == 0)
+            return r;
+    print_error ("no resource %s\n", key);
+    fail ();
+    return NULL;
+}
+
+static const char *
+s_attr (const json_t *resource, const char *attr)
+{
+    const char *v = json_string_value (json_object_get (resource, attr));
+    assert_non_null (v);
+    return v;
+}
+
+/*  A `hosts` step's fields as the scheduler plans them: slots from..to of
+    group, their host names c-group-slot, the batch's token. */
+static json_t *
+s_hosts (const char *cluster, const char *group, int from, int to, const char *token)
+{
+    json_t *slots = json_array (), *names = json_array ();
+    for (int slot = from; slot <= to; slot++) {
+        char name [64];
+        snprintf (name, sizeof name, "%s-%s-%d", cluster, group, slot);
+        json_array_append_new (slots, json_integer (slot));
+        json_array_append_new (names, json_string (name));
+    }
+    return json_pack ("{s:s, s:s, s:o, s:o, s:s, s:i, s:o, s:b, s:s, s:o, s:o, s:s}",
+        "role", "agent", "group", group, "slots", slots, "hostnames", names,
+        "instance_type", "m5.large", "disk_size", 30, "disks", json_array (), "public", 0,
+        "group_role", "", "attributes", json_pack ("{s:s}", "rack", "r1"),
+        "vars", json_object (), "client_token", token);
+}
+
+/*  A batch `remove` of slots (a list ending with -1). */
+static json_t *
+s_remove (const char *cluster, const char *group, const int *slots)
+{
+    json_t *list = json_array (), *names = json_array ();
+    for (; *slots >= 0; slots++) {
+        char name [64];
+        snprintf (name, sizeof name, "%s-%s-%d", cluster, group, *slots);
+        json_array_append_new (list, json_integer (*slots));
+        json_array_append_new (names, json_string (name));
+    }
+    return json_pack ("{s:s, s:o, s:o}", "group", group, "slots", list, "hostnames", names);
+}
+
+/*  Every slot from..to of resources (a hosts step's) is there, running,
+    with the attributes a host step records, its instance in the fake the
+    one of its batch tag and launch index. */
+static void
+s_check_hosts (const char *cluster, const json_t *resources, const char *group, int from, int to)
+{
+    json_t *instances = s_instances (cluster);
+    for (int slot = from; slot <= to; slot++) {
+        char key [64], name [64], text [32];
+        snprintf (key, sizeof key, "host.%s.%d", group, slot);
+        snprintf (name, sizeof name, "%s-%s-%d", cluster, group, slot);
+        json_t *r = s_res (resources, key);
+        assert_string_equal (s_attr (r, "kind"), "instance");
+        assert_string_equal (s_attr (r, "state"), "running");
+        assert_string_equal (s_attr (r, "hostname"), name);
+        assert_string_equal (s_attr (r, "group"), group);
+        assert_string_equal (s_attr (r, "role"), "agent");
+        assert_string_equal (s_attr (r, "instance_type"), "m5.large");
+        assert_true (strncmp (s_attr (r, "private_ip"), "10.0.", 5) == 0);
+        assert_true (strlen (s_attr (r, "launched_at")) > 0);
+        s_attr (r, "public_ip");
+        assert_int_equal (json_integer_value (json_object_get (r, "slot")), slot);
+        json_t *inst = s_instance_of (instances, group, slot);
+        if (!inst)
+            print_error ("slot %d has no instance, or more than one\n", slot);
+        assert_non_null (inst);
+        assert_string_equal (s_attr (r, "provider_id"), s_attr (inst, "id"));
+        json_t *tags = json_object_get (inst, "tags");
+        assert_null (json_object_get (tags, "dexter:host"));
+        assert_string_equal (json_string_value (json_object_get (tags, "dexter:role")), "agent");
+        //  Its user data names it from its launch index and its batch
+        snprintf (text, sizeof text, "$((%s + 10#$index))",
+                  json_string_value (json_object_get (tags, "dexter:batch")));
+        const char *user_data = json_string_value (json_object_get (inst, "user_data"));
+        assert_non_null (user_data);
+        assert_non_null (strstr (user_data, text));
+        assert_non_null (strstr (s_progress, name));
+    }
+    json_decref (instances);
+}
+
+//  ---------------------------------------------------------------------
+//  Setup
+
+static int
+s_make_key (void)
+{
+    char cmd [256], path [128];
+    snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s/rsa "
+              ">/dev/null", T.dir);
+    if (system (cmd) != 0)
+        return -1;
+    snprintf (path, sizeof path, "%s/rsa", T.dir);
+    FILE *f = fopen (path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread (T.pem, 1, sizeof T.pem - 1, f);
+    T.pem [n] = 0;
+    fclose (f);
+    return n > 0? 0: -1;
+}
+
+static int
+s_group_setup (void **state)
+{
+    (void) state;
+    const char *const args [] = {
+        "--region", "any", "--seed", "18", "--pending-ms", "0", "--shutdown-ms", "0",
+        "--access-key", AKID, "--secret-key", SECRET, NULL
+    };
+    if (th_tmpdir (T.dir, sizeof T.dir, "aws-batch") || s_make_key ())
+        return -1;
+    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
+    if (T.fake < 0)
+        return -1;
+    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
+    unsetenv ("AWS_ENDPOINT_URL");
+    return 0;
+}
+
+static int
+s_group_teardown (void **state)
+{
+    (void) state;
+    th_stop (&T.fake);
+    return 0;
+}
+
+/*  Each test starts from a fresh fake: nothing but its images. */
+static int
+s_setup (void **state)
+{
+    (void) state;
+    json_decref (s_side ("POST", "reset", NULL));
+    json_decref (s_side ("POST", "config", "{\"pending_ms\": 0, \"shutdown_ms\": 0, "
+                                           "\"instance_limit\": 64}"));
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  The tests
+
+/*  20 agents in one RunInstances, waited for with one DescribeInstances
+    per poll; run again, the step makes no call that creates and reports
+    the same instances; a remove of 3 is one TerminateInstances and one
+    DescribeInstances per poll; destroy.instances finds the rest by their
+    tags and names each by its slot. */
+static void
+test_launch_remove_destroy (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b1");
+    s_before_hosts (&c);
+
+    long runs = s_calls ("RunInstances"), describes = s_calls ("DescribeInstances");
+    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 1);
+    //  One to find what is there, one poll (the fake starts them at once)
+    assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
+    assert_int_equal (json_array_size (res), 20);
+    s_check_hosts ("b1", res, "g1", 0, 19);
+    json_t *instances = s_instances ("b1");
+    assert_int_equal (json_array_size (instances), 20);
+    json_decref (instances);
+
+    //  Again: found, nothing launched, the same instances
+    runs = s_calls ("RunInstances");
+    describes = s_calls ("DescribeInstances");
+    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
+    for (int slot = 0; slot < 20; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", slot);
+        assert_string_equal (s_attr (s_res (again, key), "provider_id"),
+                             s_attr (s_res (res, key), "provider_id"));
+    }
+    json_decref (again);
+
+    //  Scale down: the 3 highest slots in one call
+    long terminates = s_calls ("TerminateInstances");
+    describes = s_calls ("DescribeInstances");
+    static const int gone [] = { 17, 18, 19, -1 };
+    json_t *removed = s_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
+    assert_int_equal (s_calls ("TerminateInstances"), terminates + 1);
+    assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
+    assert_int_equal (json_array_size (removed), 3);
+    for (int i = 0; gone [i] >= 0; i++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", gone [i]);
+        json_t *r = s_res (removed, key);
+        assert_string_equal (s_attr (r, "state"), "terminated");
+        assert_string_equal (s_attr (r, "provider_id"), s_attr (s_res (res, key), "provider_id"));
+    }
+    json_decref (removed);
+    instances = s_instances ("b1");
+    assert_int_equal (json_array_size (instances), 17);
+    assert_null (s_instance_of (instances, "g1", 17));
+    assert_non_null (s_instance_of (instances, "g1", 16));
+    json_decref (instances);
+
+    //  Removed again: nothing to terminate, each slot still said gone
+    terminates = s_calls ("TerminateInstances");
+    removed = s_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
+    assert_int_equal (s_calls ("TerminateInstances"), terminates);
+    assert_string_equal (s_attr (s_res (removed, "host.g1.18"), "state"), "terminated");
+    json_decref (removed);
+
+    //  Destroy: every instance found by the cluster's tag, named by its slot
+    json_t *destroyed = s_done (&c, "destroy.instances", "destroy.instances", NULL);
+    assert_int_equal (json_array_size (destroyed), 17);
+    assert_string_equal (s_attr (s_res (destroyed, "host.g1.16"), "state"), "deleted");
+    assert_string_equal (s_attr (s_res (destroyed, "host.g1.0"), "provider_id"),
+                         s_attr (s_res (res, "host.g1.0"), "provider_id"));
+    json_decref (destroyed);
+    json_decref (res);
+    s_destroy_all (&c);
+    instances = s_instances ("b1");
+    assert_int_equal (json_array_size (instances), 0);
+    json_decref (instances);
+    s_cluster_fini (&c);
+}
+
+/*  A call EC2 fills only in part (here the account's instance limit: 12
+    of 20) keeps what it launched; the rest is one further call for the
+    slots from the first missing one, tagged with that batch. */
+static void
+test_partial_fill (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b2");
+    s_before_hosts (&c);
+    json_decref (s_side ("POST", "config", "{\"instance_limit\": 12}"));
+    dx_step_out_t out;
+    s_run (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"), &out);
+    assert_int_not_equal (out.outcome, DX_STEP_DONE);
+    assert_string_equal (out.code, "InstanceLimitExceeded");
+    assert_int_equal (json_array_size (out.resources), 12);     /* what is there is reported */
+    assert_string_equal (s_attr (s_res (out.resources, "host.g1.11"), "state"), "pending");
+    dx_step_out_fini (&out);
+
+    json_decref (s_side ("POST", "config", "{\"instance_limit\": 64}"));
+    long runs = s_calls ("RunInstances");
+    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 1);
+    s_check_hosts ("b2", res, "g1", 0, 19);
+    json_t *instances = s_instances ("b2");
+    assert_int_equal (json_array_size (instances), 20);
+    size_t second = 0, i;
+    json_t *r;
+    json_array_foreach (instances, i, r) {
+        const char *batch = json_string_value (json_object_get (json_object_get (r, "tags"),
+                                                                "dexter:batch"));
+        second += strcmp (batch, "12") == 0;
+    }
+    assert_int_equal (second, 8);
+    json_decref (instances);
+    json_decref (res);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
+/*  A step killed just after its RunInstances (the worker died, its lease
+    was lost) run again: the batch is found by its tags and nothing is
+    launched again. A reply lost on the way: the retry with the same
+    client token gets the same reservation. Either way one instance per
+    slot. */
+static void
+test_kill_after_call (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b3");
+    s_before_hosts (&c);
+    //  Slow to start, so that the child is waiting when it is killed
+    json_decref (s_side ("POST", "config", "{\"pending_ms\": 60000}"));
+    long runs = s_calls ("RunInstances");
+    fflush (NULL);
+    pid_t child = fork ();
+    assert_true (child >= 0);
+    if (child == 0) {
+        dx_step_out_t out;
+        s_run (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"), &out);
+        _exit (0);
+    }
+    int64_t deadline = dx_mono_ms () + 20000;
+    while (th_fake_calls (T.endpoint, "by_action_ok", "RunInstances") < runs + 1
+       &&  dx_mono_ms () < deadline)
+        dx_sleep_ms (5);
+    kill (child, SIGKILL);
+    int status = 0;
+    assert_int_equal (waitpid (child, &status, 0), child);
+    assert_true (WIFSIGNALED (status));
+    json_t *before = s_instances ("b3");
+    assert_int_equal (json_array_size (before), 20);
+
+    json_decref (s_side ("POST", "config", "{\"pending_ms\": 0}"));
+    json_decref (s_side ("POST", "advance", "{\"seconds\": 120}"));
+    runs = s_calls ("RunInstances");
+    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    s_check_hosts ("b3", res, "g1", 0, 19);
+    json_t *after = s_instances ("b3");
+    assert_int_equal (json_array_size (after), 20);
+    json_decref (after);
+    json_decref (before);
+    json_decref (res);
+
+    //  The next 10 slots, their reply lost once: retried with the token
+    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
+                                           "\"InternalError\", \"status\": 500, \"after\": true, "
+                                           "\"count\": 1}"));
+    runs = s_calls ("RunInstances");
+    res = s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b3", "g1", 20, 29, "tok-b3-g1-20"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 2);
+    s_check_hosts ("b3", res, "g1", 20, 29);
+    after = s_instances ("b3");
+    assert_int_equal (json_array_size (after), 30);
+    json_decref (after);
+    json_decref (res);
+
+    //  Lost for good (the step failed after the call): run again, found
+    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
+                                           "\"UnauthorizedOperation\", \"status\": 403, "
+                                           "\"after\": true, \"count\": 1}"));
+    dx_step_out_t out;
+    s_run (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"), &out);
+    assert_string_equal (out.code, "UnauthorizedOperation");
+    dx_step_out_fini (&out);
+    runs = s_calls ("RunInstances");
+    res = s_done (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"));
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    s_check_hosts ("b3", res, "g1", 30, 34);
+    after = s_instances ("b3");
+    assert_int_equal (json_array_size (after), 35);
+    json_decref (after);
+    json_decref (res);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
+/*  A slot whose instance was terminated by hand gets a new one, alone in
+    its call; a batch whose instances are all gone gets new ones with a
+    token derived from the dead. */
+static void
+test_replaced (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b4");
+    s_before_hosts (&c);
+    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    const char *ids [5];
+    for (int slot = 0; slot < 5; slot++) {
+        char key [32];
+        snprintf (key, sizeof key, "host.g1.%d", slot);
+        ids [slot] = s_attr (s_res (res, key), "provider_id");
+    }
+    aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "InstanceId.1", ids [2]);
+    xmlDocPtr doc = aws_ec2_call (ec2, "TerminateInstances", p, NULL);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+
+    long runs = s_calls ("RunInstances");
+    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 1);
+    s_check_hosts ("b4", again, "g1", 0, 4);
+    assert_string_not_equal (s_attr (s_res (again, "host.g1.2"), "provider_id"), ids [2]);
+    assert_string_equal (s_attr (s_res (again, "host.g1.3"), "provider_id"), ids [3]);
+    json_decref (again);
+
+    //  All of them gone: the first token's reservation is dead
+    p = aws_params_new ();
+    json_t *instances = s_instances ("b4");
+    size_t i;
+    json_t *r;
+    json_array_foreach (instances, i, r)
+        aws_params_addf (p, json_string_value (json_object_get (r, "id")), "InstanceId.%zu", i + 1);
+    doc = aws_ec2_call (ec2, "TerminateInstances", p, NULL);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    json_decref (instances);
+    aws_ec2_destroy (&ec2);
+    runs = s_calls ("RunInstances");
+    again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    s_check_hosts ("b4", again, "g1", 0, 4);
+    instances = s_instances ("b4");
+    assert_int_equal (json_array_size (instances), 5);
+    json_decref (instances);
+    assert_true (s_calls ("RunInstances") <= runs + 2);
+    json_decref (again);
+    json_decref (res);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
+/*  RunInstances takes one token of the account's request bucket and one
+    per instance of its MaxCount from the instance bucket, both shared
+    through the registry; the buckets are made nearly still here, so the
+    tokens left tell what was taken. */
+static void
+test_buckets (void **state)
+{
+    (void) state;
+    dx_ratelimit_t *limits = dx_ratelimit_new ();
+    int64_t now = dx_mono_ms ();
+    dx_bucket_t *requests = dx_ratelimit_bucket (limits, AKID "|" REGION "|RunInstances",
+                                                 5, 1e-6, now);
+    dx_bucket_t *instances = dx_ratelimit_bucket (limits, AKID "|" REGION
+                                                  "|RunInstances.instances", 1000, 1e-6, now);
+    s_config.limits = limits;
+    s_cluster_t c;
+    s_cluster_init (&c, "b5");
+    s_before_hosts (&c);
+    json_decref (s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b5", "g1", 0, 19, "tok-b5-g1-0")));
+    assert_true (requests->tokens > 3.99 && requests->tokens < 4.01);
+    assert_true (instances->tokens > 979.99 && instances->tokens < 980.01);
+    json_decref (s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b5", "g1", 20, 22, "tok-b5-g1-20")));
+    assert_true (instances->tokens > 976.99 && instances->tokens < 977.01);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+    s_config.limits = NULL;
+    dx_ratelimit_destroy (&limits);
+}
+
+/*  Steps the worker refuses: names that are not prefix and slot, slots
+    not ascending, a role other than agent. */
+static void
+test_invalid (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b6");
+    json_t *bad [4];
+    bad [0] = s_hosts ("b6", "g1", 0, 2, "tok");
+    json_array_set_new (json_object_get (bad [0], "hostnames"), 1, json_string ("b6-g1-7"));
+    bad [1] = s_hosts ("b6", "g1", 0, 2, "tok");
+    json_array_set_new (json_object_get (bad [1], "slots"), 2, json_integer (0));
+    json_array_set_new (json_object_get (bad [1], "hostnames"), 2, json_string ("b6-g1-0"));
+    bad [2] = s_hosts ("b6", "g1", 0, 2, "tok");
+    json_object_set_new (bad [2], "role", json_string ("master"));
+    bad [3] = s_hosts ("b6", "g1", 0, 2, "tok");
+    json_array_remove (json_object_get (bad [3], "hostnames"), 0);
+    long calls = s_total ();
+    for (int i = 0; i < 4; i++) {
+        dx_step_out_t out;
+        s_run (&c, "hosts", "hosts.g1.0", bad [i], &out);
+        assert_int_equal (out.outcome, DX_STEP_FAILED);
+        assert_int_equal (out.permanent, 1);
+        assert_string_equal (out.code, "InvalidStep");
+        dx_step_out_fini (&out);
+    }
+    assert_int_equal (s_total (), calls);
+    s_cluster_fini (&c);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests [] = {
+        cmocka_unit_test_setup (test_launch_remove_destroy, s_setup),
+        cmocka_unit_test_setup (test_partial_fill, s_setup),
+        cmocka_unit_test_setup (test_kill_after_call, s_setup),
+        cmocka_unit_test_setup (test_replaced, s_setup),
+        cmocka_unit_test_setup (test_buckets, s_setup),
+        cmocka_unit_test_setup (test_invalid, s_setup),
+    };
+    int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
+    th_tmpdir_remove (T.dir, rc != 0);
+    xmlCleanupParser ();
+    return rc;
+}
