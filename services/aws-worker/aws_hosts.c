@@ -198,9 +198,24 @@ s_instance_key (xmlNodePtr instance, char *key, size_t size)
         snprintf (key, size, "host.%s", aws_xml_text (instance, "instanceId"));
 }
 
+/*  Adds the filter of the states looked for: live, and shutting-down when
+    with_shutting_down. */
+static void
+s_state_filter (aws_params_t *p, bool with_shutting_down)
+{
+    int n = aws_params_next (p, "Filter"), m = 0;
+    aws_params_addf (p, "instance-state-name", "Filter.%d.Name", n);
+    for (const char *const *s = aws_live_states; *s; s++)
+        aws_params_addf (p, *s, "Filter.%d.Value.%d", n, ++m);
+    if (with_shutting_down)
+        aws_params_addf (p, "shutting-down", "Filter.%d.Value.%d", n, ++m);
+}
+
 /*  Instances of the cluster (host NULL: all of them) in a live state, or
-    in any state but terminated when with_shutting_down. The answer, or
-    NULL with the outcome set. */
+    in any state but terminated when with_shutting_down. An agent found by
+    no dexter:host tag is looked for among its group's batch instances, by
+    its slot (aws_instance_slot): the answer then keeps only it. The
+    answer, or NULL with the outcome set. */
 static xmlDocPtr
 s_find_instances (aws_run_t *run, const char *host, bool with_shutting_down)
 {
@@ -208,13 +223,43 @@ s_find_instances (aws_run_t *run, const char *host, bool with_shutting_down)
     aws_run_owned (run, p, NULL);
     if (host)
         aws_params_filter (p, "tag:dexter:host", host, NULL);
-    int n = aws_params_next (p, "Filter"), m = 0;
-    aws_params_addf (p, "instance-state-name", "Filter.%d.Name", n);
-    for (const char *const *s = aws_live_states; *s; s++)
-        aws_params_addf (p, *s, "Filter.%d.Value.%d", n, ++m);
-    if (with_shutting_down)
-        aws_params_addf (p, "shutting-down", "Filter.%d.Value.%d", n, ++m);
-    return aws_run_ask (run, "DescribeInstances", &p, NULL);
+    s_state_filter (p, with_shutting_down);
+    xmlDocPtr doc = aws_run_ask (run, "DescribeInstances", &p, NULL);
+    const char *role = dx_step_str (run->job.step, "role");
+    const char *group = dx_step_str (run->job.step, "group");
+    if (!doc || !host || !group || (role && strcmp (role, "agent") != 0)
+    ||  !json_is_integer (json_object_get (run->job.step, "slot"))
+    ||  aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item"))
+        return doc;
+    xmlFreeDoc (doc);
+    p = aws_params_new ();
+    aws_run_owned (run, p, NULL);
+    aws_params_filter (p, "tag:dexter:group", group, NULL);
+    aws_params_filter (p, "tag-key", "dexter:batch", NULL);
+    s_state_filter (p, with_shutting_down);
+    if (!(doc = aws_run_ask (run, "DescribeInstances", &p, NULL)))
+        return NULL;
+    //  The slot's instances only; a reservation left empty goes too
+    long long slot = json_integer_value (json_object_get (run->job.step, "slot"));
+    xmlNodePtr r = aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item");
+    while (r) {
+        xmlNodePtr next_r = aws_xml_next (r);
+        xmlNodePtr inst = aws_xml_child (r, "instancesSet/item");
+        while (inst) {
+            xmlNodePtr next = aws_xml_next (inst);
+            if (aws_xml_tag (inst, "dexter:host") || aws_instance_slot (inst) != slot) {
+                xmlUnlinkNode (inst);
+                xmlFreeNode (inst);
+            }
+            inst = next;
+        }
+        if (!aws_xml_child (r, "instancesSet/item")) {
+            xmlUnlinkNode (r);
+            xmlFreeNode (r);
+        }
+        r = next_r;
+    }
+    return doc;
 }
 
 /*  Instances of ids[0..count) not terminated yet, asked S_IDS_PER_CALL at a

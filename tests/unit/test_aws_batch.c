@@ -10,8 +10,9 @@
     a step killed right after its RunInstances, or whose reply was lost,
     finds the batch again (by its tags, or its client token) and makes no
     twin; a remove of 3 is one TerminateInstances; destroy.instances finds
-    batch instances by their tags; RunInstances takes one request token and
-    MaxCount instance tokens of the client-side buckets. */
+    batch instances by their tags; the one-host steps find batch instances
+    by their slot; RunInstances takes one request token and MaxCount
+    instance tokens of the client-side buckets. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -645,6 +646,61 @@ test_replaced (void **state)
     s_cluster_fini (&c);
 }
 
+/*  The one-host steps (batching off after a batched deploy) find an agent
+    launched in a batch by its slot: a host step launches no twin, a
+    remove terminates it; and a hosts step finds a host launched alone by
+    its dexter:host tag. */
+static void
+test_single_steps (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "b7");
+    s_before_hosts (&c);
+    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
+    long runs = s_calls ("RunInstances");
+    json_t *one = s_done (&c, "host", "host.g1.3", json_pack (
+        "{s:s, s:s, s:i, s:s, s:s, s:i, s:[], s:b, s:s, s:{}, s:{}, s:s}", "role", "agent",
+        "group", "g1", "slot", 3, "hostname", "b7-g1-3", "instance_type", "m5.large",
+        "disk_size", 30, "disks", "public", 0, "group_role", "", "attributes", "vars",
+        "client_token", "tok-b7-g1-3"));
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    assert_string_equal (s_attr (s_res (one, "host.g1.3"), "provider_id"),
+                         s_attr (s_res (res, "host.g1.3"), "provider_id"));
+    json_decref (one);
+
+    json_t *removed = s_done (&c, "remove", "remove.g1.4",
+                              json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 4,
+                                         "hostname", "b7-g1-4"));
+    assert_string_equal (s_attr (s_res (removed, "host.g1.4"), "provider_id"),
+                         s_attr (s_res (res, "host.g1.4"), "provider_id"));
+    json_decref (removed);
+    json_t *instances = s_instances ("b7");
+    assert_int_equal (json_array_size (instances), 4);
+    assert_null (s_instance_of (instances, "g1", 4));
+    json_decref (instances);
+
+    one = s_done (&c, "host", "host.g1.4", json_pack (
+        "{s:s, s:s, s:i, s:s, s:s, s:i, s:[], s:b, s:s, s:{}, s:{}, s:s}", "role", "agent",
+        "group", "g1", "slot", 4, "hostname", "b7-g1-4", "instance_type", "m5.large",
+        "disk_size", 30, "disks", "public", 0, "group_role", "", "attributes", "vars",
+        "client_token", "tok-b7-g1-4"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 1);
+    runs = s_calls ("RunInstances");
+    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    assert_string_equal (s_attr (s_res (again, "host.g1.4"), "provider_id"),
+                         s_attr (s_res (one, "host.g1.4"), "provider_id"));
+    instances = s_instances ("b7");
+    assert_int_equal (json_array_size (instances), 5);
+    json_decref (instances);
+    json_decref (again);
+    json_decref (one);
+    json_decref (res);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
 /*  RunInstances takes one token of the account's request bucket and one
     per instance of its MaxCount from the instance bucket, both shared
     through the registry; the buckets are made nearly still here, so the
@@ -713,6 +769,7 @@ main (void)
         cmocka_unit_test_setup (test_partial_fill, s_setup),
         cmocka_unit_test_setup (test_kill_after_call, s_setup),
         cmocka_unit_test_setup (test_replaced, s_setup),
+        cmocka_unit_test_setup (test_single_steps, s_setup),
         cmocka_unit_test_setup (test_buckets, s_setup),
         cmocka_unit_test_setup (test_invalid, s_setup),
     };
