@@ -47,6 +47,7 @@ typedef struct {
     char **ids;                         /* hosts: twins; remove: what is terminated */
     size_t id_count;
     size_t alive;                       /* remove: of ids, not terminated yet */
+    size_t running;                     /* hosts: of hosts, running and said so */
 } s_batch_t;
 
 //  ---------------------------------------------------------------------
@@ -394,14 +395,17 @@ s_watch (s_batch_t *self, xmlNodePtr instance)
     if (strcmp (state, "running") != 0 || h->reported)
         return;
     h->reported = true;
+    self->running++;
     const char *private_ip = aws_xml_text (instance, "privateIpAddress");
     dx_step_attr (h->res, "state", "running");
     dx_step_attr (h->res, "private_ip", private_ip);
     dx_step_attr (h->res, "public_ip", aws_xml_text (instance, "ipAddress"));
     dx_step_attr (h->res, "launched_at", aws_xml_text (instance, "launchTime"));
     dx_step_attr (h->res, "instance_type", aws_xml_text (instance, "instanceType"));
-    dx_step_progress (self->run->out, "host %s runs: %s at %s", h->hostname, id,
-                      private_ip? private_ip: "?");
+    //  The newest text that has not left yet is the one sent (dx_worker),
+    //  so each says how far the batch is too
+    dx_step_progress (self->run->out, "host %s runs: %s at %s; %zu of %zu hosts run",
+                      h->hostname, id, private_ip? private_ip: "?", self->running, self->count);
 }
 
 /*  Waits until every host's instance runs: one DescribeInstances (a page)
@@ -417,14 +421,13 @@ s_wait_running (s_batch_t *self)
     while (1) {
         if (s_each_in_group (self, false, s_watch))
             return -1;
-        size_t running = 0;
+        size_t running = self->running;
         for (size_t i = 0; i < self->count; i++) {
             s_host_t *h = &self->hosts [i];
             if (s_state_is (h->state, down))
                 return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "IncorrectInstanceState",
                                         "instance %s of host %s is %s, not running", h->id,
                                         h->hostname, h->state);
-            running += h->reported;
         }
         if (running == self->count)
             return 0;

@@ -320,7 +320,9 @@ s_check_hosts (const char *cluster, const json_t *resources, const char *group, 
         const char *user_data = json_string_value (json_object_get (inst, "user_data"));
         assert_non_null (user_data);
         assert_non_null (strstr (user_data, text));
-        assert_non_null (strstr (s_progress, name));
+        char said [96];
+        snprintf (said, sizeof said, "host %s runs: %s at ", name, s_attr (r, "provider_id"));
+        assert_non_null (strstr (s_progress, said));
     }
     json_decref (instances);
 }
@@ -406,6 +408,7 @@ test_launch_remove_destroy (void **state)
     assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
     assert_int_equal (json_array_size (res), 20);
     s_check_hosts ("b1", res, "g1", 0, 19);
+    assert_non_null (strstr (s_progress, "; 20 of 20 hosts run\n"));
     json_t *instances = s_instances ("b1");
     assert_int_equal (json_array_size (instances), 20);
     json_decref (instances);
