@@ -119,6 +119,8 @@ api_handler_request (const api_match_t *match, const api_query_t *query,
         rc = json_object_set_new (request, "name", json_string (match->name));
     if (!rc && match->group [0])
         rc = json_object_set_new (request, "group", json_string (match->group));
+    if (!rc && match->user [0])
+        rc = json_object_set_new (request, "user", json_string (match->user));
     if (!rc && route->action == API_DO_CREATE)
         rc = s_add_cluster (request, fields, answer);
     else

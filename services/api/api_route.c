@@ -28,6 +28,9 @@ static const api_route_t s_routes [] = {
     { "/clusters/{name}/deployment", "DELETE", "deployment.delete", API_DO_PLAIN, API_QUERY_FORCE, false, false },
     { "/clusters/{name}/deployment/events", "GET", "deployment.events", API_DO_PLAIN, API_QUERY_EVENTS, false, false },
     { "/clusters/{name}/deployment/vpn", "GET", "deployment.vpn", API_DO_PLAIN, API_QUERY_NONE, false, false },
+    { "/clusters/{name}/deployment/vpn/users", "GET", "vpnuser.list", API_DO_PLAIN, API_QUERY_NONE, false, false },
+    { "/clusters/{name}/deployment/vpn/users", "POST", "vpnuser.add", API_DO_FIELDS, API_QUERY_NONE, true, false },
+    { "/clusters/{name}/deployment/vpn/users/{user}", "DELETE", "vpnuser.revoke", API_DO_PLAIN, API_QUERY_NONE, false, false },
     { .pattern = "/openapi.json", .method = "GET", .type = "openapi",
       .action = API_DO_DOCUMENT, .query = API_QUERY_NONE },
     { .pattern = "/healthz", .method = "GET", .type = "health",
@@ -66,10 +69,11 @@ s_split (const char *rest, s_segment_t *segs, size_t *count)
 }
 
 /*  1 if the segments fit pattern: literals equal, placeholders anything.
-    Fills name and group pointers (into the path) from the placeholders. */
+    Fills name, group and user pointers (into the path) from the
+    placeholders. */
 static int
 s_fits (const char *pattern, const s_segment_t *segs, size_t count,
-        s_segment_t *name, s_segment_t *group)
+        s_segment_t *name, s_segment_t *group, s_segment_t *user)
 {
     s_segment_t want [API_SEGMENTS_MAX];
     size_t want_count;
@@ -79,6 +83,9 @@ s_fits (const char *pattern, const s_segment_t *segs, size_t count,
         if (want [i].text [0] == '{') {
             if (strncmp (want [i].text, "{name}", want [i].len) == 0)
                 *name = segs [i];
+            else
+            if (strncmp (want [i].text, "{user}", want [i].len) == 0)
+                *user = segs [i];
             else
                 *group = segs [i];
         }
@@ -165,12 +172,13 @@ api_route_match (const char *method, const char *path, api_match_t *match)
         rest [len - 1] = 0;
 
     s_segment_t segs [API_SEGMENTS_MAX], name = { NULL, 0 }, group = { NULL, 0 };
+    s_segment_t user = { NULL, 0 };
     size_t count;
     const char *pattern = NULL;
     if (s_split (rest, segs, &count) == 0)
         for (size_t i = 0; i < API_ROUTES && !pattern; i++)
             if (api_route_outside (&s_routes [i]) == outside
-            &&  s_fits (s_routes [i].pattern, segs, count, &name, &group)) {
+            &&  s_fits (s_routes [i].pattern, segs, count, &name, &group, &user)) {
                 pattern = s_routes [i].pattern;
                 match->probe = api_route_probe (&s_routes [i]);
             }
@@ -181,6 +189,8 @@ api_route_match (const char *method, const char *path, api_match_t *match)
     if (name.text && s_take_name (&name, "cluster", match->name, match))
         return;
     if (group.text && s_take_name (&group, "group", match->group, match))
+        return;
+    if (user.text && s_take_name (&user, "VPN user", match->user, match))
         return;
 
     /* The methods of this path: its rows, plus HEAD with GET, and OPTIONS. */

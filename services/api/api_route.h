@@ -55,6 +55,7 @@ typedef struct {
     const api_route_t *route;   /* when status is 200 */
     char name [DX_NAME_MAX + 1];    /* cluster in the path, or "" */
     char group [DX_NAME_MAX + 1];   /* group in the path, or "" */
+    char user [DX_NAME_MAX + 1];    /* VPN user in the path, or "" */
     char allow [64];            /* Allow header for 204 and 405 */
     bool probe;                 /* the path is a probe's (api_route_probe) */
     char message [200];         /* why, for 404 and 405 */

@@ -129,6 +129,8 @@ struct sch_engine {
     zlistx_t *held;                     /* s_held_t: what workers said before that */
     zhashx_t *tombs;                    /* NAME:GENERATION -> s_tomb_t */
     zlistx_t *remains;                  /* s_remains_t: of forgotten deployments */
+    sch_engine_side_t side;             /* the broker's other jobs (sch_vpn) */
+    void *side_arg;
 };
 
 /*  What a worker said before the engine had read Redis: results,
@@ -972,6 +974,8 @@ s_engine_dispatch (sch_engine_t *self, s_deploy_t *d, int64_t now)
         int pace = d->pace_key && kind && strcmp (kind, d->pace_kind) == 0;
         if (pace && (paced || d->paced_until > now))
             continue;
+        if (self->side.holds && kind && self->side.holds (self->side_arg, d->name, kind))
+            continue;
         const char *service = s_step_service (d, kind);
         size_t f = 0;
         while (f < nfull && strcmp (full [f], service))
@@ -1037,6 +1041,8 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
     const json_t *eip = dropped? NULL: json_object_get (d->resources, "eip.access");
     const char *accessip = json_string_value (json_object_get (eip, "public_ip"));
     json_object_set_new (fields, "accessip", json_string (accessip? accessip: ""));
+    if (dropped)                        /* no PKI, so no CRL to deliver */
+        json_object_set_new (fields, "vpn_crl", json_string (""));
     json_t *jobs = json_object ();
     size_t done = 0;
     for (size_t i = 0; i < d->njobs; i++) {
@@ -1290,6 +1296,10 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
         job->status = S_DONE;
         d->done++;
         type = "step.done";
+        //  The access node's bundle now has the newest CRL (docs/vpn.md, "Users")
+        const char *kind = json_string_value (json_object_get (job->record, "kind"));
+        if (kind && strcmp (kind, "vpn.server") == 0)
+            json_object_set_new (fields, "vpn_crl", json_string (""));
         hosts = s_batch_hosts (job, json_object_get (msg, "resources"));
         char *warning = s_host_drift (job, json_object_get (msg, "resources"));
         if (warning) {
@@ -1496,6 +1506,8 @@ static void
 s_engine_on_job (void *arg, const char *worker, const char *name, const json_t *msg)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    if (self->side.job && self->side.job (self->side_arg, worker, name, msg))
+        return;
     if (strcmp (dx_msg_type (msg), "job.progress") == 0) {
         s_engine_progress (self, name, msg);
         return;
@@ -1570,6 +1582,8 @@ static void
 s_engine_on_gone (void *arg, const char *worker, const char *name)
 {
     sch_engine_t *self = (sch_engine_t *) arg;
+    if (self->side.gone)
+        self->side.gone (self->side_arg, worker, name);
     if (!self->recovered) {
         s_engine_hold (self, worker, name, NULL);
         return;
@@ -1809,6 +1823,42 @@ sch_engine_tick (sch_engine_t *self)
     }
     zlistx_destroy (&names);
     return next;
+}
+
+void
+sch_engine_set_side (sch_engine_t *self, const sch_engine_side_t *side, void *arg)
+{
+    memset (&self->side, 0, sizeof self->side);
+    if (side)
+        self->side = *side;
+    self->side_arg = arg;
+}
+
+int
+sch_engine_running (sch_engine_t *self, const char *cluster, const char *kind)
+{
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, cluster);
+    for (size_t i = 0; d && i < d->njobs; i++) {
+        const char *k = json_string_value (json_object_get (d->jobs [i].record, "kind"));
+        if (d->jobs [i].status == S_RUNNING && k && strcmp (k, kind) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void
+sch_engine_resource_set (sch_engine_t *self, const char *cluster, const char *key,
+                         const json_t *resource)
+{
+    s_deploy_t *d = (s_deploy_t *) zhashx_lookup (self->deploys, cluster);
+    if (d && d->resources)
+        json_object_set_new (d->resources, key, json_deep_copy (resource));
+}
+
+int64_t
+sch_engine_lease_ms (sch_engine_t *self)
+{
+    return self->lease_ms;
 }
 
 size_t

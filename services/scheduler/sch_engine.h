@@ -97,6 +97,31 @@ void sch_engine_forget (sch_engine_t *self, const char *name);
     (dx_mono_ms) by which it wants to be called again. */
 int64_t sch_engine_tick (sch_engine_t *self);
 
+/*  Jobs of the broker that are not a deployment's (sch_vpn's user jobs):
+    job gets every job message first and returns 1 for those it owns;
+    gone hears of every worker gone; holds returns 1 while a step of kind
+    of cluster must not start (a user job of the cluster runs). Every
+    member may be NULL. */
+typedef struct {
+    int (*job) (void *arg, const char *worker, const char *name, const json_t *msg);
+    void (*gone) (void *arg, const char *worker, const char *name);
+    int (*holds) (void *arg, const char *cluster, const char *kind);
+} sch_engine_side_t;
+
+void sch_engine_set_side (sch_engine_t *self, const sch_engine_side_t *side, void *arg);
+
+/*  1 while a step of kind of cluster's deployment runs. */
+int sch_engine_running (sch_engine_t *self, const char *cluster, const char *kind);
+
+/*  A resource of cluster recorded outside a step (resource borrowed): a
+    deployment in progress sees it as its steps' own, so its later steps
+    and its end write it as it is now. */
+void sch_engine_resource_set (sch_engine_t *self, const char *cluster, const char *key,
+                              const json_t *resource);
+
+/*  The lease of the jobs the engine sends, in milliseconds. */
+int64_t sch_engine_lease_ms (sch_engine_t *self);
+
 /*  The number of deployments in progress that the engine holds. */
 size_t sch_engine_size (sch_engine_t *self);
 

@@ -129,7 +129,7 @@ def test_every_listed_route_is_the_apis(shared_stack):
                             "cpus": "2", "ram": "4", "disk_size": "20"}, timeout=10)
     assert r.status_code == 201, r.text
     for template, item in spec["paths"].items():
-        path = template.replace("{name}", "oapi").replace("{group}", "g1")
+        path = template.replace("{name}", "oapi").replace("{group}", "g1").replace("{user}", "alice")
         url = "http://127.0.0.1:%d%s" % (s.api_port, path) if at_root(item) else s.url(path)
         listed = [m.upper() for m in METHODS if m in item]
         r = requests.options(url, timeout=10)

@@ -973,11 +973,12 @@ test_deployment (void **state)
     const char *members [] = { "cluster", "state", "command", "generation",
                                "observed_generation", "parallelism", "progress", "waiting",
                                "last_error", "created_at", "updated_at", "started_at",
-                               "finished_at", "_accessip", NULL };
+                               "finished_at", "_accessip", "vpn_crl", NULL };
     for (int i = 0; members [i]; i++)
         if (!json_object_get (body, members [i]))
             fail_msg ("deployment object lacks %s", members [i]);
-    assert_int_equal (json_object_size (body), 14);
+    assert_int_equal (json_object_size (body), 15);
+    assert_true (json_is_null (json_object_get (body, "vpn_crl")));
     assert_true (json_is_null (json_object_get (body, "started_at")));
     assert_true (json_is_null (json_object_get (body, "finished_at")));
     assert_string_equal (json_string_value (json_object_get (body, "cluster")), "c1");
@@ -1015,7 +1016,7 @@ test_deployment (void **state)
     assert_int_equal (json_integer_value (json_object_get (body, "parallelism")), 7);
     assert_string_equal (json_string_value (json_object_get (body, "waiting")),
                          "no aws worker is connected; the deployment goes on when one registers");
-    assert_int_equal (json_object_size (body), 14);
+    assert_int_equal (json_object_size (body), 15);
     assert_non_null (json_string_value (json_object_get (body, "started_at")));
     assert_true (json_is_null (json_object_get (body, "finished_at")));
     json_t *accepted = json_deep_copy (body);
