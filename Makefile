@@ -94,8 +94,12 @@ unit: $(UNIT_BIN)
 deps:
 	@scripts/install-deps.sh
 
+# Every setting comes from the environment (README.md), or the command line:
+# make run DEXTER_DCOS_INSTALLER_URL=https://mirror.example.com/dcos_generate_config.sh
 run: deps
 	@$(MAKE) --no-print-directory services
+	@[ -n "$${DEXTER_DCOS_INSTALLER_URL:-}" ] || echo "dexter: DEXTER_DCOS_INSTALLER_URL" \
+	    "is not set: a deploy of a dcos cluster is refused (docs/provision.md)" >&2
 	@exec scripts/run.sh
 
 # Everything under test: unit tests and services built with ASan/UBSan.

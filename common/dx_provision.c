@@ -138,6 +138,13 @@ s_ipv4 (const char *text)
     return text && strlen (text) < 16 && inet_pton (AF_INET, text, &addr) == 1;
 }
 
+bool
+dx_provision_url_valid (const char *url)
+{
+    return url && (strncmp (url, "http://", 7) == 0 || strncmp (url, "https://", 8) == 0)
+        && dx_prov_chars (url, 1024, ":/._~%+=?&@,-");
+}
+
 /*  A setting's value (dx_config_str: the default when unset or empty,
     as docker compose passes an unset variable on); `none` is "" for a
     setting that may be switched off. Checked against the characters a
@@ -148,9 +155,7 @@ s_setting (dx_prov_t *self, const char *name, const char *value, bool url)
 {
     if (!*value || strcmp (value, "none") == 0)
         return "";
-    bool ok = url? (strncmp (value, "http://", 7) == 0 || strncmp (value, "https://", 8) == 0)
-                   && dx_prov_chars (value, 1024, ":/._~%+=?&@,-")
-                 : dx_prov_chars (value, 64, ".+~:-_");
+    bool ok = url? dx_provision_url_valid (value): dx_prov_chars (value, 64, ".+~:-_");
     if (!ok)
         dx_prov_fail (self, "%s is not %s (docs/provision.md)", name,
                       url? "an http or https URL of letters, digits and :/._~%+=?&@,-"
@@ -174,8 +179,30 @@ s_settings (dx_prov_t *self)
         dx_config_str ("MESOS_VERSION", ""), false);
     s->marathon_version = s_setting (self, "DEXTER_MARATHON_VERSION",
         dx_config_str ("MARATHON_VERSION", ""), false);
-    s->dcos_installer_url = s_setting (self, "DEXTER_DCOS_INSTALLER_URL",
-        dx_config_str ("DCOS_INSTALLER_URL", ""), true);
+}
+
+/*  The DC/OS installer's URL: the step's dcos_installer_url, the
+    scheduler's DEXTER_DCOS_INSTALLER_URL, without which a dcos access
+    node (the bootstrap node) cannot be made. */
+static void
+s_installer (dx_prov_t *self, const json_t *step)
+{
+    const json_t *value = json_object_get (step, "dcos_installer_url");
+    const char *url = value? json_string_value (value): "";
+    self->settings.dcos_installer_url = "";
+    if (!url)
+        dx_prov_fail (self, "host step: dcos_installer_url must be a string");
+    else
+    if (*url && !dx_provision_url_valid (url))
+        dx_prov_fail (self, "host step: dcos_installer_url is not an http or https URL of "
+                      "letters, digits and :/._~%%+=?&@,- (DEXTER_DCOS_INSTALLER_URL)");
+    else
+    if (!*url && strcmp (self->type, "dcos") == 0 && strcmp (self->role, "access") == 0)
+        dx_prov_fail (self, "host step: no dcos_installer_url: the access node of a dcos "
+                      "cluster serves the DC/OS installer from it; the scheduler's "
+                      "DEXTER_DCOS_INSTALLER_URL sets it (docs/provision.md)");
+    else
+        self->settings.dcos_installer_url = url;
 }
 
 /*  The masters of context.masters_ips, and a master's ZooKeeper id: its
@@ -299,10 +326,8 @@ s_read (dx_prov_t *self, const char *cluster, const json_t *step, const json_t *
         return;
     s_masters (self, step);
     s_settings (self);
-    if (!self->failed && strcmp (self->type, "dcos") == 0 && strcmp (self->role, "access") == 0
-    &&  !*self->settings.dcos_installer_url)
-        dx_prov_fail (self, "DEXTER_DCOS_INSTALLER_URL is not set: the access node "
-                      "of a dcos cluster serves the DC/OS installer from it (docs/provision.md)");
+    if (!self->failed)
+        s_installer (self, step);
 }
 
 /*  Wipes every string in value (an array of arrays, or an object). */

@@ -15,6 +15,8 @@
 
     Input is the `host` step map of proto/PROTOCOL.md ("Steps") and the
     cluster's name; the step's `context.masters_ips` gives the masters,
+    its `dcos_installer_url` the DC/OS installer (the scheduler's
+    DEXTER_DCOS_INSTALLER_URL; a dcos access node is refused without it),
     and an optional `vpn` object (in the step, or in the job's credentials
     as its JSON text, since credentials are strings) the access node's
     OpenVPN server bundle: strings `ca`, `cert`, `key`,
@@ -28,6 +30,7 @@
 #ifndef DX_PROVISION_H
 #define DX_PROVISION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -41,14 +44,18 @@
 /*  The settings: environment variables of the worker that renders the
     user data, read at each call (docs/provision.md, "Settings"):
     DEXTER_MESOS_APT_REPO, DEXTER_MESOS_APT_DIST, DEXTER_MESOS_APT_KEY_URL,
-    DEXTER_MESOS_VERSION, DEXTER_MARATHON_VERSION and
-    DEXTER_DCOS_INSTALLER_URL. Unset or empty, each is its default: */
+    DEXTER_MESOS_VERSION and DEXTER_MARATHON_VERSION (the DC/OS installer
+    comes in the step). Unset or empty, each is its default: */
 #define DX_PROVISION_MESOS_APT_REPO     "http://repos.mesosphere.com/ubuntu"
 #define DX_PROVISION_MESOS_APT_KEY_URL  "https://keyserver.ubuntu.com/pks/lookup?op=get&search=0x81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
 /*  and for the others none: the distribution is the host's own codename,
-    the versions the newest the repository has, and a dcos cluster needs
-    an installer URL set by the operator (its access node is refused
-    without one). */
+    and the versions the newest the repository has. */
+
+/*  1 if url is a URL a setting may hold: http or https, of letters,
+    digits and :/._~%+=?&@,- only (none of them a shell's or YAML's
+    quote), at most 1024 characters. The scheduler checks its
+    DEXTER_DCOS_INSTALLER_URL with it. */
+bool dx_provision_url_valid (const char *url);
 
 /*  The document as text (MIME multipart, never compressed) for the host
     step of cluster `cluster`; credentials (may be NULL) may hold `vpn`.

@@ -5,6 +5,9 @@
 
     DEXTER_SCHEDULER_ENDPOINT  ROUTER endpoint (tcp://127.0.0.1:5556)
     DEXTER_WORKER_ENDPOINT     the workers' ROUTER endpoint (tcp://127.0.0.1:5557)
+    DEXTER_DCOS_INSTALLER_URL  the DC/OS installer of dcos clusters, put in
+                               their host steps; unset, a dcos deploy is
+                               refused (none)
     DEXTER_REDIS_URL           redis://[:password@]host:port[/db] or
                                unix:///path/to.sock (redis://127.0.0.1:6379/0)
     DEXTER_DATA_DIR            where master.key and curve-scheduler.key
@@ -36,6 +39,7 @@
 #include "dx_config.h"
 #include "dx_curve.h"
 #include "dx_log.h"
+#include "dx_provision.h"
 #include "dx_seal.h"
 #include "dx_util.h"
 
@@ -62,6 +66,7 @@ main (int argc, char *argv [])
     const char *endpoint = dx_config_str ("SCHEDULER_ENDPOINT", DX_DEFAULT_SCHEDULER_ENDPOINT);
     const char *redis_url = dx_config_str ("REDIS_URL", DX_DEFAULT_REDIS_URL);
     const char *data_dir = dx_config_str ("DATA_DIR", DX_DEFAULT_DATA_DIR);
+    const char *dcos_installer_url = dx_config_str ("DCOS_INSTALLER_URL", "");
     const char *worker_endpoint = dx_config_str ("WORKER_ENDPOINT", DX_WORKER_DEFAULT_ENDPOINT);
     int heartbeat_bad, lease_bad, batch_bad;   /* -1 when malformed or out of range */
     int64_t heartbeat_ms = dx_config_int ("HEARTBEAT_MS", SCH_BROKER_HEARTBEAT_MS, 10,
@@ -84,6 +89,10 @@ main (int argc, char *argv [])
     if (!(curve = dx_curve_server_new (data_dir)))
         dx_error ("cannot start: no CurveZMQ key pair or ZAP handler (see above)");
     else
+    if (*dcos_installer_url && !dx_provision_url_valid (dcos_installer_url))
+        dx_error ("cannot start: DEXTER_DCOS_INSTALLER_URL must be an http or https URL of "
+                  "letters, digits and :/._~%%+=?&@,- (docs/provision.md)");
+    else
     if (!(store = sch_store_new (redis_url)))
         dx_error ("cannot start: DEXTER_REDIS_URL is malformed");
     else
@@ -105,6 +114,10 @@ main (int argc, char *argv [])
     if (!(engine = sch_engine_new (store, seal, broker, lease_ms)))
         dx_error ("cannot start: out of memory");
     else {
+        sch_server_set_dcos_installer_url (server, dcos_installer_url);
+        if (!*dcos_installer_url)
+            dx_info ("DEXTER_DCOS_INSTALLER_URL is not set: a deploy of a dcos cluster "
+                     "is refused (docs/provision.md)");
         sch_server_set_broker (server, broker);
         sch_server_set_engine (server, engine);
         sch_server_set_aws_batch_max (server, (int) batch_max);

@@ -36,10 +36,8 @@ s_deploy_object (const char *name, const json_t *record)
     json_t *last_error = error_text? json_loads (error_text, 0, NULL): NULL;
     if (error_text && !last_error)
         last_error = json_pack ("{s:n, s:n, s:s}", "step", "code", "message", error_text);
-    const char *crl = json_string_value (json_object_get (record, "vpn_crl"));
-    int pending = crl && strcmp (crl, "pending") == 0;
     return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, "
-                      "s:o, s:o, s:o, s:o}",
+                      "s:o, s:o, s:o}",
                       "cluster", name,
                       "state", state? state: "init",
                       "command", s_deploy_field (record, "command"),
@@ -54,8 +52,7 @@ s_deploy_object (const char *name, const json_t *record)
                       "updated_at", s_deploy_field (record, "updated_at"),
                       "started_at", s_deploy_field (record, "started_at"),
                       "finished_at", s_deploy_field (record, "finished_at"),
-                      "_accessip", s_deploy_field (record, "accessip"),
-                      "vpn_crl", pending? json_string ("pending"): json_null ());
+                      "_accessip", s_deploy_field (record, "accessip"));
 }
 
 /*  The loaded record, or a fresh init record for a cluster without one
@@ -124,10 +121,20 @@ s_deploy_seal_credentials (sch_ctx_t *ctx, const json_t *credentials)
     return sealed;
 }
 
+/*  1 if the loaded cluster is of type dcos. */
+static int
+s_deploy_dcos (const json_t *loaded)
+{
+    const char *type = json_string_value (json_object_get (json_object_get (loaded, "cluster"),
+                                                           "type"));
+    return type && strcmp (type, "dcos") == 0;
+}
+
 /*  The state rules of a deploy or destroy: CONFLICT while one runs, for a
-    deploy without config, a destroy of nothing. A destroy without config
-    (deleted since) destroys where the last generation was: its config is
-    set into loaded. NULL when the deployment may start. */
+    deploy without config or, of a dcos cluster, without the DC/OS
+    installer (DEXTER_DCOS_INSTALLER_URL), a destroy of nothing. A destroy
+    without config (deleted since) destroys where the last generation was:
+    its config is set into loaded. NULL when the deployment may start. */
 static json_t *
 s_deploy_refused (sch_ctx_t *ctx, const json_t *request, json_t *loaded, int deploy)
 {
@@ -145,6 +152,12 @@ s_deploy_refused (sch_ctx_t *ctx, const json_t *request, json_t *loaded, int dep
         return dx_reply_error (request, DX_CONFLICT, "command",
                                "cluster %s has no config; set one with "
                                "PUT /clusters/%s/config before deploying", name, name);
+    if (deploy && s_deploy_dcos (loaded)
+    &&  !(ctx->dcos_installer_url && *ctx->dcos_installer_url))
+        return dx_reply_error (request, DX_CONFLICT, "command",
+                               "cluster %s is a dcos cluster and the scheduler has no DC/OS "
+                               "installer: set DEXTER_DCOS_INSTALLER_URL (docs/provision.md) "
+                               "and restart it before deploying", name);
     if (!deploy && !sch_state_holds (state))
         return dx_reply_error (request, DX_CONFLICT, "command",
                                "cluster %s has nothing deployed (state %s); there is "
@@ -206,6 +219,10 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
     if (snapshot && provider && strcmp (provider, "aws") == 0)
         json_object_set_new (snapshot, "aws_batch_max", json_integer (ctx->aws_batch_max));
     char *sealed = s_deploy_seal_credentials (ctx, credentials);
+    //  A dcos cluster's hosts get the installer of the snapshot (sch_plan.h)
+    if (snapshot && s_deploy_dcos (loaded) && ctx->dcos_installer_url)
+        json_object_set_new (snapshot, "dcos_installer_url",
+                             json_string (ctx->dcos_installer_url));
     char err [256] = "";
     size_t steps = s_deploy_steps (snapshot, json_object_get (loaded, "resources"),
                                    err, sizeof err);

@@ -422,10 +422,15 @@ s_plan_lay_destroy (sch_plan_t *self)
 static json_t *
 s_plan_step (const sch_plan_t *self, const char *kind, const char *id)
 {
-    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O}",
-                      "kind", kind, "id", id, "provider", self->provider,
-                      "cluster_type", self->type, "uid", self->uid,
-                      "config", self->config);
+    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O}",
+                              "kind", kind, "id", id, "provider", self->provider,
+                              "cluster_type", self->type, "uid", self->uid,
+                              "config", self->config);
+    //  A dcos cluster's hosts: the snapshot's DC/OS installer
+    if (step && !strncmp (kind, "host", 4) && !strcmp (self->type, "dcos"))
+        json_object_set (step, "dcos_installer_url",
+                         json_object_get (self->snapshot, "dcos_installer_url"));
+    return step;
 }
 
 /*  The job {id, kind, needs, step} of step (taken) and needs (taken; NULL

@@ -17,7 +17,9 @@
     the access node (needs every leading step and vpn.server);
     vpn.profile (needs host.access, whose public address it names);
     every master and every host of every group (each needs every
-    leading step);
+    leading step); the host steps of a dcos cluster carry the snapshot's
+    `dcos_installer_url` (the scheduler's DEXTER_DCOS_INSTALLER_URL when
+    the snapshot was taken);
     and a `remove` for every recorded host
     that is no longer wanted: a group that shrank loses its highest slots
     (its newest hosts), a deleted group all of them. On aws, with the

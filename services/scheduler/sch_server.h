@@ -43,6 +43,11 @@ void sch_server_set_engine (sch_server_t *self, sch_engine_t *engine);
     per agent. */
 void sch_server_set_aws_batch_max (sch_server_t *self, int batch_max);
 
+/*  The URL of the DC/OS installer (DEXTER_DCOS_INSTALLER_URL, borrowed:
+    it must outlive the server) that dcos deployments put in their host
+    steps; NULL or "" (the default): a dcos deploy is refused. */
+void sch_server_set_dcos_installer_url (sch_server_t *self, const char *url);
+
 /*  The endpoint actually bound (with the port resolved). Borrowed. */
 const char *sch_server_endpoint (sch_server_t *self);
 

@@ -44,8 +44,8 @@ FAKE_SECRET = "dexterE2E/fake+Secret0123456789abcdefABCD"
 # service principal the Azure tests give it (TENANT:CLIENT_ID:SUBSCRIPTION:SECRET).
 FAKE_ARM = os.path.join(REPO, "tests", "fakes", "fake_arm.py")
 
-# The workers' DC/OS installer source (docs/provision.md): a dcos cluster's
-# access node is refused without one. Nothing downloads it in the tests.
+# The scheduler's DC/OS installer source (docs/provision.md): a dcos deploy is
+# refused without one. Nothing downloads it in the tests.
 DCOS_INSTALLER_URL = "https://dcos-mirror.example.com/dcos_generate_config.sh"
 FAKE_AZ_TENANT = "4c1d5e2a-0000-4000-8000-00000000e2e0"
 FAKE_AZ_CLIENT = "9b7f3c11-0000-4000-8000-00000000e2e1"
@@ -155,7 +155,8 @@ class Stack:
         self.worker_port = free_port()  # the scheduler's workers' ROUTER
         self.api_port = free_port()
         self.api_env = api_env or {}
-        self.sched_env = sched_env or {}
+        self.sched_env = dict({"DEXTER_DCOS_INSTALLER_URL": DCOS_INSTALLER_URL},
+                              **(sched_env or {}))
         self.redis = self.scheduler = self.api = None
         self.procs = []  # every Proc ever started, for log checks
         self.fake_ec2 = None      # the fake EC2 Proc (not in procs: no sanitizer check)
@@ -216,9 +217,7 @@ class Stack:
             return False
 
     def start_scheduler(self, extra_env=None):
-        # One host step per aws agent unless a test asks for batches
-        # (test_aws_batch.py): the others count host steps, host tags and launches
-        env = self.env(dict({"DEXTER_AWS_BATCH_MAX": "0"}, **dict(self.sched_env, **(extra_env or {}))))
+        env = self.env(dict(self.sched_env, **(extra_env or {})))
         self.scheduler = Proc("scheduler", [os.path.join(BIN_DIR, "dexter-scheduler")], env,
                               os.path.join(self.dir, "scheduler.log")).start()
         self.procs.append(self.scheduler)
@@ -387,8 +386,7 @@ class Stack:
         exe = os.path.join(BIN_DIR, "dexter-aws-worker")
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.aws_workers) + 1
-        extra = {"DEXTER_AWS_POLL_MS": "50", "DEXTER_WORKER_DRAIN_MS": "5000",
-                 "DEXTER_DCOS_INSTALLER_URL": DCOS_INSTALLER_URL}
+        extra = {"DEXTER_AWS_POLL_MS": "50", "DEXTER_WORKER_DRAIN_MS": "5000"}
         extra.update(extra_env or {})
         env = {k: v for k, v in self.env(extra).items()
                if not k.startswith("AWS_") and k.lower() not in
@@ -456,7 +454,7 @@ class Stack:
         assert os.access(exe, os.X_OK), "%s is missing: build it (make services)" % exe
         n = len(self.azure_workers) + 1
         extra = {"DEXTER_AZURE_POLL_MS": "50", "DEXTER_AZURE_WAIT_MS": "30000",
-                 "DEXTER_WORKER_DRAIN_MS": "5000", "DEXTER_DCOS_INSTALLER_URL": DCOS_INSTALLER_URL}
+                 "DEXTER_WORKER_DRAIN_MS": "5000"}
         extra.update(extra_env or {})
         env = {k: v for k, v in self.env(extra).items()
                if not k.startswith("AZURE_") and k.lower() not in

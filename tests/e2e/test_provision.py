@@ -19,6 +19,7 @@ sandbox answers the instance metadata with a stub). Here:
     files the script left and the calls it made.
 """
 import email
+import json
 import os
 import shutil
 import stat
@@ -436,39 +437,39 @@ def test_batch_agent_without_metadata_fails(rendered, sandboxes):
     assert "DEXTER_HOSTNAME" not in box.read("/etc/dexter/cluster")
 
 
-def test_dcos_without_installer_fails_at_the_access_node(stack_factory, tmp_path):
-    """A dcos deployment whose workers have no DEXTER_DCOS_INSTALLER_URL
-    fails at the access node's host step, permanently, naming the setting
-    (the api and the scheduler cannot see the workers' settings at PUT);
-    with the setting, a redeploy finishes the same cluster and the access
-    node's user data downloads the installer from it."""
-    from aws_helpers import (live_instances, make_aws_cluster, pem_key, put_deployment,
-                             user_data_text, wait_deployment, wait_finished_event)
-    stack = stack_factory()
+def test_dcos_without_installer_is_refused_at_put(stack_factory, tmp_path):
+    """A scheduler without DEXTER_DCOS_INSTALLER_URL refuses the deploy of
+    a dcos cluster at PUT, 409 naming the setting, and changes nothing (no
+    generation, no event, no machine); restarted with the setting, the same
+    PUT deploys the cluster on the fake EC2: every host step carries the
+    URL, and the access node's user data downloads the installer from it."""
+    from aws_helpers import (events, get_deployment, live_instances, make_aws_cluster, pem_key,
+                             put_deployment, user_data_text, wait_deployment)
+    stack = stack_factory(sched_env={"DEXTER_DCOS_INSTALLER_URL": ""})
     stack.start_fake_ec2()
-    worker = stack.start_aws_worker({"DEXTER_DCOS_INSTALLER_URL": ""})
+    stack.start_aws_worker()
     name = "dcosnourl"
     make_aws_cluster(stack, name, pem_key(str(tmp_path / "k.pem")),
                      [{"name": "g1", "instance_type": "m5.large", "cpus": 2, "ram": 8}], ctype="dcos")
-    gen = put_deployment(stack, name, parallelism=1)["generation"]
-    d = wait_deployment(stack, name, gen, allow_failure=True, timeout=60)
-    assert d["state"] == "deploy_failed", d
-    err = d["last_error"]
-    assert err["code"] == "InvalidUserData" and err["step"] == "host.access", err
-    assert "DEXTER_DCOS_INSTALLER_URL is not set" in err["message"], err
-    evs = wait_finished_event(stack, name, gen)
-    failed = [e for e in evs if e["type"] == "step.failed"]
-    assert [e["step"] for e in failed] == ["host.access"], failed
-    access = [i for i in live_instances(stack.fake_state(), name)
-              if i["tags"].get("dexter:role") == "access"]
-    assert access == [], access
+    before, evs = get_deployment(stack, name), events(stack, name)
+    body = put_deployment(stack, name, expect=409)
+    assert body["code"] == "CONFLICT" and body["field"] == "command", body
+    assert "DEXTER_DCOS_INSTALLER_URL" in body["message"] and "dcos" in body["message"], body
+    assert get_deployment(stack, name) == before and before["state"] == "init", before
+    assert events(stack, name) == evs
+    assert live_instances(stack.fake_state(), name) == []
 
-    assert worker.stop() == 0
     url = "https://dcos-mirror.example.com/2.2/dcos_generate_config.sh"
-    stack.start_aws_worker({"DEXTER_DCOS_INSTALLER_URL": url})
+    assert stack.scheduler.stop() == 0
+    stack.start_scheduler({"DEXTER_DCOS_INSTALLER_URL": url})
     gen = put_deployment(stack, name)["generation"]
+    assert gen == before["generation"] + 1
     d = wait_deployment(stack, name, gen, timeout=90)
     assert d["state"] == "deployed", d
+    jobs = [json.loads(j) for j in stack.redis_client().hgetall("dexter:{%s}:jobs" % name).values()]
+    hosts = [j["step"] for j in jobs if j["kind"] in ("host", "hosts")]
+    assert len(hosts) >= 3, jobs                    # the access node, a master, the agents
+    assert all(h["dcos_installer_url"] == url for h in hosts), hosts
     access = [i for i in live_instances(stack.fake_state(), name)
               if i["tags"].get("dexter:role") == "access"]
     assert len(access) == 1

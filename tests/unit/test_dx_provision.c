@@ -29,6 +29,7 @@
 #include "dx_util.h"
 
 #define BOUNDARY "--==DEXTER-USER-DATA-7f3a9c=="
+#define DCOS_INSTALLER_URL "https://mirror.example.com/dcos/dcos_generate_config.sh"
 
 static const char *s_pem_cert = "-----BEGIN CERTIFICATE-----\nMIIBdTCCARugAwIBAgIU\n-----END CERTIFICATE-----\n";
 static const char *s_pem_key = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n";
@@ -77,13 +78,14 @@ s_step (const char *role, const char *type, const char *provider)
         : json_object ());
     if (strcmp (role, "access") == 0)
         json_object_set_new (step, "vpn", s_vpn ());
+    if (strcmp (type, "dcos") == 0)
+        json_object_set_new (step, "dcos_installer_url", json_string (DCOS_INSTALLER_URL));
     return step;
 }
 
 static void
 s_settings (void)
 {
-    setenv ("DEXTER_DCOS_INSTALLER_URL", "https://mirror.example.com/dcos/dcos_generate_config.sh", 1);
     setenv ("DEXTER_MESOS_APT_REPO", "http://mirror.example.com/mesos/ubuntu", 1);
     setenv ("DEXTER_MESOS_VERSION", "1.11.0", 1);
     unsetenv ("DEXTER_MESOS_APT_DIST");
@@ -727,17 +729,28 @@ test_refusals (void **state)
     json_decref (credentials);
     json_decref (step);
 
-    //  Settings: a dcos access node needs the installer; each must be a URL
-    //  or a version of plain characters
+    //  A dcos access node needs the installer from its step (the
+    //  scheduler's setting), a URL; the worker's environment is not read
     step = s_step ("access", "dcos", "azure");
+    setenv ("DEXTER_DCOS_INSTALLER_URL", DCOS_INSTALLER_URL, 1);
+    json_object_del (step, "dcos_installer_url");
+    s_refused (step, NULL, "no dcos_installer_url");
     unsetenv ("DEXTER_DCOS_INSTALLER_URL");
-    s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not set");
-    setenv ("DEXTER_DCOS_INSTALLER_URL", "", 1);
-    s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not set");
-    setenv ("DEXTER_DCOS_INSTALLER_URL", "ftp://x/y", 1);
-    s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not an http or https URL");
-    setenv ("DEXTER_DCOS_INSTALLER_URL", "https://x/y'$(id)", 1);
-    s_refused (step, NULL, "DEXTER_DCOS_INSTALLER_URL is not");
+    s_refused_with (step, "dcos_installer_url", json_string (""), "no dcos_installer_url");
+    s_refused_with (step, "dcos_installer_url", json_integer (1),
+                    "dcos_installer_url must be a string");
+    s_refused_with (step, "dcos_installer_url", json_string ("ftp://x/y"),
+                    "dcos_installer_url is not an http or https URL");
+    s_refused_with (step, "dcos_installer_url", json_string ("https://x/y'$(id)"),
+                    "dcos_installer_url is not");
+    json_decref (step);
+    //  Masters and agents of a dcos cluster install from the bootstrap node:
+    //  the URL they carry may be empty
+    step = s_step ("master", "dcos", "aws");
+    json_object_set_new (step, "dcos_installer_url", json_string (""));
+    document = s_document (step);
+    assert_null (strstr (document, "dcos_generate_config.sh"));
+    free (document);
     json_decref (step);
     s_settings ();
     step = s_step ("agent", "mesos", "aws");
@@ -751,7 +764,6 @@ test_refusals (void **state)
     s_refused (step, NULL, "DEXTER_MESOS_APT_KEY_URL is not");
     s_settings ();
     //  A mesos cluster needs no installer
-    unsetenv ("DEXTER_DCOS_INSTALLER_URL");
     document = s_document (step);
     free (document);
     json_decref (step);
