@@ -36,8 +36,10 @@ s_deploy_object (const char *name, const json_t *record)
     json_t *last_error = error_text? json_loads (error_text, 0, NULL): NULL;
     if (error_text && !last_error)
         last_error = json_pack ("{s:n, s:n, s:s}", "step", "code", "message", error_text);
+    const char *crl = json_string_value (json_object_get (record, "vpn_crl"));
+    int pending = crl && strcmp (crl, "pending") == 0;
     return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, "
-                      "s:o, s:o, s:o}",
+                      "s:o, s:o, s:o, s:o}",
                       "cluster", name,
                       "state", state? state: "init",
                       "command", s_deploy_field (record, "command"),
@@ -52,7 +54,8 @@ s_deploy_object (const char *name, const json_t *record)
                       "updated_at", s_deploy_field (record, "updated_at"),
                       "started_at", s_deploy_field (record, "started_at"),
                       "finished_at", s_deploy_field (record, "finished_at"),
-                      "_accessip", s_deploy_field (record, "accessip"));
+                      "_accessip", s_deploy_field (record, "accessip"),
+                      "vpn_crl", pending? json_string ("pending"): json_null ());
 }
 
 /*  The loaded record, or a fresh init record for a cluster without one

@@ -26,6 +26,7 @@ typedef struct {
     sch_engine_t *engine;       /* borrowed; NULL: deployments never run (tests) */
     const char *dcos_installer_url;  /* DEXTER_DCOS_INSTALLER_URL; NULL or "": a dcos
                                         deploy is refused (sch_deployment.c) */
+    struct sch_vpn *vpn;        /* the VPN users' jobs (sch_vpn.h); NULL without an engine */
     int aws_batch_max;          /* DEXTER_AWS_BATCH_MAX, for aws snapshots (sch_plan.h) */
 } sch_ctx_t;
 
@@ -45,6 +46,11 @@ typedef json_t *(sch_reply_fn) (sch_ctx_t *ctx, const json_t *request, int ticke
     has the handler answer from loaded (borrowed; the handler may add or
     replace members, never change one). */
 typedef json_t *(sch_loaded_fn) (sch_ctx_t *ctx, const json_t *request, json_t *loaded);
+
+/*  A change answered later: returns the reply when it is answered at
+    once, else NULL, and then whoever took waiter (sch_vpn) answers it
+    through the server (sch_server.c). */
+typedef json_t *(sch_defer_fn) (sch_ctx_t *ctx, const json_t *request, void *waiter);
 
 /*  sch_cluster.c: clusters, their config and their groups (the list of
     clusters is read in slices: sch_list.h). */

@@ -29,6 +29,7 @@
 #include "sch_health.h"
 #include "sch_list.h"
 #include "sch_metrics.h"
+#include "sch_vpn.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 #include "dx_spec.h"
@@ -59,6 +60,7 @@ typedef struct {
     sch_reply_fn *reply;
     sch_loaded_fn *loaded;
     sch_change_fn *now;         /* answered at once, without Redis */
+    sch_defer_fn *defer;        /* a change answered later (sch_vpn) */
     unsigned load;
     bool pure;
     bool list;
@@ -88,6 +90,10 @@ static const s_handler_t s_server_handlers [] = {
                            .load = SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES },
     { "deployment.events", .queue = sch_deployment_events_queue,
                            .reply = sch_deployment_events_reply },
+    { "vpnuser.list",      .loaded = sch_vpn_user_list,
+                           .load = SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES },
+    { "vpnuser.add",       .defer = sch_vpn_user_add },
+    { "vpnuser.revoke",    .defer = sch_vpn_user_revoke },
     { "health.get",        .now = sch_health_get },
     { "metrics.get",       .change = sch_metrics_get },
 };
@@ -168,7 +174,7 @@ s_server_start (sch_server_t *self, const json_t *request, const s_handler_t **r
     if (!reply && row->list)
         reply = sch_list_check (request);
     else
-    if (!reply && !row->change)
+    if (!reply && !row->change && !row->defer)
         reply = row->queue? row->queue (&self->ctx, request, ticket)
                           : sch_queue_cluster (&self->ctx, request, row->load, ticket);
     return reply;
@@ -215,6 +221,13 @@ sch_server_handle (sch_server_t *self, const json_t *request)
     json_t *reply = s_server_start (self, request, &row, &ticket);
     if (!reply && row->change)
         reply = row->change (&self->ctx, request);
+    else
+    if (!reply && row->defer) {
+        //  No one to answer later: the reply says it was taken
+        reply = row->defer (&self->ctx, request, NULL);
+        if (!reply)
+            reply = dx_reply_new (request, DX_ACCEPTED, json_pack ("{s:b}", "queued", 1));
+    }
     else
     if (!reply && row->list) {
         sch_list_t *list = sch_list_new (self->ctx.store, request);
@@ -379,7 +392,7 @@ s_server_take (sch_server_t *self)
                 reply = dx_reply_error (request, DX_INTERNAL, NULL, "out of memory");
             }
             else
-            if (!reply && !row->change) {
+            if (!reply && !row->change && !row->defer) {
                 //  A read: kept until the flush, which owns it from now on
                 assert (self->npending < SCH_BURST);
                 s_pending_t *read = &self->pending [self->npending++];
@@ -391,6 +404,22 @@ s_server_take (sch_server_t *self)
                 read->start = start;
                 return 0;
             }
+            if (!reply && row->defer) {
+                //  Kept until sch_vpn answers it (s_server_later), which owns it now
+                s_pending_t *later = (s_pending_t *) calloc (1, sizeof *later);
+                if (later) {
+                    *later = (s_pending_t) { identity, raw, request, row, -1, start };
+                    s_server_flush (self);
+                    reply = row->defer (&self->ctx, request, later);
+                    if (!reply)
+                        return 0;
+                    *later = (s_pending_t) { 0 };
+                    free (later);
+                }
+                else
+                    reply = dx_reply_error (request, DX_INTERNAL, NULL, "out of memory");
+            }
+            else
             if (!reply) {
                 s_server_flush (self);
                 reply = row->change (&self->ctx, request);
@@ -412,6 +441,22 @@ s_server_list_free (void **item_p)
         free (list);
         *item_p = NULL;
     }
+}
+
+/*  sch_vpn's answer to a request it kept (an s_pending_t): sent, or, with
+    reply NULL, dropped; the request is freed. */
+static void
+s_server_later (void *arg, void *waiter, json_t *reply)
+{
+    sch_server_t *self = (sch_server_t *) arg;
+    s_pending_t *later = (s_pending_t *) waiter;
+    if (!later) {
+        json_decref (reply);
+        return;
+    }
+    if (reply)
+        s_server_answer (self, later->identity, later->request, reply, later->start);
+    s_server_list_free ((void **) &later);
 }
 
 /*  Begins the next list: the one the first request waiting asks for
@@ -559,6 +604,7 @@ sch_server_destroy (sch_server_t **self_p)
     if (!self_p || !*self_p)
         return;
     sch_server_t *self = *self_p;
+    sch_vpn_destroy (&self->ctx.vpn);
     zlistx_destroy (&self->waiting);
     zlistx_destroy (&self->served);
     sch_list_destroy (&self->list);
@@ -586,6 +632,14 @@ void
 sch_server_set_engine (sch_server_t *self, sch_engine_t *engine)
 {
     self->ctx.engine = engine;
+    sch_vpn_destroy (&self->ctx.vpn);
+    if (engine && self->ctx.broker) {
+        self->ctx.vpn = sch_vpn_new (self->ctx.store, self->ctx.seal, self->ctx.broker, engine);
+        if (self->ctx.vpn)
+            sch_vpn_set_answer (self->ctx.vpn, s_server_later, self);
+        else
+            dx_error ("out of memory: VPN users cannot be served");
+    }
 }
 
 void
@@ -664,8 +718,12 @@ sch_server_run (sch_server_t *self, zsock_t *pipe)
         }
         if (broker && dx_mono_ms () >= next_broker)
             next_broker = sch_broker_tick (broker);
-        if (engine && recovered && dx_mono_ms () >= next_engine)
+        if (engine && recovered && dx_mono_ms () >= next_engine) {
             next_engine = sch_engine_tick (engine);
+            int64_t next_vpn = self->ctx.vpn? sch_vpn_tick (self->ctx.vpn): INT64_MAX;
+            if (next_vpn < next_engine)
+                next_engine = next_vpn;
+        }
     }
     zpoller_destroy (&poller);
     return 0;

@@ -217,7 +217,9 @@ class Stack:
             return False
 
     def start_scheduler(self, extra_env=None):
-        env = self.env(dict(self.sched_env, **(extra_env or {})))
+        # One host step per aws agent unless a test asks for batches
+        # (test_aws_batch.py): the others count host steps, host tags and launches
+        env = self.env(dict({"DEXTER_AWS_BATCH_MAX": "0"}, **dict(self.sched_env, **(extra_env or {}))))
         self.scheduler = Proc("scheduler", [os.path.join(BIN_DIR, "dexter-scheduler")], env,
                               os.path.join(self.dir, "scheduler.log")).start()
         self.procs.append(self.scheduler)
