@@ -471,9 +471,11 @@ test_launch_remove_destroy (void **state)
     s_cluster_fini (&c);
 }
 
-/*  A call EC2 fills only in part (here the account's instance limit: 12
-    of 20) keeps what it launched; the rest is one further call for the
-    slots from the first missing one, tagged with that batch. */
+/*  A call EC2 fills only in part keeps what it launched; the rest is one
+    further call for the slots from the first missing one, tagged with
+    that batch: the account's instance limit (12 of 20: the step fails,
+    and run again makes the call), short capacity (7 of 13: the same step
+    makes the call). No capacity at all is `retry`. */
 static void
 test_partial_fill (void **state)
 {
@@ -507,6 +509,31 @@ test_partial_fill (void **state)
     assert_int_equal (second, 8);
     json_decref (instances);
     json_decref (res);
+
+    //  Capacity short (7 of 13, MinCount met): a further call in the same
+    //  step launches the other 6
+    json_decref (s_side ("POST", "capacity", "{\"capacity\": 7, \"count\": 1}"));
+    runs = s_calls ("RunInstances");
+    res = s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b2", "g1", 20, 32, "tok-b2-g1-20"));
+    assert_int_equal (s_calls ("RunInstances"), runs + 2);
+    s_check_hosts ("b2", res, "g1", 20, 32);
+    instances = s_instances ("b2");
+    assert_int_equal (json_array_size (instances), 33);
+    json_decref (instances);
+    json_decref (res);
+
+    //  No capacity at all: retry, as a host step; then done, nothing twice
+    json_decref (s_side ("POST", "capacity", "{\"capacity\": 0, \"count\": 1}"));
+    s_run (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"), &out);
+    assert_int_equal (out.outcome, DX_STEP_RETRY);
+    assert_string_equal (out.code, "InsufficientInstanceCapacity");
+    dx_step_out_fini (&out);
+    res = s_done (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"));
+    s_check_hosts ("b2", res, "g1", 33, 35);
+    json_decref (res);
+    instances = s_instances ("b2");
+    assert_int_equal (json_array_size (instances), 36);
+    json_decref (instances);
     s_destroy_all (&c);
     s_cluster_fini (&c);
 }
@@ -722,11 +749,15 @@ test_buckets (void **state)
     s_cluster_t c;
     s_cluster_init (&c, "b5");
     s_before_hosts (&c);
+    //  The fake keeps EC2's buckets too: nothing is refused
+    json_decref (s_side ("POST", "config", "{\"ec2_limits\": true}"));
     json_decref (s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b5", "g1", 0, 19, "tok-b5-g1-0")));
     assert_true (requests->tokens > 3.99 && requests->tokens < 4.01);
     assert_true (instances->tokens > 979.99 && instances->tokens < 980.01);
     json_decref (s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b5", "g1", 20, 22, "tok-b5-g1-20")));
     assert_true (instances->tokens > 976.99 && instances->tokens < 977.01);
+    assert_int_equal (th_fake_calls (T.endpoint, "by_error_code", "RequestLimitExceeded"), 0);
+    json_decref (s_side ("POST", "config", "{\"ec2_limits\": false}"));
     s_destroy_all (&c);
     s_cluster_fini (&c);
     s_config.limits = NULL;
