@@ -111,16 +111,24 @@ dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, double r
 }
 
 int64_t
+dx_ratelimit_take_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
+                     double n)
+{
+    pthread_mutex_lock (&self->lock);
+    int64_t now = dx_mono_ms ();
+    dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, now);
+    int64_t wait = bucket? dx_bucket_take_n (bucket, n, now): 0;
+    pthread_mutex_unlock (&self->lock);
+    return wait;
+}
+
+int64_t
 dx_ratelimit_wait_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
                      double n)
 {
     int64_t waited = 0;
     while (1) {
-        pthread_mutex_lock (&self->lock);
-        int64_t now = dx_mono_ms ();
-        dx_bucket_t *bucket = dx_ratelimit_bucket (self, key, burst, rate, now);
-        int64_t wait = bucket? dx_bucket_take_n (bucket, n, now): 0;
-        pthread_mutex_unlock (&self->lock);
+        int64_t wait = dx_ratelimit_take_n (self, key, burst, rate, n);
         if (wait <= 0)
             break;
         dx_sleep_ms (wait);

@@ -56,4 +56,10 @@ int64_t dx_ratelimit_wait (dx_ratelimit_t *self, const char *key, double burst, 
 int64_t dx_ratelimit_wait_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
                              double n);
 
+/*  One look, thread-safe: takes n tokens of key's bucket and returns 0,
+    or takes nothing and returns the milliseconds until they will be there
+    (for a caller that sleeps its own way, looking at a cancel flag). */
+int64_t dx_ratelimit_take_n (dx_ratelimit_t *self, const char *key, double burst, double rate,
+                             double n);
+
 #endif

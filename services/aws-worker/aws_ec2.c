@@ -539,19 +539,33 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
 
     //  RunInstances also takes one token of the instance bucket per
     //  instance it may launch (MaxCount), once: a retry with the same
-    //  ClientToken launches nothing more
+    //  ClientToken launches nothing more. Filling it takes up to 500 s, so
+    //  the wait looks at the cancel flag.
     double instances = strcmp (action, "RunInstances") == 0? s_max_count (params): 0;
     if (instances > 0) {
         char ikey [512];
         snprintf (ikey, sizeof ikey, "%s|%s|RunInstances.instances", self->access_key,
                   self->region);
-        int64_t waited = dx_ratelimit_wait_n (self->limits, ikey, AWS_EC2_INSTANCE_BURST,
-                                              AWS_EC2_INSTANCE_RATE, instances);
+        int64_t wait, waited = 0;
+        int cancelled = 0;
+        while (!cancelled && (wait = dx_ratelimit_take_n (self->limits, ikey,
+                                                           AWS_EC2_INSTANCE_BURST,
+                                                           AWS_EC2_INSTANCE_RATE, instances)) > 0) {
+            cancelled = dx_sleep_cancellable (wait, self->cancel, self->cancel_arg) != 0;
+            waited += wait;
+        }
         memset (ikey, 0, sizeof ikey);
         if (waited > 0) {
             dx_debug ("ec2 %s waited %lld ms for %.0f instance tokens", action,
                       (long long) waited, instances);
             dx_cloud_metrics_wait ("aws", waited / 1000.0);
+        }
+        if (cancelled) {
+            s_error (err, "CANCELLED", 0, "the job was cancelled while %s waited for the "
+                     "instance bucket", action);
+            err->retryable = 0;
+            free (body);
+            return NULL;
         }
     }
 

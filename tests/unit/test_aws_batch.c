@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -764,6 +765,66 @@ test_buckets (void **state)
     dx_ratelimit_destroy (&limits);
 }
 
+/*  A cancel flag raised by a thread once the step asked for its image
+    (just before its RunInstances waits for the instance bucket). */
+static volatile int s_cancel_flag;
+
+static int
+s_cancelled (void *arg)
+{
+    (void) arg;
+    return s_cancel_flag;
+}
+
+static void *
+s_canceller (void *arg)
+{
+    long images = *(long *) arg;
+    int64_t deadline = dx_mono_ms () + 20000;
+    while (th_fake_calls (T.endpoint, "by_action", "DescribeImages") <= images
+       &&  dx_mono_ms () < deadline)
+        dx_sleep_ms (5);
+    dx_sleep_ms (100);
+    s_cancel_flag = 1;
+    return NULL;
+}
+
+/*  A RunInstances waiting for the instance bucket (nearly empty, nearly
+    still) stops when the job is cancelled, without the call. */
+static void
+test_bucket_wait_cancelled (void **state)
+{
+    (void) state;
+    dx_ratelimit_t *limits = dx_ratelimit_new ();
+    dx_bucket_t *instances = dx_ratelimit_bucket (limits, AKID "|" REGION
+                                                  "|RunInstances.instances", 1000, 1e-6,
+                                                  dx_mono_ms ());
+    assert_int_equal (dx_bucket_take_n (instances, 995, dx_mono_ms ()), 0);
+    s_config.limits = limits;
+    s_cluster_t c;
+    s_cluster_init (&c, "b8");
+    s_before_hosts (&c);
+    long runs = s_calls ("RunInstances"), images = s_calls ("DescribeImages");
+    s_cancel_flag = 0;
+    pthread_t thread;
+    assert_int_equal (pthread_create (&thread, NULL, s_canceller, &images), 0);
+    json_t *assign = s_assign (&c, "hosts", "hosts.g1.0", s_hosts ("b8", "g1", 0, 19, "tok-b8"));
+    dx_step_out_t out;
+    dx_step_out_init (&out, s_cancelled, NULL);
+    aws_step_run (&s_config, assign, &out);
+    json_decref (assign);
+    pthread_join (thread, NULL);
+    assert_int_equal (out.outcome, DX_STEP_RETRY);
+    assert_string_equal (out.code, "CANCELLED");
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    assert_true (s_calls ("DescribeImages") > images);
+    dx_step_out_fini (&out);
+    s_config.limits = NULL;
+    dx_ratelimit_destroy (&limits);
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
 /*  Steps the worker refuses: names that are not prefix and slot, slots
     not ascending, a role other than agent. */
 static void
@@ -805,6 +866,7 @@ main (void)
         cmocka_unit_test_setup (test_replaced, s_setup),
         cmocka_unit_test_setup (test_single_steps, s_setup),
         cmocka_unit_test_setup (test_buckets, s_setup),
+        cmocka_unit_test_setup (test_bucket_wait_cancelled, s_setup),
         cmocka_unit_test_setup (test_invalid, s_setup),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
