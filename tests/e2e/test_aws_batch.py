@@ -10,15 +10,20 @@ index, no dexter:host tag on it, and the events name each host (host.done:
 its host.GROUP.SLOT, the batch, the instance, its private IP). A repeated
 deploy launches nothing and keeps every instance. Scale up launches only the
 new slots, in one new batch; scale down terminates the newest in one
-remove.GROUP step and one TerminateInstances. Destroy leaves nothing. The
-scheduler's step counters count each batch once, by kind hosts.
+remove.GROUP step and one TerminateInstances; a changed instance type is
+reported in the batch's step.done, naming a host. Destroy leaves nothing.
+The scheduler's step counters count each batch once, by kind hosts. A worker
+SIGKILLed while its batch's instances are pending: the batch runs again on
+the other worker, which finds them; no slot gets a second instance.
 """
 import base64
 from collections import Counter
 
 from aws_helpers import (api, check_events, check_nothing_left, deploy, live_instances, make_aws_cluster,
-                         ok_counts, pem_key, short)
+                         ok_counts, pem_key, put_deployment, short, tagged, wait_deployment,
+                         wait_finished_event)
 from conftest import wait_until
+from test_aws_faults import FAST, in_flight, wait_mid_deployment
 from test_metrics import scrape
 
 NAME = "batch1"
@@ -52,7 +57,7 @@ def host_done(evs):
     return {e["step"]: e for e in done}
 
 
-def check_hosts_events(evs, agents, group, batches):
+def check_hosts_events(evs, agents, group, batches, name=NAME):
     """Each live agent of group has its host.done, from one of batches, with
     its instance id and private IP; the batch's step.done comes after its
     hosts' events, and no host step ran for an agent."""
@@ -61,7 +66,7 @@ def check_hosts_events(evs, agents, group, batches):
         e = named.get("host.%s.%d" % (group, slot))
         assert e, "no host.done for host.%s.%d:\n%s" % (group, slot, short(evs))
         assert e["batch"] in batches and e["instance"] == inst["id"], (e, inst["id"])
-        assert e["private_ip"] == inst["private_ip"] and e["hostname"] == "%s-%s-%d" % (NAME, group, slot), e
+        assert e["private_ip"] == inst["private_ip"] and e["hostname"] == "%s-%s-%d" % (name, group, slot), e
         done_at = [k for k, x in enumerate(evs) if x["type"] == "step.done" and x["step"] == e["batch"]]
         assert done_at and evs.index(e) < done_at[0], "host.done after its batch's step.done"
     ran = {e["step"] for e in evs if e["type"] == "step.started"}
@@ -156,6 +161,17 @@ def test_batched_deploy_scale_destroy(stack_factory, tmp_path):
     assert sorted(k for k in resources if k.startswith("host.g2.")) == ["host.g2.0", "host.g2.1"]
     assert len([k for k in resources if k.startswith("host.g1.")]) == 15
 
+    # A changed instance type rebuilds nothing; the batch's step.done says so
+    api(stack, "PUT", "/clusters/%s/groups/g2" % NAME, 200,
+        json={"name": "g2", "role": "*", "attributes": {}, "vars": {}, "instance_type": "m5.xlarge",
+              "cpus": 8, "ram": 8, "disk_size": 20})
+    d, evs = deploy(stack, NAME, parallelism=10, timeout=120)
+    assert ok_counts(stack)["RunInstances"] == after["RunInstances"] + 1
+    warned = [e for e in evs if e["type"] == "step.done" and "warning" in e]
+    assert [e["step"] for e in warned] == ["hosts.g2.0"], short(evs)
+    assert "m5.large" in warned[0]["warning"] and "m5.xlarge" in warned[0]["warning"], warned
+    assert "%s-g2-" % NAME in warned[0]["warning"], warned
+
     # Destroy leaves nothing
     d, evs = deploy(stack, NAME, command="destroy", timeout=120)
     check_events(evs, d["generation"], "destroyed", command="destroy")
@@ -193,3 +209,48 @@ def test_batch_size_splits_and_zero_plans_host_steps(stack_factory, tmp_path):
     d, evs = deploy(stack, "single", parallelism=10, timeout=120)
     check_events(evs, d["generation"], "deployed", ["host.g1.0", "host.g1.1", "host.g1.2"])
     assert not [e for e in evs if e["type"] == "host.done" or e.get("step", "").startswith("hosts.")], short(evs)
+
+
+def test_worker_killed_mid_batch(stack_factory, tmp_path):
+    """Two workers; SIGKILL the one running a hosts step while the batch's
+    instances are pending: the step is re-queued and done by the other
+    worker, which finds the batch by its tags; every slot has one instance,
+    ever (terminated ones included)."""
+    stack = stack_factory(sched_env=dict(FAST, DEXTER_AWS_BATCH_MAX="1000"))
+    stack.start_fake_ec2(latency_ms=60, pending_ms=1500, seed=18)
+    workers = [stack.start_aws_worker(), stack.start_aws_worker()]
+    names = {stack.worker_name(w): w for w in workers}
+    name = "killbatch"
+    pem = pem_key(str(tmp_path / "k.pem"))
+    hosts = make_aws_cluster(stack, name, pem, GROUPS[:1], masters=1)
+    gen = put_deployment(stack, name, parallelism=10)["generation"]
+
+    def victim(evs, state):
+        pending = [i for i in tagged(state["instances"], name)
+                   if i["state"] == "pending" and i["tags"].get("dexter:group") == "g1"]
+        if not pending:
+            return None
+        for worker, steps in in_flight(evs).items():
+            if worker in names and [s for s in steps if s[0] == "hosts.g1.0"]:
+                return worker
+        return None
+    worker, evs = wait_mid_deployment(stack, name, gen, victim, "a worker running hosts.g1.0 with pending agents")
+    n_before = len(evs)
+    names[worker].kill()
+    survivor = next(n for n in names if n != worker)
+
+    wait_deployment(stack, name, gen, timeout=90)
+    evs = wait_finished_event(stack, name, gen)
+    check_events(evs, gen, "deployed", ["hosts.g1.0"])
+    later = evs[n_before:]
+    assert [e for e in later if e["type"] == "step.requeued" and e["step"] == "hosts.g1.0"], short(later)
+    redone = [e for e in later if e["type"] == "step.done" and e["step"] == "hosts.g1.0"]
+    assert redone and redone[-1]["worker"] == survivor, short(later)
+    st = stack.fake_state()
+    ever = [i for i in tagged(st["instances"], name) if i["tags"].get("dexter:group") == "g1"]
+    slots = Counter(int(i["tags"]["dexter:batch"]) + int(i["launch_index"]) for i in ever)
+    assert sorted(slots) == list(range(hosts["g1"])) and max(slots.values()) == 1, \
+        "instances per slot, terminated ones included: %s" % slots
+    agents = agents_by_slot(st, name, "g1")
+    assert sorted(agents) == list(range(hosts["g1"]))
+    check_hosts_events(evs, agents, "g1", {"hosts.g1.0"}, name)
