@@ -343,6 +343,9 @@ s_launch (s_batch_t *self, size_t at, size_t count)
                 snprintf (h->state, sizeof h->state, "%s", state);
                 taken++;
             }
+            else
+            if (strcmp (h->id, id) != 0)
+                s_push (self, id);      /* a reservation of old, the slot found filled */
         }
         xmlFreeDoc (doc);
         dx_info ("cluster %s: group %s: slots %lld to %lld: %zu of %zu launched (token %s)",
@@ -474,8 +477,8 @@ aws_step_hosts (aws_run_t *run)
     if (rc == 0)
         rc = s_each_in_group (&batch, true, s_map);
     if (rc == 0) {
-        s_terminate (&batch, true);         /* a slot has one instance */
         rc = s_launch_missing (&batch);
+        s_terminate (&batch, true);         /* a slot has one instance */
         //  What is there is reported whatever the outcome
         for (size_t i = 0; i < batch.count; i++)
             if (*batch.hosts [i].id)

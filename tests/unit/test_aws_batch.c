@@ -620,7 +620,7 @@ test_kill_after_call (void **state)
 
 /*  A slot whose instance was terminated by hand gets a new one, alone in
     its call; a batch whose instances are all gone gets new ones with a
-    token derived from the dead. */
+    token derived from the dead; a slot's twin is terminated. */
 static void
 test_replaced (void **state)
 {
@@ -671,6 +671,37 @@ test_replaced (void **state)
     assert_int_equal (json_array_size (instances), 5);
     json_decref (instances);
     assert_true (s_calls ("RunInstances") <= runs + 2);
+    json_decref (again);
+
+    //  A twin of slot 3 (a stale attempt's, say): one instance stays
+    p = aws_params_new ();
+    aws_params_add (p, "ImageId", "ami-0c1f0a2b3c4d50003");
+    aws_params_add (p, "InstanceType", "t3.small");
+    aws_params_add (p, "MinCount", "1");
+    aws_params_add (p, "MaxCount", "1");
+    aws_params_add (p, "SubnetId", json_string_value (json_object_get (c.context, "subnet.agents")));
+    aws_params_add (p, "TagSpecification.1.ResourceType", "instance");
+    aws_params_tag (p, "TagSpecification.1", "dexter:cluster", "b4");
+    aws_params_tag (p, "TagSpecification.1", "dexter:group", "g1");
+    aws_params_tag (p, "TagSpecification.1", "dexter:batch", "3");
+    ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
+    doc = aws_ec2_call (ec2, "RunInstances", p, NULL);
+    assert_non_null (doc);
+    xmlFreeDoc (doc);
+    aws_params_destroy (&p);
+    aws_ec2_destroy (&ec2);
+    instances = s_instances ("b4");
+    assert_int_equal (json_array_size (instances), 6);
+    json_decref (instances);
+    long terminates = s_calls ("TerminateInstances");
+    runs = s_calls ("RunInstances");
+    again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    assert_int_equal (s_calls ("TerminateInstances"), terminates + 1);
+    assert_int_equal (s_calls ("RunInstances"), runs);
+    s_check_hosts ("b4", again, "g1", 0, 4);
+    instances = s_instances ("b4");
+    assert_int_equal (json_array_size (instances), 5);
+    json_decref (instances);
     json_decref (again);
     json_decref (res);
     s_destroy_all (&c);
