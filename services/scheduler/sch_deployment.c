@@ -4,6 +4,7 @@
     it, its VPN profile and its event stream. See sch_handlers.h. */
 #include "sch_handlers.h"
 #include "sch_plan.h"
+#include "sch_vpn.h"
 #include "dx_log.h"
 #include "dx_msg.h"
 
@@ -36,8 +37,7 @@ s_deploy_object (const char *name, const json_t *record)
     json_t *last_error = error_text? json_loads (error_text, 0, NULL): NULL;
     if (error_text && !last_error)
         last_error = json_pack ("{s:n, s:n, s:s}", "step", "code", "message", error_text);
-    const char *crl = json_string_value (json_object_get (record, "vpn_crl"));
-    int pending = crl && strcmp (crl, "pending") == 0;
+    int pending = sch_vpn_crl_pending (record);
     return json_pack ("{s:s, s:s, s:o, s:I, s:I, s:o, s:{s:I, s:I, s:o}, s:o, s:o, s:o, s:o, "
                       "s:o, s:o, s:o, s:o}",
                       "cluster", name,

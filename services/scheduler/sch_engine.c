@@ -1041,8 +1041,10 @@ s_engine_maybe_finish (sch_engine_t *self, s_deploy_t *d)
     const json_t *eip = dropped? NULL: json_object_get (d->resources, "eip.access");
     const char *accessip = json_string_value (json_object_get (eip, "public_ip"));
     json_object_set_new (fields, "accessip", json_string (accessip? accessip: ""));
-    if (dropped)                        /* no PKI, so no CRL to deliver */
+    if (dropped) {                      /* no PKI, so no CRL to deliver */
         json_object_set_new (fields, "vpn_crl", json_string (""));
+        json_object_set_new (fields, "vpn_crl_delivered", json_string (""));
+    }
     json_t *jobs = json_object ();
     size_t done = 0;
     for (size_t i = 0; i < d->njobs; i++) {
@@ -1286,6 +1288,9 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
 
     json_t *fields = json_object ();
     json_t *set = json_object (), *del = json_array ();
+    const char *held = strcmp (job->id, "host.access")? NULL
+                     : s_deploy_attr (d, "host.access", "provider_id");
+    char *was = strcmp (job->id, "host.access")? NULL: strdup (held? held: "");
     s_engine_resources (d, json_object_get (msg, "resources"), set, del, fields);
     const char *type;
     json_t *hosts = NULL;
@@ -1296,10 +1301,12 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
         job->status = S_DONE;
         d->done++;
         type = "step.done";
-        //  The access node's bundle now has the newest CRL (docs/vpn.md, "Users")
-        const char *kind = json_string_value (json_object_get (job->record, "kind"));
-        if (kind && strcmp (kind, "vpn.server") == 0)
-            json_object_set_new (fields, "vpn_crl", json_string (""));
+        //  An access node launched anew has its bundle's CRL (docs/vpn.md, "Users")
+        const char *now = was? s_deploy_attr (d, "host.access", "provider_id"): NULL;
+        if (now && *now && strcmp (now, was)) {
+            const char *crl = s_deploy_attr (d, "vpn.pki", "crl_number");
+            json_object_set_new (fields, "vpn_crl_delivered", json_string (crl && *crl? crl: "1"));
+        }
         hosts = s_batch_hosts (job, json_object_get (msg, "resources"));
         char *warning = s_host_drift (job, json_object_get (msg, "resources"));
         if (warning) {
@@ -1342,6 +1349,7 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
     json_decref (hosts);
     json_decref (set);
     json_decref (del);
+    free (was);
     s_engine_maybe_finish (self, d);
 }
 

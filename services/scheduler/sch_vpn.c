@@ -396,7 +396,8 @@ sch_vpn_user_list (sch_ctx_t *ctx, const json_t *request, json_t *loaded)
                                                  "revoked_at", at? at: json_null ()));
     }
     json_decref (pki);
-    const char *crl = strcmp (s_record (loaded, "vpn_crl"), "pending")? "current": "pending";
+    const char *crl = sch_vpn_crl_pending (json_object_get (loaded, "deployment"))
+                    ? "pending": "current";
     return dx_reply_new (request, DX_OK, json_pack ("{s:o, s:s}", "users", users, "crl", crl));
 }
 
@@ -470,10 +471,17 @@ s_record_result (sch_vpn_t *self, const s_user_job_t *job, const json_t *msg)
                                "for %s is not of the recorded PKI", job->cluster);
     }
     json_t *resource = json_deep_copy (recorded);
+    int add = job->kind == s_add;
+    //  The record as it is once this is recorded, for the CRL's state
+    json_t *record = json_deep_copy (json_object_get (loaded, "deployment"));
+    if (!add)
+        json_object_set_new (record, "vpn_crl", json_string (s_attr (user, "crl_number")));
+    int pending = sch_vpn_crl_pending (record);
+    json_decref (record);
     json_decref (loaded);
     json_object_set_new (resource, "pki", json_string (s_attr (pki, "pki")));
-    int add = job->kind == s_add;
-    json_t *fields = add? json_object (): json_pack ("{s:s}", "vpn_crl", "pending");
+    json_t *fields = add? json_object (): json_pack ("{s:s}", "vpn_crl",
+                                                     s_attr (user, "crl_number"));
     json_t *set = json_pack ("{s:O}", "vpn.pki", resource);
     json_t *event = add? json_pack ("{s:s, s:s}", "user", job->user,
                                     "serial", s_attr (user, "serial"))
@@ -506,10 +514,13 @@ s_record_result (sch_vpn_t *self, const s_user_job_t *job, const json_t *msg)
                              json_pack ("{s:s, s:I, s:s, s:b, s:s, s:s}", "name", job->user,
                                         "serial", (json_int_t) serial,
                                         "revoked_at", s_attr (user, "revoked_at"),
-                                        "revoked", 1, "crl", "pending",
-                                        "message", "the certificate is on the cluster's new "
-                                        "CRL; the CRL reaches the access node with the next "
-                                        "deploy (PUT the deployment)"));
+                                        "revoked", 1, "crl", pending? "pending": "current",
+                                        "message", pending
+                                        ? "the certificate is on the cluster's new CRL, which "
+                                          "is pending: the access node gets it when a deploy "
+                                          "launches it (docs/vpn.md, \"Users\")"
+                                        : "the certificate is on the CRL the access node "
+                                          "has already"));
     size_t len = 0;
     char *profile = dx_seal_open (self->seal, s_attr (user, "profile"), &len);
     if (!profile)
@@ -523,6 +534,16 @@ s_record_result (sch_vpn_t *self, const s_user_job_t *job, const json_t *msg)
     dx_seal_free (profile, len);
     json_t *reply = dx_reply_new (job->request, DX_CREATED, body);
     return reply;
+}
+
+int
+sch_vpn_crl_pending (const json_t *record)
+{
+    const char *newest = json_string_value (json_object_get (record, "vpn_crl"));
+    const char *delivered = json_string_value (json_object_get (record, "vpn_crl_delivered"));
+    long long n = newest? strtoll (newest, NULL, 10): 0;
+    long long at = delivered && *delivered? strtoll (delivered, NULL, 10): 1;
+    return n > at;
 }
 
 /*  The engine's side: job messages of our jobs. */

@@ -19,9 +19,11 @@
       the PKI as Redis has it when it starts.
     - A done result is recorded in one store transaction: the `vpn.pki`
       resource with the new PKI (users, CRL), an event, and, for a
-      revocation, the deployment's `vpn_crl` set to "pending" until a
-      vpn.server step puts the new CRL into the access node's bundle. A
-      deployment in progress sees the new resource (sch_engine_resource_set).
+      revocation, the deployment's `vpn_crl`, the new CRL's number: the
+      CRL is pending (sch_vpn_crl_pending) until an access node is
+      launched with a bundle that has it (the engine records
+      `vpn_crl_delivered`). A deployment in progress sees the new
+      resource (sch_engine_resource_set).
       The user's profile (sealed by the worker) is opened into the reply
       and never recorded.
     - A refusal of the worker maps to INVALID, CONFLICT or NOT_FOUND; a
@@ -63,6 +65,12 @@ json_t *sch_vpn_user_revoke (sch_ctx_t *ctx, const json_t *request, void *waiter
 /*  vpnuser.list: the users of the recorded PKI (a loaded handler: loaded
     holds the deployment and its resources). */
 json_t *sch_vpn_user_list (sch_ctx_t *ctx, const json_t *request, json_t *loaded);
+
+/*  1 if the deployment record (borrowed) says the access node lacks the
+    newest CRL: `vpn_crl`, the number of the CRL of the last revocation,
+    is above `vpn_crl_delivered`, that of the bundle the access node was
+    launched with (the empty CRL, 1, when it was launched before any). */
+int sch_vpn_crl_pending (const json_t *record);
 
 /*  Starts the jobs that may start, expires leases and drops the jobs
     whose requests are past their deadline. Returns the monotonic time

@@ -10,6 +10,7 @@
 #include "vpn_users.h"
 #include "dx_util.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +131,11 @@ s_step_server (s_run_t *run)
         char id [65];
         json_t *resource = dx_step_resource (run->out, VPN_STEPS_PKI, VPN_STEPS_PKI,
                                              vpn_steps_ca_id (pki, id));
+        char number [32];
+        snprintf (number, sizeof number, "%" PRIu64, vpn_pki_crl_number (pki));
         dx_step_attr (resource, "pki", text);
         dx_step_attr (resource, "server", server);
+        dx_step_attr (resource, "crl_number", number);  /* the bundle's CRL */
     }
     free (text);
     free (server);

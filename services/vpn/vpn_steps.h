@@ -13,8 +13,9 @@
       - vpn.server: loads the cluster's PKI from context.vpn_pki (the
         recorded `vpn.pki` resource's `pki`) or, when there is none, makes
         one; reports the resource `vpn.pki` with `pki` (the PKI's JSON, its
-        secrets sealed) and `server` (the access node's server bundle,
-        sealed as a whole; VPN_STEPS_BUNDLE_FIELDS).
+        secrets sealed), `server` (the access node's server bundle,
+        sealed as a whole; VPN_STEPS_BUNDLE_FIELDS) and `crl_number`
+        (the number of the bundle's CRL).
       - vpn.profile: loads the PKI the same way and renders the password
         login profile for context.access_ip; reports the resource
         `vpn.profile` with `remote` and `profile` (sealed: it holds the

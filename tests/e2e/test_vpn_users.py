@@ -17,11 +17,12 @@ old CRL, and is refused once it has the recorded new one.
 import json
 import os
 
+import botocore.session
 import pytest
 import requests
 
 import aws_helpers
-from aws_helpers import live_instances, make_aws_cluster, pem_key
+from aws_helpers import FAKE_KEY_ID, FAKE_SECRET, live_instances, make_aws_cluster, pem_key
 from test_openvpn import CONNECTED, OPENVPN, Client, tun_refused, write
 from test_vpn_deploy import AccessNode, block, write_files
 
@@ -62,6 +63,32 @@ def deployment(stack, name):
 def recorded_pki(stack, name):
     r = stack.redis_client()
     return json.loads(json.loads(r.hget("dexter:{%s}:resources" % name, "vpn.pki"))["pki"])
+
+
+def access_node(stack, name):
+    access = [i for i in live_instances(stack.fake_state(), name)
+              if i["tags"].get("dexter:role") == "access"]
+    assert len(access) == 1, access
+    return access[0]
+
+
+def access_crl(stack, name):
+    """The CRL the access node's user data writes."""
+    files = write_files(access_node(stack, name)["user_data_b64"])
+    return files["/etc/openvpn/server/dexter/crl.pem"][1]
+
+
+def relaunch_access_node(stack, name):
+    """Terminates the access node behind Dexter's back and deploys: the
+    deploy launches it again, with the bundle of now."""
+    ec2 = botocore.session.get_session().create_client(
+        "ec2", region_name="us-west-2", endpoint_url=stack.fake_ec2_url,
+        aws_access_key_id=FAKE_KEY_ID, aws_secret_access_key=FAKE_SECRET)
+    old = access_node(stack, name)["id"]
+    ec2.terminate_instances(InstanceIds=[old])
+    d, _ = aws_helpers.deploy(stack, name)
+    assert access_node(stack, name)["id"] != old
+    return d
 
 
 def deployed_cluster(stack, name, tmp_path):
@@ -137,7 +164,7 @@ def test_users_lifecycle(stack_factory, tmp_path):
     # Revoked: the CRL is pending until a deploy
     gone = revoke(stack, name, "bob")
     assert gone["name"] == "bob" and gone["serial"] == 4 and gone["revoked"] is True, gone
-    assert gone["crl"] == "pending" and "next deploy" in gone["message"], gone
+    assert gone["crl"] == "pending" and "launches" in gone["message"], gone
     got = listed(stack, name)
     assert got["crl"] == "pending"
     assert got["users"][1]["revoked"] is True and got["users"][1]["revoked_at"], got
@@ -154,8 +181,17 @@ def test_users_lifecycle(stack_factory, tmp_path):
     types = [e["type"] for e in aws_helpers.events(stack, name)]
     assert types.count("vpn.user.added") == 2 and types.count("vpn.user.revoked") >= 1, types
 
-    # The next deploy puts the new CRL into the bundle: no longer pending
+    # A deploy leaves the running access node as it is: still pending
+    old_crl = access_crl(stack, name)
+    assert old_crl == before["crl"]
     aws_helpers.deploy(stack, name)
+    assert access_crl(stack, name) == old_crl
+    assert deployment(stack, name)["vpn_crl"] == "pending"
+    assert listed(stack, name)["crl"] == "pending"
+    # A deploy that launches it gives it the new CRL
+    d2 = relaunch_access_node(stack, name)
+    assert d2["_accessip"] == d["_accessip"]
+    assert access_crl(stack, name) == pki["crl"]
     assert deployment(stack, name)["vpn_crl"] is None
     assert listed(stack, name)["crl"] == "current"
     assert recorded_pki(stack, name)["crl"] == pki["crl"]
@@ -192,19 +228,17 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
         write(os.path.join(work, user + ".ovpn"), text)
     revoke(stack, name, "bob")
 
-    # The access node's /etc/openvpn/server, as its user data writes it
-    access = [i for i in live_instances(stack.fake_state(), name)
-              if i["tags"].get("dexter:role") == "access"]
-    root = os.path.join(work, "root")
-    for path, (mode, content) in write_files(access[0]["user_data_b64"]).items():
-        if path.startswith("/etc/openvpn/server/"):
-            os.makedirs(os.path.dirname(root + path), exist_ok=True)
-            write(root + path, content, int(mode, 8))
     os.mkdir(os.path.join(work, "pam.d"))
     write(os.path.join(work, "pam.d", "login"), "auth required pam_deny.so\n"
           "account required pam_deny.so\n", 0o644)
 
     def run(crl_label):
+        # The access node's /etc/openvpn/server, as its user data writes it
+        root = os.path.join(work, "root-" + crl_label)
+        for path, (mode, content) in write_files(access_node(stack, name)["user_data_b64"]).items():
+            if path.startswith("/etc/openvpn/server/"):
+                os.makedirs(os.path.dirname(root + path), exist_ok=True)
+                write(root + path, content, int(mode, 8))
         server = AccessNode(work, root, d["_accessip"])
         server.start()
         try:
@@ -219,15 +253,17 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
         finally:
             server.stop()
 
-    # The old CRL (the user data's): bob still gets in
+    # The access node launched before the revocation: bob still gets in
+    assert deployment(stack, name)["vpn_crl"] == "pending"
     old = run("old")
     assert old["alice"][0] == CONNECTED, old["alice"][1].log()[-3000:]
     assert "VERIFY OK: depth=0, CN=alice" in old["alice"][1].server_log()
     assert old["bob"][0] == CONNECTED, old["bob"][1].log()[-3000:]
     assert old["carol"][0] == "tls-crypt unwrapping failed", old["carol"][1].server_log()[-3000:]
 
-    # The new CRL, as recorded (what the next deploy's bundle carries): bob is refused
-    write(root + "/etc/openvpn/server/dexter/crl.pem", recorded_pki(stack, name)["crl"], 0o644)
+    # Launched again by a deploy, with the new CRL: bob is refused
+    assert relaunch_access_node(stack, name)["_accessip"] == d["_accessip"]
+    assert deployment(stack, name)["vpn_crl"] is None
     new = run("new")
     assert new["alice"][0] == CONNECTED, new["alice"][1].log()[-3000:]
     assert new["bob"][0] == "certificate revoked: CN=bob", new["bob"][1].server_log()[-3000:]

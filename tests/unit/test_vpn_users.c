@@ -214,6 +214,20 @@ test_revoke_puts_the_serial_on_a_new_crl (void **state)
     assert_int_equal (vpn_pki_crl_number (loaded), 2);
     vpn_pki_destroy (&loaded);
 
+    //  vpn.server on it bundles the new CRL, and says which
+    dx_step_out_t server;
+    assert_int_equal (s_run (&server, "c1", "vpn.server", s_attr (&out, VPN_STEPS_PKI, "pki"),
+                             NULL, NULL), 0);
+    assert_string_equal (s_attr (&server, VPN_STEPS_PKI, "crl_number"), "2");
+    size_t len;
+    char *bundle = dx_seal_open (s_seal, s_attr (&server, VPN_STEPS_PKI, "server"), &len);
+    json_t *opened = json_loadb (bundle, len, 0, NULL);
+    assert_string_equal (json_string_value (json_object_get (opened, "crl")),
+                         json_string_value (json_object_get (after, "crl")));
+    json_decref (opened);
+    dx_seal_free (bundle, len);
+    dx_step_out_fini (&server);
+
     //  Revoking again changes nothing but is no error
     dx_step_out_t again;
     assert_int_equal (s_run (&again, "c1", "vpn.user.revoke", s_attr (&out, VPN_STEPS_PKI, "pki"),
