@@ -2149,6 +2149,11 @@ class Resources:
 # The service: auth, validation, faults, dispatch, statistics
 # --------------------------------------------------------------------------
 
+# Handlers that check everything before they change anything, so that no
+# copy of the state is needed to undo a failure (a copy costs 0.2 s at 1,000
+# instances, with every other call waiting for the lock).
+CHECKS_FIRST = {"RunInstances", "TerminateInstances"}
+
 CONFIG_TYPES = {"latency_ms": (int, float), "throttle_rate": (int, float), "error_rate": (int, float),
                 "pending_ms": (int, float), "shutdown_ms": (int, float), "terminated_ttl_ms": (int, float),
                 "vpc_limit": int, "eip_limit": int, "instance_limit": int, "ec2_limits": bool}
@@ -2283,7 +2288,8 @@ class FakeEc2:
             with self.lock:
                 self.state.tick()
                 # A failed call leaves no trace, even if its handler got half way.
-                backup = None if action.startswith("Describe") else copy.deepcopy(self.state)
+                backup = None if action.startswith("Describe") or action in CHECKS_FIRST \
+                    else copy.deepcopy(self.state)
                 ctx = {"request_id": request_id, "access_key": key}
                 if action == "RunInstances":
                     ctx["capacity"] = self._next_capacity

@@ -956,6 +956,35 @@ def test_terminate_instances_buckets(srv):
     assert "1000" in e.value.response["Error"]["Message"]
 
 
+def test_failed_launch_or_terminate_changes_nothing(srv):
+    # RunInstances and TerminateInstances check everything before they change anything
+    ec2 = client(srv)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/28")["Subnet"]["SubnetId"]  # 11 addresses
+    sg = ec2.create_security_group(GroupName="s", Description="s", VpcId=vpc)["GroupId"]
+    kept = launch(ec2, subnet, sg, 2, 2, DisableApiTermination=False)
+    locked = launch(ec2, subnet, sg, 1, 1, DisableApiTermination=True)
+    limited(srv, run_request_burst=100, terminate_request_burst=100)
+
+    def census():
+        st = admin(srv, "state")
+        return {k: v for k, v in st.items() if k not in ("now", "config")}
+
+    before = census()
+    refused(lambda: launch(ec2, subnet, sg, 9, 9), "InsufficientFreeAddressesInSubnet")
+    refused(lambda: launch(ec2, subnet, sg, 1, 1, PrivateIpAddress=admin(srv, "state")["instances"][0]["private_ip"]),
+            "InvalidIPAddress.InUse")
+    refused(lambda: ec2.terminate_instances(InstanceIds=kept + locked), "OperationNotPermitted")
+    refused(lambda: ec2.terminate_instances(InstanceIds=kept + ["i-%017x" % 99]), "InvalidInstanceID.NotFound")
+    assert census() == before
+    buckets = admin(srv, "buckets")["buckets"]
+    assert buckets["%s/%s RunInstances resource" % (fake_ec2.DEFAULT_ACCOUNT, REGION)]["tokens"] == \
+        pytest.approx(1000, abs=0.01)
+    assert buckets["%s/%s TerminateInstances resource" % (fake_ec2.DEFAULT_ACCOUNT, REGION)]["tokens"] == \
+        pytest.approx(1000, abs=0.01)
+    assert len(launch(ec2, subnet, sg, 8, 8)) == 8   # what the subnet has left
+
+
 def test_describe_instances_of_a_thousand(srv):
     ec2 = client(srv)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
