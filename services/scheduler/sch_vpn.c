@@ -139,9 +139,11 @@ s_pki_user (const json_t *pki, const char *user)
 {
     size_t i;
     json_t *entry;
-    json_array_foreach (json_object_get (pki, "users"), i, entry)
-        if (strcmp (json_string_value (json_object_get (entry, "name")), user) == 0)
+    json_array_foreach (json_object_get (pki, "users"), i, entry) {
+        const char *name = json_string_value (json_object_get (entry, "name"));
+        if (name && strcmp (name, user) == 0)
             return entry;
+    }
     return NULL;
 }
 
