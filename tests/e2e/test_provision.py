@@ -437,6 +437,21 @@ def test_batch_agent_without_metadata_fails(rendered, sandboxes):
     assert "DEXTER_HOSTNAME" not in box.read("/etc/dexter/cluster")
 
 
+def test_scheduler_refuses_a_bad_installer_url(stack_factory):
+    """A DEXTER_DCOS_INSTALLER_URL that is no http(s) URL of the characters
+    a setting may hold stops the scheduler at start, naming it."""
+    stack = stack_factory(start=False)
+    os.makedirs(os.path.join(stack.dir, "data"), exist_ok=True)
+    for url in ("ftp://mirror.example.com/dcos_generate_config.sh",
+                "https://mirror.example.com/x'$(id)"):
+        run = subprocess.run([os.path.join(BIN_DIR, "dexter-scheduler")],
+                             env=stack.env({"DEXTER_DCOS_INSTALLER_URL": url}),
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1, (url, run.stdout, run.stderr)
+        assert "cannot start: DEXTER_DCOS_INSTALLER_URL must be an http or https URL" in \
+            run.stderr + run.stdout, (url, run.stderr)
+
+
 def test_dcos_without_installer_is_refused_at_put(stack_factory, tmp_path):
     """A scheduler without DEXTER_DCOS_INSTALLER_URL refuses the deploy of
     a dcos cluster at PUT, 409 naming the setting, and changes nothing (no
