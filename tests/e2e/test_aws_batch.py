@@ -14,7 +14,9 @@ remove.GROUP step and one TerminateInstances; a changed instance type is
 reported in the batch's step.done, naming a host. Destroy leaves nothing.
 The scheduler's step counters count each batch once, by kind hosts. A worker
 SIGKILLed while its batch's instances are pending: the batch runs again on
-the other worker, which finds them; no slot gets a second instance.
+the other worker, which finds them; no slot gets a second instance. The
+scheduler SIGKILLed mid-batch and restarted with DEXTER_AWS_BATCH_MAX=0
+keeps the plan begun; the next deploy's host steps find the batch's agents.
 """
 import base64
 from collections import Counter
@@ -254,3 +256,47 @@ def test_worker_killed_mid_batch(stack_factory, tmp_path):
     agents = agents_by_slot(st, name, "g1")
     assert sorted(agents) == list(range(hosts["g1"]))
     check_hosts_events(evs, agents, "g1", {"hosts.g1.0"}, name)
+
+
+def test_scheduler_killed_mid_batch_restarts_with_another_size(stack_factory, tmp_path):
+    """SIGKILL the scheduler while a batch's agents are pending and restart
+    it with DEXTER_AWS_BATCH_MAX=0: the deployment goes on with the plan its
+    snapshot fixed (the batch, not host steps), and ends with one instance
+    per slot."""
+    stack = stack_factory(sched_env=dict(FAST, DEXTER_AWS_BATCH_MAX="1000"))
+    stack.start_fake_ec2(latency_ms=60, pending_ms=1500, seed=19)
+    stack.start_aws_worker()
+    name = "killsched"
+    pem = pem_key(str(tmp_path / "k.pem"))
+    hosts = make_aws_cluster(stack, name, pem, GROUPS[:1], masters=1)
+    gen = put_deployment(stack, name, parallelism=10)["generation"]
+
+    def mid(evs, state):
+        pending = [i for i in tagged(state["instances"], name)
+                   if i["state"] == "pending" and i["tags"].get("dexter:group") == "g1"]
+        running = [s for steps in in_flight(evs).values() for s in steps if s[0] == "hosts.g1.0"]
+        return running if pending and running else None
+    wait_mid_deployment(stack, name, gen, mid, "hosts.g1.0 running with pending agents")
+    stack.scheduler.kill()
+    stack.start_scheduler({"DEXTER_AWS_BATCH_MAX": "0"})
+    stack.wait_ready(30)
+
+    d = wait_deployment(stack, name, gen, timeout=90)
+    assert d["progress"]["steps_total"] == 4 + 2 + 1 + 1 + 1, d
+    evs = wait_finished_event(stack, name, gen)
+    check_events(evs, gen, "deployed", ["hosts.g1.0"])
+    assert not [e for e in evs if e["type"] == "step.started" and e["step"].startswith("host.g1.")], short(evs)
+    st = stack.fake_state()
+    ever = [i for i in tagged(st["instances"], name) if i["tags"].get("dexter:group") == "g1"]
+    slots = Counter(int(i["tags"]["dexter:batch"]) + int(i["launch_index"]) for i in ever)
+    assert sorted(slots) == list(range(hosts["g1"])) and max(slots.values()) == 1, slots
+    check_hosts_events(evs, agents_by_slot(st, name, "g1"), "g1", {"hosts.g1.0"}, name)
+
+    # The next deploy plans with 0: a host step per agent, each finding its
+    # batch-launched instance; nothing is launched
+    launched = ok_counts(stack)["RunInstances"]
+    d, evs = deploy(stack, name, parallelism=10, timeout=120)
+    check_events(evs, d["generation"], "deployed", ["host.g1.%d" % i for i in range(hosts["g1"])])
+    assert ok_counts(stack)["RunInstances"] == launched
+    assert {i["id"] for i in live_instances(stack.fake_state(), name)} == \
+        {i["id"] for i in live_instances(st, name)}
