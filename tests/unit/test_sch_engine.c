@@ -1503,7 +1503,7 @@ test_batch_hosts (void **state)
     char *final = s_wait_final ("c20", 15000);
     assert_string_equal (final, "deployed");
     free (final);
-    assert_int_equal (s_log_count ("hosts.g1.0@1:a"), 1);
+    assert_true (s_log_count ("hosts.g1.0@") >= 1);
     assert_int_equal (s_log_count ("host.g1."), 0);
     r = s_raw ("HLEN dexter:{c20}:resources");
     assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 300);
@@ -1556,9 +1556,11 @@ test_batch_hosts (void **state)
     final = s_wait_final ("c20", 15000);
     assert_string_equal (final, "deployed");
     free (final);
-    assert_int_equal (s_log_count ("remove.g1@1:a"), 1);
-    assert_int_equal (s_log_count ("hosts.g1.0@1:a"), 1);
-    assert_int_equal (s_log_count ("@"), 10);      /* the 9 and remove.g1 */
+    //  (a step may run twice: under ASan the worker can lose a lease)
+    assert_true (s_log_count ("remove.g1@") >= 1);
+    assert_int_equal (s_log_count ("remove.g1."), 0);
+    assert_true (s_log_count ("hosts.g1.0@") >= 1);
+    assert_int_equal (s_events ("c20", "step.done"), 9 + 10);
     r = s_raw ("HLEN dexter:{c20}:resources");
     assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 100);
     freeReplyObject (r);
