@@ -27,13 +27,14 @@
     snapshot was taken, so a plan made again is the same), an agent
     group's hosts are `hosts` steps (hosts.GROUP.FIRST, up to
     aws_batch_max slots each, ascending): first those of its recorded
-    slots (which find their hosts and launch none: a batch's hosts carry
-    no host name tag for a host step to find them by), then those of the
-    slots that no recorded host holds; and a group's removals are one
-    step, remove.GROUP, with the slots and host names. A group of n hosts
-    keeps its n lowest recorded slots and fills up with the lowest free
-    slot numbers, so a host whose step ran but whose result was lost is
-    found again (by its host name tag) rather than duplicated.
+    slots (which find their hosts and launch none; one step for all of
+    them, where host steps would each wait for the scheduler's launch
+    pacing), then those of the slots that no recorded host holds; and a
+    group's removals are one step, remove.GROUP, with the slots and host
+    names. A group of n hosts keeps its n lowest recorded slots and fills
+    up with the lowest free slot numbers, so a host whose step ran but
+    whose result was lost is found again (by its host name tag, or its
+    batch tag and launch index) rather than duplicated.
     Destroy, each step after the one before: aws destroy.instances,
     destroy.addresses, destroy.security, destroy.network; azure
     destroy.group (the cluster's resource group, dexter-NAME). A destroy
