@@ -146,6 +146,7 @@ const char *const aws_live_states [] = {
     (FilterLimitExceeded beyond), and a destroy of a big cluster has more
     instances than that. */
 #define S_IDS_PER_CALL 100
+#define S_PAGE "100"                    /* DescribeInstances' MaxResults, the same */
 
 /*  The key of the step's host: host.access, or host.GROUP.SLOT. */
 static void
@@ -327,39 +328,65 @@ s_terminate (aws_run_t *run, const char *const *ids, size_t count)
     return s_wait_terminated (run, ids, count);
 }
 
-/*  Terminates the instances of doc (an answer of s_find_instances) and
-    waits until they are terminated; reports each under fixed_key, or its
-    key from its tags when fixed_key is NULL, with `state` (or
-    shutting-down when the wait did not end well). */
+/*  What a termination keeps of each instance it found: its id, the key of
+    its resource and its host name. The answers are freed as soon as they
+    are read, so what a destroy holds is these and one page, whatever the
+    size of the cluster. */
+typedef struct {
+    char id [32];
+    char key [128];
+    char hostname [128];
+} s_found_t;
+
+typedef struct {
+    s_found_t *items;
+    size_t count, cap;
+} s_found_list_t;
+
+/*  Adds the instances of doc to list, each under fixed_key or, when
+    fixed_key is NULL, its key from its tags. 0, or -1 when out of memory. */
 static int
-s_terminate_all (aws_run_t *run, xmlDocPtr doc, const char *fixed_key, const char *state)
+s_found_add (s_found_list_t *list, xmlDocPtr doc, const char *fixed_key)
 {
-    size_t count = 0, cap = 16;
-    const char **ids = calloc (cap, sizeof *ids);
     AWS_FOREACH_INSTANCE (doc, inst) {
         const char *id = aws_xml_text (inst, "instanceId");
-        if (!ids || !id || !*id)
+        if (!id || !*id)
             continue;
-        if (count == cap) {
-            const char **more = realloc (ids, 2 * cap * sizeof *ids);
+        if (list->count == list->cap) {
+            size_t cap = list->cap? 2 * list->cap: 16;
+            s_found_t *more = realloc (list->items, cap * sizeof *more);
             if (!more)
-                break;
-            ids = more;
-            cap *= 2;
+                return -1;
+            list->items = more;
+            list->cap = cap;
         }
-        ids [count++] = id;
-    }
-    int rc = ids? s_terminate (run, ids, count)
-                : dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
-    AWS_FOREACH_INSTANCE (doc, inst) {
-        char key [128];
+        s_found_t *found = &list->items [list->count++];
+        snprintf (found->id, sizeof found->id, "%s", id);
         if (fixed_key)
-            snprintf (key, sizeof key, "%s", fixed_key);
+            snprintf (found->key, sizeof found->key, "%s", fixed_key);
         else
-            s_instance_key (inst, key, sizeof key);
-        json_t *res = dx_step_resource (run->out, key, "instance",
-                                        aws_xml_text (inst, "instanceId"));
-        dx_step_attr (res, "hostname", aws_xml_tag (inst, "dexter:host"));
+            s_instance_key (inst, found->key, sizeof found->key);
+        const char *host = aws_xml_tag (inst, "dexter:host");
+        snprintf (found->hostname, sizeof found->hostname, "%s", host? host: "");
+    }
+    return 0;
+}
+
+/*  Terminates the instances of list and waits until they are terminated;
+    reports each under its key with `state` (or shutting-down when the
+    wait did not end well). */
+static int
+s_terminate_all (aws_run_t *run, const s_found_list_t *list, const char *state)
+{
+    const char **ids = calloc (list->count + 1, sizeof *ids);
+    for (size_t i = 0; ids && i < list->count; i++)
+        ids [i] = list->items [i].id;
+    int rc = ids? s_terminate (run, ids, list->count)
+                : dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
+    for (size_t i = 0; i < list->count; i++) {
+        const s_found_t *found = &list->items [i];
+        json_t *res = dx_step_resource (run->out, found->key, "instance", found->id);
+        dx_step_attr (res, "hostname", found->hostname);
         dx_step_attr (res, "state", rc == 0? state: "shutting-down");
     }
     free (ids);
@@ -804,9 +831,13 @@ aws_step_remove (aws_run_t *run)
     xmlDocPtr doc = s_find_instances (run, host, true);
     if (!doc)
         return -1;
-    bool any = aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item") != NULL;
-    int rc = s_terminate_all (run, doc, key, "terminated");
+    s_found_list_t found = { NULL, 0, 0 };
+    int rc = s_found_add (&found, doc, key);
     xmlFreeDoc (doc);
+    rc = rc? dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory")
+           : s_terminate_all (run, &found, "terminated");
+    bool any = found.count > 0;
+    free (found.items);
     if (!any) {                         /* already gone: say so, so it is forgotten */
         json_t *res = dx_step_resource (run->out, key, "instance", "");
         dx_step_attr (res, "hostname", host);
@@ -815,20 +846,48 @@ aws_step_remove (aws_run_t *run)
     return rc;
 }
 
-/*  Rounds of find-and-terminate: one DescribeInstances answer holds at
-    most 1000 instances, and what is terminated drops out of the next. */
+/*  Rounds of find-and-terminate: what is terminated drops out of the
+    next; a round sees what was launched while the one before ran. */
 #define S_DESTROY_ROUNDS 50
+
+/*  The cluster's instances not terminated yet into list, one
+    DescribeInstances per page of S_IDS_PER_CALL: a destroy holds one
+    page's answer at a time, not the whole cluster's. 0, or -1 with the
+    outcome set. */
+static int
+s_find_all (aws_run_t *run, s_found_list_t *list)
+{
+    char token [2048] = "";
+    do {
+        aws_params_t *p = aws_params_new ();
+        aws_run_owned (run, p, NULL);
+        s_state_filter (p, true);
+        aws_params_add (p, "MaxResults", S_PAGE);
+        if (*token)
+            aws_params_add (p, "NextToken", token);
+        xmlDocPtr doc = aws_run_ask (run, "DescribeInstances", &p, NULL);
+        if (!doc)
+            return -1;
+        int rc = s_found_add (list, doc, NULL);
+        const char *next = aws_xml_text (xmlDocGetRootElement (doc), "nextToken");
+        snprintf (token, sizeof token, "%s", next && !rc? next: "");
+        xmlFreeDoc (doc);
+        if (rc)
+            return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
+    } while (*token);
+    return 0;
+}
 
 int
 aws_step_destroy_instances (aws_run_t *run)
 {
     for (int round = 0; round < S_DESTROY_ROUNDS; round++) {
-        xmlDocPtr doc = s_find_instances (run, NULL, true);
-        if (!doc)
-            return -1;
-        bool any = aws_xml_child (xmlDocGetRootElement (doc), "reservationSet/item") != NULL;
-        int rc = any? s_terminate_all (run, doc, NULL, "deleted"): 0;
-        xmlFreeDoc (doc);
+        s_found_list_t found = { NULL, 0, 0 };
+        int rc = s_find_all (run, &found);
+        bool any = found.count > 0;
+        if (rc == 0 && any)
+            rc = s_terminate_all (run, &found, "deleted");
+        free (found.items);
         if (rc || !any)
             return rc;
     }
