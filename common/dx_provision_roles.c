@@ -157,6 +157,96 @@ s_docker (dx_prov_t *self, const char *more)
     dx_prov_sh (self, "systemctl enable --now docker");
 }
 
+/*  The instance metadata that says this host's tags: IMDSv2 on aws (with
+    InstanceMetadataTags, which the aws-worker enables for the access
+    node), Azure's IMDS tagsList on azure. The script's `tag KEY`. */
+static const char *const s_crl_tag_aws =
+    "token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \"$imds/latest/api/token\")\n"
+    "# tag KEY: the value of this instance's tag KEY; fails when there is none\n"
+    "tag() {\n"
+    "    curl -fsS -H \"X-aws-ec2-metadata-token: $token\" \"$imds/latest/meta-data/tags/instance/$1\"\n"
+    "}\n";
+static const char *const s_crl_tag_azure =
+    "curl -fsS -H 'Metadata: true' \\\n"
+    "    \"$imds/metadata/instance/compute/tagsList?api-version=2021-02-01\" >\"$work/tags.json\"\n"
+    "# tag KEY: the value of this VM's tag KEY; fails when there is none\n"
+    "tag() {\n"
+    "    python3 -c 'import json, sys\n"
+    "tags = {t[\"name\"]: t[\"value\"] for t in json.load(open(sys.argv[1]))}\n"
+    "if sys.argv[2] not in tags:\n"
+    "    sys.exit(1)\n"
+    "sys.stdout.write(tags[sys.argv[2]])' \"$work/tags.json\" \"$1\"\n"
+    "}\n";
+
+/*  The CRL a deploy writes into the access node's tags (common/dx_crltags.h:
+    dexter:crl "NUMBER:CHUNKS", dexter:crl.0 ... the DER CRL in base64),
+    installed by a timer every minute once it checks against the
+    cluster's CA, as the file OpenVPN's crl-verify reads on every new
+    connection (docs/vpn.md, "The CRL and the access node"). */
+static void
+s_crl_timer (dx_prov_t *self)
+{
+    dx_prov_file_fmt (self, "/usr/local/sbin/dexter-crl", "0755",
+        "#!/bin/bash\n"
+        "# Written by Dexter (common/dx_provision): installs the CRL that a deploy\n"
+        "# wrote into this access node's tags, read from the instance metadata, once\n"
+        "# it is the cluster CA's, as " S_OPENVPN_DIR "/crl.pem. Run every\n"
+        "# minute by dexter-crl.timer.\n"
+        "set -eu\n"
+        "dir=" S_OPENVPN_DIR "\n"
+        "imds=http://169.254.169.254\n"
+        "work=$(mktemp -d)\n"
+        "trap 'rm -rf \"$work\"' EXIT\n"
+        "%s"
+        "# No CRL in the tags: the one the user data wrote stands\n"
+        "head=$(tag dexter:crl) || exit 0\n"
+        "number=${head%%%%:*} chunks=${head#*:}\n"
+        "case $number:$chunks in\n"
+        "    :* | *: | *[!0-9:]* | *:*:*) echo \"dexter-crl: dexter:crl is not NUMBER:CHUNKS: $head\" >&2; exit 1 ;;\n"
+        "esac\n"
+        "[ \"$(cat \"$dir/crl.number\" 2>/dev/null || true)\" != \"$number\" ] || exit 0\n"
+        "i=0\n"
+        ": >\"$work/crl.b64\"\n"
+        "while [ \"$i\" -lt \"$chunks\" ]; do\n"
+        "    tag \"dexter:crl.$i\" >>\"$work/crl.b64\"\n"
+        "    i=$((i + 1))\n"
+        "done\n"
+        "base64 -d \"$work/crl.b64\" >\"$work/crl.der\"\n"
+        "# openssl says whether the signature is the CA's, and exits 0 either way\n"
+        "verify=$(openssl crl -inform DER -in \"$work/crl.der\" -CAfile \"$dir/ca.crt\" -noout 2>&1) || true\n"
+        "if [ \"$verify\" != \"verify OK\" ]; then\n"
+        "    echo \"dexter-crl: CRL $number of the tags is not the cluster CA's: $verify\" >&2\n"
+        "    exit 1\n"
+        "fi\n"
+        "have=$(openssl crl -inform DER -in \"$work/crl.der\" -noout -crlnumber)\n"
+        "have=$((${have#crlNumber=}))\n"
+        "if [ \"$have\" != \"$number\" ]; then\n"
+        "    echo \"dexter-crl: the tags say CRL $number, the CRL is number $have\" >&2\n"
+        "    exit 1\n"
+        "fi\n"
+        "openssl crl -inform DER -in \"$work/crl.der\" -out \"$work/crl.pem\"\n"
+        "chmod 0644 \"$work/crl.pem\"\n"
+        "# One rename: OpenVPN reads the old file or the new one, never half\n"
+        "mv -f \"$work/crl.pem\" \"$dir/crl.pem.new\"\n"
+        "mv -f \"$dir/crl.pem.new\" \"$dir/crl.pem\"\n"
+        "echo \"$number\" >\"$dir/crl.number\"\n"
+        "echo \"dexter-crl: installed CRL $number\"\n",
+        strcmp (self->provider, "aws") == 0? s_crl_tag_aws: s_crl_tag_azure);
+    dx_prov_file (self, "/etc/systemd/system/dexter-crl.service", "0644",
+        "# Written by Dexter (common/dx_provision)\n"
+        "[Unit]\nDescription=Dexter: the CRL of the access node's tags for OpenVPN\n"
+        "Wants=network-online.target\nAfter=network-online.target\n\n"
+        "[Service]\nType=oneshot\nExecStart=/usr/local/sbin/dexter-crl\n");
+    dx_prov_file (self, "/etc/systemd/system/dexter-crl.timer", "0644",
+        "# Written by Dexter (common/dx_provision)\n"
+        "[Unit]\nDescription=Dexter: the CRL of the access node's tags, every minute\n\n"
+        "[Timer]\nOnBootSec=1min\nOnUnitActiveSec=1min\n\n"
+        "[Install]\nWantedBy=timers.target\n");
+    dx_prov_sh (self, "# The CRL of the access node's tags, every minute");
+    dx_prov_sh (self, "systemctl daemon-reload");
+    dx_prov_sh (self, "systemctl enable --now dexter-crl.timer");
+}
+
 /*  The access node's OpenVPN server, from the vpn service's bundle: the
     config as /etc/openvpn/server/dexter.conf (openvpn-server@dexter), the
     files it names under /etc/openvpn/server/dexter/, keys readable by
@@ -198,6 +288,7 @@ s_openvpn (dx_prov_t *self)
     dx_prov_sh (self, "# OpenVPN server on UDP 1194: " S_OPENVPN_CONF);
     dx_prov_sh (self, "dx_apt install openvpn");
     dx_prov_sh (self, "systemctl enable --now openvpn-server@dexter");
+    s_crl_timer (self);
 }
 
 static void

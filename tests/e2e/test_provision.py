@@ -317,6 +317,12 @@ def test_shell_part_in_a_sandbox(rendered, sandboxes, name):
         called("systemctl enable --now openvpn-server@dexter")
         called("apt-get -q -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold "
                "install openvpn")
+        # the CRL of the access node's tags, every minute
+        called("systemctl enable --now dexter-crl.timer")
+        assert box.mode("/usr/local/sbin/dexter-crl") == 0o755
+        assert "OnUnitActiveSec=1min" in box.read("/etc/systemd/system/dexter-crl.timer")
+        assert "ExecStart=/usr/local/sbin/dexter-crl\n" in \
+            box.read("/etc/systemd/system/dexter-crl.service")
         called("sysctl -p /etc/sysctl.d/60-dexter-forward.conf")
         assert "net.ipv4.ip_forward = 1" in box.read("/etc/sysctl.d/60-dexter-forward.conf")
         called("systemctl enable --now dexter-nat")
@@ -396,6 +402,137 @@ def test_shell_part_in_a_sandbox(rendered, sandboxes, name):
                 box.read("/var/lib/dcos/mesos-slave-common")
             called("dcos_install.sh slave_public")
             not_called("systemctl enable --now dexter-mesos-agent")
+
+
+# The instance metadata of the access node's tags, answered from
+# /record/tags.json: IMDSv2 (a token, then one tag a request) on aws, the
+# tagsList on azure.
+IMDS_TAGS_CURL = r"""#!/bin/bash
+url=${*: -1}
+case "$url" in
+    http://169.254.169.254/latest/api/token)
+        [[ "$*" == *"-X PUT"* ]] || exit 22
+        echo imds-token; exit 0 ;;
+    http://169.254.169.254/latest/meta-data/tags/instance/*)
+        [[ "$*" == *"X-aws-ec2-metadata-token: imds-token"* ]] || exit 22
+        exec python3 -c 'import json, sys
+tags = json.load(open("/record/tags.json"))
+sys.exit(22) if sys.argv[1] not in tags else sys.stdout.write(tags[sys.argv[1]])' "${url##*/}" ;;
+    "http://169.254.169.254/metadata/instance/compute/tagsList?api-version=2021-02-01")
+        [[ "$*" == *"Metadata: true"* ]] || exit 22
+        exec python3 -c 'import json
+tags = json.load(open("/record/tags.json"))
+print(json.dumps([{"name": k, "value": v} for k, v in tags.items()]))' ;;
+esac
+exit 22
+"""
+
+
+def make_ca(name):
+    """A CA like the vpn service's (EC P-256, ECDSA with SHA-256): (key, cert)."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def make_crl(ca, number, serials):
+    """The DER CRL of ca = (key, cert) numbered number, revoking serials."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    key, cert = ca
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateRevocationListBuilder().issuer_name(cert.subject)
+         .last_update(now - datetime.timedelta(hours=1))
+         .next_update(now + datetime.timedelta(days=30))
+         .add_extension(x509.CRLNumber(number), critical=False))
+    for serial in serials:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(now).build())
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def crl_tags(der, number):
+    """The tags a deploy writes (common/dx_crltags.h), with the host's own."""
+    import base64
+    text = base64.b64encode(der).decode()
+    chunks = [text[i:i + 256] for i in range(0, len(text), 256)]
+    tags = {"Name": "c1-access", "dexter:cluster": "c1", "dexter:role": "access",
+            "dexter:crl": "%d:%d" % (number, len(chunks))}
+    tags.update(("dexter:crl.%d" % i, c) for i, c in enumerate(chunks))
+    return tags
+
+
+@pytest.mark.parametrize("provider", ["aws", "azure"])
+def test_crl_timer_in_a_sandbox(rendered, sandboxes, provider):
+    """The access node's dexter-crl, with the instance metadata stubbed:
+    nothing to do without the tags; the CRL of the tags installed when it
+    is the cluster CA's (the DER of crl.pem equals the tags'); a CRL that
+    another key signed (under the same CA name) is not installed."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    name = "access-mesos-" + provider
+    box = Sandbox(sandboxes, "crl-" + provider, document(rendered, name))
+    box.write_files(provider)
+    with open(os.path.join(box.root, "stubs", "curl"), "w") as f:
+        f.write(IMDS_TAGS_CURL)
+    ca = make_ca("c1-ca")
+    with open(box.path("/etc/openvpn/server/dexter/ca.crt"), "wb") as f:
+        f.write(ca[1].public_bytes(serialization.Encoding.PEM))
+    crl_path = "/etc/openvpn/server/dexter/crl.pem"
+    tags_path = os.path.join(box.root, "record", "tags.json")
+
+    def timer(tags):
+        with open(tags_path, "w") as f:
+            json.dump(tags, f)
+        return box.run(provider, "/usr/local/sbin/dexter-crl")
+
+    # no CRL in the tags: the user data's stands
+    first = box.read(crl_path)
+    run = timer({"Name": "c1-access"})
+    assert run.returncode == 0, run.stderr
+    assert box.read(crl_path) == first
+    # the CA's CRL 3, revoking 3 and 4, is installed
+    der = make_crl(ca, 3, [3, 4])
+    run = timer(crl_tags(der, 3))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "installed CRL 3" in run.stdout
+    installed = x509.load_pem_x509_crl(box.read(crl_path).encode())
+    assert installed.public_bytes(serialization.Encoding.DER) == der
+    assert box.mode(crl_path) == 0o644
+    assert box.read("/etc/openvpn/server/dexter/crl.number") == "3\n"
+    # a big CRL in many chunks, the same way
+    der = make_crl(ca, 4, range(3, 203))
+    tags = crl_tags(der, 4)
+    assert int(tags["dexter:crl"].split(":")[1]) > 10
+    run = timer(tags)
+    assert run.returncode == 0, run.stdout + run.stderr
+    installed = x509.load_pem_x509_crl(box.read(crl_path).encode())
+    assert installed.public_bytes(serialization.Encoding.DER) == der
+    # another key's CRL, with the CA's name: refused, crl.pem as it was
+    before = box.read(crl_path)
+    other = (make_ca("c1-ca")[0], ca[1])
+    run = timer(crl_tags(make_crl(other, 5, [3, 4, 5]), 5))
+    assert run.returncode != 0
+    assert "not the cluster CA's" in run.stderr, run.stderr
+    assert box.read(crl_path) == before
+    assert box.read("/etc/openvpn/server/dexter/crl.number") == "4\n"
+    # tags whose number is not the CRL's: refused
+    run = timer(crl_tags(make_crl(ca, 6, [3]), 7))
+    assert run.returncode != 0 and "the CRL is number 6" in run.stderr, run.stderr
+    assert box.read(crl_path) == before
 
 
 def test_batch_agent_in_a_sandbox(rendered, sandboxes):
