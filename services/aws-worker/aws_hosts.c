@@ -533,6 +533,9 @@ s_run_params (aws_run_t *run, const char *token)
     aws_params_add (p, "ClientToken", token);
     aws_run_tag_spec (run, p, "instance", role, group, host, host);
     aws_run_tag_spec (run, p, "volume", role, group, host, host);
+    //  The access node reads the CRL a deploy writes into its tags (aws_crl.c)
+    if (strcmp (role, "access") == 0)
+        aws_params_add (p, "MetadataOptions.InstanceMetadataTags", "enabled");
     return p;
 }
 

@@ -154,4 +154,7 @@ int aws_step_destroy_addresses (aws_run_t *run);
 int aws_step_hosts (aws_run_t *run);
 int aws_step_remove_batch (aws_run_t *run);         /* aws_step_remove with `slots` */
 
+/*  aws_crl.c */
+int aws_step_access_crl (aws_run_t *run);
+
 #endif

@@ -1,6 +1,7 @@
 /*  aws_steps: the aws-worker's entry point, aws_step_run: a table from a
-    step's kind to its function (aws_network.c, aws_hosts.c, aws_batch.c), run on the
-    job through an aws_run_t (aws_run.c). See aws_steps.h. */
+    step's kind to its function (aws_network.c, aws_hosts.c, aws_batch.c,
+    aws_crl.c), run on the job through an aws_run_t (aws_run.c). See
+    aws_steps.h. */
 #include "aws_steps.h"
 #include "aws_run.h"
 
@@ -17,6 +18,7 @@ static const struct {
     { "host", aws_step_host },
     { "hosts", aws_step_hosts },
     { "remove", aws_step_remove },
+    { "access.crl", aws_step_access_crl },
     { "destroy.instances", aws_step_destroy_instances },
     { "destroy.addresses", aws_step_destroy_addresses },
     { "destroy.security", aws_step_destroy_security },

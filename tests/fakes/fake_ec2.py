@@ -701,11 +701,27 @@ def check_tags(tags):
     return out
 
 
+IMDS_TAG_KEY = re.compile(r"^[A-Za-z0-9+=._:@-]+$")
+
+
+def check_imds_tag_keys(tags):
+    """An instance whose tags its metadata serves (InstanceMetadataTags
+    enabled) takes only keys of letters, digits and + - = . _ : @, and not
+    '.', '..' or '_index' (the EC2 user guide, "Work with instance tags in
+    instance metadata")."""
+    for key in tags:
+        if not IMDS_TAG_KEY.match(key) or key in (".", "..", "_index"):
+            raise invalid("The tag key '%s' is not allowed on an instance with instance metadata "
+                          "tags enabled" % key)
+
+
 def apply_tags(r, tags):
     merged = dict(r.tags)
     merged.update(tags)
     if len(merged) > 50:
         raise ApiError("TagLimitExceeded", "The maximum number of Tags for a resource has been reached.")
+    if getattr(r, "metadata_tags", "disabled") == "enabled":
+        check_imds_tag_keys(tags)
     r.tags = merged
 
 
@@ -1516,7 +1532,10 @@ def instance_out(st, i):
          "Hypervisor": "xen", "NetworkInterfaces": [], "RootDeviceName": "/dev/sda1", "RootDeviceType": "ebs",
          "SecurityGroups": groups, "SourceDestCheck": True, "VirtualizationType": "hvm",
          "Tags": tags_out(i), "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances",
-         "CpuOptions": {"CoreCount": 1, "ThreadsPerCore": 2}}
+         "CpuOptions": {"CoreCount": 1, "ThreadsPerCore": 2},
+         "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
+                             "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled",
+                             "InstanceMetadataTags": getattr(i, "metadata_tags", "disabled")}}
     if i.state in ("shutting-down", "terminated"):
         d["StateReason"] = {"Code": "Client.UserInitiatedShutdown",
                             "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
@@ -1737,6 +1756,9 @@ def run_instances(st, p, ctx):
     if wanted is None and len(free) < count:
         raise ApiError("InsufficientFreeAddressesInSubnet", "There are not enough free addresses in subnet "
                        "'%s' to satisfy the requested number of instances." % subnet.id)
+    metadata_tags = p.get("MetadataOptions", {}).get("InstanceMetadataTags", "disabled")
+    if metadata_tags == "enabled":
+        check_imds_tag_keys(tags.get("instance", {}))
     resources.take(count)  # nothing below can fail
     now = st.now()
     rid = st.new_id("r")
@@ -1755,7 +1777,7 @@ def run_instances(st, p, ctx):
                           eni_id=st.new_id("eni"), eni_attach_id=st.new_id("eni-attach"),
                           mac="0a:%02x:%02x:%02x:%02x:%02x" % tuple(st.rng.getrandbits(8) for _ in range(5)),
                           transition_reason="", disable_api_termination=p.get("DisableApiTermination", False),
-                          block_devices=[]))
+                          block_devices=[], metadata_tags=metadata_tags))
         inst.tags = dict(tags.get("instance", {}))
         for spec in volumes:
             size, vtype = spec["size"], spec["type"]

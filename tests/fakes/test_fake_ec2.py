@@ -587,6 +587,31 @@ def test_network_interface_launch_and_dry_run(srv):
     assert len(admin(srv, "state")["instances"]) == 1  # the dry run created nothing
 
 
+def test_instance_metadata_tags(srv):
+    """MetadataOptions.InstanceMetadataTags is kept and answered; with it,
+    tag keys are the ones instance metadata can serve; 50 tags at most."""
+    ec2 = client(srv)
+    vpc, subnet, igw, sg = network(ec2)
+    plain = run(ec2, subnet, sg, "plain")["Instances"][0]["InstanceId"]
+    on = run(ec2, subnet, sg, "imds", MetadataOptions={"InstanceMetadataTags": "enabled"})
+    on = on["Instances"][0]["InstanceId"]
+    got = {i["InstanceId"]: i["MetadataOptions"]["InstanceMetadataTags"]
+           for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert got == {plain: "disabled", on: "enabled"}
+    ec2.create_tags(Resources=[on], Tags=[{"Key": "dexter:crl", "Value": "2:1"},
+                                          {"Key": "dexter:crl.0", "Value": "A" * 256}])
+    ec2.create_tags(Resources=[plain], Tags=[{"Key": "a/b c", "Value": "x"}])
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2.create_tags(Resources=[on], Tags=[{"Key": "a/b", "Value": "x"}])
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ec2.create_tags(Resources=[on], Tags=[{"Key": "k%d" % n, "Value": "x"} for n in range(45)])
+    assert error_code(e) == "TagLimitExceeded"
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [on]}])["Tags"]}
+    assert tags["dexter:crl"] == "2:1" and len(tags) == 6
+
+
 def test_limits(srv):
     ec2 = client(srv)
     for n in range(5):

@@ -1097,6 +1097,99 @@ test_no_secrets_in_logs (void **state)
     free (text);
 }
 
+/*  A PEM CRL of base64 body length len (the worker takes it as it is:
+    the access node checks it against the CA). Caller frees. */
+static char *
+s_pem_crl (size_t len)
+{
+    char *pem = malloc (len + len / 64 + 64);
+    size_t at = (size_t) sprintf (pem, "-----BEGIN X509 CRL-----\n");
+    for (size_t i = 0; i < len; i++) {
+        pem [at++] = "MIIBQUJD+/09"[i % 12];
+        if (i % 64 == 63 || i + 1 == len)
+            pem [at++] = '\n';
+    }
+    sprintf (pem + at, "-----END X509 CRL-----\n");
+    return pem;
+}
+
+/*  access.crl: the access node is launched with its tags in the instance
+    metadata; the CRL goes into its tags as dx_crltags says (the PEM body,
+    256 characters a tag), again with a longer one; a CRL beyond the
+    tags' room and one that is not a PEM CRL fail for good, naming why. */
+static void
+test_access_crl (void **state)
+{
+    (void) state;
+    s_cluster_t c;
+    s_cluster_init (&c, "crl1");
+    s_before_hosts (&c);
+    json_t *res = s_done (&c, "host", "host.access",
+                          s_host ("access", "access", 0, "crl1-access", "t3.small",
+                                  "0123456789ab-9-access-0", false, NULL));
+    char id [64];
+    snprintf (id, sizeof id, "%s", s_attr_of (res, "host.access", "provider_id"));
+    json_decref (res);
+    json_t *st = s_side ("GET", "state", NULL);
+    json_t *inst = s_find (st, "instances", "dexter:cluster", "crl1");
+    assert_non_null (inst);
+    assert_string_equal (json_string_value (json_object_get (inst, "metadata_tags")), "enabled");
+    json_decref (st);
+
+    //  The context as the scheduler gives it; two sizes of CRL, 3 and 12 tags
+    const size_t lens [] = { 600, 2900 };
+    for (size_t n = 0; n < 2; n++) {
+        char *pem = s_pem_crl (lens [n]);
+        char number [8];
+        snprintf (number, sizeof number, "%zu", n + 2);
+        json_object_set_new (c.context, "access", json_string (id));
+        json_object_set_new (c.context, "vpn_crl", json_string (pem));
+        json_object_set_new (c.context, "vpn_crl_number", json_string (number));
+        res = s_done (&c, "access.crl", "access.crl", NULL);
+        assert_string_equal (s_attr_of (res, "access.crl", "provider_id"), id);
+        assert_string_equal (s_attr_of (res, "access.crl", "crl_number"), number);
+        size_t chunks = (lens [n] + 255) / 256;
+        char want [32];
+        snprintf (want, sizeof want, "%zu", chunks);
+        assert_string_equal (s_attr_of (res, "access.crl", "chunks"), want);
+        json_decref (res);
+        st = s_side ("GET", "state", NULL);
+        inst = s_find (st, "instances", "dexter:cluster", "crl1");
+        const json_t *tags = json_object_get (inst, "tags");
+        snprintf (want, sizeof want, "%s:%zu", number, chunks);
+        assert_string_equal (json_string_value (json_object_get (tags, "dexter:crl")), want);
+        //  The chunks joined are the PEM's body
+        char *body = calloc (1, lens [n] + 1);
+        for (size_t i = 0; i < chunks; i++) {
+            char key [32];
+            snprintf (key, sizeof key, "dexter:crl.%zu", i);
+            const char *chunk = json_string_value (json_object_get (tags, key));
+            assert_non_null (chunk);
+            assert_true (strlen (chunk) <= 256);
+            strcat (body, chunk);
+        }
+        assert_int_equal (strlen (body), lens [n]);
+        for (size_t i = 0; i < lens [n]; i++)
+            assert_int_equal (body [i], "MIIBQUJD+/09"[i % 12]);
+        assert_string_equal (json_string_value (json_object_get (tags, "Name")), "crl1-access");
+        free (body);
+        free (pem);
+        json_decref (st);
+    }
+    //  40 tags of 256 characters at most
+    char *pem = s_pem_crl (40 * 256 + 4);
+    json_object_set_new (c.context, "vpn_crl", json_string (pem));
+    s_fails (&c, "access.crl", "access.crl", NULL, DX_STEP_FAILED, 1, "CrlTooLarge");
+    free (pem);
+    json_object_set_new (c.context, "vpn_crl", json_string ("-----BEGIN CERTIFICATE-----\n"));
+    s_fails (&c, "access.crl", "access.crl", NULL, DX_STEP_FAILED, 1, "InvalidCrl");
+    json_object_del (c.context, "access");
+    json_object_del (c.context, "vpn_crl");
+    json_object_del (c.context, "vpn_crl_number");
+    s_destroy_all (&c);
+    s_cluster_fini (&c);
+}
+
 int
 main (void)
 {
@@ -1111,6 +1204,7 @@ main (void)
         cmocka_unit_test (test_twin_terminated),
         cmocka_unit_test (test_unrepeatable_creates),
         cmocka_unit_test (test_no_secrets_in_logs),
+        cmocka_unit_test (test_access_crl),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
     th_tmpdir_remove (T.dir, rc != 0);

@@ -1,0 +1,44 @@
+/*  aws_crl: the access.crl step: the cluster's newest CRL written into the
+    running access instance's tags (CreateTags), where the access node's
+    dexter-crl timer reads it through the instance metadata (IMDSv2 with
+    InstanceMetadataTags, which the host step enables for the access
+    node). The tags are dx_crltags'; docs/vpn.md, "The CRL and the access
+    node". */
+#include "aws_run.h"
+#include "dx_crltags.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int
+aws_step_access_crl (aws_run_t *run)
+{
+    const json_t *context = run->job.context;
+    const char *instance = dx_step_need (run->out, context, "access");
+    const char *crl = instance? dx_step_need (run->out, context, "vpn_crl"): NULL;
+    const char *number = crl? dx_step_need (run->out, context, "vpn_crl_number"): NULL;
+    if (!number)
+        return -1;
+    char err [256];
+    int too_big = 0;
+    json_t *tags = dx_crltags_new (crl, number, &too_big, err, sizeof err);
+    if (!tags)
+        return dx_step_outcome (run->out, DX_STEP_FAILED, 1,
+                                too_big? "CrlTooLarge": "InvalidCrl", "%s", err), -1;
+    aws_params_t *p = aws_params_new ();
+    aws_params_add (p, "ResourceId.1", instance);
+    const char *key;
+    json_t *value;
+    json_object_foreach (tags, key, value)
+        aws_params_tag (p, NULL, key, json_string_value (value));
+    size_t count = json_object_size (tags);
+    json_decref (tags);
+    if (aws_run_act (run, "CreateTags", &p, aws_run_not_found, NULL))
+        return -1;
+    json_t *res = dx_step_resource (run->out, "access.crl", "tags", instance);
+    char chunks [32];
+    snprintf (chunks, sizeof chunks, "%zu", count - 1);
+    dx_step_attr (res, "crl_number", number);
+    dx_step_attr (res, "chunks", chunks);
+    return 0;
+}
