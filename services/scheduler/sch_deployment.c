@@ -226,6 +226,9 @@ s_deploy_start (sch_ctx_t *ctx, const json_t *request, json_t *loaded, const jso
     if (snapshot && s_deploy_dcos (loaded) && ctx->dcos_installer_url)
         json_object_set_new (snapshot, "dcos_installer_url",
                              json_string (ctx->dcos_installer_url));
+    //  A CRL the running access node lacks: the plan delivers it
+    if (snapshot && deploy && sch_vpn_crl_pending (record))
+        json_object_set (snapshot, "vpn_crl", json_object_get (record, "vpn_crl"));
     char err [256] = "";
     size_t steps = s_deploy_steps (snapshot, json_object_get (loaded, "resources"),
                                    err, sizeof err);

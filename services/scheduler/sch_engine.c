@@ -620,6 +620,28 @@ s_deploy_attr (const s_deploy_t *d, const char *key, const char *attribute)
     return json_string_value (json_object_get (json_object_get (d->resources, key), attribute));
 }
 
+/*  The access.crl step's context: the access node (`access`, its
+    provider id) and the recorded PKI's CRL (`vpn_crl`, PEM, and
+    `vpn_crl_number`). The CRL is public; the PKI's JSON has it in clear. */
+static void
+s_deploy_crl_context (s_deploy_t *d, json_t *context)
+{
+    const char *access = s_deploy_attr (d, "host.access", "provider_id");
+    const char *text = s_deploy_attr (d, "vpn.pki", "pki");
+    json_t *pki = text? json_loads (text, 0, NULL): NULL;
+    const char *crl = json_string_value (json_object_get (pki, "crl"));
+    json_int_t number = json_integer_value (json_object_get (pki, "crl_number"));
+    if (access && *access)
+        json_object_set_new (context, "access", json_string (access));
+    if (crl && number > 0) {
+        char buf [32];
+        snprintf (buf, sizeof buf, "%" JSON_INTEGER_FORMAT, number);
+        json_object_set_new (context, "vpn_crl", json_string (crl));
+        json_object_set_new (context, "vpn_crl_number", json_string (buf));
+    }
+    json_decref (pki);
+}
+
 /*  What earlier steps recorded, as the step's context: resource key ->
     provider id, hosts and addresses left out, and the masters' IPs; a
     vpn step also gets the recorded PKI (its secrets sealed) and the
@@ -647,6 +669,8 @@ s_deploy_context (s_deploy_t *d, const char *kind)
         if (ip && *ip)
             json_object_set_new (context, "access_ip", json_string (ip));
     }
+    if (strcmp (kind, SCH_PLAN_ACCESS_CRL) == 0)
+        s_deploy_crl_context (d, context);
     return context;
 }
 
@@ -1307,6 +1331,11 @@ s_engine_result (sch_engine_t *self, s_deploy_t *d, s_job_t *job, const char *wo
             const char *crl = s_deploy_attr (d, "vpn.pki", "crl_number");
             json_object_set_new (fields, "vpn_crl_delivered", json_string (crl && *crl? crl: "1"));
         }
+        //  The CRL the access node's tags now hold (docs/vpn.md, "Users")
+        const char *tagged = strcmp (job->id, SCH_PLAN_ACCESS_CRL)? NULL
+                           : s_deploy_attr (d, "access.crl", "crl_number");
+        if (tagged && *tagged)
+            json_object_set_new (fields, "vpn_crl_delivered", json_string (tagged));
         hosts = s_batch_hosts (job, json_object_get (msg, "resources"));
         char *warning = s_host_drift (job, json_object_get (msg, "resources"));
         if (warning) {

@@ -383,6 +383,10 @@ s_plan_lay_deploy (sch_plan_t *self, const json_t *resources)
     access->count = 1;
     if (s_plan_add_step (self, SCH_PLAN_VPN_PROFILE, "host.access"))
         return -1;
+    //  A CRL the running access node lacks goes into its tags
+    const char *crl = json_string_value (json_object_get (self->snapshot, "vpn_crl"));
+    if (crl && *crl && s_plan_add_step (self, SCH_PLAN_ACCESS_CRL, "host.access"))
+        return -1;
 
     json_t *recorded = s_plan_recorded (resources);
     json_int_t masters = json_integer_value (json_object_get (self->config, "masters"));

@@ -16,6 +16,9 @@
     PKI and the access node's server bundle, run by the vpn service);
     the access node (needs every leading step and vpn.server);
     vpn.profile (needs host.access, whose public address it names);
+    access.crl (needs host.access) when the snapshot has `vpn_crl`, a
+    CRL the running access node does not have yet: the provider's worker
+    writes it into the access node's tags, which the node reads;
     every master and every host of every group (each needs every
     leading step); the host steps of a dcos cluster carry the snapshot's
     `dcos_installer_url` (the scheduler's DEXTER_DCOS_INSTALLER_URL when
@@ -64,6 +67,10 @@
 /*  The VPN's steps, on every provider (services/vpn, docs/vpn.md). */
 #define SCH_PLAN_VPN_SERVER        "vpn.server"
 #define SCH_PLAN_VPN_PROFILE       "vpn.profile"
+
+/*  The step that delivers a new CRL to the running access node, run by
+    the provider's worker (docs/vpn.md, "The CRL and the access node"). */
+#define SCH_PLAN_ACCESS_CRL        "access.crl"
 
 /*  The most agents one aws `hosts` step launches: the default of the
     scheduler's DEXTER_AWS_BATCH_MAX, and its upper limit (EC2 launches up

@@ -519,8 +519,9 @@ s_record_result (sch_vpn_t *self, const s_user_job_t *job, const json_t *msg)
                                         "revoked", 1, "crl", pending? "pending": "current",
                                         "message", pending
                                         ? "the certificate is on the cluster's new CRL, which "
-                                          "is pending: the access node gets it when a deploy "
-                                          "launches it (docs/vpn.md, \"Users\")"
+                                          "is pending: the next deploy writes it into the "
+                                          "access node's tags, which the node reads within a "
+                                          "minute (docs/vpn.md, \"Users\")"
                                         : "the certificate is on the CRL the access node "
                                           "has already"));
     size_t len = 0;

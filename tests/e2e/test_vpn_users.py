@@ -4,7 +4,9 @@ dexter-scheduler, dexter-api, dexter-aws-worker and dexter-vpn.
 POST …/deployment/vpn/users issues a certificate through a job of the vpn
 worker and answers the profile once; GET lists the users; DELETE revokes,
 and the answer, the list and the deployment say the CRL is pending until a
-deploy puts it into the access node's bundle. Errors: before the first
+deploy writes it into the running access node's tags (access.crl), where the
+node's dexter-crl timer reads it; a relaunched access node has it in its
+user data. Errors: before the first
 deploy 409, a duplicate 409, a bad name 400, an unknown user or cluster 404,
 each a JSON body naming the field, and nothing changes.
 
@@ -12,14 +14,18 @@ With the real openvpn (test_openvpn.py's server and client, the server on
 the access IP with the config and files of the access node's user data): an
 issued user's profile completes the TLS handshake, another cluster's user's
 profile does not; a revoked user still connects while the server has the
-old CRL, and is refused once it has the recorded new one.
+old CRL, and is refused by the same access node, not launched again, once
+it has the CRL a deploy wrote into its tags.
 """
+import base64
 import json
 import os
 
 import botocore.session
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 import aws_helpers
 from aws_helpers import FAKE_KEY_ID, FAKE_SECRET, live_instances, make_aws_cluster, pem_key
@@ -76,6 +82,24 @@ def access_crl(stack, name):
     """The CRL the access node's user data writes."""
     files = write_files(access_node(stack, name)["user_data_b64"])
     return files["/etc/openvpn/server/dexter/crl.pem"][1]
+
+
+def tagged_crl(node):
+    """The CRL a deploy wrote into the access node's tags (common/dx_crltags.h),
+    as its dexter-crl timer reassembles it: (number, DER)."""
+    number, chunks = node["tags"]["dexter:crl"].split(":")
+    text = "".join(node["tags"]["dexter:crl.%d" % i] for i in range(int(chunks)))
+    assert all(len(node["tags"]["dexter:crl.%d" % i]) <= 256 for i in range(int(chunks)))
+    return int(number), base64.b64decode(text, validate=True)
+
+
+def crl_der(pem):
+    return x509.load_pem_x509_crl(pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+def deployment_jobs(stack, name):
+    return [k.decode() if isinstance(k, bytes) else k
+            for k in stack.redis_client().hkeys("dexter:{%s}:jobs" % name)]
 
 
 def relaunch_access_node(stack, name):
@@ -164,7 +188,7 @@ def test_users_lifecycle(stack_factory, tmp_path):
     # Revoked: the CRL is pending until a deploy
     gone = revoke(stack, name, "bob")
     assert gone["name"] == "bob" and gone["serial"] == 4 and gone["revoked"] is True, gone
-    assert gone["crl"] == "pending" and "launches" in gone["message"], gone
+    assert gone["crl"] == "pending" and "next deploy" in gone["message"], gone
     got = listed(stack, name)
     assert got["crl"] == "pending"
     assert got["users"][1]["revoked"] is True and got["users"][1]["revoked_at"], got
@@ -181,14 +205,26 @@ def test_users_lifecycle(stack_factory, tmp_path):
     types = [e["type"] for e in aws_helpers.events(stack, name)]
     assert types.count("vpn.user.added") == 2 and types.count("vpn.user.revoked") >= 1, types
 
-    # A deploy leaves the running access node as it is: still pending
+    # A deploy writes the new CRL into the running access node's tags (its
+    # user data keeps the old one): nothing is pending
+    node = access_node(stack, name)
+    assert node["metadata_tags"] == "enabled"
+    assert "dexter:crl" not in node["tags"]
     old_crl = access_crl(stack, name)
     assert old_crl == before["crl"]
     aws_helpers.deploy(stack, name)
+    assert access_node(stack, name)["id"] == node["id"]
     assert access_crl(stack, name) == old_crl
-    assert deployment(stack, name)["vpn_crl"] == "pending"
-    assert listed(stack, name)["crl"] == "pending"
-    # A deploy that launches it gives it the new CRL
+    number, der = tagged_crl(access_node(stack, name))
+    assert (number, der) == (pki["crl_number"], crl_der(pki["crl"]))
+    assert deployment(stack, name)["vpn_crl"] is None
+    assert listed(stack, name)["crl"] == "current"
+    assert [e for e in aws_helpers.events(stack, name)
+            if e["type"] == "step.done" and '"access.crl"' in json.dumps(e)]
+    # A deploy with nothing pending writes no tags
+    aws_helpers.deploy(stack, name)
+    assert "access.crl" not in deployment_jobs(stack, name)
+    # A deploy that launches it gives it the new CRL in its user data
     d2 = relaunch_access_node(stack, name)
     assert d2["_accessip"] == d["_accessip"]
     assert access_crl(stack, name) == pki["crl"]
@@ -232,13 +268,16 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
     write(os.path.join(work, "pam.d", "login"), "auth required pam_deny.so\n"
           "account required pam_deny.so\n", 0o644)
 
-    def run(crl_label):
-        # The access node's /etc/openvpn/server, as its user data writes it
+    def run(crl_label, crl=None):
+        # The access node's /etc/openvpn/server, as its user data writes it,
+        # and the CRL its dexter-crl timer installed from its tags (if any)
         root = os.path.join(work, "root-" + crl_label)
         for path, (mode, content) in write_files(access_node(stack, name)["user_data_b64"]).items():
             if path.startswith("/etc/openvpn/server/"):
                 os.makedirs(os.path.dirname(root + path), exist_ok=True)
                 write(root + path, content, int(mode, 8))
+        if crl is not None:
+            write(root + "/etc/openvpn/server/dexter/crl.pem", crl, 0o644)
         server = AccessNode(work, root, d["_accessip"])
         server.start()
         try:
@@ -261,10 +300,21 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
     assert old["bob"][0] == CONNECTED, old["bob"][1].log()[-3000:]
     assert old["carol"][0] == "tls-crypt unwrapping failed", old["carol"][1].server_log()[-3000:]
 
-    # Launched again by a deploy, with the new CRL: bob is refused
-    assert relaunch_access_node(stack, name)["_accessip"] == d["_accessip"]
+    # A deploy writes the new CRL into the running node's tags: the CRL
+    # reassembled from them is the CA's, and with it bob is refused by the
+    # same access node, never launched again
+    launched = access_node(stack, name)["id"]
+    aws_helpers.deploy(stack, name)
+    assert access_node(stack, name)["id"] == launched
     assert deployment(stack, name)["vpn_crl"] is None
-    new = run("new")
+    number, der = tagged_crl(access_node(stack, name))
+    pki = recorded_pki(stack, name)
+    assert number == pki["crl_number"] and der == crl_der(pki["crl"])
+    crl = x509.load_der_x509_crl(der)
+    ca = x509.load_pem_x509_certificate(pki["ca_cert"].encode())
+    assert crl.is_signature_valid(ca.public_key())
+    assert crl.get_revoked_certificate_by_serial_number(4) is not None     # bob
+    new = run("new", crl.public_bytes(serialization.Encoding.PEM).decode())
     assert new["alice"][0] == CONNECTED, new["alice"][1].log()[-3000:]
     assert new["bob"][0] == "certificate revoked: CN=bob", new["bob"][1].server_log()[-3000:]
     assert CONNECTED not in new["bob"][1].log()

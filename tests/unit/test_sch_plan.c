@@ -454,10 +454,23 @@ test_vpn_steps (void **state)
         //  Masters and agents do not wait for the VPN
         assert_null (strstr (s_needs (s_job (plan, "host.masters.0"), needs, sizeof needs),
                              "vpn"));
+        assert_null (s_job (plan, "access.crl"));
+        json_decref (plan);
+        //  A CRL the running access node lacks: access.crl after it, on
+        //  the provider's workers (a kind not vpn.*)
+        json_object_set_new (snapshot, "vpn_crl", json_string ("3"));
+        plan = s_build (snapshot, resources, err, sizeof err);
+        s_check_order_of (plan, providers [p]);
+        assert_non_null (strstr (s_ids (plan, ids, sizeof ids),
+                                 "host.access vpn.profile access.crl host.masters.0"));
+        const json_t *crl = s_job (plan, "access.crl");
+        assert_string_equal (json_string_value (json_object_get (crl, "kind")), "access.crl");
+        assert_string_equal (s_needs (crl, needs, sizeof needs), "host.access");
         json_decref (plan);
         json_object_set_new (snapshot, "command", json_string ("destroy"));
         plan = s_build (snapshot, resources, err, sizeof err);
         assert_null (strstr (s_ids (plan, ids, sizeof ids), "vpn"));
+        assert_null (s_job (plan, "access.crl"));
         json_decref (plan);
         json_decref (snapshot);
     }
