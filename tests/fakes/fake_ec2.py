@@ -14,7 +14,7 @@ by what our worker happens to send:
 
 Resources live in memory with AWS's ID formats, states and dependency rules.
 EC2's token buckets of RunInstances and TerminateInstances (requests and
-instances, per account and region) can be turned on (ec2_limits). Latency,
+instances, per account and region) are on unless turned off (ec2_limits). Latency,
 throttling (503 RequestLimitExceeded), 500 InternalError and short capacity
 can be injected at random (deterministic with a seed) or scripted, and a
 side channel under /_fake/ shows the state and counts the calls.
@@ -75,8 +75,8 @@ DEFAULT_CONFIG = {
     "eip_limit": 5,             # AddressLimitExceeded beyond this
     "instance_limit": 64,       # InstanceLimitExceeded beyond this many live instances
     # EC2's token buckets (see THROTTLING below), per account and region:
-    # True models them, False turns them off.
-    "ec2_limits": False,
+    # True models them (the fake is never kinder than AWS), False turns them off.
+    "ec2_limits": True,
     "run_request_burst": 5, "run_request_rate": 2.0,
     "run_resource_burst": 1000, "run_resource_rate": 2.0,
     "terminate_request_burst": 100, "terminate_request_rate": 5.0,

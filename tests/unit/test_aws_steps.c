@@ -36,6 +36,7 @@
 #include "../../services/aws-worker/aws_steps.h"
 #include "harness.h"
 
+#include "dx_ratelimit.h"
 #include "dx_util.h"
 
 #define AKID    "AKIDDEXTERSTEPS1"
@@ -52,6 +53,10 @@ static struct {
 } T;
 
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
+/*  limits: one registry for every step, as the worker keeps one per
+    process, so that the steps are paced by the worker's own buckets as
+    the fake's (EC2's) are: a call the fake refuses is then one a test
+    asked for. */
 static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
 
 //  ---------------------------------------------------------------------
@@ -335,7 +340,8 @@ s_group_setup (void **state)
         "--region", "any", "--seed", "11", "--pending-ms", "60", "--shutdown-ms", "60",
         "--access-key", AKID, "--secret-key", SECRET, NULL
     };
-    if (th_tmpdir (T.dir, sizeof T.dir, "aws-steps") || s_make_key ())
+    if (th_tmpdir (T.dir, sizeof T.dir, "aws-steps") || s_make_key ()
+    ||  !(s_config.limits = dx_ratelimit_new ()))
         return -1;
     T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
     if (T.fake < 0)
@@ -351,6 +357,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     th_stop (&T.fake);
+    dx_ratelimit_destroy (&s_config.limits);
     return 0;
 }
 
