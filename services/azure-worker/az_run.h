@@ -139,4 +139,7 @@ int az_step_image (az_run_t *run);
 int az_step_host (az_run_t *run);
 int az_step_remove (az_run_t *run);
 
+//  az_crl.c
+int az_step_access_crl (az_run_t *run);
+
 #endif

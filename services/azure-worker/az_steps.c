@@ -1,5 +1,5 @@
 /*  az_steps: the azure-worker's entry point, az_step_run: a table from a
-    step's kind to its function (az_network.c, az_hosts.c), run on the job
+    step's kind to its function (az_network.c, az_hosts.c, az_crl.c), run on the job
     through an az_run_t (az_run.c). See az_steps.h. */
 #include "az_steps.h"
 
@@ -14,6 +14,7 @@ static const struct {
     { "image", az_step_image },
     { "host", az_step_host },
     { "remove", az_step_remove },
+    { "access.crl", az_step_access_crl },
     { "destroy.group", az_step_destroy_group },
 };
 

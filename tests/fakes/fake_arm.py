@@ -2391,20 +2391,23 @@ class FakeArm:
             return self._get(ctx, kind, rid)
         if ctx.method == "DELETE":
             return self._delete(ctx, kind, rid)
-        if ctx.method == "PATCH" and kind is DISK:
+        if ctx.method == "PATCH" and kind in (DISK, VM):
             return self._patch_tags(ctx, kind, rid)
         raise ArmError(405, "MethodNotAllowed", "The fake ARM does not serve %s on %s." % (ctx.method, kind.type))
 
     def _patch_tags(self, ctx, kind, rid):
-        """PATCH of a disk (the SDK's DiskUpdate): the fake changes its tags
-        only, which the body replaces as a whole, as ARM does, synchronously.
-        An OS disk made with its VM has no tags until a PATCH gives them."""
+        """PATCH of a disk (the SDK's DiskUpdate) or a VM (VirtualMachineUpdate):
+        the fake changes its tags only, which the body replaces as a whole, as
+        ARM does, synchronously. An OS disk made with its VM has no tags until
+        a PATCH gives them."""
         st = self.state
         body = self._json(ctx.body)
-        sdk_models(kind.package, ctx.api_version).check(body, "DiskUpdate")
+        model = "DiskUpdate" if kind is DISK else "VirtualMachineUpdate"
+        sdk_models(kind.package, ctx.api_version).check(body, model)
+        what = "disk" if kind is DISK else "virtual machine"
         other = sorted(k for k in body if k != "tags")
         if other:
-            raise invalid_parameter("The fake updates a disk's tags only, not '%s'." % other[0], other[0])
+            raise invalid_parameter("The fake updates a %s's tags only, not '%s'." % (what, other[0]), other[0])
         st.group(rid.sub, rid.rg)
         res = st.res.get(rid.key)
         if res is None or res.state is None:
@@ -2652,6 +2655,14 @@ class FakeArm:
         if bad:
             raise ArmError(400, "InvalidTagNameCharacters", "The tag names '%s' have reserved characters "
                            "'<,>,%%,&,\\,?,/' or control characters." % ",".join(bad))
+        long = [v for v in tags.values() if isinstance(v, str) and len(v) > 256]
+        if long:
+            raise ArmError(400, "InvalidTagValueLength", "Tag value too large.  Following tag value '%s' "
+                           "exceeded the maximum length. Maximum allowed length for tag value - '256' "
+                           "characters." % long[0])
+        if len(tags) > 50:
+            raise ArmError(400, "InvalidTagCount", "The resource has %d tags; at most 50 are allowed."
+                           % len(tags))
         return dict(tags)
 
     def _known_location(self, location, type_name):

@@ -757,8 +757,34 @@ def test_a_disk_patch_replaces_its_tags_only(arm):
     assert (r.status, r.code) == (400, "InvalidParameter"), r
     r = arm.call("PATCH", disk.replace(os_disk[0]["name"], "nothere"), {"tags": {}})
     assert r.status == 404, r
-    r = arm.call("PATCH", vm_id("c1-agent-0"), {"tags": {}})
+    # A NIC is not patched
+    nic = [n for n in resources(arm, type="Microsoft.Network/networkInterfaces")][0]["id"]
+    r = arm.call("PATCH", nic, {"tags": {}})
     assert r.status == 405, r
+
+
+def test_a_vm_patch_replaces_its_tags_only(arm):
+    """A VM's PATCH (VirtualMachineUpdate) sets its tags as a whole; Azure's
+    limits on tags hold: values of 256 characters, 50 tags."""
+    network(arm)
+    host(arm, "c1-agent-0", ip=None)
+    vm = vm_id("c1-agent-0")
+    tags = dict(arm.get(vm).json["tags"] or {})
+    tags.update({"dexter:crl": "2:1", "dexter:crl.0": "A" * 256})
+    r = arm.call("PATCH", vm, {"tags": tags})
+    assert r.status == 200 and r.json["tags"] == tags, r
+    assert arm.get(vm).json["tags"] == tags
+    r = arm.call("PATCH", vm, {"tags": {}, "colour": "blue"})
+    assert (r.status, r.code) == (400, "InvalidRequestContent"), r
+    r = arm.call("PATCH", vm, {"properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v3"}}})
+    assert (r.status, r.code) == (400, "InvalidParameter"), r
+    r = arm.call("PATCH", vm, {"tags": {"dexter:crl.0": "A" * 257}})
+    assert (r.status, r.code) == (400, "InvalidTagValueLength"), r
+    r = arm.call("PATCH", vm, {"tags": {"k%d" % n: "v" for n in range(51)}})
+    assert (r.status, r.code) == (400, "InvalidTagCount"), r
+    assert arm.get(vm).json["tags"] == tags
+    r = arm.call("PATCH", vm.replace("c1-agent-0", "nothere"), {"tags": {}})
+    assert r.status == 404, r
 
 
 def test_vm_rules(srv, arm):

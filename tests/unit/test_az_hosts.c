@@ -465,6 +465,101 @@ test_host_access (void **state)
     json_decref (st);
 }
 
+/*  A PEM CRL of base64 body length len (the worker takes it as it is:
+    the access node checks it against the CA). Caller frees. */
+static char *
+s_pem_crl (size_t len)
+{
+    char *pem = malloc (len + len / 64 + 64);
+    size_t at = (size_t) sprintf (pem, "-----BEGIN X509 CRL-----\n");
+    for (size_t i = 0; i < len; i++) {
+        pem [at++] = "MIIBQUJD+/09"[i % 12];
+        if (i % 64 == 63 || i + 1 == len)
+            pem [at++] = '\n';
+    }
+    sprintf (pem + at, "-----END X509 CRL-----\n");
+    return pem;
+}
+
+/*  The access.crl step on the access VM, with the context the scheduler
+    gives it. */
+static json_t *
+s_access_crl (const char *pem, const char *number)
+{
+    json_t *step = s_step ("access.crl", "access.crl");
+    json_t *context = json_object_get (step, "context");
+    json_object_set_new (context, "access", json_string (RG "Microsoft.Compute/virtualMachines/"
+                                                            "c1-access"));
+    json_object_set_new (context, "vpn_crl", json_string (pem));
+    json_object_set_new (context, "vpn_crl_number", json_string (number));
+    return step;
+}
+
+/*  access.crl: the CRL goes into the access VM's tags with a PATCH (the
+    fake checks it against VirtualMachineUpdate), its ownership tags kept:
+    dexter:crl NUMBER:CHUNKS and the PEM body 256 characters a tag; a
+    shorter CRL after a longer one leaves no chunk of the longer; too big
+    and not a CRL fail for good. */
+static void
+test_access_crl (void **state)
+{
+    (void) state;
+    const size_t lens [] = { 2900, 600 };
+    for (size_t n = 0; n < 2; n++) {
+        char *pem = s_pem_crl (lens [n]);
+        char number [8];
+        snprintf (number, sizeof number, "%zu", n + 2);
+        dx_step_out_t out;
+        s_run (az_step_access_crl, s_access_crl (pem, number), &out);
+        s_expect (&out, DX_STEP_DONE, 0, "");
+        size_t chunks = (lens [n] + 255) / 256;
+        char want [32];
+        json_t *res = s_resource (&out, "access.crl");
+        assert_non_null (res);
+        assert_string_equal (s_attr (res, "provider_id"),
+                             RG "Microsoft.Compute/virtualMachines/c1-access");
+        assert_string_equal (s_attr (res, "crl_number"), number);
+        snprintf (want, sizeof want, "%zu", chunks);
+        assert_string_equal (s_attr (res, "chunks"), want);
+        dx_step_out_fini (&out);
+        json_t *st;
+        json_t *vm = s_fake_resource (&st, "Microsoft.Compute/virtualMachines", "c1-access");
+        assert_non_null (vm);
+        s_expect_tags (vm, "access", "access", "c1-access");
+        const json_t *tags = json_object_get (vm, "tags");
+        snprintf (want, sizeof want, "%s:%zu", number, chunks);
+        assert_string_equal (s_attr (tags, "dexter:crl"), want);
+        char *body = calloc (1, lens [n] + 1);
+        size_t crl_tags = 0;
+        const char *key;
+        json_t *value;
+        json_object_foreach ((json_t *) tags, key, value)
+            crl_tags += strncmp (key, "dexter:crl.", 11) == 0;
+        assert_int_equal (crl_tags, chunks);
+        for (size_t i = 0; i < chunks; i++) {
+            char name [32];
+            snprintf (name, sizeof name, "dexter:crl.%zu", i);
+            assert_true (strlen (s_attr (tags, name)) <= 256);
+            strcat (body, s_attr (tags, name));
+        }
+        assert_int_equal (strlen (body), lens [n]);
+        for (size_t i = 0; i < lens [n]; i++)
+            assert_int_equal (body [i], "MIIBQUJD+/09"[i % 12]);
+        free (body);
+        free (pem);
+        json_decref (st);
+    }
+    dx_step_out_t out;
+    char *pem = s_pem_crl (40 * 256 + 4);
+    s_run (az_step_access_crl, s_access_crl (pem, "9"), &out);
+    s_expect (&out, DX_STEP_FAILED, 1, "CrlTooLarge");
+    dx_step_out_fini (&out);
+    free (pem);
+    s_run (az_step_access_crl, s_access_crl ("-----BEGIN CERTIFICATE-----\n", "9"), &out);
+    s_expect (&out, DX_STEP_FAILED, 1, "InvalidCrl");
+    dx_step_out_fini (&out);
+}
+
 /*  A master: its fixed address in the hosts' subnet, the cluster's NSG,
     no public IP; the admin password in no log line. */
 static void
@@ -822,6 +917,7 @@ main (void)
         cmocka_unit_test (test_image_explicit),
         cmocka_unit_test (test_image_missing),
         cmocka_unit_test (test_host_access),
+        cmocka_unit_test (test_access_crl),
         cmocka_unit_test (test_host_master),
         cmocka_unit_test (test_host_agent_disks),
         cmocka_unit_test (test_host_public_agent),
