@@ -1,5 +1,6 @@
-"""VPN users end to end on the fake EC2: a real redis-server,
-dexter-scheduler, dexter-api, dexter-aws-worker and dexter-vpn.
+"""VPN users end to end on the fake EC2 (and the delivery of a CRL on the
+fake ARM too): a real redis-server, dexter-scheduler, dexter-api,
+dexter-aws-worker (dexter-azure-worker) and dexter-vpn.
 
 POST …/deployment/vpn/users issues a certificate through a job of the vpn
 worker and answers the profile once; GET lists the users; DELETE revokes,
@@ -28,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import aws_helpers
+import azure_helpers
 from aws_helpers import FAKE_KEY_ID, FAKE_SECRET, live_instances, make_aws_cluster, pem_key
 from test_openvpn import CONNECTED, OPENVPN, Client, tun_refused, write
 from test_vpn_deploy import AccessNode, block, write_files
@@ -236,6 +238,47 @@ def test_users_lifecycle(stack_factory, tmp_path):
     # A destroy takes the PKI, and its users, with it
     aws_helpers.deploy(stack, name, "destroy")
     assert listed(stack, name, 409)["code"] == "CONFLICT"
+
+
+def test_revoke_reaches_the_azure_access_node(stack_factory):
+    """On the fake ARM: a revocation pending, a deploy writes the CRL into
+    the running access VM's tags (its ownership tags kept), nothing pending
+    then, and a deploy after it writes nothing more."""
+    stack = stack_factory()
+    stack.start_fake_arm()
+    stack.start_azure_worker()
+    name = "vpnazcrl"
+    azure_helpers.make_azure_cluster(stack, name, [{"name": "g1", "instance_type":
+                                                    "Standard_A2_v2", "cpus": 2, "ram": 4}])
+    azure_helpers.deploy(stack, name)
+
+    def access_vm():
+        vms = [vm for vm in azure_helpers.of_type(stack.arm_state(), azure_helpers.VM_TYPE)
+               if vm["tags"].get("dexter:role") == "access"]
+        assert len(vms) == 1, vms
+        return vms[0]
+
+    vm = access_vm()
+    assert "dexter:crl" not in vm["tags"]
+    add(stack, name, "alice")
+    add(stack, name, "bob")
+    gone = revoke(stack, name, "bob")
+    assert gone["crl"] == "pending" and "next deploy" in gone["message"], gone
+    assert deployment(stack, name)["vpn_crl"] == "pending"
+    azure_helpers.deploy(stack, name)
+    after = access_vm()
+    assert after["id"] == vm["id"]
+    assert after["tags"]["dexter:cluster"] == name and after["tags"]["dexter:role"] == "access"
+    pki = recorded_pki(stack, name)
+    number, der = tagged_crl(after)
+    assert (number, der) == (pki["crl_number"], crl_der(pki["crl"]))
+    crl = x509.load_der_x509_crl(der)
+    assert crl.get_revoked_certificate_by_serial_number(4) is not None     # bob
+    assert deployment(stack, name)["vpn_crl"] is None
+    assert listed(stack, name)["crl"] == "current"
+    azure_helpers.deploy(stack, name)
+    assert "access.crl" not in deployment_jobs(stack, name)
+    azure_helpers.deploy(stack, name, "destroy")
 
 
 def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
