@@ -12,8 +12,9 @@
     A tag value holds at most 256 characters on EC2 and on Azure, and a
     resource holds at most 50 tags on both; the access node carries 6 of
     its own (Name and the ownership tags), so a CRL gets at most
-    DX_CRLTAGS_MAX_CHUNKS chunks, 7,680 bytes of DER: about 300 revoked
-    certificates of the cluster's CA (docs/vpn.md). */
+    DX_CRLTAGS_MAX_CHUNKS chunks, 7,680 bytes of DER: about 350 revoked
+    certificates of the cluster's CA (docs/vpn.md, "The CRL and the access
+    node"). */
 #ifndef DX_CRLTAGS_H
 #define DX_CRLTAGS_H
 
