@@ -16,11 +16,14 @@ the access IP with the config and files of the access node's user data): an
 issued user's profile completes the TLS handshake, another cluster's user's
 profile does not; a revoked user still connects while the server has the
 old CRL, and is refused by the same access node, not launched again, once
-it has the CRL a deploy wrote into its tags.
+it has the CRL a deploy wrote into its tags, as the node's own dexter-crl
+(from its user data, in a sandbox with the instance metadata stubbed to
+answer those tags) installs it.
 """
 import base64
 import json
 import os
+import subprocess
 
 import botocore.session
 import pytest
@@ -32,6 +35,7 @@ import aws_helpers
 import azure_helpers
 from aws_helpers import FAKE_KEY_ID, FAKE_SECRET, live_instances, make_aws_cluster, pem_key
 from test_openvpn import CONNECTED, OPENVPN, Client, tun_refused, write
+from test_provision import IMDS_TAGS_CURL
 from test_vpn_deploy import AccessNode, block, write_files
 
 GROUP = [{"name": "g1", "instance_type": "m5.large", "cpus": 2, "ram": 8}]
@@ -97,6 +101,31 @@ def tagged_crl(node):
 
 def crl_der(pem):
     return x509.load_pem_x509_crl(pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+def run_crl_timer(work, root, script, tags):
+    """The access node's dexter-crl (from its user data) in a sandbox whose
+    /etc/openvpn is root's, its instance metadata (curl) answering tags as
+    IMDSv2 does (test_provision.py's stub)."""
+    box = os.path.join(work, "crl-timer")
+    os.makedirs(os.path.join(box, "stubs"), exist_ok=True)
+    write(os.path.join(box, "stubs", "curl"), IMDS_TAGS_CURL, 0o755)
+    write(os.path.join(box, "dexter-crl"), script, 0o755)
+    with open(os.path.join(box, "tags.json"), "w") as f:
+        json.dump(tags, f)
+    cmd = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+           "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
+           "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+           "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+           "--bind", os.path.join(root, "etc", "openvpn"), "/etc/openvpn",
+           "--ro-bind", os.path.join(box, "stubs"), "/stubs",
+           "--ro-bind", os.path.join(box, "tags.json"), "/record/tags.json",
+           "--ro-bind", os.path.join(box, "dexter-crl"), "/dexter-crl",
+           "--clearenv", "--setenv", "PATH", "/stubs:/usr/sbin:/usr/bin"]
+    if os.getuid() != 0:
+        cmd += ["--unshare-user", "--uid", "0", "--gid", "0"]
+    return subprocess.run(cmd + ["/bin/bash", "/dexter-crl"], capture_output=True, text=True,
+                          timeout=60)
 
 
 def deployment_jobs(stack, name):
@@ -311,16 +340,21 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
     write(os.path.join(work, "pam.d", "login"), "auth required pam_deny.so\n"
           "account required pam_deny.so\n", 0o644)
 
-    def run(crl_label, crl=None):
+    def run(crl_label, timer=False):
         # The access node's /etc/openvpn/server, as its user data writes it,
-        # and the CRL its dexter-crl timer installed from its tags (if any)
+        # and with timer the CRL its dexter-crl installs from its tags
         root = os.path.join(work, "root-" + crl_label)
-        for path, (mode, content) in write_files(access_node(stack, name)["user_data_b64"]).items():
+        node = access_node(stack, name)
+        files = write_files(node["user_data_b64"])
+        for path, (mode, content) in files.items():
             if path.startswith("/etc/openvpn/server/"):
                 os.makedirs(os.path.dirname(root + path), exist_ok=True)
                 write(root + path, content, int(mode, 8))
-        if crl is not None:
-            write(root + "/etc/openvpn/server/dexter/crl.pem", crl, 0o644)
+        if timer:
+            script = files["/usr/local/sbin/dexter-crl"][1]
+            ran = run_crl_timer(work, root, script, node["tags"])
+            assert ran.returncode == 0, ran.stdout + ran.stderr
+            assert "installed CRL %d" % recorded_pki(stack, name)["crl_number"] in ran.stdout
         server = AccessNode(work, root, d["_accessip"])
         server.start()
         try:
@@ -357,7 +391,10 @@ def test_users_connect_with_the_real_openvpn(stack_factory, tmp_path):
     ca = x509.load_pem_x509_certificate(pki["ca_cert"].encode())
     assert crl.is_signature_valid(ca.public_key())
     assert crl.get_revoked_certificate_by_serial_number(4) is not None     # bob
-    new = run("new", crl.public_bytes(serialization.Encoding.PEM).decode())
+    new = run("new", timer=True)
+    installed = os.path.join(work, "root-new", "etc/openvpn/server/dexter/crl.pem")
+    with open(installed, "rb") as f:
+        assert x509.load_pem_x509_crl(f.read()).public_bytes(serialization.Encoding.DER) == der
     assert new["alice"][0] == CONNECTED, new["alice"][1].log()[-3000:]
     assert new["bob"][0] == "certificate revoked: CN=bob", new["bob"][1].server_log()[-3000:]
     assert CONNECTED not in new["bob"][1].log()
