@@ -136,12 +136,26 @@ s_state_is (const char *state, const char *const *list)
 /*  What is done with each instance of the group. */
 typedef void (s_instance_fn) (s_batch_t *self, xmlNodePtr instance);
 
+typedef struct {
+    s_batch_t *batch;
+    s_instance_fn *fn;
+} s_each_t;
+
+static void
+s_each_item (xmlNodePtr instance, void *arg)
+{
+    s_each_t *each = arg;
+    each->fn (each->batch, instance);
+}
+
 /*  Calls fn on each instance of the group (only those in a live state
-    when live), one DescribeInstances per page of 1,000. 0, or -1 with
-    the outcome set. */
+    when live), one DescribeInstances per page of 1,000. The answers are
+    streamed: one instance's tree at a time, not the page's. 0, or -1
+    with the outcome set. */
 static int
 s_each_in_group (s_batch_t *self, bool live, s_instance_fn *fn)
 {
+    s_each_t each = { self, fn };
     char token [2048] = "";
     do {
         aws_params_t *p = aws_params_new ();
@@ -156,14 +170,12 @@ s_each_in_group (s_batch_t *self, bool live, s_instance_fn *fn)
         aws_params_add (p, "MaxResults", "1000");
         if (*token)
             aws_params_add (p, "NextToken", token);
-        xmlDocPtr doc = aws_run_ask (self->run, "DescribeInstances", &p, NULL);
-        if (!doc)
-            return -1;
-        AWS_FOREACH_INSTANCE (doc, inst)
-            fn (self, inst);
-        const char *next = aws_xml_text (xmlDocGetRootElement (doc), "nextToken");
-        snprintf (token, sizeof token, "%s", next? next: "");
-        xmlFreeDoc (doc);
+        int rc = aws_run_stream (self->run, "DescribeInstances", p, NULL,
+                                 "reservationSet/item/instancesSet/item", s_each_item, &each,
+                                 token, sizeof token);
+        aws_params_destroy (&p);
+        if (rc)
+            return aws_run_failed (self->run, "DescribeInstances");
     } while (*token);
     return 0;
 }
@@ -303,9 +315,45 @@ s_run_params (s_batch_t *self, long long first, size_t count, const char *token)
     return p;
 }
 
+/*  What one RunInstances call gave, read from its answer as a stream. */
+typedef struct {
+    s_batch_t *batch;
+    long long first;                    /* the call's first slot */
+    size_t taken;                       /* instances that filled a slot */
+    size_t made;                        /* instances in the answer */
+    char dead [32];                     /* the last instance id seen */
+} s_launched_t;
+
+/*  Takes an instance of the answer (one reservation) into its slot. */
+static void
+s_take (xmlNodePtr inst, void *arg)
+{
+    s_launched_t *launched = arg;
+    s_batch_t *self = launched->batch;
+    const char *id = aws_xml_text (inst, "instanceId");
+    const char *state = aws_xml_text (inst, "instanceState/name");
+    const char *index = aws_xml_text (inst, "amiLaunchIndex");
+    launched->made++;
+    if (id)
+        snprintf (launched->dead, sizeof launched->dead, "%s", id);
+    long long slot = index? launched->first + strtoll (index, NULL, 10): -1;
+    s_host_t *h = s_host_of (self, slot);
+    if (!h || !id || !s_state_is (state, aws_live_states))
+        return;
+    if (!*h->id) {
+        snprintf (h->id, sizeof h->id, "%s", id);
+        snprintf (h->state, sizeof h->state, "%s", state);
+        launched->taken++;
+    }
+    else
+    if (strcmp (h->id, id) != 0)
+        s_push (self, id);              /* a reservation of old, the slot found filled */
+}
+
 /*  Launches count slots from self->hosts[at] (a contiguous run with no
-    instance) in one call, and takes the instances of its answer. A token
-    whose instances are all gone (terminated by hand, say) gives that dead
+    instance) in one call, and takes the instances of its answer, read as
+    a stream (a thousand instances are megabytes of tree). A token whose
+    instances are all gone (terminated by hand, say) gives that dead
     reservation forever, so then it calls once more with a token derived
     from the dead one. 0 when at least one slot has its instance now, or
     -1 with the outcome set. */
@@ -313,49 +361,28 @@ static int
 s_launch (s_batch_t *self, size_t at, size_t count)
 {
     aws_run_t *run = self->run;
-    long long first = self->hosts [at].slot;
-    char token [65], dead [32] = "";
+    s_launched_t launched = { self, self->hosts [at].slot, 0, 0, "" };
+    long long first = launched.first;
+    char token [65];
     s_token (self, first, count, NULL, token);
     for (int round = 0; round < 2; round++) {
         aws_params_t *p = s_run_params (self, first, count, token);
         if (!p)
             return -1;
-        xmlDocPtr doc = aws_run_call (run, "RunInstances", p, aws_run_not_found);
+        launched.taken = launched.made = 0;
+        int rc = aws_run_stream (run, "RunInstances", p, aws_run_not_found, "instancesSet/item",
+                                 s_take, &launched, NULL, 0);
         aws_params_destroy (&p);
-        if (!doc)
+        if (rc)
             return aws_run_failed (run, "RunInstances");
-        size_t taken = 0, made = 0;
-        //  The answer is one reservation
-        for (xmlNodePtr inst = aws_xml_child (xmlDocGetRootElement (doc), "instancesSet/item");
-             inst; inst = aws_xml_next (inst)) {
-            const char *id = aws_xml_text (inst, "instanceId");
-            const char *state = aws_xml_text (inst, "instanceState/name");
-            const char *index = aws_xml_text (inst, "amiLaunchIndex");
-            made++;
-            if (id)
-                snprintf (dead, sizeof dead, "%s", id);
-            long long slot = index? first + strtoll (index, NULL, 10): -1;
-            s_host_t *h = s_host_of (self, slot);
-            if (!h || !id || !s_state_is (state, aws_live_states))
-                continue;
-            if (!*h->id) {
-                snprintf (h->id, sizeof h->id, "%s", id);
-                snprintf (h->state, sizeof h->state, "%s", state);
-                taken++;
-            }
-            else
-            if (strcmp (h->id, id) != 0)
-                s_push (self, id);      /* a reservation of old, the slot found filled */
-        }
-        xmlFreeDoc (doc);
         dx_info ("cluster %s: group %s: slots %lld to %lld: %zu of %zu launched (token %s)",
-                 run->job.cluster, self->group, first, first + (long long) count - 1, taken,
-                 count, token);
-        if (taken > 0)
+                 run->job.cluster, self->group, first, first + (long long) count - 1,
+                 launched.taken, count, token);
+        if (launched.taken > 0)
             return 0;
-        s_token (self, first, count, *dead? dead: "none", token);
+        s_token (self, first, count, *launched.dead? launched.dead: "none", token);
         dx_info ("cluster %s: group %s: the %zu instance(s) of the client token of slot %lld "
-                 "are gone; launching anew", run->job.cluster, self->group, made, first);
+                 "are gone; launching anew", run->job.cluster, self->group, launched.made, first);
     }
     return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "IncorrectInstanceState",
                             "the instances of the client tokens of slots %lld to %lld are gone",

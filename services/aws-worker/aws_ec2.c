@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <libxml/parser.h>
+#include <libxml/xmlreader.h>
 
 //  ---------------------------------------------------------------------
 //  Parameters
@@ -318,6 +319,84 @@ aws_ec2_parse (long http_status, const char *body, size_t len, aws_error_t *err)
     return NULL;
 }
 
+/*  The names of path, one per depth below the root, into names; their
+    count, or 0 when path is empty or deeper than S_PATH_MAX. */
+#define S_PATH_MAX 8
+#define S_NAME_MAX 64
+
+static size_t
+s_path_names (const char *path, char names [S_PATH_MAX][S_NAME_MAX])
+{
+    size_t count = 0;
+    while (path && *path) {
+        size_t len = strcspn (path, "/");
+        if (count == S_PATH_MAX || len == 0 || len >= S_NAME_MAX)
+            return 0;
+        memcpy (names [count], path, len);
+        names [count++][len] = 0;
+        path += len + (path [len] == '/');
+    }
+    return count;
+}
+
+int
+aws_ec2_parse_each (const char *body, size_t len, const char *path, aws_ec2_item_fn *fn,
+                    void *arg, char *next, size_t next_size, aws_error_t *err)
+{
+    pthread_once (&s_xml_once, s_xml_init);
+    if (next && next_size)
+        *next = 0;
+    char names [S_PATH_MAX][S_NAME_MAX];
+    size_t depth_max = s_path_names (path, names);
+    xmlTextReaderPtr reader = depth_max && body && len && len <= (size_t) INT32_MAX
+        ? xmlReaderForMemory (body, (int) len, "ec2.xml", NULL,
+                              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+        : NULL;
+    //  matched: how many of the open elements below the root are path's
+    size_t matched = 0;
+    int rc = reader? xmlTextReaderRead (reader): -1, root = 0;
+    while (rc == 1) {
+        int depth = xmlTextReaderDepth (reader);
+        if (xmlTextReaderNodeType (reader) != XML_READER_TYPE_ELEMENT || depth < 0) {
+            rc = xmlTextReaderRead (reader);
+            continue;
+        }
+        const char *name = (const char *) xmlTextReaderConstLocalName (reader);
+        root |= depth == 0;
+        if (depth == 0)
+            matched = 0;
+        else
+        if (matched > (size_t) depth - 1)           /* left the deeper ones */
+            matched = (size_t) depth - 1;
+        if (depth == 1 && name && strcmp (name, "nextToken") == 0 && next && next_size) {
+            xmlChar *text = xmlTextReaderReadString (reader);
+            snprintf (next, next_size, "%s", text? (const char *) text: "");
+            xmlFree (text);
+        }
+        if (depth > 0 && (size_t) depth <= depth_max && matched == (size_t) depth - 1
+        &&  name && strcmp (name, names [depth - 1]) == 0)
+            matched = depth;
+        if (matched == depth_max && (size_t) depth == depth_max) {
+            //  One item's tree at a time: the reader frees it once past it
+            xmlNodePtr item = xmlTextReaderExpand (reader);
+            if (!item) {
+                rc = -1;
+                break;
+            }
+            fn (item, arg);
+            matched = depth_max - 1;
+            rc = xmlTextReaderNext (reader);
+        }
+        else
+            rc = xmlTextReaderRead (reader);
+    }
+    xmlFreeTextReader (reader);
+    if (rc == 0 && root)
+        return 0;
+    s_error (err, "InvalidResponse", 200, "HTTP 200 answer is not XML");
+    return -1;
+}
+
 //  ---------------------------------------------------------------------
 //  The client
 
@@ -472,9 +551,20 @@ s_max_count (const aws_params_t *params)
     return 1;
 }
 
-/*  One try: the document, or NULL with *err and *cls set. */
+/*  A streamed call's reader (aws_ec2_parse_each's arguments). */
+typedef struct {
+    const char *path;
+    aws_ec2_item_fn *fn;
+    void *arg;
+    char *next;
+    size_t next_size;
+} s_stream_t;
+
+/*  One try: the document, or NULL with *err and *cls set. With stream, a
+    2xx answer is streamed to it, and the document is an empty one. */
 static xmlDocPtr
-s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cls)
+s_try (aws_ec2_t *self, const char *body, const s_stream_t *stream, aws_error_t *err,
+       dx_retry_class_t *cls)
 {
     static const char *const headers [] = {
         "Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL
@@ -499,6 +589,15 @@ s_try (aws_ec2_t *self, const char *body, aws_error_t *err, dx_retry_class_t *cl
         err->retryable = *cls != DX_RETRY_NO;
         err->maybe_done = dx_http_maybe_done (resp);
     }
+    else
+    if (stream && resp->status >= 200 && resp->status < 300) {
+        int rc = aws_ec2_parse_each (resp->body, resp->body_len, stream->path, stream->fn,
+                                     stream->arg, stream->next, stream->next_size, err);
+        doc = rc == 0? xmlNewDoc (BAD_CAST "1.0"): NULL;
+        if (rc == 0 && !doc)
+            s_error (err, "OutOfMemory", 0, "out of memory");
+        *cls = DX_RETRY_NO;
+    }
     else {
         doc = aws_ec2_parse (resp->status, resp->body, resp->body_len, err);
         *cls = doc ? DX_RETRY_NO : aws_ec2_classify (err->code, resp->status);
@@ -519,9 +618,10 @@ static const char *const s_unrepeatable [] = {
     "CreateSubnet", "CreateVpc", "ImportKeyPair", NULL
 };
 
-xmlDocPtr
-aws_ec2_call (aws_ec2_t *self, const char *action,
-              const aws_params_t *params, aws_error_t *err)
+/*  aws_ec2_call, and aws_ec2_stream with stream. */
+static xmlDocPtr
+s_call (aws_ec2_t *self, const char *action, const aws_params_t *params,
+        const s_stream_t *stream, aws_error_t *err)
 {
     aws_error_t scratch;
     if (!err)
@@ -580,7 +680,7 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
         }
         int64_t start = dx_mono_ms ();
         dx_retry_class_t cls;
-        doc = s_try (self, body, err, &cls);
+        doc = s_try (self, body, stream, err, &cls);
         err->attempts = retry.attempts + 1;
         dx_cloud_metrics_call ("aws", action, doc != NULL, cls, (dx_mono_ms () - start) / 1000.0);
         if (doc) {
@@ -619,4 +719,22 @@ aws_ec2_call (aws_ec2_t *self, const char *action,
     memset (key, 0, sizeof key);
     free (body);
     return doc;
+}
+
+xmlDocPtr
+aws_ec2_call (aws_ec2_t *self, const char *action,
+              const aws_params_t *params, aws_error_t *err)
+{
+    return s_call (self, action, params, NULL, err);
+}
+
+int
+aws_ec2_stream (aws_ec2_t *self, const char *action, const aws_params_t *params,
+                const char *path, aws_ec2_item_fn *fn, void *arg, char *next,
+                size_t next_size, aws_error_t *err)
+{
+    s_stream_t stream = { path, fn, arg, next, next_size };
+    xmlDocPtr doc = s_call (self, action, params, &stream, err);
+    xmlFreeDoc (doc);
+    return doc? 0: -1;
 }

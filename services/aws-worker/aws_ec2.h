@@ -108,6 +108,18 @@ void aws_ec2_set_cancel (aws_ec2_t *self, aws_ec2_cancel_fn *fn, void *arg);
 xmlDocPtr aws_ec2_call (aws_ec2_t *self, const char *action,
                         const aws_params_t *params, aws_error_t *err);
 
+/*  aws_ec2_call for answers that may be big (DescribeInstances of a
+    thousand instances is megabytes of tree): the answer is read as a
+    stream (aws_ec2_parse_each: fn on each element at path, the root's
+    nextToken into next), so that one item is held at a time. 0, or -1
+    with *err filled as by aws_ec2_call. */
+/*  What is done with each item of a streamed answer: item is one element
+    with all its children, borrowed until fn returns. */
+typedef void (aws_ec2_item_fn) (xmlNodePtr item, void *arg);
+int aws_ec2_stream (aws_ec2_t *self, const char *action, const aws_params_t *params,
+                    const char *path, aws_ec2_item_fn *fn, void *arg, char *next,
+                    size_t next_size, aws_error_t *err);
+
 /*  Rate-limit class of an action and its bucket: "Describe" (Describe*:
     burst 100, 20/s), "RunInstances" (DX_AWS_LAUNCH_BURST and _RATE of
     dx_netplan.h, which the scheduler paces hosts with), "Other" (burst
@@ -146,5 +158,15 @@ const char *aws_xml_tag (xmlNodePtr node, const char *key);
     on its own it reads answers that no server gives on demand (a proxy's
     HTML page, a document that is not EC2's). */
 xmlDocPtr aws_ec2_parse (long http_status, const char *body, size_t len, aws_error_t *err);
+
+/*  Reads a 2xx answer as a stream: calls fn on each element at path below
+    the root ("reservationSet/item/instancesSet/item"), in order, and
+    copies the root's nextToken ("" when none) into next [next_size]
+    (next may be NULL). One item's tree is held at a time, so a thousand
+    instances cost what one does. 0, or -1 with *err filled
+    (InvalidResponse) when the body is not XML; fn may have seen the
+    items before the fault. This is how aws_ec2_stream reads answers. */
+int aws_ec2_parse_each (const char *body, size_t len, const char *path, aws_ec2_item_fn *fn,
+                        void *arg, char *next, size_t next_size, aws_error_t *err);
 
 #endif

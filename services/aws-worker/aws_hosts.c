@@ -263,8 +263,19 @@ s_find_instances (aws_run_t *run, const char *host, bool with_shutting_down)
     return doc;
 }
 
+#define S_INSTANCES "reservationSet/item/instancesSet/item"
+
+/*  Counts an instance that is not terminated. */
+static void
+s_count_one (xmlNodePtr instance, void *arg)
+{
+    const char *state = aws_xml_text (instance, "instanceState/name");
+    if (state && strcmp (state, "terminated") != 0)
+        (*(long *) arg)++;
+}
+
 /*  Instances of ids[0..count) not terminated yet, asked S_IDS_PER_CALL at a
-    time; -1 with the outcome set when a call fails. */
+    time, the answers streamed; -1 with the outcome set when a call fails. */
 static long
 s_count_alive (aws_run_t *run, const char *const *ids, size_t count)
 {
@@ -275,15 +286,11 @@ s_count_alive (aws_run_t *run, const char *const *ids, size_t count)
         aws_params_addf (p, "instance-id", "Filter.%d.Name", n);
         for (size_t i = from; i < count && i < from + S_IDS_PER_CALL; i++)
             aws_params_addf (p, ids [i], "Filter.%d.Value.%zu", n, i - from + 1);
-        xmlDocPtr doc = aws_run_ask (run, "DescribeInstances", &p, NULL);
-        if (!doc)
-            return -1;
-        AWS_FOREACH_INSTANCE (doc, inst) {
-            const char *state = aws_xml_text (inst, "instanceState/name");
-            if (state && strcmp (state, "terminated") != 0)
-                alive++;
-        }
-        xmlFreeDoc (doc);
+        int rc = aws_run_stream (run, "DescribeInstances", p, NULL, S_INSTANCES, s_count_one,
+                                 &alive, NULL, 0);
+        aws_params_destroy (&p);
+        if (rc)
+            return aws_run_failed (run, "DescribeInstances");
     }
     return alive;
 }
@@ -343,32 +350,41 @@ typedef struct {
     size_t count, cap;
 } s_found_list_t;
 
-/*  Adds the instances of doc to list, each under fixed_key or, when
-    fixed_key is NULL, its key from its tags. 0, or -1 when out of memory. */
+/*  Adds instance to list, under fixed_key or, when fixed_key is NULL,
+    its key from its tags. 0, or -1 when out of memory. */
+static int
+s_found_one (s_found_list_t *list, xmlNodePtr instance, const char *fixed_key)
+{
+    const char *id = aws_xml_text (instance, "instanceId");
+    if (!id || !*id)
+        return 0;
+    if (list->count == list->cap) {
+        size_t cap = list->cap? 2 * list->cap: 16;
+        s_found_t *more = realloc (list->items, cap * sizeof *more);
+        if (!more)
+            return -1;
+        list->items = more;
+        list->cap = cap;
+    }
+    s_found_t *found = &list->items [list->count++];
+    snprintf (found->id, sizeof found->id, "%s", id);
+    if (fixed_key)
+        snprintf (found->key, sizeof found->key, "%s", fixed_key);
+    else
+        s_instance_key (instance, found->key, sizeof found->key);
+    const char *host = aws_xml_tag (instance, "dexter:host");
+    snprintf (found->hostname, sizeof found->hostname, "%s", host? host: "");
+    return 0;
+}
+
+/*  Adds the instances of doc to list (s_found_one). 0, or -1 when out of
+    memory. */
 static int
 s_found_add (s_found_list_t *list, xmlDocPtr doc, const char *fixed_key)
 {
-    AWS_FOREACH_INSTANCE (doc, inst) {
-        const char *id = aws_xml_text (inst, "instanceId");
-        if (!id || !*id)
-            continue;
-        if (list->count == list->cap) {
-            size_t cap = list->cap? 2 * list->cap: 16;
-            s_found_t *more = realloc (list->items, cap * sizeof *more);
-            if (!more)
-                return -1;
-            list->items = more;
-            list->cap = cap;
-        }
-        s_found_t *found = &list->items [list->count++];
-        snprintf (found->id, sizeof found->id, "%s", id);
-        if (fixed_key)
-            snprintf (found->key, sizeof found->key, "%s", fixed_key);
-        else
-            s_instance_key (inst, found->key, sizeof found->key);
-        const char *host = aws_xml_tag (inst, "dexter:host");
-        snprintf (found->hostname, sizeof found->hostname, "%s", host? host: "");
-    }
+    AWS_FOREACH_INSTANCE (doc, inst)
+        if (s_found_one (list, inst, fixed_key))
+            return -1;
     return 0;
 }
 
@@ -853,13 +869,28 @@ aws_step_remove (aws_run_t *run)
     next; a round sees what was launched while the one before ran. */
 #define S_DESTROY_ROUNDS 50
 
+/*  A page of s_find_all: its list, and whether memory ran out. */
+typedef struct {
+    s_found_list_t *list;
+    bool short_of_memory;
+} s_page_t;
+
+static void
+s_page_one (xmlNodePtr instance, void *arg)
+{
+    s_page_t *page = arg;
+    if (!page->short_of_memory && s_found_one (page->list, instance, NULL))
+        page->short_of_memory = true;
+}
+
 /*  The cluster's instances not terminated yet into list, one
-    DescribeInstances per page of S_IDS_PER_CALL: a destroy holds one
-    page's answer at a time, not the whole cluster's. 0, or -1 with the
-    outcome set. */
+    DescribeInstances per page of S_PAGE, each answer streamed: a destroy
+    holds an instance's tree at a time, not the cluster's. 0, or -1 with
+    the outcome set. */
 static int
 s_find_all (aws_run_t *run, s_found_list_t *list)
 {
+    s_page_t page = { list, false };
     char token [2048] = "";
     do {
         aws_params_t *p = aws_params_new ();
@@ -868,14 +899,12 @@ s_find_all (aws_run_t *run, s_found_list_t *list)
         aws_params_add (p, "MaxResults", S_PAGE);
         if (*token)
             aws_params_add (p, "NextToken", token);
-        xmlDocPtr doc = aws_run_ask (run, "DescribeInstances", &p, NULL);
-        if (!doc)
-            return -1;
-        int rc = s_found_add (list, doc, NULL);
-        const char *next = aws_xml_text (xmlDocGetRootElement (doc), "nextToken");
-        snprintf (token, sizeof token, "%s", next && !rc? next: "");
-        xmlFreeDoc (doc);
+        int rc = aws_run_stream (run, "DescribeInstances", p, NULL, S_INSTANCES, s_page_one,
+                                 &page, token, sizeof token);
+        aws_params_destroy (&p);
         if (rc)
+            return aws_run_failed (run, "DescribeInstances");
+        if (page.short_of_memory)
             return dx_step_outcome (run->out, DX_STEP_RETRY, 0, "OutOfMemory", "out of memory");
     } while (*token);
     return 0;

@@ -97,9 +97,20 @@ s_code_listed (const char *const *list, const char *code)
     return 0;
 }
 
-xmlDocPtr
-aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
-              const char *const *wait_codes)
+/*  A streamed call's reader (aws_ec2_stream's arguments). */
+typedef struct {
+    const char *path;
+    aws_ec2_item_fn *fn;
+    void *arg;
+    char *next;
+    size_t next_size;
+} s_stream_t;
+
+/*  aws_run_call, or with stream aws_run_stream: 0 (and *doc when not
+    streamed), or -1. */
+static int
+s_call (aws_run_t *self, const char *action, const aws_params_t *params,
+        const char *const *wait_codes, const s_stream_t *stream, xmlDocPtr *doc)
 {
     int64_t deadline = dx_mono_ms () + self->config->wait_ms;
     int waits = 0;
@@ -108,13 +119,15 @@ aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
             snprintf (self->err.code, sizeof self->err.code, "CANCELLED");
             snprintf (self->err.message, sizeof self->err.message, "the job was cancelled");
             self->err.retryable = 0;
-            return NULL;
+            return -1;
         }
-        xmlDocPtr doc = aws_ec2_call (self->ec2, action, params, &self->err);
-        if (doc)
-            return doc;
+        if (stream
+            ? aws_ec2_stream (self->ec2, action, params, stream->path, stream->fn, stream->arg,
+                              stream->next, stream->next_size, &self->err) == 0
+            : (*doc = aws_ec2_call (self->ec2, action, params, &self->err)) != NULL)
+            return 0;
         if (!s_code_listed (wait_codes, self->err.code) || dx_mono_ms () >= deadline)
-            return NULL;
+            return -1;
         //  One line when the wait starts, the polls at debug level
         dx_log (waits++? DX_LOG_DEBUG: DX_LOG_INFO, "cluster %s: ec2 %s: %s, not ready yet; "
                 "trying every %lld ms for at most %lld ms", self->job.cluster, action,
@@ -122,6 +135,23 @@ aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
                 (long long) self->config->wait_ms);
         dx_sleep_ms (self->config->poll_ms);
     }
+}
+
+xmlDocPtr
+aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
+              const char *const *wait_codes)
+{
+    xmlDocPtr doc = NULL;
+    return s_call (self, action, params, wait_codes, NULL, &doc) == 0? doc: NULL;
+}
+
+int
+aws_run_stream (aws_run_t *self, const char *action, const aws_params_t *params,
+                const char *const *wait_codes, const char *path, aws_ec2_item_fn *fn,
+                void *arg, char *next, size_t next_size)
+{
+    s_stream_t stream = { path, fn, arg, next, next_size };
+    return s_call (self, action, params, wait_codes, &stream, NULL);
 }
 
 int

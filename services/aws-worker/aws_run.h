@@ -61,6 +61,14 @@ extern const char *const aws_run_not_found [];
 xmlDocPtr aws_run_call (aws_run_t *self, const char *action, const aws_params_t *params,
                         const char *const *wait_codes);
 
+/*  aws_run_call for answers that may be big: the answer is streamed to
+    fn, one element at path at a time, and its nextToken copied into next
+    (aws_ec2_stream). 0, or -1 with self->err set and the outcome left
+    alone. params are borrowed. */
+int aws_run_stream (aws_run_t *self, const char *action, const aws_params_t *params,
+                    const char *const *wait_codes, const char *path, aws_ec2_item_fn *fn,
+                    void *arg, char *next, size_t next_size);
+
 /*  Sets the outcome of the last failed call of action (self->err): retry,
     failed, or failed and permanent (docs/aws.md, "Outcomes"); -1. */
 int aws_run_failed (aws_run_t *self, const char *action);

@@ -189,6 +189,73 @@ test_xml_describe_instances (void **state)
     xmlFreeDoc (doc);
 }
 
+/*  What a streamed answer gave: each item's instanceId (or its
+    reservationId), and its Name tag. */
+typedef struct {
+    char ids [4][64];
+    char name [64];
+    size_t count;
+} s_seen_t;
+
+static void
+s_see (xmlNodePtr item, void *arg)
+{
+    s_seen_t *seen = arg;
+    assert_true (seen->count < 4);
+    const char *id = aws_xml_text (item, "instanceId");
+    if (!id)
+        id = aws_xml_text (item, "reservationId");
+    assert_non_null (id);
+    snprintf (seen->ids [seen->count++], sizeof seen->ids [0], "%s", id);
+    if (aws_xml_tag (item, "Name"))
+        snprintf (seen->name, sizeof seen->name, "%s", aws_xml_tag (item, "Name"));
+}
+
+static void
+test_xml_stream (void **state)
+{
+    (void) state;
+    aws_error_t err;
+    char next [64] = "x";
+    s_seen_t seen = { .count = 0 };
+    //  Each instance, whole (its tags are items too, deeper: not taken)
+    assert_int_equal (aws_ec2_parse_each (s_describe_instances, strlen (s_describe_instances),
+                                          "reservationSet/item/instancesSet/item", s_see, &seen,
+                                          next, sizeof next, &err), 0);
+    assert_int_equal (seen.count, 3);
+    assert_string_equal (seen.ids [0], "i-1234567890abcdef0");
+    assert_string_equal (seen.ids [1], "i-0598c7d356eba48d7");
+    assert_string_equal (seen.ids [2], "i-0bbbbbbbbbbbbbbbb");
+    assert_string_equal (seen.name, "m1 & <co> \xc3\xa9");
+    assert_string_equal (next, "");
+    //  Another depth: the reservations
+    memset (&seen, 0, sizeof seen);
+    assert_int_equal (aws_ec2_parse_each (s_describe_instances, strlen (s_describe_instances),
+                                          "reservationSet/item", s_see, &seen, NULL, 0, &err), 0);
+    assert_int_equal (seen.count, 2);
+    assert_string_equal (seen.ids [1], "r-0aaaaaaaaaaaaaaaa");
+    //  The root's nextToken, wherever it is; an item elsewhere is not one
+    const char *paged =
+        "<DescribeInstancesResponse><nextToken>page-2</nextToken><reservationSet><item>"
+        "<instancesSet><item><instanceId>i-1</instanceId></item></instancesSet></item>"
+        "</reservationSet><instancesSet><item><instanceId>i-stray</instanceId></item>"
+        "</instancesSet></DescribeInstancesResponse>";
+    memset (&seen, 0, sizeof seen);
+    assert_int_equal (aws_ec2_parse_each (paged, strlen (paged),
+                                          "reservationSet/item/instancesSet/item", s_see, &seen,
+                                          next, sizeof next, &err), 0);
+    assert_int_equal (seen.count, 1);
+    assert_string_equal (seen.ids [0], "i-1");
+    assert_string_equal (next, "page-2");
+    //  Not XML, or cut short: InvalidResponse
+    const char *cut = "<DescribeInstancesResponse><reservationSet><item>";
+    assert_int_equal (aws_ec2_parse_each (cut, strlen (cut), "reservationSet/item", s_see, &seen,
+                                          NULL, 0, &err), -1);
+    assert_string_equal (err.code, "InvalidResponse");
+    assert_int_equal (aws_ec2_parse_each ("", 0, "reservationSet/item", s_see, &seen, NULL, 0,
+                                          &err), -1);
+}
+
 static void
 test_xml_errors (void **state)
 {
@@ -544,6 +611,29 @@ test_fake_instances (void **state)
     assert_int_equal (n, 2);
     xmlFreeDoc (doc);
 
+    /* The same answer streamed: the same instances, no further page */
+    p = aws_params_new ();
+    aws_params_filter (p, "tag:dexter:cluster", "c2", NULL);
+    aws_params_add (p, "MaxResults", "5");
+    s_seen_t seen = { .count = 0 };
+    char next [64] = "x";
+    aws_error_t err;
+    assert_int_equal (aws_ec2_stream (ec2, "DescribeInstances", p,
+                                      "reservationSet/item/instancesSet/item", s_see, &seen,
+                                      next, sizeof next, &err), 0);
+    aws_params_destroy (&p);
+    assert_int_equal (seen.count, 2);
+    assert_string_equal (seen.ids [0], ids [0]);
+    assert_string_equal (seen.ids [1], ids [1]);
+    assert_string_equal (next, "");
+    /* An error answer is an error, as for aws_ec2_call */
+    p = aws_params_new ();
+    aws_params_add (p, "MaxResults", "2");
+    assert_int_equal (aws_ec2_stream (ec2, "DescribeInstances", p, "reservationSet/item",
+                                      s_see, &seen, NULL, 0, &err), -1);
+    aws_params_destroy (&p);
+    assert_string_equal (err.code, "InvalidParameterValue");
+
     p = aws_params_new ();
     aws_params_filter (p, "tag:dexter:cluster", "c2", NULL);
     aws_params_filter (p, "size", "100", NULL);
@@ -861,6 +951,7 @@ main (void)
         cmocka_unit_test (test_uri_encode),
         cmocka_unit_test (test_params),
         cmocka_unit_test (test_xml_describe_instances),
+        cmocka_unit_test (test_xml_stream),
         cmocka_unit_test (test_xml_errors),
         cmocka_unit_test (test_classify_and_classes),
         cmocka_unit_test (test_endpoints),
