@@ -844,13 +844,13 @@ def refused(fn, code="RequestLimitExceeded"):
     return e
 
 
-def test_buckets_are_aws_figures_and_off_unless_asked():
+def test_buckets_are_aws_figures_and_on_unless_turned_off():
     fake = fake_ec2.FakeEc2(credentials=CREDS)
     assert {k: v for k, v in fake.config.items() if k.startswith(("run_", "terminate_"))} == {
         "run_request_burst": 5, "run_request_rate": 2.0, "run_resource_burst": 1000, "run_resource_rate": 2.0,
         "terminate_request_burst": 100, "terminate_request_rate": 5.0,
         "terminate_resource_burst": 1000, "terminate_resource_rate": 20.0}
-    assert fake.config["ec2_limits"] is False
+    assert fake.config["ec2_limits"] is True
 
 
 def test_run_instances_request_bucket(srv):
