@@ -7,7 +7,7 @@
 # CurveZMQ key pairs in $DEXTER_DATA_DIR on first start and share their
 # public certificates in $DEXTER_DATA_DIR/curve (proto/PROTOCOL.md, "Security").
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 bin=${DEXTER_BIN_DIR:-build/bin}
 export DEXTER_DATA_DIR=${DEXTER_DATA_DIR:-$PWD/var}
 mkdir -p "$DEXTER_DATA_DIR"
@@ -60,8 +60,21 @@ start dexter-api
 echo "dexter: API on http://${DEXTER_API_ADDR:-127.0.0.1:5555}/api/v1.0/clusters (Ctrl-C stops)" >&2
 
 # Any service dying stops the rest: a half-running system hides failures.
-wait -n "${pids[@]}"
-rc=$?
+# A short wait on a sleep, not `wait -n` on the services: bash runs the
+# INT/TERM trap at the latest when the sleep ends, even where a signal
+# fails to interrupt the wait builtin.
+rc=0
+while :; do
+    for pid in "${pids[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            rc=$?
+            break 2
+        fi
+    done
+    sleep 0.5 &
+    wait $!
+done
 [ "$stopping" -eq 1 ] || echo "dexter: a service exited (status $rc); stopping the others" >&2
 stop_all
 exit "$rc"
