@@ -108,10 +108,13 @@ asan:
 
 # Both variants are built and their unit tests run: the release build (-O2)
 # is what users run, and gcc warns at -O2 of what -O1 does not see.
+# The builds use every core (JOBS); the unit tests of the two variants run
+# side by side (scripts/run-unit-tests.sh).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
 	@$(MAKE) --no-print-directory lint-openapi
-	@$(MAKE) --no-print-directory services unit
-	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory -j$(JOBS) services unit
+	@$(MAKE) --no-print-directory -j$(JOBS) asan
 	@$(MAKE) --no-print-directory test-unit test-e2e
 
 test-unit:
