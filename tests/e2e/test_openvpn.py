@@ -83,9 +83,17 @@ class Server:
                          dict(os.environ), os.path.join(workdir, "server.log"))
 
     def start(self):
+        # A server started again in the same work dir appends to its log:
+        # only what this one writes tells that it is up (and in its
+        # namespaces, which the clients' nsenter joins)
+        since = os.path.getsize(self.proc.log_path) if os.path.exists(self.proc.log_path) else 0
         self.proc.start()
-        wait_until(lambda: CONNECTED in self.proc.log() or not self.proc.alive(),
-                   DEADLINE, "the openvpn server to start")
+
+        def up():
+            with open(self.proc.log_path, "rb") as f:
+                f.seek(since)
+                return CONNECTED in f.read().decode("utf-8", "replace") or not self.proc.alive()
+        wait_until(up, DEADLINE, "the openvpn server to start")
         assert self.proc.alive(), self.proc.log()[-4000:]
 
     def log(self):
