@@ -78,6 +78,24 @@ dx_crltags_new (const char *pem, const char *number, int *too_big, char *err, si
     return tags;
 }
 
+json_t *
+dx_crltags_of_step (dx_step_out_t *out, const json_t *context,
+                    const char **target, const char **number)
+{
+    *target = dx_step_need (out, context, "access");
+    const char *crl = *target? dx_step_need (out, context, "vpn_crl"): NULL;
+    *number = crl? dx_step_need (out, context, "vpn_crl_number"): NULL;
+    if (!*number)
+        return NULL;
+    char err [256];
+    int too_big = 0;
+    json_t *tags = dx_crltags_new (crl, *number, &too_big, err, sizeof err);
+    if (!tags)
+        dx_step_outcome (out, DX_STEP_FAILED, 1, too_big? "CrlTooLarge": "InvalidCrl",
+                         "%s", err);
+    return tags;
+}
+
 int
 dx_crltags_is_key (const char *key)
 {

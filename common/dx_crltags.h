@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <jansson.h>
+#include "dx_step.h"
 
 #define DX_CRLTAGS_KEY        "dexter:crl"
 #define DX_CRLTAGS_CHUNK      256
@@ -32,6 +33,13 @@
     DX_CRLTAGS_MAX_CHUNKS chunks (*too_big set to 1 then, else 0). */
 json_t *dx_crltags_new (const char *pem, const char *number, int *too_big,
                         char *err, size_t errlen);
+
+/*  The access.crl step's tags, made from its context's `access` (the
+    access node's id: *target), `vpn_crl` and `vpn_crl_number` (*number);
+    both point into context. NULL with out's outcome set when a field is
+    missing or the CRL cannot be tags (InvalidCrl, CrlTooLarge: permanent). */
+json_t *dx_crltags_of_step (dx_step_out_t *out, const json_t *context,
+                            const char **target, const char **number);
 
 /*  1 if key is one of the CRL's tags (dexter:crl or dexter:crl.N). */
 int dx_crltags_is_key (const char *key);

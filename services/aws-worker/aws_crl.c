@@ -13,18 +13,10 @@
 int
 aws_step_access_crl (aws_run_t *run)
 {
-    const json_t *context = run->job.context;
-    const char *instance = dx_step_need (run->out, context, "access");
-    const char *crl = instance? dx_step_need (run->out, context, "vpn_crl"): NULL;
-    const char *number = crl? dx_step_need (run->out, context, "vpn_crl_number"): NULL;
-    if (!number)
-        return -1;
-    char err [256];
-    int too_big = 0;
-    json_t *tags = dx_crltags_new (crl, number, &too_big, err, sizeof err);
+    const char *instance, *number;
+    json_t *tags = dx_crltags_of_step (run->out, run->job.context, &instance, &number);
     if (!tags)
-        return dx_step_outcome (run->out, DX_STEP_FAILED, 1,
-                                too_big? "CrlTooLarge": "InvalidCrl", "%s", err), -1;
+        return -1;
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "ResourceId.1", instance);
     const char *key;

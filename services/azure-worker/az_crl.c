@@ -16,18 +16,10 @@
 int
 az_step_access_crl (az_run_t *run)
 {
-    const json_t *context = run->job.context;
-    const char *vm_id = dx_step_need (run->out, context, "access");
-    const char *crl = vm_id? dx_step_need (run->out, context, "vpn_crl"): NULL;
-    const char *number = crl? dx_step_need (run->out, context, "vpn_crl_number"): NULL;
-    if (!number)
-        return -1;
-    char err [256];
-    int too_big = 0;
-    json_t *tags = dx_crltags_new (crl, number, &too_big, err, sizeof err);
+    const char *vm_id, *number;
+    json_t *tags = dx_crltags_of_step (run->out, run->job.context, &vm_id, &number);
     if (!tags)
-        return dx_step_outcome (run->out, DX_STEP_FAILED, 1,
-                                too_big? "CrlTooLarge": "InvalidCrl", "%s", err), -1;
+        return -1;
     //  The VM of the recorded id, by its name in the cluster's group
     const char *slash = strrchr (vm_id, '/');
     char path [512];
