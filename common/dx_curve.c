@@ -40,6 +40,8 @@
 #define S_QUIET_MS      600000      /* a cause of refusal is logged again after this */
 #define S_CAUSES_MAX    1024        /* causes remembered; past that all are forgotten */
 #define S_LINES_BURST   20          /* refusal lines per S_QUIET_MS, all causes together */
+/*  What a server's monitor reports: handshakes that failed before ZAP. */
+#define S_SERVER_EVENTS (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 /*  What a client's monitor reports: the outcome of each handshake. */
 #define S_CLIENT_EVENTS (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH \
                          | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
@@ -510,7 +512,10 @@ s_zap_answer (s_zap_t *zap)
 
 /*  One event of a server socket's monitor: a handshake that failed before
     ZAP was asked. libzmq names the socket's own address only, so the
-    cause is the link and the failure. */
+    cause is the link and the failure. A peer with no key is seen either
+    way: both ends check the other's mechanism, and whichever reads the
+    other's greeting first hangs up, so the scheduler sees a mismatch or,
+    as often on a busy host, a peer that hung up mid-handshake. */
 static void
 s_zap_event (s_zap_t *zap, s_domain_t *domain)
 {
@@ -520,6 +525,13 @@ s_zap_event (s_zap_t *zap, s_domain_t *domain)
     if (s_event_recv (domain->watch, &event, &value, endpoint))
         return;
     char cause [96];
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+        snprintf (cause, sizeof cause, "%s hung up", domain->link);
+        s_zap_refused (zap, cause, "curve: refused a connection to the %s link (%s): the "
+                       "peer hung up during the handshake (%s), as one without CURVE, or no "
+                       "ZeroMQ peer, does", domain->link, endpoint, strerror ((int) value));
+        return;
+    }
     snprintf (cause, sizeof cause, "%s %x", domain->link, value);
     if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
         s_zap_refused (zap, cause, "curve: refused a connection without CURVE to the %s "
@@ -617,7 +629,7 @@ dx_curve_server_apply (dx_curve_t *self, zsock_t *sock, const char *link)
     zcert_apply (self->cert, sock);
     zsock_set_curve_server (sock, 1);
     zsock_set_zap_domain (sock, link);
-    if (s_monitor (sock, ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL, endpoint)) {
+    if (s_monitor (sock, S_SERVER_EVENTS, endpoint)) {
         dx_error ("curve: cannot monitor the %s link's socket: %s", link,
                   zmq_strerror (zmq_errno ()));
         return -1;

@@ -220,13 +220,16 @@ class Stack:
         # One host step per aws agent unless a test asks for batches
         # (test_aws_batch.py): the others count host steps, host tags and launches
         env = self.env(dict({"DEXTER_AWS_BATCH_MAX": "0"}, **dict(self.sched_env, **(extra_env or {}))))
+        log_path = os.path.join(self.dir, "scheduler.log")
+        served = self._log_count(log_path, "scheduler serving on")
         self.scheduler = Proc("scheduler", [os.path.join(BIN_DIR, "dexter-scheduler")], env,
-                              os.path.join(self.dir, "scheduler.log")).start()
+                              log_path).start()
         self.procs.append(self.scheduler)
-        # Until its ROUTER accepts connections: a SIGTERM sent before main()
-        # installed its handler (ASan start-up is slow) would kill it instead.
-        wait_until(lambda: self._port_open(self.sched_port) or not self.scheduler.alive(), 10,
-                   "dexter-scheduler to bind")
+        # Until it says it serves: a SIGTERM sent before main() installed its
+        # handler (ASan start-up is slow) would kill it instead. Its log, not
+        # a probe of its ports: a bare TCP connection is a refusal it logs.
+        wait_until(lambda: self._log_count(log_path, "scheduler serving on") > served
+                   or not self.scheduler.alive(), 10, "dexter-scheduler to serve")
         assert self.scheduler.alive(), "dexter-scheduler exited:\n" + self.scheduler.log()[-3000:]
         return self.scheduler
 
@@ -239,6 +242,14 @@ class Stack:
                    "dexter-api to listen")
         assert self.api.alive(), "dexter-api exited:\n" + self.api.log()[-3000:]
         return self.api
+
+    @staticmethod
+    def _log_count(path, text):
+        try:
+            with open(path, "rb") as f:
+                return f.read().count(text.encode())
+        except FileNotFoundError:
+            return 0
 
     def _port_open(self, port):
         try:
