@@ -537,6 +537,16 @@ s_events (const char *name, const char *type)
     return count;
 }
 
+/*  Pumps until the cluster's stream holds want events of type, at most
+    5 s: what a worker sent reaches the engine when the host lets it. */
+static void
+s_pump_events (const char *name, const char *type, int want)
+{
+    int64_t deadline = dx_mono_ms () + 5000;
+    while (s_events (name, type) < want && dx_mono_ms () < deadline)
+        s_pump (10);
+}
+
 /*  Field of the first event of type in the cluster's stream (caller
     frees), or NULL. */
 static char *
@@ -991,7 +1001,7 @@ test_lease_expires (void **state)
     s_raw_job (raw, "c5:1:network", 1, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
                                                           "kind", "vpc", "provider_id",
                                                           "vpc-stale"));
-    s_pump (100);
+    s_pump_events ("c5", "step.late", 1);
     char *late = s_raw_str ("HGET dexter:{c5}:resources vpc");
     assert_non_null (late);
     assert_non_null (strstr (late, "vpc-stale"));
@@ -1027,7 +1037,7 @@ test_lease_expires (void **state)
                           "provider_id", "x-stale", "state", "available",
                           "key", "host.g1.9", "kind", "instance",
                           "provider_id", "i-late", "state", "running"));
-    s_pump (100);
+    s_pump_events ("c5", "step.late", 2);
     vpc = s_raw_str ("HGET dexter:{c5}:resources network");
     assert_null (strstr (vpc, "stale"));
     free (vpc);
@@ -1071,7 +1081,7 @@ test_progress_events (void **state)
         assert_int_equal (dx_msg_send (raw, NULL, msg), 0);
         json_decref (msg);
     }
-    s_pump (100);
+    s_pump_events ("c18", "step.progress", 1);
     assert_int_equal (s_events ("c18", "step.progress"), 1);
     char *message = s_event_field ("c18", "step.progress", "message");
     assert_string_equal (message, text);
@@ -1080,7 +1090,7 @@ test_progress_events (void **state)
     assert_string_equal (step, "network");
     free (step);
     s_raw_job (raw, "c18:1:network", 1, "done", NULL);
-    s_pump (100);
+    s_pump_events ("c18", "step.done", 1);
     assert_int_equal (s_events ("c18", "step.done"), 1);
     zsock_destroy (&raw);
 }
@@ -1111,7 +1121,7 @@ test_reconnected_worker_keeps_its_jobs (void **state)
     assert_int_equal (s_events ("c12", "step.requeued"), 0);
     //  Its result counts
     s_raw_job (fresh, "c12:1:network", 1, "done", NULL);
-    s_pump (100);
+    s_pump_events ("c12", "step.done", 1);
     assert_int_equal (s_events ("c12", "step.done"), 1);
     zsock_destroy (&fresh);
     zsock_destroy (&old);
@@ -1189,7 +1199,7 @@ test_recreated_cluster_ignores_old_attempts (void **state)
     //  The new one's counts
     s_raw_job (raw, "c14:1:network", 2, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
                "kind", "vpc", "provider_id", "vpc-new"));
-    s_pump (100);
+    s_pump_events ("c14", "step.done", 1);
     assert_int_equal (s_events ("c14", "step.done"), 1);
     char *vpc = s_raw_str ("HGET dexter:{c14}:resources vpc");
     assert_non_null (strstr (vpc, "vpc-new"));
