@@ -132,7 +132,7 @@ s_owned_count (const char *name)
 
 typedef struct {
     const char *name;
-    json_t *context;                    /* as sch_engine's s_deploy_context */
+    json_t *context;                    /* as sch_dispatch's s_deploy_context */
     json_t *config;
     char akid [64], secret [64];
     const char *sshkeydata;

@@ -1,4 +1,4 @@
-/*  Tests of the deployment engine's planning in slices (sch_engine.c with
+/*  Tests of the deployment engine's planning in slices (sch_deploys.c with
     sch_plan.c) and of the forced delete of a big cluster, against a real
     redis-server started here on a free port. No worker connects, so no
     step runs: what is tested is what the scheduler itself does.
