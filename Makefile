@@ -38,7 +38,9 @@ svc_objs  = $(patsubst %.c,$(OBJ)/%.o,$(filter-out services/$(1)/main.c,$(wildca
 svc_lib   = $(if $(1),$(OBJ)/services/lib$(1).a)
 
 # A unit test test_<prefix>_<what>.c links the library of the service whose
-# files carry that prefix (test_dx_* test common/ alone), and the harness.
+# files carry that prefix (test_dx_* test common/ alone), the harness, and
+# tests/unit/harness_<prefix>.c where there is one (what the tests of one
+# service share).
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 TEST_SVC_api := api
@@ -48,6 +50,7 @@ TEST_SVC_az  := azure-worker
 TEST_SVC_vpn := vpn
 test_svc  = $(TEST_SVC_$(word 2,$(subst _, ,$(1))))
 HARNESS  := $(OBJ)/tests/unit/harness.o
+test_harness = $(HARNESS) $(patsubst %.c,$(OBJ)/%.o,$(wildcard tests/unit/harness_$(word 2,$(subst _, ,$(1))).c))
 
 PY := /usr/bin/python3
 
@@ -85,7 +88,7 @@ $(OUT)/bin/dexter-%: $(OBJ)/services/$$*/main.o $$(call svc_lib,$$*) $(LIBDEXTER
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(OUT)/tests/%: $(OBJ)/tests/unit/%.o $(HARNESS) $$(call svc_lib,$$(call test_svc,$$*)) $(LIBDEXTER)
+$(OUT)/tests/%: $(OBJ)/tests/unit/%.o $$(call test_harness,$$*) $$(call svc_lib,$$(call test_svc,$$*)) $(LIBDEXTER)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
