@@ -5,8 +5,9 @@ the scheduler plans 5,000-host deploys and 100 clients list 10,000 clusters
 
 Starts, on free loopback ports: redis-server (appendonly yes, appendfsync
 always, as in production), dexter-scheduler and dexter-api from
-DEXTER_BIN_DIR (default build/bin, the release build; DEXTER_LOG_LEVEL=warn).
-No worker: a deploy is planned and recorded, no cloud work happens. Then:
+DEXTER_BIN_DIR (default build/bin, the release build; DEXTER_LOG_LEVEL=warn;
+DEXTER_AWS_BATCH_MAX=0, so that a plan has one host step per agent). No
+worker: a deploy is planned and recorded, no cloud work happens. Then:
 
   1. creates 10,000 clusters (32 keep-alive clients) and cluster `probe`;
   2. quiet: wrk, 1 connection, GET /clusters/probe for BENCH_SECONDS;
@@ -253,7 +254,7 @@ def main():
                    DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
                    DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
                    DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="30000",
-                   DEXTER_LOG_LEVEL="warn")
+                   DEXTER_LOG_LEVEL="warn", DEXTER_AWS_BATCH_MAX="0")
         procs.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], env)
         procs.start("api", [os.path.join(bin_dir, "dexter-api")], env)
         base = "http://127.0.0.1:%d/api/v1.0" % api_port
