@@ -391,3 +391,27 @@ th_log_release (int saved, const char *path)
         fclose (f);
     return text;
 }
+
+//  ---------------------------------------------------------------------
+//  A fake cloud shared by the tests of a file: cmocka's checks
+
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+json_t *
+th_fake_ask (const th_fake_t *fake, const char *method, const char *what, const char *json)
+{
+    json_t *out = th_fake_side (fake->endpoint, method, what, json);
+    assert_non_null (out);
+    return out;
+}
+
+int
+th_fake_teardown (void **state)
+{
+    th_fake_t *fake = *state;
+    if (fake)
+        th_stop (&fake->pid);
+    return 0;
+}

@@ -116,4 +116,21 @@ char *th_log_release (int saved, const char *path);
     "QUlOUEVNTUFSS0VSN3FXbHBhV2xwYVdsbz0KLS0tLS1FTkQgT1BFTlNTSCBQUklWQVRFIEtFWS0tLS0t" \
     "Cg=="
 
+/*  A fake cloud that the tests of one file share: its directory (for its
+    log and the test's files), its endpoint and its pid. */
+typedef struct {
+    char dir [64];
+    char endpoint [64];
+    pid_t pid;
+} th_fake_t;
+
+/*  th_fake_side on fake, for a test: fails the test unless there is an
+    answer. The answer (caller decrefs). */
+json_t *th_fake_ask (const th_fake_t *fake, const char *method, const char *what,
+                     const char *json);
+
+/*  A cmocka group teardown: stops the fake that the group setup put in
+    *state (safe on none). 0. */
+int th_fake_teardown (void **state);
+
 #endif

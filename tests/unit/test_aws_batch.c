@@ -31,7 +31,7 @@
 
 #include "../../services/aws-worker/aws_ec2.h"
 #include "../../services/aws-worker/aws_steps.h"
-#include "harness.h"
+#include "harness_aws.h"
 
 #include "dx_util.h"
 
@@ -39,10 +39,8 @@
 #define SECRET  "batch/Secret+Key=Marker42"
 #define REGION  "us-west-2"
 
+static th_fake_t s_fake;
 static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
     char pem [8192];
 } T;
 
@@ -52,25 +50,17 @@ static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
 //  ---------------------------------------------------------------------
 //  The fake EC2
 
-static json_t *
-s_side (const char *method, const char *what, const char *json)
-{
-    json_t *out = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (out);
-    return out;
-}
-
 static long
 s_calls (const char *action)
 {
-    return th_fake_calls (T.endpoint, "by_action", action);
+    return th_fake_calls (s_fake.endpoint, "by_action", action);
 }
 
 /*  Every call the fake answered. */
 static long
 s_total (void)
 {
-    json_t *calls = s_side ("GET", "calls", NULL);
+    json_t *calls = th_fake_ask (&s_fake, "GET", "calls", NULL);
     long n = (long) json_integer_value (json_object_get (calls, "total"));
     json_decref (calls);
     return n;
@@ -80,7 +70,7 @@ s_total (void)
 static json_t *
 s_instances (const char *cluster)
 {
-    json_t *state = s_side ("GET", "state", NULL);
+    json_t *state = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *out = json_array ();
     size_t i;
     json_t *r;
@@ -120,128 +110,18 @@ s_instance_of (const json_t *instances, const char *group, long long slot)
 //  ---------------------------------------------------------------------
 //  Jobs as the scheduler makes them
 
-typedef struct {
-    const char *name;
-    json_t *context;
-    json_t *config;
-} s_cluster_t;
-
-static void
-s_cluster_init (s_cluster_t *c, const char *name)
-{
-    c->name = name;
-    c->context = json_pack ("{s:s}", "masters_ips", "10.0.0.11");
-    c->config = json_pack ("{s:s, s:s, s:s, s:i}", "region", REGION, "sshkey", "dexter-batch",
-                           "master_type", "m5.large", "masters", 1);
-}
-
-static void
-s_cluster_fini (s_cluster_t *c)
-{
-    json_decref (c->context);
-    json_decref (c->config);
-}
-
-static json_t *
-s_assign (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
-{
-    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}",
-        "kind", kind, "id", id, "provider", "aws", "cluster_type", "mesos",
-        "uid", "0123456789ab", "config", c->config, "context", c->context);
-    if (extra)
-        json_object_update (step, extra);
-    json_decref (extra);
-    json_t *credentials = json_pack ("{s:s, s:s}", "aws_access_key_id", AKID,
-                                     "aws_secret_access_key", SECRET);
-    if (strcmp (kind, "keypair") == 0)
-        json_object_set_new (credentials, "sshkeydata", json_string (T.pem));
-    char job [128];
-    snprintf (job, sizeof job, "%s:1:%s", c->name, id);
-    return json_pack ("{s:s, s:i, s:s, s:i, s:o, s:o, s:i}", "job", job, "attempt", 1,
-                      "cluster", c->name, "generation", 1, "step", step,
-                      "credentials", credentials, "lease_ms", 30000);
-}
-
-/*  The texts job.progress was given, one a line. */
+/*  The texts job.progress was given in the last step, one a line. */
 static char s_progress [65536];
 
+/*  A cluster of the batch's key pair and credentials. */
 static void
-s_on_progress (void *arg, const char *text)
+s_cluster_init (ta_cluster_t *c, const char *name)
 {
-    (void) arg;
-    size_t len = strlen (s_progress);
-    snprintf (s_progress + len, sizeof s_progress - len, "%s\n", text);
-}
-
-static void
-s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, dx_step_out_t *out)
-{
-    json_t *assign = s_assign (c, kind, id, extra);
-    dx_step_out_init (out, NULL, NULL);
-    out->progress = s_on_progress;
-    s_progress [0] = 0;
-    aws_step_run (&s_config, assign, out);
-    json_decref (assign);
-    size_t i;
-    json_t *r;
-    json_array_foreach (out->resources, i, r) {
-        const char *key = json_string_value (json_object_get (r, "key"));
-        const char *pid = json_string_value (json_object_get (r, "provider_id"));
-        assert_non_null (key);
-        assert_non_null (pid);
-        if (strncmp (key, "host.", 5) == 0)
-            continue;
-        const char *state = json_string_value (json_object_get (r, "state"));
-        if (state && strcmp (state, "deleted") == 0)
-            json_object_del (c->context, key);
-        else
-            json_object_set_new (c->context, key, json_string (pid));
-    }
-}
-
-static json_t *
-s_done (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
-{
-    dx_step_out_t out;
-    s_run (c, kind, id, extra, &out);
-    if (out.outcome != DX_STEP_DONE)
-        print_error ("step %s: %s %s: %s\n", id, dx_step_outcome_name (out.outcome),
-                     out.code, out.message);
-    assert_int_equal (out.outcome, DX_STEP_DONE);
-    json_t *resources = json_incref (out.resources);
-    dx_step_out_fini (&out);
-    return resources;
-}
-
-static void
-s_before_hosts (s_cluster_t *c)
-{
-    json_decref (s_done (c, "network", "network", NULL));
-    json_decref (s_done (c, "security", "security", NULL));
-    json_decref (s_done (c, "image", "image", NULL));
-    json_decref (s_done (c, "keypair", "keypair", NULL));
-}
-
-static void
-s_destroy_all (s_cluster_t *c)
-{
-    json_decref (s_done (c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (c, "destroy.security", "destroy.security", NULL));
-    json_decref (s_done (c, "destroy.network", "destroy.network", NULL));
-}
-
-static json_t *
-s_res (const json_t *resources, const char *key)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach (resources, i, r)
-        if (strcmp (json_string_value (json_object_get (r, "key")), key) == 0)
-            return r;
-    print_error ("no resource %s\n", key);
-    fail ();
-    return NULL;
+    ta_cluster_init (c, name, "dexter-batch", AKID, SECRET);
+    c->sshkeydata = T.pem;
+    c->steps = &s_config;
+    c->progress = s_progress;
+    c->progress_size = sizeof s_progress;
 }
 
 static const char *
@@ -296,7 +176,7 @@ s_check_hosts (const char *cluster, const json_t *resources, const char *group, 
         char key [64], name [64], text [32];
         snprintf (key, sizeof key, "host.%s.%d", group, slot);
         snprintf (name, sizeof name, "%s-%s-%d", cluster, group, slot);
-        json_t *r = s_res (resources, key);
+        json_t *r = ta_res (resources, key);
         assert_string_equal (s_attr (r, "kind"), "instance");
         assert_string_equal (s_attr (r, "state"), "running");
         assert_string_equal (s_attr (r, "hostname"), name);
@@ -336,10 +216,10 @@ s_make_key (void)
 {
     char cmd [256], path [128];
     snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s/rsa "
-              ">/dev/null", T.dir);
+              ">/dev/null", s_fake.dir);
     if (system (cmd) != 0)
         return -1;
-    snprintf (path, sizeof path, "%s/rsa", T.dir);
+    snprintf (path, sizeof path, "%s/rsa", s_fake.dir);
     FILE *f = fopen (path, "r");
     if (!f)
         return -1;
@@ -352,27 +232,12 @@ s_make_key (void)
 static int
 s_group_setup (void **state)
 {
-    (void) state;
     const char *const args [] = {
         "--region", "any", "--seed", "18", "--pending-ms", "0", "--shutdown-ms", "0",
         "--access-key", AKID, "--secret-key", SECRET, NULL
     };
-    if (th_tmpdir (T.dir, sizeof T.dir, "aws-batch") || s_make_key ())
-        return -1;
-    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    if (T.fake < 0)
-        return -1;
-    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
-    unsetenv ("AWS_ENDPOINT_URL");
-    return 0;
-}
-
-static int
-s_group_teardown (void **state)
-{
-    (void) state;
-    th_stop (&T.fake);
-    return 0;
+    *state = &s_fake;
+    return ta_fake_up (&s_fake, "aws-batch", args) || s_make_key ()? -1: 0;
 }
 
 /*  Each test starts from a fresh fake: nothing but its images. */
@@ -380,9 +245,9 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    json_decref (s_side ("POST", "reset", NULL));
-    json_decref (s_side ("POST", "config", "{\"pending_ms\": 0, \"shutdown_ms\": 0, "
-                                           "\"instance_limit\": 64}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "reset", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"pending_ms\": 0, \"shutdown_ms\": 0, "
+                                                         "\"instance_limit\": 64}"));
     return 0;
 }
 
@@ -398,12 +263,12 @@ static void
 test_launch_remove_destroy (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b1");
-    s_before_hosts (&c);
+    ta_before_hosts (&c);
 
     long runs = s_calls ("RunInstances"), describes = s_calls ("DescribeInstances");
-    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
+    json_t *res = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs + 1);
     //  One to find what is there, one poll (the fake starts them at once)
     assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
@@ -417,14 +282,14 @@ test_launch_remove_destroy (void **state)
     //  Again: found, nothing launched, the same instances
     runs = s_calls ("RunInstances");
     describes = s_calls ("DescribeInstances");
-    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
+    json_t *again = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b1", "g1", 0, 19, "tok-b1-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs);
     assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
     for (int slot = 0; slot < 20; slot++) {
         char key [32];
         snprintf (key, sizeof key, "host.g1.%d", slot);
-        assert_string_equal (s_attr (s_res (again, key), "provider_id"),
-                             s_attr (s_res (res, key), "provider_id"));
+        assert_string_equal (s_attr (ta_res (again, key), "provider_id"),
+                             s_attr (ta_res (res, key), "provider_id"));
     }
     json_decref (again);
 
@@ -432,16 +297,16 @@ test_launch_remove_destroy (void **state)
     long terminates = s_calls ("TerminateInstances");
     describes = s_calls ("DescribeInstances");
     static const int gone [] = { 17, 18, 19, -1 };
-    json_t *removed = s_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
+    json_t *removed = ta_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
     assert_int_equal (s_calls ("TerminateInstances"), terminates + 1);
     assert_int_equal (s_calls ("DescribeInstances"), describes + 2);
     assert_int_equal (json_array_size (removed), 3);
     for (int i = 0; gone [i] >= 0; i++) {
         char key [32];
         snprintf (key, sizeof key, "host.g1.%d", gone [i]);
-        json_t *r = s_res (removed, key);
+        json_t *r = ta_res (removed, key);
         assert_string_equal (s_attr (r, "state"), "terminated");
-        assert_string_equal (s_attr (r, "provider_id"), s_attr (s_res (res, key), "provider_id"));
+        assert_string_equal (s_attr (r, "provider_id"), s_attr (ta_res (res, key), "provider_id"));
     }
     json_decref (removed);
     instances = s_instances ("b1");
@@ -452,24 +317,24 @@ test_launch_remove_destroy (void **state)
 
     //  Removed again: nothing to terminate, each slot still said gone
     terminates = s_calls ("TerminateInstances");
-    removed = s_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
+    removed = ta_done (&c, "remove", "remove.g1", s_remove ("b1", "g1", gone));
     assert_int_equal (s_calls ("TerminateInstances"), terminates);
-    assert_string_equal (s_attr (s_res (removed, "host.g1.18"), "state"), "terminated");
+    assert_string_equal (s_attr (ta_res (removed, "host.g1.18"), "state"), "terminated");
     json_decref (removed);
 
     //  Destroy: every instance found by the cluster's tag, named by its slot
-    json_t *destroyed = s_done (&c, "destroy.instances", "destroy.instances", NULL);
+    json_t *destroyed = ta_done (&c, "destroy.instances", "destroy.instances", NULL);
     assert_int_equal (json_array_size (destroyed), 17);
-    assert_string_equal (s_attr (s_res (destroyed, "host.g1.16"), "state"), "deleted");
-    assert_string_equal (s_attr (s_res (destroyed, "host.g1.0"), "provider_id"),
-                         s_attr (s_res (res, "host.g1.0"), "provider_id"));
+    assert_string_equal (s_attr (ta_res (destroyed, "host.g1.16"), "state"), "deleted");
+    assert_string_equal (s_attr (ta_res (destroyed, "host.g1.0"), "provider_id"),
+                         s_attr (ta_res (res, "host.g1.0"), "provider_id"));
     json_decref (destroyed);
     json_decref (res);
-    s_destroy_all (&c);
+    ta_destroy_all (&c);
     instances = s_instances ("b1");
     assert_int_equal (json_array_size (instances), 0);
     json_decref (instances);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A call EC2 fills only in part keeps what it launched; the rest is one
@@ -481,21 +346,21 @@ static void
 test_partial_fill (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b2");
-    s_before_hosts (&c);
-    json_decref (s_side ("POST", "config", "{\"instance_limit\": 12}"));
+    ta_before_hosts (&c);
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"instance_limit\": 12}"));
     dx_step_out_t out;
-    s_run (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"), &out);
+    ta_run (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"), &out);
     assert_int_not_equal (out.outcome, DX_STEP_DONE);
     assert_string_equal (out.code, "InstanceLimitExceeded");
     assert_int_equal (json_array_size (out.resources), 12);     /* what is there is reported */
-    assert_string_equal (s_attr (s_res (out.resources, "host.g1.11"), "state"), "pending");
+    assert_string_equal (s_attr (ta_res (out.resources, "host.g1.11"), "state"), "pending");
     dx_step_out_fini (&out);
 
-    json_decref (s_side ("POST", "config", "{\"instance_limit\": 64}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"instance_limit\": 64}"));
     long runs = s_calls ("RunInstances");
-    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"));
+    json_t *res = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b2", "g1", 0, 19, "tok-b2-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs + 1);
     s_check_hosts ("b2", res, "g1", 0, 19);
     json_t *instances = s_instances ("b2");
@@ -513,9 +378,9 @@ test_partial_fill (void **state)
 
     //  Capacity short (7 of 13, MinCount met): a further call in the same
     //  step launches the other 6
-    json_decref (s_side ("POST", "capacity", "{\"capacity\": 7, \"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "capacity", "{\"capacity\": 7, \"count\": 1}"));
     runs = s_calls ("RunInstances");
-    res = s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b2", "g1", 20, 32, "tok-b2-g1-20"));
+    res = ta_done (&c, "hosts", "hosts.g1.20", s_hosts ("b2", "g1", 20, 32, "tok-b2-g1-20"));
     assert_int_equal (s_calls ("RunInstances"), runs + 2);
     s_check_hosts ("b2", res, "g1", 20, 32);
     instances = s_instances ("b2");
@@ -524,19 +389,19 @@ test_partial_fill (void **state)
     json_decref (res);
 
     //  No capacity at all: retry, as a host step; then done, nothing twice
-    json_decref (s_side ("POST", "capacity", "{\"capacity\": 0, \"count\": 1}"));
-    s_run (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"), &out);
+    json_decref (th_fake_ask (&s_fake, "POST", "capacity", "{\"capacity\": 0, \"count\": 1}"));
+    ta_run (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"), &out);
     assert_int_equal (out.outcome, DX_STEP_RETRY);
     assert_string_equal (out.code, "InsufficientInstanceCapacity");
     dx_step_out_fini (&out);
-    res = s_done (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"));
+    res = ta_done (&c, "hosts", "hosts.g1.33", s_hosts ("b2", "g1", 33, 35, "tok-b2-g1-33"));
     s_check_hosts ("b2", res, "g1", 33, 35);
     json_decref (res);
     instances = s_instances ("b2");
     assert_int_equal (json_array_size (instances), 36);
     json_decref (instances);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A step killed just after its RunInstances (the worker died, its lease
@@ -548,22 +413,22 @@ static void
 test_kill_after_call (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b3");
-    s_before_hosts (&c);
+    ta_before_hosts (&c);
     //  Slow to start, so that the child is waiting when it is killed
-    json_decref (s_side ("POST", "config", "{\"pending_ms\": 60000}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"pending_ms\": 60000}"));
     long runs = s_calls ("RunInstances");
     fflush (NULL);
     pid_t child = fork ();
     assert_true (child >= 0);
     if (child == 0) {
         dx_step_out_t out;
-        s_run (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"), &out);
+        ta_run (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"), &out);
         _exit (0);
     }
     int64_t deadline = dx_mono_ms () + 20000;
-    while (th_fake_calls (T.endpoint, "by_action_ok", "RunInstances") < runs + 1
+    while (th_fake_calls (s_fake.endpoint, "by_action_ok", "RunInstances") < runs + 1
        &&  dx_mono_ms () < deadline)
         dx_sleep_ms (5);
     kill (child, SIGKILL);
@@ -573,10 +438,10 @@ test_kill_after_call (void **state)
     json_t *before = s_instances ("b3");
     assert_int_equal (json_array_size (before), 20);
 
-    json_decref (s_side ("POST", "config", "{\"pending_ms\": 0}"));
-    json_decref (s_side ("POST", "advance", "{\"seconds\": 120}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"pending_ms\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "advance", "{\"seconds\": 120}"));
     runs = s_calls ("RunInstances");
-    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"));
+    json_t *res = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b3", "g1", 0, 19, "tok-b3-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs);
     s_check_hosts ("b3", res, "g1", 0, 19);
     json_t *after = s_instances ("b3");
@@ -586,11 +451,11 @@ test_kill_after_call (void **state)
     json_decref (res);
 
     //  The next 10 slots, their reply lost once: retried with the token
-    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
-                                           "\"InternalError\", \"status\": 500, \"after\": true, "
-                                           "\"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
+                                                         "\"InternalError\", \"status\": 500, "
+                                                         "\"after\": true, \"count\": 1}"));
     runs = s_calls ("RunInstances");
-    res = s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b3", "g1", 20, 29, "tok-b3-g1-20"));
+    res = ta_done (&c, "hosts", "hosts.g1.20", s_hosts ("b3", "g1", 20, 29, "tok-b3-g1-20"));
     assert_int_equal (s_calls ("RunInstances"), runs + 2);
     s_check_hosts ("b3", res, "g1", 20, 29);
     after = s_instances ("b3");
@@ -599,23 +464,24 @@ test_kill_after_call (void **state)
     json_decref (res);
 
     //  Lost for good (the step failed after the call): run again, found
-    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
-                                           "\"UnauthorizedOperation\", \"status\": 403, "
-                                           "\"after\": true, \"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"RunInstances\", \"code\": "
+                                                         "\"UnauthorizedOperation\", "
+                                                         "\"status\": 403, \"after\": true, "
+                                                         "\"count\": 1}"));
     dx_step_out_t out;
-    s_run (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"), &out);
+    ta_run (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"), &out);
     assert_string_equal (out.code, "UnauthorizedOperation");
     dx_step_out_fini (&out);
     runs = s_calls ("RunInstances");
-    res = s_done (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"));
+    res = ta_done (&c, "hosts", "hosts.g1.30", s_hosts ("b3", "g1", 30, 34, "tok-b3-g1-30"));
     assert_int_equal (s_calls ("RunInstances"), runs);
     s_check_hosts ("b3", res, "g1", 30, 34);
     after = s_instances ("b3");
     assert_int_equal (json_array_size (after), 35);
     json_decref (after);
     json_decref (res);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A slot whose instance was terminated by hand gets a new one, alone in
@@ -625,15 +491,15 @@ static void
 test_replaced (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b4");
-    s_before_hosts (&c);
-    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    ta_before_hosts (&c);
+    json_t *res = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
     const char *ids [5];
     for (int slot = 0; slot < 5; slot++) {
         char key [32];
         snprintf (key, sizeof key, "host.g1.%d", slot);
-        ids [slot] = s_attr (s_res (res, key), "provider_id");
+        ids [slot] = s_attr (ta_res (res, key), "provider_id");
     }
     aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
     aws_params_t *p = aws_params_new ();
@@ -644,11 +510,11 @@ test_replaced (void **state)
     aws_params_destroy (&p);
 
     long runs = s_calls ("RunInstances");
-    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    json_t *again = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs + 1);
     s_check_hosts ("b4", again, "g1", 0, 4);
-    assert_string_not_equal (s_attr (s_res (again, "host.g1.2"), "provider_id"), ids [2]);
-    assert_string_equal (s_attr (s_res (again, "host.g1.3"), "provider_id"), ids [3]);
+    assert_string_not_equal (s_attr (ta_res (again, "host.g1.2"), "provider_id"), ids [2]);
+    assert_string_equal (s_attr (ta_res (again, "host.g1.3"), "provider_id"), ids [3]);
     json_decref (again);
 
     //  All of them gone: the first token's reservation is dead
@@ -665,7 +531,7 @@ test_replaced (void **state)
     json_decref (instances);
     aws_ec2_destroy (&ec2);
     runs = s_calls ("RunInstances");
-    again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    again = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
     s_check_hosts ("b4", again, "g1", 0, 4);
     instances = s_instances ("b4");
     assert_int_equal (json_array_size (instances), 5);
@@ -695,7 +561,7 @@ test_replaced (void **state)
     json_decref (instances);
     long terminates = s_calls ("TerminateInstances");
     runs = s_calls ("RunInstances");
-    again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
+    again = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b4", "g1", 0, 4, "tok-b4-g1-0"));
     assert_int_equal (s_calls ("TerminateInstances"), terminates + 1);
     assert_int_equal (s_calls ("RunInstances"), runs);
     s_check_hosts ("b4", again, "g1", 0, 4);
@@ -704,8 +570,8 @@ test_replaced (void **state)
     json_decref (instances);
     json_decref (again);
     json_decref (res);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  The one-host steps (batching off after a batched deploy) find an agent
@@ -716,51 +582,51 @@ static void
 test_single_steps (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b7");
-    s_before_hosts (&c);
-    json_t *res = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
+    ta_before_hosts (&c);
+    json_t *res = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
     long runs = s_calls ("RunInstances");
-    json_t *one = s_done (&c, "host", "host.g1.3", json_pack (
+    json_t *one = ta_done (&c, "host", "host.g1.3", json_pack (
         "{s:s, s:s, s:i, s:s, s:s, s:i, s:[], s:b, s:s, s:{}, s:{}, s:s}", "role", "agent",
         "group", "g1", "slot", 3, "hostname", "b7-g1-3", "instance_type", "m5.large",
         "disk_size", 30, "disks", "public", 0, "group_role", "", "attributes", "vars",
         "client_token", "tok-b7-g1-3"));
     assert_int_equal (s_calls ("RunInstances"), runs);
-    assert_string_equal (s_attr (s_res (one, "host.g1.3"), "provider_id"),
-                         s_attr (s_res (res, "host.g1.3"), "provider_id"));
+    assert_string_equal (s_attr (ta_res (one, "host.g1.3"), "provider_id"),
+                         s_attr (ta_res (res, "host.g1.3"), "provider_id"));
     json_decref (one);
 
-    json_t *removed = s_done (&c, "remove", "remove.g1.4",
+    json_t *removed = ta_done (&c, "remove", "remove.g1.4",
                               json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 4,
                                          "hostname", "b7-g1-4"));
-    assert_string_equal (s_attr (s_res (removed, "host.g1.4"), "provider_id"),
-                         s_attr (s_res (res, "host.g1.4"), "provider_id"));
+    assert_string_equal (s_attr (ta_res (removed, "host.g1.4"), "provider_id"),
+                         s_attr (ta_res (res, "host.g1.4"), "provider_id"));
     json_decref (removed);
     json_t *instances = s_instances ("b7");
     assert_int_equal (json_array_size (instances), 4);
     assert_null (s_instance_of (instances, "g1", 4));
     json_decref (instances);
 
-    one = s_done (&c, "host", "host.g1.4", json_pack (
+    one = ta_done (&c, "host", "host.g1.4", json_pack (
         "{s:s, s:s, s:i, s:s, s:s, s:i, s:[], s:b, s:s, s:{}, s:{}, s:s}", "role", "agent",
         "group", "g1", "slot", 4, "hostname", "b7-g1-4", "instance_type", "m5.large",
         "disk_size", 30, "disks", "public", 0, "group_role", "", "attributes", "vars",
         "client_token", "tok-b7-g1-4"));
     assert_int_equal (s_calls ("RunInstances"), runs + 1);
     runs = s_calls ("RunInstances");
-    json_t *again = s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
+    json_t *again = ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b7", "g1", 0, 4, "tok-b7-g1-0"));
     assert_int_equal (s_calls ("RunInstances"), runs);
-    assert_string_equal (s_attr (s_res (again, "host.g1.4"), "provider_id"),
-                         s_attr (s_res (one, "host.g1.4"), "provider_id"));
+    assert_string_equal (s_attr (ta_res (again, "host.g1.4"), "provider_id"),
+                         s_attr (ta_res (one, "host.g1.4"), "provider_id"));
     instances = s_instances ("b7");
     assert_int_equal (json_array_size (instances), 5);
     json_decref (instances);
     json_decref (again);
     json_decref (one);
     json_decref (res);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  RunInstances takes one token of the account's request bucket and one
@@ -778,19 +644,19 @@ test_buckets (void **state)
     dx_bucket_t *instances = dx_ratelimit_bucket (limits, AKID "|" REGION
                                                   "|RunInstances.instances", 1000, 1e-6, now);
     s_config.limits = limits;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b5");
-    s_before_hosts (&c);
+    ta_before_hosts (&c);
     //  The fake keeps EC2's buckets too (full again): nothing is refused
-    json_decref (s_side ("POST", "config", "{\"ec2_limits\": true}"));
-    json_decref (s_done (&c, "hosts", "hosts.g1.0", s_hosts ("b5", "g1", 0, 19, "tok-b5-g1-0")));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"ec2_limits\": true}"));
+    json_decref (ta_done (&c, "hosts", "hosts.g1.0", s_hosts ("b5", "g1", 0, 19, "tok-b5-g1-0")));
     assert_true (requests->tokens > 3.99 && requests->tokens < 4.01);
     assert_true (instances->tokens > 979.99 && instances->tokens < 980.01);
-    json_decref (s_done (&c, "hosts", "hosts.g1.20", s_hosts ("b5", "g1", 20, 22, "tok-b5-g1-20")));
+    json_decref (ta_done (&c, "hosts", "hosts.g1.20", s_hosts ("b5", "g1", 20, 22, "tok-b5-g1-20")));
     assert_true (instances->tokens > 976.99 && instances->tokens < 977.01);
-    assert_int_equal (th_fake_calls (T.endpoint, "by_error_code", "RequestLimitExceeded"), 0);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    assert_int_equal (th_fake_calls (s_fake.endpoint, "by_error_code", "RequestLimitExceeded"), 0);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
     s_config.limits = NULL;
     dx_ratelimit_destroy (&limits);
 }
@@ -811,7 +677,7 @@ s_canceller (void *arg)
 {
     long images = *(long *) arg;
     int64_t deadline = dx_mono_ms () + 20000;
-    while (th_fake_calls (T.endpoint, "by_action", "DescribeImages") <= images
+    while (th_fake_calls (s_fake.endpoint, "by_action", "DescribeImages") <= images
        &&  dx_mono_ms () < deadline)
         dx_sleep_ms (5);
     dx_sleep_ms (100);
@@ -831,14 +697,14 @@ test_bucket_wait_cancelled (void **state)
                                                   dx_mono_ms ());
     assert_int_equal (dx_bucket_take_n (instances, 995, dx_mono_ms ()), 0);
     s_config.limits = limits;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b8");
-    s_before_hosts (&c);
+    ta_before_hosts (&c);
     long runs = s_calls ("RunInstances"), images = s_calls ("DescribeImages");
     s_cancel_flag = 0;
     pthread_t thread;
     assert_int_equal (pthread_create (&thread, NULL, s_canceller, &images), 0);
-    json_t *assign = s_assign (&c, "hosts", "hosts.g1.0", s_hosts ("b8", "g1", 0, 19, "tok-b8"));
+    json_t *assign = ta_assign (&c, "hosts", "hosts.g1.0", s_hosts ("b8", "g1", 0, 19, "tok-b8"));
     dx_step_out_t out;
     dx_step_out_init (&out, s_cancelled, NULL);
     aws_step_run (&s_config, assign, &out);
@@ -851,8 +717,8 @@ test_bucket_wait_cancelled (void **state)
     dx_step_out_fini (&out);
     s_config.limits = NULL;
     dx_ratelimit_destroy (&limits);
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  Steps the worker refuses: names that are not prefix and slot, slots
@@ -861,7 +727,7 @@ static void
 test_invalid (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "b6");
     json_t *bad [4];
     bad [0] = s_hosts ("b6", "g1", 0, 2, "tok");
@@ -876,14 +742,14 @@ test_invalid (void **state)
     long calls = s_total ();
     for (int i = 0; i < 4; i++) {
         dx_step_out_t out;
-        s_run (&c, "hosts", "hosts.g1.0", bad [i], &out);
+        ta_run (&c, "hosts", "hosts.g1.0", bad [i], &out);
         assert_int_equal (out.outcome, DX_STEP_FAILED);
         assert_int_equal (out.permanent, 1);
         assert_string_equal (out.code, "InvalidStep");
         dx_step_out_fini (&out);
     }
     assert_int_equal (s_total (), calls);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 int
@@ -899,8 +765,8 @@ main (void)
         cmocka_unit_test_setup (test_bucket_wait_cancelled, s_setup),
         cmocka_unit_test_setup (test_invalid, s_setup),
     };
-    int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    int rc = cmocka_run_group_tests (tests, s_group_setup, th_fake_teardown);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     xmlCleanupParser ();
     return rc;
 }

@@ -18,7 +18,7 @@
 #include <jansson.h>
 
 #include "../../services/aws-worker/aws_ec2.h"
-#include "harness.h"
+#include "harness_aws.h"
 
 #include "dx_util.h"
 
@@ -30,11 +30,7 @@
 #define REGION   "us-west-2"
 #define AMI      "ami-0c1f0a2b3c4d50003"    /* the fake's Canonical jammy amd64 */
 
-static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
-} T;
+static th_fake_t s_fake;
 
 /*  Short waits, reproducible: the tests retry many times. */
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
@@ -369,7 +365,7 @@ test_endpoints (void **state)
     assert_string_equal (aws_ec2_endpoint (ec2), "http://global:1/");
     aws_ec2_destroy (&ec2);
     unsetenv ("AWS_ENDPOINT_URL");
-    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
+    setenv ("AWS_ENDPOINT_URL_EC2", s_fake.endpoint, 1);
 
     assert_null (aws_ec2_new ("", "A", "S", NULL));
     assert_null (aws_ec2_new ("us-west-2/../x", "A", "S", NULL));
@@ -383,46 +379,22 @@ test_endpoints (void **state)
 //  ---------------------------------------------------------------------
 //  The fake EC2
 
-/*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
-static json_t *
-s_side (const char *method, const char *what, const char *json)
-{
-    json_t *out = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (out);
-    return out;
-}
-
 static long
 s_count (const char *group, const char *key)
 {
-    return th_fake_calls (T.endpoint, group, key);
+    return th_fake_calls (s_fake.endpoint, group, key);
 }
 
 static int
 s_group_setup (void **state)
 {
-    (void) state;
     const char *const args [] = {
         "--region", REGION, "--seed", "7", "--pending-ms", "0", "--shutdown-ms", "0",
         "--access-key", AKID, "--secret-key", SECRET,
         "--access-key", TMP_AKID, "--secret-key", TMP_KEY, "--session-token", TOKEN, NULL
     };
-    if (th_tmpdir (T.dir, sizeof T.dir, "aws-ec2"))
-        return -1;
-    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    if (T.fake < 0)
-        return -1;
-    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
-    unsetenv ("AWS_ENDPOINT_URL");
-    return 0;
-}
-
-static int
-s_group_teardown (void **state)
-{
-    (void) state;
-    th_stop (&T.fake);
-    return 0;
+    *state = &s_fake;
+    return ta_fake_up (&s_fake, "aws-ec2", args);
 }
 
 static aws_ec2_t *
@@ -430,7 +402,7 @@ s_client (const char *akid, const char *secret, const char *token)
 {
     aws_ec2_t *ec2 = aws_ec2_new (REGION, akid, secret, token);
     assert_non_null (ec2);
-    assert_true (strncmp (aws_ec2_endpoint (ec2), T.endpoint, strlen (T.endpoint)) == 0);
+    assert_true (strncmp (aws_ec2_endpoint (ec2), s_fake.endpoint, strlen (s_fake.endpoint)) == 0);
     aws_ec2_set_retry (ec2, &s_fast);
     return ec2;
 }
@@ -744,7 +716,7 @@ test_fake_retries (void **state)
     aws_ec2_t *ec2 = s_client (AKID, SECRET, NULL);
     long tries = s_count ("by_action", "DescribeVpcs");
     long throttled = s_count ("by_error_code", "RequestLimitExceeded");
-    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 3}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 3}"));
     aws_error_t err;
     xmlDocPtr doc = aws_ec2_call (ec2, "DescribeVpcs", NULL, &err);
     assert_non_null (doc);
@@ -754,7 +726,7 @@ test_fake_retries (void **state)
     assert_int_equal (s_count ("by_error_code", "RequestLimitExceeded"), throttled + 3);
 
     long internal = s_count ("by_error_code", "InternalError");
-    json_decref (s_side ("POST", "faults", "{\"action\": \"*\", \"code\": \"InternalError\", \"count\": 2}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"*\", \"code\": \"InternalError\", \"count\": 2}"));
     doc = aws_ec2_call (ec2, "DescribeVpcs", NULL, &err);
     assert_non_null (doc);
     xmlFreeDoc (doc);
@@ -762,7 +734,7 @@ test_fake_retries (void **state)
     assert_int_equal (s_count ("by_error_code", "InternalError"), internal + 2);
 
     /* too many: the last error, marked retryable, after max_attempts tries */
-    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 6}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 6}"));
     assert_null (aws_ec2_call (ec2, "DescribeVpcs", NULL, &err));
     assert_string_equal (err.code, "RequestLimitExceeded");
     assert_string_equal (err.message, "Request limit exceeded.");
@@ -787,7 +759,7 @@ test_fake_retries (void **state)
     snprintf (subnet, sizeof subnet, "%s", aws_xml_text (xmlDocGetRootElement (doc), "subnet/subnetId"));
     xmlFreeDoc (doc);
     long ok_before = s_count ("by_action_ok", "RunInstances");
-    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": \"InternalError\", \"count\": 1, \"after\": true}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"RunInstances\", \"code\": \"InternalError\", \"count\": 1, \"after\": true}"));
     p = aws_params_new ();
     aws_params_add (p, "ImageId", AMI);
     aws_params_add (p, "InstanceType", "t3.micro");
@@ -801,7 +773,7 @@ test_fake_retries (void **state)
     assert_int_equal (err.attempts, 2);
     xmlFreeDoc (doc);
     assert_int_equal (s_count ("by_action_ok", "RunInstances"), ok_before + 1);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *instances = json_object_get (st, "instances");
     size_t in_subnet = 0, i;
     json_t *inst;
@@ -824,7 +796,7 @@ test_fake_random_faults (void **state)
     aws_ec2_t *ec2 = s_client (AKID, SECRET, NULL);
     dx_retry_policy_t patient = { 2, 20, 12, 5 };
     aws_ec2_set_retry (ec2, &patient);
-    json_decref (s_side ("POST", "config", "{\"throttle_rate\": 0.3, \"error_rate\": 0.1, \"seed\": 11}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"throttle_rate\": 0.3, \"error_rate\": 0.1, \"seed\": 11}"));
     long throttled = s_count ("by_error_code", "RequestLimitExceeded");
     long internal = s_count ("by_error_code", "InternalError");
     int retried = 0;
@@ -837,7 +809,7 @@ test_fake_random_faults (void **state)
         xmlFreeDoc (doc);
         retried += err.attempts - 1;
     }
-    json_decref (s_side ("POST", "config", "{\"throttle_rate\": 0, \"error_rate\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"throttle_rate\": 0, \"error_rate\": 0}"));
     long faults = s_count ("by_error_code", "RequestLimitExceeded") - throttled
                 + s_count ("by_error_code", "InternalError") - internal;
     assert_true (retried > 3);
@@ -852,7 +824,7 @@ test_network_error (void **state)
     (void) state;
     setenv ("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:9", 1);     /* discard: refused */
     aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
-    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
+    setenv ("AWS_ENDPOINT_URL_EC2", s_fake.endpoint, 1);
     dx_retry_policy_t two = { 1, 5, 2, 1 };
     aws_ec2_set_retry (ec2, &two);
     aws_error_t err;
@@ -918,12 +890,12 @@ test_no_secrets_in_logs (void **state)
 {
     (void) state;
     char path [128];
-    snprintf (path, sizeof path, "%s/stderr.log", T.dir);
+    snprintf (path, sizeof path, "%s/stderr.log", s_fake.dir);
     int saved = th_log_capture (path);
     assert_true (saved >= 0);
 
     aws_ec2_t *ec2 = s_client (TMP_AKID, TMP_KEY, TOKEN);
-    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": \"RequestLimitExceeded\", \"count\": 1}"));
     xmlDocPtr doc = aws_ec2_call (ec2, "DescribeVpcs", NULL, NULL);
     xmlFreeDoc (doc);
     aws_ec2_destroy (&ec2);
@@ -965,8 +937,8 @@ main (void)
         cmocka_unit_test (test_fake_rate_limit),
         cmocka_unit_test (test_no_secrets_in_logs),
     };
-    int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    int rc = cmocka_run_group_tests (tests, s_group_setup, th_fake_teardown);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     xmlCleanupParser ();
     return rc;
 }

@@ -34,7 +34,7 @@
 
 #include "../../services/aws-worker/aws_ec2.h"
 #include "../../services/aws-worker/aws_steps.h"
-#include "harness.h"
+#include "harness_aws.h"
 
 #include "dx_ratelimit.h"
 #include "dx_util.h"
@@ -44,10 +44,8 @@
 #define REGION  "us-west-2"
 #define AMI     "ami-0c1f0a2b3c4d50003"     /* the fake's newest Canonical jammy amd64 */
 
+static th_fake_t s_fake;
 static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
     char pem [8192];                        /* an RSA private key, PEM */
     char pub [2048];                        /* its public key, as ssh-keygen wrote it */
 } T;
@@ -62,19 +60,10 @@ static aws_steps_config_t s_config = { NULL, 20, 20000, &s_fast };
 //  ---------------------------------------------------------------------
 //  The fake EC2
 
-/*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
-static json_t *
-s_side (const char *method, const char *what, const char *json)
-{
-    json_t *out = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (out);
-    return out;
-}
-
 static long
 s_calls (const char *group, const char *key)
 {
-    return th_fake_calls (T.endpoint, group, key);
+    return th_fake_calls (s_fake.endpoint, group, key);
 }
 
 /*  Resources of state list `list` whose tag `tag` is `value` (tag NULL:
@@ -119,7 +108,7 @@ static const char *const s_lists [] = {
 static size_t
 s_owned_count (const char *name)
 {
-    json_t *state = s_side ("GET", "state", NULL);
+    json_t *state = th_fake_ask (&s_fake, "GET", "state", NULL);
     size_t n = 0;
     for (int i = 0; s_lists [i]; i++)
         n += s_count (state, s_lists [i], "dexter:cluster", name);
@@ -130,105 +119,24 @@ s_owned_count (const char *name)
 //  ---------------------------------------------------------------------
 //  Jobs as the scheduler makes them
 
-typedef struct {
-    const char *name;
-    json_t *context;                    /* as sch_dispatch's s_deploy_context */
-    json_t *config;
-    char akid [64], secret [64];
-    const char *sshkeydata;
-} s_cluster_t;
-
+/*  A cluster of the tests' key pair and credentials, its steps paced by
+    the worker's buckets. */
 static void
-s_cluster_init (s_cluster_t *c, const char *name)
+s_cluster_init (ta_cluster_t *c, const char *name)
 {
-    memset (c, 0, sizeof *c);
-    c->name = name;
-    c->context = json_pack ("{s:s}", "masters_ips", "10.0.0.11");
-    c->config = json_pack ("{s:s, s:s, s:s, s:i}", "region", REGION, "sshkey", "dexter-test",
-                           "master_type", "m5.large", "masters", 1);
-    snprintf (c->akid, sizeof c->akid, "%s", AKID);
-    snprintf (c->secret, sizeof c->secret, "%s", SECRET);
+    ta_cluster_init (c, name, "dexter-test", AKID, SECRET);
     c->sshkeydata = T.pem;
-}
-
-static void
-s_cluster_fini (s_cluster_t *c)
-{
-    json_decref (c->context);
-    json_decref (c->config);
-}
-
-/*  A job.assign for a step of kind with extra fields (taken; may be NULL). */
-static json_t *
-s_assign (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
-{
-    json_t *step = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O}",
-        "kind", kind, "id", id, "provider", "aws", "cluster_type", "mesos",
-        "uid", "0123456789ab", "config", c->config, "context", c->context);
-    if (extra)
-        json_object_update (step, extra);
-    json_decref (extra);
-    json_t *credentials = json_pack ("{s:s, s:s}", "aws_access_key_id", c->akid,
-                                     "aws_secret_access_key", c->secret);
-    if (strcmp (kind, "keypair") == 0 && c->sshkeydata)
-        json_object_set_new (credentials, "sshkeydata", json_string (c->sshkeydata));
-    char job [128];
-    snprintf (job, sizeof job, "%s:1:%s", c->name, id);
-    return json_pack ("{s:s, s:i, s:s, s:i, s:o, s:o, s:i}", "job", job, "attempt", 1,
-                      "cluster", c->name, "generation", 1, "step", step,
-                      "credentials", credentials, "lease_ms", 30000);
-}
-
-/*  Runs a step; its result into out (caller finis). Records resources in
-    the cluster's context as the scheduler does. */
-static void
-s_run (s_cluster_t *c, const char *kind, const char *id, json_t *extra, dx_step_out_t *out)
-{
-    json_t *assign = s_assign (c, kind, id, extra);
-    dx_step_out_init (out, NULL, NULL);
-    aws_step_run (&s_config, assign, out);
-    json_decref (assign);
-    size_t i;
-    json_t *r;
-    json_array_foreach (out->resources, i, r) {
-        const char *key = json_string_value (json_object_get (r, "key"));
-        const char *pid = json_string_value (json_object_get (r, "provider_id"));
-        assert_non_null (key);
-        assert_non_null (pid);
-        assert_non_null (json_string_value (json_object_get (r, "kind")));
-        if (strncmp (key, "host.", 5) == 0 || strncmp (key, "eip.", 4) == 0)
-            continue;
-        const char *state = json_string_value (json_object_get (r, "state"));
-        if (state && strcmp (state, "deleted") == 0)
-            json_object_del (c->context, key);
-        else
-            json_object_set_new (c->context, key, json_string (pid));
-    }
-}
-
-/*  A step that must be done; returns its resources (caller decrefs). */
-static json_t *
-s_done (s_cluster_t *c, const char *kind, const char *id, json_t *extra)
-{
-    dx_step_out_t out;
-    s_run (c, kind, id, extra, &out);
-    if (out.outcome != DX_STEP_DONE)
-        print_error ("step %s: %s %s: %s\n", id, dx_step_outcome_name (out.outcome),
-                     out.code, out.message);
-    assert_int_equal (out.outcome, DX_STEP_DONE);
-    assert_string_equal (out.code, "");
-    json_t *resources = json_incref (out.resources);
-    dx_step_out_fini (&out);
-    return resources;
+    c->steps = &s_config;
+    c->strict = true;
 }
 
 /*  A step that must fail or retry with code, permanent as given. */
 static void
-s_fails (s_cluster_t *c, const char *kind, const char *id, json_t *extra,
+s_fails (ta_cluster_t *c, const char *kind, const char *id, json_t *extra,
          dx_step_outcome_t outcome, int permanent, const char *code)
 {
     dx_step_out_t out;
-    s_run (c, kind, id, extra, &out);
+    ta_run (c, kind, id, extra, &out);
     if (out.outcome != outcome || strcmp (out.code, code) != 0)
         print_error ("step %s: %s %s: %s (wanted %s %s)\n", id,
                      dx_step_outcome_name (out.outcome), out.code, out.message,
@@ -240,44 +148,10 @@ s_fails (s_cluster_t *c, const char *kind, const char *id, json_t *extra,
     dx_step_out_fini (&out);
 }
 
-/*  The steps before the hosts, in the scheduler's order. */
-static void
-s_before_hosts (s_cluster_t *c)
-{
-    json_decref (s_done (c, "network", "network", NULL));
-    json_decref (s_done (c, "security", "security", NULL));
-    json_decref (s_done (c, "image", "image", NULL));
-    json_decref (s_done (c, "keypair", "keypair", NULL));
-}
-
-/*  The destroy steps, in the scheduler's order. */
-static void
-s_destroy_all (s_cluster_t *c)
-{
-    json_decref (s_done (c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (c, "destroy.security", "destroy.security", NULL));
-    json_decref (s_done (c, "destroy.network", "destroy.network", NULL));
-}
-
-/*  The resource of key in resources, borrowed. */
-static json_t *
-s_res (const json_t *resources, const char *key)
-{
-    size_t i;
-    json_t *r;
-    json_array_foreach (resources, i, r)
-        if (strcmp (json_string_value (json_object_get (r, "key")), key) == 0)
-            return r;
-    print_error ("no resource %s\n", key);
-    fail ();
-    return NULL;
-}
-
 static const char *
 s_attr_of (const json_t *resources, const char *key, const char *attr)
 {
-    const char *v = json_string_value (json_object_get (s_res (resources, key), attr));
+    const char *v = json_string_value (json_object_get (ta_res (resources, key), attr));
     assert_non_null (v);
     return v;
 }
@@ -304,12 +178,12 @@ s_host (const char *role, const char *group, int slot, const char *hostname,
 //  ---------------------------------------------------------------------
 //  Setup
 
-/*  The text of file name in T.dir into buf; 0, or -1. */
+/*  The text of file name in the fake's directory into buf; 0, or -1. */
 static int
 s_load (const char *name, char *buf, size_t size)
 {
     char path [128];
-    snprintf (path, sizeof path, "%s/%s", T.dir, name);
+    snprintf (path, sizeof path, "%s/%s", s_fake.dir, name);
     FILE *f = fopen (path, "r");
     if (!f)
         return -1;
@@ -326,7 +200,7 @@ s_make_key (void)
 {
     char cmd [256];
     snprintf (cmd, sizeof cmd, "ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f %s/rsa "
-              ">/dev/null", T.dir);
+              ">/dev/null", s_fake.dir);
     if (system (cmd) != 0)
         return -1;
     return s_load ("rsa", T.pem, sizeof T.pem) || s_load ("rsa.pub", T.pub, sizeof T.pub);
@@ -335,28 +209,22 @@ s_make_key (void)
 static int
 s_group_setup (void **state)
 {
-    (void) state;
     const char *const args [] = {
         "--region", "any", "--seed", "11", "--pending-ms", "60", "--shutdown-ms", "60",
         "--access-key", AKID, "--secret-key", SECRET, NULL
     };
-    if (th_tmpdir (T.dir, sizeof T.dir, "aws-steps") || s_make_key ()
+    *state = &s_fake;
+    if (ta_fake_up (&s_fake, "aws-steps", args) || s_make_key ()
     ||  !(s_config.limits = dx_ratelimit_new ()))
         return -1;
-    T.fake = th_fake_ec2_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    if (T.fake < 0)
-        return -1;
-    setenv ("AWS_ENDPOINT_URL_EC2", T.endpoint, 1);
-    unsetenv ("AWS_ENDPOINT_URL");
-    json_decref (s_side ("POST", "config", "{\"terminated_ttl_ms\": 300}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"terminated_ttl_ms\": 300}"));
     return 0;
 }
 
 static int
 s_group_teardown (void **state)
 {
-    (void) state;
-    th_stop (&T.fake);
+    th_fake_teardown (state);
     dx_ratelimit_destroy (&s_config.limits);
     return 0;
 }
@@ -379,7 +247,7 @@ s_same_key (const char *ours, const char *theirs)
 static json_t *
 s_census (const char *name)
 {
-    json_t *state = s_side ("GET", "state", NULL);
+    json_t *state = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *census = json_object ();
     for (int i = 0; s_lists [i]; i++)
         json_object_set_new (census, s_lists [i],
@@ -393,22 +261,22 @@ s_census (const char *name)
 }
 
 static void
-s_deploy (s_cluster_t *c)
+s_deploy (ta_cluster_t *c)
 {
-    json_decref (s_done (c, "network", "network", NULL));
-    json_decref (s_done (c, "security", "security", NULL));
-    json_decref (s_done (c, "image", "image", NULL));
-    json_decref (s_done (c, "keypair", "keypair", NULL));
-    json_decref (s_done (c, "host", "host.access",
+    json_decref (ta_done (c, "network", "network", NULL));
+    json_decref (ta_done (c, "security", "security", NULL));
+    json_decref (ta_done (c, "image", "image", NULL));
+    json_decref (ta_done (c, "keypair", "keypair", NULL));
+    json_decref (ta_done (c, "host", "host.access",
                          s_host ("access", "access", 0, "c1-access", "t3.small", "0123456789ab-1-access-0", false, NULL)));
-    json_decref (s_done (c, "host", "host.masters.0",
+    json_decref (ta_done (c, "host", "host.masters.0",
                          s_host ("master", "masters", 0, "c1-master-0", "m5.large", "0123456789ab-1-masters-0", false, NULL)));
-    json_decref (s_done (c, "host", "host.g1.0",
+    json_decref (ta_done (c, "host", "host.g1.0",
                          s_host ("agent", "g1", 0, "c1-g1-0", "m5.xlarge", "0123456789ab-1-g1-0", false,
                                  json_pack ("[{s:i, s:s, s:s}, {s:i, s:s, s:s}]",
                                             "size", 100, "type", "gp2", "device", "xvdf",
                                             "size", 20, "type", "io1", "device", "xvdg"))));
-    json_decref (s_done (c, "host", "host.pub.0",
+    json_decref (ta_done (c, "host", "host.pub.0",
                          s_host ("agent", "pub", 0, "c1-pub-0", "m5.large", "0123456789ab-1-pub-0", true, NULL)));
 }
 
@@ -416,11 +284,11 @@ static void
 test_cluster_life (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c1");
 
     //  network: VPC, two subnets (fixed addresses, agents), gateway, route table
-    json_t *res = s_done (&c, "network", "network", NULL);
+    json_t *res = ta_done (&c, "network", "network", NULL);
     assert_int_equal (json_array_size (res), 5);
     assert_true (strncmp (s_attr_of (res, "vpc", "provider_id"), "vpc-", 4) == 0);
     assert_true (strncmp (s_attr_of (res, "subnet", "provider_id"), "subnet-", 7) == 0);
@@ -432,7 +300,7 @@ test_cluster_life (void **state)
     assert_string_equal (s_attr_of (res, "igw", "kind"), "internet_gateway");
     assert_string_equal (s_attr_of (res, "rtb", "kind"), "route_table");
     json_decref (res);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *vpc = s_find (st, "vpcs", "dexter:cluster", "c1");
     assert_non_null (vpc);
     assert_true (json_is_true (json_object_get (vpc, "enable_dns_hostnames")));
@@ -447,10 +315,10 @@ test_cluster_life (void **state)
     json_decref (st);
 
     //  security: three groups with their rules
-    res = s_done (&c, "security", "security", NULL);
+    res = ta_done (&c, "security", "security", NULL);
     assert_int_equal (json_array_size (res), 3);
     json_decref (res);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "security_groups", "dexter:cluster", "c1"), 3);
     size_t i;
     json_t *g;
@@ -467,15 +335,15 @@ test_cluster_life (void **state)
     json_decref (st);
 
     //  image: Canonical's newest jammy amd64 server image, not the traps
-    res = s_done (&c, "image", "image", NULL);
+    res = ta_done (&c, "image", "image", NULL);
     assert_string_equal (s_attr_of (res, "image", "provider_id"), AMI);
     json_decref (res);
     //  keypair: imported from the PEM, tagged as imported, not owned
-    res = s_done (&c, "keypair", "keypair", NULL);
+    res = ta_done (&c, "keypair", "keypair", NULL);
     assert_string_equal (s_attr_of (res, "keypair", "provider_id"), "dexter-test");
     assert_string_equal (s_attr_of (res, "keypair", "kind"), "key_pair");
     json_decref (res);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *key = s_find (st, "key_pairs", "dexter:imported-by", "c1");
     assert_non_null (key);
     assert_string_equal (json_string_value (json_object_get (key, "name")), "dexter-test");
@@ -483,7 +351,7 @@ test_cluster_life (void **state)
     json_decref (st);
 
     //  hosts
-    res = s_done (&c, "host", "host.access",
+    res = ta_done (&c, "host", "host.access",
                   s_host ("access", "access", 0, "c1-access", "t3.small", "0123456789ab-1-access-0", false, NULL));
     assert_string_equal (s_attr_of (res, "host.access", "state"), "running");
     assert_string_equal (s_attr_of (res, "host.access", "hostname"), "c1-access");
@@ -495,23 +363,23 @@ test_cluster_life (void **state)
     assert_int_equal (strlen (s_attr_of (res, "host.access", "launched_at")), 24);  /* ISO 8601, ms */
     assert_true (strlen (s_attr_of (res, "host.access", "instance_type")) > 0);
     json_decref (res);
-    res = s_done (&c, "host", "host.masters.0",
+    res = ta_done (&c, "host", "host.masters.0",
                   s_host ("master", "masters", 0, "c1-master-0", "m5.large", "0123456789ab-1-masters-0", false, NULL));
-    assert_int_equal (json_integer_value (json_object_get (s_res (res, "host.masters.0"), "slot")), 0);
+    assert_int_equal (json_integer_value (json_object_get (ta_res (res, "host.masters.0"), "slot")), 0);
     json_decref (res);
-    res = s_done (&c, "host", "host.g1.0",
+    res = ta_done (&c, "host", "host.g1.0",
                   s_host ("agent", "g1", 0, "c1-g1-0", "m5.xlarge", "0123456789ab-1-g1-0", false,
                           json_pack ("[{s:i, s:s, s:s}, {s:i, s:s, s:s}]",
                                      "size", 100, "type", "gp2", "device", "xvdf",
                                      "size", 20, "type", "io1", "device", "xvdg")));
     assert_string_equal (s_attr_of (res, "host.g1.0", "public_ip"), "");
     json_decref (res);
-    res = s_done (&c, "host", "host.pub.0",
+    res = ta_done (&c, "host", "host.pub.0",
                   s_host ("agent", "pub", 0, "c1-pub-0", "m5.large", "0123456789ab-1-pub-0", true, NULL));
     assert_true (strlen (s_attr_of (res, "host.pub.0", "public_ip")) > 0);
     json_decref (res);
 
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c1"), 4);
     //  Root volumes and the agent's two disks, tagged with their host
     assert_int_equal (s_count (st, "volumes", "dexter:cluster", "c1"), 6);
@@ -585,53 +453,53 @@ test_cluster_life (void **state)
     //  A lost RunInstances reply: the retry with the same token gives the same instance.
     //  The fake's buckets start full again (the worker's and EC2's clocks differ
     //  by a request's latency), so that the calls counted are the step's two
-    json_decref (s_side ("POST", "config", "{\"ec2_limits\": true}"));
-    json_decref (s_side ("POST", "faults", "{\"action\": \"RunInstances\", \"code\": \"InternalError\", "
-                                           "\"status\": 500, \"after\": true, \"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"ec2_limits\": true}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"RunInstances\", \"code\": \"InternalError\", "
+                                                         "\"status\": 500, \"after\": true, \"count\": 1}"));
     long runs = s_calls ("by_action", "RunInstances");
-    json_decref (s_done (&c, "host", "host.g1.1",
+    json_decref (ta_done (&c, "host", "host.g1.1",
                          s_host ("agent", "g1", 1, "c1-g1-1", "m5.large", "0123456789ab-1-g1-1", false, NULL)));
     assert_int_equal (s_calls ("by_action", "RunInstances"), runs + 2);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:host", "c1-g1-1"), 1);
     json_decref (st);
 
     //  Throttling, then a remove of one agent
-    json_decref (s_side ("POST", "faults", "{\"action\": \"*\", \"code\": \"RequestLimitExceeded\", "
-                                           "\"status\": 503, \"count\": 3}"));
-    res = s_done (&c, "remove", "remove.g1.1",
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"*\", \"code\": \"RequestLimitExceeded\", "
+                                                         "\"status\": 503, \"count\": 3}"));
+    res = ta_done (&c, "remove", "remove.g1.1",
                   json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1"));
     assert_int_equal (json_array_size (res), 1);
     assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "terminated");
     assert_true (strncmp (s_attr_of (res, "host.g1.1", "provider_id"), "i-", 2) == 0);
     json_decref (res);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:host", "c1-g1-1"), 0);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c1"), 4);
     json_decref (st);
     //  The same host again with its spent client token (its instance is
     //  terminated): a new instance, under a token derived from the dead one
-    res = s_done (&c, "host", "host.g1.1",
+    res = ta_done (&c, "host", "host.g1.1",
                   s_host ("agent", "g1", 1, "c1-g1-1", "m5.large", "0123456789ab-1-g1-1", false, NULL));
     assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "running");
     json_decref (res);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *again = s_find (st, "instances", "dexter:host", "c1-g1-1");
     assert_non_null (again);
     assert_true (strncmp (json_string_value (json_object_get (again, "client_token")),
                           "0123456789ab-1-g1-1-", 20) == 0);
     json_decref (st);
-    json_decref (s_done (&c, "remove", "remove.g1.1",
+    json_decref (ta_done (&c, "remove", "remove.g1.1",
                          json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1")));
     //  Removing it again: already gone, still reported so it is forgotten
-    res = s_done (&c, "remove", "remove.g1.1",
+    res = ta_done (&c, "remove", "remove.g1.1",
                   json_pack ("{s:s, s:i, s:s}", "group", "g1", "slot", 1, "hostname", "c1-g1-1"));
     assert_string_equal (s_attr_of (res, "host.g1.1", "state"), "terminated");
     json_decref (res);
 
     //  Destroy, in order; then once more: nothing left, nothing fails
     for (int round = 0; round < 2; round++) {
-        res = s_done (&c, "destroy.instances", "destroy.instances", NULL);
+        res = ta_done (&c, "destroy.instances", "destroy.instances", NULL);
         assert_int_equal (json_array_size (res), round? 0: 4);
         if (!round) {
             assert_string_equal (s_attr_of (res, "host.access", "state"), "deleted");
@@ -640,29 +508,29 @@ test_cluster_life (void **state)
             assert_string_equal (s_attr_of (res, "host.pub.0", "state"), "deleted");
         }
         json_decref (res);
-        res = s_done (&c, "destroy.addresses", "destroy.addresses", NULL);
+        res = ta_done (&c, "destroy.addresses", "destroy.addresses", NULL);
         assert_int_equal (json_array_size (res), round? 0: 1);
         if (!round)
             assert_string_equal (s_attr_of (res, "eip.access", "state"), "deleted");
         json_decref (res);
-        res = s_done (&c, "destroy.security", "destroy.security", NULL);
+        res = ta_done (&c, "destroy.security", "destroy.security", NULL);
         assert_int_equal (json_array_size (res), round? 0: 3);
         if (!round)
             assert_string_equal (s_attr_of (res, "sg.public", "state"), "deleted");
         json_decref (res);
-        res = s_done (&c, "destroy.network", "destroy.network", NULL);
+        res = ta_done (&c, "destroy.network", "destroy.network", NULL);
         assert_int_equal (json_array_size (res), round? 0: 5);   /* vpc, 2 subnets, igw, rtb */
         json_decref (res);
     }
     usleep (400 * 1000);                /* terminated instances drop out (ttl 300 ms) */
     assert_int_equal (s_owned_count ("c1"), 0);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "key_pairs", "dexter:imported-by", "c1"), 1);
     assert_int_equal (s_count (st, "vpcs", NULL, NULL), 0);
     assert_int_equal (s_count (st, "volumes", NULL, NULL), 0);
     json_decref (st);
     assert_int_equal (json_object_size (c.context), 3);    /* masters_ips, image, keypair */
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 //  ---------------------------------------------------------------------
@@ -672,7 +540,7 @@ static void
 test_errors (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c2");
     //  Unknown key: AuthFailure; wrong secret: the fake's SignatureDoesNotMatch
     snprintf (c.akid, sizeof c.akid, "AKIDNOBODYKNOWS1");
@@ -702,18 +570,18 @@ test_errors (void **state)
     json_object_set_new (c.config, "image", json_string ("ami-0123456789abcdef0"));
     s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "InvalidAMIID.NotFound");
     json_object_set_new (c.config, "image", json_string (AMI));
-    json_decref (s_done (&c, "image", "image", NULL));
+    json_decref (ta_done (&c, "image", "image", NULL));
 
     //  Throttling past the retry budget: retry, with AWS's code
-    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeImages\", \"code\": "
-                                           "\"RequestLimitExceeded\", \"status\": 503, \"count\": 6}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"DescribeImages\", \"code\": "
+                                                         "\"RequestLimitExceeded\", \"status\": 503, \"count\": 6}"));
     s_fails (&c, "image", "image", NULL, DX_STEP_RETRY, 0, "RequestLimitExceeded");
     //  A limit exceeded: permanent
-    json_decref (s_side ("POST", "config", "{\"vpc_limit\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"vpc_limit\": 0}"));
     s_fails (&c, "network", "network", NULL, DX_STEP_FAILED, 1, "VpcLimitExceeded");
-    json_decref (s_side ("POST", "config", "{\"vpc_limit\": 5}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"vpc_limit\": 5}"));
     assert_int_equal (s_owned_count ("c2"), 0);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 static int
@@ -727,9 +595,9 @@ static void
 test_cancel (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c4");
-    json_t *assign = s_assign (&c, "network", "network", NULL);
+    json_t *assign = ta_assign (&c, "network", "network", NULL);
     dx_step_out_t out;
     dx_step_out_init (&out, s_always, NULL);
     long before = s_calls ("by_action", "CreateVpc");
@@ -739,7 +607,7 @@ test_cancel (void **state)
     assert_int_equal (s_calls ("by_action", "CreateVpc"), before);
     dx_step_out_fini (&out);
     json_decref (assign);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 static int64_t s_cancel_at;
@@ -757,15 +625,15 @@ static void
 test_cancel_during_retries (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c9");
     static const dx_retry_policy_t slow = { 400, 400, 8, 1 };
     const dx_retry_policy_t *fast = s_config.retry;
     s_config.retry = &slow;
-    json_decref (s_side ("POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": "
-                                           "\"InternalError\", \"status\": 500, \"count\": 6}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"DescribeVpcs\", \"code\": "
+                                                         "\"InternalError\", \"status\": 500, \"count\": 6}"));
     long before = s_calls ("by_action", "DescribeVpcs");
-    json_t *assign = s_assign (&c, "network", "network", NULL);
+    json_t *assign = ta_assign (&c, "network", "network", NULL);
     dx_step_out_t out;
     dx_step_out_init (&out, s_cancel_later, NULL);
     s_cancel_at = dx_mono_ms () + 150;
@@ -777,9 +645,9 @@ test_cancel_during_retries (void **state)
     json_decref (assign);
     //  Without the cancel the step takes the rest of the faults in its stride
     s_config.retry = fast;
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
-    s_cluster_fini (&c);
+    json_decref (ta_done (&c, "network", "network", NULL));
+    json_decref (ta_done (&c, "destroy.network", "destroy.network", NULL));
+    ta_cluster_fini (&c);
 }
 
 /*  Runs a bare instance at private address ip in
@@ -831,11 +699,11 @@ static void
 test_dependency_wait (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c3");
     c.sshkeydata = T.pem;
-    s_before_hosts (&c);
-    json_t *res = s_done (&c, "host", "host.g1.0",
+    ta_before_hosts (&c);
+    json_t *res = ta_done (&c, "host", "host.g1.0",
                           s_host ("agent", "g1", 0, "c3-g1-0", "t3.small", "c3-1-g1-0", false, NULL));
     char id [64];
     snprintf (id, sizeof id, "%s", s_attr_of (res, "host.g1.0", "provider_id"));
@@ -848,21 +716,21 @@ test_dependency_wait (void **state)
              "DependencyViolation");
     s_config.wait_ms = 20000;
 
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"shutdown_ms\": 700}"));
     s_hand_terminate (id);
 
     long violations = s_calls ("by_error_code", "DependencyViolation");
     int64_t start = dx_mono_ms ();
-    json_decref (s_done (&c, "destroy.security", "destroy.security", NULL));
+    json_decref (ta_done (&c, "destroy.security", "destroy.security", NULL));
     assert_true (dx_mono_ms () - start >= 300);
     assert_true (s_calls ("by_error_code", "DependencyViolation") > violations);
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
-    json_decref (s_done (&c, "destroy.addresses", "destroy.addresses", NULL));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"shutdown_ms\": 60}"));
+    json_decref (ta_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (ta_done (&c, "destroy.addresses", "destroy.addresses", NULL));
+    json_decref (ta_done (&c, "destroy.network", "destroy.network", NULL));
     usleep (400 * 1000);
     assert_int_equal (s_owned_count ("c3"), 0);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A master's fixed address (10.0.0.11) held by an instance that is not
@@ -874,9 +742,9 @@ static void
 test_fixed_address_held (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c5");
-    s_before_hosts (&c);
+    ta_before_hosts (&c);
     char holder [64];
     s_hand_run (json_string_value (json_object_get (c.context, "subnet")), "10.0.0.11",
                 holder, sizeof holder);
@@ -884,7 +752,7 @@ test_fixed_address_held (void **state)
     //  A live holder: failed at once, the holder named
     dx_step_out_t out;
     int64_t start = dx_mono_ms ();
-    s_run (&c, "host", "host.masters.0",
+    ta_run (&c, "host", "host.masters.0",
            s_host ("master", "masters", 0, "c5-master-0", "m5.large", "c5-1-masters-0", false, NULL),
            &out);
     assert_int_equal (out.outcome, DX_STEP_FAILED);
@@ -894,26 +762,26 @@ test_fixed_address_held (void **state)
     assert_non_null (strstr (out.message, "10.0.0.11"));
     assert_true (dx_mono_ms () - start < s_config.wait_ms / 2);
     dx_step_out_fini (&out);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c5"), 0);
     json_decref (st);
 
     //  A holder shutting down: waited out
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 700}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"shutdown_ms\": 700}"));
     s_hand_terminate (holder);
     long in_use = s_calls ("by_error_code", "InvalidIPAddress.InUse");
-    json_t *res = s_done (&c, "host", "host.masters.0",
+    json_t *res = ta_done (&c, "host", "host.masters.0",
                           s_host ("master", "masters", 0, "c5-master-0", "m5.large",
                                   "c5-1-masters-0", false, NULL));
     assert_true (s_calls ("by_error_code", "InvalidIPAddress.InUse") > in_use);
     assert_string_equal (s_attr_of (res, "host.masters.0", "private_ip"), "10.0.0.11");
     json_decref (res);
-    json_decref (s_side ("POST", "config", "{\"shutdown_ms\": 60}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"shutdown_ms\": 60}"));
 
-    s_destroy_all (&c);
+    ta_destroy_all (&c);
     usleep (400 * 1000);
     assert_int_equal (s_owned_count ("c5"), 0);
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A destroy of more instances than a filter takes values (200): asked and
@@ -923,10 +791,10 @@ static void
 test_destroy_many (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c6");
-    json_decref (s_done (&c, "network", "network", NULL));
-    json_decref (s_side ("POST", "config", "{\"instance_limit\": 300, \"shutdown_ms\": 10}"));
+    json_decref (ta_done (&c, "network", "network", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"instance_limit\": 300, \"shutdown_ms\": 10}"));
     aws_ec2_t *ec2 = aws_ec2_new (REGION, AKID, SECRET, NULL);
     aws_params_t *p = aws_params_new ();
     aws_params_add (p, "ImageId", AMI);
@@ -944,7 +812,7 @@ test_destroy_many (void **state)
     assert_non_null (doc);
     xmlFreeDoc (doc);
     aws_params_destroy (&p);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c6"), 250);
     json_decref (st);
 
@@ -962,14 +830,14 @@ test_destroy_many (void **state)
     aws_ec2_destroy (&ec2);
 
     long refused = s_calls ("by_error_code", "FilterLimitExceeded");
-    json_decref (s_done (&c, "destroy.instances", "destroy.instances", NULL));
+    json_decref (ta_done (&c, "destroy.instances", "destroy.instances", NULL));
     assert_int_equal (s_calls ("by_error_code", "FilterLimitExceeded"), refused);
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:cluster", "c6"), 0);
     json_decref (st);
-    json_decref (s_side ("POST", "config", "{\"instance_limit\": 64, \"shutdown_ms\": 60}"));
-    json_decref (s_done (&c, "destroy.network", "destroy.network", NULL));
-    s_cluster_fini (&c);
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"instance_limit\": 64, \"shutdown_ms\": 60}"));
+    json_decref (ta_done (&c, "destroy.network", "destroy.network", NULL));
+    ta_cluster_fini (&c);
 }
 
 /*  A host found twice (a twin launched by a stale attempt) keeps one
@@ -978,10 +846,10 @@ static void
 test_twin_terminated (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c7");
-    s_before_hosts (&c);
-    json_t *res = s_done (&c, "host", "host.g1.0",
+    ta_before_hosts (&c);
+    json_t *res = ta_done (&c, "host", "host.g1.0",
                           s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0",
                                   false, NULL));
     char first [64];
@@ -1008,21 +876,21 @@ test_twin_terminated (void **state)
     xmlFreeDoc (doc);
     aws_params_destroy (&p);
     aws_ec2_destroy (&ec2);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:host", "c7-g1-0"), 2);
     json_decref (st);
 
     long terminations = s_calls ("by_action", "TerminateInstances");
-    res = s_done (&c, "host", "host.g1.0",
+    res = ta_done (&c, "host", "host.g1.0",
                   s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0", false, NULL));
     const char *kept = s_attr_of (res, "host.g1.0", "provider_id");
     assert_true (s_calls ("by_action", "TerminateInstances") == terminations + 1);
     usleep (300 * 1000);                /* the fake's shutting-down -> terminated */
-    st = s_side ("GET", "state", NULL);
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "instances", "dexter:host", "c7-g1-0"), 1);
     json_decref (st);
     //  The same one every time
-    json_t *again = s_done (&c, "host", "host.g1.0",
+    json_t *again = ta_done (&c, "host", "host.g1.0",
                             s_host ("agent", "g1", 0, "c7-g1-0", "t3.small", "c7tok-1-g1-0",
                                     false, NULL));
     assert_string_equal (s_attr_of (again, "host.g1.0", "provider_id"), kept);
@@ -1030,8 +898,8 @@ test_twin_terminated (void **state)
     json_decref (again);
     json_decref (res);
 
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  A create without a ClientToken that EC2 carried out but answered with a
@@ -1042,38 +910,38 @@ static void
 test_unrepeatable_creates (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c8");
-    json_decref (s_side ("POST", "faults", "{\"action\": \"CreateVpc\", \"code\": "
-                                           "\"InternalError\", \"status\": 500, \"after\": true, "
-                                           "\"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"CreateVpc\", \"code\": "
+                                                         "\"InternalError\", \"status\": 500, \"after\": true, "
+                                                         "\"count\": 1}"));
     long creates = s_calls ("by_action", "CreateVpc");
     s_fails (&c, "network", "network", NULL, DX_STEP_RETRY, 0, "InternalError");
     assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
-    json_decref (s_done (&c, "network", "network", NULL));
+    json_decref (ta_done (&c, "network", "network", NULL));
     assert_int_equal (s_calls ("by_action", "CreateVpc"), creates + 1);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "vpcs", "dexter:cluster", "c8"), 1);
     json_decref (st);
-    json_decref (s_done (&c, "security", "security", NULL));
-    json_decref (s_done (&c, "image", "image", NULL));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    json_decref (ta_done (&c, "security", "security", NULL));
+    json_decref (ta_done (&c, "image", "image", NULL));
+    json_decref (ta_done (&c, "keypair", "keypair", NULL));
 
     //  The access node's Elastic IP
-    json_decref (s_side ("POST", "faults", "{\"action\": \"AllocateAddress\", \"code\": "
-                                           "\"InternalError\", \"status\": 500, \"after\": true, "
-                                           "\"count\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"AllocateAddress\", \"code\": "
+                                                         "\"InternalError\", \"status\": 500, \"after\": true, "
+                                                         "\"count\": 1}"));
     json_t *host = s_host ("access", "access", 0, "c8-access", "t3.small", "c8tok-1-access-0",
                            false, NULL);
     s_fails (&c, "host", "host.access", json_incref (host), DX_STEP_RETRY, 0,
              "InternalError");
-    json_decref (s_done (&c, "host", "host.access", host));
-    st = s_side ("GET", "state", NULL);
+    json_decref (ta_done (&c, "host", "host.access", host));
+    st = th_fake_ask (&s_fake, "GET", "state", NULL);
     assert_int_equal (s_count (st, "addresses", "dexter:cluster", "c8"), 1);
     json_decref (st);
 
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 /*  No secret reaches a log, even at debug level. */
@@ -1082,18 +950,18 @@ test_no_secrets_in_logs (void **state)
 {
     (void) state;
     char path [128];
-    snprintf (path, sizeof path, "%s/stderr.log", T.dir);
+    snprintf (path, sizeof path, "%s/stderr.log", s_fake.dir);
     int saved = th_log_capture (path);
     assert_true (saved >= 0);
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "c5");
     json_object_set_new (c.config, "sshkey", json_string ("c5-key"));
-    json_decref (s_side ("POST", "faults", "{\"action\": \"*\", \"code\": \"InternalError\", "
-                                           "\"status\": 500, \"count\": 2}"));
-    json_decref (s_done (&c, "keypair", "keypair", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"action\": \"*\", \"code\": \"InternalError\", "
+                                                         "\"status\": 500, \"count\": 2}"));
+    json_decref (ta_done (&c, "keypair", "keypair", NULL));
     snprintf (c.secret, sizeof c.secret, "wrong/Secret+Marker");
     s_fails (&c, "image", "image", NULL, DX_STEP_FAILED, 1, "SignatureDoesNotMatch");
-    s_cluster_fini (&c);
+    ta_cluster_fini (&c);
     char *text = th_log_release (saved, path);
     assert_non_null (text);
     unlink (path);
@@ -1131,16 +999,16 @@ static void
 test_access_crl (void **state)
 {
     (void) state;
-    s_cluster_t c;
+    ta_cluster_t c;
     s_cluster_init (&c, "crl1");
-    s_before_hosts (&c);
-    json_t *res = s_done (&c, "host", "host.access",
+    ta_before_hosts (&c);
+    json_t *res = ta_done (&c, "host", "host.access",
                           s_host ("access", "access", 0, "crl1-access", "t3.small",
                                   "0123456789ab-9-access-0", false, NULL));
     char id [64];
     snprintf (id, sizeof id, "%s", s_attr_of (res, "host.access", "provider_id"));
     json_decref (res);
-    json_t *st = s_side ("GET", "state", NULL);
+    json_t *st = th_fake_ask (&s_fake, "GET", "state", NULL);
     json_t *inst = s_find (st, "instances", "dexter:cluster", "crl1");
     assert_non_null (inst);
     assert_string_equal (json_string_value (json_object_get (inst, "metadata_tags")), "enabled");
@@ -1155,7 +1023,7 @@ test_access_crl (void **state)
         json_object_set_new (c.context, "access", json_string (id));
         json_object_set_new (c.context, "vpn_crl", json_string (pem));
         json_object_set_new (c.context, "vpn_crl_number", json_string (number));
-        res = s_done (&c, "access.crl", "access.crl", NULL);
+        res = ta_done (&c, "access.crl", "access.crl", NULL);
         assert_string_equal (s_attr_of (res, "access.crl", "provider_id"), id);
         assert_string_equal (s_attr_of (res, "access.crl", "crl_number"), number);
         size_t chunks = (lens [n] + 255) / 256;
@@ -1163,7 +1031,7 @@ test_access_crl (void **state)
         snprintf (want, sizeof want, "%zu", chunks);
         assert_string_equal (s_attr_of (res, "access.crl", "chunks"), want);
         json_decref (res);
-        st = s_side ("GET", "state", NULL);
+        st = th_fake_ask (&s_fake, "GET", "state", NULL);
         inst = s_find (st, "instances", "dexter:cluster", "crl1");
         const json_t *tags = json_object_get (inst, "tags");
         snprintf (want, sizeof want, "%s:%zu", number, chunks);
@@ -1196,8 +1064,8 @@ test_access_crl (void **state)
     json_object_del (c.context, "access");
     json_object_del (c.context, "vpn_crl");
     json_object_del (c.context, "vpn_crl_number");
-    s_destroy_all (&c);
-    s_cluster_fini (&c);
+    ta_destroy_all (&c);
+    ta_cluster_fini (&c);
 }
 
 int
@@ -1217,7 +1085,7 @@ main (void)
         cmocka_unit_test (test_access_crl),
     };
     int rc = cmocka_run_group_tests (tests, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     xmlCleanupParser ();
     return rc;
 }
