@@ -30,37 +30,22 @@ Environment (defaults in brackets):
   BENCH_DOC        the file to write [docs/BENCHMARKS.md]
   BENCH_KEEP=1     keep the work directory (logs, wrk outputs, results.json)
 
-The process and report helpers are bench/deploy/bench.py's and
-bench/api/bench.py's.
+Helpers: bench/common.py (the services, the command line),
+bench/deploy/bench.py (processes, /proc, the report) and bench/api/bench.py
+(wrk's output).
 """
-import importlib.util
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import benchdoc  # noqa: E402  (bench/benchdoc.py)
-
-
-def module(name, path):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-deploy = module("deploy_bench", "bench/deploy/bench.py")
-apibench = module("api_bench", "bench/api/bench.py")
-say, Failed, api = deploy.say, deploy.Failed, deploy.api
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))    # bench/
+import benchdoc  # noqa: E402
+import common  # noqa: E402
+from common import Failed, api, apibench, deploy, say  # noqa: E402
 
 START, END = benchdoc.markers("metrics")
 TARGET_COST = 0.05
@@ -107,10 +92,7 @@ def one_round(bin_dir, env, work, metrics, index, seconds):
     procs = deploy.Procs(work)
     renv = dict(env, DEXTER_METRICS="1" if metrics else "0")
     try:
-        sched = procs.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], renv)
-        api_p = procs.start("api", [os.path.join(bin_dir, "dexter-api")], renv)
-        base = "http://127.0.0.1:%s/api/v1.0" % env["DEXTER_API_ADDR"].rsplit(":", 1)[1]
-        deploy.wait_for(lambda: deploy.up(base + "/clusters/bench1"), 30, "the api", procs)
+        sched, api_p, base = common.start_services(procs, bin_dir, renv, "/clusters/bench1")
         url = base + "/clusters/bench1"
         wrk(1, url, os.path.join(work, "warmup-%s-%d.txt" % (side, index)))
         scraper = Scraper(base.rsplit("/api/", 1)[0] + "/metrics") if metrics else None
@@ -195,79 +177,44 @@ Measured by `bench/metrics/bench.py` on {date}.
     say("wrote %s" % doc)
 
 
-def main():
-    if len(sys.argv) > 1:
-        print(__doc__.strip())
-        return 0 if sys.argv[1] in ("-h", "--help") else 2
-    bin_dir = os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
-    doc = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
+def settings():
+    """BENCH_SECONDS and BENCH_ROUNDS (1 to 9, else it exits)."""
     seconds = deploy.env_int("BENCH_SECONDS", 10)
     rounds = deploy.env_int("BENCH_ROUNDS", 3)
     if not 1 <= rounds <= 9:
         sys.exit("bench: BENCH_ROUNDS must be 1 to 9")
-    for exe in ("dexter-scheduler", "dexter-api"):
-        if not os.access(os.path.join(bin_dir, exe), os.X_OK):
-            sys.exit("bench: %s/%s is missing: run 'make services' (or set DEXTER_BIN_DIR)" % (bin_dir, exe))
-    if not shutil.which("wrk"):
-        sys.exit("bench: wrk is not installed")
+    return {"seconds": seconds, "rounds": rounds}
 
-    def interrupted(signum, frame):
-        raise Failed("interrupted by signal %d" % signum)
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    work = tempfile.mkdtemp(prefix="dexter-bench-metrics.")
-    procs = deploy.Procs(work)
-    ok = False
+
+def measure(procs, work, bin_dir, doc, s):
+    """Starts redis through procs, makes cluster bench1 through a first
+    api, runs the rounds, writes results.json and the section into doc."""
+    env = common.start_redis(procs, work, 5000)
+    # The cluster every round reads, made once through a first api
+    setup = deploy.Procs(work)
     try:
-        redis_port, sched_port, api_port = (deploy.free_port() for _ in range(3))
-        os.makedirs(os.path.join(work, "redis"))
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
-        procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                              "--dir", os.path.join(work, "redis"), "--appendonly", "yes",
-                              "--appendfsync", "always", "--save", "", "--protected-mode", "yes"], base_env)
-        env = dict(base_env, DEXTER_REDIS_URL="redis://127.0.0.1:%d/0" % redis_port,
-                   DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
-                   DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
-                   DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="5000",
-                   DEXTER_LOG_LEVEL="warn")
-        # The cluster every round reads, made once through a first api
-        setup = deploy.Procs(work)
-        try:
-            setup.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], env)
-            setup.start("api", [os.path.join(bin_dir, "dexter-api")], env)
-            base = "http://127.0.0.1:%d/api/v1.0" % api_port
-            deploy.wait_for(lambda: deploy.up(base + "/clusters"), 30, "the api", setup)
-            api(base, "POST", "/clusters", 201, form={"name": "bench1", "provider": "aws", "type": "mesos"})
-        finally:
-            setup.stop()
-        say("work dir %s; api :%d" % (work, api_port))
-        r = {"off": [], "on": [],
-             "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}
-        cmd = None
-        for i in range(1, rounds + 1):
-            for metrics in (False, True):
-                figures, argv = one_round(bin_dir, env, work, metrics, i, seconds)
-                r["on" if metrics else "off"].append(figures)
-                cmd = " ".join(argv).replace("http://127.0.0.1:%d/api/v1.0" % api_port, "$API")
-                procs.check()
-        r.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  "machine": "%d cores, %s, Linux %s" % (os.cpu_count(), deploy.cpu_model(),
-                                                         os.uname().release),
-                  "commit": deploy.git("rev-parse", "--short", "HEAD") or "unknown",
-                  "dirty": bool(deploy.git("status", "--porcelain", "--", "Makefile", "common",
-                                           "services", "proto")),
-                  "bin_dir": (os.path.relpath(bin_dir, ROOT)
-                              if os.path.abspath(bin_dir).startswith(ROOT + os.sep) else bin_dir),
-                  "seconds": seconds, "cmd": cmd})
-        with open(os.path.join(work, "results.json"), "w") as f:
-            json.dump(r, f, indent=1)
-        report(r, doc)
-        ok = True
-    except Failed as e:
-        print("\nbench: FAILED: %s" % e, file=sys.stderr)
+        _, _, base = common.start_services(setup, bin_dir, env)
+        api(base, "POST", "/clusters", 201, form={"name": "bench1", "provider": "aws", "type": "mesos"})
     finally:
-        deploy.finish(procs, work, ok)
-    return 0 if ok else 1
+        setup.stop()
+    say("work dir %s; api :%s" % (work, env["DEXTER_API_ADDR"].rsplit(":", 1)[1]))
+    r = {"off": [], "on": [],
+         "loadavg": " ".join(open("/proc/loadavg").read().split()[:3])}
+    cmd = None
+    for i in range(1, s["rounds"] + 1):
+        for metrics in (False, True):
+            figures, argv = one_round(bin_dir, env, work, metrics, i, s["seconds"])
+            r["on" if metrics else "off"].append(figures)
+            cmd = " ".join(argv).replace(base, "$API")
+            procs.check()
+    r.update(deploy.run_info("bench/metrics/bench.py"), loadavg=r["loadavg"], seconds=s["seconds"], cmd=cmd)
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump(r, f, indent=1)
+    report(r, doc)
+
+
+def main():
+    return common.main(__doc__, "metrics", settings, measure)
 
 
 if __name__ == "__main__":

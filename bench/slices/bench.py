@@ -32,36 +32,22 @@ Environment (defaults in brackets):
   BENCH_DOC        the file to write [docs/BENCHMARKS.md]
   BENCH_KEEP=1     keep the work directory (logs, wrk outputs, results.json)
 
-The processes, HTTP and report helpers are bench/deploy/bench.py's and
-bench/api/bench.py's.
+Helpers: bench/common.py (the services, the command line),
+bench/deploy/bench.py (processes, HTTP, the report) and bench/api/bench.py
+(creating the clusters, wrk's output).
 """
 import base64
-import importlib.util
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
-import benchdoc  # noqa: E402  (bench/benchdoc.py)
-
-
-def module(name, path):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-deploy = module("deploy_bench", "bench/deploy/bench.py")
-apibench = module("api_bench", "bench/api/bench.py")
-say, Failed, api = deploy.say, deploy.Failed, deploy.api
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))    # bench/
+import benchdoc  # noqa: E402
+import common  # noqa: E402
+from common import Failed, api, apibench, deploy, say  # noqa: E402
 
 START, END = benchdoc.markers("slices")
 CLUSTERS = 10000
@@ -222,71 +208,33 @@ Commands (`$API` the api's `/api/v1.0`): `{quiet_cmd}`; `{lists_cmd}` beside
     say("wrote %s" % doc)
 
 
+def settings():
+    """BENCH_SECONDS and BENCH_LISTERS."""
+    return {"seconds": deploy.env_int("BENCH_SECONDS", 15), "listers": deploy.env_int("BENCH_LISTERS", 100)}
+
+
+def run(procs, work, bin_dir, doc, s):
+    """Starts redis, the scheduler and the api through procs, creates the
+    clusters, measures, writes results.json and the section into doc."""
+    env = dict(common.start_redis(procs, work, 30000), DEXTER_AWS_BATCH_MAX="0")
+    _, _, base = common.start_services(procs, bin_dir, env)
+    say("work dir %s; api :%s" % (work, env["DEXTER_API_ADDR"].rsplit(":", 1)[1]))
+
+    results = os.path.join(work, "results.json")
+    apibench.cmd_populate(results, base, CLUSTERS, POPULATE_CLIENTS, "r")
+    api(base, "POST", "/clusters", 201, form={"name": "probe", "provider": "aws", "type": "mesos"})
+    pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True,
+                         check=True, timeout=120).stdout
+    r = measure(base, work, s["seconds"], s["listers"], base64.b64encode(pem).decode(), procs)
+    r.update(deploy.run_info("bench/slices/bench.py"), seconds=s["seconds"], listers=s["listers"])
+    with open(results, "w") as f:
+        json.dump(r, f, indent=1)
+    procs.check()
+    report(r, doc)
+
+
 def main():
-    if len(sys.argv) > 1:
-        print(__doc__.strip())
-        return 0 if sys.argv[1] in ("-h", "--help") else 2
-    bin_dir = os.environ.get("DEXTER_BIN_DIR") or os.path.join(ROOT, "build", "bin")
-    doc = os.environ.get("BENCH_DOC") or os.path.join(ROOT, "docs", "BENCHMARKS.md")
-    seconds = deploy.env_int("BENCH_SECONDS", 15)
-    listers = deploy.env_int("BENCH_LISTERS", 100)
-    for exe in ("dexter-scheduler", "dexter-api"):
-        if not os.access(os.path.join(bin_dir, exe), os.X_OK):
-            sys.exit("bench: %s/%s is missing: run 'make services' (or set DEXTER_BIN_DIR)" % (bin_dir, exe))
-    if not shutil.which("wrk"):
-        sys.exit("bench: wrk is not installed")
-
-    def interrupted(signum, frame):
-        raise Failed("interrupted by signal %d" % signum)
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, interrupted)
-    work = tempfile.mkdtemp(prefix="dexter-bench-slices.")
-    procs = deploy.Procs(work)
-    ok = False
-    try:
-        redis_port, sched_port, api_port = (deploy.free_port() for _ in range(3))
-        os.makedirs(os.path.join(work, "redis"))
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEXTER_", "AWS_"))}
-        procs.start("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(redis_port),
-                              "--dir", os.path.join(work, "redis"), "--appendonly", "yes",
-                              "--appendfsync", "always", "--save", "", "--protected-mode", "yes"], base_env)
-        env = dict(base_env, DEXTER_REDIS_URL="redis://127.0.0.1:%d/0" % redis_port,
-                   DEXTER_SCHEDULER_ENDPOINT="tcp://127.0.0.1:%d" % sched_port,
-                   DEXTER_API_ADDR="127.0.0.1:%d" % api_port, DEXTER_DATA_DIR=os.path.join(work, "data"),
-                   DEXTER_MASTER_KEY=os.urandom(32).hex(), DEXTER_API_TIMEOUT_MS="30000",
-                   DEXTER_LOG_LEVEL="warn", DEXTER_AWS_BATCH_MAX="0")
-        procs.start("scheduler", [os.path.join(bin_dir, "dexter-scheduler")], env)
-        procs.start("api", [os.path.join(bin_dir, "dexter-api")], env)
-        base = "http://127.0.0.1:%d/api/v1.0" % api_port
-        deploy.wait_for(lambda: deploy.up(base + "/clusters"), 30, "the api", procs)
-        say("work dir %s; api :%d" % (work, api_port))
-
-        results = os.path.join(work, "results.json")
-        apibench.cmd_populate(results, base, CLUSTERS, POPULATE_CLIENTS, "r")
-        api(base, "POST", "/clusters", 201, form={"name": "probe", "provider": "aws", "type": "mesos"})
-        pem = subprocess.run(["openssl", "genrsa", "-traditional", "2048"], capture_output=True,
-                             check=True, timeout=120).stdout
-        r = measure(base, work, seconds, listers, base64.b64encode(pem).decode(), procs)
-        r.update({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  "machine": "%d cores, %s, Linux %s" % (os.cpu_count(), deploy.cpu_model(),
-                                                         os.uname().release),
-                  "loadavg": " ".join(open("/proc/loadavg").read().split()[:3]),
-                  "commit": deploy.git("rev-parse", "--short", "HEAD") or "unknown",
-                  "dirty": bool(deploy.git("status", "--porcelain", "--", "Makefile", "common",
-                                           "services", "proto")),
-                  "bin_dir": (os.path.relpath(bin_dir, ROOT)
-                              if os.path.abspath(bin_dir).startswith(ROOT + os.sep) else bin_dir),
-                  "seconds": seconds, "listers": listers})
-        with open(results, "w") as f:
-            json.dump(r, f, indent=1)
-        procs.check()
-        report(r, doc)
-        ok = True
-    except Failed as e:
-        print("\nbench: FAILED: %s" % e, file=sys.stderr)
-    finally:
-        deploy.finish(procs, work, ok)
-    return 0 if ok else 1
+    return common.main(__doc__, "slices", settings, run)
 
 
 if __name__ == "__main__":
