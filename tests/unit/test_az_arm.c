@@ -20,7 +20,7 @@
 #include <jansson.h>
 
 #include "../../services/azure-worker/az_arm.h"
-#include "harness.h"
+#include "harness_az.h"
 
 #include "dx_cloud_metrics.h"
 #include "dx_util.h"
@@ -117,16 +117,11 @@ test_classes (void **state)
 //  ---------------------------------------------------------------------
 //  The fake ARM
 
-#define TENANT  "3c0d1e2f-0000-4000-8000-0000000000aa"
-#define CLIENT  "7e1f2a3b-0000-4000-8000-0000000000bb"
-#define SUB     "9a8b7c6d-0000-4000-8000-0000000000cc"
 #define SECRET  "Arm~Secret.Marker+/=&42"
 #define LOCATION "westeurope"
 
+static th_fake_t s_fake;
 static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
     az_tokens_t *tokens;            /* a worker's: shared by the clients */
     dx_ratelimit_t *limits;
 } T;
@@ -134,48 +129,32 @@ static struct {
 /*  Short waits, reproducible: the tests retry many times. */
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
 
-/*  The fake's side channel: method on /_fake/<what>, JSON in and out. */
-static json_t *
-s_side (const char *method, const char *what, const char *json)
-{
-    json_t *out = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (out);
-    return out;
-}
-
 static long
 s_count (const char *table, const char *key)
 {
-    return th_fake_calls (T.endpoint, table, key);
+    return th_fake_calls (s_fake.endpoint, table, key);
 }
 
 static void
 s_config (const char *json)
 {
-    json_decref (s_side ("POST", "config", json));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", json));
 }
 
 static int
 s_group_setup (void **state)
 {
-    (void) state;
-    const char *const args [] = {
-        "--principal", TENANT ":" CLIENT ":" SUB ":" SECRET, "--seed", "7", "--lro-ms", "300",
-        "--retry-after-s", "0", NULL
-    };
-    if (th_tmpdir (T.dir, sizeof T.dir, "az-arm"))
-        return -1;
-    T.fake = th_fake_arm_start (T.dir, args, T.endpoint, sizeof T.endpoint);
+    *state = &s_fake;
+    int rc = tz_fake_up (&s_fake, "az-arm", SECRET, "7", "300", false);
     T.tokens = az_tokens_new ();
     T.limits = dx_ratelimit_new ();
-    return T.fake > 0 && T.tokens && T.limits? 0: -1;
+    return rc == 0 && T.tokens && T.limits? 0: -1;
 }
 
 static int
 s_group_teardown (void **state)
 {
-    (void) state;
-    th_stop (&T.fake);
+    th_fake_teardown (state);
     az_tokens_destroy (&T.tokens);
     dx_ratelimit_destroy (&T.limits);
     return 0;
@@ -185,10 +164,7 @@ s_group_teardown (void **state)
 static json_t *
 s_credentials (const char *secret)
 {
-    return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s}", "clientId", CLIENT,
-                      "clientSecret", secret? secret: SECRET, "tenantId", TENANT,
-                      "subscriptionId", SUB, "activeDirectoryEndpointUrl", T.endpoint,
-                      "resourceManagerEndpointUrl", T.endpoint);
+    return tz_credentials (&s_fake, secret? secret: SECRET);
 }
 
 /*  A client of the worker's token cache and limits. */
@@ -266,7 +242,7 @@ test_fake_group (void **state)
     assert_string_equal (json_string_value (json_object_get (rg, "name")), "dexter-c1");
     assert_string_equal (s_state (rg), "Succeeded");
     const char *id = json_string_value (json_object_get (rg, "id"));
-    assert_string_equal (id, "/subscriptions/" SUB "/resourceGroups/dexter-c1");
+    assert_string_equal (id, "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1");
     /* by its id, from the endpoint's root */
     json_t *again = s_call_ok (arm, "GET", id, AZ_API_RESOURCES, NULL);
     assert_string_equal (json_string_value (json_object_get (json_object_get (again, "tags"),
@@ -300,7 +276,7 @@ s_on_progress (const az_progress_t *progress, void *arg)
 {
     s_seen_t *seen = arg;
     assert_true (strncmp (progress->path, "resourceGroups/", 15) == 0);
-    assert_null (strstr (progress->path, SUB));
+    assert_null (strstr (progress->path, TZ_SUB));
     assert_true (progress->elapsed_ms >= seen->last_elapsed);
     seen->last_elapsed = progress->elapsed_ms;
     strncat (seen->statuses, progress->status, sizeof seen->statuses - strlen (seen->statuses) - 2);
@@ -392,9 +368,9 @@ test_fake_operation_ends (void **state)
     az_arm_t *arm = s_client (NULL);
     json_decref (s_call_ok (arm, "PUT", "resourceGroups/dexter-fail", AZ_API_RESOURCES,
                             s_group_body ()));
-    json_decref (s_side ("POST", "faults", "{\"kind\": \"operation\", \"method\": \"PUT\", "
-                         "\"type\": \"Microsoft.Network/virtualNetworks\", \"code\": "
-                         "\"InternalOperationError\", \"message\": \"The vnet broke.\"}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"kind\": \"operation\", \"method\": \"PUT\", "
+                                       "\"type\": \"Microsoft.Network/virtualNetworks\", \"code\": "
+                                       "\"InternalOperationError\", \"message\": \"The vnet broke.\"}"));
     const char *path = "resourceGroups/dexter-fail/providers/Microsoft.Network/"
                        "virtualNetworks/fail-vnet";
     az_error_t err;
@@ -471,7 +447,7 @@ test_fake_tokens (void **state)
     grants = s_count ("by_request", "POST token");
 
     long expired = s_count ("by_error_code", "ExpiredAuthenticationToken");
-    json_decref (s_side ("POST", "expire-tokens", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "expire-tokens", NULL));
     az_error_t err;
     json_t *json = az_arm_call (a, "GET", "resourcegroups", AZ_API_RESOURCES, NULL, &err);
     assert_non_null (json);
@@ -539,8 +515,8 @@ test_fake_entra_errors (void **state)
     az_tokens_t *own = az_tokens_new ();
     arm = s_client (NULL);
     az_arm_set_tokens (arm, own);
-    json_decref (s_side ("POST", "faults", "{\"method\": \"POST\", \"type\": \"token\", "
-                         "\"status\": 503, \"count\": 2, \"retry_after\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"POST\", \"type\": \"token\", "
+                                       "\"status\": 503, \"count\": 2, \"retry_after\": 0}"));
     json_t *json = az_arm_call (arm, "GET", "resourcegroups", AZ_API_RESOURCES, NULL, &err);
     assert_non_null (json);
     json_decref (json);
@@ -558,8 +534,8 @@ test_fake_retries (void **state)
     long throttled = s_count ("by_error_code", "TooManyRequests");
     double counted = s_metric ("GET resourceGroups", "throttled");
     double retries = s_metric ("GET resourceGroups", NULL);
-    json_decref (s_side ("POST", "faults", "{\"method\": \"GET\", \"status\": 429, "
-                         "\"code\": \"TooManyRequests\", \"count\": 2, \"retry_after\": 1}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"GET\", \"status\": 429, "
+                                       "\"code\": \"TooManyRequests\", \"count\": 2, \"retry_after\": 1}"));
     az_error_t err;
     int64_t t0 = dx_mono_ms ();
     json_t *json = az_arm_call (arm, "GET", "resourcegroups", AZ_API_RESOURCES, NULL, &err);
@@ -572,7 +548,7 @@ test_fake_retries (void **state)
     assert_true (s_metric ("GET resourceGroups", "throttled") == counted + 2);
     assert_true (s_metric ("GET resourceGroups", NULL) == retries + 2);
 
-    json_decref (s_side ("POST", "faults", "{\"method\": \"PUT\", \"status\": 500, \"count\": 2}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"PUT\", \"status\": 500, \"count\": 2}"));
     t0 = dx_mono_ms ();
     json = s_call (arm, "PUT", "resourceGroups/dexter-retry", AZ_API_RESOURCES,
                    s_group_body (), &err);
@@ -582,8 +558,8 @@ test_fake_retries (void **state)
     assert_true (dx_mono_ms () - t0 < 1000);
 
     /* a lost reply: the PUT was done, the repeat finds it done */
-    json_decref (s_side ("POST", "faults", "{\"method\": \"PUT\", \"status\": 503, \"count\": 1, "
-                         "\"after\": true, \"retry_after\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"PUT\", \"status\": 503, \"count\": 1, "
+                                       "\"after\": true, \"retry_after\": 0}"));
     json = s_call (arm, "PUT", "resourceGroups/dexter-lost", AZ_API_RESOURCES,
                    s_group_body (), &err);
     assert_non_null (json);
@@ -591,8 +567,8 @@ test_fake_retries (void **state)
     json_decref (json);
     assert_int_equal (err.attempts, 2);
 
-    json_decref (s_side ("POST", "faults", "{\"method\": \"GET\", \"status\": 503, \"count\": 6, "
-                         "\"retry_after\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"GET\", \"status\": 503, \"count\": 6, "
+                                       "\"retry_after\": 0}"));
     assert_null (az_arm_call (arm, "GET", "resourcegroups", AZ_API_RESOURCES, NULL, &err));
     assert_string_equal (err.code, "ServiceUnavailable");
     assert_int_equal (err.http_status, 503);
@@ -651,7 +627,7 @@ test_fake_rate_limits (void **state)
                             s_group_body ()));
     long throttled = s_count ("by_status", "429");
     char key [128];
-    snprintf (key, sizeof key, "%s|%s|writes", T.endpoint, SUB);
+    snprintf (key, sizeof key, "%s|%s|writes", s_fake.endpoint, TZ_SUB);
     while (dx_ratelimit_wait (T.limits, key, 200, 10) == 0)
         ;                       /* the bucket is empty now */
     int64_t t0 = dx_mono_ms ();
@@ -672,14 +648,14 @@ test_no_secrets_in_logs (void **state)
 {
     (void) state;
     char path [128];
-    snprintf (path, sizeof path, "%s/stderr.log", T.dir);
+    snprintf (path, sizeof path, "%s/stderr.log", s_fake.dir);
     int saved = th_log_capture (path);
     assert_true (saved >= 0);
 
     az_arm_t *arm = s_client (NULL);
-    json_decref (s_side ("POST", "expire-tokens", NULL));
-    json_decref (s_side ("POST", "faults", "{\"method\": \"PUT\", \"status\": 429, \"count\": 1, "
-                         "\"retry_after\": 0}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "expire-tokens", NULL));
+    json_decref (th_fake_ask (&s_fake, "POST", "faults", "{\"method\": \"PUT\", \"status\": 429, \"count\": 1, "
+                                       "\"retry_after\": 0}"));
     json_t *vm = json_pack ("{s:s, s:{s:{s:s, s:s, s:s}}}", "location", LOCATION, "properties",
                             "osProfile", "computerName", "c1", "adminUsername", "dexter",
                             "adminPassword", "Pass!Marker99");
@@ -698,7 +674,7 @@ test_no_secrets_in_logs (void **state)
     assert_non_null (strstr (text, "ExpiredAuthenticationToken"));
     assert_non_null (strstr (text, "AADSTS7000215"));
     assert_non_null (strstr (text, "resourceGroups/dexter-log"));
-    const char *never [] = { SECRET, "wrong~Marker", "Pass!Marker99", SUB, "Bearer", "eyJ",
+    const char *never [] = { SECRET, "wrong~Marker", "Pass!Marker99", TZ_SUB, "Bearer", "eyJ",
                              "client_secret", "Marker" };
     for (size_t i = 0; i < sizeof never / sizeof never [0]; i++)
         if (strstr (text, never [i])) {
@@ -729,6 +705,6 @@ main (void)
     };
     int rc = cmocka_run_group_tests_name ("answers", offline, NULL, NULL);
     rc |= cmocka_run_group_tests_name ("fake ARM", fake, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     return rc;
 }

@@ -19,22 +19,15 @@
 
 #include "../../services/azure-worker/az_run.h"
 #include "dx_util.h"
-#include "harness.h"
+#include "harness_az.h"
 
-#define TENANT   "3c0d1e2f-0000-4000-8000-0000000000aa"
-#define CLIENT   "7e1f2a3b-0000-4000-8000-0000000000bb"
-#define SUB      "9a8b7c6d-0000-4000-8000-0000000000cc"
 #define SECRET   "Hosts~Secret.Marker"
 #define PASSWORD "Dexter-Pa55word!"
 #define UID      "0123456789ab"
 #define IMAGE    "Canonical:ubuntu-24_04-lts:server-gen1:24.04.202411030"
-#define RG       "/subscriptions/" SUB "/resourceGroups/dexter-c1/providers/"
+#define RG       "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1/providers/"
 
-static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
-} T;
+static th_fake_t s_fake;
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 6, 1 };
@@ -57,13 +50,10 @@ s_cancelled (void *arg)
 static json_t *
 s_assign (json_t *step)
 {
-    json_t *assign = json_pack ("{s:s, s:s, s:o, s:{s:s, s:s, s:s, s:s, s:s, s:s, s:s}}",
-                                "job", "c1:1:step", "cluster", "c1", "step", step,
-                                "credentials", "clientId", CLIENT, "clientSecret", SECRET,
-                                "tenantId", TENANT, "subscriptionId", SUB,
-                                "activeDirectoryEndpointUrl", T.endpoint,
-                                "resourceManagerEndpointUrl", T.endpoint,
-                                "ssh_password", PASSWORD);
+    json_t *credentials = tz_credentials (&s_fake, SECRET);
+    json_object_set_new (credentials, "ssh_password", json_string (PASSWORD));
+    json_t *assign = json_pack ("{s:s, s:s, s:o, s:o}", "job", "c1:1:step", "cluster", "c1",
+                                "step", step, "credentials", credentials);
     assert_non_null (assign);
     return assign;
 }
@@ -153,45 +143,14 @@ s_run (az_step_fn *fn, json_t *step, dx_step_out_t *out)
     s_run_with (&s_config, fn, step, out);
 }
 
-static void
-s_expect (dx_step_out_t *out, dx_step_outcome_t outcome, int permanent, const char *code)
-{
-    if (out->outcome != outcome || strcmp (out->code, code))
-        print_error ("outcome %s %s: %s\n", dx_step_outcome_name (out->outcome), out->code,
-                     out->message);
-    assert_int_equal (out->outcome, outcome);
-    assert_int_equal (out->permanent, permanent);
-    assert_string_equal (out->code, code);
-}
-
-/*  The resource reported under key, or NULL. Borrowed. */
-static json_t *
-s_resource (dx_step_out_t *out, const char *key)
-{
-    size_t i;
-    json_t *res;
-    json_array_foreach (out->resources, i, res)
-        if (strcmp (json_string_value (json_object_get (res, "key")), key) == 0)
-            return res;
-    return NULL;
-}
-
-static const char *
-s_attr (const json_t *res, const char *name)
-{
-    const char *text = json_string_value (json_object_get (res, name));
-    return text? text: "";
-}
-
 //  ---------------------------------------------------------------------
 //  The fake
 
+/*  The side channel, its answer dropped. */
 static void
 s_side (const char *method, const char *what, const char *json)
 {
-    json_t *answer = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (answer);
-    json_decref (answer);
+    json_decref (th_fake_ask (&s_fake, method, what, json));
 }
 
 /*  The fake's resource named name (of type, "" for any), or NULL; in
@@ -199,13 +158,12 @@ s_side (const char *method, const char *what, const char *json)
 static json_t *
 s_fake_resource (json_t **state, const char *type, const char *name)
 {
-    *state = th_fake_side (T.endpoint, "GET", "state", NULL);
-    assert_non_null (*state);
+    *state = th_fake_ask (&s_fake, "GET", "state", NULL);
     size_t i;
     json_t *res;
     json_array_foreach (json_object_get (*state, "resources"), i, res)
-        if (strcmp (s_attr (res, "name"), name) == 0
-        &&  (!*type || strcmp (s_attr (res, "type"), type) == 0))
+        if (strcmp (tz_field (res, "name"), name) == 0
+        &&  (!*type || strcmp (tz_field (res, "type"), type) == 0))
             return res;
     return NULL;
 }
@@ -214,14 +172,13 @@ s_fake_resource (json_t **state, const char *type, const char *name)
 static int
 s_fake_count_host (const char *host)
 {
-    json_t *state = th_fake_side (T.endpoint, "GET", "state", NULL);
-    assert_non_null (state);
+    json_t *state = th_fake_ask (&s_fake, "GET", "state", NULL);
     int count = 0;
     size_t i;
     json_t *res;
     json_array_foreach (json_object_get (state, "resources"), i, res) {
-        const char *tag = s_attr (json_object_get (res, "tags"), "dexter:host");
-        const char *name = s_attr (res, "name");
+        const char *tag = tz_field (json_object_get (res, "tags"), "dexter:host");
+        const char *name = tz_field (res, "name");
         if (strcmp (tag, host) == 0 || strncmp (name, host, strlen (host)) == 0)
             count++;
     }
@@ -232,7 +189,7 @@ s_fake_count_host (const char *host)
 static long
 s_puts (void)
 {
-    return th_fake_calls (T.endpoint, "by_method", "PUT");
+    return th_fake_calls (s_fake.endpoint, "by_method", "PUT");
 }
 
 /*  PUT path with body (taken), waited for. */
@@ -284,25 +241,10 @@ s_make_network (void)
 static int
 s_group_setup (void **state)
 {
-    (void) state;
-    const char *const args [] = {
-        "--principal", TENANT ":" CLIENT ":" SUB ":" SECRET, "--seed", "5", "--lro-ms", "60",
-        "--retry-after-s", "0", "--quiet", NULL
-    };
-    if (th_tmpdir (T.dir, sizeof T.dir, "az-hosts"))
-        return -1;
-    T.fake = th_fake_arm_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    if (T.fake <= 0)
+    *state = &s_fake;
+    if (tz_fake_up (&s_fake, "az-hosts", SECRET, "5", "60", true))
         return -1;
     s_make_network ();
-    return 0;
-}
-
-static int
-s_group_teardown (void **state)
-{
-    (void) state;
-    th_stop (&T.fake);
     return 0;
 }
 
@@ -324,13 +266,13 @@ test_image_default (void **state)
     (void) state;
     dx_step_out_t out;
     s_image (NULL, &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *res = s_resource (&out, "image");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *res = tz_reported (&out, "image");
     assert_non_null (res);
-    assert_string_equal (s_attr (res, "kind"), "image");
+    assert_string_equal (tz_field (res, "kind"), "image");
     /* the newest version of Canonical's current LTS, generation 1 */
-    assert_string_equal (s_attr (res, "provider_id"), IMAGE);
-    assert_string_equal (s_attr (res, "hyperVGeneration"), "V1");
+    assert_string_equal (tz_field (res, "provider_id"), IMAGE);
+    assert_string_equal (tz_field (res, "hyperVGeneration"), "V1");
     dx_step_out_fini (&out);
 }
 
@@ -340,19 +282,19 @@ test_image_explicit (void **state)
     (void) state;
     dx_step_out_t out;
     s_image ("Canonical:0001-com-ubuntu-server-jammy:22_04-lts:22.04.202311150", &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *res = s_resource (&out, "image");
-    assert_string_equal (s_attr (res, "provider_id"),
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *res = tz_reported (&out, "image");
+    assert_string_equal (tz_field (res, "provider_id"),
                          "Canonical:0001-com-ubuntu-server-jammy:22_04-lts:22.04.202311150");
-    assert_string_equal (s_attr (res, "hyperVGeneration"), "V1");
+    assert_string_equal (tz_field (res, "hyperVGeneration"), "V1");
     dx_step_out_fini (&out);
 
     s_image ("Canonical:ubuntu-24_04-lts:server:latest", &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    res = s_resource (&out, "image");
-    assert_string_equal (s_attr (res, "provider_id"),
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    res = tz_reported (&out, "image");
+    assert_string_equal (tz_field (res, "provider_id"),
                          "Canonical:ubuntu-24_04-lts:server:24.04.202411030");
-    assert_string_equal (s_attr (res, "hyperVGeneration"), "V2");
+    assert_string_equal (tz_field (res, "hyperVGeneration"), "V2");
     dx_step_out_fini (&out);
 }
 
@@ -367,7 +309,7 @@ test_image_missing (void **state)
     for (size_t i = 0; i < sizeof missing / sizeof missing [0]; i++) {
         dx_step_out_t out;
         s_image (missing [i], &out);
-        s_expect (&out, DX_STEP_FAILED, 1, "PlatformImageNotFound");
+        tz_expect (&out, DX_STEP_FAILED, 1, "PlatformImageNotFound");
         assert_non_null (strstr (out.message, missing [i]));
         assert_non_null (strstr (out.message, "westeurope"));
         assert_int_equal (json_array_size (out.resources), 0);
@@ -375,7 +317,7 @@ test_image_missing (void **state)
     }
     dx_step_out_t out;
     s_image ("ubuntu", &out);
-    s_expect (&out, DX_STEP_FAILED, 1, "InvalidImage");
+    tz_expect (&out, DX_STEP_FAILED, 1, "InvalidImage");
     assert_non_null (strstr (out.message, "'ubuntu'"));
     dx_step_out_fini (&out);
 }
@@ -388,14 +330,14 @@ static void
 s_expect_tags (const json_t *res, const char *role, const char *group, const char *host)
 {
     const json_t *tags = json_object_get (res, "tags");
-    if (strcmp (s_attr (tags, "dexter:host"), host))
-        print_error ("%s has tags %s\n", s_attr (res, "name"),
+    if (strcmp (tz_field (tags, "dexter:host"), host))
+        print_error ("%s has tags %s\n", tz_field (res, "name"),
                      json_dumps (tags, JSON_COMPACT));
-    assert_string_equal (s_attr (tags, "dexter:cluster"), "c1");
-    assert_string_equal (s_attr (tags, "dexter:uid"), UID);
-    assert_string_equal (s_attr (tags, "dexter:role"), role);
-    assert_string_equal (s_attr (tags, "dexter:group"), group);
-    assert_string_equal (s_attr (tags, "dexter:host"), host);
+    assert_string_equal (tz_field (tags, "dexter:cluster"), "c1");
+    assert_string_equal (tz_field (tags, "dexter:uid"), UID);
+    assert_string_equal (tz_field (tags, "dexter:role"), role);
+    assert_string_equal (tz_field (tags, "dexter:group"), group);
+    assert_string_equal (tz_field (tags, "dexter:host"), host);
 }
 
 static void
@@ -404,30 +346,30 @@ test_host_access (void **state)
     (void) state;
     dx_step_out_t out;
     s_run (az_step_host, s_access (), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *host = s_resource (&out, "host.access");
-    json_t *eip = s_resource (&out, "eip.access");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = tz_reported (&out, "host.access");
+    json_t *eip = tz_reported (&out, "eip.access");
     assert_non_null (host);
     assert_non_null (eip);
-    assert_string_equal (s_attr (host, "kind"), "virtual_machine");
-    assert_string_equal (s_attr (host, "provider_id"),
+    assert_string_equal (tz_field (host, "kind"), "virtual_machine");
+    assert_string_equal (tz_field (host, "provider_id"),
                          RG "Microsoft.Compute/virtualMachines/c1-access");
-    assert_string_equal (s_attr (host, "private_ip"), "10.0.0.10");
-    assert_string_equal (s_attr (host, "state"), "running");
-    assert_string_equal (s_attr (host, "hostname"), "c1-access");
-    assert_string_equal (s_attr (host, "group"), "access");
-    assert_string_equal (s_attr (host, "role"), "access");
-    assert_string_equal (s_attr (host, "instance_type"), "Basic_A2");
+    assert_string_equal (tz_field (host, "private_ip"), "10.0.0.10");
+    assert_string_equal (tz_field (host, "state"), "running");
+    assert_string_equal (tz_field (host, "hostname"), "c1-access");
+    assert_string_equal (tz_field (host, "group"), "access");
+    assert_string_equal (tz_field (host, "role"), "access");
+    assert_string_equal (tz_field (host, "instance_type"), "Basic_A2");
     assert_int_equal (json_integer_value (json_object_get (host, "slot")), 0);
     /* ISO 8601 UTC, as every launched_at */
-    const char *launched = s_attr (host, "launched_at");
+    const char *launched = tz_field (host, "launched_at");
     assert_int_equal (strlen (launched), 24);
     assert_int_equal (launched [23], 'Z');
-    assert_string_equal (s_attr (eip, "kind"), "public_ip");
-    assert_string_equal (s_attr (eip, "provider_id"),
+    assert_string_equal (tz_field (eip, "kind"), "public_ip");
+    assert_string_equal (tz_field (eip, "provider_id"),
                          RG "Microsoft.Network/publicIPAddresses/c1-access-ip");
-    assert_true (*s_attr (eip, "public_ip"));
-    assert_string_equal (s_attr (eip, "public_ip"), s_attr (host, "public_ip"));
+    assert_true (*tz_field (eip, "public_ip"));
+    assert_string_equal (tz_field (eip, "public_ip"), tz_field (host, "public_ip"));
     dx_step_out_fini (&out);
 
     //  In the fake: tags on everything the step made, and what they hold
@@ -438,7 +380,7 @@ test_host_access (void **state)
         json_t *res = s_fake_resource (&st, "", made [i]);
         assert_non_null (res);
         s_expect_tags (res, "access", "access", "c1-access");
-        assert_string_equal (s_attr (res, "provisioningState"), "Succeeded");
+        assert_string_equal (tz_field (res, "provisioningState"), "Succeeded");
         json_decref (st);
     }
     json_t *st;
@@ -451,17 +393,17 @@ test_host_access (void **state)
     json_t *vm = s_fake_resource (&st, "Microsoft.Compute/virtualMachines", "c1-access");
     json_t *props = json_object_get (json_object_get (vm, "body"), "properties");
     json_t *os = json_object_get (props, "osProfile");
-    assert_string_equal (s_attr (os, "adminUsername"), "dexter");
-    assert_string_equal (s_attr (os, "adminPassword"), PASSWORD);
+    assert_string_equal (tz_field (os, "adminUsername"), "dexter");
+    assert_string_equal (tz_field (os, "adminPassword"), PASSWORD);
     size_t len = 0;
-    unsigned char *script = dx_base64_decode (s_attr (os, "customData"), &len);
+    unsigned char *script = dx_base64_decode (tz_field (os, "customData"), &len);
     assert_non_null (script);
     assert_true (len > 20 && memcmp (script, "Content-Type: multipart/mixed", 29) == 0);
     assert_non_null (strstr ((char *) script, "c1-access"));
     free (script);
     json_t *disk = json_object_get (json_object_get (props, "storageProfile"), "osDisk");
     assert_int_equal (json_integer_value (json_object_get (disk, "diskSizeGB")), 40);
-    assert_string_equal (s_attr (disk, "deleteOption"), "Delete");
+    assert_string_equal (tz_field (disk, "deleteOption"), "Delete");
     json_decref (st);
 }
 
@@ -511,16 +453,16 @@ test_access_crl (void **state)
         snprintf (number, sizeof number, "%zu", n + 2);
         dx_step_out_t out;
         s_run (az_step_access_crl, s_access_crl (pem, number), &out);
-        s_expect (&out, DX_STEP_DONE, 0, "");
+        tz_expect (&out, DX_STEP_DONE, 0, "");
         size_t chunks = (lens [n] + 255) / 256;
         char want [32];
-        json_t *res = s_resource (&out, "access.crl");
+        json_t *res = tz_reported (&out, "access.crl");
         assert_non_null (res);
-        assert_string_equal (s_attr (res, "provider_id"),
+        assert_string_equal (tz_field (res, "provider_id"),
                              RG "Microsoft.Compute/virtualMachines/c1-access");
-        assert_string_equal (s_attr (res, "crl_number"), number);
+        assert_string_equal (tz_field (res, "crl_number"), number);
         snprintf (want, sizeof want, "%zu", chunks);
-        assert_string_equal (s_attr (res, "chunks"), want);
+        assert_string_equal (tz_field (res, "chunks"), want);
         dx_step_out_fini (&out);
         json_t *st;
         json_t *vm = s_fake_resource (&st, "Microsoft.Compute/virtualMachines", "c1-access");
@@ -528,7 +470,7 @@ test_access_crl (void **state)
         s_expect_tags (vm, "access", "access", "c1-access");
         const json_t *tags = json_object_get (vm, "tags");
         snprintf (want, sizeof want, "%s:%zu", number, chunks);
-        assert_string_equal (s_attr (tags, "dexter:crl"), want);
+        assert_string_equal (tz_field (tags, "dexter:crl"), want);
         char *body = calloc (1, lens [n] + 1);
         size_t crl_tags = 0;
         const char *key;
@@ -539,8 +481,8 @@ test_access_crl (void **state)
         for (size_t i = 0; i < chunks; i++) {
             char name [32];
             snprintf (name, sizeof name, "dexter:crl.%zu", i);
-            assert_true (strlen (s_attr (tags, name)) <= 256);
-            strcat (body, s_attr (tags, name));
+            assert_true (strlen (tz_field (tags, name)) <= 256);
+            strcat (body, tz_field (tags, name));
         }
         assert_int_equal (strlen (body), lens [n]);
         for (size_t i = 0; i < lens [n]; i++)
@@ -552,11 +494,11 @@ test_access_crl (void **state)
     dx_step_out_t out;
     char *pem = s_pem_crl (40 * 256 + 4);
     s_run (az_step_access_crl, s_access_crl (pem, "9"), &out);
-    s_expect (&out, DX_STEP_FAILED, 1, "CrlTooLarge");
+    tz_expect (&out, DX_STEP_FAILED, 1, "CrlTooLarge");
     dx_step_out_fini (&out);
     free (pem);
     s_run (az_step_access_crl, s_access_crl ("-----BEGIN CERTIFICATE-----\n", "9"), &out);
-    s_expect (&out, DX_STEP_FAILED, 1, "InvalidCrl");
+    tz_expect (&out, DX_STEP_FAILED, 1, "InvalidCrl");
     dx_step_out_fini (&out);
 }
 
@@ -579,7 +521,7 @@ test_host_master (void **state)
     json_object_set_new (json_object_get (step, "context"), "masters_ips",
                          json_string ("10.0.0.11,10.0.0.12"));
     char path [128];
-    snprintf (path, sizeof path, "%s/master.log", T.dir);
+    snprintf (path, sizeof path, "%s/master.log", s_fake.dir);
     int saved = th_log_capture (path);
     assert_true (saved >= 0);
     dx_step_out_t out;
@@ -590,19 +532,19 @@ test_host_master (void **state)
     assert_null (strstr (log, PASSWORD));
     assert_null (strstr (log, SECRET));
     free (log);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *host = s_resource (&out, "host.masters.1");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = tz_reported (&out, "host.masters.1");
     assert_non_null (host);
-    assert_string_equal (s_attr (host, "private_ip"), "10.0.0.12");
-    assert_string_equal (s_attr (host, "public_ip"), "");
-    assert_string_equal (s_attr (host, "role"), "master");
-    assert_null (s_resource (&out, "eip.access"));
+    assert_string_equal (tz_field (host, "private_ip"), "10.0.0.12");
+    assert_string_equal (tz_field (host, "public_ip"), "");
+    assert_string_equal (tz_field (host, "role"), "master");
+    assert_null (tz_reported (&out, "eip.access"));
     dx_step_out_fini (&out);
     json_t *st;
     json_t *nic = s_fake_resource (&st, "Microsoft.Network/networkInterfaces", "c1-master-1-nic");
     s_expect_tags (nic, "master", "masters", "c1-master-1");
     json_t *props = json_object_get (json_object_get (nic, "body"), "properties");
-    assert_string_equal (s_attr (json_object_get (props, "networkSecurityGroup"), "id"),
+    assert_string_equal (tz_field (json_object_get (props, "networkSecurityGroup"), "id"),
                          RG "Microsoft.Network/networkSecurityGroups/c1-nsg-cluster");
     assert_null (json_object_get (json_object_get (json_array_get (json_object_get (
                      props, "ipConfigurations"), 0), "properties"), "publicIPAddress"));
@@ -622,13 +564,13 @@ test_host_agent_disks (void **state)
                                "size", 10, "type", "Standard_LRS", "device", "xvdf");
     dx_step_out_t out;
     s_run (az_step_host, s_agent (1, "Standard_D11", 0, disks), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *host = s_resource (&out, "host.g1.1");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = tz_reported (&out, "host.g1.1");
     assert_non_null (host);
-    assert_null (s_resource (&out, "eip.access"));
+    assert_null (tz_reported (&out, "eip.access"));
     /* dynamic: the lowest free address of the agents' subnet */
-    assert_string_equal (s_attr (host, "private_ip"), "10.0.32.4");
-    assert_string_equal (s_attr (host, "public_ip"), "");
+    assert_string_equal (tz_field (host, "private_ip"), "10.0.32.4");
+    assert_string_equal (tz_field (host, "public_ip"), "");
     assert_int_equal (json_integer_value (json_object_get (host, "slot")), 1);
     dx_step_out_fini (&out);
 
@@ -640,14 +582,14 @@ test_host_agent_disks (void **state)
                        vm, "body"), "properties"), "storageProfile"), "dataDisks");
     assert_int_equal (json_array_size (data), 2);
     assert_int_equal (json_integer_value (json_object_get (json_array_get (data, 0), "lun")), 0);
-    assert_string_equal (s_attr (json_array_get (data, 0), "name"), "c1-g1-1-xvdf");
+    assert_string_equal (tz_field (json_array_get (data, 0), "name"), "c1-g1-1-xvdf");
     assert_int_equal (json_integer_value (json_object_get (json_array_get (data, 1), "lun")), 1);
-    assert_string_equal (s_attr (json_array_get (data, 1), "name"), "c1-g1-1-xvdg");
+    assert_string_equal (tz_field (json_array_get (data, 1), "name"), "c1-g1-1-xvdg");
     /* the first boot finds each disk at its LUN */
     json_t *os_profile = json_object_get (json_object_get (json_object_get (vm, "body"),
                                                            "properties"), "osProfile");
     size_t len = 0;
-    char *script = (char *) dx_base64_decode (s_attr (os_profile, "customData"), &len);
+    char *script = (char *) dx_base64_decode (tz_field (os_profile, "customData"), &len);
     assert_non_null (script);
     assert_non_null (strstr (script, "\ndx_disk xvdg 1\ndx_disk xvdf 0\n"));
     free (script);
@@ -663,9 +605,9 @@ test_host_agent_disks (void **state)
         json_t *disk = s_fake_resource (&st, "Microsoft.Compute/disks", names [i]);
         assert_non_null (disk);
         s_expect_tags (disk, "agent", "g1", "c1-g1-1");
-        assert_string_equal (s_attr (disk, "sku"), skus [i]);
+        assert_string_equal (tz_field (disk, "sku"), skus [i]);
         assert_int_equal (json_integer_value (json_object_get (disk, "diskSizeGB")), sizes [i]);
-        assert_string_equal (s_attr (disk, "managedBy"), RG "Microsoft.Compute/virtualMachines/"
+        assert_string_equal (tz_field (disk, "managedBy"), RG "Microsoft.Compute/virtualMachines/"
                                                          "c1-g1-1");
         json_decref (st);
     }
@@ -681,10 +623,10 @@ test_host_public_agent (void **state)
     (void) state;
     dx_step_out_t out;
     s_run (az_step_host, s_agent (2, "Standard_D2s_v3", 1, NULL), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *host = s_resource (&out, "host.g1.2");
-    assert_true (*s_attr (host, "public_ip"));
-    assert_null (s_resource (&out, "eip.access"));
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = tz_reported (&out, "host.g1.2");
+    assert_true (*tz_field (host, "public_ip"));
+    assert_null (tz_reported (&out, "eip.access"));
     dx_step_out_fini (&out);
     json_t *st;
     json_t *ip = s_fake_resource (&st, "Microsoft.Network/publicIPAddresses", "c1-g1-2-ip");
@@ -708,19 +650,19 @@ test_host_again_writes_nothing (void **state)
     assert_true (before > 0);
     dx_step_out_t out;
     s_run (az_step_host, s_access (), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    assert_string_equal (s_attr (s_resource (&out, "host.access"), "private_ip"), "10.0.0.10");
-    assert_true (*s_attr (s_resource (&out, "eip.access"), "public_ip"));
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    assert_string_equal (tz_field (tz_reported (&out, "host.access"), "private_ip"), "10.0.0.10");
+    assert_true (*tz_field (tz_reported (&out, "eip.access"), "public_ip"));
     dx_step_out_fini (&out);
     json_t *disks = json_pack ("[{s:i, s:s, s:s}, {s:i, s:s, s:s}]",
                                "size", 20, "type", "StandardSSD_LRS", "device", "xvdg",
                                "size", 10, "type", "Standard_LRS", "device", "xvdf");
     s_run (az_step_host, s_agent (1, "Standard_D11", 0, disks), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    assert_string_equal (s_attr (s_resource (&out, "host.g1.1"), "private_ip"), "10.0.32.4");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    assert_string_equal (tz_field (tz_reported (&out, "host.g1.1"), "private_ip"), "10.0.32.4");
     dx_step_out_fini (&out);
     s_run (az_step_host, s_agent (2, "Standard_D2s_v3", 1, NULL), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
     dx_step_out_fini (&out);
     assert_int_equal (s_puts (), before);
 }
@@ -737,7 +679,7 @@ test_host_size_refused (void **state)
                          json_string ("Sweden Central"));
     dx_step_out_t out;
     s_run (az_step_host, step, &out);
-    s_expect (&out, DX_STEP_FAILED, 1, "SkuNotAvailable");
+    tz_expect (&out, DX_STEP_FAILED, 1, "SkuNotAvailable");
     assert_non_null (strstr (out.message, "Standard_D11"));
     assert_non_null (strstr (out.message, "swedencentral"));
     dx_step_out_fini (&out);
@@ -746,7 +688,7 @@ test_host_size_refused (void **state)
                                "size", 10, "type", "Standard_LRS", "device", "xvdf",
                                "size", 10, "type", "Standard_LRS", "device", "xvdg");
     s_run (az_step_host, s_agent (8, "Basic_A0", 0, disks), &out);
-    s_expect (&out, DX_STEP_FAILED, 1, "OperationNotAllowed");
+    tz_expect (&out, DX_STEP_FAILED, 1, "OperationNotAllowed");
     assert_non_null (strstr (out.message, "Basic_A0 takes at most 1 data disks"));
     assert_non_null (strstr (out.message, "asks for 2"));
     dx_step_out_fini (&out);
@@ -769,10 +711,10 @@ test_host_faults_absorbed (void **state)
                                "device", "xvdf");
     dx_step_out_t out;
     s_run (az_step_host, s_agent (3, "Standard_D11", 0, disks), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    assert_string_equal (s_attr (s_resource (&out, "host.g1.3"), "state"), "running");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    assert_string_equal (tz_field (tz_reported (&out, "host.g1.3"), "state"), "running");
     dx_step_out_fini (&out);
-    json_t *faults = th_fake_side (T.endpoint, "GET", "faults", NULL);
+    json_t *faults = th_fake_side (s_fake.endpoint, "GET", "faults", NULL);
     assert_non_null (faults);
     /* every fault was met, and the step still ended done */
     json_t *pending = json_object_get (faults, "pending");
@@ -793,17 +735,17 @@ test_host_vm_failed (void **state)
                               "\"message\": \"The VM agent did not report.\"}");
     dx_step_out_t out;
     s_run (az_step_host, s_agent (4, "Standard_D11", 0, NULL), &out);
-    s_expect (&out, DX_STEP_FAILED, 0, "VMAgentStatusCommunicationError");
+    tz_expect (&out, DX_STEP_FAILED, 0, "VMAgentStatusCommunicationError");
     assert_non_null (strstr (out.message, "The VM agent did not report."));
-    json_t *host = s_resource (&out, "host.g1.4");
+    json_t *host = tz_reported (&out, "host.g1.4");
     assert_non_null (host);
-    assert_string_equal (s_attr (host, "state"), "failed");
+    assert_string_equal (tz_field (host, "state"), "failed");
     dx_step_out_fini (&out);
 
     //  Run again, it converges: the same VM, provisioned this time
     s_run (az_step_host, s_agent (4, "Standard_D11", 0, NULL), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    assert_string_equal (s_attr (s_resource (&out, "host.g1.4"), "state"), "running");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    assert_string_equal (tz_field (tz_reported (&out, "host.g1.4"), "state"), "running");
     dx_step_out_fini (&out);
 }
 
@@ -816,7 +758,7 @@ test_host_cancelled (void **state)
     dx_step_out_t out;
     s_run (az_step_host, s_agent (5, "Standard_D11", 0, NULL), &out);
     s_cancel_flag = 0;
-    s_expect (&out, DX_STEP_RETRY, 0, "CANCELLED");
+    tz_expect (&out, DX_STEP_RETRY, 0, "CANCELLED");
     dx_step_out_fini (&out);
 }
 
@@ -832,24 +774,24 @@ test_sizes_kept (void **state)
     config.sizes = sizes;
     s_side ("POST", "locations", "{\"location\": \"westeurope\", "
                                  "\"remove\": [\"Standard_D11\"]}");
-    long lists = th_fake_calls (T.endpoint, "by_request", "GET vmSizes");
+    long lists = th_fake_calls (s_fake.endpoint, "by_request", "GET vmSizes");
     dx_step_out_t out;
     for (int i = 0; i < 2; i++) {
         s_run_with (&config, az_step_host, s_agent (11, "Standard_D11", 0, NULL), &out);
-        s_expect (&out, DX_STEP_FAILED, 1, "SkuNotAvailable");
+        tz_expect (&out, DX_STEP_FAILED, 1, "SkuNotAvailable");
         dx_step_out_fini (&out);
     }
-    assert_int_equal (th_fake_calls (T.endpoint, "by_request", "GET vmSizes"), lists + 2);
+    assert_int_equal (th_fake_calls (s_fake.endpoint, "by_request", "GET vmSizes"), lists + 2);
     s_side ("POST", "locations", "{\"location\": \"westeurope\", "
                                  "\"add\": [\"Standard_D11\"]}");
     for (int slot = 11; slot <= 12; slot++) {
         s_run_with (&config, az_step_host, s_agent (slot, "Standard_D11", 0, NULL), &out);
-        s_expect (&out, DX_STEP_DONE, 0, "");
+        tz_expect (&out, DX_STEP_DONE, 0, "");
         dx_step_out_fini (&out);
     }
     //  The first host listed again (its size was not in the kept list),
     //  the second took the kept one
-    assert_int_equal (th_fake_calls (T.endpoint, "by_request", "GET vmSizes"), lists + 3);
+    assert_int_equal (th_fake_calls (s_fake.endpoint, "by_request", "GET vmSizes"), lists + 3);
     az_sizes_destroy (&sizes);
 }
 
@@ -879,17 +821,17 @@ test_remove (void **state)
                                "device", "xvdh");
     dx_step_out_t out;
     s_run (az_step_host, s_agent (6, "Standard_D2s_v3", 1, disks), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
     dx_step_out_fini (&out);
     assert_int_equal (s_fake_count_host ("c1-g1-6"), 5);
 
     s_run (az_step_remove, s_remove (6), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    json_t *host = s_resource (&out, "host.g1.6");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    json_t *host = tz_reported (&out, "host.g1.6");
     assert_non_null (host);
-    assert_string_equal (s_attr (host, "kind"), "virtual_machine");
-    assert_string_equal (s_attr (host, "state"), "deleted");
-    assert_string_equal (s_attr (host, "provider_id"),
+    assert_string_equal (tz_field (host, "kind"), "virtual_machine");
+    assert_string_equal (tz_field (host, "state"), "deleted");
+    assert_string_equal (tz_field (host, "provider_id"),
                          RG "Microsoft.Compute/virtualMachines/c1-g1-6");
     dx_step_out_fini (&out);
     assert_int_equal (s_fake_count_host ("c1-g1-6"), 0);
@@ -898,13 +840,13 @@ test_remove (void **state)
 
     //  Gone already: done
     s_run (az_step_remove, s_remove (6), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
-    assert_string_equal (s_attr (s_resource (&out, "host.g1.6"), "state"), "deleted");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
+    assert_string_equal (tz_field (tz_reported (&out, "host.g1.6"), "state"), "deleted");
     dx_step_out_fini (&out);
 
     //  The agent with two data disks
     s_run (az_step_remove, s_remove (1), &out);
-    s_expect (&out, DX_STEP_DONE, 0, "");
+    tz_expect (&out, DX_STEP_DONE, 0, "");
     dx_step_out_fini (&out);
     assert_int_equal (s_fake_count_host ("c1-g1-1"), 0);
 }
@@ -929,7 +871,7 @@ main (void)
         cmocka_unit_test (test_remove),
         cmocka_unit_test (test_sizes_kept),
     };
-    int rc = cmocka_run_group_tests_name ("fake ARM", tests, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    int rc = cmocka_run_group_tests_name ("fake ARM", tests, s_group_setup, th_fake_teardown);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     return rc;
 }

@@ -17,19 +17,12 @@
 #include <jansson.h>
 
 #include "../../services/azure-worker/az_run.h"
-#include "harness.h"
+#include "harness_az.h"
 
-#define TENANT  "3c0d1e2f-0000-4000-8000-0000000000aa"
-#define CLIENT  "7e1f2a3b-0000-4000-8000-0000000000bb"
-#define SUB     "9a8b7c6d-0000-4000-8000-0000000000cc"
 #define SECRET  "Net~Secret.Marker"
 #define UID     "0123456789ab"
 
-static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
-} T;
+static th_fake_t s_fake;
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 4, 1 };
@@ -38,12 +31,6 @@ static const az_run_config_t s_config = { NULL, NULL, 20, 60000, &s_fast, NULL }
 //  ---------------------------------------------------------------------
 //  A step's run
 
-typedef struct {
-    json_t *assign;
-    dx_step_out_t out;
-    az_run_t run;
-} s_job_t;
-
 /*  A job.assign of kind for cluster in westeurope, credentials for the
     fake. */
 static json_t *
@@ -51,49 +38,24 @@ s_assign (const char *cluster, const char *kind)
 {
     char job [64];
     snprintf (job, sizeof job, "%s:1:%s", cluster, kind);
-    return json_pack ("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:{s:s}, s:{}},"
-                      " s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
+    return json_pack ("{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:{s:s}, s:{}}, s:o}",
                       "job", job, "cluster", cluster,
                       "step", "kind", kind, "id", kind, "provider", "azure", "uid", UID,
                       "config", "location", "westeurope", "context",
-                      "credentials", "clientId", CLIENT, "clientSecret", SECRET,
-                      "tenantId", TENANT, "subscriptionId", SUB,
-                      "activeDirectoryEndpointUrl", T.endpoint,
-                      "resourceManagerEndpointUrl", T.endpoint);
+                      "credentials", tz_credentials (&s_fake, SECRET));
 }
 
+/*  Starts a step of kind for cluster with config (NULL: s_config). */
 static void
-s_job_start (s_job_t *job, const char *cluster, const char *kind, const az_run_config_t *config)
+s_job_start (tz_job_t *job, const char *cluster, const char *kind, const az_run_config_t *config)
 {
-    job->assign = s_assign (cluster, kind);
-    dx_step_out_init (&job->out, NULL, NULL);
-    az_run_init (&job->run, config? config: &s_config, job->assign, &job->out);
-    assert_int_equal (az_run_start (&job->run), 0);
-}
-
-static void
-s_job_end (s_job_t *job)
-{
-    az_run_fini (&job->run);
-    dx_step_out_fini (&job->out);
-    json_decref (job->assign);
-}
-
-static void
-s_expect (s_job_t *job, dx_step_outcome_t outcome, int permanent, const char *code)
-{
-    if (job->out.outcome != outcome || strcmp (job->out.code, code))
-        print_error ("outcome %s %s: %s\n", dx_step_outcome_name (job->out.outcome),
-                     job->out.code, job->out.message);
-    assert_int_equal (job->out.outcome, outcome);
-    assert_int_equal (job->out.permanent, permanent);
-    assert_string_equal (job->out.code, code);
+    tz_job_start (job, s_assign (cluster, kind), config? config: &s_config, NULL);
 }
 
 /*  Runs fn as a step of kind for cluster, started, and its outcome into
     *job (s_job_end it). */
 static void
-s_run (s_job_t *job, az_step_fn *fn, const char *cluster, const char *kind,
+s_run (tz_job_t *job, az_step_fn *fn, const char *cluster, const char *kind,
        const az_run_config_t *config)
 {
     s_job_start (job, cluster, kind, config);
@@ -105,29 +67,10 @@ s_run (s_job_t *job, az_step_fn *fn, const char *cluster, const char *kind,
 static void
 s_done (az_step_fn *fn, const char *cluster, const char *kind)
 {
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, fn, cluster, kind, NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
-    s_job_end (&job);
-}
-
-/*  The resource reported under key, or NULL. */
-static const json_t *
-s_reported (const dx_step_out_t *out, const char *key)
-{
-    size_t i;
-    json_t *res;
-    json_array_foreach (out->resources, i, res)
-        if (strcmp (json_string_value (json_object_get (res, "key")), key) == 0)
-            return res;
-    return NULL;
-}
-
-static const char *
-s_field (const json_t *object, const char *name)
-{
-    const char *value = json_string_value (json_object_get (object, name));
-    return value? value: "";
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
+    tz_job_end (&job);
 }
 
 //  ---------------------------------------------------------------------
@@ -136,43 +79,14 @@ s_field (const json_t *object, const char *name)
 static int
 s_group_setup (void **state)
 {
-    (void) state;
-    const char *const args [] = {
-        "--principal", TENANT ":" CLIENT ":" SUB ":" SECRET, "--seed", "5", "--lro-ms", "50",
-        "--retry-after-s", "0", "--quiet", NULL
-    };
-    if (th_tmpdir (T.dir, sizeof T.dir, "az-network"))
-        return -1;
-    T.fake = th_fake_arm_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    return T.fake > 0? 0: -1;
-}
-
-static int
-s_group_teardown (void **state)
-{
-    (void) state;
-    th_stop (&T.fake);
-    return 0;
-}
-
-static json_t *
-s_side (const char *method, const char *what, const char *json)
-{
-    json_t *answer = th_fake_side (T.endpoint, method, what, json);
-    assert_non_null (answer);
-    return answer;
-}
-
-static void
-s_fault (const char *json)
-{
-    json_decref (s_side ("POST", "faults", json));
+    *state = &s_fake;
+    return tz_fake_up (&s_fake, "az-network", SECRET, "5", "50", true);
 }
 
 static long
 s_count (const char *table, const char *key)
 {
-    long n = th_fake_calls (T.endpoint, table, key);
+    long n = th_fake_calls (s_fake.endpoint, table, key);
     assert_true (n >= 0);
     return n;
 }
@@ -185,7 +99,7 @@ s_state (const char *cluster)
     char what [96] = "state";
     if (cluster)
         snprintf (what, sizeof what, "state?tag=dexter:cluster=%s", cluster);
-    return s_side ("GET", what, NULL);
+    return th_fake_ask (&s_fake, "GET", what, NULL);
 }
 
 /*  The fake's resource of group dexter-CLUSTER called name, or NULL. */
@@ -197,8 +111,8 @@ s_resource (const json_t *state, const char *cluster, const char *type, const ch
     size_t i;
     json_t *res;
     json_array_foreach (json_object_get (state, "resources"), i, res)
-        if (strcmp (s_field (res, "resourceGroup"), group) == 0
-        &&  strcmp (s_field (res, "type"), type) == 0 && strcmp (s_field (res, "name"), name) == 0)
+        if (strcmp (tz_field (res, "resourceGroup"), group) == 0
+        &&  strcmp (tz_field (res, "type"), type) == 0 && strcmp (tz_field (res, "name"), name) == 0)
             return res;
     return NULL;
 }
@@ -212,7 +126,7 @@ s_in_group (const json_t *state, const char *cluster)
     size_t i, n = 0;
     json_t *res;
     json_array_foreach (json_object_get (state, "resources"), i, res)
-        n += strcmp (s_field (res, "resourceGroup"), group) == 0;
+        n += strcmp (tz_field (res, "resourceGroup"), group) == 0;
     return n;
 }
 
@@ -223,7 +137,7 @@ s_fake_group (const json_t *state, const char *name)
     size_t i;
     json_t *group;
     json_array_foreach (json_object_get (state, "resourceGroups"), i, group)
-        if (strcmp (s_field (group, "name"), name) == 0)
+        if (strcmp (tz_field (group, "name"), name) == 0)
             return group;
     return NULL;
 }
@@ -244,47 +158,47 @@ static void
 test_create (void **state)
 {
     (void) state;
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, az_step_network, "c1", "network", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
-    const char *rg = "/subscriptions/" SUB "/resourceGroups/dexter-c1";
-    const char *vnet = "/subscriptions/" SUB "/resourceGroups/dexter-c1/providers/"
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
+    const char *rg = "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1";
+    const char *vnet = "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1/providers/"
                        "Microsoft.Network/virtualNetworks/c1-vnet";
     assert_int_equal (json_array_size (job.out.resources), 4);
-    const json_t *res = s_reported (&job.out, "rg");
-    assert_string_equal (s_field (res, "kind"), "resource_group");
-    assert_string_equal (s_field (res, "provider_id"), rg);
-    assert_string_equal (s_field (res, "location"), "westeurope");
-    res = s_reported (&job.out, "vnet");
-    assert_string_equal (s_field (res, "kind"), "virtual_network");
-    assert_string_equal (s_field (res, "provider_id"), vnet);
-    assert_string_equal (s_field (res, "cidr"), "10.0.0.0/16");
+    const json_t *res = tz_reported (&job.out, "rg");
+    assert_string_equal (tz_field (res, "kind"), "resource_group");
+    assert_string_equal (tz_field (res, "provider_id"), rg);
+    assert_string_equal (tz_field (res, "location"), "westeurope");
+    res = tz_reported (&job.out, "vnet");
+    assert_string_equal (tz_field (res, "kind"), "virtual_network");
+    assert_string_equal (tz_field (res, "provider_id"), vnet);
+    assert_string_equal (tz_field (res, "cidr"), "10.0.0.0/16");
     char id [256];
     snprintf (id, sizeof id, "%s/subnets/hosts", vnet);
-    res = s_reported (&job.out, "subnet");
-    assert_string_equal (s_field (res, "kind"), "subnet");
-    assert_string_equal (s_field (res, "provider_id"), id);
-    assert_string_equal (s_field (res, "cidr"), "10.0.0.0/24");
+    res = tz_reported (&job.out, "subnet");
+    assert_string_equal (tz_field (res, "kind"), "subnet");
+    assert_string_equal (tz_field (res, "provider_id"), id);
+    assert_string_equal (tz_field (res, "cidr"), "10.0.0.0/24");
     snprintf (id, sizeof id, "%s/subnets/agents", vnet);
-    res = s_reported (&job.out, "subnet.agents");
-    assert_string_equal (s_field (res, "provider_id"), id);
-    assert_string_equal (s_field (res, "cidr"), "10.0.32.0/19");
-    s_job_end (&job);
+    res = tz_reported (&job.out, "subnet.agents");
+    assert_string_equal (tz_field (res, "provider_id"), id);
+    assert_string_equal (tz_field (res, "cidr"), "10.0.32.0/19");
+    tz_job_end (&job);
 
-    json_t *calls = s_side ("GET", "calls", NULL);
+    json_t *calls = th_fake_ask (&s_fake, "GET", "calls", NULL);
     size_t before = json_array_size (json_object_get (calls, "log"));
     json_decref (calls);
     s_run (&job, az_step_security, "c1", "security", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 3);
     //  The three groups' PUTs went out before any of their operations was
     //  polled: ARM ran the three at once
-    calls = s_side ("GET", "calls", NULL);
+    calls = th_fake_ask (&s_fake, "GET", "calls", NULL);
     const json_t *log = json_object_get (calls, "log");
     int puts = 0, polled_first = 0;
     for (size_t i = before; i < json_array_size (log); i++) {
         const json_t *call = json_array_get (log, i);
-        const char *method = s_field (call, "method"), *path = s_field (call, "path");
+        const char *method = tz_field (call, "method"), *path = tz_field (call, "path");
         if (strcmp (method, "PUT") == 0 && strstr (path, "networkSecurityGroups"))
             puts++;
         else
@@ -298,20 +212,20 @@ test_create (void **state)
     for (size_t i = 0; i < 3; i++) {
         char key [32];
         snprintf (key, sizeof key, "nsg.%s", suffixes [i]);
-        snprintf (id, sizeof id, "/subscriptions/" SUB "/resourceGroups/dexter-c1/providers/"
+        snprintf (id, sizeof id, "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1/providers/"
                   "Microsoft.Network/networkSecurityGroups/c1-nsg-%s", suffixes [i]);
-        res = s_reported (&job.out, key);
-        assert_string_equal (s_field (res, "kind"), "network_security_group");
-        assert_string_equal (s_field (res, "provider_id"), id);
+        res = tz_reported (&job.out, key);
+        assert_string_equal (tz_field (res, "kind"), "network_security_group");
+        assert_string_equal (tz_field (res, "provider_id"), id);
     }
-    s_job_end (&job);
+    tz_job_end (&job);
 
     //  The fake holds the group, the VNet with its two subnets, the three
     //  groups with 0, 2 and 3 rules: nothing else
     json_t *all = s_state (NULL);
     const json_t *group = s_fake_group (all, "dexter-c1");
     assert_non_null (group);
-    assert_string_equal (s_field (group, "location"), "westeurope");
+    assert_string_equal (tz_field (group, "location"), "westeurope");
     assert_int_equal (s_in_group (all, "c1"), 1 + 2 + 3 + 0 + 2 + 3);
     const json_t *net = s_resource (all, "c1", "Microsoft.Network/virtualNetworks", "c1-vnet");
     assert_non_null (net);
@@ -325,10 +239,10 @@ test_create (void **state)
         const char *name = strchr (subnets [i][0], '/') + 1;
         res = s_resource (all, "c1", "Microsoft.Network/virtualNetworks/subnets", name);
         assert_non_null (res);
-        assert_string_equal (s_field (json_object_get (json_object_get (res, "body"),
+        assert_string_equal (tz_field (json_object_get (json_object_get (res, "body"),
                                                        "properties"), "addressPrefix"),
                              subnets [i][1]);
-        assert_string_equal (s_field (res, "provisioningState"), "Succeeded");
+        assert_string_equal (tz_field (res, "provisioningState"), "Succeeded");
     }
     const char *rules [][4] = {
         { "access", "ssh", "Tcp", "22" }, { "access", "openvpn", "Udp", "1194" },
@@ -339,34 +253,34 @@ test_create (void **state)
         res = s_resource (all, "c1", "Microsoft.Network/networkSecurityGroups/securityRules",
                           rules [i][1]);
         assert_non_null (res);
-        snprintf (id, sizeof id, "/subscriptions/" SUB "/resourceGroups/dexter-c1/providers/"
+        snprintf (id, sizeof id, "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c1/providers/"
                   "Microsoft.Network/networkSecurityGroups/c1-nsg-%s", rules [i][0]);
-        assert_string_equal (s_field (res, "parent"), id);
+        assert_string_equal (tz_field (res, "parent"), id);
         const json_t *props = json_object_get (json_object_get (res, "body"), "properties");
-        assert_string_equal (s_field (props, "protocol"), rules [i][2]);
-        assert_string_equal (s_field (props, "destinationPortRange"), rules [i][3]);
-        assert_string_equal (s_field (props, "sourceAddressPrefix"), "*");
-        assert_string_equal (s_field (props, "access"), "Allow");
-        assert_string_equal (s_field (props, "direction"), "Inbound");
+        assert_string_equal (tz_field (props, "protocol"), rules [i][2]);
+        assert_string_equal (tz_field (props, "destinationPortRange"), rules [i][3]);
+        assert_string_equal (tz_field (props, "sourceAddressPrefix"), "*");
+        assert_string_equal (tz_field (props, "access"), "Allow");
+        assert_string_equal (tz_field (props, "direction"), "Inbound");
     }
     //  Every top-level resource and the group carry the ownership tags
     size_t i, tagged = 0;
     json_t *item;
     json_array_foreach (json_object_get (all, "resources"), i, item) {
-        if (strcmp (s_field (item, "resourceGroup"), "dexter-c1") || json_is_string (
+        if (strcmp (tz_field (item, "resourceGroup"), "dexter-c1") || json_is_string (
                 json_object_get (item, "parent")))
             continue;
         const json_t *tags = json_object_get (item, "tags");
-        const char *role = strstr (s_field (item, "type"), "networkSecurityGroups")
+        const char *role = strstr (tz_field (item, "type"), "networkSecurityGroups")
                          ? "security": "network";
-        assert_string_equal (s_field (tags, "dexter:cluster"), "c1");
-        assert_string_equal (s_field (tags, "dexter:uid"), UID);
-        assert_string_equal (s_field (tags, "dexter:role"), role);
+        assert_string_equal (tz_field (tags, "dexter:cluster"), "c1");
+        assert_string_equal (tz_field (tags, "dexter:uid"), UID);
+        assert_string_equal (tz_field (tags, "dexter:role"), role);
         tagged++;
     }
     assert_int_equal (tagged, 4);
-    assert_string_equal (s_field (json_object_get (group, "tags"), "dexter:cluster"), "c1");
-    assert_string_equal (s_field (json_object_get (group, "tags"), "dexter:role"), "network");
+    assert_string_equal (tz_field (json_object_get (group, "tags"), "dexter:cluster"), "c1");
+    assert_string_equal (tz_field (json_object_get (group, "tags"), "dexter:role"), "network");
     json_decref (all);
 }
 
@@ -379,18 +293,18 @@ test_again_writes_nothing (void **state)
     s_deploy ("c2");
     long puts = s_count ("by_method", "PUT");
     long deletes = s_count ("by_method", "DELETE");
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, az_step_network, "c2", "network", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 4);
-    assert_string_equal (s_field (s_reported (&job.out, "subnet.agents"), "provider_id"),
-                         "/subscriptions/" SUB "/resourceGroups/dexter-c2/providers/"
+    assert_string_equal (tz_field (tz_reported (&job.out, "subnet.agents"), "provider_id"),
+                         "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c2/providers/"
                          "Microsoft.Network/virtualNetworks/c2-vnet/subnets/agents");
-    s_job_end (&job);
+    tz_job_end (&job);
     s_run (&job, az_step_security, "c2", "security", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 3);
-    s_job_end (&job);
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "PUT"), puts);
     assert_int_equal (s_count ("by_method", "DELETE"), deletes);
 
@@ -415,7 +329,7 @@ test_again_writes_nothing (void **state)
     assert_non_null (answer);
     json_decref (answer);
     json_decref (body);
-    s_job_end (&job);
+    tz_job_end (&job);
     puts = s_count ("by_method", "PUT");
     s_done (az_step_security, "c2", "security");
     assert_int_equal (s_count ("by_method", "PUT"), puts + 1);
@@ -424,7 +338,7 @@ test_again_writes_nothing (void **state)
                                      "securityRules", "openvpn");
     assert_non_null (rule);
     rule = s_resource (all, "c2", "Microsoft.Network/networkSecurityGroups/securityRules", "ssh");
-    assert_string_equal (s_field (json_object_get (json_object_get (rule, "body"), "properties"),
+    assert_string_equal (tz_field (json_object_get (json_object_get (rule, "body"), "properties"),
                                   "destinationPortRange"), "22");
     json_decref (all);
 }
@@ -437,7 +351,7 @@ test_display_name (void **state)
     (void) state;
     long puts = 0;
     for (int run = 0; run < 2; run++) {
-        s_job_t job;
+        tz_job_t job;
         job.assign = s_assign ("c11", "network");
         json_object_set_new (json_object_get (json_object_get (job.assign, "step"), "config"),
                              "location", json_string ("West Europe"));
@@ -445,8 +359,8 @@ test_display_name (void **state)
         az_run_init (&job.run, &s_config, job.assign, &job.out);
         assert_int_equal (az_run_start (&job.run), 0);
         assert_int_equal (az_step_network (&job.run), 0);
-        assert_string_equal (s_field (s_reported (&job.out, "rg"), "location"), "westeurope");
-        s_job_end (&job);
+        assert_string_equal (tz_field (tz_reported (&job.out, "rg"), "location"), "westeurope");
+        tz_job_end (&job);
         if (run == 0)
             puts = s_count ("by_method", "PUT");
     }
@@ -464,15 +378,15 @@ test_destroy (void **state)
 {
     (void) state;
     s_deploy ("c3");
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, az_step_destroy_group, "c3", "destroy.group", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 1);
-    const json_t *res = s_reported (&job.out, "rg");
-    assert_string_equal (s_field (res, "kind"), "resource_group");
-    assert_string_equal (s_field (res, "provider_id"), "/subscriptions/" SUB "/resourceGroups/dexter-c3");
-    assert_string_equal (s_field (res, "state"), "deleted");
-    s_job_end (&job);
+    const json_t *res = tz_reported (&job.out, "rg");
+    assert_string_equal (tz_field (res, "kind"), "resource_group");
+    assert_string_equal (tz_field (res, "provider_id"), "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c3");
+    assert_string_equal (tz_field (res, "state"), "deleted");
+    tz_job_end (&job);
 
     json_t *tagged = s_state ("c3");
     assert_int_equal (json_array_size (json_object_get (tagged, "resourceGroups")), 0);
@@ -485,11 +399,11 @@ test_destroy (void **state)
 
     long deletes = s_count ("by_method", "DELETE");
     s_run (&job, az_step_destroy_group, "c3", "destroy.group", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
-    res = s_reported (&job.out, "rg");
-    assert_string_equal (s_field (res, "provider_id"), "");
-    assert_string_equal (s_field (res, "state"), "deleted");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
+    res = tz_reported (&job.out, "rg");
+    assert_string_equal (tz_field (res, "provider_id"), "");
+    assert_string_equal (tz_field (res, "state"), "deleted");
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "DELETE"), deletes);
 }
 
@@ -502,7 +416,7 @@ test_not_ours (void **state)
     const char *const owners [] = { "{\"dexter:cluster\": \"someone-else\"}", "{}" };
     const char *const clusters [] = { "c4", "c5" };
     for (size_t i = 0; i < 2; i++) {
-        s_job_t job;
+        tz_job_t job;
         s_job_start (&job, clusters [i], "network", NULL);
         char path [64];
         snprintf (path, sizeof path, "resourceGroups/dexter-%s", clusters [i]);
@@ -512,28 +426,28 @@ test_not_ours (void **state)
         assert_non_null (answer);
         json_decref (answer);
         json_decref (body);
-        s_job_end (&job);
+        tz_job_end (&job);
 
         long puts = s_count ("by_method", "PUT"), deletes = s_count ("by_method", "DELETE");
         s_run (&job, az_step_destroy_group, clusters [i], "destroy.group", NULL);
-        s_expect (&job, DX_STEP_FAILED, 1, "ResourceGroupNotOwned");
+        tz_expect (&job.out, DX_STEP_FAILED, 1, "ResourceGroupNotOwned");
         char want [160];
         snprintf (want, sizeof want, "resource group dexter-%s exists and is not cluster %s's",
                   clusters [i], clusters [i]);
         assert_non_null (strstr (job.out.message, want));
         assert_non_null (strstr (job.out.message, i == 0? "'someone-else'": "missing"));
         assert_int_equal (json_array_size (job.out.resources), 0);
-        s_job_end (&job);
+        tz_job_end (&job);
         s_run (&job, az_step_network, clusters [i], "network", NULL);
-        s_expect (&job, DX_STEP_FAILED, 1, "ResourceGroupNotOwned");
-        s_job_end (&job);
+        tz_expect (&job.out, DX_STEP_FAILED, 1, "ResourceGroupNotOwned");
+        tz_job_end (&job);
         assert_int_equal (s_count ("by_method", "PUT"), puts);
         assert_int_equal (s_count ("by_method", "DELETE"), deletes);
 
         json_t *all = s_state (NULL);
         const json_t *group = s_fake_group (all, path + strlen ("resourceGroups/"));
         assert_non_null (group);
-        assert_string_equal (s_field (group, "provisioningState"), "Succeeded");
+        assert_string_equal (tz_field (group, "provisioningState"), "Succeeded");
         json_decref (all);
     }
 }
@@ -550,21 +464,21 @@ test_faults_absorbed (void **state)
     long throttled = s_count ("by_error_code", "TooManyRequests");
     long failed = s_count ("by_error_code", "InternalServerError")
                 + s_count ("by_error_code", "ServiceUnavailable");
-    s_fault ("{\"method\": \"GET\", \"type\": \"resourceGroups\", \"status\": 503, "
-             "\"retry_after\": 0, \"count\": 2}");
-    s_fault ("{\"method\": \"PUT\", \"type\": \"resourceGroups\", \"status\": 500, "
-             "\"after\": true}");
-    s_fault ("{\"method\": \"PUT\", \"type\": \"virtualNetworks\", \"status\": 429, "
-             "\"retry_after\": 0, \"count\": 2}");
-    s_fault ("{\"method\": \"GET\", \"type\": \"operations\", \"status\": 503, "
-             "\"retry_after\": 0}");
+    tz_fault (&s_fake, "{\"method\": \"GET\", \"type\": \"resourceGroups\", \"status\": 503, "
+                       "\"retry_after\": 0, \"count\": 2}");
+    tz_fault (&s_fake, "{\"method\": \"PUT\", \"type\": \"resourceGroups\", \"status\": 500, "
+                       "\"after\": true}");
+    tz_fault (&s_fake, "{\"method\": \"PUT\", \"type\": \"virtualNetworks\", \"status\": 429, "
+                       "\"retry_after\": 0, \"count\": 2}");
+    tz_fault (&s_fake, "{\"method\": \"GET\", \"type\": \"operations\", \"status\": 503, "
+                       "\"retry_after\": 0}");
     s_done (az_step_network, "c6", "network");
-    s_fault ("{\"method\": \"PUT\", \"type\": \"networkSecurityGroups\", \"status\": 500, "
-             "\"after\": true, \"count\": 2}");
-    s_fault ("{\"method\": \"GET\", \"type\": \"networkSecurityGroups\", \"status\": 429, "
-             "\"retry_after\": 0}");
+    tz_fault (&s_fake, "{\"method\": \"PUT\", \"type\": \"networkSecurityGroups\", \"status\": 500, "
+                       "\"after\": true, \"count\": 2}");
+    tz_fault (&s_fake, "{\"method\": \"GET\", \"type\": \"networkSecurityGroups\", \"status\": 429, "
+                       "\"retry_after\": 0}");
     s_done (az_step_security, "c6", "security");
-    json_t *pending = s_side ("GET", "faults", NULL);
+    json_t *pending = th_fake_ask (&s_fake, "GET", "faults", NULL);
     assert_int_equal (json_array_size (json_object_get (pending, "faults")), 0);
     json_decref (pending);
     assert_int_equal (s_count ("by_error_code", "TooManyRequests"), throttled + 3);
@@ -583,32 +497,32 @@ static void
 test_operation_failed (void **state)
 {
     (void) state;
-    s_fault ("{\"kind\": \"operation\", \"method\": \"PUT\", \"type\": \"virtualNetworks\", "
-             "\"code\": \"NetcfgInternalError\", \"message\": \"Injected: the network could not "
-             "be provisioned.\"}");
-    s_job_t job;
+    tz_fault (&s_fake, "{\"kind\": \"operation\", \"method\": \"PUT\", \"type\": \"virtualNetworks\", "
+                       "\"code\": \"NetcfgInternalError\", \"message\": \"Injected: the network could not "
+                       "be provisioned.\"}");
+    tz_job_t job;
     s_run (&job, az_step_network, "c7", "network", NULL);
-    s_expect (&job, DX_STEP_FAILED, 0, "NetcfgInternalError");
+    tz_expect (&job.out, DX_STEP_FAILED, 0, "NetcfgInternalError");
     assert_non_null (strstr (job.out.message, "PUT resourceGroups/dexter-c7/providers/"
                              "Microsoft.Network/virtualNetworks/c7-vnet"));
     assert_non_null (strstr (job.out.message, "Injected: the network could not be provisioned."));
-    assert_non_null (s_reported (&job.out, "rg"));
-    assert_null (s_reported (&job.out, "vnet"));
-    s_job_end (&job);
+    assert_non_null (tz_reported (&job.out, "rg"));
+    assert_null (tz_reported (&job.out, "vnet"));
+    tz_job_end (&job);
     json_t *all = s_state (NULL);
     const json_t *net = s_resource (all, "c7", "Microsoft.Network/virtualNetworks", "c7-vnet");
-    assert_string_equal (s_field (net, "provisioningState"), "Failed");
+    assert_string_equal (tz_field (net, "provisioningState"), "Failed");
     json_decref (all);
 
     long puts = s_count ("by_method", "PUT");
     s_run (&job, az_step_network, "c7", "network", NULL);
-    s_expect (&job, DX_STEP_DONE, 0, "");
-    assert_non_null (s_reported (&job.out, "subnet.agents"));
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
+    assert_non_null (tz_reported (&job.out, "subnet.agents"));
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "PUT"), puts + 1);      /* the VNet, not the group */
     all = s_state (NULL);
     net = s_resource (all, "c7", "Microsoft.Network/virtualNetworks", "c7-vnet");
-    assert_string_equal (s_field (net, "provisioningState"), "Succeeded");
+    assert_string_equal (tz_field (net, "provisioningState"), "Succeeded");
     json_decref (all);
 }
 
@@ -621,23 +535,23 @@ test_group_being_deleted (void **state)
 {
     (void) state;
     s_deploy ("c8");
-    json_decref (s_side ("POST", "config", "{\"lro_ms\": 600000}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"lro_ms\": 600000}"));
     static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast, NULL };
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, az_step_destroy_group, "c8", "destroy.group", &impatient);
-    s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "OperationTimedOut");
+    tz_job_end (&job);
 
     long puts = s_count ("by_method", "PUT");
     s_run (&job, az_step_network, "c8", "network", &impatient);
-    s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "OperationTimedOut");
     assert_non_null (strstr (job.out.message, "GET resourceGroups/dexter-c8"));
     assert_non_null (strstr (job.out.message, "Deleting"));
-    s_job_end (&job);
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "PUT"), puts);
 
-    json_decref (s_side ("POST", "advance", "{\"seconds\": 601}"));
-    json_decref (s_side ("POST", "config", "{\"lro_ms\": 50}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "advance", "{\"seconds\": 601}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"lro_ms\": 50}"));
     s_done (az_step_destroy_group, "c8", "destroy.group");
     s_done (az_step_network, "c8", "network");
     json_t *all = s_state (NULL);
@@ -657,7 +571,7 @@ s_once (const az_progress_t *progress, void *arg)
     (void) progress;
     (void) arg;
     if (s_once_calls++ == 0)
-        json_decref (th_fake_side (T.endpoint, "POST", s_once_what, s_once_json));
+        json_decref (th_fake_side (s_fake.endpoint, "POST", s_once_what, s_once_json));
 }
 
 /*  A twin attempt's PUT still runs: the step's GET waits for it to end,
@@ -666,13 +580,13 @@ static void
 test_twin_still_running (void **state)
 {
     (void) state;
-    json_decref (s_side ("POST", "config", "{\"lro_ms\": 600000}"));
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"lro_ms\": 600000}"));
     static const az_run_config_t impatient = { NULL, NULL, 20, 1, &s_fast, NULL };
-    s_job_t job;
+    tz_job_t job;
     s_run (&job, az_step_network, "c12", "network", &impatient);
-    s_expect (&job, DX_STEP_RETRY, 0, "OperationTimedOut");
-    s_job_end (&job);
-    json_decref (s_side ("POST", "config", "{\"lro_ms\": 50}"));
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "OperationTimedOut");
+    tz_job_end (&job);
+    json_decref (th_fake_ask (&s_fake, "POST", "config", "{\"lro_ms\": 50}"));
 
     long puts = s_count ("by_method", "PUT");
     s_job_start (&job, "c12", "network", NULL);
@@ -681,12 +595,12 @@ test_twin_still_running (void **state)
     s_once_calls = 0;
     az_arm_set_progress (job.run.arm, s_once, NULL);
     assert_int_equal (az_step_network (&job.run), 0);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_true (s_once_calls > 0);
-    assert_string_equal (s_field (s_reported (&job.out, "subnet"), "provider_id"),
-                         "/subscriptions/" SUB "/resourceGroups/dexter-c12/providers/"
+    assert_string_equal (tz_field (tz_reported (&job.out, "subnet"), "provider_id"),
+                         "/subscriptions/" TZ_SUB "/resourceGroups/dexter-c12/providers/"
                          "Microsoft.Network/virtualNetworks/c12-vnet/subnets/hosts");
-    s_job_end (&job);
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "PUT"), puts);
     s_done (az_step_destroy_group, "c12", "destroy.group");
 }
@@ -700,16 +614,16 @@ test_token_expires_mid_step (void **state)
     (void) state;
     long expired = s_count ("by_error_code", "ExpiredAuthenticationToken");
     long grants = s_count ("by_request", "POST token");
-    s_job_t job;
+    tz_job_t job;
     s_job_start (&job, "c9", "network", NULL);
     s_once_what = "expire-tokens";
     s_once_json = NULL;
     s_once_calls = 0;
     az_arm_set_progress (job.run.arm, s_once, NULL);
     assert_int_equal (az_step_network (&job.run), 0);
-    s_expect (&job, DX_STEP_DONE, 0, "");
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
     assert_int_equal (json_array_size (job.out.resources), 4);
-    s_job_end (&job);
+    tz_job_end (&job);
     assert_true (s_once_calls > 0);
     assert_int_equal (s_count ("by_error_code", "ExpiredAuthenticationToken"), expired + 1);
     assert_true (s_count ("by_request", "POST token") >= grants + 1);
@@ -722,16 +636,16 @@ test_no_location (void **state)
 {
     (void) state;
     long gets = s_count ("by_method", "GET");
-    s_job_t job;
+    tz_job_t job;
     job.assign = s_assign ("c10", "network");
     json_object_del (json_object_get (json_object_get (job.assign, "step"), "config"), "location");
     dx_step_out_init (&job.out, NULL, NULL);
     az_run_init (&job.run, &s_config, job.assign, &job.out);
     assert_int_equal (az_run_start (&job.run), 0);
     assert_int_equal (az_step_network (&job.run), -1);
-    s_expect (&job, DX_STEP_FAILED, 1, "InvalidStep");
+    tz_expect (&job.out, DX_STEP_FAILED, 1, "InvalidStep");
     assert_int_equal (az_step_security (&job.run), -1);
-    s_job_end (&job);
+    tz_job_end (&job);
     assert_int_equal (s_count ("by_method", "GET"), gets);
 }
 
@@ -752,7 +666,7 @@ main (void)
         cmocka_unit_test (test_no_location),
     };
     int rc = cmocka_run_group_tests_name ("az_network against the fake ARM", tests,
-                                          s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+                                          s_group_setup, th_fake_teardown);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     return rc;
 }

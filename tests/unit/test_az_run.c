@@ -13,18 +13,11 @@
 
 #include "../../services/azure-worker/az_run.h"
 #include "../../services/azure-worker/az_steps.h"
-#include "harness.h"
+#include "harness_az.h"
 
-#define TENANT  "3c0d1e2f-0000-4000-8000-0000000000aa"
-#define CLIENT  "7e1f2a3b-0000-4000-8000-0000000000bb"
-#define SUB     "9a8b7c6d-0000-4000-8000-0000000000cc"
 #define SECRET  "Run~Secret.Marker"
 
-static struct {
-    char dir [64];
-    char endpoint [64];
-    pid_t fake;
-} T;
+static th_fake_t s_fake;
 
 /*  Short waits, reproducible. */
 static const dx_retry_policy_t s_fast = { 5, 40, 4, 1 };
@@ -35,15 +28,11 @@ static const az_run_config_t s_config = { NULL, NULL, 100, 60000, &s_fast, NULL 
 static json_t *
 s_assign (const char *secret)
 {
-    return json_pack ("{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}, s:{}},"
-                      " s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
+    return json_pack ("{s:s, s:s, s:{s:s, s:s, s:s, s:{s:s}, s:{}}, s:o}",
                       "job", "c1:1:network", "cluster", "c1",
                       "step", "kind", "network", "id", "network", "uid", "0123456789ab",
                       "config", "location", "westeurope", "context",
-                      "credentials", "clientId", CLIENT, "clientSecret", secret? secret: SECRET,
-                      "tenantId", TENANT, "subscriptionId", SUB,
-                      "activeDirectoryEndpointUrl", T.endpoint,
-                      "resourceManagerEndpointUrl", T.endpoint);
+                      "credentials", tz_credentials (&s_fake, secret? secret: SECRET));
 }
 
 static void
@@ -146,39 +135,9 @@ test_step_dispatch (void **state)
 static int
 s_group_setup (void **state)
 {
-    (void) state;
-    const char *const args [] = {
-        "--principal", TENANT ":" CLIENT ":" SUB ":" SECRET, "--seed", "3", "--lro-ms", "200",
-        "--retry-after-s", "0", "--quiet", NULL
-    };
-    if (th_tmpdir (T.dir, sizeof T.dir, "az-run"))
-        return -1;
-    T.fake = th_fake_arm_start (T.dir, args, T.endpoint, sizeof T.endpoint);
-    return T.fake > 0? 0: -1;
+    *state = &s_fake;
+    return tz_fake_up (&s_fake, "az-run", SECRET, "3", "200", true);
 }
-
-static int
-s_group_teardown (void **state)
-{
-    (void) state;
-    th_stop (&T.fake);
-    return 0;
-}
-
-static void
-s_fault (const char *json)
-{
-    json_t *answer = th_fake_side (T.endpoint, "POST", "faults", json);
-    assert_non_null (answer);
-    json_decref (answer);
-}
-
-/*  One step's run against the fake, started. */
-typedef struct {
-    json_t *assign;
-    dx_step_out_t out;
-    az_run_t run;
-} s_job_t;
 
 static int s_cancel_flag;
 
@@ -189,32 +148,12 @@ s_cancelled (void *arg)
     return s_cancel_flag;
 }
 
+/*  Starts the network step of c1 with secret (NULL: SECRET), cancelled
+    by s_cancel_flag. */
 static void
-s_job_start (s_job_t *job, const char *secret)
+s_job_start (tz_job_t *job, const char *secret)
 {
-    job->assign = s_assign (secret);
-    dx_step_out_init (&job->out, s_cancelled, NULL);
-    az_run_init (&job->run, &s_config, job->assign, &job->out);
-    assert_int_equal (az_run_start (&job->run), 0);
-}
-
-static void
-s_job_end (s_job_t *job)
-{
-    az_run_fini (&job->run);
-    dx_step_out_fini (&job->out);
-    json_decref (job->assign);
-}
-
-static void
-s_expect (s_job_t *job, dx_step_outcome_t outcome, int permanent, const char *code)
-{
-    if (job->out.outcome != outcome || strcmp (job->out.code, code))
-        print_error ("outcome %s %s: %s\n", dx_step_outcome_name (job->out.outcome),
-                     job->out.code, job->out.message);
-    assert_int_equal (job->out.outcome, outcome);
-    assert_int_equal (job->out.permanent, permanent);
-    assert_string_equal (job->out.code, code);
+    tz_job_start (job, s_assign (secret), &s_config, s_cancelled);
 }
 
 static json_t *
@@ -229,7 +168,7 @@ static void
 test_fake_done (void **state)
 {
     (void) state;
-    s_job_t job;
+    tz_job_t job;
     s_job_start (&job, NULL);
     json_t *body = json_pack ("{s:s, s:o}", "location", "westeurope", "tags",
                               az_run_tags (&job.run, "network", NULL, NULL));
@@ -250,8 +189,8 @@ test_fake_done (void **state)
     /* gone already: done too */
     assert_int_equal (az_run_delete (&job.run, "resourceGroups/dexter-c1", AZ_API_RESOURCES), 0);
     assert_true (az_run_gone (&job.run));
-    s_expect (&job, DX_STEP_DONE, 0, "");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_DONE, 0, "");
+    tz_job_end (&job);
 }
 
 /*  Refusals no retry can change fail for good, with the cloud's code. */
@@ -259,12 +198,12 @@ static void
 test_fake_permanent (void **state)
 {
     (void) state;
-    s_job_t job;
+    tz_job_t job;
     s_job_start (&job, "wrong-secret");
     assert_null (az_run_ask (&job.run, "GET", "resourcegroups", AZ_API_RESOURCES, NULL));
-    s_expect (&job, DX_STEP_FAILED, 1, "AADSTS7000215");
+    tz_expect (&job.out, DX_STEP_FAILED, 1, "AADSTS7000215");
     assert_true (strncmp (job.out.message, "AADSTS7000215: Invalid client secret", 36) == 0);
-    s_job_end (&job);
+    tz_job_end (&job);
 
     s_job_start (&job, NULL);
     json_t *body = json_pack ("{s:s}", "location", "westeurope");
@@ -275,8 +214,8 @@ test_fake_permanent (void **state)
     assert_null (az_run_ask (&job.run, "PUT", "resourceGroups/dexter-c2/providers/"
                              "Microsoft.Network/virtualNetworks/c2-vnet", AZ_API_NETWORK, body));
     json_decref (body);
-    s_expect (&job, DX_STEP_FAILED, 1, "InvalidRequestContent");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_FAILED, 1, "InvalidRequestContent");
+    tz_job_end (&job);
 }
 
 /*  Busy past the retries, capacity, a cancel: later. An operation that
@@ -285,40 +224,40 @@ static void
 test_fake_later (void **state)
 {
     (void) state;
-    s_job_t job;
+    tz_job_t job;
     s_job_start (&job, NULL);
-    s_fault ("{\"method\": \"GET\", \"status\": 503, \"count\": 4, \"retry_after\": 0}");
+    tz_fault (&s_fake, "{\"method\": \"GET\", \"status\": 503, \"count\": 4, \"retry_after\": 0}");
     assert_null (az_run_ask (&job.run, "GET", "resourcegroups", AZ_API_RESOURCES, NULL));
-    s_expect (&job, DX_STEP_RETRY, 0, "ServiceUnavailable");
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "ServiceUnavailable");
     assert_non_null (strstr (job.out.message, "after 4 tries"));
-    s_job_end (&job);
+    tz_job_end (&job);
 
     s_job_start (&job, NULL);
     json_t *body = json_pack ("{s:s}", "location", "westeurope");
     json_decref (az_run_ask (&job.run, "PUT", "resourceGroups/dexter-c3", AZ_API_RESOURCES, body));
     json_decref (body);
-    s_fault ("{\"kind\": \"operation\", \"method\": \"PUT\", \"code\": \"AllocationFailed\", "
-             "\"message\": \"No capacity.\"}");
+    tz_fault (&s_fake, "{\"kind\": \"operation\", \"method\": \"PUT\", \"code\": \"AllocationFailed\", "
+                       "\"message\": \"No capacity.\"}");
     body = s_vnet ();
     const char *vnet = "resourceGroups/dexter-c3/providers/Microsoft.Network/"
                        "virtualNetworks/c3-vnet";
     assert_null (az_run_ask (&job.run, "PUT", vnet, AZ_API_NETWORK, body));
-    s_expect (&job, DX_STEP_RETRY, 0, "AllocationFailed");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "AllocationFailed");
+    tz_job_end (&job);
 
     s_job_start (&job, NULL);
-    s_fault ("{\"kind\": \"operation\", \"method\": \"PUT\", \"code\": \"InternalOperationError\"}");
+    tz_fault (&s_fake, "{\"kind\": \"operation\", \"method\": \"PUT\", \"code\": \"InternalOperationError\"}");
     assert_null (az_run_ask (&job.run, "PUT", vnet, AZ_API_NETWORK, body));
-    s_expect (&job, DX_STEP_FAILED, 0, "InternalOperationError");
+    tz_expect (&job.out, DX_STEP_FAILED, 0, "InternalOperationError");
     assert_non_null (strstr (job.out.message, "PUT resourceGroups/dexter-c3"));
-    s_job_end (&job);
+    tz_job_end (&job);
 
     s_job_start (&job, NULL);
     s_cancel_flag = 1;
     assert_null (az_run_ask (&job.run, "PUT", vnet, AZ_API_NETWORK, body));
     s_cancel_flag = 0;
-    s_expect (&job, DX_STEP_RETRY, 0, "CANCELLED");
-    s_job_end (&job);
+    tz_expect (&job.out, DX_STEP_RETRY, 0, "CANCELLED");
+    tz_job_end (&job);
     json_decref (body);
 }
 
@@ -336,7 +275,7 @@ main (void)
         cmocka_unit_test (test_fake_later),
     };
     int rc = cmocka_run_group_tests_name ("a job", offline, NULL, NULL);
-    rc |= cmocka_run_group_tests_name ("fake ARM", fake, s_group_setup, s_group_teardown);
-    th_tmpdir_remove (T.dir, rc != 0);
+    rc |= cmocka_run_group_tests_name ("fake ARM", fake, s_group_setup, th_fake_teardown);
+    th_tmpdir_remove (s_fake.dir, rc != 0);
     return rc;
 }
