@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "../../services/scheduler/sch_server.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_seal.h"
 #include "dx_msg.h"
@@ -48,14 +48,8 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x01 };
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    char url [128];
-    redisContext *raw;          /* the test's own connection, for inspection */
-    sch_store_t *store;
+    ths_t sch;                  /* Redis and the test's own connection, store, seal */
     sch_read_t *read;           /* the store's */
-    dx_seal_t *seal;
     sch_server_t *server;
     char *azure_b64;            /* base64 of AZURE_CREDS, as a request carries it */
 } T;
@@ -64,54 +58,24 @@ static struct {
 //  ---------------------------------------------------------------------
 //  redis-server and a connection of the test's own
 
-/*  Starts redis-server on T.port. */
+/*  Starts redis-server again, on the port and in the directory it had. */
 static int
 s_redis_start (void)
 {
-    T.redis = th_redis_start (T.dir, T.port, NULL);
-    return T.redis > 0? 0: -1;
+    T.sch.redis.pid = th_redis_start (T.sch.redis.dir, T.sch.redis.port, NULL);
+    return T.sch.redis.pid > 0? 0: -1;
 }
 
+/*  Connects the test's own connection again. */
 static void
 s_raw_connect (void)
 {
-    if (T.raw)
-        redisFree (T.raw);
+    if (T.sch.redis.raw)
+        redisFree (T.sch.redis.raw);
     struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    assert_non_null (T.raw);
-    assert_int_equal (T.raw->err, 0);
-}
-
-/*  One command on the test's own connection; caller frees. */
-static redisReply *
-s_raw (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    //  A write behind the scheduler's back, which only a test makes: the
-    //  read cache must not answer with what it held before
-    if (T.store)
-        sch_cache_purge (sch_store_cache (T.store));
-    return reply;
-}
-
-/*  Integer result of a command. */
-static long long
-s_raw_int (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    assert_int_equal (reply->type, REDIS_REPLY_INTEGER);
-    long long n = reply->integer;
-    freeReplyObject (reply);
-    return n;
+    T.sch.redis.raw = redisConnectWithTimeout ("127.0.0.1", T.sch.redis.port, tv);
+    assert_non_null (T.sch.redis.raw);
+    assert_int_equal (T.sch.redis.raw->err, 0);
 }
 
 /*  Keys matching pattern, by SCAN (as an operator would look). */
@@ -121,7 +85,7 @@ s_scan_count (const char *pattern)
     size_t count = 0;
     char cursor [32] = "0";
     do {
-        redisReply *reply = s_raw ("SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        redisReply *reply = ths_raw (&T.sch, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         assert_int_equal (reply->type, REDIS_REPLY_ARRAY);
         snprintf (cursor, sizeof cursor, "%s", reply->element [0]->str);
         count += reply->element [1]->elements;
@@ -310,7 +274,7 @@ s_deploy_req (const char *name, const char *command)
 static void
 s_set_state (const char *name, const char *state)
 {
-    redisReply *r = s_raw ("HSET dexter:{%s}:deployment state %s", name, state);
+    redisReply *r = ths_raw (&T.sch, "HSET dexter:{%s}:deployment state %s", name, state);
     freeReplyObject (r);
 }
 
@@ -322,21 +286,14 @@ static int
 s_group_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);          /* as main.c does: redis may vanish */
-    if (th_tmpdir (T.dir, sizeof T.dir, "sch-test"))
+    if (ths_up (&T.sch, "sch-test", s_master))
         return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || s_redis_start ())
-        return -1;
-    snprintf (T.url, sizeof T.url, "redis://127.0.0.1:%d/0", T.port);
-    T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (T.url);
-    T.server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
+    T.server = sch_server_new ("tcp://127.0.0.1:*", T.sch.store, T.sch.seal, NULL);
     T.azure_b64 = dx_base64_encode ((const unsigned char *) AZURE_CREDS, strlen (AZURE_CREDS));
-    if (!T.seal || !T.store || !T.server || !T.azure_b64
-    ||  !sch_redis_connected (sch_store_redis (T.store)))
+    if (!T.server || !T.azure_b64
+    ||  !sch_redis_connected (sch_store_redis (T.sch.store)))
         return -1;
-    T.read = sch_store_read (T.store);
+    T.read = sch_store_read (T.sch.store);
     return 0;
 }
 
@@ -345,14 +302,8 @@ s_group_teardown (void **state)
 {
     (void) state;
     sch_server_destroy (&T.server);
-    sch_store_destroy (&T.store);
-    dx_seal_destroy (&T.seal);
-    if (T.raw)
-        redisFree (T.raw);
-    T.raw = NULL;
-    th_stop (&T.redis);
     free (T.azure_b64);
-    th_tmpdir_remove (T.dir, 0);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -361,9 +312,9 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    if (!T.raw || T.raw->err)
+    if (!T.sch.redis.raw || T.sch.redis.raw->err)
         s_raw_connect ();
-    redisReply *r = redisCommand (T.raw, "FLUSHALL");
+    redisReply *r = redisCommand (T.sch.redis.raw, "FLUSHALL");
     if (!r)
         return -1;
     freeReplyObject (r);
@@ -436,13 +387,13 @@ test_cluster_create_get_list (void **state)
     json_decref (reply);
 
     //  The schema as docs/redis.md describes it
-    assert_int_equal (s_raw_int ("ZCARD dexter:clusters"), 3);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:cluster"), 1);
-    assert_int_equal (s_raw_int ("XLEN dexter:{c1}:events"), 1);
-    redisReply *r = s_raw ("HGET dexter:{c1}:deployment state");
+    assert_int_equal (ths_raw_int (&T.sch, "ZCARD dexter:clusters"), 3);
+    assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:cluster"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{c1}:events"), 1);
+    redisReply *r = ths_raw (&T.sch, "HGET dexter:{c1}:deployment state");
     assert_string_equal (r->str, "init");
     freeReplyObject (r);
-    r = s_raw ("HGET dexter:{c1}:cluster provider");
+    r = ths_raw (&T.sch, "HGET dexter:{c1}:cluster provider");
     assert_string_equal (r->str, "aws");
     freeReplyObject (r);
 }
@@ -540,14 +491,14 @@ test_cluster_delete (void **state)
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "gone");
     json_decref (reply);
     assert_int_equal (s_scan_count ("dexter:{gone}*"), 0);
-    redisReply *r = s_raw ("ZSCORE dexter:clusters gone");
+    redisReply *r = ths_raw (&T.sch, "ZSCORE dexter:clusters gone");
     assert_int_equal (r->type, REDIS_REPLY_NIL);
     freeReplyObject (r);
     s_check (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "gone"));
     //  The neighbour is untouched
-    assert_int_equal (s_raw_int ("EXISTS dexter:{keep}:cluster dexter:{keep}:config "
-                                 "dexter:{keep}:secrets dexter:{keep}:deployment "
-                                 "dexter:{keep}:events"), 5);
+    assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{keep}:cluster dexter:{keep}:config "
+                                           "dexter:{keep}:secrets dexter:{keep}:deployment "
+                                           "dexter:{keep}:events"), 5);
 
     //  States without resources delete without force; the name is free again
     s_set_state ("keep", "destroyed");
@@ -557,7 +508,7 @@ test_cluster_delete (void **state)
     reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "keep"));
     assert_true (json_is_false (json_object_get (s_body (reply), "configured")));
     json_decref (reply);
-    assert_int_equal (s_raw_int ("XLEN dexter:{keep}:events"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{keep}:events"), 1);
 }
 
 
@@ -646,7 +597,7 @@ test_config (void **state)
     char fp1 [17];
     snprintf (fp1, sizeof fp1, "%s", fp);
     char expected [17];
-    dx_seal_fingerprint (T.seal, TH_SSH_KEY_PEM, strlen (TH_SSH_KEY_PEM), expected);
+    dx_seal_fingerprint (T.sch.seal, TH_SSH_KEY_PEM, strlen (TH_SSH_KEY_PEM), expected);
     assert_string_equal (fp1, expected);
     assert_int_equal (json_object_size (body), 7);
     json_t *put_body = json_deep_copy (body);
@@ -659,18 +610,18 @@ test_config (void **state)
     json_decref (put_body);
 
     //  In Redis: numbers as decimal strings, the fingerprint, the sealed secret
-    redisReply *r = s_raw ("HGET dexter:{c1}:config masters");
+    redisReply *r = ths_raw (&T.sch, "HGET dexter:{c1}:config masters");
     assert_string_equal (r->str, "3");
     freeReplyObject (r);
-    r = s_raw ("HGET dexter:{c1}:config sshkeydata_fingerprint");
+    r = ths_raw (&T.sch, "HGET dexter:{c1}:config sshkeydata_fingerprint");
     assert_string_equal (r->str, fp1);
     freeReplyObject (r);
-    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:config sshkeydata"), 0);
-    r = s_raw ("HGET dexter:{c1}:secrets sshkeydata");
+    assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:config sshkeydata"), 0);
+    r = ths_raw (&T.sch, "HGET dexter:{c1}:secrets sshkeydata");
     assert_int_equal (r->type, REDIS_REPLY_STRING);
     assert_memory_equal (r->str, "dx1:", 4);
     size_t len;
-    char *plain = dx_seal_open (T.seal, r->str, &len);
+    char *plain = dx_seal_open (T.sch.seal, r->str, &len);
     assert_non_null (plain);
     assert_string_equal (plain, TH_SSH_KEY_PEM);
     dx_seal_free (plain, len);
@@ -697,8 +648,8 @@ test_config (void **state)
     assert_string_not_equal (json_string_value (json_object_get (json_object_get (body,
                              "sshkeydata"), "fingerprint")), fp1);
     json_decref (reply);
-    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:config image"), 0);
-    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:secrets"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:config image"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:secrets"), 1);
 
     //  Names the store uses for its own fields cannot sneak into the config
     //  hash, nor can a secret that is not one
@@ -712,7 +663,7 @@ test_config (void **state)
     reply = s_call (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "config");
     json_decref (reply);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
     s_check (DX_NOT_FOUND, s_req ("config.get", "{s:s}", "name", "c1"));
     s_check (DX_NOT_FOUND, s_req ("config.delete", "{s:s}", "name", "c1"));
 
@@ -807,15 +758,15 @@ test_groups (void **state)
     reply = s_call (DX_OK, s_update_req ("c1", "alpha", s_group_spec ("beta", 6)));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "name")), "beta");
     json_decref (reply);
-    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:groups alpha"), 0);
-    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:groups beta"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:groups alpha"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:groups beta"), 1);
     s_check (DX_NOT_FOUND, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "alpha"));
 
     reply = s_call (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "beta");
     json_decref (reply);
     s_check (DX_NOT_FOUND, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
-    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:groups"), 1);
 }
 
 
@@ -851,10 +802,10 @@ test_cluster_hosts_cap (void **state)
                                                                        DX_GROUP_HOSTS_MAX)));
     assert_string_equal (dx_msg_str (reply, "field"), "hosts");
     json_decref (reply);
-    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), groups + 1);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:groups"), groups + 1);
 
     //  Written before the cap: the deploy is refused, the destroy is not
-    redisReply *r = s_raw ("HSET dexter:{c1}:groups old {\"name\":\"old\",\"hosts\":10}");
+    redisReply *r = ths_raw (&T.sch, "HSET dexter:{c1}:groups old {\"name\":\"old\",\"hosts\":10}");
     freeReplyObject (r);
     reply = s_call (DX_INVALID, s_deploy_req ("c1", "deploy"));
     assert_string_equal (dx_msg_str (reply, "field"), "hosts");
@@ -883,7 +834,7 @@ test_cluster_groups_cap (void **state)
     json_decref (reply);
     s_check (DX_OK, s_group_req ("c1", "g0", 2));
     s_check (DX_OK, s_update_req ("c1", "g0", s_group_spec ("renamed", 1)));
-    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:groups"), DX_CLUSTER_GROUPS_MAX);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:groups"), DX_CLUSTER_GROUPS_MAX);
     s_check (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g1"));
     s_check (DX_CREATED, s_group_req ("c1", "extra", 1));
 }
@@ -915,8 +866,8 @@ test_fields_for_the_provider (void **state)
     s_assert_fault (reply, "sshkeydata", "missing required field");
     s_assert_fault (reply, "nonsense", "unknown field");
     json_decref (reply);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
-    assert_int_equal (s_raw_int ("XLEN dexter:{c1}:events"), 1);
+    assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{c1}:events"), 1);
 
     //  The stored provider decides: an azure cluster refuses an aws config
     s_create ("az", "azure");
@@ -936,10 +887,10 @@ test_fields_for_the_provider (void **state)
     assert_string_equal (json_string_value (json_object_get (body, "master_type")), "m3.large");
     assert_true (json_is_true (json_object_get (json_object_get (body, "sshkeydata"), "set")));
     json_decref (reply);
-    assert_int_equal (s_raw_int ("HEXISTS dexter:{c1}:config sshkeydata"), 0);
-    redisReply *r = s_raw ("HGET dexter:{c1}:secrets sshkeydata");
+    assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:config sshkeydata"), 0);
+    redisReply *r = ths_raw (&T.sch, "HGET dexter:{c1}:secrets sshkeydata");
     size_t len;
-    char *plain = dx_seal_open (T.seal, r->str, &len);
+    char *plain = dx_seal_open (T.sch.seal, r->str, &len);
     assert_string_equal (plain, TH_SSH_KEY_PEM);
     dx_seal_free (plain, len);
     freeReplyObject (r);
@@ -1040,7 +991,7 @@ test_deployment (void **state)
                                                 "secrets"), "sshkeydata"));
     assert_non_null (sealed_pem);
     size_t len;
-    char *plain = dx_seal_open (T.seal, sealed_pem, &len);
+    char *plain = dx_seal_open (T.sch.seal, sealed_pem, &len);
     assert_string_equal (plain, TH_SSH_KEY_PEM);
     dx_seal_free (plain, len);
     json_decref (snapshot);
@@ -1050,7 +1001,7 @@ test_deployment (void **state)
     char *sealed;
     assert_int_equal (sch_read_credentials (T.read, "c1", &sealed), 0);
     assert_non_null (sealed);
-    plain = dx_seal_open (T.seal, sealed, &len);
+    plain = dx_seal_open (T.sch.seal, sealed, &len);
     assert_non_null (plain);
     json_t *creds = json_loads (plain, 0, NULL);
     assert_string_equal (json_string_value (json_object_get (creds, "aws_secret_access_key")),
@@ -1084,7 +1035,7 @@ test_deployment (void **state)
     assert_string_equal (json_string_value (json_object_get (body, "command")), "destroy");
     assert_int_equal (json_integer_value (json_object_get (body, "generation")), 3);
     json_decref (reply);
-    assert_int_equal (s_raw_int ("HLEN dexter:{c1}:specs"), 3);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:specs"), 3);
 
     //  Destroyed: nothing to destroy; forgetting needs no force
     s_set_state ("c1", "destroyed");
@@ -1093,7 +1044,7 @@ test_deployment (void **state)
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")),
                          "deployment");
     json_decref (reply);
-    assert_int_equal (s_raw_int ("EXISTS dexter:{c1}:specs dexter:{c1}:credentials"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:specs dexter:{c1}:credentials"), 0);
     //  The number is kept: a generation is never used twice (EC2 remembers
     //  the client tokens made from it)
     reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
@@ -1128,7 +1079,7 @@ test_vpn_and_events (void **state)
     json_t *reply = s_call (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
     s_assert_message (reply, "no access node has been deployed for cluster c1 yet; deploy first");
     json_decref (reply);
-    redisReply *r = s_raw ("HSET dexter:{c1}:deployment accessip 203.0.113.7");
+    redisReply *r = ths_raw (&T.sch, "HSET dexter:{c1}:deployment accessip 203.0.113.7");
     freeReplyObject (r);
     reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "_accessip")),
@@ -1142,12 +1093,12 @@ test_vpn_and_events (void **state)
     //  The vpn.profile step's resource: its profile, sealed, is the answer,
     //  a JSON string
     const char *profile = "client\nremote 203.0.113.7 1194\n<ca>\nCA\n</ca>\n";
-    char *sealed = dx_seal_seal (T.seal, profile, strlen (profile));
+    char *sealed = dx_seal_seal (T.sch.seal, profile, strlen (profile));
     char *resource = NULL;
     assert_true (asprintf (&resource, "{\"key\":\"vpn.profile\",\"kind\":\"vpn.profile\","
                            "\"provider_id\":\"ab\",\"remote\":\"203.0.113.7\","
                            "\"profile\":\"%s\"}", sealed) > 0);
-    freeReplyObject (s_raw ("HSET dexter:{c1}:resources vpn.profile %s", resource));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:resources vpn.profile %s", resource));
     reply = s_call (DX_OK, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (s_body (reply)), profile);
     json_decref (reply);
@@ -1159,7 +1110,7 @@ test_vpn_and_events (void **state)
     sealed = dx_seal_seal (other, profile, strlen (profile));
     assert_true (asprintf (&resource, "{\"key\":\"vpn.profile\",\"profile\":\"%s\"}",
                            sealed) > 0);
-    freeReplyObject (s_raw ("HSET dexter:{c1}:resources vpn.profile %s", resource));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:resources vpn.profile %s", resource));
     reply = s_call (DX_INTERNAL, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
     s_assert_message (reply, "sealed with another master key");
     char *text = json_dumps (reply, 0);
@@ -1169,7 +1120,7 @@ test_vpn_and_events (void **state)
     free (resource);
     free (sealed);
     dx_seal_destroy (&other);
-    freeReplyObject (s_raw ("DEL dexter:{c1}:resources"));
+    freeReplyObject (ths_raw (&T.sch, "DEL dexter:{c1}:resources"));
 
     s_configure ("c1");
     s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
@@ -1277,26 +1228,26 @@ test_no_plaintext_anywhere (void **state)
     size_t keys = 0;
     char cursor [32] = "0";
     do {
-        redisReply *scan = s_raw ("SCAN %s COUNT 1000", cursor);
+        redisReply *scan = ths_raw (&T.sch, "SCAN %s COUNT 1000", cursor);
         snprintf (cursor, sizeof cursor, "%s", scan->element [0]->str);
         for (size_t i = 0; i < scan->element [1]->elements; i++) {
             const char *key = scan->element [1]->element [i]->str;
             keys++;
-            redisReply *type = s_raw ("TYPE %s", key);
+            redisReply *type = ths_raw (&T.sch, "TYPE %s", key);
             redisReply *content;
             if (strcmp (type->str, "hash") == 0)
-                content = s_raw ("HGETALL %s", key);
+                content = ths_raw (&T.sch, "HGETALL %s", key);
             else
             if (strcmp (type->str, "string") == 0)
-                content = s_raw ("GET %s", key);
+                content = ths_raw (&T.sch, "GET %s", key);
             else
             if (strcmp (type->str, "stream") == 0)
-                content = s_raw ("XRANGE %s - +", key);
+                content = ths_raw (&T.sch, "XRANGE %s - +", key);
             else
-                content = s_raw ("ZRANGE %s 0 -1", key);
+                content = ths_raw (&T.sch, "ZRANGE %s 0 -1", key);
             if (s_reply_has_plaintext (content))
                 fail_msg ("key %s holds a secret in plain text", key);
-            redisReply *dump = s_raw ("DUMP %s", key);
+            redisReply *dump = ths_raw (&T.sch, "DUMP %s", key);
             if (s_reply_has_plaintext (dump))
                 fail_msg ("DUMP of key %s holds a secret in plain text", key);
             freeReplyObject (dump);
@@ -1331,9 +1282,9 @@ test_redis_down_and_back (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    th_stop (&T.redis);
+    th_stop (&T.sch.redis.pid);
     char address [64];
-    snprintf (address, sizeof address, "127.0.0.1:%d", T.port);
+    snprintf (address, sizeof address, "127.0.0.1:%d", T.sch.redis.port);
     for (int i = 0; i < 3; i++) {
         json_t *reply = s_call (DX_UNAVAILABLE, s_req ("cluster.get", "{s:s}", "name", "c1"));
         //  Redis's address and words stay in the log
@@ -1343,26 +1294,26 @@ test_redis_down_and_back (void **state)
         json_decref (s_call (DX_UNAVAILABLE, s_req ("cluster.list", NULL)));
         usleep (120000);            /* past the reconnect spacing */
     }
-    assert_false (sch_redis_connected (sch_store_redis (T.store)));
-    sch_redis_tick (sch_store_redis (T.store));     /* cron while down: no crash */
-    assert_false (sch_redis_connected (sch_store_redis (T.store)));
+    assert_false (sch_redis_connected (sch_store_redis (T.sch.store)));
+    sch_redis_tick (sch_store_redis (T.sch.store));     /* cron while down: no crash */
+    assert_false (sch_redis_connected (sch_store_redis (T.sch.store)));
 
     assert_int_equal (s_redis_start (), 0);
     s_raw_connect ();
     usleep (120000);
     //  The very next request reconnects (the data went with that redis)
     s_check (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "c1"));
-    assert_true (sch_redis_connected (sch_store_redis (T.store)));
+    assert_true (sch_redis_connected (sch_store_redis (T.sch.store)));
     s_create ("c1", "aws");
 
     //  Killed under an open connection: the first command notices, then back
-    th_stop (&T.redis);
+    th_stop (&T.sch.redis.pid);
     s_check (DX_UNAVAILABLE, s_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_int_equal (s_redis_start (), 0);
     s_raw_connect ();
     usleep (120000);
-    sch_redis_tick (sch_store_redis (T.store));
-    assert_true (sch_redis_connected (sch_store_redis (T.store)));
+    sch_redis_tick (sch_store_redis (T.sch.store));
+    assert_true (sch_redis_connected (sch_store_redis (T.sch.store)));
     s_check (DX_CREATED, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
                                 "name", "c2", "provider", "aws", "type", "mesos"));
 }
@@ -1379,10 +1330,10 @@ typedef struct {
 static void
 s_live_start (s_live_t *live)
 {
-    live->store = sch_store_new (T.url);
+    live->store = sch_store_new (T.sch.redis.url);
     assert_non_null (live->store);
     snprintf (live->endpoint, sizeof live->endpoint, "tcp://127.0.0.1:%d", th_free_port ());
-    sch_server_args_t args = { live->endpoint, live->store, T.seal };
+    sch_server_args_t args = { live->endpoint, live->store, T.sch.seal };
     live->actor = zactor_new (sch_server_actor, &args);
     assert_non_null (live->actor);
 }
@@ -1529,8 +1480,8 @@ test_router_loop (void **state)
         }
         zsock_destroy (&dealers [c]);
     }
-    assert_int_equal (s_raw_int ("HLEN dexter:{live}:groups"), CLIENTS * EACH);
-    assert_int_equal (s_raw_int ("XLEN dexter:{live}:events"), 1 + CLIENTS * EACH);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{live}:groups"), CLIENTS * EACH);
+    assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{live}:events"), 1 + CLIENTS * EACH);
     s_live_stop (&live);
 }
 
@@ -1541,7 +1492,7 @@ test_logs_hold_no_secret (void **state)
 {
     (void) state;
     char path [128];
-    snprintf (path, sizeof path, "%s/log.txt", T.dir);
+    snprintf (path, sizeof path, "%s/log.txt", T.sch.redis.dir);
     fflush (stderr);
     int saved = dup (2);
     int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -1619,7 +1570,7 @@ test_list_10000 (void **state)
         snprintf (name, sizeof name, "c%05d", N - 1 - i);   /* created out of order */
         json_t *cluster = json_pack ("{s:s, s:s, s:s}", "name", name, "provider",
                                      i % 2? "aws": "azure", "type", "mesos");
-        assert_int_equal (sch_store_cluster_create (T.store, cluster,
+        assert_int_equal (sch_store_cluster_create (T.sch.store, cluster,
                                                     "2026-01-01T00:00:00.000Z"), 0);
         json_decref (cluster);
     }
@@ -1700,7 +1651,7 @@ test_burst (void **state)
     (void) state;
     enum { CLIENTS = 4, STEPS = 10 };
     s_create ("burst", "aws");
-    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.sch.store, T.sch.seal, NULL);
     assert_non_null (server);
     //  Per client: its step's request and the status (and hosts) expected
     zsock_t *dealers [CLIENTS];
@@ -1758,8 +1709,8 @@ test_burst (void **state)
             json_decref (reply);
         }
     //  Effects in request order: every change and its event happened once
-    assert_int_equal (s_raw_int ("HLEN dexter:{burst}:groups"), 0);
-    assert_int_equal (s_raw_int ("XLEN dexter:{burst}:events"), 1 + 3 * CLIENTS);
+    assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{burst}:groups"), 0);
+    assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{burst}:events"), 1 + 3 * CLIENTS);
     sch_server_destroy (&server);
 
     //  Redis down: every request of the burst, read or change, UNAVAILABLE
@@ -1767,7 +1718,7 @@ test_burst (void **state)
     snprintf (url, sizeof url, "redis://127.0.0.1:%d", th_free_port ());
     sch_store_t *down = sch_store_new (url);
     assert_non_null (down);
-    server = sch_server_new ("tcp://127.0.0.1:*", down, T.seal, NULL);
+    server = sch_server_new ("tcp://127.0.0.1:*", down, T.sch.seal, NULL);
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [] = {
@@ -1806,9 +1757,9 @@ test_list_state_mirror (void **state)
     (void) state;
     s_create ("c1", "aws");
     s_create ("c2", "azure");
-    freeReplyObject (s_raw ("HSET dexter:{c1}:deployment state deployed"));
-    freeReplyObject (s_raw ("HSET dexter:{c2}:deployment state destroyed"));
-    freeReplyObject (s_raw ("HDEL dexter:{c2}:cluster state"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:deployment state deployed"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c2}:deployment state destroyed"));
+    freeReplyObject (ths_raw (&T.sch, "HDEL dexter:{c2}:cluster state"));
     json_t *reply = s_call (DX_OK, s_req ("cluster.list", NULL));
     const json_t *list = json_object_get (s_body (reply), "clusters");
     assert_int_equal (json_array_size (list), 2);
@@ -1829,7 +1780,7 @@ test_list_state_mirror (void **state)
 static long long
 s_hgetalls (void)
 {
-    redisReply *r = redisCommand (T.raw, "INFO commandstats");
+    redisReply *r = redisCommand (T.sch.redis.raw, "INFO commandstats");
     assert_non_null (r);
     assert_int_equal (r->type, REDIS_REPLY_STRING);
     const char *at = strstr (r->str, "cmdstat_hgetall:calls=");
@@ -1881,7 +1832,7 @@ test_read_cache (void **state)
     assert_int_equal (s_hgetalls (), before);
 
     //  A hand edit (not supported) shows once the kept read expires
-    freeReplyObject (redisCommand (T.raw, "HSET dexter:{c1}:deployment state deployed"));
+    freeReplyObject (redisCommand (T.sch.redis.raw, "HSET dexter:{c1}:deployment state deployed"));
     char *got = s_get_state ("c1");
     assert_string_equal (got, "init");
     free (got);
@@ -1892,7 +1843,7 @@ test_read_cache (void **state)
 
     //  Secrets (and jobs, resources) are never kept: a load with them
     //  asks Redis every time
-    sch_cache_t *cache = sch_store_cache (T.store);
+    sch_cache_t *cache = sch_store_cache (T.sch.store);
     before = s_hgetalls ();
     for (int i = 0; i < 2; i++) {
         int ticket = sch_read_queue_load (T.read, "c1", SCH_LOAD_CLUSTER | SCH_LOAD_SECRETS);
@@ -1909,7 +1860,7 @@ test_read_cache (void **state)
     sch_cache_purge (cache);
     int ticket = sch_read_queue_load (T.read, "c2", SCH_LOAD_CLUSTER);
     assert_int_equal (sch_read_flush (T.read), 0);
-    assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
+    assert_int_equal (sch_store_cluster_delete (T.sch.store, "c3"), 0);
     json_t *loaded = sch_read_load_result (T.read, ticket);
     assert_non_null (json_object_get (loaded, "cluster"));
     json_decref (loaded);
@@ -1921,7 +1872,7 @@ test_read_cache (void **state)
     json_t *kept = sch_cache_get (cache, "c2", SCH_LOAD_CLUSTER, &serial);
     assert_non_null (kept);
     json_decref (kept);
-    freeReplyObject (s_raw ("CLIENT KILL TYPE normal SKIPME yes"));
+    freeReplyObject (ths_raw (&T.sch, "CLIENT KILL TYPE normal SKIPME yes"));
     s_check (DX_UNAVAILABLE, s_req ("cluster.list", NULL));    /* the loss is seen */
     usleep (120000);                                            /* past the reconnect gap */
     before = s_hgetalls ();
@@ -1984,7 +1935,7 @@ test_text_memo (void **state)
     json_t *g1 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
     json_t *g2 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
 
-    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL);
+    sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.sch.store, T.sch.seal, NULL);
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [4], *replies [4];
@@ -2019,7 +1970,7 @@ test_text_memo (void **state)
     //  A change of the cluster forgets the memo with the kept read
     s_configure ("c1");
     uint64_t serial;
-    assert_null (sch_cache_get (sch_store_cache (T.store), "c1", SCH_LOAD_CLUSTER, &serial));
+    assert_null (sch_cache_get (sch_store_cache (T.sch.store), "c1", SCH_LOAD_CLUSTER, &serial));
     json_decref (plain);
     plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_true (json_object_get (s_body (plain), "configured")));
@@ -2036,10 +1987,10 @@ test_text_memo (void **state)
     json_decref (replies [0]);
 
     //  A read a change may have overtaken is not kept, nor its memos
-    sch_cache_purge (sch_store_cache (T.store));
+    sch_cache_purge (sch_store_cache (T.sch.store));
     ticket = sch_read_queue_load (T.read, "c1", SCH_LOAD_CLUSTER);
     assert_int_equal (sch_read_flush (T.read), 0);
-    assert_int_equal (sch_store_cluster_delete (T.store, "c3"), 0);
+    assert_int_equal (sch_store_cluster_delete (T.sch.store, "c3"), 0);
     json_t *loaded = sch_read_load_result (T.read, ticket);
     assert_non_null (loaded);
     json_t *text = json_string ("{}");

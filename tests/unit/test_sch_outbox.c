@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "../../services/scheduler/sch_redis.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -37,10 +37,7 @@
 typedef enum { S_PASS, S_CUT_AFTER, S_CUT_BEFORE } s_mode_t;
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    redisContext *raw;          /* the test's own connection, for inspection */
+    ths_t sch;                  /* Redis and the test's own connection, for inspection */
     int proxy_fd, proxy_port;   /* the proxy's listening socket */
     volatile s_mode_t mode;
     volatile int stop;
@@ -55,7 +52,8 @@ static int
 s_connect_redis (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) T.port),
+    struct sockaddr_in addr = { .sin_family = AF_INET,
+                                .sin_port = htons ((uint16_t) T.sch.redis.port),
                                 .sin_addr.s_addr = htonl (INADDR_LOOPBACK) };
     if (fd >= 0 && connect (fd, (struct sockaddr *) &addr, sizeof addr)) {
         close (fd);
@@ -139,23 +137,12 @@ s_proxy_start (void)
 //  ---------------------------------------------------------------------
 //  Helpers
 
-static redisReply *
-s_raw (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    return reply;
-}
-
 /*  A connection through the proxy (via_proxy) or straight to Redis. */
 static sch_redis_t *
 s_redis (int via_proxy)
 {
     char url [64];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", via_proxy? T.proxy_port: T.port);
+    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", via_proxy? T.proxy_port: T.sch.redis.port);
     sch_redis_t *redis = sch_redis_new (url);
     assert_non_null (redis);
     assert_true (sch_redis_connected (redis));
@@ -181,7 +168,7 @@ s_write (sch_redis_t *redis, int n, uint64_t *serial)
 static void
 s_events (char *text, size_t size)
 {
-    redisReply *reply = s_raw ("XRANGE dexter:{t}:events - +");
+    redisReply *reply = ths_raw (&T.sch, "XRANGE dexter:{t}:events - +");
     text [0] = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const redisReply *fields = reply->element [i]->element [1];
@@ -196,7 +183,7 @@ s_events (char *text, size_t size)
 static void
 s_refuse_writes (int refuse)
 {
-    freeReplyObject (s_raw ("CONFIG SET min-replicas-to-write %d", refuse));
+    freeReplyObject (ths_raw (&T.sch, "CONFIG SET min-replicas-to-write %d", refuse));
 }
 
 
@@ -207,15 +194,7 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);
-    if (th_tmpdir (T.dir, sizeof T.dir, "outbox-test"))
-        return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
-        return -1;
-    struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    return T.raw && !T.raw->err && s_proxy_start () == 0? 0: -1;
+    return ths_up (&T.sch, "outbox-test", NULL) == 0 && s_proxy_start () == 0? 0: -1;
 }
 
 static int
@@ -225,10 +204,7 @@ s_teardown (void **state)
     T.stop = 1;
     pthread_join (T.proxy, NULL);
     close (T.proxy_fd);
-    if (T.raw)
-        redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -236,7 +212,7 @@ static int
 s_test_setup (void **state)
 {
     (void) state;
-    freeReplyObject (s_raw ("FLUSHALL"));
+    freeReplyObject (ths_raw (&T.sch, "FLUSHALL"));
     s_refuse_writes (0);
     T.mode = S_PASS;
     return 0;
@@ -293,17 +269,17 @@ test_kept_while_gone (void **state)
 {
     (void) state;
     sch_redis_t *redis = s_redis (0);
-    redisFree (T.raw);
-    th_stop (&T.redis);
+    redisFree (T.sch.redis.raw);
+    th_stop (&T.sch.redis.pid);
     assert_int_equal (s_write (redis, 1, NULL), 1);
     usleep (120000);                    /* past the reconnect gap */
     assert_int_equal (s_write (redis, 2, NULL), 1);
     assert_int_equal (sch_redis_kept (redis), 2);
-    T.redis = th_redis_start (T.dir, T.port, NULL);
-    assert_true (T.redis > 0);
+    T.sch.redis.pid = th_redis_start (T.sch.redis.dir, T.sch.redis.port, NULL);
+    assert_true (T.sch.redis.pid > 0);
     struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    assert_false (T.raw->err);
+    T.sch.redis.raw = redisConnectWithTimeout ("127.0.0.1", T.sch.redis.port, tv);
+    assert_false (T.sch.redis.raw->err);
     usleep (120000);
     assert_int_equal (s_write (redis, 3, NULL), 0);
     char events [64];
@@ -363,11 +339,11 @@ test_refused_for_good (void **state)
 {
     (void) state;
     sch_redis_t *redis = s_redis (0);
-    freeReplyObject (s_raw ("SET dexter:{t}:h not-a-hash"));
+    freeReplyObject (ths_raw (&T.sch, "SET dexter:{t}:h not-a-hash"));
     assert_int_equal (s_write (redis, 1, NULL), -1);
     assert_string_equal (sch_redis_status (redis), DX_INTERNAL);
     assert_int_equal (sch_redis_kept (redis), 0);
-    freeReplyObject (s_raw ("DEL dexter:{t}:h"));
+    freeReplyObject (ths_raw (&T.sch, "DEL dexter:{t}:h"));
     assert_int_equal (s_write (redis, 2, NULL), 0);
     sch_redis_destroy (&redis);
 }

@@ -19,31 +19,15 @@
 #include <unistd.h>
 
 #include "../../services/scheduler/sch_redis.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_log.h"
 #include "dx_msg.h"
 
 static struct {
-    char dir [64];
-    char sock [128];
-    int port;
-    pid_t redis;
-    char url [128];
-    redisContext *raw;          /* the test's own connection, for inspection */
+    ths_t sch;                  /* Redis and the test's own connection, for inspection */
+    char sock [128];            /* Redis's unix socket besides its port */
 } T;
-
-/*  One command on the test's own connection; caller frees. */
-static redisReply *
-s_raw (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    return reply;
-}
 
 /*  Runs one command (NULL-terminated arguments) through redis: its reply
     (caller frees), or NULL when it could not be sent. */
@@ -77,31 +61,31 @@ s_connected (const char *url)
     return redis;
 }
 
+/*  Redis on a port and on a unix socket (th_redis_up listens on a port
+    alone), and the test's own connection. */
 static int
 s_setup (void **state)
 {
     (void) state;
     signal (SIGPIPE, SIG_IGN);          /* as main.c does: redis may vanish */
-    if (th_tmpdir (T.dir, sizeof T.dir, "redis-test"))
+    th_redis_t *redis = &T.sch.redis;
+    if (th_tmpdir (redis->dir, sizeof redis->dir, "redis-test"))
         return -1;
-    snprintf (T.sock, sizeof T.sock, "%s/redis.sock", T.dir);
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, T.sock)) <= 0)
+    snprintf (T.sock, sizeof T.sock, "%s/redis.sock", redis->dir);
+    redis->port = th_free_port ();
+    if (redis->port <= 0 || (redis->pid = th_redis_start (redis->dir, redis->port, T.sock)) <= 0)
         return -1;
-    snprintf (T.url, sizeof T.url, "redis://127.0.0.1:%d/0", T.port);
+    snprintf (redis->url, sizeof redis->url, "redis://127.0.0.1:%d/0", redis->port);
     struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    return T.raw && !T.raw->err? 0: -1;
+    redis->raw = redisConnectWithTimeout ("127.0.0.1", redis->port, tv);
+    return redis->raw && !redis->raw->err? 0: -1;
 }
 
 static int
 s_teardown (void **state)
 {
     (void) state;
-    if (T.raw)
-        redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -138,19 +122,19 @@ test_urls (void **state)
 
     //  A database number: writes land there
     char url [256];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/3", T.port);
+    snprintf (url, sizeof url, "redis://127.0.0.1:%d/3", T.sch.redis.port);
     redis = s_connected (url);
     freeReplyObject (s_command (redis, "SET", "d3", "here", NULL));
     sch_redis_destroy (&redis);
-    redisReply *r = s_raw ("EXISTS d3");
+    redisReply *r = ths_raw (&T.sch, "EXISTS d3");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
-    freeReplyObject (s_raw ("SELECT 3"));
-    r = s_raw ("EXISTS d3");
+    freeReplyObject (ths_raw (&T.sch, "SELECT 3"));
+    r = ths_raw (&T.sch, "EXISTS d3");
     assert_int_equal (r->integer, 1);
     freeReplyObject (r);
-    freeReplyObject (s_raw ("FLUSHDB"));
-    freeReplyObject (s_raw ("SELECT 0"));
+    freeReplyObject (ths_raw (&T.sch, "FLUSHDB"));
+    freeReplyObject (ths_raw (&T.sch, "SELECT 0"));
 
     //  The unix socket
     snprintf (url, sizeof url, "unix://%s", T.sock);
@@ -163,22 +147,22 @@ test_urls (void **state)
     sch_redis_destroy (&redis);
 
     //  A password: wrong is UNAVAILABLE with a clear message, right works
-    freeReplyObject (s_raw ("CONFIG SET requirepass %s", "p@ss:w/rd"));
-    freeReplyObject (s_raw ("AUTH %s", "p@ss:w/rd"));
-    snprintf (url, sizeof url, "redis://:wrong@127.0.0.1:%d", T.port);
+    freeReplyObject (ths_raw (&T.sch, "CONFIG SET requirepass %s", "p@ss:w/rd"));
+    freeReplyObject (ths_raw (&T.sch, "AUTH %s", "p@ss:w/rd"));
+    snprintf (url, sizeof url, "redis://:wrong@127.0.0.1:%d", T.sch.redis.port);
     redis = sch_redis_new (url);
     assert_false (sch_redis_connected (redis));
     assert_string_equal (sch_redis_status (redis), DX_UNAVAILABLE);
     assert_non_null (strstr (sch_redis_error (redis), "AUTH failed"));
     assert_null (strstr (sch_redis_error (redis), "wrong"));
     sch_redis_destroy (&redis);
-    snprintf (url, sizeof url, "redis://:p%%40ss%%3Aw%%2Frd@127.0.0.1:%d/0", T.port);
+    snprintf (url, sizeof url, "redis://:p%%40ss%%3Aw%%2Frd@127.0.0.1:%d/0", T.sch.redis.port);
     redis = s_connected (url);
     r = s_command (redis, "PING", NULL);
     assert_non_null (r);
     freeReplyObject (r);
     sch_redis_destroy (&redis);
-    freeReplyObject (s_raw ("CONFIG SET requirepass %s", ""));
+    freeReplyObject (ths_raw (&T.sch, "CONFIG SET requirepass %s", ""));
 }
 
 /*  A pipeline's replies come in the order of its commands; a transaction
@@ -188,7 +172,7 @@ static void
 test_pipeline_and_transaction (void **state)
 {
     (void) state;
-    sch_redis_t *redis = s_connected (T.url);
+    sch_redis_t *redis = s_connected (T.sch.redis.url);
     sch_batch_t batch = { 0 };
     sch_batch_cmd (&batch, "SET", "k1", "one", NULL);
     sch_batch_cmd (&batch, "GET", "k1", NULL);
@@ -211,7 +195,7 @@ test_pipeline_and_transaction (void **state)
     sch_batch_free (&batch);
     assert_string_equal (sch_redis_status (redis), DX_INTERNAL);
     assert_non_null (strstr (sch_redis_error (redis), "during a test change"));
-    redisReply *r = s_raw ("EXISTS k2");
+    redisReply *r = ths_raw (&T.sch, "EXISTS k2");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     sch_batch_cmd (&batch, "SET", "k2", "two", NULL);
@@ -234,7 +218,7 @@ static void
 test_check (void **state)
 {
     (void) state;
-    sch_redis_t *redis = s_connected (T.url);
+    sch_redis_t *redis = s_connected (T.sch.redis.url);
     redisReply ok = { .type = REDIS_REPLY_STATUS, .str = "OK", .len = 2 };
     redisReply loading = { .type = REDIS_REPLY_ERROR, .str = "LOADING Redis is loading",
                            .len = 24 };
@@ -255,9 +239,9 @@ static void
 test_lost_and_back (void **state)
 {
     (void) state;
-    sch_redis_t *redis = s_connected (T.url);
+    sch_redis_t *redis = s_connected (T.sch.redis.url);
     uint64_t session = sch_redis_session (redis);
-    freeReplyObject (s_raw ("CLIENT KILL TYPE normal SKIPME yes"));
+    freeReplyObject (ths_raw (&T.sch, "CLIENT KILL TYPE normal SKIPME yes"));
     assert_null (s_command (redis, "PING", NULL));
     assert_string_equal (sch_redis_status (redis), DX_UNAVAILABLE);
     assert_false (sch_redis_connected (redis));
