@@ -37,7 +37,7 @@
 #include <unistd.h>
 
 #include "../../services/scheduler/sch_handlers.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_seal.h"
 #include "dx_msg.h"
@@ -52,16 +52,8 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x02 };
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    redisContext *raw;
-    sch_store_t *store;
-    dx_seal_t *seal;
-    sch_broker_t *broker;
-    sch_engine_t *engine;
+    ths_t sch;                          /* Redis, store, seal; a broker and an engine per test */
     zactor_t *vpn;                      /* every test's vpn worker: it runs the vpn steps */
-    sch_ctx_t ctx;
 } T;
 
 //  What the scripted workers did, shared with their job threads
@@ -97,40 +89,12 @@ static struct {
 //  ---------------------------------------------------------------------
 //  redis-server
 
-static redisReply *
-s_raw (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    //  A write behind the scheduler's back, which only a test makes: the
-    //  read cache must not answer with what it held before
-    if (T.store)
-        sch_cache_purge (sch_store_cache (T.store));
-    return reply;
-}
-
 /*  Redis refuses writes for now (as with too few replicas, or a disk it
     cannot write: MISCONF); reads go on. */
 static void
 s_refuse_writes (int refuse)
 {
-    freeReplyObject (s_raw ("CONFIG SET min-replicas-to-write %d", refuse));
-}
-
-static char *
-s_raw_str (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    char *text = reply->type == REDIS_REPLY_STRING? strdup (reply->str): NULL;
-    freeReplyObject (reply);
-    return text;
+    freeReplyObject (ths_raw (&T.sch, "CONFIG SET min-replicas-to-write %d", refuse));
 }
 
 
@@ -193,7 +157,7 @@ s_report (dx_worker_job_t *job, const char *kind, const char *id)
         static const unsigned char other_key [32] = { 0x33 };
         dx_seal_t *other = dx_seal_new_key (other_key);
         pthread_mutex_lock (&S.lock);
-        dx_seal_t *seal = S.vpn_other_key? other: T.seal;
+        dx_seal_t *seal = S.vpn_other_key? other: T.sch.seal;
         pthread_mutex_unlock (&S.lock);
         char *bundle = dx_seal_seal (seal, VPN_BUNDLE, strlen (VPN_BUNDLE));
         dx_seal_destroy (&other);
@@ -206,7 +170,7 @@ s_report (dx_worker_job_t *job, const char *kind, const char *id)
     else
     if (strcmp (kind, "vpn.profile") == 0) {
         const char *profile = "client\nremote 203.0.113.7 1194\n";
-        char *sealed = dx_seal_seal (T.seal, profile, strlen (profile));
+        char *sealed = dx_seal_seal (T.sch.seal, profile, strlen (profile));
         dx_worker_job_add_resource (job, json_pack ("{s:s, s:s, s:s, s:s, s:s}",
                                                     "key", "vpn.profile", "kind", "vpn.profile",
                                                     "provider_id", "ca-1",
@@ -338,7 +302,7 @@ s_handler (const json_t *assign, dx_worker_job_t *job, void *arg)
 static zactor_t *
 s_service_worker (const char *service, const char *name, int capacity, int64_t drain_ms)
 {
-    dx_worker_args_t args = { service, capacity, sch_broker_endpoint (T.broker), s_handler,
+    dx_worker_args_t args = { service, capacity, sch_broker_endpoint (T.sch.broker), s_handler,
                               (void *) name, drain_ms };
     zactor_t *worker = zactor_new (dx_worker_actor, &args);
     assert_non_null (worker);
@@ -359,22 +323,22 @@ static void
 s_pump (int64_t ms)
 {
     int64_t deadline = dx_mono_ms () + ms;
-    zpoller_t *poller = zpoller_new (sch_broker_socket (T.broker), NULL);
-    int64_t next_broker = sch_broker_tick (T.broker);
-    int64_t next_engine = T.engine? sch_engine_tick (T.engine): deadline;
+    zpoller_t *poller = zpoller_new (sch_broker_socket (T.sch.broker), NULL);
+    int64_t next_broker = sch_broker_tick (T.sch.broker);
+    int64_t next_engine = T.sch.engine? sch_engine_tick (T.sch.engine): deadline;
     while (dx_mono_ms () < deadline) {
         int64_t wakeup = next_broker < next_engine? next_broker: next_engine;
         if (wakeup > deadline)
             wakeup = deadline;
         int64_t wait = wakeup - dx_mono_ms ();
         if (zpoller_wait (poller, wait < 0? 0: (int) wait)) {
-            sch_broker_receive (T.broker);
+            sch_broker_receive (T.sch.broker);
             next_engine = 0;
         }
         if (dx_mono_ms () >= next_broker)
-            next_broker = sch_broker_tick (T.broker);
-        if (T.engine && dx_mono_ms () >= next_engine)
-            next_engine = sch_engine_tick (T.engine);
+            next_broker = sch_broker_tick (T.sch.broker);
+        if (T.sch.engine && dx_mono_ms () >= next_engine)
+            next_engine = sch_engine_tick (T.sch.engine);
     }
     zpoller_destroy (&poller);
 }
@@ -389,7 +353,7 @@ s_wait_final (const char *name, int64_t timeout_ms)
     while (dx_mono_ms () < deadline) {
         s_pump (20);
         free (state);
-        state = s_raw_str ("HGET dexter:{%s}:deployment state", name);
+        state = ths_raw_str (&T.sch, "HGET dexter:{%s}:deployment state", name);
         if (state && strcmp (state, "deploying") && strcmp (state, "destroying"))
             break;
     }
@@ -407,18 +371,19 @@ s_vpn (int on)
     if (!on)
         zactor_destroy (&T.vpn);
     int64_t deadline = dx_mono_ms () + 5000;
-    while (sch_broker_workers (T.broker, "vpn", NULL) != (size_t) on && dx_mono_ms () < deadline)
+    while (sch_broker_workers (T.sch.broker, "vpn", NULL) != (size_t) on
+           && dx_mono_ms () < deadline)
         s_pump (10);
-    assert_int_equal (sch_broker_workers (T.broker, "vpn", NULL), on);
+    assert_int_equal (sch_broker_workers (T.sch.broker, "vpn", NULL), on);
 }
 
 static void
 s_wait_workers (size_t want)
 {
     int64_t deadline = dx_mono_ms () + 5000;
-    while (sch_broker_workers (T.broker, "aws", NULL) != want && dx_mono_ms () < deadline)
+    while (sch_broker_workers (T.sch.broker, "aws", NULL) != want && dx_mono_ms () < deadline)
         s_pump (10);
-    assert_int_equal (sch_broker_workers (T.broker, "aws", NULL), want);
+    assert_int_equal (sch_broker_workers (T.sch.broker, "aws", NULL), want);
 }
 
 
@@ -443,7 +408,7 @@ s_req (const char *type, const char *fmt, ...)
 static void
 s_expect (sch_change_fn *handler, const char *status, json_t *req)
 {
-    json_t *reply = handler (&T.ctx, req);
+    json_t *reply = handler (&T.sch.ctx, req);
     if (strcmp (dx_msg_str (reply, "status"), status)) {
         char *text = json_dumps (reply, 0);
         fail_msg ("%s: expected %s, got %s", dx_msg_type (req), status, text);
@@ -526,7 +491,7 @@ s_entry_field (const redisReply *entry, const char *field)
 static int
 s_events (const char *name, const char *type)
 {
-    redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
+    redisReply *reply = ths_raw (&T.sch, "XRANGE dexter:{%s}:events - +", name);
     int count = 0;
     for (size_t i = 0; i < reply->elements; i++) {
         const char *this_type = s_entry_field (reply->element [i], "type");
@@ -552,7 +517,7 @@ s_pump_events (const char *name, const char *type, int want)
 static char *
 s_event_field (const char *name, const char *type, const char *field)
 {
-    redisReply *reply = s_raw ("XRANGE dexter:{%s}:events - +", name);
+    redisReply *reply = ths_raw (&T.sch, "XRANGE dexter:{%s}:events - +", name);
     char *value = NULL;
     for (size_t i = 0; i < reply->elements && !value; i++) {
         const char *this_type = s_entry_field (reply->element [i], "type");
@@ -571,30 +536,14 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);
-    if (th_tmpdir (T.dir, sizeof T.dir, "engine-test"))
-        return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
-        return -1;
-    char url [64];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", T.port);
-    struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (url);
-    return T.raw && !T.raw->err && T.seal && T.store? 0: -1;
+    return ths_up (&T.sch, "engine-test", s_master);
 }
 
 static int
 s_teardown (void **state)
 {
     (void) state;
-    sch_store_destroy (&T.store);
-    dx_seal_destroy (&T.seal);
-    redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -604,14 +553,10 @@ static int
 s_test_setup (void **state)
 {
     (void) state;
-    freeReplyObject (s_raw ("FLUSHALL"));
+    freeReplyObject (ths_raw (&T.sch, "FLUSHALL"));
     s_refuse_writes (0);
     s_script_reset ();
-    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
-                          .broker = T.broker, .engine = T.engine };
-    return T.broker && T.engine? 0: -1;
+    return ths_engine_up (&T.sch, HEARTBEAT_MS, LEASE_MS);
 }
 
 static int
@@ -619,8 +564,7 @@ s_test_teardown (void **state)
 {
     (void) state;
     zactor_destroy (&T.vpn);
-    sch_engine_destroy (&T.engine);
-    sch_broker_destroy (&T.broker);
+    ths_engine_down (&T.sch);
     return 0;
 }
 
@@ -664,39 +608,40 @@ test_deploy_runs_every_step (void **state)
     assert_true (strstr (S.log, "vpn.server@") < strstr (S.log, "host.access@"));
     assert_true (strstr (S.log, "host.access@") < strstr (S.log, "vpn.profile@"));
 
-    char *done = s_raw_str ("HGET dexter:{c1}:deployment steps_done");
-    char *total = s_raw_str ("HGET dexter:{c1}:deployment steps_total");
-    char *ip = s_raw_str ("HGET dexter:{c1}:deployment accessip");
-    char *observed = s_raw_str ("HGET dexter:{c1}:deployment observed_generation");
-    char *mirror = s_raw_str ("HGET dexter:{c1}:cluster state");
+    char *done = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment steps_done");
+    char *total = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment steps_total");
+    char *ip = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment accessip");
+    char *observed = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment observed_generation");
+    char *mirror = ths_raw_str (&T.sch, "HGET dexter:{c1}:cluster state");
     assert_string_equal (done, "12");
     assert_string_equal (total, "12");
     assert_string_equal (ip, "203.0.113.7");
     assert_string_equal (observed, "1");
     assert_string_equal (mirror, "deployed");
     free (done), free (total), free (ip), free (observed), free (mirror);
-    redisReply *r = s_raw ("EXISTS dexter:{c1}:credentials");
+    redisReply *r = ths_raw (&T.sch, "EXISTS dexter:{c1}:credentials");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
-    r = s_raw ("HLEN dexter:{c1}:resources");
+    r = ths_raw (&T.sch, "HLEN dexter:{c1}:resources");
     assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 4);  /* access: host and eip; vpn.* */
     freeReplyObject (r);
     //  What the resources hold of the VPN is sealed
-    char *bundle = s_raw_str ("HGET dexter:{c1}:resources vpn.pki");
+    char *bundle = ths_raw_str (&T.sch, "HGET dexter:{c1}:resources vpn.pki");
     assert_non_null (strstr (bundle, "\"server\":\"dx1:"));
     assert_null (strstr (bundle, "server key"));
     free (bundle);
     assert_int_equal (s_events ("c1", "step.started"), 12);
     assert_int_equal (s_events ("c1", "step.done"), 12);
     assert_int_equal (s_events ("c1", "deployment.finished"), 1);
-    assert_int_equal (sch_engine_size (T.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 0);
 
     //  Scale down to 2: the two newest hosts go, nothing else is created
     s_script_reset ();
-    freeReplyObject (s_raw ("HSET dexter:{c1}:groups g1 %s",
-                            "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},\"vars\":{},"
-                            "\"instance_type\":\"r3.xlarge\",\"cpus\":4,\"ram\":8,"
-                            "\"disk_size\":50,\"customhwconf\":{\"disks\":[]},\"hosts\":2}"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:groups g1 %s",
+                                      "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},"
+                                      "\"vars\":{},\"instance_type\":\"r3.xlarge\",\"cpus\":4,"
+                                      "\"ram\":8,\"disk_size\":50,\"customhwconf\":{\"disks\":[]},"
+                                      "\"hosts\":2}"));
     s_deploy ("c1", "deploy", 5);
     final = s_wait_final ("c1", 15000);
     assert_string_equal (final, "deployed");
@@ -704,7 +649,7 @@ test_deploy_runs_every_step (void **state)
     assert_int_equal (s_log_count ("remove.g1.3@"), 1);
     assert_int_equal (s_log_count ("remove.g1.2@"), 1);
     assert_int_equal (s_log_count ("remove.g1.1@"), 0);
-    r = s_raw ("HEXISTS dexter:{c1}:resources host.g1.3");
+    r = ths_raw (&T.sch, "HEXISTS dexter:{c1}:resources host.g1.3");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
 
@@ -716,10 +661,10 @@ test_deploy_runs_every_step (void **state)
     free (final);
     assert_non_null (strstr (S.log, "destroy.instances@1"));
     assert_true (strstr (S.log, "destroy.instances") < strstr (S.log, "destroy.network"));
-    r = s_raw ("EXISTS dexter:{c1}:resources");
+    r = ths_raw (&T.sch, "EXISTS dexter:{c1}:resources");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
-    char *accessip = s_raw_str ("HGET dexter:{c1}:deployment accessip");
+    char *accessip = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment accessip");
     assert_string_equal (accessip, "");
     free (accessip);
     zactor_destroy (&a);
@@ -736,7 +681,7 @@ test_azure_deployment (void **state)
     s_vpn (1);
     zactor_t *z = s_service_worker ("azure", "z", 4, 1000);
     int64_t deadline = dx_mono_ms () + 5000;
-    while (sch_broker_workers (T.broker, "azure", NULL) != 1 && dx_mono_ms () < deadline)
+    while (sch_broker_workers (T.sch.broker, "azure", NULL) != 1 && dx_mono_ms () < deadline)
         s_pump (10);
     s_expect (sch_cluster_create, DX_CREATED,
               s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "az",
@@ -776,8 +721,8 @@ test_azure_deployment (void **state)
     assert_true (S.order_ok);
     assert_int_equal (S.saw_password, 4);
     assert_int_equal (S.password_elsewhere, 0);
-    char *total = s_raw_str ("HGET dexter:{az}:deployment steps_total");
-    char *ip = s_raw_str ("HGET dexter:{az}:deployment accessip");
+    char *total = ths_raw_str (&T.sch, "HGET dexter:{az}:deployment steps_total");
+    char *ip = ths_raw_str (&T.sch, "HGET dexter:{az}:deployment accessip");
     assert_string_equal (total, "9");
     assert_int_equal (S.saw_bundle, 1);
     assert_int_equal (S.bundle_elsewhere, 0);
@@ -794,7 +739,7 @@ test_azure_deployment (void **state)
     assert_string_equal (final, "destroyed");
     free (final);
     assert_string_equal (S.log, "destroy.group@1:z ");
-    redisReply *r = s_raw ("EXISTS dexter:{az}:resources");
+    redisReply *r = ths_raw (&T.sch, "EXISTS dexter:{az}:resources");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     free (credentials);
@@ -813,7 +758,7 @@ test_permanent_failure (void **state)
     char *final = s_wait_final ("c2", 15000);
     assert_string_equal (final, "deploy_failed");
     free (final);
-    char *error = s_raw_str ("HGET dexter:{c2}:deployment last_error");
+    char *error = ths_raw_str (&T.sch, "HGET dexter:{c2}:deployment last_error");
     json_t *last = json_loads (error, 0, NULL);
     assert_string_equal (json_string_value (json_object_get (last, "code")), "AuthFailure");
     assert_string_equal (json_string_value (json_object_get (last, "step")), "keypair");
@@ -822,7 +767,7 @@ test_permanent_failure (void **state)
     assert_int_equal (s_log_count ("host."), 0);    /* nothing needing the key ran */
     assert_int_equal (s_log_count ("keypair@"), 1);  /* not retried */
     assert_int_equal (s_events ("c2", "step.failed"), 1);
-    redisReply *r = s_raw ("EXISTS dexter:{c2}:credentials");
+    redisReply *r = ths_raw (&T.sch, "EXISTS dexter:{c2}:credentials");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     zactor_destroy (&a);
@@ -882,7 +827,7 @@ test_worker_leaves (void **state)
 static zsock_t *
 s_raw_worker_running (const char *active)
 {
-    zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (T.sch.broker));
     assert_non_null (dealer);
     zsock_set_linger (dealer, 0);
     json_t *ready = dx_msg_new ("worker.ready", NULL);
@@ -1002,12 +947,12 @@ test_lease_expires (void **state)
                                                           "kind", "vpc", "provider_id",
                                                           "vpc-stale"));
     s_pump_events ("c5", "step.late", 1);
-    char *late = s_raw_str ("HGET dexter:{c5}:resources vpc");
+    char *late = ths_raw_str (&T.sch, "HGET dexter:{c5}:resources vpc");
     assert_non_null (late);
     assert_non_null (strstr (late, "vpc-stale"));
     free (late);
     assert_int_equal (s_events ("c5", "step.late"), 1);
-    char *dstate = s_raw_str ("HGET dexter:{c5}:deployment state");
+    char *dstate = ths_raw_str (&T.sch, "HGET dexter:{c5}:deployment state");
     assert_string_equal (dstate, "deploying");
     free (dstate);
 
@@ -1019,7 +964,7 @@ test_lease_expires (void **state)
     free (final);
     assert_true (s_log_count ("network@") >= 1);
     assert_int_equal (s_log_count ("network@1:"), 0);
-    char *vpc = s_raw_str ("HGET dexter:{c5}:resources network");
+    char *vpc = ths_raw_str (&T.sch, "HGET dexter:{c5}:resources network");
     assert_non_null (vpc);
     assert_null (strstr (vpc, "stale"));
     free (vpc);
@@ -1038,22 +983,22 @@ test_lease_expires (void **state)
                           "key", "host.g1.9", "kind", "instance",
                           "provider_id", "i-late", "state", "running"));
     s_pump_events ("c5", "step.late", 2);
-    vpc = s_raw_str ("HGET dexter:{c5}:resources network");
+    vpc = ths_raw_str (&T.sch, "HGET dexter:{c5}:resources network");
     assert_null (strstr (vpc, "stale"));
     free (vpc);
-    late = s_raw_str ("HGET dexter:{c5}:resources host.g1.9");
+    late = ths_raw_str (&T.sch, "HGET dexter:{c5}:resources host.g1.9");
     assert_non_null (late);
     assert_non_null (strstr (late, "i-late"));
     free (late);
     assert_int_equal (s_events ("c5", "step.late"), 2);
-    dstate = s_raw_str ("HGET dexter:{c5}:deployment state");
+    dstate = ths_raw_str (&T.sch, "HGET dexter:{c5}:deployment state");
     assert_string_equal (dstate, "deployed");
     free (dstate);
     //  Another generation's leftovers are not this one's
     s_raw_job (raw, "c5:7:host.g1.0", 1, "done", json_pack ("[{s:s, s:s, s:s}]",
                "key", "host.g1.8", "kind", "instance", "provider_id", "i-x"));
     s_pump (100);
-    redisReply *r = s_raw ("HEXISTS dexter:{c5}:resources host.g1.8");
+    redisReply *r = ths_raw (&T.sch, "HEXISTS dexter:{c5}:resources host.g1.8");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     json_decref (assign);
@@ -1117,7 +1062,7 @@ test_reconnected_worker_keeps_its_jobs (void **state)
         s_raw_job (fresh, "c12:1:network", 1, NULL, NULL);
         s_pump (HEARTBEAT_MS / 2);
     }
-    assert_int_equal (sch_broker_workers (T.broker, "aws", NULL), 1);
+    assert_int_equal (sch_broker_workers (T.sch.broker, "aws", NULL), 1);
     assert_int_equal (s_events ("c12", "step.requeued"), 0);
     //  Its result counts
     s_raw_job (fresh, "c12:1:network", 1, "done", NULL);
@@ -1138,14 +1083,14 @@ test_result_from_unknown_identity (void **state)
     json_t *assign = s_raw_first_job ("c13", &raw);
     json_decref (assign);
     //  The crash: memory and sockets gone, Redis stays
-    sch_engine_destroy (&T.engine);
-    sch_broker_destroy (&T.broker);
-    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx.broker = T.broker;
-    T.ctx.engine = T.engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
-    zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    sch_engine_destroy (&T.sch.engine);
+    sch_broker_destroy (&T.sch.broker);
+    T.sch.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
+    T.sch.engine = sch_engine_new (T.sch.store, T.sch.seal, T.sch.broker, LEASE_MS);
+    T.sch.ctx.broker = T.sch.broker;
+    T.sch.ctx.engine = T.sch.engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
+    zsock_t *stranger = zsock_new_dealer (sch_broker_endpoint (T.sch.broker));
     assert_non_null (stranger);
     zsock_set_linger (stranger, 0);
     s_raw_job (stranger, "c13:1:network", 1, "done", json_pack ("[{s:s, s:s, s:s}]",
@@ -1158,7 +1103,7 @@ test_result_from_unknown_identity (void **state)
     assert_non_null (worker);
     assert_string_equal (worker, "raw:1");
     free (worker);
-    char *vpc = s_raw_str ("HGET dexter:{c13}:resources vpc");
+    char *vpc = ths_raw_str (&T.sch, "HGET dexter:{c13}:resources vpc");
     assert_non_null (vpc);
     free (vpc);
     zsock_destroy (&stranger);
@@ -1201,7 +1146,7 @@ test_recreated_cluster_ignores_old_attempts (void **state)
                "kind", "vpc", "provider_id", "vpc-new"));
     s_pump_events ("c14", "step.done", 1);
     assert_int_equal (s_events ("c14", "step.done"), 1);
-    char *vpc = s_raw_str ("HGET dexter:{c14}:resources vpc");
+    char *vpc = ths_raw_str (&T.sch, "HGET dexter:{c14}:resources vpc");
     assert_non_null (strstr (vpc, "vpc-new"));
     free (vpc);
     zsock_destroy (&raw);
@@ -1217,11 +1162,11 @@ test_engine_restart (void **state)
     zactor_t *a = s_deploy_hanging ("c6", 1, "host.g1.0");
     s_pump (50);
 
-    sch_engine_destroy (&T.engine);     /* the crash: memory gone, Redis stays */
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx.engine = T.engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
-    assert_int_equal (sch_engine_size (T.engine), 1);
+    sch_engine_destroy (&T.sch.engine);     /* the crash: memory gone, Redis stays */
+    T.sch.engine = sch_engine_new (T.sch.store, T.sch.seal, T.sch.broker, LEASE_MS);
+    T.sch.ctx.engine = T.sch.engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 1);
     s_pump (LEASE_MS / 2);              /* a renewal comes meanwhile */
     s_hang_release ();
     char *final = s_wait_final ("c6", 15000);
@@ -1248,17 +1193,17 @@ test_recovered_deployment_ends (void **state)
     assert_string_equal (final, "deployed");
     free (final);
     //  As if the end had been lost (the cluster hash mirrors the state)
-    freeReplyObject (s_raw ("HSET dexter:{c9}:deployment state deploying"));
-    freeReplyObject (s_raw ("HSET dexter:{c9}:cluster state deploying"));
-    sch_engine_destroy (&T.engine);
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx.engine = T.engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
-    assert_int_equal (sch_engine_size (T.engine), 1);
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c9}:deployment state deploying"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c9}:cluster state deploying"));
+    sch_engine_destroy (&T.sch.engine);
+    T.sch.engine = sch_engine_new (T.sch.store, T.sch.seal, T.sch.broker, LEASE_MS);
+    T.sch.ctx.engine = T.sch.engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 1);
     final = s_wait_final ("c9", 5000);
     assert_string_equal (final, "deployed");
     free (final);
-    assert_int_equal (sch_engine_size (T.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 0);
     assert_int_equal (s_events ("c9", "deployment.finished"), 2);
     zactor_destroy (&a);
 }
@@ -1274,12 +1219,12 @@ test_recheck_loads_unknown (void **state)
     zactor_t *a = s_worker ("a", 8, 1000);
     s_wait_workers (1);
     s_cluster ("c11", 1);
-    T.ctx.engine = NULL;                /* the request is recorded, the engine not told */
+    T.sch.ctx.engine = NULL;                /* the request is recorded, the engine not told */
     s_deploy ("c11", "deploy", 5);
-    T.ctx.engine = T.engine;
+    T.sch.ctx.engine = T.sch.engine;
     s_pump (300);
-    assert_int_equal (sch_engine_size (T.engine), 0);
-    sch_engine_recheck (T.engine);
+    assert_int_equal (sch_engine_size (T.sch.engine), 0);
+    sch_engine_recheck (T.sch.engine);
     char *final = s_wait_final ("c11", 15000);
     assert_string_equal (final, "deployed");
     free (final);
@@ -1300,18 +1245,18 @@ test_unreadable_credentials (void **state)
     dx_seal_t *seal = dx_seal_new_key (other);
     char *sealed = dx_seal_seal (seal, "{}", 2);
     assert_non_null (sealed);
-    freeReplyObject (s_raw ("SET dexter:{c10}:credentials %s", sealed));
+    freeReplyObject (ths_raw (&T.sch, "SET dexter:{c10}:credentials %s", sealed));
     free (sealed);
     dx_seal_destroy (&seal);
-    sch_engine_destroy (&T.engine);
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.ctx.engine = T.engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
+    sch_engine_destroy (&T.sch.engine);
+    T.sch.engine = sch_engine_new (T.sch.store, T.sch.seal, T.sch.broker, LEASE_MS);
+    T.sch.ctx.engine = T.sch.engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
     zactor_t *a = s_worker ("a", 8, 1000);
     char *final = s_wait_final ("c10", 5000);
     assert_string_equal (final, "deploy_failed");
     free (final);
-    char *error = s_raw_str ("HGET dexter:{c10}:deployment last_error");
+    char *error = ths_raw_str (&T.sch, "HGET dexter:{c10}:deployment last_error");
     assert_non_null (strstr (error, "CredentialsUnreadable"));
     assert_non_null (strstr (error, "PUT the deployment again"));
     free (error);
@@ -1364,7 +1309,7 @@ test_vpn_key_mismatch (void **state)
     char *final = s_wait_final ("c19", 15000);
     assert_string_equal (final, "deploy_failed");
     free (final);
-    char *error = s_raw_str ("HGET dexter:{c19}:deployment last_error");
+    char *error = ths_raw_str (&T.sch, "HGET dexter:{c19}:deployment last_error");
     assert_non_null (strstr (error, "\"step\":\"host.access\""));
     assert_non_null (strstr (error, "VpnBundleUnreadable"));
     assert_non_null (strstr (error, "same master key"));
@@ -1390,8 +1335,8 @@ test_result_kept_for_redis (void **state)
     s_hang_release ();
     s_pump (1000);
     assert_int_equal (s_log_count ("@"), started);     /* nothing starts meanwhile */
-    assert_true (sch_redis_kept (sch_store_redis (T.store)) > 0);
-    char *ip = s_raw_str ("HGET dexter:{c15}:deployment accessip");
+    assert_true (sch_redis_kept (sch_store_redis (T.sch.store)) > 0);
+    char *ip = ths_raw_str (&T.sch, "HGET dexter:{c15}:deployment accessip");
     assert_string_equal (ip, "");
     free (ip);
 
@@ -1399,7 +1344,7 @@ test_result_kept_for_redis (void **state)
     char *final = s_wait_final ("c15", 15000);
     assert_string_equal (final, "deployed");
     free (final);
-    ip = s_raw_str ("HGET dexter:{c15}:deployment accessip");
+    ip = ths_raw_str (&T.sch, "HGET dexter:{c15}:deployment accessip");
     assert_string_equal (ip, "203.0.113.7");
     free (ip);
     //  network, security, image, keypair, the vpn's 2, access, 1 master,
@@ -1426,7 +1371,7 @@ test_start_recorded_before_sent (void **state)
     s_vpn (1);
     s_pump (1000);
     assert_int_equal (s_log_count ("@"), 0);
-    char *job = s_raw_str ("HGET dexter:{c16}:jobs network");
+    char *job = ths_raw_str (&T.sch, "HGET dexter:{c16}:jobs network");
     assert_non_null (strstr (job, "\"status\":\"pending\""));
     free (job);
 
@@ -1452,27 +1397,27 @@ test_workers_heard_before_redis_read (void **state)
     zsock_t *raw;
     json_t *assign = s_raw_first_job ("c17", &raw);
     const char *job = dx_msg_str (assign, "job");
-    sch_engine_destroy (&T.engine);
-    T.ctx.engine = T.engine = NULL;     /* pumped without a tick: Redis not read */
-    sch_engine_t *engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
+    sch_engine_destroy (&T.sch.engine);
+    T.sch.ctx.engine = T.sch.engine = NULL;     /* pumped without a tick: Redis not read */
+    sch_engine_t *engine = sch_engine_new (T.sch.store, T.sch.seal, T.sch.broker, LEASE_MS);
     s_raw_job (raw, job, 1, NULL, NULL);
     json_t *cancel = s_raw_hear (raw, "job.cancel", 300);
     assert_null (cancel);
     s_raw_job (raw, job, 1, "done", json_pack ("[{s:s, s:s, s:s}]", "key", "vpc",
                                                "kind", "vpc", "provider_id", "vpc-1"));
     s_pump (200);
-    char *record = s_raw_str ("HGET dexter:{c17}:jobs network");
+    char *record = ths_raw_str (&T.sch, "HGET dexter:{c17}:jobs network");
     assert_non_null (strstr (record, "\"status\":\"running\""));
     free (record);
 
-    T.ctx.engine = T.engine = engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
-    record = s_raw_str ("HGET dexter:{c17}:jobs network");
+    T.sch.ctx.engine = T.sch.engine = engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
+    record = ths_raw_str (&T.sch, "HGET dexter:{c17}:jobs network");
     assert_non_null (strstr (record, "\"status\":\"done\""));
     free (record);
     assert_int_equal (s_events ("c17", "step.done"), 1);
     assert_int_equal (s_events ("c17", "step.late"), 0);
-    char *vpc = s_raw_str ("HGET dexter:{c17}:resources vpc");
+    char *vpc = ths_raw_str (&T.sch, "HGET dexter:{c17}:resources vpc");
     assert_non_null (vpc);
     free (vpc);
     json_decref (assign);
@@ -1490,21 +1435,21 @@ static void
 test_batch_hosts (void **state)
 {
     (void) state;
-    T.ctx.aws_batch_max = 1000;
+    T.sch.ctx.aws_batch_max = 1000;
     zactor_t *a = s_deploy_hanging ("c20", 300, "hosts.g1.0");
-    char *total = s_raw_str ("HGET dexter:{c20}:deployment steps_total");
+    char *total = ths_raw_str (&T.sch, "HGET dexter:{c20}:deployment steps_total");
     //  network, security, image, keypair, the vpn's 2, access, 1 master, 1 batch
     assert_string_equal (total, "9");
     free (total);
-    char *job = s_raw_str ("HGET dexter:{c20}:jobs hosts.g1.0");
+    char *job = ths_raw_str (&T.sch, "HGET dexter:{c20}:jobs hosts.g1.0");
     assert_non_null (strstr (job, "\"kind\":\"hosts\""));
     free (job);
     s_refuse_writes (1);
     s_pump (100);
     s_hang_release ();
     s_pump (1000);
-    assert_true (sch_redis_kept (sch_store_redis (T.store)) > 0);
-    redisReply *r = s_raw ("HLEN dexter:{c20}:resources");
+    assert_true (sch_redis_kept (sch_store_redis (T.sch.store)) > 0);
+    redisReply *r = ths_raw (&T.sch, "HLEN dexter:{c20}:resources");
     assert_true (r->integer < 300);
     freeReplyObject (r);
     assert_int_equal (s_events ("c20", "host.done"), 0);
@@ -1515,13 +1460,13 @@ test_batch_hosts (void **state)
     free (final);
     assert_true (s_log_count ("hosts.g1.0@") >= 1);
     assert_int_equal (s_log_count ("host.g1."), 0);
-    r = s_raw ("HLEN dexter:{c20}:resources");
+    r = ths_raw (&T.sch, "HLEN dexter:{c20}:resources");
     assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 300);
     freeReplyObject (r);
-    char *host = s_raw_str ("HGET dexter:{c20}:resources host.g1.299");
+    char *host = ths_raw_str (&T.sch, "HGET dexter:{c20}:resources host.g1.299");
     assert_non_null (strstr (host, "\"provider_id\":\"i-00299\""));
     free (host);
-    char *done = s_raw_str ("HGET dexter:{c20}:deployment steps_done");
+    char *done = ths_raw_str (&T.sch, "HGET dexter:{c20}:deployment steps_done");
     assert_string_equal (done, "9");
     free (done);
     assert_int_equal (s_events ("c20", "step.started"), 9);
@@ -1537,7 +1482,7 @@ test_batch_hosts (void **state)
     assert_string_equal (ip, "10.0.0.4");
     free (step), free (batch), free (instance), free (ip);
     //  Each host once, and the batch's step.done after its hosts'
-    r = s_raw ("XRANGE dexter:{c20}:events - +");
+    r = ths_raw (&T.sch, "XRANGE dexter:{c20}:events - +");
     unsigned char seen [300] = { 0 };
     size_t hosts_seen = 0, batch_done = 0;
     for (size_t i = 0; i < r->elements; i++) {
@@ -1558,10 +1503,11 @@ test_batch_hosts (void **state)
 
     //  Scale down to 100: the 200 newest go, in one step
     s_script_reset ();
-    freeReplyObject (s_raw ("HSET dexter:{c20}:groups g1 %s",
-                            "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},\"vars\":{},"
-                            "\"instance_type\":\"r3.xlarge\",\"cpus\":400,\"ram\":8,"
-                            "\"disk_size\":50,\"customhwconf\":{\"disks\":[]},\"hosts\":100}"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c20}:groups g1 %s",
+                                      "{\"name\":\"g1\",\"role\":\"role1\",\"attributes\":{},"
+                                      "\"vars\":{},\"instance_type\":\"r3.xlarge\",\"cpus\":400,"
+                                      "\"ram\":8,\"disk_size\":50,\"customhwconf\":{\"disks\":[]},"
+                                      "\"hosts\":100}"));
     s_deploy ("c20", "deploy", 5);
     final = s_wait_final ("c20", 15000);
     assert_string_equal (final, "deployed");
@@ -1571,13 +1517,13 @@ test_batch_hosts (void **state)
     assert_int_equal (s_log_count ("remove.g1."), 0);
     assert_true (s_log_count ("hosts.g1.0@") >= 1);
     assert_int_equal (s_events ("c20", "step.done"), 9 + 10);
-    r = s_raw ("HLEN dexter:{c20}:resources");
+    r = ths_raw (&T.sch, "HLEN dexter:{c20}:resources");
     assert_int_equal (r->integer, 4 + 2 + 2 + 1 + 100);
     freeReplyObject (r);
-    r = s_raw ("HEXISTS dexter:{c20}:resources host.g1.100");
+    r = ths_raw (&T.sch, "HEXISTS dexter:{c20}:resources host.g1.100");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
-    r = s_raw ("HEXISTS dexter:{c20}:resources host.g1.99");
+    r = ths_raw (&T.sch, "HEXISTS dexter:{c20}:resources host.g1.99");
     assert_int_equal (r->integer, 1);
     freeReplyObject (r);
 
@@ -1586,7 +1532,7 @@ test_batch_hosts (void **state)
     final = s_wait_final ("c20", 15000);
     assert_string_equal (final, "destroyed");
     free (final);
-    r = s_raw ("EXISTS dexter:{c20}:resources");
+    r = ths_raw (&T.sch, "EXISTS dexter:{c20}:resources");
     assert_int_equal (r->integer, 0);
     freeReplyObject (r);
     zactor_destroy (&a);

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "../../services/scheduler/sch_server.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -29,9 +29,7 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x03 };
 
 static struct {
-    th_redis_t redis;
-    sch_store_t *store;
-    dx_seal_t *seal;
+    ths_t sch;                  /* Redis, store, seal */
     sch_server_t *server;
 } T;
 
@@ -46,14 +44,15 @@ static void
 s_clusters (int count)
 {
     for (int i = 0; i < count; i++) {
-        redisAppendCommand (T.redis.raw, "HSET dexter:{c%05d}:cluster name c%05d provider aws "
-                            "type mesos created_at 2026-12-07T00:00:00.000Z updated_at "
-                            "2026-12-07T00:00:00.000Z state init", i, i);
-        redisAppendCommand (T.redis.raw, "ZADD dexter:clusters 0 c%05d", i);
+        redisAppendCommand (T.sch.redis.raw, "HSET dexter:{c%05d}:cluster name c%05d "
+                                              "provider aws type mesos created_at "
+                                              "2026-12-07T00:00:00.000Z updated_at "
+                                              "2026-12-07T00:00:00.000Z state init", i, i);
+        redisAppendCommand (T.sch.redis.raw, "ZADD dexter:clusters 0 c%05d", i);
     }
     for (int i = 0; i < 2 * count; i++) {
         redisReply *reply;
-        assert_int_equal (redisGetReply (T.redis.raw, (void **) &reply), REDIS_OK);
+        assert_int_equal (redisGetReply (T.sch.redis.raw, (void **) &reply), REDIS_OK);
         freeReplyObject (reply);
     }
 }
@@ -118,12 +117,9 @@ static int
 s_group_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);
-    if (th_redis_up (&T.redis, "list-test"))
+    if (ths_up (&T.sch, "list-test", s_master))
         return -1;
-    T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (T.redis.url);
-    T.server = T.store && T.seal? sch_server_new ("tcp://127.0.0.1:*", T.store, T.seal, NULL): NULL;
+    T.server = sch_server_new ("tcp://127.0.0.1:*", T.sch.store, T.sch.seal, NULL);
     return T.server? 0: -1;
 }
 
@@ -132,9 +128,7 @@ s_group_teardown (void **state)
 {
     (void) state;
     sch_server_destroy (&T.server);
-    sch_store_destroy (&T.store);
-    dx_seal_destroy (&T.seal);
-    th_redis_down (&T.redis);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -142,7 +136,7 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    freeReplyObject (redisCommand (T.redis.raw, "FLUSHALL"));
+    freeReplyObject (redisCommand (T.sch.redis.raw, "FLUSHALL"));
     return 0;
 }
 
@@ -216,7 +210,7 @@ test_whole_list_in_slices (void **state)
     (void) state;
     enum { N = 1234 };
     s_clusters (N);
-    assert_int_equal (th_redis_int (&T.redis, "DEL dexter:{c00007}:cluster"), 1);
+    assert_int_equal (th_redis_int (&T.sch.redis, "DEL dexter:{c00007}:cluster"), 1);
     json_t *reply = s_list (DX_OK, NULL);
     const json_t *clusters = s_member (reply, "clusters");
     assert_int_equal (json_array_size (clusters), N - 1);
@@ -250,11 +244,11 @@ typedef struct {
 static void
 s_live_start (s_live_t *live)
 {
-    live->store = sch_store_new (T.redis.url);
+    live->store = sch_store_new (T.sch.redis.url);
     assert_non_null (live->store);
     char endpoint [64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", th_free_port ());
-    sch_server_args_t args = { endpoint, live->store, T.seal };
+    sch_server_args_t args = { endpoint, live->store, T.sch.seal };
     live->actor = zactor_new (sch_server_actor, &args);
     assert_non_null (live->actor);
     live->dealer = zsock_new (ZMQ_DEALER);
@@ -358,7 +352,7 @@ test_waiting_lists_share (void **state)
     s_clusters (N);
     s_live_t live;
     s_live_start (&live);
-    freeReplyObject (redisCommand (T.redis.raw, "CONFIG RESETSTAT"));
+    freeReplyObject (redisCommand (T.sch.redis.raw, "CONFIG RESETSTAT"));
     char id [64];
     for (int i = 0; i < LISTS; i++)
         s_live_send (&live, "cluster.list", NULL, NULL, id, sizeof id);
@@ -373,7 +367,7 @@ test_waiting_lists_share (void **state)
     }
     free (first);
     //  One HMGET per cluster listed: at most two lists' worth
-    redisReply *info = redisCommand (T.redis.raw, "INFO commandstats");
+    redisReply *info = redisCommand (T.sch.redis.raw, "INFO commandstats");
     const char *hmget = strstr (info->str, "cmdstat_hmget:calls=");
     assert_non_null (hmget);
     long calls = atol (hmget + strlen ("cmdstat_hmget:calls="));

@@ -23,7 +23,7 @@
 
 #include "../../services/scheduler/sch_handlers.h"
 #include "../../services/scheduler/sch_plan.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_log.h"
 #include "dx_msg.h"
@@ -33,11 +33,7 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x04 };
 
 static struct {
-    th_redis_t redis;
-    sch_store_t *store;
-    dx_seal_t *seal;
-    sch_engine_t *engine;
-    sch_ctx_t ctx;
+    ths_t sch;                  /* Redis, store, seal; an engine without a broker per test */
 } T;
 
 
@@ -64,7 +60,7 @@ s_req (const char *type, const char *fmt, ...)
 static json_t *
 s_call (sch_change_fn *handler, const char *status, json_t *req)
 {
-    json_t *reply = handler (&T.ctx, req);
+    json_t *reply = handler (&T.sch.ctx, req);
     if (strcmp (dx_msg_str (reply, "status"), status)) {
         char *text = json_dumps (reply, 0);
         fail_msg ("%s: expected %s, got %s", dx_msg_type (req), status, text);
@@ -120,13 +116,13 @@ s_current (const char *name)
 {
     json_t *req = s_req ("deployment.get", "{s:s}", "name", name);
     int ticket;
-    json_t *reply = sch_queue_cluster (&T.ctx, req, SCH_LOAD_DEPLOYMENT, &ticket);
+    json_t *reply = sch_queue_cluster (&T.sch.ctx, req, SCH_LOAD_DEPLOYMENT, &ticket);
     assert_null (reply);
-    assert_int_equal (sch_read_flush (T.ctx.read), 0);
-    json_t *loaded = sch_loaded_cluster (&T.ctx, req, ticket, &reply);
-    sch_read_reset (T.ctx.read);
+    assert_int_equal (sch_read_flush (T.sch.ctx.read), 0);
+    json_t *loaded = sch_loaded_cluster (&T.sch.ctx, req, ticket, &reply);
+    sch_read_reset (T.sch.ctx.read);
     assert_non_null (loaded);
-    reply = sch_deployment_get (&T.ctx, req, loaded);
+    reply = sch_deployment_get (&T.sch.ctx, req, loaded);
     const json_t *progress = json_object_get (json_object_get (reply, "body"), "progress");
     const char *current = json_string_value (json_object_get (progress, "current"));
     char *copy = strdup (current? current: "");
@@ -144,13 +140,14 @@ s_plan_whole (const char *name, size_t steps)
 {
     int64_t deadline = dx_mono_ms () + 120000;
     int ticks = 0;
-    while ((size_t) th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name) < steps && dx_mono_ms () < deadline) {
-        int64_t next = sch_engine_tick (T.engine);
+    while ((size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{%s}:jobs", name) < steps
+           && dx_mono_ms () < deadline) {
+        int64_t next = sch_engine_tick (T.sch.engine);
         ticks++;
-        if ((size_t) th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name) < steps)
+        if ((size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{%s}:jobs", name) < steps)
             assert_true (next <= dx_mono_ms ());
     }
-    assert_int_equal (th_redis_int (&T.redis, "HLEN dexter:{%s}:jobs", name), steps);
+    assert_int_equal (th_redis_int (&T.sch.redis, "HLEN dexter:{%s}:jobs", name), steps);
     return ticks;
 }
 
@@ -160,8 +157,8 @@ static void
 s_check_jobs (const char *name, int64_t generation, size_t steps)
 {
     json_t *snapshot;
-    assert_int_equal (sch_read_snapshot (T.ctx.read, name, generation, &snapshot), 0);
-    json_t *loaded = sch_read_load (T.ctx.read, name, SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
+    assert_int_equal (sch_read_snapshot (T.sch.ctx.read, name, generation, &snapshot), 0);
+    json_t *loaded = sch_read_load (T.sch.ctx.read, name, SCH_LOAD_JOBS | SCH_LOAD_RESOURCES);
     assert_non_null (loaded);
     char err [256];
     sch_plan_t *plan = sch_plan_new (snapshot, json_object_get (loaded, "resources"),
@@ -201,21 +198,14 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);
-    if (th_redis_up (&T.redis, "planning-test"))
-        return -1;
-    T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (T.redis.url);
-    return T.seal && T.store? 0: -1;
+    return ths_up (&T.sch, "planning-test", s_master);
 }
 
 static int
 s_teardown (void **state)
 {
     (void) state;
-    sch_store_destroy (&T.store);
-    dx_seal_destroy (&T.seal);
-    th_redis_down (&T.redis);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -224,19 +214,17 @@ static int
 s_test_setup (void **state)
 {
     (void) state;
-    freeReplyObject (redisCommand (T.redis.raw, "FLUSHALL"));
-    sch_cache_purge (sch_store_cache (T.store));
-    T.engine = sch_engine_new (T.store, T.seal, NULL, 0);
-    T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
-                          .engine = T.engine };
-    return T.engine && sch_engine_recover (T.engine) == 0? 0: -1;
+    freeReplyObject (ths_raw (&T.sch, "FLUSHALL"));
+    if (ths_engine_up (&T.sch, 0, 0))
+        return -1;
+    return sch_engine_recover (T.sch.engine) == 0? 0: -1;
 }
 
 static int
 s_test_teardown (void **state)
 {
     (void) state;
-    sch_engine_destroy (&T.engine);
+    ths_engine_down (&T.sch);
     return 0;
 }
 
@@ -256,9 +244,10 @@ test_plan_in_slices (void **state)
     size_t steps = s_deploy ("big");
     int64_t put = dx_mono_ms () - start;
     assert_int_equal (steps, 4 + 2 + 1 + 3 + DX_CLUSTER_HOSTS_MAX);
-    size_t made = (size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs");
+    size_t made = (size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{big}:jobs");
     assert_true (made < steps);
-    assert_int_equal (th_redis_int (&T.redis, "HGET dexter:{big}:deployment steps_total"), steps);
+    assert_int_equal (th_redis_int (&T.sch.redis, "HGET dexter:{big}:deployment steps_total"),
+                      steps);
     char *current = s_current ("big");
     assert_non_null (strstr (current, "planning"));
     free (current);
@@ -272,7 +261,7 @@ test_plan_in_slices (void **state)
     assert_string_equal (current, "");
     free (current);
     s_check_jobs ("big", 1, steps);
-    assert_int_equal (sch_engine_size (T.engine), 1);
+    assert_int_equal (sch_engine_size (T.sch.engine), 1);
 }
 
 /*  A scheduler that stops mid-plan: a new engine on the same Redis goes
@@ -283,16 +272,16 @@ test_plan_resumes_after_restart (void **state)
     (void) state;
     s_cluster ("big", 2);
     size_t steps = s_deploy ("big");
-    sch_engine_tick (T.engine);
-    size_t made = (size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs");
+    sch_engine_tick (T.sch.engine);
+    size_t made = (size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{big}:jobs");
     assert_true (made > 0 && made < steps);
 
-    sch_engine_destroy (&T.engine);     /* the crash: memory gone, Redis stays */
-    T.engine = sch_engine_new (T.store, T.seal, NULL, 0);
-    T.ctx.engine = T.engine;
-    assert_int_equal (sch_engine_recover (T.engine), 0);
-    assert_int_equal (sch_engine_size (T.engine), 1);
-    assert_int_equal (th_redis_int (&T.redis, "HLEN dexter:{big}:jobs"), made);
+    sch_engine_destroy (&T.sch.engine);     /* the crash: memory gone, Redis stays */
+    T.sch.engine = sch_engine_new (T.sch.store, T.sch.seal, NULL, 0);
+    T.sch.ctx.engine = T.sch.engine;
+    assert_int_equal (sch_engine_recover (T.sch.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 1);
+    assert_int_equal (th_redis_int (&T.sch.redis, "HLEN dexter:{big}:jobs"), made);
     s_plan_whole ("big", steps);
     s_check_jobs ("big", 1, steps);
 }
@@ -305,18 +294,18 @@ test_delete_while_planning (void **state)
     (void) state;
     s_cluster ("big", DX_CLUSTER_HOSTS_MAX / DX_GROUP_HOSTS_MAX);
     size_t steps = s_deploy ("big");
-    sch_engine_tick (T.engine);
-    assert_true ((size_t) th_redis_int (&T.redis, "HLEN dexter:{big}:jobs") < steps);
+    sch_engine_tick (T.sch.engine);
+    assert_true ((size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{big}:jobs") < steps);
     int64_t start = dx_mono_ms ();
     json_decref (s_call (sch_cluster_delete, DX_OK,
                          s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
     print_message ("forced delete while planning: %lld ms (not asserted)\n",
                    (long long) (dx_mono_ms () - start));
-    assert_int_equal (sch_engine_size (T.engine), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 0);
     for (int i = 0; i < 5; i++)
-        sch_engine_tick (T.engine);
-    assert_int_equal (th_redis_int (&T.redis, "EXISTS dexter:{big}:jobs dexter:{big}:deployment "
-                                 "dexter:{big}:cluster"), 0);
+        sch_engine_tick (T.sch.engine);
+    assert_int_equal (th_redis_int (&T.sch.redis, "EXISTS dexter:{big}:jobs "
+                                    "dexter:{big}:deployment dexter:{big}:cluster"), 0);
 }
 
 /*  A forced delete of a cluster whose plan is whole answers without
@@ -333,10 +322,10 @@ test_delete_planned (void **state)
     json_decref (s_call (sch_cluster_delete, DX_OK,
                          s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
     int64_t deleted = dx_mono_ms ();
-    assert_int_equal (sch_engine_size (T.engine), 0);
-    assert_int_equal (th_redis_int (&T.redis, "EXISTS dexter:{big}:jobs"), 0);
+    assert_int_equal (sch_engine_size (T.sch.engine), 0);
+    assert_int_equal (th_redis_int (&T.sch.redis, "EXISTS dexter:{big}:jobs"), 0);
     int ticks = 1;
-    while (sch_engine_tick (T.engine) <= dx_mono_ms ())
+    while (sch_engine_tick (T.sch.engine) <= dx_mono_ms ())
         assert_true (++ticks < 10000);
     print_message ("forced delete of %zu planned steps: answered in %lld ms, freed in %d "
                    "ticks, %lld ms (not asserted)\n", steps, (long long) (deleted - start),

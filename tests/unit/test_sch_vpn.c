@@ -27,7 +27,7 @@
 
 #include "../../services/scheduler/sch_handlers.h"
 #include "../../services/scheduler/sch_vpn.h"
-#include "harness.h"
+#include "harness_sch.h"
 
 #include "dx_seal.h"
 #include "dx_msg.h"
@@ -41,16 +41,8 @@
 static const unsigned char s_master [32] = { 0x5a, 0x5a, 0x5a, 0x07 };
 
 static struct {
-    char dir [64];
-    int port;
-    pid_t redis;
-    redisContext *raw;
-    sch_store_t *store;
-    dx_seal_t *seal;
-    sch_broker_t *broker;
-    sch_engine_t *engine;
+    ths_t sch;                          /* Redis, store, seal; a broker and an engine per test */
     sch_vpn_t *vpn;
-    sch_ctx_t ctx;
     zsock_t *worker;                    /* the raw vpn worker */
     json_t *answers;                    /* {waiter tag: reply} */
     int dropped;                        /* waiters freed unanswered */
@@ -59,31 +51,6 @@ static struct {
 
 //  ---------------------------------------------------------------------
 //  Helpers
-
-static redisReply *
-s_raw (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    assert_non_null (reply);
-    sch_cache_purge (sch_store_cache (T.store));
-    return reply;
-}
-
-/*  A string Redis answers (caller frees), or NULL. */
-static char *
-s_raw_str (const char *fmt, ...)
-{
-    va_list args;
-    va_start (args, fmt);
-    redisReply *reply = redisvCommand (T.raw, fmt, args);
-    va_end (args);
-    char *text = reply && reply->type == REDIS_REPLY_STRING? strdup (reply->str): NULL;
-    freeReplyObject (reply);
-    return text;
-}
 
 /*  sch_vpn's answers, kept by the waiter's tag (a string). */
 static void
@@ -102,7 +69,7 @@ static void
 s_pump (int64_t ms)
 {
     int64_t deadline = dx_mono_ms () + ms;
-    zpoller_t *poller = zpoller_new (sch_broker_socket (T.broker), NULL);
+    zpoller_t *poller = zpoller_new (sch_broker_socket (T.sch.broker), NULL);
     static int64_t beat;
     while (dx_mono_ms () < deadline) {
         if (T.worker && dx_mono_ms () >= beat) {
@@ -113,9 +80,9 @@ s_pump (int64_t ms)
             beat = dx_mono_ms () + HEARTBEAT_MS;
         }
         if (zpoller_wait (poller, 5))
-            sch_broker_receive (T.broker);
-        sch_broker_tick (T.broker);
-        sch_engine_tick (T.engine);
+            sch_broker_receive (T.sch.broker);
+        sch_broker_tick (T.sch.broker);
+        sch_engine_tick (T.sch.engine);
         sch_vpn_tick (T.vpn);
     }
     zpoller_destroy (&poller);
@@ -154,7 +121,7 @@ s_wait_answer (const char *tag, int64_t ms)
 static void
 s_worker_up (void)
 {
-    T.worker = zsock_new_dealer (sch_broker_endpoint (T.broker));
+    T.worker = zsock_new_dealer (sch_broker_endpoint (T.sch.broker));
     assert_non_null (T.worker);
     zsock_set_linger (T.worker, 0);
     json_t *ready = dx_msg_new ("worker.ready", NULL);
@@ -164,9 +131,9 @@ s_worker_up (void)
     assert_int_equal (dx_msg_send (T.worker, NULL, ready), 0);
     json_decref (ready);
     int64_t deadline = dx_mono_ms () + 5000;
-    while (sch_broker_workers (T.broker, "vpn", NULL) != 1 && dx_mono_ms () < deadline)
+    while (sch_broker_workers (T.sch.broker, "vpn", NULL) != 1 && dx_mono_ms () < deadline)
         s_pump (10);
-    assert_int_equal (sch_broker_workers (T.broker, "vpn", NULL), 1);
+    assert_int_equal (sch_broker_workers (T.sch.broker, "vpn", NULL), 1);
 }
 
 /*  The raw worker's job.result for assign (outcome done with resources,
@@ -219,7 +186,7 @@ s_add (const char *cluster, const char *user, const char *tag)
 {
     json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", cluster, "fields",
                          "name", user);
-    json_t *reply = sch_vpn_user_add (&T.ctx, req, (void *) tag);
+    json_t *reply = sch_vpn_user_add (&T.sch.ctx, req, (void *) tag);
     json_decref (req);
     return reply;
 }
@@ -228,7 +195,7 @@ static json_t *
 s_revoke (const char *cluster, const char *user, const char *tag)
 {
     json_t *req = s_req ("vpnuser.revoke", "{s:s, s:s}", "name", cluster, "user", user);
-    json_t *reply = sch_vpn_user_revoke (&T.ctx, req, (void *) tag);
+    json_t *reply = sch_vpn_user_revoke (&T.sch.ctx, req, (void *) tag);
     json_decref (req);
     return reply;
 }
@@ -251,7 +218,7 @@ s_cluster (const char *name, int with_pki)
 {
     json_t *req = s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
                          "provider", "aws", "type", "mesos");
-    json_t *reply = sch_cluster_create (&T.ctx, req);
+    json_t *reply = sch_cluster_create (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_CREATED);
     json_decref (reply);
     json_decref (req);
@@ -263,9 +230,10 @@ s_cluster (const char *name, int with_pki)
                                   "kind", "vpn.pki", "provider_id", "ca1", "pki", pki,
                                   "server", "dx1:bundle", "crl_number", "1");
     char *text = json_dumps (resource, JSON_COMPACT);
-    freeReplyObject (s_raw ("HSET dexter:{%s}:resources vpn.pki %s", name, text));
-    freeReplyObject (s_raw ("HSET dexter:{%s}:deployment state deployed accessip 203.0.113.9 "
-                            "generation 1 vpn_crl_delivered 1", name));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{%s}:resources vpn.pki %s", name, text));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{%s}:deployment state deployed "
+                                      "accessip 203.0.113.9 generation 1 vpn_crl_delivered 1",
+                              name));
     free (text);
     json_decref (resource);
 }
@@ -274,7 +242,7 @@ s_cluster (const char *name, int with_pki)
 static json_t *
 s_recorded (const char *cluster)
 {
-    char *text = s_raw_str ("HGET dexter:{%s}:resources vpn.pki", cluster);
+    char *text = ths_raw_str (&T.sch, "HGET dexter:{%s}:resources vpn.pki", cluster);
     json_t *resource = text? json_loads (text, 0, NULL): NULL;
     free (text);
     assert_non_null (resource);
@@ -289,30 +257,14 @@ static int
 s_setup (void **state)
 {
     (void) state;
-    signal (SIGPIPE, SIG_IGN);
-    if (th_tmpdir (T.dir, sizeof T.dir, "schvpn-test"))
-        return -1;
-    T.port = th_free_port ();
-    if (T.port <= 0 || (T.redis = th_redis_start (T.dir, T.port, NULL)) <= 0)
-        return -1;
-    char url [64];
-    snprintf (url, sizeof url, "redis://127.0.0.1:%d/0", T.port);
-    struct timeval tv = { 2, 0 };
-    T.raw = redisConnectWithTimeout ("127.0.0.1", T.port, tv);
-    T.seal = dx_seal_new_key (s_master);
-    T.store = sch_store_new (url);
-    return T.raw && !T.raw->err && T.seal && T.store? 0: -1;
+    return ths_up (&T.sch, "schvpn-test", s_master);
 }
 
 static int
 s_teardown (void **state)
 {
     (void) state;
-    sch_store_destroy (&T.store);
-    dx_seal_destroy (&T.seal);
-    redisFree (T.raw);
-    th_stop (&T.redis);
-    th_tmpdir_remove (T.dir, 0);
+    ths_down (&T.sch);
     return 0;
 }
 
@@ -320,17 +272,16 @@ static int
 s_test_setup (void **state)
 {
     (void) state;
-    freeReplyObject (s_raw ("FLUSHALL"));
-    T.broker = sch_broker_new ("tcp://127.0.0.1:*", HEARTBEAT_MS, LEASE_MS, NULL);
-    T.engine = sch_engine_new (T.store, T.seal, T.broker, LEASE_MS);
-    T.vpn = sch_vpn_new (T.store, T.seal, T.broker, T.engine);
+    freeReplyObject (ths_raw (&T.sch, "FLUSHALL"));
+    if (ths_engine_up (&T.sch, HEARTBEAT_MS, LEASE_MS))
+        return -1;
+    T.vpn = sch_vpn_new (T.sch.store, T.sch.seal, T.sch.broker, T.sch.engine);
     sch_vpn_set_answer (T.vpn, s_answer, NULL);
-    T.ctx = (sch_ctx_t) { .store = T.store, .read = sch_store_read (T.store), .seal = T.seal,
-                          .broker = T.broker, .engine = T.engine, .vpn = T.vpn };
+    T.sch.ctx.vpn = T.vpn;
     T.answers = json_object ();
     T.dropped = 0;
-    sch_engine_recover (T.engine);
-    return T.broker && T.engine && T.vpn? 0: -1;
+    sch_engine_recover (T.sch.engine);
+    return T.vpn? 0: -1;
 }
 
 static int
@@ -339,8 +290,7 @@ s_test_teardown (void **state)
     (void) state;
     zsock_destroy (&T.worker);
     sch_vpn_destroy (&T.vpn);
-    sch_engine_destroy (&T.engine);
-    sch_broker_destroy (&T.broker);
+    ths_engine_down (&T.sch);
     json_decref (T.answers);
     return 0;
 }
@@ -367,7 +317,7 @@ test_refused_at_once (void **state)
     s_refused (s_revoke ("c1", "B-b", "w"), DX_NOT_FOUND, "name");
     json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s, s:s}}", "name", "c1", "fields",
                          "name", "bob", "role", "x");
-    s_refused (sch_vpn_user_add (&T.ctx, req, "w"), DX_INVALID, "role");
+    s_refused (sch_vpn_user_add (&T.sch.ctx, req, "w"), DX_INVALID, "role");
     json_decref (req);
     //  No job was sent, nothing answered later
     assert_null (s_hear (200));
@@ -379,10 +329,10 @@ static json_t *
 s_list (const char *cluster)
 {
     json_t *req = s_req ("vpnuser.list", "{s:s}", "name", cluster);
-    json_t *loaded = sch_read_load (T.ctx.read, cluster, SCH_LOAD_CLUSTER
+    json_t *loaded = sch_read_load (T.sch.ctx.read, cluster, SCH_LOAD_CLUSTER
                                     | SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES);
     assert_non_null (loaded);
-    json_t *reply = sch_vpn_user_list (&T.ctx, req, loaded);
+    json_t *reply = sch_vpn_user_list (&T.sch.ctx, req, loaded);
     json_decref (loaded);
     json_decref (req);
     return reply;
@@ -403,7 +353,7 @@ test_list (void **state)
     assert_true (json_equal (json_object_get (reply, "body"), want));
     json_decref (want);
     json_decref (reply);
-    freeReplyObject (s_raw ("HSET dexter:{c1}:deployment vpn_crl 2"));
+    freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:deployment vpn_crl 2"));
     reply = s_list ("c1");
     assert_string_equal (dx_msg_str (json_object_get (reply, "body"), "crl"), "pending");
     json_decref (reply);
@@ -428,7 +378,7 @@ test_add_answers_when_the_job_is_done (void **state)
     assert_non_null (strstr (dx_msg_str (assign, "job"), "c1:users:"));
     assert_null (json_object_get (T.answers, "w1"));
 
-    char *profile = dx_seal_seal (T.seal, "client\n<key>\nKEY\n</key>\n", 24);
+    char *profile = dx_seal_seal (T.sch.seal, "client\n<key>\nKEY\n</key>\n", 24);
     s_result (assign, "done",
               s_reported ("{\"cluster\":\"c1\",\"users\":[{\"name\":\"bob\"}]}",
                           json_pack ("{s:s, s:s, s:s, s:s}", "name", "bob", "serial", "4",
@@ -446,10 +396,10 @@ test_add_answers_when_the_job_is_done (void **state)
     json_t *recorded = s_recorded ("c1");
     assert_non_null (strstr (dx_msg_str (recorded, "pki"), "bob"));
     assert_string_equal (dx_msg_str (recorded, "server"), "dx1:bundle");
-    char *everything = s_raw_str ("HGET dexter:{c1}:resources vpn.pki");
+    char *everything = ths_raw_str (&T.sch, "HGET dexter:{c1}:resources vpn.pki");
     assert_null (strstr (everything, profile));
     free (everything);
-    redisReply *events = s_raw ("XRANGE dexter:{c1}:events - +");
+    redisReply *events = ths_raw (&T.sch, "XRANGE dexter:{c1}:events - +");
     int added = 0;
     for (size_t i = 0; i < events->elements; i++)
         for (size_t f = 0; f + 1 < events->element [i]->element [1]->elements; f += 2)
@@ -484,7 +434,7 @@ test_revoke_makes_the_crl_pending (void **state)
     const json_t *body = json_object_get (reply, "body");
     assert_string_equal (dx_msg_str (body, "crl"), "pending");
     assert_true (json_is_true (json_object_get (body, "revoked")));
-    char *crl = s_raw_str ("HGET dexter:{c1}:deployment vpn_crl");
+    char *crl = ths_raw_str (&T.sch, "HGET dexter:{c1}:deployment vpn_crl");
     assert_string_equal (crl, "2");
     free (crl);
     json_t *record = json_pack ("{s:s, s:s}", "vpn_crl", "2", "vpn_crl_delivered", "1");
@@ -569,7 +519,7 @@ test_a_late_request_is_dropped (void **state)
     json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", "c1", "fields",
                          "name", "dave");
     json_object_set_new (req, "deadline", json_integer (dx_now_ms () + 100));
-    assert_null (sch_vpn_user_add (&T.ctx, req, "late"));
+    assert_null (sch_vpn_user_add (&T.sch.ctx, req, "late"));
     json_decref (req);
     s_pump (300);
     s_result (first, "failed", NULL, "VpnUserExists");
@@ -588,14 +538,14 @@ s_deployable (const char *name)
                          "fields", "master_type", "m3.large", "masters", 1,
                          "region", "us-west-2", "sshkey", "reference",
                          "sshkeydata", TH_SSH_KEY_B64);
-    json_t *reply = sch_config_put (&T.ctx, req);
+    json_t *reply = sch_config_put (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_OK);
     json_decref (reply);
     json_decref (req);
     req = s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, s:i}}",
                  "name", name, "fields", "name", "g1", "role", "role1", "attributes", "vars",
                  "instance_type", "r3.xlarge", "cpus", 4, "ram", 8, "disk_size", 50);
-    reply = sch_group_upsert (&T.ctx, req);
+    reply = sch_group_upsert (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_CREATED);
     json_decref (reply);
     json_decref (req);
@@ -612,7 +562,7 @@ test_no_job_beside_vpn_server (void **state)
                          "fields", "command", "deploy", "parallelism", 5,
                          "aws_access_key_id", "AKIDVPNUSERS0000",
                          "aws_secret_access_key", "vpn/secret/0123456789");
-    json_t *reply = sch_deployment_put (&T.ctx, req);
+    json_t *reply = sch_deployment_put (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_ACCEPTED);
     json_decref (reply);
     json_decref (req);
@@ -620,7 +570,7 @@ test_no_job_beside_vpn_server (void **state)
     json_t *server = s_hear (3000);
     assert_non_null (server);
     assert_string_equal (dx_msg_str (json_object_get (server, "step"), "kind"), "vpn.server");
-    assert_true (sch_engine_running (T.engine, "c1", "vpn.server"));
+    assert_true (sch_engine_running (T.sch.engine, "c1", "vpn.server"));
     //  bob waits for it
     assert_null (s_add ("c1", "bob", "w1"));
     assert_null (s_hear (300));
