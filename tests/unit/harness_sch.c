@@ -14,6 +14,9 @@
 #include "harness_sch.h"
 #include "../../services/scheduler/sch_cache.h"
 
+#include "dx_msg.h"
+#include "dx_util.h"
+
 int
 ths_up (ths_t *self, const char *prefix, const unsigned char *master)
 {
@@ -54,6 +57,25 @@ ths_engine_down (ths_t *self)
 {
     sch_engine_destroy (&self->engine);
     sch_broker_destroy (&self->broker);
+}
+
+json_t *
+ths_req (const char *type, const char *fmt, ...)
+{
+    json_t *msg = dx_msg_new (type, NULL);
+    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
+    if (fmt) {
+        va_list args;
+        va_start (args, fmt);
+        json_error_t error;
+        json_t *extra = json_vpack_ex (&error, 0, fmt, args);
+        va_end (args);
+        if (!extra)
+            fail_msg ("bad test request format: %s", error.text);
+        json_object_update (msg, extra);
+        json_decref (extra);
+    }
+    return msg;
 }
 
 /*  The reply of a command on the test's connection, which must come;

@@ -9,11 +9,13 @@
     scheduler's back: ths_raw, which may write, purges the store's read
     cache, so that no read answers with what the cache held before;
     ths_raw_str and ths_raw_int read and leave it. A reply that does not
-    come fails the test. */
+    come fails the test. And the requests the handlers take, made as the
+    api makes them (ths_req). */
 #ifndef HARNESS_SCH_H
 #define HARNESS_SCH_H
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "harness.h"
 #include "../../services/scheduler/sch_broker.h"
@@ -48,6 +50,11 @@ int ths_engine_up (ths_t *self, int heartbeat_ms, int lease_ms);
 
 /*  Destroys the engine and the broker; safe when they are not up. */
 void ths_engine_down (ths_t *self);
+
+/*  A request as the api sends it: {v, type, id, deadline: now + 60 s}
+    plus the members packed from fmt (jansson's json_pack format; NULL:
+    none). A format jansson refuses fails the test. Caller owns. */
+json_t *ths_req (const char *type, const char *fmt, ...);
 
 /*  One command on the test's own connection: its reply (caller frees).
     Purges the store's read cache. */

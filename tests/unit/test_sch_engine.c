@@ -390,21 +390,6 @@ s_wait_workers (size_t want)
 //  ---------------------------------------------------------------------
 //  Requests, handled as the server would
 
-static json_t *
-s_req (const char *type, const char *fmt, ...)
-{
-    json_t *msg = dx_msg_new (type, NULL);
-    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
-    va_list args;
-    va_start (args, fmt);
-    json_t *extra = json_vpack_ex (NULL, 0, fmt, args);
-    va_end (args);
-    assert_non_null (extra);
-    json_object_update (msg, extra);
-    json_decref (extra);
-    return msg;
-}
-
 static void
 s_expect (sch_change_fn *handler, const char *status, json_t *req)
 {
@@ -422,29 +407,29 @@ static void
 s_cluster (const char *name, int hosts)
 {
     s_expect (sch_cluster_create, DX_CREATED,
-              s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
-                     "provider", "aws", "type", "mesos"));
+              ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
+                       "provider", "aws", "type", "mesos"));
     s_expect (sch_config_put, DX_OK,
-              s_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name", name,
-                     "fields", "master_type", "m3.large", "masters", 1, "region", "us-west-2",
-                     "sshkey", "reference", "sshkeydata", TH_SSH_KEY_B64));
+              ths_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name", name,
+                       "fields", "master_type", "m3.large", "masters", 1, "region", "us-west-2",
+                       "sshkey", "reference", "sshkeydata", TH_SSH_KEY_B64));
     //  r3.xlarge has 4 vCPUs: 4 per host
     s_expect (sch_group_upsert, DX_CREATED,
-              s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
-                     "s:i, s:{s:[]}}}", "name", name,
-                     "fields", "name", "g1", "role", "role1", "attributes", "vars",
-                     "instance_type", "r3.xlarge", "cpus", 4 * hosts, "ram", 8,
-                     "disk_size", 50, "customhwconf", "disks"));
+              ths_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
+                       "s:i, s:{s:[]}}}", "name", name,
+                       "fields", "name", "g1", "role", "role1", "attributes", "vars",
+                       "instance_type", "r3.xlarge", "cpus", 4 * hosts, "ram", 8,
+                       "disk_size", 50, "customhwconf", "disks"));
 }
 
 static void
 s_deploy (const char *name, const char *command, int parallelism)
 {
     s_expect (sch_deployment_put, DX_ACCEPTED,
-              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
-                     "fields", "command", command, "parallelism", parallelism,
-                     "aws_access_key_id", KEY_ID,
-                     "aws_secret_access_key", "engine/secret/0123456789"));
+              ths_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
+                       "fields", "command", command, "parallelism", parallelism,
+                       "aws_access_key_id", KEY_ID,
+                       "aws_secret_access_key", "engine/secret/0123456789"));
 }
 
 /*  Worker a (returned, caller's) and cluster name of `hosts` hosts
@@ -684,19 +669,19 @@ test_azure_deployment (void **state)
     while (sch_broker_workers (T.sch.broker, "azure", NULL) != 1 && dx_mono_ms () < deadline)
         s_pump (10);
     s_expect (sch_cluster_create, DX_CREATED,
-              s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "az",
-                     "provider", "azure", "type", "mesos"));
+              ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "az",
+                       "provider", "azure", "type", "mesos"));
     s_expect (sch_config_put, DX_OK,
-              s_req ("config.put", "{s:s, s:{s:i, s:s, s:s, s:s}}", "name", "az",
-                     "fields", "masters", 1, "location", "Central US", "ssh_user", "dexter",
-                     "ssh_password", "Azure-Engine-Pass1"));
+              ths_req ("config.put", "{s:s, s:{s:i, s:s, s:s, s:s}}", "name", "az",
+                       "fields", "masters", 1, "location", "Central US", "ssh_user", "dexter",
+                       "ssh_password", "Azure-Engine-Pass1"));
     //  Standard_D11 has 2 vCPUs: 2 hosts
     s_expect (sch_group_upsert, DX_CREATED,
-              s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
-                     "s:i, s:{s:[]}}}", "name", "az",
-                     "fields", "name", "g1", "role", "role1", "attributes", "vars",
-                     "instance_type", "Standard_D11", "cpus", 4, "ram", 8,
-                     "disk_size", 50, "customhwconf", "disks"));
+              ths_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, "
+                       "s:i, s:{s:[]}}}", "name", "az",
+                       "fields", "name", "g1", "role", "role1", "attributes", "vars",
+                       "instance_type", "Standard_D11", "cpus", 4, "ram", 8,
+                       "disk_size", 50, "customhwconf", "disks"));
     const char *auth = "{\"clientId\": \"11111111-2222-3333-4444-555555555555\", "
                        "\"clientSecret\": \"EngineCredSecret\", "
                        "\"subscriptionId\": \"66666666-7777-8888-9999-000000000000\", "
@@ -704,9 +689,9 @@ test_azure_deployment (void **state)
     char *credentials = dx_base64_encode ((const unsigned char *) auth, strlen (auth));
     assert_non_null (credentials);
     s_expect (sch_deployment_put, DX_ACCEPTED,
-              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
-                     "fields", "command", "deploy", "parallelism", 5,
-                     "credentials", credentials));
+              ths_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
+                       "fields", "command", "deploy", "parallelism", 5,
+                       "credentials", credentials));
     char *final = s_wait_final ("az", 15000);
     assert_string_equal (final, "deployed");
     free (final);
@@ -732,9 +717,9 @@ test_azure_deployment (void **state)
 
     s_script_reset ();
     s_expect (sch_deployment_put, DX_ACCEPTED,
-              s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
-                     "fields", "command", "destroy", "parallelism", 5,
-                     "credentials", credentials));
+              ths_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s}}", "name", "az",
+                       "fields", "command", "destroy", "parallelism", 5,
+                       "credentials", credentials));
     final = s_wait_final ("az", 15000);
     assert_string_equal (final, "destroyed");
     free (final);
@@ -1122,8 +1107,8 @@ test_recreated_cluster_ignores_old_attempts (void **state)
     json_t *assign = s_raw_first_job ("c14", &raw);
     assert_int_equal (dx_msg_int (assign, "attempt", 0), 1);
     json_decref (assign);
-    s_expect (sch_cluster_delete, DX_OK, s_req ("cluster.delete", "{s:s, s:b}", "name", "c14",
-                                                "force", 1));
+    s_expect (sch_cluster_delete, DX_OK, ths_req ("cluster.delete", "{s:s, s:b}", "name", "c14",
+                                                  "force", 1));
     json_t *cancel = s_raw_hear (raw, "job.cancel", 2000);
     assert_non_null (cancel);
     json_decref (cancel);

@@ -98,27 +98,6 @@ s_scan_count (const char *pattern)
 //  ---------------------------------------------------------------------
 //  Requests through the real codec
 
-/*  A request: {v, type, id, deadline: now + 60 s} plus the members packed
-    from fmt (jansson json_pack format, may be NULL). */
-static json_t *
-s_req (const char *type, const char *fmt, ...)
-{
-    json_t *msg = dx_msg_new (type, NULL);
-    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
-    if (fmt) {
-        va_list args;
-        va_start (args, fmt);
-        json_error_t error;
-        json_t *extra = json_vpack_ex (&error, 0, fmt, args);
-        va_end (args);
-        if (!extra)
-            fail_msg ("bad test request format: %s", error.text);
-        json_object_update (msg, extra);
-        json_decref (extra);
-    }
-    return msg;
-}
-
 /*  Sends req through encode/decode (so it must be a valid message of
     PROTOCOL.md), handles it, checks the reply is a valid message too, and
     asserts its status. Returns the reply (caller frees); takes req. */
@@ -200,8 +179,8 @@ s_body (const json_t *reply)
 static void
 s_create (const char *name, const char *provider)
 {
-    s_check (DX_CREATED, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                "name", name, "provider", provider, "type", "mesos"));
+    s_check (DX_CREATED, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                  "name", name, "provider", provider, "type", "mesos"));
 }
 
 /*  The fields of an aws config, as the api passes a request body: 3
@@ -227,7 +206,7 @@ s_azure_config (const char *location)
 static json_t *
 s_config_req (const char *name, json_t *fields)
 {
-    return s_req ("config.put", "{s:s, s:o}", "name", name, "fields", fields);
+    return ths_req ("config.put", "{s:s, s:o}", "name", name, "fields", fields);
 }
 
 static void
@@ -250,25 +229,25 @@ s_group_spec (const char *name, int hosts)
 static json_t *
 s_group_req (const char *name, const char *group, int hosts)
 {
-    return s_req ("group.upsert", "{s:s, s:o}", "name", name,
-                  "fields", s_group_spec (group, hosts));
+    return ths_req ("group.upsert", "{s:s, s:o}", "name", name,
+                    "fields", s_group_spec (group, hosts));
 }
 
 /*  group.update of group in cluster name to fields (taken). */
 static json_t *
 s_update_req (const char *name, const char *group, json_t *fields)
 {
-    return s_req ("group.update", "{s:s, s:s, s:o}", "name", name, "group", group,
-                  "fields", fields);
+    return ths_req ("group.update", "{s:s, s:s, s:o}", "name", name, "group", group,
+                    "fields", fields);
 }
 
 /*  deployment.put of command to cluster name with the test's aws keys. */
 static json_t *
 s_deploy_req (const char *name, const char *command)
 {
-    return s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
-                  "fields", "command", command, "parallelism", 7,
-                  "aws_access_key_id", SECRET_KEYID, "aws_secret_access_key", SECRET_KEY);
+    return ths_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", name,
+                    "fields", "command", command, "parallelism", 7,
+                    "aws_access_key_id", SECRET_KEYID, "aws_secret_access_key", SECRET_KEY);
 }
 
 static void
@@ -329,13 +308,13 @@ static void
 test_cluster_create_get_list (void **state)
 {
     (void) state;
-    json_t *reply = s_call (DX_OK, s_req ("cluster.list", NULL));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.list", NULL));
     assert_int_equal (json_integer_value (json_object_get (s_body (reply), "count")), 0);
     assert_int_equal (json_array_size (json_object_get (s_body (reply), "clusters")), 0);
     json_decref (reply);
 
-    reply = s_call (DX_CREATED, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                       "name", "c1", "provider", "aws", "type", "dcos"));
+    reply = s_call (DX_CREATED, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                         "name", "c1", "provider", "aws", "type", "dcos"));
     const json_t *body = s_body (reply);
     assert_string_equal (json_string_value (json_object_get (body, "name")), "c1");
     assert_string_equal (json_string_value (json_object_get (body, "provider")), "aws");
@@ -352,7 +331,7 @@ test_cluster_create_get_list (void **state)
     json_decref (reply);
 
     //  GET gives the same object
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_equal ((json_t *) s_body (reply), created_body));
     body = s_body (reply);
     const json_t *deployment = json_object_get (body, "deployment");
@@ -362,15 +341,15 @@ test_cluster_create_get_list (void **state)
     json_decref (created_body);
 
     //  Exists already
-    reply = s_call (DX_CONFLICT, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                        "name", "c1", "provider", "azure", "type", "mesos"));
+    reply = s_call (DX_CONFLICT, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                          "name", "c1", "provider", "azure", "type", "mesos"));
     s_assert_message (reply, "c1");
     s_assert_message (reply, "already exists");
     json_decref (reply);
 
     s_create ("b2", "azure");
     s_create ("a3", "aws");
-    reply = s_call (DX_OK, s_req ("cluster.list", NULL));
+    reply = s_call (DX_OK, ths_req ("cluster.list", NULL));
     body = s_body (reply);
     assert_int_equal (json_integer_value (json_object_get (body, "count")), 3);
     const json_t *list = json_object_get (body, "clusters");
@@ -402,25 +381,25 @@ static void
 test_cluster_errors (void **state)
 {
     (void) state;
-    json_t *reply = s_call (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "nosuch"));
+    json_t *reply = s_call (DX_NOT_FOUND, ths_req ("cluster.get", "{s:s}", "name", "nosuch"));
     s_assert_message (reply, "cluster nosuch does not exist");
     json_decref (reply);
     const char *types [] = { "cluster.delete", "config.get", "config.delete", "group.list",
                              "deployment.get", "deployment.vpn", "deployment.events", NULL };
     for (int i = 0; types [i]; i++) {
         json_t *req = strcmp (types [i], "cluster.delete") == 0
-            ? s_req (types [i], "{s:s, s:b}", "name", "nosuch", "force", 0)
+            ? ths_req (types [i], "{s:s, s:b}", "name", "nosuch", "force", 0)
             : strcmp (types [i], "deployment.delete") == 0
-            ? s_req (types [i], "{s:s, s:b}", "name", "nosuch", "force", 0)
-            : s_req (types [i], "{s:s}", "name", "nosuch");
+            ? ths_req (types [i], "{s:s, s:b}", "name", "nosuch", "force", 0)
+            : ths_req (types [i], "{s:s}", "name", "nosuch");
         reply = s_call (DX_NOT_FOUND, req);
         s_assert_message (reply, "nosuch");
         json_decref (reply);
     }
-    s_check (DX_NOT_FOUND, s_req ("deployment.delete", "{s:s, s:b}", "name", "nosuch",
-                                  "force", 1));
-    s_check (DX_NOT_FOUND, s_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "g"));
-    s_check (DX_NOT_FOUND, s_req ("group.delete", "{s:s, s:s}", "name", "nosuch", "group", "g"));
+    s_check (DX_NOT_FOUND, ths_req ("deployment.delete", "{s:s, s:b}", "name", "nosuch",
+                                    "force", 1));
+    s_check (DX_NOT_FOUND, ths_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "g"));
+    s_check (DX_NOT_FOUND, ths_req ("group.delete", "{s:s, s:s}", "name", "nosuch", "group", "g"));
     s_check (DX_NOT_FOUND, s_group_req ("nosuch", "g", 1));
     s_check (DX_NOT_FOUND, s_config_req ("nosuch", s_aws_config ()));
     s_check (DX_NOT_FOUND, s_deploy_req ("nosuch", "deploy"));
@@ -428,34 +407,34 @@ test_cluster_errors (void **state)
     //  Names that would break the key schema are refused before Redis
     const char *bad [] = { "Upper", "a}b", "a:b", "1abc", "", "abcdefghijklmnopq", "a b", NULL };
     for (int i = 0; bad [i]; i++) {
-        reply = s_call (DX_INVALID, s_req ("cluster.get", "{s:s}", "name", bad [i]));
+        reply = s_call (DX_INVALID, ths_req ("cluster.get", "{s:s}", "name", bad [i]));
         assert_string_equal (dx_msg_str (reply, "field"), "name");
         json_decref (reply);
-        s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                    "name", bad [i], "provider", "aws", "type", "mesos"));
+        s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                      "name", bad [i], "provider", "aws", "type", "mesos"));
     }
-    s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                "name", "ok", "provider", "gcp", "type", "mesos"));
-    s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                "name", "ok", "provider", "aws", "type", "k8s"));
-    s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:s, s:s}}", "cluster",
-                                "name", "ok", "provider", "aws"));
-    s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:s, s:s}}", "cluster",
-                                "provider", "aws", "type", "mesos"));
-    s_check (DX_INVALID, s_req ("cluster.create", "{s:{s:i, s:s, s:s}}", "cluster",
-                                "name", 7, "provider", "aws", "type", "mesos"));
+    s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                  "name", "ok", "provider", "gcp", "type", "mesos"));
+    s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                  "name", "ok", "provider", "aws", "type", "k8s"));
+    s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:s, s:s}}", "cluster",
+                                  "name", "ok", "provider", "aws"));
+    s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:s, s:s}}", "cluster",
+                                  "provider", "aws", "type", "mesos"));
+    s_check (DX_INVALID, ths_req ("cluster.create", "{s:{s:i, s:s, s:s}}", "cluster",
+                                  "name", 7, "provider", "aws", "type", "mesos"));
     //  The cluster is looked for before its fields: NOT_FOUND, not INVALID
-    s_check (DX_NOT_FOUND, s_req ("group.upsert", "{s:s, s:{s:i}}", "name", "ok",
-                                  "fields", "cpus", 4));
-    s_check (DX_INVALID, s_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "G!"));
+    s_check (DX_NOT_FOUND, ths_req ("group.upsert", "{s:s, s:{s:i}}", "name", "ok",
+                                    "fields", "cpus", 4));
+    s_check (DX_INVALID, ths_req ("group.get", "{s:s, s:s}", "name", "nosuch", "group", "G!"));
     //  Nothing was written by any of the above
     assert_int_equal (s_scan_count ("dexter:*"), 0);
     //  The longest valid name works
     s_create ("abcdefghijklmnop", "aws");
-    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "abcdefghijklmnop"));
+    s_check (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "abcdefghijklmnop"));
 
     //  A type the scheduler does not serve
-    json_t *req = s_req ("reply", "{s:s}", "status", "OK");
+    json_t *req = ths_req ("reply", "{s:s}", "status", "OK");
     reply = sch_server_handle (T.server, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_INVALID);
     json_decref (reply);
@@ -479,22 +458,22 @@ test_cluster_delete (void **state)
                               "destroy_failed", NULL };
     for (int i = 0; states [i]; i++) {
         s_set_state ("gone", states [i]);
-        json_t *reply = s_call (DX_CONFLICT, s_req ("cluster.delete", "{s:s, s:b}",
-                                                    "name", "gone", "force", 0));
+        json_t *reply = s_call (DX_CONFLICT, ths_req ("cluster.delete", "{s:s, s:b}",
+                                                      "name", "gone", "force", 0));
         s_assert_message (reply, "destroy");
         s_assert_message (reply, states [i]);
         json_decref (reply);
     }
     //  With force: every key goes, and the index member, in one transaction
-    json_t *reply = s_call (DX_OK, s_req ("cluster.delete", "{s:s, s:b}", "name", "gone",
-                                          "force", 1));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.delete", "{s:s, s:b}", "name", "gone",
+                                            "force", 1));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "gone");
     json_decref (reply);
     assert_int_equal (s_scan_count ("dexter:{gone}*"), 0);
     redisReply *r = ths_raw (&T.sch, "ZSCORE dexter:clusters gone");
     assert_int_equal (r->type, REDIS_REPLY_NIL);
     freeReplyObject (r);
-    s_check (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "gone"));
+    s_check (DX_NOT_FOUND, ths_req ("cluster.get", "{s:s}", "name", "gone"));
     //  The neighbour is untouched
     assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{keep}:cluster dexter:{keep}:config "
                                            "dexter:{keep}:secrets dexter:{keep}:deployment "
@@ -502,10 +481,10 @@ test_cluster_delete (void **state)
 
     //  States without resources delete without force; the name is free again
     s_set_state ("keep", "destroyed");
-    s_check (DX_OK, s_req ("cluster.delete", "{s:s, s:b}", "name", "keep", "force", 0));
+    s_check (DX_OK, ths_req ("cluster.delete", "{s:s, s:b}", "name", "keep", "force", 0));
     assert_int_equal (s_scan_count ("dexter:*"), 0);
     s_create ("keep", "azure");
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "keep"));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "keep"));
     assert_true (json_is_false (json_object_get (s_body (reply), "configured")));
     json_decref (reply);
     assert_int_equal (ths_raw_int (&T.sch, "XLEN dexter:{keep}:events"), 1);
@@ -538,7 +517,7 @@ test_config_stays_while_resources_exist (void **state)
         //  The same region: a change like any other
         s_check (DX_OK, s_config_req ("c1", s_aws_config ()));
     }
-    json_t *reply = s_call (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_OK, ths_req ("config.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "region")),
                          "us-west-2");
     json_decref (reply);
@@ -548,7 +527,7 @@ test_config_stays_while_resources_exist (void **state)
     s_set_state ("c1", "init");
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     s_set_state ("c1", "deployed");
-    s_check (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
+    s_check (DX_OK, ths_req ("config.delete", "{s:s}", "name", "c1"));
     reply = s_call (DX_CONFLICT, s_config_req ("c1", json_incref (moved)));
     s_assert_message (reply, "us-west-2");
     json_decref (reply);
@@ -571,10 +550,10 @@ test_config (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    json_t *reply = s_call (DX_NOT_FOUND, s_req ("config.get", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_NOT_FOUND, ths_req ("config.get", "{s:s}", "name", "c1"));
     s_assert_message (reply, "no config");
     json_decref (reply);
-    s_check (DX_NOT_FOUND, s_req ("config.delete", "{s:s}", "name", "c1"));
+    s_check (DX_NOT_FOUND, ths_req ("config.delete", "{s:s}", "name", "c1"));
     //  An azure config for an aws cluster: every fault, the first one named
     reply = s_call (DX_INVALID, s_config_req ("c1", s_azure_config ("centralus")));
     assert_string_equal (dx_msg_str (reply, "field"), "master_type");
@@ -604,7 +583,7 @@ test_config (void **state)
     json_decref (reply);
 
     //  GET shows exactly what PUT answered
-    reply = s_call (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("config.get", "{s:s}", "name", "c1"));
     assert_true (json_equal ((json_t *) s_body (reply), put_body));
     json_decref (reply);
     json_decref (put_body);
@@ -628,7 +607,7 @@ test_config (void **state)
     freeReplyObject (r);
 
     //  The cluster now counts as configured, with its masters
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_true (json_object_get (s_body (reply), "configured")));
     assert_int_equal (json_integer_value (json_object_get (json_object_get (s_body (reply),
                                           "hosts"), "masters")), 3);
@@ -660,12 +639,12 @@ test_config (void **state)
     json_object_set_new (fields, "sshkeydata", json_string ("1"));
     s_check (DX_INVALID, s_config_req ("c1", fields));
 
-    reply = s_call (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("config.delete", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "config");
     json_decref (reply);
     assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:config dexter:{c1}:secrets"), 0);
-    s_check (DX_NOT_FOUND, s_req ("config.get", "{s:s}", "name", "c1"));
-    s_check (DX_NOT_FOUND, s_req ("config.delete", "{s:s}", "name", "c1"));
+    s_check (DX_NOT_FOUND, ths_req ("config.get", "{s:s}", "name", "c1"));
+    s_check (DX_NOT_FOUND, ths_req ("config.delete", "{s:s}", "name", "c1"));
 
     //  Azure: the location's display name beside it, ssh_password sealed
     s_create ("az", "azure");
@@ -685,7 +664,7 @@ test_groups (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    json_t *reply = s_call (DX_OK, s_req ("group.list", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_OK, ths_req ("group.list", "{s:s}", "name", "c1"));
     assert_int_equal (json_array_size (json_object_get (s_body (reply), "groups")), 0);
     json_decref (reply);
 
@@ -716,13 +695,13 @@ test_groups (void **state)
     //  An azure instance type on an aws cluster; a name that is none
     json_t *azure = s_group_spec ("beta", 2);
     json_object_set_new (azure, "instance_type", json_string ("Standard_A1"));
-    reply = s_call (DX_INVALID, s_req ("group.upsert", "{s:s, s:o}", "name", "c1",
-                                       "fields", azure));
+    reply = s_call (DX_INVALID, ths_req ("group.upsert", "{s:s, s:o}", "name", "c1",
+                                         "fields", azure));
     assert_string_equal (dx_msg_str (reply, "field"), "instance_type");
     json_decref (reply);
     s_check (DX_INVALID, s_group_req ("c1", "Bad", 2));
 
-    reply = s_call (DX_OK, s_req ("group.list", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("group.list", "{s:s}", "name", "c1"));
     const json_t *groups = json_object_get (s_body (reply), "groups");
     assert_int_equal (json_array_size (groups), 2);
     assert_string_equal (json_string_value (json_object_get (json_array_get (groups, 0), "name")),
@@ -731,7 +710,7 @@ test_groups (void **state)
                          "zeta");
     json_decref (reply);
 
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     body = s_body (reply);
     assert_int_equal (json_integer_value (json_object_get (json_object_get (body, "hosts"),
                                                            "agents")), 7);
@@ -739,10 +718,11 @@ test_groups (void **state)
                          "alpha");
     json_decref (reply);
 
-    reply = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "alpha"));
+    reply = s_call (DX_OK, ths_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "alpha"));
     assert_int_equal (json_integer_value (json_object_get (s_body (reply), "hosts")), 2);
     json_decref (reply);
-    reply = s_call (DX_NOT_FOUND, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "nope"));
+    reply = s_call (DX_NOT_FOUND, ths_req ("group.get", "{s:s, s:s}", "name", "c1",
+                                           "group", "nope"));
     s_assert_message (reply, "group nope");
     json_decref (reply);
 
@@ -760,12 +740,12 @@ test_groups (void **state)
     json_decref (reply);
     assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:groups alpha"), 0);
     assert_int_equal (ths_raw_int (&T.sch, "HEXISTS dexter:{c1}:groups beta"), 1);
-    s_check (DX_NOT_FOUND, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "alpha"));
+    s_check (DX_NOT_FOUND, ths_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "alpha"));
 
-    reply = s_call (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
+    reply = s_call (DX_OK, ths_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")), "beta");
     json_decref (reply);
-    s_check (DX_NOT_FOUND, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
+    s_check (DX_NOT_FOUND, ths_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "beta"));
     assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:groups"), 1);
 }
 
@@ -835,7 +815,7 @@ test_cluster_groups_cap (void **state)
     s_check (DX_OK, s_group_req ("c1", "g0", 2));
     s_check (DX_OK, s_update_req ("c1", "g0", s_group_spec ("renamed", 1)));
     assert_int_equal (ths_raw_int (&T.sch, "HLEN dexter:{c1}:groups"), DX_CLUSTER_GROUPS_MAX);
-    s_check (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g1"));
+    s_check (DX_OK, ths_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g1"));
     s_check (DX_CREATED, s_group_req ("c1", "extra", 1));
 }
 
@@ -853,10 +833,10 @@ test_fields_for_the_provider (void **state)
     (void) state;
     json_t *bad = json_pack ("{s:s}", "nonsense", "x");
     s_check (DX_NOT_FOUND, s_config_req ("nosuch", json_incref (bad)));
-    s_check (DX_NOT_FOUND, s_req ("group.upsert", "{s:s, s:O}", "name", "nosuch", "fields", bad));
+    s_check (DX_NOT_FOUND, ths_req ("group.upsert", "{s:s, s:O}", "name", "nosuch", "fields", bad));
     s_check (DX_NOT_FOUND, s_update_req ("nosuch", "g1", json_incref (bad)));
-    s_check (DX_NOT_FOUND, s_req ("deployment.put", "{s:s, s:O}", "name", "nosuch",
-                                  "fields", bad));
+    s_check (DX_NOT_FOUND, ths_req ("deployment.put", "{s:s, s:O}", "name", "nosuch",
+                                    "fields", bad));
 
     //  Every fault at once, the first one as the reply's; nothing written
     s_create ("c1", "aws");
@@ -901,8 +881,8 @@ test_fields_for_the_provider (void **state)
     s_set_state ("c1", "deploying");
     json_t *moved = json_pack ("{s:s, s:s}", "masters", "3", "region", "eu-west-1");
     s_check (DX_INVALID, s_config_req ("c1", moved));
-    s_check (DX_INVALID, s_req ("deployment.put", "{s:s, s:{s:s}}", "name", "c1",
-                                "fields", "command", "explode"));
+    s_check (DX_INVALID, ths_req ("deployment.put", "{s:s, s:{s:s}}", "name", "c1",
+                                  "fields", "command", "explode"));
     s_check (DX_CONFLICT, s_deploy_req ("c1", "deploy"));
     s_check (DX_INVALID, s_update_req ("c1", "nope", json_incref (bad)));
     s_check (DX_NOT_FOUND, s_update_req ("c1", "nope", s_group_spec ("nope", 1)));
@@ -919,7 +899,7 @@ test_deployment (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    json_t *reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_OK, ths_req ("deployment.get", "{s:s}", "name", "c1"));
     const json_t *body = s_body (reply);
     const char *members [] = { "cluster", "state", "command", "generation",
                                "observed_generation", "parallelism", "progress", "waiting",
@@ -952,9 +932,9 @@ test_deployment (void **state)
     json_decref (reply);
     s_configure ("c1");
     s_check (DX_CREATED, s_group_req ("c1", "g1", 3));
-    reply = s_call (DX_INVALID, s_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "c1",
-                                       "fields", "command", "deploy",
-                                       "credentials", T.azure_b64));
+    reply = s_call (DX_INVALID, ths_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "c1",
+                                         "fields", "command", "deploy",
+                                         "credentials", T.azure_b64));
     s_assert_fault (reply, "credentials", "is an azure parameter, not aws");
     json_decref (reply);
 
@@ -972,7 +952,7 @@ test_deployment (void **state)
     assert_true (json_is_null (json_object_get (body, "finished_at")));
     json_t *accepted = json_deep_copy (body);
     json_decref (reply);
-    reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("deployment.get", "{s:s}", "name", "c1"));
     assert_true (json_equal ((json_t *) s_body (reply), accepted));
     json_decref (reply);
     json_decref (accepted);
@@ -1015,14 +995,14 @@ test_deployment (void **state)
     s_assert_message (reply, "in progress");
     json_decref (reply);
     s_check (DX_CONFLICT, s_deploy_req ("c1", "destroy"));
-    s_check (DX_CONFLICT, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 1));
+    s_check (DX_CONFLICT, ths_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 1));
     s_set_state ("c1", "destroying");
     s_check (DX_CONFLICT, s_deploy_req ("c1", "deploy"));
 
     //  Deployed (as a worker would record it): redeploy is generation 2
     s_set_state ("c1", "deployed");
-    reply = s_call (DX_CONFLICT, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1",
-                                        "force", 0));
+    reply = s_call (DX_CONFLICT, ths_req ("deployment.delete", "{s:s, s:b}", "name", "c1",
+                                          "force", 0));
     s_assert_message (reply, "force");
     json_decref (reply);
     reply = s_call (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
@@ -1040,14 +1020,14 @@ test_deployment (void **state)
     //  Destroyed: nothing to destroy; forgetting needs no force
     s_set_state ("c1", "destroyed");
     s_check (DX_CONFLICT, s_deploy_req ("c1", "destroy"));
-    reply = s_call (DX_OK, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 0));
+    reply = s_call (DX_OK, ths_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 0));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "deleted")),
                          "deployment");
     json_decref (reply);
     assert_int_equal (ths_raw_int (&T.sch, "EXISTS dexter:{c1}:specs dexter:{c1}:credentials"), 0);
     //  The number is kept: a generation is never used twice (EC2 remembers
     //  the client tokens made from it)
-    reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("deployment.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "state")), "init");
     assert_int_equal (json_integer_value (json_object_get (s_body (reply), "generation")), 3);
     json_decref (reply);
@@ -1057,9 +1037,9 @@ test_deployment (void **state)
     assert_int_equal (json_integer_value (json_object_get (s_body (reply), "generation")), 4);
     json_decref (reply);
     s_set_state ("c1", "destroy_failed");
-    s_check (DX_CONFLICT, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 0));
-    s_check (DX_OK, s_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 1));
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    s_check (DX_CONFLICT, ths_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 0));
+    s_check (DX_OK, ths_req ("deployment.delete", "{s:s, s:b}", "name", "c1", "force", 1));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (json_object_get (s_body (reply),
                          "deployment"), "state")), "init");
     json_decref (reply);
@@ -1067,7 +1047,7 @@ test_deployment (void **state)
     //  Destroy works without a config (it may have been deleted since)
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     s_set_state ("c1", "deployed");
-    s_check (DX_OK, s_req ("config.delete", "{s:s}", "name", "c1"));
+    s_check (DX_OK, ths_req ("config.delete", "{s:s}", "name", "c1"));
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "destroy"));
 }
 
@@ -1076,16 +1056,16 @@ test_vpn_and_events (void **state)
 {
     (void) state;
     s_create ("c1", "aws");
-    json_t *reply = s_call (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_NOT_FOUND, ths_req ("deployment.vpn", "{s:s}", "name", "c1"));
     s_assert_message (reply, "no access node has been deployed for cluster c1 yet; deploy first");
     json_decref (reply);
     redisReply *r = ths_raw (&T.sch, "HSET dexter:{c1}:deployment accessip 203.0.113.7");
     freeReplyObject (r);
-    reply = s_call (DX_OK, s_req ("deployment.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("deployment.get", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (json_object_get (s_body (reply), "_accessip")),
                          "203.0.113.7");
     json_decref (reply);
-    reply = s_call (DX_NOT_FOUND, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    reply = s_call (DX_NOT_FOUND, ths_req ("deployment.vpn", "{s:s}", "name", "c1"));
     s_assert_message (reply, "the VPN profile of cluster c1 is not made yet: the "
                       "deployment's vpn.profile step has not run");
     json_decref (reply);
@@ -1099,7 +1079,7 @@ test_vpn_and_events (void **state)
                            "\"provider_id\":\"ab\",\"remote\":\"203.0.113.7\","
                            "\"profile\":\"%s\"}", sealed) > 0);
     freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:resources vpn.profile %s", resource));
-    reply = s_call (DX_OK, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("deployment.vpn", "{s:s}", "name", "c1"));
     assert_string_equal (json_string_value (s_body (reply)), profile);
     json_decref (reply);
     free (resource);
@@ -1111,7 +1091,7 @@ test_vpn_and_events (void **state)
     assert_true (asprintf (&resource, "{\"key\":\"vpn.profile\",\"profile\":\"%s\"}",
                            sealed) > 0);
     freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:resources vpn.profile %s", resource));
-    reply = s_call (DX_INTERNAL, s_req ("deployment.vpn", "{s:s}", "name", "c1"));
+    reply = s_call (DX_INTERNAL, ths_req ("deployment.vpn", "{s:s}", "name", "c1"));
     s_assert_message (reply, "sealed with another master key");
     char *text = json_dumps (reply, 0);
     assert_null (strstr (text, "remote 203"));
@@ -1125,10 +1105,10 @@ test_vpn_and_events (void **state)
     s_configure ("c1");
     s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
     s_check (DX_OK, s_update_req ("c1", "g1", s_group_spec ("g2", 1)));
-    s_check (DX_OK, s_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g2"));
+    s_check (DX_OK, ths_req ("group.delete", "{s:s, s:s}", "name", "c1", "group", "g2"));
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
 
-    reply = s_call (DX_OK, s_req ("deployment.events", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("deployment.events", "{s:s}", "name", "c1"));
     const json_t *events = json_object_get (s_body (reply), "events");
     const char *types [] = { "cluster.created", "config.updated", "group.created",
                              "group.renamed", "group.deleted", "deployment.requested" };
@@ -1156,8 +1136,8 @@ test_vpn_and_events (void **state)
     json_decref (reply);
 
     //  after is exclusive; count limits
-    reply = s_call (DX_OK, s_req ("deployment.events", "{s:s, s:s, s:i}", "name", "c1",
-                                  "after", first, "count", 2));
+    reply = s_call (DX_OK, ths_req ("deployment.events", "{s:s, s:s, s:i}", "name", "c1",
+                                    "after", first, "count", 2));
     events = json_object_get (s_body (reply), "events");
     assert_int_equal (json_array_size (events), 2);
     assert_string_equal (json_string_value (json_object_get (json_array_get (events, 0), "type")),
@@ -1165,14 +1145,14 @@ test_vpn_and_events (void **state)
     assert_string_equal (json_string_value (json_object_get (json_array_get (events, 1), "id")),
                          third);
     json_decref (reply);
-    reply = s_call (DX_OK, s_req ("deployment.events", "{s:s, s:s}", "name", "c1",
-                                  "after", "99999999999999-0"));
+    reply = s_call (DX_OK, ths_req ("deployment.events", "{s:s, s:s}", "name", "c1",
+                                    "after", "99999999999999-0"));
     assert_int_equal (json_array_size (json_object_get (s_body (reply), "events")), 0);
     json_decref (reply);
     const char *bad [] = { "abc", "1-", "-1", "1-2-3", "1 2", "123456789012345678901", NULL };
     for (int i = 0; bad [i]; i++) {
-        reply = s_call (DX_INVALID, s_req ("deployment.events", "{s:s, s:s}", "name", "c1",
-                                           "after", bad [i]));
+        reply = s_call (DX_INVALID, ths_req ("deployment.events", "{s:s, s:s}", "name", "c1",
+                                             "after", bad [i]));
         assert_string_equal (dx_msg_str (reply, "field"), "after");
         json_decref (reply);
     }
@@ -1221,8 +1201,8 @@ test_no_plaintext_anywhere (void **state)
     s_check (DX_ACCEPTED, s_deploy_req ("c1", "deploy"));
     s_create ("az", "azure");
     s_check (DX_OK, s_config_req ("az", s_azure_config ("centralus")));
-    s_check (DX_ACCEPTED, s_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "az",
-                                 "fields", "command", "deploy", "credentials", T.azure_b64));
+    s_check (DX_ACCEPTED, ths_req ("deployment.put", "{s:s, s:{s:s, s:s}}", "name", "az",
+                                   "fields", "command", "deploy", "credentials", T.azure_b64));
 
     //  Every key, read as an operator would and as DUMP sees it
     size_t keys = 0;
@@ -1264,7 +1244,7 @@ test_no_plaintext_anywhere (void **state)
                              "group.list" };
     for (int n = 0; n < 2; n++)
         for (size_t t = 0; t < sizeof types / sizeof types [0]; t++) {
-            json_t *reply = s_call (DX_OK, s_req (types [t], "{s:s}", "name", names [n]));
+            json_t *reply = s_call (DX_OK, ths_req (types [t], "{s:s}", "name", names [n]));
             char *text = json_dumps (reply, 0);
             if (s_has_plaintext (text, strlen (text)))
                 fail_msg ("%s reply shows a secret: %s", types [t], text);
@@ -1286,12 +1266,12 @@ test_redis_down_and_back (void **state)
     char address [64];
     snprintf (address, sizeof address, "127.0.0.1:%d", T.sch.redis.port);
     for (int i = 0; i < 3; i++) {
-        json_t *reply = s_call (DX_UNAVAILABLE, s_req ("cluster.get", "{s:s}", "name", "c1"));
+        json_t *reply = s_call (DX_UNAVAILABLE, ths_req ("cluster.get", "{s:s}", "name", "c1"));
         //  Redis's address and words stay in the log
         s_assert_message (reply, "the store is unavailable; try again shortly");
         assert_null (strstr (json_string_value (json_object_get (reply, "message")), address));
         json_decref (reply);
-        json_decref (s_call (DX_UNAVAILABLE, s_req ("cluster.list", NULL)));
+        json_decref (s_call (DX_UNAVAILABLE, ths_req ("cluster.list", NULL)));
         usleep (120000);            /* past the reconnect spacing */
     }
     assert_false (sch_redis_connected (sch_store_redis (T.sch.store)));
@@ -1302,20 +1282,20 @@ test_redis_down_and_back (void **state)
     s_raw_connect ();
     usleep (120000);
     //  The very next request reconnects (the data went with that redis)
-    s_check (DX_NOT_FOUND, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    s_check (DX_NOT_FOUND, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (sch_redis_connected (sch_store_redis (T.sch.store)));
     s_create ("c1", "aws");
 
     //  Killed under an open connection: the first command notices, then back
     th_stop (&T.sch.redis.pid);
-    s_check (DX_UNAVAILABLE, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    s_check (DX_UNAVAILABLE, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_int_equal (s_redis_start (), 0);
     s_raw_connect ();
     usleep (120000);
     sch_redis_tick (sch_store_redis (T.sch.store));
     assert_true (sch_redis_connected (sch_store_redis (T.sch.store)));
-    s_check (DX_CREATED, s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                "name", "c2", "provider", "aws", "type", "mesos"));
+    s_check (DX_CREATED, ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                  "name", "c2", "provider", "aws", "type", "mesos"));
 }
 
 //  ---------------------------------------------------------------------
@@ -1387,8 +1367,8 @@ test_router_loop (void **state)
     char err [DX_ERR_LEN];
 
     //  A request and its reply
-    json_t *req = s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                         "name", "live", "provider", "aws", "type", "mesos");
+    json_t *req = ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                           "name", "live", "provider", "aws", "type", "mesos");
     assert_int_equal (dx_msg_send (dealer, NULL, req), 0);
     json_t *reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
     if (!reply)
@@ -1439,14 +1419,14 @@ test_router_loop (void **state)
     json_decref (reply);
 
     //  Past its deadline: not answered and not carried out
-    req = s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                 "name", "late", "provider", "aws", "type", "mesos");
+    req = ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                   "name", "late", "provider", "aws", "type", "mesos");
     json_object_set_new (req, "deadline", json_integer (dx_now_ms () - 1));
     assert_int_equal (dx_msg_send (dealer, NULL, req), 0);
     json_decref (req);
     assert_null (dx_msg_recv (dealer, NULL, NULL, err, sizeof err));
     zsock_set_rcvtimeo (dealer, 5000);
-    req = s_req ("cluster.get", "{s:s}", "name", "late");
+    req = ths_req ("cluster.get", "{s:s}", "name", "late");
     assert_int_equal (dx_msg_send (dealer, NULL, req), 0);
     reply = dx_msg_recv (dealer, NULL, NULL, err, sizeof err);
     assert_non_null (reply);
@@ -1505,8 +1485,8 @@ test_logs_hold_no_secret (void **state)
     zsock_t *dealer = s_dealer (live.endpoint, 5000);
     char err [DX_ERR_LEN];
     json_t *requests [] = {
-        s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "lg",
-               "provider", "aws", "type", "mesos"),
+        ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", "lg",
+                 "provider", "aws", "type", "mesos"),
         s_config_req ("lg", s_aws_config ()),
         s_deploy_req ("lg", "deploy"),
         s_deploy_req ("lg", "deploy"),          /* a CONFLICT with credentials */
@@ -1575,7 +1555,7 @@ test_list_10000 (void **state)
         json_decref (cluster);
     }
     int64_t created = dx_mono_ms ();
-    json_t *reply = s_call (DX_OK, s_req ("cluster.list", NULL));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.list", NULL));
     int64_t listed = dx_mono_ms ();
     const json_t *body = s_body (reply);
     assert_int_equal (json_integer_value (json_object_get (body, "count")), N);
@@ -1594,7 +1574,7 @@ test_list_10000 (void **state)
     double best_wall = 1e9, best_cpu = 1e9;
     for (int round = 0; round < 3; round++) {
         struct timespec w0, w1, c0, c1;
-        json_t *req = s_req ("cluster.list", NULL);
+        json_t *req = ths_req ("cluster.list", NULL);
         clock_gettime (CLOCK_MONOTONIC, &w0);
         clock_gettime (CLOCK_PROCESS_CPUTIME_ID, &c0);
         json_t *plain = sch_server_handle (T.server, req);
@@ -1663,17 +1643,17 @@ test_burst (void **state)
         snprintf (group, sizeof group, "g%d", c);
         struct { const char *status; int hosts; json_t *req; } steps [STEPS] = {
             { DX_CREATED, 1, s_group_req ("burst", group, 1) },
-            { DX_OK, 1, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
-            { DX_OK, 0, s_req ("cluster.get", "{s:s}", "name", "burst") },
+            { DX_OK, 1, ths_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
+            { DX_OK, 0, ths_req ("cluster.get", "{s:s}", "name", "burst") },
             { DX_OK, 2, s_group_req ("burst", group, 2) },
-            { DX_OK, 2, s_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
-            { DX_OK, 0, s_req ("deployment.events", "{s:s}", "name", "burst") },
-            { DX_OK, 0, s_req ("cluster.list", NULL) },
-            { DX_OK, 0, s_req ("group.delete", "{s:s, s:s}", "name", "burst",
-                               "group", group) },
-            { DX_NOT_FOUND, 0, s_req ("group.get", "{s:s, s:s}", "name", "burst",
-                                      "group", group) },
-            { DX_NOT_FOUND, 0, s_req ("config.get", "{s:s}", "name", "burst") },
+            { DX_OK, 2, ths_req ("group.get", "{s:s, s:s}", "name", "burst", "group", group) },
+            { DX_OK, 0, ths_req ("deployment.events", "{s:s}", "name", "burst") },
+            { DX_OK, 0, ths_req ("cluster.list", NULL) },
+            { DX_OK, 0, ths_req ("group.delete", "{s:s, s:s}", "name", "burst",
+                                 "group", group) },
+            { DX_NOT_FOUND, 0, ths_req ("group.get", "{s:s, s:s}", "name", "burst",
+                                        "group", group) },
+            { DX_NOT_FOUND, 0, ths_req ("config.get", "{s:s}", "name", "burst") },
         };
         for (int i = 0; i < STEPS; i++) {
             expect [c][i] = steps [i].status;
@@ -1722,11 +1702,11 @@ test_burst (void **state)
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [] = {
-        s_req ("cluster.get", "{s:s}", "name", "burst"),
-        s_req ("cluster.list", NULL),
-        s_req ("deployment.events", "{s:s}", "name", "burst"),
+        ths_req ("cluster.get", "{s:s}", "name", "burst"),
+        ths_req ("cluster.list", NULL),
+        ths_req ("deployment.events", "{s:s}", "name", "burst"),
         s_group_req ("burst", "gx", 1),
-        s_req ("group.list", "{s:s}", "name", "burst"),
+        ths_req ("group.list", "{s:s}", "name", "burst"),
     };
     const size_t nreqs = sizeof reqs / sizeof reqs [0];
     for (size_t i = 0; i < nreqs; i++) {
@@ -1760,7 +1740,7 @@ test_list_state_mirror (void **state)
     freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c1}:deployment state deployed"));
     freeReplyObject (ths_raw (&T.sch, "HSET dexter:{c2}:deployment state destroyed"));
     freeReplyObject (ths_raw (&T.sch, "HDEL dexter:{c2}:cluster state"));
-    json_t *reply = s_call (DX_OK, s_req ("cluster.list", NULL));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.list", NULL));
     const json_t *list = json_object_get (s_body (reply), "clusters");
     assert_int_equal (json_array_size (list), 2);
     //  c1 is listed from its mirror (init; the record was edited behind the
@@ -1793,7 +1773,7 @@ s_hgetalls (void)
 static char *
 s_get_state (const char *name)
 {
-    json_t *reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", name));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", name));
     const json_t *deployment = json_object_get (s_body (reply), "deployment");
     char *state = strdup (json_string_value (json_object_get (deployment, "state")));
     json_decref (reply);
@@ -1810,9 +1790,9 @@ test_read_cache (void **state)
     (void) state;
     s_create ("c1", "aws");
     s_create ("c2", "aws");
-    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    s_check (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     long long before = s_hgetalls ();
-    json_t *reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    json_t *reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_false (json_object_get (s_body (reply), "configured")));
     json_decref (reply);
     assert_int_equal (s_hgetalls (), before);           /* Redis was not asked */
@@ -1820,7 +1800,7 @@ test_read_cache (void **state)
     //  A change of c1 is seen by the next read, which asks Redis
     s_configure ("c1");
     before = s_hgetalls ();
-    reply = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    reply = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_true (json_object_get (s_body (reply), "configured")));
     json_decref (reply);
     assert_true (s_hgetalls () > before);
@@ -1828,7 +1808,7 @@ test_read_cache (void **state)
     //  A change of c2 leaves what is kept of c1
     s_configure ("c2");
     before = s_hgetalls ();
-    s_check (DX_OK, s_req ("config.get", "{s:s}", "name", "c1"));
+    s_check (DX_OK, ths_req ("config.get", "{s:s}", "name", "c1"));
     assert_int_equal (s_hgetalls (), before);
 
     //  A hand edit (not supported) shows once the kept read expires
@@ -1868,15 +1848,15 @@ test_read_cache (void **state)
     assert_null (sch_cache_get (cache, "c2", SCH_LOAD_CLUSTER, &serial));
 
     //  Losing Redis forgets everything; reads ask Redis again after
-    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
+    s_check (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c2"));
     json_t *kept = sch_cache_get (cache, "c2", SCH_LOAD_CLUSTER, &serial);
     assert_non_null (kept);
     json_decref (kept);
     freeReplyObject (ths_raw (&T.sch, "CLIENT KILL TYPE normal SKIPME yes"));
-    s_check (DX_UNAVAILABLE, s_req ("cluster.list", NULL));    /* the loss is seen */
+    s_check (DX_UNAVAILABLE, ths_req ("cluster.list", NULL));    /* the loss is seen */
     usleep (120000);                                            /* past the reconnect gap */
     before = s_hgetalls ();
-    s_check (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c2"));
+    s_check (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c2"));
     assert_true (s_hgetalls () > before);
 }
 
@@ -1931,18 +1911,18 @@ test_text_memo (void **state)
     s_create ("c1", "aws");
     s_check (DX_CREATED, s_group_req ("c1", "g1", 1));
     s_check (DX_CREATED, s_group_req ("c1", "g2", 2));
-    json_t *plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
-    json_t *g1 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
-    json_t *g2 = s_call (DX_OK, s_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
+    json_t *plain = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
+    json_t *g1 = s_call (DX_OK, ths_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g1"));
+    json_t *g2 = s_call (DX_OK, ths_req ("group.get", "{s:s, s:s}", "name", "c1", "group", "g2"));
 
     sch_server_t *server = sch_server_new ("tcp://127.0.0.1:*", T.sch.store, T.sch.seal, NULL);
     assert_non_null (server);
     zsock_t *dealer = s_dealer (sch_server_endpoint (server), 5000);
     json_t *reqs [4], *replies [4];
     for (size_t i = 0; i < 4; i++) {
-        reqs [i] = i < 2? s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1)
-                        : s_req ("group.get", "{s:s, s:s, s:b}", "name", "c1",
-                                 "group", i == 2? "g1": "g2", "text", 1);
+        reqs [i] = i < 2? ths_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1)
+                        : ths_req ("group.get", "{s:s, s:s, s:b}", "name", "c1",
+                                   "group", i == 2? "g1": "g2", "text", 1);
     }
     s_burst (server, dealer, reqs, replies, 4);
     s_check_text (replies [0], s_body (plain));
@@ -1962,7 +1942,7 @@ test_text_memo (void **state)
     sch_read_memo_put (T.read, ticket, "cluster.get/", marked);
     json_decref (marked);
     sch_read_reset (T.read);
-    reqs [0] = s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
+    reqs [0] = ths_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
     s_burst (server, dealer, reqs, replies, 1);
     assert_string_equal (dx_msg_str (replies [0], "text"), "{\"marked\":1}");
     json_decref (replies [0]);
@@ -1972,15 +1952,15 @@ test_text_memo (void **state)
     uint64_t serial;
     assert_null (sch_cache_get (sch_store_cache (T.sch.store), "c1", SCH_LOAD_CLUSTER, &serial));
     json_decref (plain);
-    plain = s_call (DX_OK, s_req ("cluster.get", "{s:s}", "name", "c1"));
+    plain = s_call (DX_OK, ths_req ("cluster.get", "{s:s}", "name", "c1"));
     assert_true (json_is_true (json_object_get (s_body (plain), "configured")));
-    reqs [0] = s_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
+    reqs [0] = ths_req ("cluster.get", "{s:s, s:b}", "name", "c1", "text", 1);
     s_burst (server, dealer, reqs, replies, 1);
     s_check_text (replies [0], s_body (plain));
     json_decref (replies [0]);
 
     //  Without text: a body, as before
-    reqs [0] = s_req ("cluster.get", "{s:s}", "name", "c1");
+    reqs [0] = ths_req ("cluster.get", "{s:s}", "name", "c1");
     s_burst (server, dealer, reqs, replies, 1);
     assert_true (json_equal ((json_t *) s_body (replies [0]), (json_t *) s_body (plain)));
     assert_null (json_object_get (replies [0], "text"));

@@ -40,21 +40,6 @@ static struct {
 //  ---------------------------------------------------------------------
 //  Helpers
 
-static json_t *
-s_req (const char *type, const char *fmt, ...)
-{
-    json_t *msg = dx_msg_new (type, NULL);
-    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
-    va_list args;
-    va_start (args, fmt);
-    json_t *extra = json_vpack_ex (NULL, 0, fmt, args);
-    va_end (args);
-    assert_non_null (extra);
-    json_object_update (msg, extra);
-    json_decref (extra);
-    return msg;
-}
-
 /*  The reply of handler to req (taken), whose status must be status.
     Caller frees. */
 static json_t *
@@ -74,24 +59,24 @@ static void
 s_cluster (const char *name, int groups)
 {
     json_decref (s_call (sch_cluster_create, DX_CREATED,
-                         s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
-                                "name", name, "provider", "aws", "type", "mesos")));
+                         ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster",
+                                  "name", name, "provider", "aws", "type", "mesos")));
     json_decref (s_call (sch_config_put, DX_OK,
-                         s_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name",
-                                name, "fields", "master_type", "m3.large", "masters", 3,
-                                "region", "us-west-2", "sshkey", "reference",
-                                "sshkeydata", TH_SSH_KEY_B64)));
+                         ths_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name",
+                                  name, "fields", "master_type", "m3.large", "masters", 3,
+                                  "region", "us-west-2", "sshkey", "reference",
+                                  "sshkeydata", TH_SSH_KEY_B64)));
     for (int i = 0; i < groups; i++) {
         char group [16];
         snprintf (group, sizeof group, "g%d", i);
         //  r3.xlarge has 4 vCPUs: 4 per host
         json_decref (s_call (sch_group_upsert, DX_CREATED,
-                             s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{s:s}, s:s, "
-                                    "s:i, s:i, s:i, s:{s:[]}}}", "name", name, "fields",
-                                    "name", group, "role", "role1", "attributes", "vars",
-                                    "x", "1", "instance_type", "r3.xlarge",
-                                    "cpus", 4 * DX_GROUP_HOSTS_MAX, "ram", 8,
-                                    "disk_size", 50, "customhwconf", "disks")));
+                             ths_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{s:s}, s:s, "
+                                      "s:i, s:i, s:i, s:{s:[]}}}", "name", name, "fields",
+                                      "name", group, "role", "role1", "attributes", "vars",
+                                      "x", "1", "instance_type", "r3.xlarge",
+                                      "cpus", 4 * DX_GROUP_HOSTS_MAX, "ram", 8,
+                                      "disk_size", 50, "customhwconf", "disks")));
     }
 }
 
@@ -100,10 +85,10 @@ static size_t
 s_deploy (const char *name)
 {
     json_t *reply = s_call (sch_deployment_put, DX_ACCEPTED,
-                            s_req ("deployment.put", "{s:s, s:{s:s, s:s, s:s}}", "name", name,
-                                   "fields", "command", "deploy",
-                                   "aws_access_key_id", "AKIDPLANNING0000",
-                                   "aws_secret_access_key", "planning/secret/0123456789"));
+                            ths_req ("deployment.put", "{s:s, s:{s:s, s:s, s:s}}", "name", name,
+                                     "fields", "command", "deploy",
+                                     "aws_access_key_id", "AKIDPLANNING0000",
+                                     "aws_secret_access_key", "planning/secret/0123456789"));
     const json_t *progress = json_object_get (json_object_get (reply, "body"), "progress");
     size_t steps = (size_t) json_integer_value (json_object_get (progress, "steps_total"));
     json_decref (reply);
@@ -114,7 +99,7 @@ s_deploy (const char *name)
 static char *
 s_current (const char *name)
 {
-    json_t *req = s_req ("deployment.get", "{s:s}", "name", name);
+    json_t *req = ths_req ("deployment.get", "{s:s}", "name", name);
     int ticket;
     json_t *reply = sch_queue_cluster (&T.sch.ctx, req, SCH_LOAD_DEPLOYMENT, &ticket);
     assert_null (reply);
@@ -298,7 +283,7 @@ test_delete_while_planning (void **state)
     assert_true ((size_t) th_redis_int (&T.sch.redis, "HLEN dexter:{big}:jobs") < steps);
     int64_t start = dx_mono_ms ();
     json_decref (s_call (sch_cluster_delete, DX_OK,
-                         s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
+                         ths_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
     print_message ("forced delete while planning: %lld ms (not asserted)\n",
                    (long long) (dx_mono_ms () - start));
     assert_int_equal (sch_engine_size (T.sch.engine), 0);
@@ -320,7 +305,7 @@ test_delete_planned (void **state)
     s_plan_whole ("big", steps);
     int64_t start = dx_mono_ms ();
     json_decref (s_call (sch_cluster_delete, DX_OK,
-                         s_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
+                         ths_req ("cluster.delete", "{s:s, s:b}", "name", "big", "force", 1)));
     int64_t deleted = dx_mono_ms ();
     assert_int_equal (sch_engine_size (T.sch.engine), 0);
     assert_int_equal (th_redis_int (&T.sch.redis, "EXISTS dexter:{big}:jobs"), 0);

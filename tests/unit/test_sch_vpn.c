@@ -165,27 +165,13 @@ s_reported (const char *pki, json_t *user)
                       "provider_id", "ca1", "pki", pki, user);
 }
 
-static json_t *
-s_req (const char *type, const char *fmt, ...)
-{
-    json_t *msg = dx_msg_new (type, NULL);
-    json_object_set_new (msg, "deadline", json_integer (dx_now_ms () + 60000));
-    va_list args;
-    va_start (args, fmt);
-    json_t *extra = json_vpack_ex (NULL, 0, fmt, args);
-    va_end (args);
-    json_object_update (msg, extra);
-    json_decref (extra);
-    return msg;
-}
-
 /*  Adds user to cluster under waiter tag: the immediate reply (caller
     owns), or NULL when it was taken. */
 static json_t *
 s_add (const char *cluster, const char *user, const char *tag)
 {
-    json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", cluster, "fields",
-                         "name", user);
+    json_t *req = ths_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", cluster, "fields",
+                           "name", user);
     json_t *reply = sch_vpn_user_add (&T.sch.ctx, req, (void *) tag);
     json_decref (req);
     return reply;
@@ -194,7 +180,7 @@ s_add (const char *cluster, const char *user, const char *tag)
 static json_t *
 s_revoke (const char *cluster, const char *user, const char *tag)
 {
-    json_t *req = s_req ("vpnuser.revoke", "{s:s, s:s}", "name", cluster, "user", user);
+    json_t *req = ths_req ("vpnuser.revoke", "{s:s, s:s}", "name", cluster, "user", user);
     json_t *reply = sch_vpn_user_revoke (&T.sch.ctx, req, (void *) tag);
     json_decref (req);
     return reply;
@@ -216,8 +202,8 @@ s_refused (json_t *reply, const char *status, const char *field)
 static void
 s_cluster (const char *name, int with_pki)
 {
-    json_t *req = s_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
-                         "provider", "aws", "type", "mesos");
+    json_t *req = ths_req ("cluster.create", "{s:{s:s, s:s, s:s}}", "cluster", "name", name,
+                           "provider", "aws", "type", "mesos");
     json_t *reply = sch_cluster_create (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_CREATED);
     json_decref (reply);
@@ -315,8 +301,8 @@ test_refused_at_once (void **state)
     s_refused (s_add ("c1", "alice", "w"), DX_CONFLICT, "name");
     s_refused (s_revoke ("c1", "bob", "w"), DX_NOT_FOUND, "name");
     s_refused (s_revoke ("c1", "B-b", "w"), DX_NOT_FOUND, "name");
-    json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s, s:s}}", "name", "c1", "fields",
-                         "name", "bob", "role", "x");
+    json_t *req = ths_req ("vpnuser.add", "{s:s, s:{s:s, s:s}}", "name", "c1", "fields",
+                           "name", "bob", "role", "x");
     s_refused (sch_vpn_user_add (&T.sch.ctx, req, "w"), DX_INVALID, "role");
     json_decref (req);
     //  No job was sent, nothing answered later
@@ -328,7 +314,7 @@ test_refused_at_once (void **state)
 static json_t *
 s_list (const char *cluster)
 {
-    json_t *req = s_req ("vpnuser.list", "{s:s}", "name", cluster);
+    json_t *req = ths_req ("vpnuser.list", "{s:s}", "name", cluster);
     json_t *loaded = sch_read_load (T.sch.ctx.read, cluster, SCH_LOAD_CLUSTER
                                     | SCH_LOAD_DEPLOYMENT | SCH_LOAD_RESOURCES);
     assert_non_null (loaded);
@@ -516,8 +502,8 @@ test_a_late_request_is_dropped (void **state)
     json_t *first = s_hear (3000);
     assert_non_null (first);
     //  dave waits behind bob's job until past his deadline
-    json_t *req = s_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", "c1", "fields",
-                         "name", "dave");
+    json_t *req = ths_req ("vpnuser.add", "{s:s, s:{s:s}}", "name", "c1", "fields",
+                           "name", "dave");
     json_object_set_new (req, "deadline", json_integer (dx_now_ms () + 100));
     assert_null (sch_vpn_user_add (&T.sch.ctx, req, "late"));
     json_decref (req);
@@ -534,17 +520,17 @@ test_a_late_request_is_dropped (void **state)
 static void
 s_deployable (const char *name)
 {
-    json_t *req = s_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name", name,
-                         "fields", "master_type", "m3.large", "masters", 1,
-                         "region", "us-west-2", "sshkey", "reference",
-                         "sshkeydata", TH_SSH_KEY_B64);
+    json_t *req = ths_req ("config.put", "{s:s, s:{s:s, s:i, s:s, s:s, s:s}}", "name", name,
+                           "fields", "master_type", "m3.large", "masters", 1,
+                           "region", "us-west-2", "sshkey", "reference",
+                           "sshkeydata", TH_SSH_KEY_B64);
     json_t *reply = sch_config_put (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_OK);
     json_decref (reply);
     json_decref (req);
-    req = s_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, s:i}}",
-                 "name", name, "fields", "name", "g1", "role", "role1", "attributes", "vars",
-                 "instance_type", "r3.xlarge", "cpus", 4, "ram", 8, "disk_size", 50);
+    req = ths_req ("group.upsert", "{s:s, s:{s:s, s:s, s:{}, s:{}, s:s, s:i, s:i, s:i}}",
+                   "name", name, "fields", "name", "g1", "role", "role1", "attributes", "vars",
+                   "instance_type", "r3.xlarge", "cpus", 4, "ram", 8, "disk_size", 50);
     reply = sch_group_upsert (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_CREATED);
     json_decref (reply);
@@ -558,10 +544,10 @@ test_no_job_beside_vpn_server (void **state)
     s_cluster ("c1", 1);
     s_deployable ("c1");
     s_worker_up ();
-    json_t *req = s_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", "c1",
-                         "fields", "command", "deploy", "parallelism", 5,
-                         "aws_access_key_id", "AKIDVPNUSERS0000",
-                         "aws_secret_access_key", "vpn/secret/0123456789");
+    json_t *req = ths_req ("deployment.put", "{s:s, s:{s:s, s:i, s:s, s:s}}", "name", "c1",
+                           "fields", "command", "deploy", "parallelism", 5,
+                           "aws_access_key_id", "AKIDVPNUSERS0000",
+                           "aws_secret_access_key", "vpn/secret/0123456789");
     json_t *reply = sch_deployment_put (&T.sch.ctx, req);
     assert_string_equal (dx_msg_str (reply, "status"), DX_ACCEPTED);
     json_decref (reply);
