@@ -78,6 +78,24 @@ ths_req (const char *type, const char *fmt, ...)
     return msg;
 }
 
+zsock_t *
+ths_worker (ths_t *self, const char *service, int capacity, const char *worker,
+            const char *active)
+{
+    zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (self->broker));
+    assert_non_null (dealer);
+    zsock_set_linger (dealer, 0);
+    json_t *ready = dx_msg_new ("worker.ready", NULL);
+    json_object_set_new (ready, "service", json_string (service));
+    json_object_set_new (ready, "capacity", json_integer (capacity));
+    json_object_set_new (ready, "worker", json_string (worker));
+    if (active)
+        json_object_set_new (ready, "active", json_pack ("[s]", active));
+    assert_int_equal (dx_msg_send (dealer, NULL, ready), 0);
+    json_decref (ready);
+    return dealer;
+}
+
 /*  The reply of a command on the test's connection, which must come;
     when purge is set, purges the store's read cache. */
 static redisReply *

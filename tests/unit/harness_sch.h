@@ -10,11 +10,12 @@
     cache, so that no read answers with what the cache held before;
     ths_raw_str and ths_raw_int read and leave it. A reply that does not
     come fails the test. And the requests the handlers take, made as the
-    api makes them (ths_req). */
+    api makes them (ths_req), and a raw worker on the broker (ths_worker). */
 #ifndef HARNESS_SCH_H
 #define HARNESS_SCH_H
 
 #include <hiredis/hiredis.h>
+#include <czmq.h>
 #include <jansson.h>
 
 #include "harness.h"
@@ -55,6 +56,12 @@ void ths_engine_down (ths_t *self);
     plus the members packed from fmt (jansson's json_pack format; NULL:
     none). A format jansson refuses fails the test. Caller owns. */
 json_t *ths_req (const char *type, const char *fmt, ...);
+
+/*  A raw DEALER on the broker (linger 0) that has said worker.ready as
+    worker `worker` of service, with capacity, running job active (NULL:
+    none): a worker a test plays by hand. Caller destroys. */
+zsock_t *ths_worker (ths_t *self, const char *service, int capacity, const char *worker,
+                     const char *active);
 
 /*  One command on the test's own connection: its reply (caller frees).
     Purges the store's read cache. */

@@ -812,18 +812,7 @@ test_worker_leaves (void **state)
 static zsock_t *
 s_raw_worker_running (const char *active)
 {
-    zsock_t *dealer = zsock_new_dealer (sch_broker_endpoint (T.sch.broker));
-    assert_non_null (dealer);
-    zsock_set_linger (dealer, 0);
-    json_t *ready = dx_msg_new ("worker.ready", NULL);
-    json_object_set_new (ready, "service", json_string ("aws"));
-    json_object_set_new (ready, "capacity", json_integer (100));
-    json_object_set_new (ready, "worker", json_string ("raw:1"));
-    if (active)
-        json_object_set_new (ready, "active", json_pack ("[s]", active));
-    assert_int_equal (dx_msg_send (dealer, NULL, ready), 0);
-    json_decref (ready);
-    return dealer;
+    return ths_worker (&T.sch, "aws", 100, "raw:1", active);
 }
 
 static zsock_t *

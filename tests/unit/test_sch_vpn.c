@@ -121,15 +121,7 @@ s_wait_answer (const char *tag, int64_t ms)
 static void
 s_worker_up (void)
 {
-    T.worker = zsock_new_dealer (sch_broker_endpoint (T.sch.broker));
-    assert_non_null (T.worker);
-    zsock_set_linger (T.worker, 0);
-    json_t *ready = dx_msg_new ("worker.ready", NULL);
-    json_object_set_new (ready, "service", json_string ("vpn"));
-    json_object_set_new (ready, "capacity", json_integer (8));
-    json_object_set_new (ready, "worker", json_string ("rawvpn:1"));
-    assert_int_equal (dx_msg_send (T.worker, NULL, ready), 0);
-    json_decref (ready);
+    T.worker = ths_worker (&T.sch, "vpn", 8, "rawvpn:1", NULL);
     int64_t deadline = dx_mono_ms () + 5000;
     while (sch_broker_workers (T.sch.broker, "vpn", NULL) != 1 && dx_mono_ms () < deadline)
         s_pump (10);
