@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <cmocka.h>                     /* after stdarg, stddef and setjmp */
 
 #define REDIS_SERVER "/usr/bin/redis-server"
 #define PYTHON       "/usr/bin/python3"
@@ -394,10 +397,6 @@ th_log_release (int saved, const char *path)
 
 //  ---------------------------------------------------------------------
 //  A fake cloud shared by the tests of a file: cmocka's checks
-
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 json_t *
 th_fake_ask (const th_fake_t *fake, const char *method, const char *what, const char *json)
